@@ -1,0 +1,66 @@
+"""The exception types of digestd, each with a message a user can act on."""
+
+from __future__ import annotations
+
+
+class DigestdError(Exception):
+    """Base class: the message is meant for the user, without a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(DigestdError):
+    """The configuration file is missing, unreadable or invalid.
+
+    The message names the file, the line where known, and the key.
+    """
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
+                 key: str | None = None) -> None:
+        self.path, self.line, self.key = path, line, key
+        where = ""
+        if path:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(where + message)
+
+
+class StoreError(DigestdError):
+    """The SQLite store cannot be opened or migrated."""
+
+
+class SourceError(DigestdError):
+    """A paper source failed; the poll of the other sources goes on.
+
+    `reason` is short and stable (timeout, http-503, bad-xml, ...) so it can be counted.
+    """
+
+    def __init__(self, message: str, *, reason: str = "error") -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
+class RuleError(DigestdError, ValueError):
+    """A keyword rule does not parse. `column` is 1-based."""
+
+    def __init__(self, message: str, column: int | None = None) -> None:
+        self.column = column
+        super().__init__(message)
+
+
+class DeliveryError(DigestdError):
+    """A digest could not be handed to the mail server.
+
+    `permanent` is true for 5xx answers (the recipient is refused), false for 4xx
+    and network errors, which are retried.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False, code: int | None = None) -> None:
+        self.permanent = permanent
+        self.code = code
+        super().__init__(message)
+
+
+class NotFound(DigestdError):
+    """A subscriber, rule or other object named on the command line does not exist."""

@@ -1,0 +1,52 @@
+"""Shared fixtures: a real SMTP server on 127.0.0.1, config files in tmp_path, the store."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from digestd.config import load_config
+from digestd.store import Store
+
+from .smtp_server import SmtpSink
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_sink():
+    """A real aiosmtpd server on 127.0.0.1 that records what it accepts."""
+    sink = SmtpSink(port=free_port())
+    sink.start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config file into tmp_path and load it."""
+
+    def write(text: str, name: str = "digestd.toml"):
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return load_config(path)
+
+    return write
+
+
+@pytest.fixture
+def store(tmp_path):
+    with Store(tmp_path / "digestd.sqlite3") as s:
+        yield s

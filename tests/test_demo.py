@@ -1,0 +1,64 @@
+"""The offline demo end to end, and the CLI around subscribers and sending."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+from pathlib import Path
+
+from digestd.cli import main
+
+
+def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "papers stored   300" in out and "digests written 2" in out
+    files = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    assert len(files) == 2
+    for path in files:
+        msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+        text = msg.get_body(("plain",)).get_content()
+        html = msg.get_body(("html",)).get_content()
+        assert "matched:" in text and "<html" in html
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    # a second run starts over and gives the same result
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
+
+
+def test_cli_flow_with_a_config(tmp_path, capsys):
+    assert main(["init", "--dir", str(tmp_path)]) == 0
+    cfg = str(tmp_path / "digestd.toml")
+    assert main(["-c", cfg, "subscribers", "add", "me@example.org", "--rule", "diffusion",
+                 "--name", "Me"]) == 0
+    assert main(["-c", cfg, "poll"]) == 0
+    capsys.readouterr()
+    assert main(["-c", cfg, "papers", "--json", "--limit", "2"]) == 0
+    papers = json.loads(capsys.readouterr().out)
+    assert len(papers) == 2 and {"id", "ids", "title", "source", "published", "url"} <= set(
+        papers[0])
+    assert main(["-c", cfg, "send", "--now", "--dry-run"]) == 0
+    assert "nothing queued" in capsys.readouterr().out
+    assert main(["-c", cfg, "send", "--now"]) == 0
+    assert "1 written" in capsys.readouterr().out
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    # every matching paper was sent once: nothing more to send
+    assert main(["-c", cfg, "send", "--now"]) == 0
+    assert "built 0 digests" in capsys.readouterr().out
+    assert main(["-c", cfg, "subscribers", "list", "--json"]) == 0
+    (sub,) = json.loads(capsys.readouterr().out)
+    assert sub["email"] == "me@example.org" and sub["status"] == "active"
+    assert sub["rules"] == ["diffusion"]
+    assert main(["-c", cfg, "subscribers", "remove", "me@example.org"]) == 0
+    assert main(["-c", cfg, "subscribers", "remove", "me@example.org"]) == 1
+
+
+def test_invalid_rule_is_refused(tmp_path, capsys):
+    main(["init", "--dir", str(tmp_path)])
+    capsys.readouterr()
+    assert main(["-c", str(tmp_path / "digestd.toml"), "subscribers", "add", "x@example.org",
+                 "--rule", "title:(a"]) != 0
+    assert "column" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""The SQLite store on a real file: migrations, papers seen once, aliases, the outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from digestd.models import Paper
+from digestd.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+
+def test_migrations_on_an_empty_file(tmp_path):
+    with Store(tmp_path / "a.sqlite3") as store:
+        assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS)
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_migrations_on_an_existing_file_apply_only_the_missing_steps(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0][1])
+    db.execute("INSERT INTO papers (id, title, first_seen) VALUES ('arxiv:1', 'Old', 'x')")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.count_papers() == 1
+    with Store(path) as store:  # reopening applies nothing
+        assert store.migrate() == 0
+
+
+def test_a_paper_seen_twice_is_stored_once(store):
+    p = Paper(id="arxiv:2401.00001", title="Noisy labels", abstract="A.")
+    assert store.add_papers([p]) == [p]
+    assert store.add_papers([p]) == []
+    assert store.count_papers() == 1
+
+
+def test_one_paper_from_two_sources_is_one_row(store):
+    a = Paper(id="arxiv:2401.00001", title="Noisy Labels Revisited", source="arxiv",
+              aliases=("doi:10.48550/arxiv.2401.00001",))
+    b = Paper(id="doi:10.48550/arxiv.2401.00001", title="Noisy labels revisited", source="hf",
+              upvotes=12)
+    c = Paper(id="url:https://example.org/x", title="Noisy labels — revisited!")
+    assert store.add_papers([a]) == [a]
+    assert store.add_papers([b, c]) == []
+    (only,) = store.papers_since("0", with_aliases=True)
+    assert only.id == "arxiv:2401.00001" and only.upvotes == 12
+    assert set(only.ids) >= {"arxiv:2401.00001", "doi:10.48550/arxiv.2401.00001",
+                             "url:https://example.org/x", "title:noisy labels revisited"}
+
+
+def test_duplicates_within_one_batch(store):
+    p = Paper(id="arxiv:1", title="Same")
+    assert len(store.add_papers([p, p])) == 1
+
+
+def test_subscribers_and_rules(store):
+    sub = store.add_subscriber("a@example.org", ["diffusion", '"noisy labels"'], name="A")
+    assert sub.rules == ("diffusion", '"noisy labels"') and sub.status == "active"
+    assert store.get_subscriber("A@EXAMPLE.ORG").id == sub.id
+    store.set_status(sub.id, "paused")
+    assert store.active_rules() == {}
+    store.remove_subscriber("a@example.org")
+    assert store.subscribers() == []
+    assert store.db.execute("SELECT count(*) FROM rules").fetchone()[0] == 0
+
+
+def test_one_digest_per_subscriber_and_period(store):
+    store.add_papers([Paper(id="arxiv:1", title="T")])
+    sub = store.add_subscriber("a@example.org", ["t"])
+    pk = store.paper_pks(["arxiv:1"])["arxiv:1"]
+    first = store.queue_digest(sub.id, "2026-11-23", recipient=sub.email, message_id="<1@x>",
+                               message=b"m", paper_pks=[pk])
+    again = store.queue_digest(sub.id, "2026-11-23", recipient=sub.email, message_id="<2@x>",
+                               message=b"m", paper_pks=[pk])
+    assert first is not None and again is None
+    assert store.sent_among([pk]) == {sub.id: {pk}}
+    assert [r.id for r in store.outbox()] == [first]
+    store.mark_sent(first)
+    assert store.outbox() == [] and store.digest_counts() == {"sent": 1}
+
+
+def test_source_state(store):
+    store.record_poll("arxiv", ok=True, new=3, etag='"abc"', last_modified="Mon")
+    store.record_poll("arxiv", ok=False, error="timeout")
+    store.record_poll("arxiv", ok=False, error="timeout")
+    st = store.source_state("arxiv")
+    assert (st.etag, st.papers_seen, st.consecutive_errors, st.last_error) == (
+        '"abc"', 3, 2, "timeout")
+    store.record_poll("arxiv", ok=True, new=0, etag='"abc"')
+    assert store.source_state("arxiv").consecutive_errors == 0
