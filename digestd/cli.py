@@ -86,10 +86,55 @@ def _print_json(data) -> None:
     sys.stdout.write("\n")
 
 
-def _progress_line(report) -> None:
-    if sys.stderr.isatty():
-        print(f"\r  sent {report.sent}  deferred {report.deferred}  failed {report.failed}",
-              end="", file=sys.stderr, flush=True)
+class Progress:
+    """A progress bar on stderr when it is a terminal, redrawn at most 10 times a second;
+    silent otherwise (the command prints one summary line at the end)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.drawn_at = 0.0
+        self.drawn = False
+
+    def __call__(self, report) -> None:
+        import time
+
+        now = time.monotonic()
+        if not self.enabled or (now - self.drawn_at < 0.1 and report.done < report.total):
+            return
+        self.drawn_at = now
+        total = max(report.total, report.done, 1)
+        filled = self.WIDTH * report.done // total
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.stream.write(f"\r  [{bar}] {report.done}/{total}  sent {report.sent}  "
+                          f"deferred {report.deferred}  failed {report.failed} ")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _progress_line(report) -> None:  # kept for callers of the old name
+    Progress()(report)
+
+
+def _delivery_summary(config: Config, report) -> str:
+    how = "written to " + config.delivery.outbox_dir if config.delivery_method == "outbox" \
+        else "sent"
+    line = f"{report.sent} {how}, {report.deferred} deferred, {report.failed} failed"
+    details = [f"{n} {what}" for n, what in ((report.bounced, "bounced"),
+                                             (report.cancelled, "cancelled: subscriber "
+                                                                "no longer active")) if n]
+    if details:
+        line += f" ({', '.join(details)})"
+    if report.stopped:
+        line += f"; stopped early: {report.stopped}"
+    return line
 
 
 # -- commands ----------------------------------------------------------------------------------
@@ -176,10 +221,6 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
     config = _config(args)
     names = set(args.source) if args.source else None
-    if names:
-        unknown = names - {s.name for s in config.sources}
-        if unknown:
-            raise DigestdError(f"no source named {', '.join(sorted(unknown))} in the config")
     with _store(config) as store:
         reports = asyncio.run(poll_sources(config.sources, store, names=names))
     print(f"{'source':<20} {'fetched':>7} {'new':>5} {'skipped':>7} {'took':>7}  status")
@@ -241,13 +282,33 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     config = _config(args)
     for rule in args.rule:
         validate(rule)
+    schedule = _schedule_args(args, config)
     with _store(config) as store:
-        sub = store.add_subscriber(args.email, args.rule, name=args.name or "",
-                                   timezone=args.timezone or config.digest.timezone,
-                                   send_at=args.send_at or config.digest.send_at,
-                                   frequency=args.frequency or config.digest.frequency)
+        sub = store.add_subscriber(args.email, args.rule, name=args.name or "", **schedule)
     print(f"added {sub.email} (active) with {len(sub.rules)} rule(s)")
     return 0
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
+    """--timezone/--send-at/--frequency/--weekday/--send-empty, checked like the config is."""
+    import re
+    from zoneinfo import ZoneInfo
+
+    tz = args.timezone or config.digest.timezone
+    try:
+        ZoneInfo(tz)
+    except (ValueError, KeyError):
+        raise DigestdError(f'--timezone must be an IANA time zone such as "Europe/Berlin", '
+                           f'got "{tz}"') from None
+    send_at = args.send_at or config.digest.send_at
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", send_at):
+        raise DigestdError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
+    return {"timezone": tz, "send_at": send_at,
+            "frequency": args.frequency or config.digest.frequency,
+            "weekday": WEEKDAYS.index(args.weekday), "send_empty": args.send_empty}
 
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
@@ -260,9 +321,17 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces} for s in subs])
         return 0
     for s in subs:
-        print(f"{s.email:<30} {s.status:<12} {s.frequency} {s.send_at} {s.timezone}  "
+        # a bouncing subscriber gets no digests until they subscribe again on the web
+        status = f"{s.status} ({s.bounces} hard bounces)" if s.status == "bouncing" else (
+            f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
+            else s.status)
+        print(f"{s.email:<30} {status:<12} {s.frequency} {s.send_at} {s.timezone}  "
               + " | ".join(s.rules))
     print(f"{len(subs)} subscribers")
+    bouncing = sum(1 for s in subs if s.status == "bouncing")
+    if bouncing:
+        print(f"{bouncing} bouncing: their server refused mail for the address; they get no "
+              "digests until they subscribe again")
     return 0
 
 
@@ -275,7 +344,7 @@ def cmd_subscribers_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from .jobs import build_digests, send_outbox
+    from .jobs import build_and_send, build_digests
 
     config = _config(args)
     with _store(config) as store:
@@ -286,28 +355,89 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(f"{built.digests} digests would be built ({built.papers_checked} papers "
                   "checked); nothing queued or sent")
             return 0
-        built = build_digests(config, store, force=args.now)
-        print(f"built {built.digests} digests ({built.papers_checked} papers checked)")
-        report = asyncio.run(send_outbox(config, store, progress=_progress_line))
-        if sys.stderr.isatty():
-            print(file=sys.stderr)
-    how = "written to " + config.delivery.outbox_dir if config.delivery_method == "outbox" \
-        else "sent"
-    print(f"{report.sent} {how}, {report.deferred} deferred, {report.failed} failed")
-    return 1 if report.failed else 0
+        # building and sending overlap: the first digests go out while the rest render
+        progress = Progress()
+        try:
+            built, report = asyncio.run(build_and_send(config, store, force=args.now,
+                                                       progress=progress))
+        finally:
+            progress.close()
+    print(f"built {built.digests} digests ({built.papers_checked} papers checked)")
+    print(_delivery_summary(config, report))
+    return 1 if report.failed or report.stopped else 0
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
+    from .deliver import owner_alive
+    from .store import utcnow
+
     config = _config(args)
     with _store(config) as store:
-        rows = store.outbox() + store.outbox(status="failed")
-    for r in rows:
-        state = "failed" if r.status == "failed" else (
-            f"retry at {r.next_attempt_at}" if r.attempts else "queued")
-        print(f"{r.id:>6} {r.recipient:<30} {r.period:<12} {r.papers:>3} papers  {state}"
+        waiting = store.outbox()
+        failed = store.outbox(status="failed") if args.failed or args.json else []
+        counts = store.digest_counts()
+    now = utcnow()
+
+    def state(r) -> str:
+        if r.status == "failed":
+            return "failed"
+        if r.claimed_by and r.claimed_until and r.claimed_until >= now:
+            alive = owner_alive(r.claimed_by)
+            return ("sending" if alive else "in flight when its sender died: resent next run")
+        if r.next_attempt_at and r.next_attempt_at > now:
+            return f"retry at {r.next_attempt_at} (attempt {r.attempts + 1})"
+        return "due now" if not r.attempts else f"due now (attempt {r.attempts + 1})"
+
+    rows = waiting + failed
+    if args.json:
+        _print_json([{"id": r.id, "recipient": r.recipient, "period": r.period,
+                      "papers": r.papers, "status": r.status, "state": state(r),
+                      "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
+                      "last_error": r.last_error, "message_id": r.message_id,
+                      "bytes": len(r.message)} for r in rows])
+        return 0
+    for r in rows[: args.limit] if args.limit else rows:
+        print(f"{r.id:>6} {r.recipient:<30} {r.period:<12} {r.papers:>3} papers  {state(r)}"
               + (f"  last error: {r.last_error}" if r.last_error else ""))
-    print(f"{len(rows)} digests waiting or failed")
+    shown = min(len(rows), args.limit) if args.limit else len(rows)
+    if shown < len(rows):
+        print(f"... {len(rows) - shown} more (--limit 0 shows all)")
+    print(f"{len(waiting)} waiting, {counts.get('failed', 0)} failed"
+          + ("" if args.failed else " (--failed lists them)")
+          + f", {counts.get('sent', 0)} sent in all")
     return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from .jobs import send_outbox
+
+    config = _config(args)
+    with _store(config) as store:
+        n = store.retry_outbox(args.id or (), failed=args.failed)
+        print(f"{n} message{'s' if n != 1 else ''} due now", flush=True)
+        if args.no_send or not n:
+            return 0
+        progress = Progress()
+        try:
+            report = asyncio.run(send_outbox(config, store, progress=progress))
+        finally:
+            progress.close()
+    print(_delivery_summary(config, report))
+    return 1 if report.failed or report.stopped else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_checks
+
+    config = _config(args)
+    checks = asyncio.run(run_checks(config))
+    marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
+    for c in checks:
+        print(f"{marks[c.status]}  {c.name:<22} {c.detail}")
+    failed = sum(1 for c in checks if c.status == "fail")
+    warned = sum(1 for c in checks if c.status == "warn")
+    print(f"{failed} failed, {warned} warnings")
+    return 1 if failed else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -315,6 +445,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     return run(config)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the web app alone (subscribe, preferences, unsubscribe, /healthz, /metrics)."""
+    import signal
+
+    from .web import create_app, serve_web
+
+    config = _config(args)
+    listen = args.listen or config.web.listen
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        ready = asyncio.Event()
+        with _store(config) as store:
+            app = create_app(config, store)
+            server = asyncio.ensure_future(serve_web(app, listen, ready=ready, stop=stop))
+            waiter = asyncio.ensure_future(ready.wait())
+            await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if ready.is_set():
+                print(f"serving on {app.state.listening}; links in emails use "
+                      f"{config.web.base_url}. Ctrl-C stops.", file=sys.stderr, flush=True)
+            await server
+
+    asyncio.run(serve())
+    return 0
 
 
 # -- the parser --------------------------------------------------------------------------------
@@ -369,6 +529,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
     p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--weekday", choices=WEEKDAYS, default="mon",
+                   help="the day of a weekly digest (default: mon)")
+    p.add_argument("--send-empty", action="store_true",
+                   help='on days without matches, send a short "nothing matched" note '
+                        "instead of no email")
     p = add("list", cmd_subscribers_list, "list subscribers", subs)
     p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
                                         "bouncing"))
@@ -382,8 +547,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "whatever their schedule")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would be built; queue and send nothing")
-    add("outbox", cmd_outbox, "list digests waiting to be sent, and why")
-    add("run", cmd_run, "run as a service: poll, build and send on schedule")
+    p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why")
+    p.add_argument("--failed", action="store_true", help="list failed ones too")
+    p.add_argument("--limit", type=int, default=200, metavar="N",
+                   help="show at most N rows (default 200; 0: all)")
+    p.add_argument("--json", action="store_true", help="print JSON (waiting and failed)")
+    outbox = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
+    p = add("retry", cmd_outbox_retry, "make waiting digests due now and send them", outbox)
+    p.add_argument("id", nargs="*", type=int, help="only these digests (ids from `outbox`)")
+    p.add_argument("--failed", action="store_true",
+                   help="also requeue failed digests, with their attempts reset")
+    p.add_argument("--no-send", action="store_true",
+                   help="only make them due; the service sends them at its next round")
+    add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
+        "the DKIM key and the From domain's SPF/DKIM/DMARC records")
+    add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "
+        "cleanly, SIGHUP reloads the config")
+    p = add("web", cmd_web, "serve only the web app: subscribe, confirm, preferences, "
+             "one-click unsubscribe, /healthz and /metrics (the service runs it too)")
+    p.add_argument("--listen", metavar="ADDR",
+                   help='address to listen on, e.g. "127.0.0.1:8080", "[::]:8080" or '
+                        '"unix:/run/digestd/web.sock" (default: [web] listen)')
     return parser
 
 

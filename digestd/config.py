@@ -27,10 +27,14 @@ SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
-            toml_key: str | None = None, path: bool = False, minimum: float | None = None) -> Any:
-    """Declare one setting: its default, the help the docs show, and its constraints."""
+            toml_key: str | None = None, path: bool = False, minimum: float | None = None,
+            duration: bool = False) -> Any:
+    """Declare one setting: its default, the help the docs show, and its constraints.
+
+    `duration`: seconds, written in TOML as a number or as "90s", "30m", "12h", "1d".
+    """
     meta = {"help": help, "choices": choices, "kinds": kinds, "toml_key": toml_key,
-            "path": path, "minimum": minimum}
+            "path": path, "minimum": minimum, "duration": duration}
     return field(default=default, metadata=meta)
 
 
@@ -56,6 +60,15 @@ class DeliveryConfig:
     reply_to: str = setting("", "Optional Reply-To address.")
     max_attempts: int = setting(8, "Give up on a digest after this many failed SMTP attempts "
                                 "(4xx and network errors are retried with backoff).", minimum=1)
+    bounce_threshold: int = setting(3, "Hard bounces in a row (the server answered 5xx for the "
+                                    "address) after which a subscriber is marked bouncing and "
+                                    "gets no more digests.", minimum=1)
+    feedback_id: str = setting("", "The sender id at the end of the Feedback-ID header that "
+                               "Gmail's postmaster tools group complaints by; empty means the "
+                               "From domain.")
+    unsubscribe_mailto: str = setting("", "The mailto: address in List-Unsubscribe (next to the "
+                                      "one-click https link); the mail's subject is "
+                                      '"unsubscribe TOKEN". Empty means the From address.')
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,9 @@ class SmtpConfig:
                                    "messages.", minimum=1)
     max_per_second: float = setting(0.0, "Messages per second at most; 0 means no limit.",
                                     minimum=0)
+    ca_file: str = setting("", "A PEM file of certificate authorities to trust for the server's "
+                           "certificate (a relay with a private CA); empty means the system's.",
+                           path=True)
     password: str = derived()
 
 
@@ -86,6 +102,19 @@ class WebConfig:
                                'environment variable DIGESTD_SECRET or the systemd credential '
                                '"secret"; if none is set a secret is generated next to the store.',
                                path=True)
+    enabled: bool = setting(True, "Serve the web app (subscribe, unsubscribe, preferences) "
+                            "inside `digestd run`. Unsubscribe links in emails need it.")
+    title: str = setting("Paper digest", "The name shown on the web pages and in confirmation "
+                         "emails.")
+    trusted_proxies: tuple = setting(("127.0.0.1", "::1"), "Addresses (or networks, e.g. "
+                                     '"10.0.0.0/8") of reverse proxies whose X-Forwarded-For '
+                                     "header names the real client, for the per-IP rate limit.")
+    subscribe_per_ip: int = setting(10, "Subscribe requests one client IP address (an IPv6 /64) "
+                                    "may make per hour; more get 429 Too Many Requests.",
+                                    minimum=1)
+    mails_per_address: int = setting(3, "Confirmation or preferences-link emails one address "
+                                     "gets per day at most, whoever asks (and never two within "
+                                     "10 minutes).", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -99,6 +128,15 @@ class DigestConfig:
                              choices=("daily", "weekdays", "weekly"))
     templates_dir: str = setting("", "A folder of your own templates; a file there overrides the "
                                  "bundled template of the same name.", path=True)
+    archive_url: str = setting("", 'Where "and N more" links to: a web page with the full '
+                               "digest. {period} and {token} (a signed token naming the "
+                               "subscriber) are filled in. Empty means no link.")
+    max_lateness: float = setting(12 * 3600.0, "A digest that could not go out on time (the "
+                                  "daemon was down) is still sent up to this long after its "
+                                  "time; later, it is merged into the next one instead, e.g. "
+                                  '"12h".', minimum=60, duration=True)
+    check_every: float = setting(60.0, "How often `digestd run` builds the digests that are due "
+                                 'and sends the outbox, e.g. "1m".', minimum=1, duration=True)
 
 
 @dataclass(frozen=True)
@@ -113,8 +151,9 @@ class SourceConfig:
     url: str = setting("", "Override the endpoint (a mirror, a test server, or for kind "
                        '"feed" the feed URL or a local file path).')
     every: float = setting(0.0, 'How often to poll, e.g. "30m", "6h", "1d". Empty or 0 means '
-                           "the kind's default (arXiv: every 6 hours, others: hourly).",
-                           minimum=0)
+                           "the kind's default: arXiv kinds four times a day, shortly after "
+                           "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
+                           "others hourly (the bundled sample: daily).", minimum=0)
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
     categories: tuple = setting((), 'arXiv categories, e.g. ["cs.LG", "stat.ML"].',
                                 kinds=("arxiv-rss",))
@@ -128,6 +167,17 @@ class SourceConfig:
                         kinds=("hf-daily", "biorxiv", "medrxiv"), minimum=1)
 
 
+@dataclass(frozen=True)
+class DkimConfig:
+    selector: str = setting("", "DKIM selector: the key is published as a TXT record at "
+                            "SELECTOR._domainkey.DOMAIN. Empty means digests are not signed.")
+    domain: str = setting("", "The signing domain (d=); empty means the From domain.")
+    private_key_file: str = setting("", "The private key (PEM, RSA; or a base64 ed25519 key) "
+                                    'file. Alternative: the systemd credential "dkim-key".',
+                                    path=True)
+    private_key: bytes = derived(b"")
+
+
 SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "delivery": DeliveryConfig,
@@ -135,6 +185,7 @@ SECTIONS: dict[str, type] = {
     "web": WebConfig,
     "digest": DigestConfig,
     "log": LogConfig,
+    "dkim": DkimConfig,
 }
 
 
@@ -147,6 +198,7 @@ class Config:
     web: WebConfig = WebConfig()
     digest: DigestConfig = DigestConfig()
     log: LogConfig = LogConfig()
+    dkim: DkimConfig = DkimConfig()
     sources: tuple[SourceConfig, ...] = ()
 
     @property
@@ -266,7 +318,7 @@ def _finish(config: Config, values: dict, path: Path | None, env: typing.Mapping
     """Resolve relative paths against the config file's folder and read secrets."""
     base = config.base_dir
     replaced = {}
-    for name in ("store", "delivery", "smtp", "web", "digest"):
+    for name in ("store", "delivery", "smtp", "web", "digest", "dkim"):
         section = getattr(config, name)
         if section is None:
             continue
@@ -278,11 +330,25 @@ def _finish(config: Config, values: dict, path: Path | None, env: typing.Mapping
         if changes:
             replaced[name] = dataclasses.replace(section, **changes)
     config = dataclasses.replace(config, **replaced)
+    # a feed given as a local file path is relative to the config file, like every path
+    sources = tuple(
+        dataclasses.replace(s, url=str((base / os.path.expanduser(s.url)).resolve()))
+        if s.kind == "feed" and s.url and "://" not in s.url and not os.path.isabs(s.url)
+        else s for s in config.sources)
+    config = dataclasses.replace(config, sources=sources)
     if config.smtp is not None:
         password = read_secret("smtp-password", config.smtp.password_file,
                                "DIGESTD_SMTP_PASSWORD", env, path)
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp,
                                                                       password=password or ""))
+    if config.dkim.selector:
+        key = read_secret("dkim-key", config.dkim.private_key_file, "", env, path)
+        if not key:
+            raise ConfigError("dkim.selector is set but there is no key: set "
+                              "dkim.private_key_file", path=str(path) if path else None,
+                              key="private_key_file")
+        config = dataclasses.replace(config, dkim=dataclasses.replace(
+            config.dkim, private_key=key.encode() + b"\n"))
     return config
 
 
@@ -308,7 +374,7 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     def got() -> str:
         return f'got "{raw}"' if isinstance(raw, str) else f"got {raw!r}"
 
-    if f.name == "every":
+    if f.name == "every" or f.metadata.get("duration"):
         value = parse_duration(raw, name, fail)
     elif typ is bool:
         if not isinstance(raw, bool):
@@ -350,6 +416,14 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
 _UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def duration_text(seconds: float) -> str:
+    """43200.0 -> "12h": the shortest exact way to write a duration in TOML."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def parse_duration(raw: Any, name: str = "duration", fail=None) -> float:
@@ -467,7 +541,8 @@ def example_config() -> str:
         out.append(f"[{section}]")
         for f in settings(cls):
             out.extend(_comment(f.metadata["help"]))
-            out.append(f"{toml_key(f)} = {_toml_value(f.default)}")
+            value = duration_text(f.default) if f.metadata.get("duration") else f.default
+            out.append(f"{toml_key(f)} = {_toml_value(value)}")
         out.append("")
     out.extend(_comment("Paper sources: one [[sources]] table each. Settings for every kind:"))
     for f in settings(SourceConfig):

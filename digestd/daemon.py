@@ -1,63 +1,489 @@
-"""The long-running service: poll sources on their intervals, build and send digests when due.
+"""The long-running service: APScheduler, signals, sd_notify and the web server in one event loop.
 
-A first, plain asyncio loop; the scheduling issue replaces it with APScheduler, sd_notify,
-catch-up after downtime and the web server in the same event loop.
+Jobs (all in the one asyncio loop, none of them one-per-subscriber):
+
+- `poll:NAME`, one per enabled source, at its `every` with jitter (arXiv kinds without
+  their own `every`: shortly after arXiv's announcements, see schedule.py);
+- `digests`, every `digest.check_every`: build the digests that are due now (the
+  schedule is computed from the store) and send the outbox in small batches.
+
+SIGTERM/SIGINT stop taking new work, give in-flight jobs a few seconds, then cancel them
+(a digest not yet accepted by the SMTP server stays queued: the outbox makes that safe),
+close the store and exit 0. SIGHUP reloads the config file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import json
 import logging
 import signal
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
-from .config import Config
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from . import __version__
+from .config import Config, SourceConfig, load_config
+from .errors import DigestdError
 from .jobs import build_digests, poll_sources, send_outbox
+from .schedule import (ARXIV_KINDS, ARXIV_POLL_HOURS, ARXIV_POLL_MINUTE, ARXIV_POLL_ZONE,
+                       poll_first_run, poll_jitter)
+from .sdnotify import Notifier
 from .sources import Http, make_source
 from .store import Store
 
 log = logging.getLogger("digestd.daemon")
 
-TICK = 60.0  # seconds between checks for due digests
+# APScheduler drops a run that starts more than misfire_grace_time late, 1 s by default:
+# a busy loop or a suspended machine would silently lose polls. A run may be late, never
+# lost; coalesce folds the runs that piled up meanwhile into one.
+MISFIRE_GRACE = 24 * 3600
+SEND_BATCH = 20  # digests per SMTP session; shutdown is checked between batches
+DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are cancelled
+STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
+STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
+ARXIV_POLL_JITTER = 600.0
 
 
-async def serve(config: Config, stop: asyncio.Event) -> None:
-    http = Http()
-    next_poll = {s.name: 0.0 for s in config.sources if s.enabled}
-    every = {s.name: make_source(s, http).every for s in config.sources if s.enabled}
-    with Store(config.store.path) as store:
-        log.info("event=started sources=%d store=%s", len(next_poll), store.path)
+# the library loggers that speak in the daemon, each a logger that records are made on
+FOREIGN_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.error")
+
+
+class LibraryLines(logging.Filter):
+    """Library log lines in our key=value shape. APScheduler's "skipped: maximum number of
+    running instances reached" is dropped: with max_instances=1 a long run (a big outbox,
+    a slow source) just delays the next one, by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "maximum number of running instances reached" in text:
+            return False
+        record.msg = "event=%s message=%s"
+        record.args = (record.name.partition(".")[0], json.dumps(text))
+        return True
+
+
+def poll_trigger(cfg: SourceConfig, every: float) -> BaseTrigger:
+    """When a source is polled: its `every` with jitter, or for arXiv kinds without one,
+    a little after each announcement (arXiv publishes on a US Eastern schedule)."""
+    if not cfg.every and cfg.kind in ARXIV_KINDS:
+        return CronTrigger(hour=",".join(str(h) for h in ARXIV_POLL_HOURS),
+                           minute=ARXIV_POLL_MINUTE, timezone=ZoneInfo(ARXIV_POLL_ZONE),
+                           jitter=ARXIV_POLL_JITTER)
+    return IntervalTrigger(seconds=every, jitter=poll_jitter(every), timezone=timezone.utc)
+
+
+@dataclass
+class WebServer:
+    """The web app served by digestd.web.serve_web as a task of the daemon's loop."""
+
+    task: asyncio.Task
+    stop: asyncio.Event
+
+
+def web_parts(config: Config) -> tuple[Callable, Callable] | None:
+    """(create_app, serve_web) of digestd.web, or None (logged) when the web app is
+    disabled or this build has none: digests go on without it."""
+    if not config.web.enabled:
+        log.info("event=web_disabled reason=config")
+        return None
+    try:
+        from . import web
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.web":
+            log.error("event=web_unavailable error=%r", str(e))
+        else:
+            log.warning("event=web_unavailable reason=not_in_this_build")
+        return None
+    except Exception as e:  # a broken web module must not take the digests down with it
+        log.error("event=web_unavailable error=%r", f"{type(e).__name__}: {e}")
+        return None
+    parts = getattr(web, "create_app", None), getattr(web, "serve_web", None)
+    if None in parts:
+        log.warning("event=web_unavailable reason=no_create_app_or_serve_web")
+        return None
+    return parts
+
+
+class Daemon:
+    """One event loop: the scheduler's poll and digest jobs, the web server, signals, sd_notify.
+
+    `clock` gives "now" to the digest schedule (tests inject one); the scheduler itself
+    runs on the real clock.
+    """
+
+    def __init__(self, config: Config, *, notifier: Notifier | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.stop_requested = asyncio.Event()
+        self.stopping = False
+        self.running: dict[asyncio.Task, str] = {}  # in-flight job tasks -> job id
+        self.first_polls: set[str] = set()  # sources polled at start, not finished yet
+        self.last_progress = time.monotonic()  # the digest job's last sign of life
+        self.store: Store | None = None
+        self.http: Http | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self.web: WebServer | None = None
+        self.send_again = False  # the web app queued mail while the digest job was running
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or `request_stop`), then shut down cleanly."""
+        loop = asyncio.get_running_loop()
+        self._quiet_libraries()
+        signals = self._install_signals(loop)
+        watchdog: asyncio.Task | None = None
         try:
-            while not stop.is_set():
-                now = time.monotonic()
-                due = {name for name, at in next_poll.items() if at <= now}
-                if due:
-                    await poll_sources(config.sources, store, http=http, names=due)
-                    for name in due:
-                        next_poll[name] = now + every[name]
-                built = build_digests(config, store)
-                if built.digests:
-                    log.info("event=built digests=%d", built.digests)
-                report = await send_outbox(config, store)
-                if report.sent or report.deferred or report.failed:
-                    log.info("event=delivered sent=%d deferred=%d failed=%d", report.sent,
-                             report.deferred, report.failed)
-                try:
-                    await asyncio.wait_for(stop.wait(), TICK)
-                except asyncio.TimeoutError:
-                    pass
+            self.store = Store(self.config.store.path)
+            self.http = Http()
+            self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
+                "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
+            self._schedule_polls(startup=True)
+            # after downtime the digests that are due should include what the sources
+            # published meanwhile: the first digest run waits for the first polls (it is
+            # moved to "now" when they are done), at most STARTUP_POLL_GRACE
+            first = datetime.now(timezone.utc)
+            if self.first_polls:
+                first += timedelta(seconds=STARTUP_POLL_GRACE)
+            self.scheduler.add_job(self._job, self._digest_trigger(), id="digests",
+                                   name="digests", args=("digests", self._digests),
+                                   next_run_time=first)
+            self.scheduler.start()
+            await self._start_web()
+            if not self.stop_requested.is_set():
+                self.notifier.ready(self.status_text())
+                interval = self.notifier.watchdog_interval
+                if interval:
+                    watchdog = asyncio.create_task(self._watchdog(interval), name="watchdog")
+                log.info("event=ready version=%s store=%s sources=%d web=%s check_every_s=%g "
+                         "max_lateness_s=%g watchdog_s=%s", __version__, self.store.path,
+                         len(self._poll_jobs()), self.config.web.listen if self.web else "off",
+                         self.config.digest.check_every, self.config.digest.max_lateness,
+                         f"{interval:g}" if interval else "off")
+            await self.stop_requested.wait()
         finally:
-            await http.aclose()
-            log.info("event=stopped")
+            await self._shutdown(watchdog)
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+    async def _start_web(self) -> None:
+        """Serve the web app in this loop; return once it listens (READY=1 waits for it)."""
+        assert self.store is not None
+        parts = web_parts(self.config)
+        if parts is None:
+            return
+        create_app, serve_web = parts
+        app = create_app(self.config, self.store, mailer=self.wake_sender)
+        ready, stop = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(serve_web(app, self.config.web.listen, ready=ready,
+                                             stop=stop), name="web")
+        self.web = WebServer(task, stop)
+        listening = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if task.done():
+            self.web = None
+            await task  # raises the reason (an address in use, say)
+            raise DigestdError(f"the web app stopped while starting on {self.config.web.listen}")
+        task.add_done_callback(self._web_ended)
+
+    def _web_ended(self, task: asyncio.Task) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("event=web_failed error=%r", f"{type(error).__name__}: {error}")
+        elif not self.stopping:
+            log.error("event=web_failed error=%r", "the server stopped")
+
+    async def wake_sender(self) -> None:
+        """The web app's mailer: a confirmation or preferences mail is queued, send it now
+        through the one sender of this process (the digest job)."""
+        if self.stopping or self.scheduler is None:
+            return
+        if "digests" in self.running.values():
+            self.send_again = True
+        else:
+            self._run_digests_now()
+
+    def request_stop(self, reason: str = "request") -> None:
+        if self.stop_requested.is_set():
+            log.info("event=stop_requested reason=%s note=already_stopping", reason)
+            return
+        log.info("event=stop_requested reason=%s", reason)
+        self.stop_requested.set()
+
+    async def _shutdown(self, watchdog: asyncio.Task | None) -> None:
+        began = time.monotonic()
+        self.stopping = True
+        self.notifier.stopping("stopping: finishing in-flight work")
+        if watchdog is not None:
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()  # no new runs; in-flight ones go on for now
+        waiting: list[asyncio.Task] = list(self.running)
+        if self.web is not None and not self.web.task.done():
+            self.web.stop.set()  # no new connections; requests in flight may finish
+            waiting.append(self.web.task)
+        if waiting:
+            log.info("event=draining jobs=%s", ",".join(sorted(self.running.values())) or "-")
+            _done, pending = await asyncio.wait(waiting, timeout=DRAIN_TIMEOUT)
+            for task in pending:
+                # a digest not yet accepted by the server stays queued and goes next time
+                log.warning("event=cancelled job=%s reason=shutdown_timeout",
+                            self.running.get(task, task.get_name()))
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
+        if self.http is not None:
+            await self.http.aclose()
+        if self.store is not None:
+            self.store.close()
+        log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
+        self.notifier.close()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        handlers = {signal.SIGTERM: functools.partial(self.request_stop, "SIGTERM"),
+                    signal.SIGINT: functools.partial(self.request_stop, "SIGINT"),
+                    signal.SIGHUP: self.reload}
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
+        return list(handlers)
+
+    @staticmethod
+    def _quiet_libraries() -> None:
+        # their INFO lines say nothing our own lines do not
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            for name in ("apscheduler", "uvicorn", "httpx", "httpcore"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+        for name in FOREIGN_LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, LibraryLines) for f in logger.filters):
+                logger.addFilter(LibraryLines())
+
+    # -- jobs --------------------------------------------------------------------------------------
+
+    async def _job(self, job_id: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run one job; its errors are logged and never stop the schedule."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.running[task] = job_id
+        began = time.monotonic()
+        try:
+            await work()
+        except asyncio.CancelledError:
+            # cancelled by _shutdown after the drain timeout: end quietly, nothing is lost
+            log.info("event=job_cancelled job=%s", job_id)
+        except Exception as e:
+            log.exception("event=job_failed job=%s error=%r took_ms=%d", job_id,
+                          f"{type(e).__name__}: {e}", (time.monotonic() - began) * 1000)
+        finally:
+            self.running.pop(task, None)
+
+    def _digest_trigger(self) -> IntervalTrigger:
+        return IntervalTrigger(seconds=self.config.digest.check_every, timezone=timezone.utc)
+
+    def _poll_jobs(self) -> list:
+        assert self.scheduler is not None
+        return [j for j in self.scheduler.get_jobs() if j.id.startswith("poll:")]
+
+    def _schedule_polls(self, *, startup: bool = False) -> None:
+        """(Re)create one poll job per enabled source; a source polled recently is not
+        polled again right away after a restart or reload."""
+        assert self.scheduler is not None and self.store is not None and self.http is not None
+        now = datetime.now(timezone.utc)
+        states = {s.name: s for s in self.store.source_states()}
+        wanted: dict[str, SourceConfig] = {f"poll:{s.name}": s for s in self.config.sources
+                                           if s.enabled}
+        for job in self._poll_jobs():
+            if job.id not in wanted:
+                job.remove()
+        for job_id, cfg in wanted.items():
+            try:
+                every = make_source(cfg, self.http).every
+            except NotImplementedError as e:
+                log.error("event=source_unavailable source=%s error=%r", cfg.name, str(e))
+                continue
+            trigger = poll_trigger(cfg, every)
+            if isinstance(trigger, CronTrigger):
+                every = 24 * 3600 / len(ARXIV_POLL_HOURS)
+            state = states.get(cfg.name)
+            first = poll_first_run(state.last_poll if state else None, every, now)
+            if startup and first <= now:
+                self.first_polls.add(cfg.name)
+            self.scheduler.add_job(self._job, trigger, id=job_id, name=job_id,
+                                   args=(job_id, functools.partial(self._poll, cfg.name)),
+                                   next_run_time=first, replace_existing=True)
+            log.debug("event=poll_scheduled source=%s first=%s every_s=%g", cfg.name,
+                      first.isoformat(timespec="seconds"), every)
+
+    async def _poll(self, name: str) -> None:
+        assert self.store is not None
+        cfg = next((s for s in self.config.sources if s.name == name), None)
+        try:
+            if cfg is not None and not self.stopping:
+                await poll_sources([cfg], self.store, http=self.http, names=[name])
+        finally:
+            if name in self.first_polls:
+                self.first_polls.discard(name)
+                if not self.first_polls and not self.stopping:
+                    self._run_digests_now()
+        self._update_status()
+
+    def _run_digests_now(self) -> None:
+        """Run the digest job now (the first polls are done, or the web app queued mail)."""
+        assert self.scheduler is not None
+        job = self.scheduler.get_job("digests")
+        if job is not None:
+            job.modify(next_run_time=datetime.now(timezone.utc))
+
+    async def _digests(self) -> None:
+        assert self.store is not None
+        self._progress()
+        if self.first_polls:
+            log.warning("event=first_polls_slow pending=%s waited_s=%d",
+                        ",".join(sorted(self.first_polls)), STARTUP_POLL_GRACE)
+            self.first_polls.clear()
+        if not self.stopping:
+            began = time.monotonic()
+            try:
+                built = build_digests(self.config, self.store, now=self.clock())
+            except Exception as e:
+                # logged, retried next tick; what is queued already (confirmations) still goes
+                log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
+            else:
+                if built.digests or built.merged or built.quiet:
+                    log.info("event=built digests=%d empty_notes=%d quiet=%d caught_up=%d "
+                             "merged=%d papers_checked=%d took_ms=%d", built.digests,
+                             built.empty, built.quiet, built.caught_up, built.merged,
+                             built.papers_checked, (time.monotonic() - began) * 1000)
+        self._progress()
+        await self._send()
+        while self.send_again and not self.stop_requested.is_set():
+            self.send_again = False
+            await self._send()
+        self._progress()
+        self._update_status()
+
+    async def _send(self) -> None:
+        """Send the outbox in batches, checking between batches whether we are stopping."""
+        assert self.store is not None
+        sent = deferred = failed = 0
+        while not self.stop_requested.is_set():
+            report = await send_outbox(self.config, self.store, limit=SEND_BATCH)
+            self._progress()
+            sent, deferred, failed = (sent + report.sent, deferred + report.deferred,
+                                      failed + report.failed)
+            # a short batch means the outbox is done; nothing sent means the server is
+            # unhappy, and the deferred rows wait for their backoff anyway
+            if report.sent + report.deferred + report.failed < SEND_BATCH or not report.sent:
+                break
+        if sent or deferred or failed:
+            log.info("event=delivered sent=%d deferred=%d failed=%d", sent, deferred, failed)
+
+    def _progress(self) -> None:
+        self.last_progress = time.monotonic()
+
+    # -- health ------------------------------------------------------------------------------------
+
+    def health_problem(self) -> str | None:
+        """Why the daemon is not healthy, or None. No WATCHDOG=1 goes out while there is one,
+        so systemd restarts a daemon whose scheduler stopped or whose digest job hangs."""
+        if self.scheduler is None or not self.scheduler.running:
+            return "scheduler_stopped"
+        if self.web is not None and self.web.task.done():
+            return "web_server_stopped"  # unsubscribe links would fail: better restart
+        stall_after = max(STALL_AFTER, 3 * self.config.digest.check_every)
+        silent = time.monotonic() - self.last_progress
+        if silent > stall_after:
+            return f"digest_job_silent_{int(silent)}s"
+        return None
+
+    async def _watchdog(self, interval: float) -> None:
+        reported = None
+        while True:
+            await asyncio.sleep(interval)
+            # this task runs at all only while the loop is responsive
+            problem = self.health_problem()
+            if problem is None:
+                self.notifier.watchdog()
+                if reported:
+                    log.info("event=healthy_again was=%s", reported)
+            elif problem != reported:
+                log.error("event=unhealthy reason=%s action=watchdog_pings_stopped", problem)
+            reported = problem
+
+    def status_text(self) -> str:
+        """One line for `systemctl status`: the last poll and the outbox backlog."""
+        assert self.store is not None
+        states = [s for s in self.store.source_states()
+                  if any(c.name == s.name and c.enabled for c in self.config.sources)]
+        polled = [s.last_poll for s in states if s.last_poll]
+        failing = sum(1 for s in states if s.consecutive_errors)
+        counts = self.store.digest_counts()
+        last = max(polled)[:16].replace("T", " ") + " UTC" if polled else "never"
+        return (f"last poll {last} ({failing} of {len(self._poll_jobs())} sources failing); "
+                f"outbox {counts.get('queued', 0)} queued, {counts.get('failed', 0)} failed")
+
+    def _update_status(self) -> None:
+        if self.notifier.enabled and not self.stopping:
+            self.notifier.status(self.status_text())
+
+    # -- reload ------------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file. Sources, schedule, delivery, SMTP, digest and log
+        settings apply at once; [store] and [web] changes need a restart (logged)."""
+        path = self.config.path
+        if path is None:
+            log.warning("event=reload_skipped reason=no_config_file")
+            return
+        if self.scheduler is None or self.stopping:
+            log.warning("event=reload_skipped reason=%s",
+                        "stopping" if self.stopping else "starting")
+            return
+        self.notifier.reloading()
+        try:
+            new = load_config(path)
+        except DigestdError as e:
+            log.error("event=reload_failed error=%r note=keeping_old_config", str(e))
+            self.notifier.ready(self.status_text())
+            return
+        restart = [name for name in ("store", "web")
+                   if getattr(new, name) != getattr(self.config, name)]
+        if restart:
+            log.warning("event=reload_partial restart_needed=%s", ",".join(restart))
+        new = dataclasses.replace(new, store=self.config.store, web=self.config.web)
+        if new.log.level != self.config.log.level:
+            logging.getLogger().setLevel(new.log.level.upper())
+        check_changed = new.digest.check_every != self.config.digest.check_every
+        self.config = new
+        if self.scheduler.running:
+            self._schedule_polls()
+            if check_changed:
+                self.scheduler.reschedule_job("digests", trigger=self._digest_trigger())
+        log.info("event=reloaded config=%s sources=%d", path, len(self._poll_jobs()))
+        self.notifier.ready(self.status_text())
 
 
 def run(config: Config) -> int:
+    """`digestd run`: serve until SIGTERM or SIGINT; 0 after a clean stop."""
+
     async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        await Daemon(config).run()
 
     asyncio.run(main())
     return 0

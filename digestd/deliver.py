@@ -1,10 +1,25 @@
-"""Delivery of queued digests: SMTP through aiosmtplib, or .eml files into an outbox folder."""
+"""Delivery of queued digests: SMTP through aiosmtplib, or .eml files into an outbox folder.
+
+Crash safety comes from the order of writes. Building a digest stores the finished message
+(with its Message-ID) in the outbox together with the "already sent" marks, in one
+transaction. Sending claims a few rows at a time, and a row becomes `sent` in its own
+transaction right after the server's 250. So a crash (kill -9) at any point leaves every
+digest either sent or queued; the only message that can go out twice is one the server
+accepted in the instant before the crash, and it goes out again with the same Message-ID.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import os
+import random
 import re
+import secrets
+import socket
+import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -14,18 +29,29 @@ from pathlib import Path
 import aiosmtplib
 
 from .config import SmtpConfig
-from .errors import DeliveryError
-from .store import OutboxRow, Store, utcnow
+from .store import OutboxRow, Store
 
 log = logging.getLogger("digestd.deliver")
+
+LEASE_S = 900.0  # a claim not finished by then is taken over by the next sender
+FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
+BATCH_PER_CONNECTION = 4  # rows claimed at a time, per connection
 
 
 @dataclass
 class DeliveryReport:
     sent: int = 0
-    deferred: int = 0
-    failed: int = 0
+    deferred: int = 0  # 4xx or network error: retried later with backoff
+    failed: int = 0  # given up: 5xx, max_attempts reached, or cancelled
+    bounced: int = 0  # of the failed: hard bounces (5xx for the recipient)
+    cancelled: int = 0  # of the failed: the subscriber unsubscribed or bounces
+    total: int = 0  # rows that were due when the run started
+    stopped: str | None = None  # why the run ended early (the server is unreachable ...)
     written: list[str] = field(default_factory=list)  # .eml paths, for the outbox method
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.deferred + self.failed
 
 
 def _file_name(row: OutboxRow) -> str:
@@ -56,76 +82,372 @@ def backoff(attempts: int, base: float = 60.0, cap: float = 6 * 3600.0) -> float
     return min(cap, base * 2 ** max(0, attempts - 1))
 
 
-async def send_smtp(store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
-                    rows: list[OutboxRow] | None = None,
-                    progress: Callable[[DeliveryReport], None] | None = None) -> DeliveryReport:
-    """Send queued digests over one SMTP connection; a row is marked sent only after 250."""
-    report = DeliveryReport()
-    rows = rows if rows is not None else store.outbox(due_before=utcnow())
-    if not rows:
-        return report
-    envelope_from = parseaddr(sender)[1]
-    client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
-                             use_tls=smtp.security == "tls",
-                             start_tls=True if smtp.security == "starttls" else False)
+# -- SMTP ------------------------------------------------------------------------------------------
+
+def smtp_client(smtp: SmtpConfig) -> aiosmtplib.SMTP:
+    """An unconnected client for the configured server, security and timeouts."""
+    context = None
+    if smtp.security != "none":
+        context = ssl.create_default_context(cafile=smtp.ca_file or None)
+    return aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
+                           use_tls=smtp.security == "tls",
+                           start_tls=smtp.security == "starttls", tls_context=context)
+
+
+async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
+    """Connect, EHLO, STARTTLS and log in as configured."""
+    client = smtp_client(smtp)
+    await client.connect()
     try:
-        await client.connect()
         if smtp.username:
             await client.login(smtp.username, smtp.password)
-    except (aiosmtplib.SMTPException, OSError) as e:
-        for row in rows:
-            _defer(store, row, f"connect: {e}", max_attempts, report)
-        return report
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+class RateLimit:
+    """At most `per_second` starts per second, shared by every connection (0: no limit)."""
+
+    def __init__(self, per_second: float) -> None:
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        at = max(now, self.next_at)
+        self.next_at = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the server said about one message."""
+
+    kind: str  # "sent", "deferred", "failed" or "bounced"
+    error: str = ""
+
+
+def classify(stage: str, e: BaseException) -> Outcome:
+    """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it.
+
+    5xx to RCPT means the address is refused: a hard bounce. 5xx to DATA is one only when
+    the enhanced status says the mailbox is the problem (5.1.x, 5.2.x; or no enhanced status
+    and 550/551/553); other 5xx to DATA (a policy or content rejection, 5.7.x) fail the
+    message without blaming the subscriber. A 5xx to MAIL FROM is our sender's problem, the
+    same for every message: deferred, so a fixed config still delivers. 4xx, timeouts and
+    dropped connections are deferred.
+    """
+    if isinstance(e, aiosmtplib.SMTPResponseException):
+        text = f"{stage} {e.code} {_one_line(e.message)}"
+        if e.code < 500 or stage == "MAIL":
+            return Outcome("deferred", text)
+        if stage == "RCPT":
+            return Outcome("bounced", text)
+        enhanced = re.match(r"\s*5\.(\d+)\.\d+", e.message)
+        if enhanced:
+            return Outcome("bounced" if enhanced[1] in ("1", "2") else "failed", text)
+        return Outcome("bounced" if e.code in (550, 551, 553) else "failed", text)
+    return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())[:300]
+
+
+def new_owner() -> str:
+    """This run's claim owner: host/pid/random, so a dead pid can be recognised."""
+    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+
+
+def owner_alive(owner: str) -> bool:
+    """Whether the sender that holds a claim may still be running. Only a process on this
+    host with a pid that no longer exists is known to be dead; others wait for the lease."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
     try:
-        for row in rows:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's (the daemon's DynamicUser)
+        return True
+    return True
+
+
+class SmtpSender:
+    """One delivery run: claims due rows a few at a time and sends them over a pool of
+    `max_connections` connections, each reused for many messages."""
+
+    def __init__(self, store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+                 bounce_threshold: int = 3, limit: int | None = None,
+                 progress: Callable[[DeliveryReport], None] | None = None,
+                 follow: asyncio.Future | None = None) -> None:
+        """`follow`: keep looking for new rows until this future is done (a build running
+        at the same time), instead of stopping at the first empty outbox."""
+        self.store = store
+        self.follow = follow
+        self.smtp = smtp
+        self.envelope_from = parseaddr(sender)[1]
+        self.max_attempts = max_attempts
+        self.bounce_threshold = bounce_threshold
+        self.limit = limit
+        self.progress = progress
+        self.report = DeliveryReport()
+        self.owner = new_owner()
+        self.rate = RateLimit(smtp.max_per_second)
+        self.buffer: collections.deque[OutboxRow] = collections.deque()
+        self.exhausted = False
+        self.claimed = 0
+        self.clients: list[aiosmtplib.SMTP] = []
+        batch = BATCH_PER_CONNECTION * smtp.max_connections
+        self.batch = min(batch, limit) if limit else batch
+        # the claim must outlive the time its rows may wait for the rate limit
+        self.lease = LEASE_S + (self.batch / smtp.max_per_second if smtp.max_per_second else 0)
+
+    async def run(self) -> DeliveryReport:
+        started = time.monotonic()
+        self._take_over_dead_claims()
+        due = self.store.count_due()
+        self.report.total = min(due, self.limit) if self.limit else due
+        if due or self.follow is not None:
+            workers = [self._worker(n) for n in range(self.smtp.max_connections)]
             try:
-                errors, _ = await client.sendmail(envelope_from, [row.recipient], row.message)
-            except aiosmtplib.SMTPRecipientsRefused as e:
-                error = DeliveryError(str(e), permanent=_permanent(e), code=_code(e))
-            except aiosmtplib.SMTPResponseException as e:
-                error = DeliveryError(f"{e.code} {e.message}", permanent=e.code >= 500,
-                                      code=e.code)
-            except (aiosmtplib.SMTPException, OSError) as e:
-                error = DeliveryError(str(e))
-            else:
-                store.mark_sent(row.id)
-                report.sent += 1
-                if progress:
-                    progress(report)
+                await asyncio.gather(*workers)
+            finally:
+                # whatever is still claimed was never tried: hand it back untouched
+                self.store.release_claims(self.owner)
+        r = self.report
+        if r.done or r.stopped:
+            log.info("event=delivery_run sent=%d deferred=%d failed=%d bounced=%d "
+                     "cancelled=%d took_ms=%d%s", r.sent, r.deferred, r.failed, r.bounced,
+                     r.cancelled, (time.monotonic() - started) * 1000,
+                     f" stopped={r.stopped!r}" if r.stopped else "")
+        return r
+
+    def _take_over_dead_claims(self) -> None:
+        for owner, rows in self.store.outbox_claimants().items():
+            if not owner_alive(owner):
+                self.store.release_claims(owner)
+                # these rows may have been in the middle of DATA when their sender died: if
+                # the server had said 250, the resend repeats them (same Message-ID)
+                log.warning("event=claims_taken_over owner=%s rows=%d", owner, rows)
+
+    async def _next_row(self) -> OutboxRow | None:
+        while not self.report.stopped:
+            if self.buffer:
+                return self.buffer.popleft()
+            if self.exhausted:
+                return None
+            want = self.batch if not self.limit else min(self.batch, self.limit - self.claimed)
+            if want <= 0:
+                self.exhausted = True
+                return None
+            # read before claiming: once the build is over, every row it queued is visible
+            build_over = self.follow is None or self.follow.done()
+            # claim_outbox is synchronous: the workers of one event loop never claim twice
+            rows, cancelled = self.store.claim_outbox(self.owner, limit=want,
+                                                      lease_s=self.lease)
+            if cancelled:
+                self.report.failed += cancelled
+                self.report.cancelled += cancelled
+                log.info("event=digests_cancelled count=%d reason=subscriber_not_active",
+                         cancelled)
+            self.claimed += len(rows)
+            self.buffer.extend(rows)
+            if rows and self.follow is not None:
+                self.report.total = max(self.report.total, self.report.done + len(self.buffer)
+                                        + self.store.count_due())
+            if rows or cancelled:
                 continue
-            if error.permanent:
-                store.mark_failed(row.id, str(error))
-                report.failed += 1
+            if build_over:
+                self.exhausted = True
             else:
-                _defer(store, row, str(error), max_attempts, report)
-            if not client.is_connected:
-                await client.connect()
-            if progress:
-                progress(report)
-    finally:
-        if client.is_connected:
+                await asyncio.sleep(FOLLOW_POLL_S)  # the build has not queued the next one yet
+        return None
+
+    async def _worker(self, n: int) -> None:
+        client: aiosmtplib.SMTP | None = None
+        try:
+            while (row := await self._next_row()) is not None:
+                if client is None or not client.is_connected:
+                    try:
+                        client = await connect(self.smtp)
+                    except (aiosmtplib.SMTPException, OSError) as e:
+                        client = None
+                        if any(c.is_connected for c in self.clients):
+                            # the server takes fewer connections than configured: the others
+                            # carry on, this row goes back to them
+                            self.buffer.appendleft(row)
+                            log.info("event=connection_refused worker=%d error=%r", n, str(e))
+                            return
+                        error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
+                                f"{_one_line(str(e)) or type(e).__name__}"
+                        self._finish(row, Outcome("deferred", error))
+                        self.report.stopped = error
+                        return
+                    self.clients.append(client)
+                await self.rate.wait()
+                self._finish(row, await self._send(client, row))
+        finally:
+            if client is not None:
+                await _quit(client)
+
+    async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow) -> Outcome:
+        """One transaction, step by step so the stage of a failure is known."""
+        stage = "MAIL"
+        try:
+            options = [f"SIZE={len(row.message)}"] if client.supports_extension("size") else []
+            await client.mail(self.envelope_from, options=options)
+            stage = "RCPT"
+            await client.rcpt(row.recipient)
+            stage = "DATA"
+            await client.data(row.message)
+        except aiosmtplib.SMTPResponseException as e:
+            if client.is_connected:
+                try:
+                    await client.rset()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+            return classify(stage, e)
+        except (aiosmtplib.SMTPException, OSError) as e:
+            client.close()
+            return classify(stage, e)
+        return Outcome("sent")
+
+    def _finish(self, row: OutboxRow, outcome: Outcome) -> None:
+        """Record the outcome in the store at once: this is what a crash cannot undo."""
+        r = self.report
+        if outcome.kind == "sent":
+            self.store.mark_sent(row.id)
+            r.sent += 1
+            log.debug("event=sent digest=%d message_id=%s", row.id, row.message_id)
+        elif outcome.kind == "bounced":
+            now_bouncing = self.store.record_bounce(row.id, outcome.error,
+                                                    threshold=self.bounce_threshold)
+            r.failed += 1
+            r.bounced += 1
+            log.warning("event=bounce digest=%d subscriber=%d error=%r%s", row.id,
+                        row.subscriber_id, outcome.error,
+                        " subscriber_status=bouncing" if now_bouncing else "")
+        elif outcome.kind == "failed" or row.attempts + 1 >= self.max_attempts:
+            error = outcome.error if outcome.kind == "failed" else \
+                f"gave up after {row.attempts + 1} attempts: {outcome.error}"
+            self.store.mark_failed(row.id, error)
+            r.failed += 1
+            log.warning("event=failed digest=%d attempts=%d error=%r", row.id, row.attempts + 1,
+                        error)
+        else:
+            delay = backoff(row.attempts + 1) * random.uniform(0.9, 1.1)
+            when = datetime.now(timezone.utc) + timedelta(seconds=delay)
+            self.store.mark_deferred(row.id, outcome.error, when.isoformat(timespec="seconds"))
+            r.deferred += 1
+            log.warning("event=deferred digest=%d attempts=%d retry_in_s=%d error=%r", row.id,
+                        row.attempts + 1, delay, outcome.error)
+        if self.progress:
+            self.progress(r)
+
+
+async def _quit(client: aiosmtplib.SMTP) -> None:
+    if client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, OSError):
+            client.close()
+
+
+async def send_smtp(store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+                    bounce_threshold: int = 3, limit: int | None = None,
+                    progress: Callable[[DeliveryReport], None] | None = None,
+                    follow: asyncio.Future | None = None) -> DeliveryReport:
+    """Send the due rows of the outbox (at most `limit`); see SmtpSender."""
+    return await SmtpSender(store, smtp, sender, max_attempts=max_attempts,
+                            bounce_threshold=bounce_threshold, limit=limit,
+                            progress=progress, follow=follow).run()
+
+
+# -- doctor ----------------------------------------------------------------------------------------
+
+@dataclass
+class Probe:
+    """What talking to the SMTP server showed, step by step; no mail is sent."""
+
+    steps: list[tuple[str, bool, str]] = field(default_factory=list)  # (step, ok, detail)
+    banner: str = ""
+    extensions: dict[str, str] = field(default_factory=dict)  # advertised after TLS/AUTH
+    auth_methods: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(ok for _, ok, _ in self.steps)
+
+
+async def probe(smtp: SmtpConfig) -> Probe:
+    """Connect, EHLO, STARTTLS and AUTH as configured, and QUIT before any MAIL FROM."""
+    result = Probe()
+    context = ssl.create_default_context(cafile=smtp.ca_file or None) \
+        if smtp.security != "none" else None
+    client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
+                             use_tls=smtp.security == "tls", start_tls=False,
+                             tls_context=context)
+    where = f"{smtp.host}:{smtp.port}"
+    try:
+        response = await client.connect()
+    except (aiosmtplib.SMTPException, OSError) as e:
+        result.steps.append(("connect", False, f"{where}: {_one_line(str(e)) or type(e)}"))
+        return result
+    try:
+        result.banner = _one_line(response.message)
+        tls = " over TLS" if smtp.security == "tls" else ""
+        result.steps.append(("connect", True, f"{where}{tls}: {response.code} {result.banner}"))
+        await _ehlo(client, result, "EHLO")
+        if smtp.security == "starttls":
+            if not client.supports_extension("starttls"):
+                result.steps.append(("STARTTLS", False, "the server does not offer STARTTLS "
+                                     '(set security = "none" only on a trusted network)'))
+                return result
             try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError):
-                client.close()
-    return report
+                await client.starttls()
+            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as e:
+                result.steps.append(("STARTTLS", False, _one_line(str(e))))
+                return result
+            result.steps.append(("STARTTLS", True, _tls_info(client)))
+            await _ehlo(client, result, "EHLO after STARTTLS")
+        elif smtp.security == "tls":
+            result.steps.append(("TLS", True, _tls_info(client)))
+        if smtp.username:
+            try:
+                await client.login(smtp.username, smtp.password)
+            except (aiosmtplib.SMTPException, OSError) as e:
+                detail = f"{e.code} {_one_line(e.message)}" \
+                    if isinstance(e, aiosmtplib.SMTPResponseException) else _one_line(str(e))
+                result.steps.append(("AUTH", False, f"as {smtp.username}: {detail}"))
+                return result
+            result.steps.append(("AUTH", True, f"logged in as {smtp.username}"))
+        else:
+            result.steps.append(("AUTH", True, "no username configured: not logging in"))
+    finally:
+        await _quit(client)
+    return result
 
 
-def _code(e: aiosmtplib.SMTPRecipientsRefused) -> int | None:
-    return e.recipients[0].code if e.recipients else None
+async def _ehlo(client: aiosmtplib.SMTP, result: Probe, step: str) -> None:
+    response = await client.ehlo()
+    result.extensions = dict(client.esmtp_extensions)
+    result.auth_methods = list(client.server_auth_methods)
+    shown = ", ".join(f"{k.upper()} {v}".strip() for k, v in result.extensions.items())
+    result.steps.append((step, response.code == 250, f"{response.code}; advertises: "
+                         f"{shown or 'nothing'}"))
 
 
-def _permanent(e: aiosmtplib.SMTPRecipientsRefused) -> bool:
-    return bool(e.recipients) and all(r.code >= 500 for r in e.recipients)
-
-
-def _defer(store: Store, row: OutboxRow, error: str, max_attempts: int,
-           report: DeliveryReport) -> None:
-    if row.attempts + 1 >= max_attempts:
-        store.mark_failed(row.id, error)
-        report.failed += 1
-        return
-    when = datetime.now(timezone.utc) + timedelta(seconds=backoff(row.attempts + 1))
-    store.mark_deferred(row.id, error, when.isoformat(timespec="seconds"))
-    report.deferred += 1
-    log.warning("digest=%s to=%s deferred error=%r", row.id, row.recipient, error)
+def _tls_info(client: aiosmtplib.SMTP) -> str:
+    ssl_object = client.get_transport_info("ssl_object")
+    if ssl_object is None:
+        return "encrypted"
+    cipher = ssl_object.cipher()
+    return f"{ssl_object.version()} {cipher[0] if cipher else ''}, certificate verified".strip()

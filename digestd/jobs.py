@@ -5,186 +5,261 @@ The scheduler and the CLI both call these, so each is testable alone.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
-import time
-from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from .config import Config, SourceConfig, web_secret
+from .config import Config, web_secret
 from .deliver import DeliveryReport, send_smtp, write_outbox
-from .errors import SourceError
+from .empty_note import EmptyNoteRenderer
 from .match import Matcher
 from .models import Digest, Subscriber
 from .render import Links, Renderer
-from .sources import Http, make_source
-from .store import Store
+from .schedule import Schedule, Slot, current_period, decide, iso, parse_iso
+from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
+from .store import ScheduleMark, Store
 
 log = logging.getLogger("digestd.jobs")
 
-# A new subscriber's first digest looks back this far; later ones start at the last digest.
+# A new subscriber's first digest looks back this far; later ones start where the last
+# check ended, however long ago that was (catch-up after downtime loses nothing).
 FIRST_LOOKBACK = timedelta(days=1)
-MAX_LOOKBACK = timedelta(days=7)
 
 
-# -- poll ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class PollReport:
-    source: str
-    fetched: int = 0
-    new: int = 0
-    skipped: int = 0
-    not_modified: bool = False
-    duration_s: float = 0.0
-    error: str | None = None
-    reason: str | None = None
-
-
-async def poll_sources(sources: Sequence[SourceConfig], store: Store, *, http: Http | None = None,
-                       names: Collection[str] | None = None) -> list[PollReport]:
-    """Poll sources one after another; a failing source is logged, recorded and skipped."""
-    own = http is None
-    http = http or Http()
-    reports = []
-    try:
-        for cfg in sources:
-            if names is not None and cfg.name not in names:
-                continue
-            if names is None and not cfg.enabled:
-                continue
-            reports.append(await _poll_one(cfg, store, http))
-    finally:
-        if own:
-            await http.aclose()
-    return reports
-
-
-async def _poll_one(cfg: SourceConfig, store: Store, http: Http) -> PollReport:
-    started = time.monotonic()
-    state = store.source_state(cfg.name)
-    try:
-        result = await make_source(cfg, http).poll(state)
-    except SourceError as e:
-        store.record_poll(cfg.name, ok=False, error=str(e))
-        log.warning("source=%s reason=%s error=%r", cfg.name, e.reason, str(e))
-        return PollReport(cfg.name, error=str(e), reason=e.reason,
-                          duration_s=time.monotonic() - started)
-    new = store.add_papers(result.papers)
-    store.record_poll(cfg.name, ok=True, new=len(new), etag=result.etag,
-                      last_modified=result.last_modified, cursor=result.cursor)
-    took = time.monotonic() - started
-    log.info("source=%s fetched=%d new=%d skipped=%d took_ms=%d", cfg.name, len(result.papers),
-             len(new), result.skipped, took * 1000)
-    return PollReport(cfg.name, fetched=len(result.papers), new=len(new), skipped=result.skipped,
-                      not_modified=result.not_modified, duration_s=took)
+# -- poll: see jobs_poll.py -------------------------------------------------------------------
 
 
 # -- build ---------------------------------------------------------------------------------------
 
 @dataclass
 class BuildReport:
-    digests: int = 0
+    digests: int = 0  # messages queued, "nothing matched" notes included
     papers_checked: int = 0
     matches: dict[str, int] = field(default_factory=dict)  # email -> papers in their digest
+    empty: int = 0  # "nothing matched" notes (subscribers with send_empty)
+    quiet: int = 0  # due, nothing matched, no note wanted: no email
+    merged: int = 0  # slots missed by more than max_lateness, merged into the next digest
+    caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
 
 
-def period_of(sub: Subscriber, now: datetime) -> str:
-    """The period a digest built at `now` belongs to, in the subscriber's own time zone."""
-    local = now.astimezone(ZoneInfo(sub.timezone))
-    if sub.frequency == "weekly":
-        year, week, _ = local.isocalendar()
-        return f"{year}-W{week:02d}"
-    return local.date().isoformat()
-
-
-def is_due(sub: Subscriber, now: datetime) -> bool:
-    """Whether the subscriber's send time has passed today (their time zone and frequency)."""
-    local = now.astimezone(ZoneInfo(sub.timezone))
-    if sub.frequency == "weekdays" and local.weekday() >= 5:
-        return False
-    if sub.frequency == "weekly" and local.weekday() != sub.weekday:
-        return False
-    return local.strftime("%H:%M") >= sub.send_at
-
-
-def _window_start(sub: Subscriber, now: datetime) -> str:
-    floor = now - MAX_LOOKBACK
+def _window_start(sub: Subscriber, mark: ScheduleMark | None) -> str:
+    """The first-seen time from which papers are new to this subscriber: where the last
+    check ended, else the last digest, else a day before they subscribed."""
+    if mark and mark.last_checked_at:
+        return mark.last_checked_at
     if sub.last_digest_at:
-        start = datetime.fromisoformat(sub.last_digest_at)
-    else:
-        start = datetime.fromisoformat(sub.created_at) - FIRST_LOOKBACK
-    return max(start, floor).isoformat(timespec="seconds")
+        return sub.last_digest_at
+    return iso(parse_iso(sub.created_at) - FIRST_LOOKBACK)
 
 
 def make_renderer(config: Config) -> Renderer:
-    return Renderer(links=Links(config.web.base_url, web_secret(config)),
+    """The renderer of one run: templates, styles and the DKIM key load once."""
+    from email.utils import parseaddr
+
+    from .render import DkimSigner
+
+    dkim = None
+    if config.dkim.selector:
+        domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
+        dkim = DkimSigner(config.dkim.selector, domain, config.dkim.private_key)
+    return Renderer(links=Links(config.web.base_url, web_secret(config),
+                                archive_url=config.digest.archive_url),
                     from_addr=config.delivery.from_, reply_to=config.delivery.reply_to,
                     max_papers=config.digest.max_papers,
-                    templates_dir=config.digest.templates_dir)
+                    templates_dir=config.digest.templates_dir,
+                    feedback_id=config.delivery.feedback_id,
+                    unsubscribe_mailto=config.delivery.unsubscribe_mailto, dkim=dkim)
+
+
+def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: datetime, *,
+              dry_run: bool = False, report: BuildReport | None = None) -> dict[int, Slot]:
+    """Subscriber id -> the slot whose digest is due now (see schedule.decide).
+
+    Slots missed by more than max_lateness are marked handled (merged into the next
+    digest), and so are slots whose period has a digest already.
+    """
+    report = report if report is not None else BuildReport()
+    marks = store.schedule_marks()
+    lateness = timedelta(seconds=config.digest.max_lateness)
+    due: dict[int, Slot] = {}
+    for sid, sub in subs.items():
+        mark = marks.get(sid)
+        after = parse_iso(mark.last_slot_at if mark and mark.last_slot_at else sub.created_at)
+        try:
+            decision = decide(Schedule.of(sub), now, after=after, max_lateness=lateness)
+        except (ValueError, KeyError) as e:  # an unknown zone, a malformed send_at
+            # one subscriber's bad schedule must not hold up everybody else's digest
+            log.error("event=schedule_invalid subscriber=%d timezone=%r send_at=%r error=%r",
+                      sid, sub.timezone, sub.send_at, str(e))
+            continue
+        if decision.late:
+            report.merged += 1
+            if not dry_run:
+                store.mark_slot(sid, decision.late.at_iso)
+                log.info("event=digest_merged subscriber=%d period=%s late_min=%d reason=%s",
+                         sid, decision.late.period, (now - decision.late.at).total_seconds() // 60,
+                         "max_lateness")
+        slot = decision.slot
+        if slot is None:
+            continue
+        if store.has_digest(sid, slot.period):
+            # built before a crash, or by `digestd send --now`: the period is done
+            if not dry_run:
+                store.mark_slot(sid, slot.at_iso)
+            continue
+        if decision.missed:
+            report.caught_up += 1
+            log.debug("event=catch_up subscriber=%d period=%s missed=%d", sid, slot.period,
+                      decision.missed)
+        due[sid] = slot
+    return due
 
 
 def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                   force: bool = False, dry_run: bool = False,
                   renderer: Renderer | None = None) -> BuildReport:
-    """Match new papers for every subscriber that is due and queue one digest each.
+    """Queue one digest for every subscriber whose slot is due (schedule.py says when).
 
-    `force` builds for every active subscriber with unsent matches, whatever the schedule;
-    `dry_run` counts what would be built and writes nothing.
+    A due digest covers every paper not yet checked for the subscriber, however many
+    slots were missed while the daemon was down. A due subscriber without matches gets
+    a short "nothing matched" note if they asked for one (send_empty), else no email.
+    `force` builds for every active subscriber with unsent matches, whatever the
+    schedule; `dry_run` counts what would be built and writes nothing.
     """
     now = now or datetime.now(timezone.utc)
     report = BuildReport()
     subs = {s.id: s for s in store.subscribers("active") if s.rules}
-    due = {sid: s for sid, s in subs.items()
-           if force or (is_due(s, now) and not store.has_digest(sid, period_of(s, now)))}
+    if force:
+        due: dict[int, Slot | None] = dict.fromkeys(subs)
+    else:
+        due = dict(due_slots(config, store, subs, now, dry_run=dry_run, report=report))
     if not due:
         return report
-    starts = {sid: _window_start(s, now) for sid, s in due.items()}
-    papers = store.papers_since(min(starts.values()))
+    marks = store.schedule_marks()
+    starts = {sid: _window_start(subs[sid], marks.get(sid)) for sid in due}
+    since = min(starts.values())
+    papers = store.papers_since(since)
+    # papers come oldest first: a subscriber's window is a suffix of the list
+    seen_at = store.first_seen_since(since)
     report.papers_checked = len(papers)
-    if not papers:
-        return report
+    checked_through = seen_at[-1] if seen_at else None
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
     sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
-    matcher = Matcher({sid: s.rules for sid, s in due.items()})
+    matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
+        if papers else {}
     renderer = renderer or make_renderer(config)
-    # papers come oldest first: a subscriber's window is a suffix of the list
-    seen_at = store.first_seen_since(min(starts.values()))
+    notes: EmptyNoteRenderer | None = None
     position = {p.id: i for i, p in enumerate(papers)}
-    for sid, items in matcher.match(papers, exclude=sent).items():
-        sub = due[sid]
+    for sid, slot in due.items():
+        sub = subs[sid]
         start_index = bisect.bisect_left(seen_at, starts[sid])
-        items = [m for m in items if position[m.paper.id] >= start_index]
-        if not items:
+        items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start_index]
+        if slot is None:  # forced
+            if not items:
+                continue
+            period = current_period(Schedule.of(sub), now)
+            if store.has_digest(sid, period):
+                period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
+        else:
+            period = slot.period
+        if not items and not sub.send_empty:
+            report.quiet += 1
+            if not dry_run:
+                store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
             continue
-        period = period_of(sub, now)
-        if force and store.has_digest(sid, period):
-            period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
         if dry_run:
             report.digests += 1
-            report.matches[sub.email] = len(items)
+            if items:
+                report.matches[sub.email] = len(items)
+            else:
+                report.empty += 1
             continue
         digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                        papers_checked=len(papers))
-        message_id, message = renderer.message(digest, now=now)
+                        papers_checked=len(papers) - start_index)
+        if items:
+            message_id, message = renderer.message(digest, now=now)
+        else:
+            notes = notes or EmptyNoteRenderer(renderer)
+            message_id, message = notes.message(digest, now=now)
         did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
-                                 message=message, paper_pks=[pks[m.paper.id] for m in items])
+                                 message=message, paper_pks=[pks[m.paper.id] for m in items],
+                                 now=iso(now))
         if did is not None:
             report.digests += 1
-            report.matches[sub.email] = len(items)
+            if items:
+                report.matches[sub.email] = len(items)
+            else:
+                report.empty += 1
+            log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",
+                      did, sid, period, len(items))
+        if slot is not None:
+            store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
     return report
-
 
 
 # -- send ----------------------------------------------------------------------------------------
 
-async def send_outbox(config: Config, store: Store, *, progress=None) -> DeliveryReport:
-    """Deliver every queued digest that is due, by the configured method."""
+async def send_outbox(config: Config, store: Store, *, progress=None,
+                      limit: int | None = None) -> DeliveryReport:
+    """Deliver every queued digest that is due (at most `limit`), by the configured method."""
     if config.delivery_method == "outbox":
-        return write_outbox(store, config.delivery.outbox_dir)
+        return write_outbox(store, config.delivery.outbox_dir,
+                            rows=store.outbox(limit=limit) if limit else None)
     assert config.smtp is not None
     return await send_smtp(store, config.smtp, config.delivery.from_,
-                           max_attempts=config.delivery.max_attempts, progress=progress)
+                           max_attempts=config.delivery.max_attempts,
+                           bounce_threshold=config.delivery.bounce_threshold, limit=limit,
+                           progress=progress)
+
+
+async def build_and_send(config: Config, store: Store, *, force: bool = False,
+                         now: datetime | None = None, progress=None
+                         ) -> tuple[BuildReport, DeliveryReport]:
+    """Build the due digests and deliver the outbox at the same time.
+
+    The build runs in a child process with its own store connection (rendering is CPU
+    work, and a thread would fight the sender for the GIL); the sender starts on the first
+    digest it commits and follows the build to the end. A digest is sent only once its row
+    is committed, so crash safety is the same as building first and sending after.
+    """
+    if config.delivery_method != "smtp" or store.path == ":memory:":
+        built = build_digests(config, store, force=force, now=now)
+        return built, await send_outbox(config, store, progress=progress)
+    assert config.smtp is not None
+    import concurrent.futures
+    import multiprocessing
+
+    # spawn, not fork: forking a process that runs an event loop (and maybe threads) is unsafe
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        building = asyncio.get_running_loop().run_in_executor(
+            pool, _build_in_child, config, store.path, force, now,
+            logging.getLogger().getEffectiveLevel())
+        try:
+            report = await send_smtp(store, config.smtp, config.delivery.from_,
+                                     max_attempts=config.delivery.max_attempts,
+                                     bounce_threshold=config.delivery.bounce_threshold,
+                                     progress=progress, follow=building)
+        finally:
+            built = await building  # a build error is raised here, after the sender stopped
+    finally:
+        pool.shutdown()
+    return built, report
+
+
+def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
+                    level: int) -> BuildReport:
+    if not logging.getLogger().handlers:
+        from .cli import KeyValueFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(KeyValueFormatter())
+        logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(level)
+    with Store(path) as store:
+        return build_digests(config, store, force=force, now=now)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
-from typing import Collection, Generic, Hashable, Mapping, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Callable, Collection, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
 
 from . import rules as R
 from .errors import RuleError
-from .models import Paper, PaperMatch, RuleMatch
+from .models import Hit, Paper, PaperMatch, RuleMatch
 
 K = TypeVar("K", bound=Hashable)
 
@@ -16,41 +18,91 @@ K = TypeVar("K", bound=Hashable)
 MAX_CLAUSES = 32
 _TEXT_FIELDS = ("title", "abstract", "author")
 
-# A rule over atom ids, for the tree fallback: ("a", id) | ("n", node) | ("&"|"|", nodes).
+# A rule over atom ids: ("a", atom id) | ("n", tree) | ("&", trees) | ("|", trees).
 _Tree = tuple
 _Clause = tuple[frozenset, frozenset]  # (atoms that must be present, atoms that must not)
 
 
-def _dnf(node: R.Node, ids: dict, positive: bool = True) -> list[_Clause] | None:
-    """Disjunctive normal form over atom ids, or None if it exceeds MAX_CLAUSES."""
+def _tree(node: R.Node, intern: dict[R.Atom, int]) -> _Tree:
     if isinstance(node, R.Not):
-        return _dnf(node.child, ids, not positive)
-    if isinstance(node, (R.And, R.Or)):
-        parts = []
-        for child in node.children:
-            part = _dnf(child, ids, positive)
-            if part is None:
+        return ("n", _tree(node.child, intern))
+    if isinstance(node, R.And):
+        return ("&", tuple(_tree(c, intern) for c in node.children))
+    if isinstance(node, R.Or):
+        return ("|", tuple(_tree(c, intern) for c in node.children))
+    aid = intern.get(node)
+    if aid is None:
+        aid = intern[node] = len(intern)
+    return ("a", aid)
+
+
+def _dnf(tree: _Tree, positive: bool = True) -> list[_Clause] | None:
+    """Disjunctive normal form, or None if it exceeds MAX_CLAUSES."""
+    op, arg = tree
+    if op == "a":
+        one = frozenset((arg,))
+        return [(one, frozenset())] if positive else [(frozenset(), one)]
+    if op == "n":
+        return _dnf(arg, not positive)
+    parts = []
+    for child in arg:
+        part = _dnf(child, positive)
+        if part is None:
+            return None
+        parts.append(part)
+    if (op == "|") == positive:  # OR, or a negated AND (De Morgan)
+        clauses = [c for part in parts for c in part]
+    else:
+        clauses = [(frozenset(), frozenset())]
+        for part in parts:
+            clauses = [(p1 | p2, n1 | n2) for p1, n1 in clauses for p2, n2 in part]
+            if len(clauses) > MAX_CLAUSES:
                 return None
-            parts.append(part)
-        if isinstance(node, R.Or) == positive:  # OR, or a negated AND (De Morgan)
-            clauses = [c for part in parts for c in part]
-        else:
-            clauses = [(frozenset(), frozenset())]
-            for part in parts:
-                clauses = [(p1 | p2, n1 | n2) for p1, n1 in clauses for p2, n2 in part]
-                if len(clauses) > MAX_CLAUSES:
-                    return None
-        return clauses if len(clauses) <= MAX_CLAUSES else None
-    one = frozenset((ids[node],))
-    return [(one, frozenset())] if positive else [(frozenset(), one)]
+    return clauses if len(clauses) <= MAX_CLAUSES else None
 
 
-def _tree(node: R.Node, ids: dict) -> _Tree:
-    if isinstance(node, R.Not):
-        return ("n", _tree(node.child, ids))
-    if isinstance(node, (R.And, R.Or)):
-        return ("&" if isinstance(node, R.And) else "|", tuple(_tree(c, ids) for c in node.children))
-    return ("a", ids[node])
+def _positive_atoms(tree: _Tree, positive: bool = True) -> Iterator[int]:
+    op, arg = tree
+    if op == "a":
+        if positive:
+            yield arg
+    elif op == "n":
+        yield from _positive_atoms(arg, not positive)
+    else:
+        for child in arg:
+            yield from _positive_atoms(child, positive)
+
+
+def _plan(tree: _Tree) -> tuple[int, ...] | None:
+    """A shortcut for explaining a matched rule, when its shape allows one.
+
+    For a conjunction of atoms and negations (a word, "model merging -survey") and for a
+    disjunction of atoms ("merge OR merging"), the evidence is exactly the hits of its
+    non-negated atoms that occur, in rule order. None: walk the tree (rules._collect).
+    """
+    op, arg = tree
+    if op == "a":
+        return (arg,)
+    if op == "&" and all(c[0] == "a" or c[0] == "n" and c[1][0] == "a" for c in arg):
+        return tuple(c[1] for c in arg if c[0] == "a")
+    if op == "|" and all(c[0] == "a" for c in arg):
+        return tuple(c[1] for c in arg)
+    return None
+
+
+_WORD, _PREFIX, _PHRASE, _VALUE = range(4)
+
+
+def _atom_spec(aid: int, atom: R.Atom) -> tuple[int, object, tuple[str, ...]]:
+    """(kind, key of what the scan recorded for it, fields it searches)."""
+    names = ("title", "abstract") if atom.field is None else (atom.field,)
+    if isinstance(atom, R.Word):
+        return _WORD, atom.word, names
+    if isinstance(atom, R.Prefix):
+        return _PREFIX, atom.prefix, names
+    if isinstance(atom, R.Phrase):
+        return _PHRASE, aid, names
+    return _VALUE, (atom.value, atom.prefix), names
 
 
 def _eval_tree(tree: _Tree, present: set[int]) -> bool:
@@ -62,6 +114,19 @@ def _eval_tree(tree: _Tree, present: set[int]) -> bool:
     if op == "&":
         return all(_eval_tree(t, present) for t in arg)
     return any(_eval_tree(t, present) for t in arg)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building millions of small objects makes the cyclic GC rescan them over and over
+    (half the run time at 100k subscribers); none of them form cycles, so pause it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _FieldIndex:
@@ -93,37 +158,50 @@ class _FieldIndex:
     def finish(self) -> None:
         self.prefix_lens = sorted({len(p) for p in self.prefixes})
 
-    def scan(self, seqs: list[tuple[str, ...]], distinct: set[str], present: set[int]) -> None:
+    def scan(self, seqs: list[list[str]], vocab: dict[str, None], found: _Found, name: str) -> None:
+        present = found.present
         words, prefixes, lens = self.words, self.prefixes, self.prefix_lens
-        for w in distinct:
-            ids = words.get(w)
-            if ids:
-                present.update(ids)
-            for n in lens:
-                if n > len(w):
-                    break
-                ids = prefixes.get(w[:n])
+        if lens:
+            # `vocab` is in order of first occurrence, so the first word recorded for a prefix
+            # is the one rules.explain reports.
+            first = found.prefix_words[name]
+            for w in vocab:
+                ids = words.get(w)
                 if ids:
                     present.update(ids)
-        if not (self.pairs or self.heads):
-            return
+                for n in lens:
+                    if n > len(w):
+                        break
+                    ids = prefixes.get(w[:n])
+                    if ids:
+                        present.update(ids)
+                        first.setdefault(w[:n], w)
+        else:
+            for w in vocab:
+                ids = words.get(w)
+                if ids:
+                    present.update(ids)
         pairs, heads = self.pairs, self.heads
+        if not (pairs or heads):
+            return
+        seen = found.phrase_texts[name]
         for seq in seqs:  # each title, abstract, author name alone: phrases never span two
-            size = len(seq)
-            for i in range(size - 1):
-                for found in (pairs.get((seq[i], seq[i + 1])), heads.get(seq[i])):
-                    if found:
-                        for aid, phrase, is_prefix in found:
-                            if aid not in present and _phrase_at(seq, i, phrase, is_prefix):
+            for i in range(len(seq) - 1):
+                for candidates in (pairs.get((seq[i], seq[i + 1])), heads.get(seq[i])):
+                    if candidates:
+                        for aid, phrase, is_prefix in candidates:
+                            if aid not in seen and _phrase_at(seq, i, phrase, is_prefix):
+                                seen[aid] = '"' + " ".join(seq[i:i + len(phrase)]) + '"'
                                 present.add(aid)
 
 
-def _phrase_at(seq: tuple[str, ...], i: int, phrase: tuple[str, ...], is_prefix: bool) -> bool:
+def _phrase_at(seq: list[str], i: int, phrase: tuple[str, ...], is_prefix: bool) -> bool:
     n = len(phrase)
     if i + n > len(seq):
         return False
-    if seq[i:i + n - 1] != phrase[:-1]:
-        return False
+    for k in range(2, n - 1):  # the first two words were the lookup key
+        if seq[i + k] != phrase[k]:
+            return False
     last = seq[i + n - 1]
     return last == phrase[-1] or is_prefix and last.startswith(phrase[-1])
 
@@ -144,17 +222,34 @@ class _ValueIndex:
     def finish(self) -> None:
         self.prefix_lens = sorted({len(p) for p in self.prefixes})
 
-    def scan(self, values: list[str], present: set[int]) -> None:
-        for v in values:
+    def scan(self, raw: list[str], values: list[str], found: _Found, name: str) -> None:
+        present, first = found.present, found.value_raw[name]
+        for v, original in zip(values, raw):
             ids = self.values.get(v)
             if ids:
                 present.update(ids)
+                first.setdefault((v, False), original)
             for n in self.prefix_lens:
                 if n > len(v):
                     break
                 ids = self.prefixes.get(v[:n])
                 if ids:
                     present.update(ids)
+                    first.setdefault((v[:n], True), original)
+
+
+class _Found:
+    """What one paper contains: the atoms present, and for explanations the text each was
+    first found as, per field (a prefix's word, a phrase's words, a category as written)."""
+
+    __slots__ = ("present", "prefix_words", "phrase_texts", "value_raw")
+
+    def __init__(self) -> None:
+        self.present: set[int] = set()
+        self.prefix_words: dict[str, dict[str, str]] = {n: {} for n in _TEXT_FIELDS}
+        self.phrase_texts: dict[str, dict[int, str]] = {n: {} for n in _TEXT_FIELDS}
+        self.value_raw: dict[str, dict[tuple[str, bool], str]] = {
+            n: {} for n in R.VALUE_FIELDS}
 
 
 class Matcher(Generic[K]):
@@ -167,26 +262,32 @@ class Matcher(Generic[K]):
     """
 
     def __init__(self, rules: Mapping[K, Sequence[str]]) -> None:
+        with _gc_paused():
+            self._build(rules)
+
+    def _build(self, rules: Mapping[K, Sequence[str]]) -> None:
         self._keys: list[K] = list(rules)
         text_ids: dict[str, int] = {}
-        self._texts: list[str] = []
-        self._sub_rules: list[tuple[int, ...]] = []
+        texts: list[str] = []
+        sub_rules: list[list[int]] = []
         for key in self._keys:
             row = []
             for text in rules[key]:
                 tid = text_ids.get(text)
                 if tid is None:
-                    tid = text_ids[text] = len(self._texts)
-                    self._texts.append(text)
+                    tid = text_ids[text] = len(texts)
+                    texts.append(text)
                 row.append(tid)
-            self._sub_rules.append(tuple(row))
-        self._stride = max((len(r) for r in self._sub_rules), default=0) + 1
+            sub_rules.append(row)
+        del text_ids
 
-        # Distinct texts -> distinct canonical rules ("A  b" and "a b" are one rule).
+        # Distinct texts -> distinct canonical rules ("A  b" and "a b" are one rule), each a
+        # tree over interned atom ids.
         canon_ids: dict[str, int] = {}
-        self._nodes: list[R.Node] = []
-        self._rule_of_text: list[int] = []
-        for text in self._texts:
+        intern: dict[R.Atom, int] = {}
+        self._trees: list[_Tree] = []
+        rule_of_text: list[int] = []
+        for text in texts:
             try:
                 node = R.parse(text)
             except RuleError as exc:
@@ -194,26 +295,37 @@ class Matcher(Generic[K]):
             canon = R.canonical(node)
             rid = canon_ids.get(canon)
             if rid is None:
-                rid = canon_ids[canon] = len(self._nodes)
-                self._nodes.append(node)
-            self._rule_of_text.append(rid)
+                rid = canon_ids[canon] = len(self._trees)
+                self._trees.append(_tree(node, intern))
+            rule_of_text.append(rid)
+        del canon_ids
+        self._atoms: list[R.Atom] = list(intern)  # intern ids are insertion order
+        del intern
+        self._n_texts = len(texts)
 
-        # Who holds each rule: slot * stride + rule index, one int per subscriber rule.
-        self._holders: list[list[int]] = [[] for _ in self._nodes]
-        for slot, row in enumerate(self._sub_rules):
+        # A "group" is what one RuleMatch says: a rule text as written and its index in the
+        # subscriber's list. A match creates one RuleMatch per group, not per subscriber.
+        group_ids: dict[tuple[int, int], int] = {}
+        self._group_rm: list[tuple[int, str]] = []  # group -> (index, text)
+        self._rule_groups: list[list[int]] = [[] for _ in self._trees]
+        self._sub_groups: list[tuple[int, ...]] = []  # subscriber slot -> groups, rule order
+        for row in sub_rules:
+            gids = []
             for idx, tid in enumerate(row):
-                self._holders[self._rule_of_text[tid]].append(slot * self._stride + idx)
+                gid = group_ids.get((tid, idx))
+                if gid is None:
+                    gid = group_ids[tid, idx] = len(self._group_rm)
+                    self._group_rm.append((idx, texts[tid]))
+                    self._rule_groups[rule_of_text[tid]].append(gid)
+                gids.append(gid)
+            self._sub_groups.append(tuple(gids))
+        del group_ids, sub_rules
 
-        self._atom_ids: dict[R.Atom, int] = {}
-        self._atoms: list[R.Atom] = []
-        for node in self._nodes:
-            for atom, _ in R.atoms(node):
-                if atom not in self._atom_ids:
-                    self._atom_ids[atom] = len(self._atoms)
-                    self._atoms.append(atom)
+        self._atom_specs = [_atom_spec(aid, atom) for aid, atom in enumerate(self._atoms)]
+        self._plans = [_plan(tree) for tree in self._trees]
         self._fields = {name: _FieldIndex() for name in _TEXT_FIELDS}
         self._values = {name: _ValueIndex() for name in R.VALUE_FIELDS}
-        for atom, aid in self._atom_ids.items():
+        for aid, atom in enumerate(self._atoms):
             if isinstance(atom, R.Value):
                 self._values[atom.field].add(atom, aid)
             else:
@@ -228,14 +340,14 @@ class Matcher(Generic[K]):
         self._plain: dict[int, list[int]] = {}  # atom -> rules that hold whenever it occurs
         self._guarded: dict[int, list[tuple[int, frozenset]]] = {}  # atom -> (rule, absent)
         self._multi: list[tuple[int, tuple[int, ...], frozenset]] = []
-        self._tree_anchors: dict[int, list[int]] = {}
-        self._trees: dict[int, _Tree] = {}
-        for rid, node in enumerate(self._nodes):
-            clauses = _dnf(node, self._atom_ids)
+        self._tree_anchors: dict[int, list[int]] = {}  # for rules too big for clauses
+        for rid, tree in enumerate(self._trees):
+            if tree[0] == "a":  # most rules are one word or phrase
+                self._plain.setdefault(tree[1], []).append(rid)
+                continue
+            clauses = _dnf(tree)
             if clauses is None:
-                self._trees[rid] = _tree(node, self._atom_ids)
-                anchors = {self._atom_ids[a] for a, positive in R.atoms(node) if positive}
-                for aid in anchors:
+                for aid in set(_positive_atoms(tree)):
                     self._tree_anchors.setdefault(aid, []).append(rid)
                 continue
             for pos, neg in clauses:
@@ -253,19 +365,19 @@ class Matcher(Generic[K]):
     @property
     def stats(self) -> dict[str, int]:
         """Sizes of the index, for logs and the benchmark."""
-        return {"subscribers": len(self._keys), "rule_texts": len(self._texts),
-                "rules": len(self._nodes), "atoms": len(self._atoms),
-                "multi_clauses": len(self._multi), "tree_rules": len(self._trees)}
+        return {"subscribers": len(self._keys), "rule_texts": self._n_texts,
+                "rules": len(self._trees), "atoms": len(self._atoms),
+                "multi_clauses": len(self._multi),
+                "tree_rules": len({r for rs in self._tree_anchors.values() for r in rs})}
 
-    def _present(self, fields: R.Fields) -> set[int]:
-        """The ids of every indexed atom that occurs in the paper."""
-        present: set[int] = set()
+    def _scan(self, fields: R.Fields) -> _Found:
+        """Every indexed atom that occurs in the paper: one pass over each field's words."""
+        found = _Found()
         for name in _TEXT_FIELDS:
-            seqs = [tuple(s) for s in fields.seqs[name]]
-            self._fields[name].scan(seqs, fields.sets[name], present)
+            self._fields[name].scan(fields.seqs[name], fields.vocab[name], found, name)
         for name in R.VALUE_FIELDS:
-            self._values[name].scan(fields.values[name], present)
-        return present
+            self._values[name].scan(fields.raw_values[name], fields.values[name], found, name)
+        return found
 
     def _matched_rules(self, present: set[int], multi: dict[int, list]) -> set[int]:
         matched: set[int] = set()
@@ -285,6 +397,45 @@ class Matcher(Generic[K]):
                     matched.add(rid)
         return matched
 
+    def _atom_hits(self, aid: int, fields: R.Fields, found: _Found) -> tuple[Hit, ...]:
+        """rules.atom_hits, answered from what the scan recorded instead of searching again."""
+        kind, key, names = self._atom_specs[aid]
+        hits = []
+        for name in names:
+            if kind == _WORD:
+                text = key if key in fields.vocab[name] else None
+            elif kind == _PREFIX:
+                text = found.prefix_words[name].get(key)
+            elif kind == _PHRASE:
+                text = found.phrase_texts[name].get(key)
+            else:
+                text = found.value_raw[name].get(key)
+            if text is not None:
+                hits.append(Hit(name, text))
+        return tuple(hits)
+
+    def _collect(self, tree: _Tree, found: _Found, hits_of: _HitsOf, out: list[Hit]) -> bool:
+        """rules._collect over atom ids: only the parts that are true give evidence."""
+        op, arg = tree
+        if op == "a":
+            if arg not in found.present:
+                return False
+            out.extend(hits_of(arg))
+            return True
+        if op == "n":
+            return not _eval_tree(arg, found.present)
+        if op == "&":
+            mark = len(out)
+            for child in arg:
+                if not self._collect(child, found, hits_of, out):
+                    del out[mark:]
+                    return False
+            return True
+        any_true = False
+        for child in arg:
+            any_true = self._collect(child, found, hits_of, out) or any_true
+        return any_true
+
     def match(self, papers: Sequence[Paper],
               exclude: Mapping[K, Collection[str]] | None = None) -> dict[K, list[PaperMatch]]:
         """Each subscriber with at least one match -> their matches, papers in input order.
@@ -292,69 +443,122 @@ class Matcher(Generic[K]):
         `exclude` maps a subscriber to the paper ids already sent to them; a paper is skipped
         for that subscriber when any of its ids (id or aliases) is among them.
         """
+        with _gc_paused():
+            return self._match(papers, exclude)
+
+    def _match(self, papers: Sequence[Paper],
+               exclude: Mapping[K, Collection[str]] | None) -> dict[K, list[PaperMatch]]:
         views = [R.Fields(p) for p in papers]
-        presents = [self._present(v) for v in views]
+        scans = [self._scan(v) for v in views]
 
         df: Counter[int] = Counter()
-        for present in presents:
-            df.update(present)
+        for found in scans:
+            df.update(found.present)
         multi: dict[int, list] = {}
         for clause in self._multi:
             pos = clause[1]
             if all(a in df for a in pos):  # otherwise no paper of this batch can satisfy it
                 multi.setdefault(min(pos, key=df.__getitem__), []).append(clause)
 
-        slot_of = {key: slot for slot, key in enumerate(self._keys)}
-        excluded: dict[int, Collection[str]] = {}
-        for key, ids in (exclude or {}).items():
-            slot = slot_of.get(key)
-            if slot is not None and ids:
-                excluded[slot] = ids if isinstance(ids, (set, frozenset, dict)) else set(ids)
-
-        stride, holders, sub_rules = self._stride, self._holders, self._sub_rules
-        results: dict[int, list[PaperMatch]] = {}
-        for paper, view, present in zip(papers, views, presents):
-            matched = self._matched_rules(present, multi)
+        # Per group, the papers it matched (batch positions) and a PaperMatch for each.
+        n_groups = len(self._group_rm)
+        group_papers: list[list[int] | None] = [None] * n_groups
+        group_matches: list[list[PaperMatch] | None] = [None] * n_groups
+        group_rm, rule_groups = self._group_rm, self._rule_groups
+        trees, plans = self._trees, self._plans
+        for pos, (paper, view, found) in enumerate(zip(papers, views, scans)):
+            matched = self._matched_rules(found.present, multi)
             if not matched:
                 continue
-            by_slot: dict[int, list[int]] = {}
+            cache: dict[int, tuple[Hit, ...]] = {}
+
+            def hits_of(aid: int) -> tuple[Hit, ...]:
+                hits = cache.get(aid)
+                if hits is None:
+                    hits = cache[aid] = self._atom_hits(aid, view, found)  # noqa: B023
+                return hits
+
+            present = found.present
             for rid in matched:
-                for code in holders[rid]:
-                    slot, idx = divmod(code, stride)
-                    found = by_slot.get(slot)
-                    if found is None:
-                        by_slot[slot] = [idx]
-                    else:
-                        found.append(idx)
-            paper_ids = paper.ids
-            explained: dict[int, tuple] = {}  # rule -> hits, computed only if someone gets it
-            rule_matches: dict[tuple[int, int], RuleMatch] = {}  # shared by equal subscribers
-            for slot, idxs in by_slot.items():
-                skip = excluded.get(slot)
-                if skip is not None and any(i in skip for i in paper_ids):
-                    continue
-                if len(idxs) > 1:
-                    idxs.sort()
-                row = sub_rules[slot]
-                found_rules = []
-                for idx in idxs:
-                    tid = row[idx]
-                    rm = rule_matches.get((tid, idx))
-                    if rm is None:
-                        rid = self._rule_of_text[tid]
-                        hits = explained.get(rid)
-                        if hits is None:
-                            hits = explained[rid] = R.explain_fields(self._nodes[rid], view)
-                        rm = rule_matches[tid, idx] = RuleMatch(idx, self._texts[tid], hits)
-                    found_rules.append(rm)
-                pm = PaperMatch(paper, tuple(found_rules))
-                out = results.get(slot)
-                if out is None:
-                    results[slot] = [pm]
+                plan = plans[rid]
+                if plan is None:
+                    out: list[Hit] = []
+                    self._collect(trees[rid], found, hits_of, out)
+                elif len(plan) == 1:
+                    out = hits_of(plan[0])  # type: ignore[assignment]
                 else:
-                    out.append(pm)
+                    out = [h for aid in plan if aid in present for h in hits_of(aid)]
+                hits = tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
+                for gid in rule_groups[rid]:
+                    idx, text = group_rm[gid]
+                    # Frozen values: everyone matched by this group alone shares this object.
+                    pm = PaperMatch(paper, (RuleMatch(idx, text, hits),))
+                    if group_papers[gid] is None:
+                        group_papers[gid], group_matches[gid] = [pos], [pm]
+                    else:
+                        group_papers[gid].append(pos)
+                        group_matches[gid].append(pm)
+
+        sent = self._sent_positions(papers, exclude) if exclude else {}
+        results: dict[K, list[PaperMatch]] = {}
         keys = self._keys
-        return {keys[slot]: results[slot] for slot in sorted(results)}
+        for slot, gids in enumerate(self._sub_groups):
+            hit = [gid for gid in gids if group_papers[gid] is not None]
+            if not hit:
+                continue
+            skip = sent.get(slot)
+            if len(hit) == 1 and skip is None:
+                found_list = group_matches[hit[0]].copy()  # the common case: C speed
+            else:
+                found_list = _merge(papers, hit, group_papers, group_matches, skip)
+            if found_list:
+                results[keys[slot]] = found_list
+        return results
+
+    def _sent_positions(self, papers: Sequence[Paper],
+                        exclude: Mapping[K, Collection[str]]) -> dict[int, set[int]]:
+        """Subscriber slot -> batch positions of the papers they already got."""
+        positions: dict[str, list[int]] = {}
+        for pos, paper in enumerate(papers):
+            for pid in paper.ids:
+                positions.setdefault(pid, []).append(pos)
+        slot_of = {key: slot for slot, key in enumerate(self._keys)}
+        sent: dict[int, set[int]] = {}
+        for key, ids in exclude.items():
+            slot = slot_of.get(key)
+            if slot is None:
+                continue
+            got = {pos for pid in positions.keys() & ids for pos in positions[pid]}
+            if got:
+                sent[slot] = got
+        return sent
+
+
+def _merge(papers: Sequence[Paper], gids: list[int], group_papers: list, group_matches: list,
+           skip: set[int] | None) -> list[PaperMatch]:
+    """One subscriber's matches from several groups: in paper order, one PaperMatch per paper
+    listing every rule that matched it, in rule order (gids are in rule order)."""
+    by_pos: dict[int, list[PaperMatch]] = {}
+    for gid in gids:
+        for pos, pm in zip(group_papers[gid], group_matches[gid]):
+            if skip is not None and pos in skip:
+                continue
+            got = by_pos.get(pos)
+            if got is None:
+                by_pos[pos] = [pm]
+            else:
+                got.append(pm)
+    out = []
+    for pos in sorted(by_pos):
+        pms = by_pos[pos]
+        if len(pms) == 1:
+            out.append(pms[0])
+        else:
+            out.append(PaperMatch(papers[pos], tuple(pm.rules[0] for pm in pms)))
+    return out
+
+
+_HitsOf = Callable[[int], tuple[Hit, ...]]
 
 
 def match_rules(rules: Sequence[str], papers: Sequence[Paper]) -> list[PaperMatch]:

@@ -426,16 +426,17 @@ class Fields:
     `title` and `abstract` are separate lists so that a phrase never spans them.
     """
 
-    __slots__ = ("seqs", "sets", "values", "raw_values")
+    __slots__ = ("seqs", "vocab", "values", "raw_values")
 
     def __init__(self, paper: Paper) -> None:
         title, abstract = words(paper.title), words(paper.abstract)
         authors = [words(a) for a in paper.authors]
         self.seqs: dict[str, list[list[str]]] = {
             "title": [title], "abstract": [abstract], "author": authors}
-        self.sets: dict[str, set[str]] = {
-            "title": set(title), "abstract": set(abstract),
-            "author": {w for name in authors for w in name}}
+        # Distinct words in order of first occurrence (a dict, so `in` is a hash lookup).
+        self.vocab: dict[str, dict[str, None]] = {
+            "title": dict.fromkeys(title), "abstract": dict.fromkeys(abstract),
+            "author": dict.fromkeys(w for name in authors for w in name)}
         cats = [c for c in paper.categories if c.strip()]
         srcs = [paper.source] if paper.source.strip() else []
         self.raw_values = {"category": cats, "source": srcs}
@@ -474,7 +475,7 @@ def atom_hits(atom: Atom, fields: Fields) -> tuple[Hit, ...]:
                     hits.append(Hit(name, raw))
                     break
             continue
-        if isinstance(atom, Word) and atom.word not in fields.sets[name]:
+        if isinstance(atom, Word) and atom.word not in fields.vocab[name]:
             continue
         for seq in fields.seqs[name]:
             found = _find_in_seq(atom, seq)

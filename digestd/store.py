@@ -115,6 +115,45 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE INDEX sent_paper ON sent(paper_pk);
     """),
+    ("web", """
+        -- double opt-in: the nonce is signed into the confirmation link and cleared when it is
+        -- used, so a replayed link changes nothing; web_mail_at throttles mails to one address
+        ALTER TABLE subscribers ADD COLUMN confirm_nonce TEXT;
+        ALTER TABLE subscribers ADD COLUMN web_mail_at TEXT;
+        -- rate-limit bookkeeping for the subscribe form; keys are keyed hashes, never the
+        -- address or the IP itself
+        CREATE TABLE web_events (
+            kind TEXT NOT NULL,   -- 'ip' or 'address'
+            key  TEXT NOT NULL,
+            at   REAL NOT NULL    -- unix time
+        );
+        CREATE INDEX web_events_key ON web_events(kind, key, at);
+        -- links are signed over subscriber ids, so an id must never be given out twice: a new
+        -- subscriber who got a deleted one's id would be controlled by the old links
+        CREATE TABLE id_high_water (
+            name  TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        );
+        CREATE TRIGGER subscribers_high_water AFTER DELETE ON subscribers BEGIN
+            INSERT INTO id_high_water (name, value) VALUES ('subscribers', old.id)
+            ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value);
+        END;
+    """),
+    ("schedule", """
+        -- the scheduled send time (UTC) of the last slot handled: sent, empty, or merged into
+        -- the next one because it was too late; a slot at or before it is never due again
+        ALTER TABLE subscribers ADD COLUMN last_slot_at TEXT;
+        -- papers first seen before this were already matched against the subscriber's rules
+        ALTER TABLE subscribers ADD COLUMN last_checked_at TEXT;
+    """),
+    ("outbox_claims", """
+        -- a sender claims the rows it is about to send (owner "host/pid/run", lease end), so
+        -- two senders (the daemon and `digestd send`) never send the same row; the claim of a
+        -- sender that died is taken over at once when its pid is gone, else when it expires
+        ALTER TABLE digests ADD COLUMN claimed_by TEXT;
+        ALTER TABLE digests ADD COLUMN claimed_until TEXT;
+        CREATE INDEX digests_claimed ON digests(claimed_by) WHERE claimed_by IS NOT NULL;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -153,6 +192,16 @@ class OutboxRow:
     next_attempt_at: str | None
     last_error: str | None
     papers: int
+    claimed_by: str | None = None
+    claimed_until: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleMark:
+    """What the scheduler remembers per subscriber (see schedule.py)."""
+
+    last_slot_at: str | None = None  # the last scheduled send time handled, UTC
+    last_checked_at: str | None = None  # papers first seen before this were matched already
 
 
 class Store:
@@ -357,9 +406,14 @@ class Store:
         now = now or utcnow()
         with self.transaction() as db:
             try:
+                # the id is past every id ever used (id_high_water): links signed for a
+                # deleted subscriber must never reach a new one
                 sid = db.execute(
-                    "INSERT INTO subscribers (email, status, name, timezone, send_at, frequency, "
-                    "weekday, send_empty, created_at, confirmed_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO subscribers (id, email, status, name, timezone, send_at, "
+                    "frequency, weekday, send_empty, created_at, confirmed_at) VALUES ("
+                    "(SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), coalesce("
+                    "(SELECT value FROM id_high_water WHERE name = 'subscribers'), 0)) + 1),"
+                    "?,?,?,?,?,?,?,?,?,?)",
                     (email, status, name, timezone, send_at, frequency, weekday, int(send_empty),
                      now, now if status == "active" else None)).lastrowid
             except sqlite3.IntegrityError:
@@ -454,7 +508,7 @@ class Store:
                                (subscriber_id, period)).fetchone() is not None
 
     _OUTBOX_COLUMNS = ("id, subscriber_id, period, recipient, message_id, message, status, "
-                       "attempts, next_attempt_at, last_error, papers")
+                       "attempts, next_attempt_at, last_error, papers, claimed_by, claimed_until")
 
     def outbox(self, *, due_before: str | None = None, status: str = "queued",
                limit: int | None = None) -> list[OutboxRow]:
@@ -472,17 +526,295 @@ class Store:
     def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
         with self.transaction() as db:
             db.execute("UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                       "last_error = NULL WHERE id = ?", (now or utcnow(), digest_id))
+                       "last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                       (now or utcnow(), digest_id))
+            # hard bounces count in a row: a delivered message starts the count again
+            db.execute("UPDATE subscribers SET bounces = 0 WHERE bounces > 0 AND id = "
+                       "(SELECT subscriber_id FROM digests WHERE id = ?)", (digest_id,))
 
     def mark_deferred(self, digest_id: int, error: str, next_attempt_at: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE digests SET attempts = attempts + 1, last_error = ?, "
-                       "next_attempt_at = ? WHERE id = ?", (error, next_attempt_at, digest_id))
+                       "next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL "
+                       "WHERE id = ?", (error, next_attempt_at, digest_id))
 
     def mark_failed(self, digest_id: int, error: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
-                       "last_error = ? WHERE id = ?", (error, digest_id))
+                       "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                       (error, digest_id))
 
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
+
+    # -- the outbox: claims, bounces and retries (used by deliver.py) ---------------------------
+
+    def claim_outbox(self, owner: str, *, limit: int, lease_s: float,
+                     now: datetime | None = None) -> tuple[list[OutboxRow], int]:
+        """Claim up to `limit` due rows nobody holds for `owner`, the longest due first.
+
+        Digests (not confirmation mails) of subscribers who are no longer active are
+        cancelled instead of claimed: status failed, with the reason. Returns the claimed
+        rows and the number cancelled.
+        """
+        now = now or datetime.now(timezone.utc)
+        stamp = now.isoformat(timespec="seconds")
+        until = datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
+            timespec="seconds")
+        with self.transaction() as db:
+            found = db.execute(
+                "SELECT d.id, s.status, d.papers = 0 AND d.period GLOB '[a-z]*-[0-9]*' "
+                "FROM digests d JOIN subscribers s ON s.id = d.subscriber_id "
+                "WHERE d.status = 'queued' AND d.next_attempt_at <= ? "
+                "AND (d.claimed_until IS NULL OR d.claimed_until < ?) "
+                "ORDER BY d.next_attempt_at, d.id LIMIT ?", (stamp, stamp, limit)).fetchall()
+            cancel = [(f"not sent: the subscriber is {status}", did)
+                      for did, status, web_mail in found if status != "active" and not web_mail]
+            db.executemany("UPDATE digests SET status = 'failed', last_error = ? WHERE id = ?",
+                           cancel)
+            ids = [did for did, status, web_mail in found if status == "active" or web_mail]
+            if not ids:
+                return [], len(cancel)
+            marks = ",".join("?" * len(ids))
+            db.execute(f"UPDATE digests SET claimed_by = ?, claimed_until = ? "
+                       f"WHERE id IN ({marks})", (owner, until, *ids))
+            rows = [OutboxRow(*r) for r in db.execute(
+                f"SELECT {self._OUTBOX_COLUMNS} FROM digests WHERE id IN ({marks}) "
+                "ORDER BY next_attempt_at, id", ids)]
+        return rows, len(cancel)
+
+    def release_claims(self, owner: str) -> int:
+        """Hand back what `owner` claimed and did not finish (nothing is counted as tried)."""
+        with self.transaction() as db:
+            return db.execute("UPDATE digests SET claimed_by = NULL, claimed_until = NULL "
+                              "WHERE claimed_by = ?", (owner,)).rowcount
+
+    def outbox_claimants(self) -> dict[str, int]:
+        """Owner -> rows it holds, for the rows claimed right now (live or stale)."""
+        return dict(self.db.execute(
+            "SELECT claimed_by, count(*) FROM digests WHERE claimed_by IS NOT NULL "
+            "GROUP BY claimed_by"))
+
+    def count_due(self, *, now: str | None = None) -> int:
+        return self.db.execute("SELECT count(*) FROM digests WHERE status = 'queued' AND "
+                               "next_attempt_at <= ?", (now or utcnow(),)).fetchone()[0]
+
+    def record_bounce(self, digest_id: int, error: str, *, threshold: int) -> bool:
+        """A hard bounce (5xx for the recipient): the message failed, the subscriber's count
+        of bounces in a row goes up, and at `threshold` an active subscriber becomes
+        bouncing and gets no more digests. True when this bounce made them bouncing."""
+        with self.transaction() as db:
+            row = db.execute("SELECT subscriber_id FROM digests WHERE id = ?",
+                             (digest_id,)).fetchone()
+            db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
+                       "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                       (error, digest_id))
+            if row is None:
+                return False
+            db.execute("UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?", (row[0],))
+            return db.execute("UPDATE subscribers SET status = 'bouncing' WHERE id = ? AND "
+                              "status = 'active' AND bounces >= ?",
+                              (row[0], threshold)).rowcount == 1
+
+    def retry_outbox(self, ids: Sequence[int] = (), *, failed: bool = False,
+                     now: str | None = None) -> int:
+        """Make queued rows (and with `failed`, failed ones, attempts reset) due now.
+        `ids` limits it to those rows. Returns how many rows changed."""
+        now = now or utcnow()
+        where = f" AND id IN ({','.join(str(int(i)) for i in ids)})" if ids else ""
+        with self.transaction() as db:
+            n = db.execute("UPDATE digests SET next_attempt_at = ? WHERE status = 'queued'"
+                           + where, (now,)).rowcount
+            if failed:
+                n += db.execute("UPDATE digests SET status = 'queued', attempts = 0, "
+                                "next_attempt_at = ? WHERE status = 'failed'" + where,
+                                (now,)).rowcount
+        return n
+
+    # -- the schedule: which slot each subscriber had last -------------------------------------
+
+    def schedule_marks(self) -> dict[int, ScheduleMark]:
+        """Subscriber id -> the last slot handled and how far their papers were checked."""
+        return {sid: ScheduleMark(slot, checked) for sid, slot, checked in self.db.execute(
+            "SELECT id, last_slot_at, last_checked_at FROM subscribers")}
+
+    def mark_slot(self, subscriber_id: int, slot_at: str, *,
+                  checked_through: str | None = None) -> None:
+        """Remember that the slot at `slot_at` was handled (sent, empty or merged into the
+        next one), and, if given, that papers up to `checked_through` were matched."""
+        with self.transaction() as db:
+            # max(): a slot handled once never becomes due again, whatever the order of calls
+            db.execute("UPDATE subscribers SET "
+                       "last_slot_at = max(coalesce(last_slot_at, ''), ?), "
+                       "last_checked_at = nullif(max(coalesce(last_checked_at, ''), "
+                       "coalesce(?, '')), '') WHERE id = ?",
+                       (slot_at, checked_through, subscriber_id))
+
+    # -- the web: double opt-in, preferences, rate limits, health and metrics -------------------
+
+    def find_subscriber(self, email: str) -> Subscriber | None:
+        row = self.db.execute(f"SELECT {self._SUB_COLUMNS} FROM subscribers WHERE email = ?",
+                              (email,)).fetchone()
+        if row is None:
+            return None
+        return self._subscriber(row, self._rules_of([row[0]]).get(row[0], []))
+
+    def request_subscription(self, email: str, rules: Sequence[str], *, nonce: str,
+                             timezone: str, send_at: str, frequency: str, weekday: int = 0,
+                             now: str | None = None) -> tuple[Subscriber, str | None]:
+        """A subscription asked for on the web: a new pending subscriber, or an unconfirmed,
+        unsubscribed or bouncing one made pending again with these rules and schedule.
+
+        Returns the subscriber and the confirmation nonce to sign into the link; the nonce is
+        None when the address is active or paused, whose settings a stranger must not change.
+        A pending subscriber keeps its nonce, so an earlier confirmation link stays valid.
+        """
+        now = now or utcnow()
+        with self.transaction() as db:
+            row = db.execute("SELECT id, status, confirm_nonce FROM subscribers WHERE email = ?",
+                             (email,)).fetchone()
+            if row is None:
+                sid = None
+            elif row[1] in ("active", "paused"):
+                return self.get_subscriber(row[0]), None
+            else:
+                sid = row[0]
+                nonce = row[2] if row[1] == "pending" and row[2] else nonce
+                db.execute("UPDATE subscribers SET status = 'pending', confirm_nonce = ?, "
+                           "timezone = ?, send_at = ?, frequency = ?, weekday = ? WHERE id = ?",
+                           (nonce, timezone, send_at, frequency, weekday, sid))
+                db.execute("DELETE FROM rules WHERE subscriber_id = ?", (sid,))
+                db.executemany("INSERT INTO rules (subscriber_id, position, text) "
+                               "VALUES (?,?,?)", [(sid, i, r) for i, r in enumerate(rules)])
+        if sid is None:
+            sid = self.add_subscriber(email, rules, status="pending", timezone=timezone,
+                                      send_at=send_at, frequency=frequency, weekday=weekday,
+                                      now=now).id
+            with self.transaction() as db:
+                db.execute("UPDATE subscribers SET confirm_nonce = ? WHERE id = ?", (nonce, sid))
+        return self.get_subscriber(sid), nonce
+
+    def web_mail_at(self, subscriber_id: int) -> str | None:
+        """When the web last mailed this subscriber (a confirmation or a preferences link)."""
+        row = self.db.execute("SELECT web_mail_at FROM subscribers WHERE id = ?",
+                              (subscriber_id,)).fetchone()
+        return row[0] if row else None
+
+    def confirm_subscriber(self, subscriber_id: int, nonce: str, *, now: str | None = None
+                           ) -> bool:
+        """Activate a pending subscriber whose confirmation nonce is `nonce`. False when there
+        is nothing to confirm: not pending (a replayed link), or a newer request's nonce.
+        The nonce is kept, so a second click can be told apart from a forged link; a new
+        request after an unsubscribe gets a new one."""
+        with self.transaction() as db:
+            return db.execute(
+                "UPDATE subscribers SET status = 'active', confirmed_at = ?, bounces = 0 "
+                "WHERE id = ? AND status = 'pending' AND confirm_nonce = ?",
+                (now or utcnow(), subscriber_id, nonce)).rowcount == 1
+
+    def confirm_nonce(self, subscriber_id: int) -> str | None:
+        row = self.db.execute("SELECT confirm_nonce FROM subscribers WHERE id = ?",
+                              (subscriber_id,)).fetchone()
+        return row[0] if row else None
+
+    def update_preferences(self, subscriber_id: int, rules: Sequence[str], *, timezone: str,
+                           send_at: str, frequency: str, weekday: int, send_empty: bool) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE subscribers SET timezone = ?, send_at = ?, frequency = ?, "
+                       "weekday = ?, send_empty = ? WHERE id = ?",
+                       (timezone, send_at, frequency, weekday, int(send_empty), subscriber_id))
+            db.execute("DELETE FROM rules WHERE subscriber_id = ?", (subscriber_id,))
+            db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
+                           [(subscriber_id, i, r) for i, r in enumerate(rules)])
+
+    def resume_subscriber(self, subscriber_id: int) -> None:
+        """Active again (after a pause, an unsubscribe or bounces), with the bounce count reset."""
+        with self.transaction() as db:
+            db.execute("UPDATE subscribers SET status = 'active', bounces = 0, "
+                       "confirmed_at = coalesce(confirmed_at, ?) WHERE id = ?",
+                       (utcnow(), subscriber_id))
+
+    def queue_message(self, subscriber_id: int, kind: str, *, recipient: str, message_id: str,
+                      message: bytes, now: float) -> int | None:
+        """Put a single message (a confirmation, say) in the outbox, so the sender delivers and
+        retries it like a digest. Unlike queue_digest it marks no papers and leaves
+        last_digest_at alone. The period is "KIND-<unix time>"; None if that exists already."""
+        stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+        with self.transaction() as db:
+            try:
+                # due at once by the sender's (real) clock, whatever clock `now` came from
+                did = db.execute(
+                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                    "recipient, message, next_attempt_at) VALUES (?,?,?,0,?,?,?,?)",
+                    (subscriber_id, f"{kind}-{int(now)}", utcnow(), message_id, recipient,
+                     message, utcnow())).lastrowid
+            except sqlite3.IntegrityError:
+                return None
+            db.execute("UPDATE subscribers SET web_mail_at = ? WHERE id = ?",
+                       (stamp, subscriber_id))
+        return did
+
+    def count_events(self, kind: str, key: str, since: float) -> int:
+        return self.db.execute("SELECT count(*) FROM web_events WHERE kind = ? AND key = ? "
+                               "AND at >= ?", (kind, key, since)).fetchone()[0]
+
+    def add_event(self, kind: str, key: str, at: float) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO web_events (kind, key, at) VALUES (?,?,?)", (kind, key, at))
+
+    def prune_web(self, *, events_before: float, pending_before: str) -> tuple[int, int]:
+        """Forget rate-limit events older than `events_before`, and subscribers who asked before
+        `pending_before` and never confirmed. Returns (events, subscribers) removed."""
+        with self.transaction() as db:
+            events = db.execute("DELETE FROM web_events WHERE at < ?", (events_before,)).rowcount
+            subs = db.execute("DELETE FROM subscribers WHERE status = 'pending' AND "
+                              "confirmed_at IS NULL AND created_at < ?",
+                              (pending_before,)).rowcount
+        return events, subs
+
+    def subscriber_export(self, subscriber_id: int) -> dict:
+        """Everything stored about one subscriber, for "download my data"."""
+        sub = self.get_subscriber(subscriber_id)
+        created, confirmed = self.db.execute(
+            "SELECT created_at, confirmed_at FROM subscribers WHERE id = ?",
+            (subscriber_id,)).fetchone()
+        digests = [
+            {"period": r[0], "created_at": r[1], "papers": r[2], "status": r[3],
+             "sent_at": r[4], "message_id": r[5]}
+            for r in self.db.execute(
+                "SELECT period, created_at, papers, status, sent_at, message_id FROM digests "
+                "WHERE subscriber_id = ? ORDER BY id", (subscriber_id,))]
+        papers = [
+            {"id": r[0], "title": r[1], "url": r[2], "digest": r[3]}
+            for r in self.db.execute(
+                "SELECT p.id, p.title, p.url, d.period FROM sent s JOIN papers p "
+                "ON p.pk = s.paper_pk JOIN digests d ON d.id = s.digest_id "
+                "WHERE s.subscriber_id = ? ORDER BY d.id, p.pk", (subscriber_id,))]
+        return {"email": sub.email, "name": sub.name, "status": sub.status,
+                "rules": list(sub.rules), "timezone": sub.timezone, "send_at": sub.send_at,
+                "frequency": sub.frequency, "weekday": sub.weekday,
+                "send_empty": sub.send_empty, "created_at": created, "confirmed_at": confirmed,
+                "last_digest_at": sub.last_digest_at, "bounces": sub.bounces,
+                "messages": digests, "papers_sent": papers}
+
+    def outbox_stats(self, *, now: str | None = None) -> dict[str, dict[str, int]]:
+        """Outbox rows by kind ("digest", or the kind of queue_message) and state: queued
+        (first attempt pending), deferred (retrying), due (either, due now), sent, failed."""
+        now = now or utcnow()
+        out: dict[str, dict[str, int]] = {}
+        for kind, queued, deferred, due, sent, failed in self.db.execute(
+                "SELECT CASE WHEN papers = 0 AND period GLOB '[a-z]*-[0-9]*' "
+                "THEN substr(period, 1, instr(period, '-') - 1) ELSE 'digest' END AS kind, "
+                "sum(status = 'queued' AND attempts = 0), sum(status = 'queued' AND attempts > 0), "
+                "sum(status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)), "
+                "sum(status = 'sent'), sum(status = 'failed') FROM digests GROUP BY kind",
+                (now,)):
+            out[kind] = {"queued": queued, "deferred": deferred, "due": due, "sent": sent,
+                         "failed": failed}
+        return out
+
+    def subscriber_counts(self) -> tuple[dict[str, int], int]:
+        """(subscribers by status, hard bounces counted over all subscribers)."""
+        counts = dict(self.db.execute("SELECT status, count(*) FROM subscribers GROUP BY status"))
+        bounces = self.db.execute("SELECT coalesce(sum(bounces), 0) FROM subscribers").fetchone()
+        return counts, bounces[0]

@@ -50,3 +50,16 @@ def write_config(tmp_path):
 def store(tmp_path):
     with Store(tmp_path / "digestd.sqlite3") as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """`digestd.cli.main` points the root logger at this test's (captured) stderr; put the
+    handlers back afterwards, or a late record from an SMTP server thread hits a closed file."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import threading
@@ -16,6 +17,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    peer: tuple | None = None  # the client's (host, port): one per connection
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -29,7 +31,41 @@ class Handler:
     data_answers: deque = field(default_factory=deque)
     # recipient -> answer for RCPT TO, e.g. {"gone@example.org": "550 5.1.1 user unknown"}
     rcpt_answers: dict = field(default_factory=dict)
+    # seconds to think before answering DATA, as a slow or distant server does
+    delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # crash tests: once `hold_after` messages were accepted, every further DATA waits for
+    # release(); with `hold_accepts` the message is recorded first (the server has it, the
+    # client has not heard 250 yet), else it is answered 451 and not recorded
+    hold_after: int | None = None
+    hold_accepts: bool = False
+    parked: int = 0
+    _loop: asyncio.AbstractEventLoop | None = None
+    _released: asyncio.Event | None = None
+
+    def release(self) -> None:
+        """Let parked DATA commands answer, and stop parking new ones."""
+        self.hold_after = None
+        if self._loop is not None and self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
+
+    async def _hold(self, server, session, envelope):
+        if self._released is None:
+            self._loop, self._released = asyncio.get_running_loop(), asyncio.Event()
+        if self.hold_accepts:
+            self._record(session, envelope)
+        self.parked += 1
+        try:
+            await self._released.wait()
+        finally:
+            self.parked -= 1
+        return "250 OK queued" if self.hold_accepts else "451 4.3.0 try again later"
+
+    def _record(self, session, envelope) -> None:
+        with self.lock:
+            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or envelope.content),
+                                          peer=getattr(session, "peer", None)))
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answer = self.rcpt_answers.get(address)
@@ -39,6 +75,10 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.hold_after is not None and len(self.received) >= self.hold_after:
+            return await self._hold(server, session, envelope)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         with self.lock:
             answer = self.data_answers.popleft() if self.data_answers else None
         if answer == "drop":
@@ -48,18 +88,19 @@ class Handler:
             return "421 closing"
         if answer:
             return answer
-        with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                          bytes(envelope.original_content or envelope.content)))
+        self._record(session, envelope)
         return "250 OK queued"
 
 
 class SmtpSink:
-    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", **controller_options) -> None:
+        """`controller_options` go to aiosmtpd's Controller: tls_context and
+        require_starttls for STARTTLS, ssl_context for implicit TLS, authenticator ..."""
         self.host, self.port = host, port
         self.handler = Handler()
         self.controller = Controller(self.handler, hostname=host, port=port,
-                                     decode_data=False, data_size_limit=50 * 1024 * 1024)
+                                     decode_data=False, data_size_limit=50 * 1024 * 1024,
+                                     **controller_options)
 
     @property
     def received(self) -> list[Received]:

@@ -162,3 +162,8 @@ def test_cli_config_check_exits_2_without_traceback(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:2: smtp.port must be an integer, got True" in err
     assert "Traceback" not in err
+
+
+def test_local_feed_path_is_relative_to_the_config_file(write_config, tmp_path):
+    config = write_config('[[sources]]\nname = "j"\nkind = "feed"\nurl = "feeds/toc.xml"\n')
+    assert config.sources[0].url == str(tmp_path / "feeds" / "toc.xml")

@@ -1,33 +1,416 @@
-"""Delivery to a real aiosmtpd server on 127.0.0.1."""
+"""Delivery to a real aiosmtpd server on 127.0.0.1: headers, retries, bounces, the pool, TLS."""
 
 from __future__ import annotations
 
-from digestd.cli import main
+import asyncio
+import io
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+
+import pytest
+from aiosmtpd.smtp import AuthResult
+
+from digestd.cli import Progress, main
+from digestd.config import SmtpConfig
+from digestd.deliver import DeliveryReport, SmtpSender, backoff, classify, send_smtp
+from digestd.models import Digest, Hit, Paper, PaperMatch, RuleMatch
+from digestd.render import Links, Renderer
+from digestd.store import Store
+
+from .conftest import free_port
+from .smtp_server import SmtpSink
+
+PAPER = Paper(id="arxiv:2401.00001", title="Diffusion for everyone",
+              abstract="We diffuse. " * 40, authors=("A. Author", "B. Author"),
+              categories=("cs.LG",), source="arxiv-ml", url="https://arxiv.org/abs/2401.00001",
+              pdf_url="https://arxiv.org/pdf/2401.00001", published="2026-11-20", upvotes=3)
 
 
-def test_send_over_smtp_to_a_real_server(tmp_path, smtp_sink, capsys):
+def renderer() -> Renderer:
+    return Renderer(links=Links("https://digest.example.org", b"s" * 32),
+                    from_addr="Paper digest <digest@example.org>")
+
+
+def queue(store: Store, emails, *, period: str = "2026-11-23") -> list[int]:
+    """One queued digest per address (subscribers created as needed); their ids."""
+    r = renderer()
+    ids = []
+    for email in emails:
+        try:
+            sub = store.get_subscriber(email)
+        except Exception:
+            sub = store.add_subscriber(email, ["diffusion"])
+        digest = Digest(subscriber=sub, period=period, items=(PaperMatch(PAPER, (RuleMatch(
+            0, "diffusion", (Hit("title", "diffusion"),)),)),))
+        message_id, message = r.message(digest)
+        ids.append(store.queue_digest(sub.id, period, recipient=email, message_id=message_id,
+                                      message=message, paper_pks=[]))
+    return ids
+
+
+def smtp(sink: SmtpSink, **kw) -> SmtpConfig:
+    return SmtpConfig(**{"host": "127.0.0.1", "port": sink.port, "security": "none",
+                         "timeout": 5.0, **kw})
+
+
+def status_of(store: Store, digest_id: int) -> tuple:
+    return store.db.execute("SELECT status, attempts, last_error, next_attempt_at, claimed_by "
+                            "FROM digests WHERE id = ?", (digest_id,)).fetchone()
+
+
+def write_cfg(tmp_path, sink, extra: str = "") -> str:
     cfg = tmp_path / "digestd.toml"
     cfg.write_text(f"""
 [delivery]
 from = "Digest <digest@example.org>"
+bounce_threshold = 2
+
+[web]
+base_url = "https://digest.example.org"
 
 [smtp]
 host = "127.0.0.1"
-port = {smtp_sink.port}
+port = {sink.port}
 security = "none"
+timeout = 5
+{extra}
 
 [[sources]]
 name = "sample"
 kind = "sample"
 """)
-    assert main(["-c", str(cfg), "poll"]) == 0
-    assert main(["-c", str(cfg), "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
-    assert main(["-c", str(cfg), "subscribers", "add", "b@example.org", "--rule", "segmentation"]) == 0
+    return str(cfg)
+
+
+# -- the whole path ----------------------------------------------------------------------------------
+
+def test_a_full_digest_arrives_with_every_header_and_both_parts(tmp_path, smtp_sink, capsys):
+    cfg = write_cfg(tmp_path, smtp_sink)
+    assert main(["-c", cfg, "poll"]) == 0
+    assert main(["-c", cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion",
+                 "--name", "Zoë \"the\" Reader"]) == 0
+    assert main(["-c", cfg, "subscribers", "add", "b@example.org", "--rule", "segmentation"]) == 0
     capsys.readouterr()
-    assert main(["-c", str(cfg), "send", "--now"]) == 0
-    assert "2 sent, 0 deferred, 0 failed" in capsys.readouterr().out
+    assert main(["-c", cfg, "send", "--now"]) == 0
+    out = capsys.readouterr().out
+    assert "2 sent, 0 deferred, 0 failed" in out
+    assert out.count("\n") == 2  # "built ..." and one summary line: stdout is not a terminal
     got = sorted(smtp_sink.received, key=lambda r: r.rcpt_tos)
     assert [r.rcpt_tos for r in got] == [["a@example.org"], ["b@example.org"]]
     assert got[0].mail_from == "digest@example.org"
     msg = got[0].message
-    assert msg["To"] == "a@example.org" and msg.get_body(("plain",)) is not None
+    assert msg["From"] == "Digest <digest@example.org>"
+    assert msg["To"].addresses[0].display_name == 'Zoë "the" Reader'
+    assert msg["To"].addresses[0].addr_spec == "a@example.org"
+    today = datetime.now(timezone.utc).date().isoformat()
+    assert today in msg["Subject"] and "new paper" in msg["Subject"]
+    assert msg["Date"].datetime.tzinfo is not None
+    assert msg["Message-ID"].endswith("@example.org>")
+    assert msg["List-Id"] == "Digest <digest.example.org>"
+    unsub = msg["List-Unsubscribe"]
+    assert "<https://digest.example.org/u/" in unsub and "<mailto:digest@example.org?" in unsub
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["Precedence"] == "bulk"
+    assert msg["Feedback-ID"].endswith(":example.org")
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = msg.get_payload()
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    text, html = parts[0].get_content(), parts[1].get_content()
+    assert "matched:" in text and "Unsubscribe with one click: https://digest.example.org/u/" in text
+    assert "<html" in html and 'href="https://digest.example.org/u/' in html
+    assert all(len(line) <= 998 for line in got[0].data.split(b"\r\n"))
+    # the Message-ID stored in the outbox is the one that went out
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        ids = {r[0] for r in store.db.execute("SELECT message_id FROM digests")}
+    assert {r.message["Message-ID"] for r in got} == ids
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+async def test_421_then_success_is_retried_once(store, smtp_sink, tmp_path, capsys):
+    (did,) = queue(store, ["a@example.org"])
+    smtp_sink.handler.data_answers.append("421 4.3.2 service shutting down")
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert (report.sent, report.deferred, report.failed) == (0, 1, 0)
+    status, attempts, error, next_at, claimed = status_of(store, did)
+    assert (status, attempts, claimed) == ("queued", 1, None)
+    assert "421" in error and next_at > datetime.now(timezone.utc).isoformat()
+    # not due yet: a run now sends nothing
+    assert (await send_smtp(store, smtp(smtp_sink), "digest@example.org")).done == 0
+    assert store.retry_outbox() == 1
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert (report.sent, report.deferred, report.failed) == (1, 0, 0)
+    assert status_of(store, did)[:2] == ("sent", 2)
+    assert len(smtp_sink.received) == 1
+
+
+def test_cli_outbox_and_outbox_retry(tmp_path, smtp_sink, capsys):
+    cfg = write_cfg(tmp_path, smtp_sink)
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        queue(store, ["a@example.org", "b@example.org"])
+    smtp_sink.handler.data_answers.extend(["451 4.7.1 greylisted", "451 4.7.1 greylisted"])
+    assert main(["-c", cfg, "send"]) == 0
+    assert "0 sent, 2 deferred, 0 failed" in capsys.readouterr().out
+    assert main(["-c", cfg, "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("retry at") == 2 and "greylisted" in out and "2 waiting, 0 failed" in out
+    assert main(["-c", cfg, "outbox", "retry"]) == 0
+    out = capsys.readouterr().out
+    assert "2 messages due now" in out and "2 sent, 0 deferred, 0 failed" in out
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == ["a@example.org", "b@example.org"]
+    assert main(["-c", cfg, "outbox", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == "[]"
+
+
+async def test_max_attempts_then_failed(store, smtp_sink):
+    (did,) = queue(store, ["a@example.org"])
+    smtp_sink.handler.data_answers.extend(["452 4.3.1 out of memory"] * 2)
+    for _ in range(2):
+        store.retry_outbox()
+        await send_smtp(store, smtp(smtp_sink), "digest@example.org", max_attempts=2)
+    status, attempts, error, _, _ = status_of(store, did)
+    assert (status, attempts) == ("failed", 2) and error.startswith("gave up after 2 attempts")
+    assert not smtp_sink.received
+    # an operator can requeue it
+    assert store.retry_outbox(failed=True) == 1
+    assert (await send_smtp(store, smtp(smtp_sink), "digest@example.org")).sent == 1
+
+
+def test_backoff_grows_to_hours():
+    assert [backoff(n) for n in (1, 2, 3)] == [60, 120, 240]
+    assert sum(backoff(n) for n in range(1, 9)) > 3 * 3600
+    assert backoff(30) == 6 * 3600
+
+
+async def test_a_connection_dropped_mid_data_is_retried_without_a_duplicate(store, smtp_sink):
+    ids = queue(store, ["a@example.org", "b@example.org", "c@example.org"])
+    smtp_sink.handler.data_answers.append("drop")
+    report = await send_smtp(store, smtp(smtp_sink, max_connections=1), "digest@example.org")
+    # the others went on over a new connection
+    assert (report.sent, report.deferred) == (2, 1)
+    dropped = next(i for i in ids if status_of(store, i)[0] == "queued")
+    assert "DATA" in status_of(store, dropped)[2]
+    store.retry_outbox()
+    assert (await send_smtp(store, smtp(smtp_sink), "digest@example.org")).sent == 1
+    counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert counts == {"a@example.org": 1, "b@example.org": 1, "c@example.org": 1}
+
+
+async def test_a_server_too_slow_to_answer_times_out_and_is_deferred(store, smtp_sink):
+    queue(store, ["a@example.org"])
+    smtp_sink.handler.delay = 1.5
+    started = time.monotonic()
+    report = await send_smtp(store, smtp(smtp_sink, timeout=0.3), "digest@example.org")
+    assert report.deferred == 1 and time.monotonic() - started < 1.4
+    assert "Timeout" in store.outbox()[0].last_error
+
+
+async def test_an_unreachable_server_stops_the_run_and_keeps_the_rest(store):
+    ids = queue(store, [f"u{i}@example.org" for i in range(10)])
+    cfg = SmtpConfig(host="127.0.0.1", port=free_port(), security="none", timeout=2)
+    report = await send_smtp(store, cfg, "digest@example.org")
+    assert report.stopped and "connect to 127.0.0.1" in report.stopped
+    # the row in hand counts an attempt; the others were never tried and stay due, unclaimed
+    assert report.deferred == cfg.max_connections or report.deferred >= 1
+    rows = [status_of(store, i) for i in ids]
+    assert all(r[0] == "queued" and r[4] is None for r in rows)
+    assert sum(1 for r in rows if r[1] == 0) >= 10 - cfg.max_connections
+
+
+# -- bounces ---------------------------------------------------------------------------------------
+
+async def test_550_is_a_hard_bounce_and_n_of_them_make_a_subscriber_bouncing(store, smtp_sink):
+    smtp_sink.handler.rcpt_answers["gone@example.org"] = "550 5.1.1 user unknown"
+    cfg = smtp(smtp_sink)
+    (first,) = queue(store, ["gone@example.org"], period="2026-11-21")
+    report = await send_smtp(store, cfg, "digest@example.org", bounce_threshold=2)
+    assert (report.failed, report.bounced) == (1, 1)
+    assert status_of(store, first)[0] == "failed" and "550" in status_of(store, first)[2]
+    sub = store.get_subscriber("gone@example.org")
+    assert (sub.status, sub.bounces) == ("active", 1)
+    queue(store, ["gone@example.org"], period="2026-11-22")
+    await send_smtp(store, cfg, "digest@example.org", bounce_threshold=2)
+    sub = store.get_subscriber("gone@example.org")
+    assert (sub.status, sub.bounces) == ("bouncing", 2)
+    # a digest already queued for them is not sent any more
+    (third,) = queue(store, ["gone@example.org"], period="2026-11-23")
+    report = await send_smtp(store, cfg, "digest@example.org", bounce_threshold=2)
+    assert (report.sent, report.cancelled) == (0, 1)
+    assert status_of(store, third)[2] == "not sent: the subscriber is bouncing"
+    assert not smtp_sink.received
+
+
+async def test_a_delivery_resets_the_count_of_bounces(store, smtp_sink):
+    smtp_sink.handler.rcpt_answers["flaky@example.org"] = "550 5.2.1 mailbox disabled"
+    queue(store, ["flaky@example.org"], period="2026-11-21")
+    await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert store.get_subscriber("flaky@example.org").bounces == 1
+    del smtp_sink.handler.rcpt_answers["flaky@example.org"]
+    queue(store, ["flaky@example.org"], period="2026-11-22")
+    await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert store.get_subscriber("flaky@example.org").bounces == 0
+
+
+@pytest.mark.parametrize("stage,code,message,kind", [
+    ("RCPT", 550, "5.1.1 user unknown", "bounced"),
+    ("RCPT", 450, "4.2.1 mailbox busy", "deferred"),
+    ("DATA", 550, "5.1.1 no such user", "bounced"),
+    ("DATA", 554, "5.7.1 message refused as spam", "failed"),
+    ("DATA", 550, "rejected", "bounced"),
+    ("DATA", 554, "transaction failed", "failed"),
+    ("MAIL", 553, "5.7.1 sender not allowed", "deferred"),  # our config, not their address
+])
+def test_classify(stage, code, message, kind):
+    import aiosmtplib
+    assert classify(stage, aiosmtplib.SMTPResponseException(code, message)).kind == kind
+
+
+def test_subscribers_list_shows_bouncing(tmp_path, smtp_sink, capsys):
+    cfg = write_cfg(tmp_path, smtp_sink)
+    smtp_sink.handler.rcpt_answers["gone@example.org"] = "550 5.1.1 user unknown"
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        queue(store, ["gone@example.org"], period="p1")
+        queue(store, ["gone@example.org"], period="p2")
+    assert main(["-c", cfg, "send"]) == 1
+    out = capsys.readouterr().out
+    assert "0 sent, 0 deferred, 2 failed (2 bounced)" in out
+    assert main(["-c", cfg, "subscribers", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "bouncing (2 hard bounces)" in out and "1 bouncing" in out
+
+
+async def test_unsubscribed_before_sending_cancels_the_digest_but_not_web_mail(store, smtp_sink):
+    (did,) = queue(store, ["left@example.org"])
+    sub = store.get_subscriber("left@example.org")
+    store.set_status(sub.id, "unsubscribed")
+    pending = store.add_subscriber("new@example.org", ["x"], status="pending")
+    store.db.execute("INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                     "recipient, message, next_attempt_at) VALUES (?, 'confirm-1', ?, 0, "
+                     "'<c@example.org>', 'new@example.org', ?, ?)",
+                     (pending.id, "2020-01-01T00:00:00+00:00", b"Subject: confirm\r\n\r\nhi\r\n",
+                      "2020-01-01T00:00:00+00:00"))
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert (report.sent, report.cancelled) == (1, 1)
+    assert status_of(store, did)[0] == "failed"
+    assert [r.rcpt_tos for r in smtp_sink.received] == [["new@example.org"]]
+
+
+# -- the pool, the rate limit, claims --------------------------------------------------------------
+
+async def test_a_small_pool_of_connections_is_reused(store, smtp_sink):
+    queue(store, [f"u{i}@example.org" for i in range(24)])
+    report = await send_smtp(store, smtp(smtp_sink, max_connections=3), "digest@example.org")
+    assert report.sent == 24
+    peers = Counter(r.peer for r in smtp_sink.received)
+    assert 2 <= len(peers) <= 3 and all(n >= 2 for n in peers.values())
+
+
+async def test_max_per_second(store, smtp_sink):
+    queue(store, [f"u{i}@example.org" for i in range(8)])
+    started = time.monotonic()
+    report = await send_smtp(store, smtp(smtp_sink, max_per_second=20.0), "digest@example.org")
+    assert report.sent == 8 and time.monotonic() - started >= 7 / 20 - 0.02
+
+
+async def test_two_senders_at_once_never_send_the_same_digest(store, smtp_sink):
+    queue(store, [f"u{i}@example.org" for i in range(40)])
+    smtp_sink.handler.delay = 0.005
+    cfg = smtp(smtp_sink, max_connections=2)
+    a, b = await asyncio.gather(send_smtp(store, cfg, "digest@example.org"),
+                                send_smtp(store, cfg, "digest@example.org"))
+    assert a.sent + b.sent == 40 and a.sent and b.sent
+    counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert len(counts) == 40 and set(counts.values()) == {1}
+
+
+async def test_claims_of_a_dead_sender_are_taken_over_and_a_live_ones_are_not(store, smtp_sink):
+    import socket
+    queue(store, [f"u{i}@example.org" for i in range(4)])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    host = socket.gethostname()
+    store.claim_outbox(f"{host}/{dead}/x", limit=2, lease_s=900)
+    store.claim_outbox(f"{host}/1/y", limit=2, lease_s=900)  # pid 1 is alive
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert report.sent == 2
+    assert store.outbox_claimants() == {f"{host}/1/y": 2}
+
+
+async def test_limit_sends_at_most_that_many(store, smtp_sink):
+    queue(store, [f"u{i}@example.org" for i in range(7)])
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org", limit=3)
+    assert report.sent == 3 and report.total == 3
+    assert len(store.outbox()) == 4 and not store.outbox_claimants()
+
+
+def test_progress_bar_on_a_terminal_and_silence_otherwise():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        bar = Progress(stream)
+        bar(DeliveryReport(sent=1, total=4))
+        bar(DeliveryReport(sent=3, deferred=1, total=4))
+        bar.close()
+    assert "\r  [" in tty.getvalue() and "4/4  sent 3  deferred 1  failed 0" in tty.getvalue()
+    assert pipe.getvalue() == ""
+
+
+# -- TLS and AUTH ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed: cannot make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return folder / "cert.pem", folder / "key.pem"
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = (auth_data.login, auth_data.password) == (b"digest", b"s3cret")
+    return AuthResult(success=ok, handled=False)  # not handled: aiosmtpd answers 535
+
+
+@pytest.fixture
+def tls_sink(certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SmtpSink(free_port(), tls_context=context, require_starttls=True,
+                    authenticator=authenticator, auth_require_tls=True)
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+async def test_starttls_and_auth(store, tls_sink, certificate):
+    queue(store, ["a@example.org"])
+    cfg = smtp(tls_sink, security="starttls", ca_file=str(certificate[0]), username="digest",
+               password="s3cret")
+    report = await send_smtp(store, cfg, "digest@example.org")
+    assert report.sent == 1 and len(tls_sink.received) == 1
+
+
+async def test_wrong_password_or_untrusted_certificate_stop_the_run(store, tls_sink, certificate):
+    queue(store, ["a@example.org"])
+    bad = smtp(tls_sink, security="starttls", ca_file=str(certificate[0]), username="digest",
+               password="wrong")
+    report = await send_smtp(store, bad, "digest@example.org")
+    assert report.stopped and "535" in report.stopped
+    store.retry_outbox()
+    untrusted = smtp(tls_sink, security="starttls", username="digest", password="s3cret")
+    report = await send_smtp(store, untrusted, "digest@example.org")
+    assert report.stopped and "CERTIFICATE_VERIFY_FAILED" in report.stopped
+    assert not tls_sink.received

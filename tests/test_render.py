@@ -64,3 +64,173 @@ def test_crlf_in_display_name_cannot_inject_headers():
     (("A", "B", "C", "D", "E"), "A, B, C and 2 others")])
 def test_short_authors(authors, expected):
     assert short_authors(authors) == expected
+
+
+# -- more of the rendering ------------------------------------------------------------------------
+
+import json  # noqa: E402
+import re  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from digestd.render import by_relevance, encode_body, inline_styles  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def match(paper: Paper, *hits: tuple[int, str]) -> PaperMatch:
+    rules: dict[int, list[Hit]] = {}
+    for index, field in hits:
+        rules.setdefault(index, []).append(Hit(field, "x"))
+    return PaperMatch(paper, tuple(RuleMatch(i, f"r{i}", tuple(h)) for i, h in rules.items()))
+
+
+def test_relevance_order():
+    p = lambda pid, up=None, date="2026-11-01": Paper(id=pid, title=pid, upvotes=up,  # noqa
+                                                       published=date)
+    items = [
+        match(p("abstract-only"), (0, "abstract")),
+        match(p("two-rules"), (0, "abstract"), (1, "abstract")),
+        match(p("title"), (0, "title")),
+        match(p("title-upvoted", up=9), (0, "title")),
+        match(p("title-newer", date="2026-11-20"), (0, "title")),
+        match(p("title-undated", date=""), (0, "title")),
+    ]
+    assert [m.paper.id for m in by_relevance(items)] == [
+        "two-rules", "title-upvoted", "title-newer", "title", "title-undated", "abstract-only"]
+
+
+def corpus_digest(n: int = 30, longest: bool = True) -> Digest:
+    corpus = json.loads((DATA / "hf_listings.json").read_text(encoding="utf-8"))
+    if longest:
+        corpus.sort(key=lambda c: -len(c["abstract"]))
+    sub = Subscriber(id=3, email="zoe@example.org", name="Zoë Reader",
+                     rules=('"language models"', "title:diffusion", "abstract:(agent* OR tool)"))
+    items = []
+    for i, c in enumerate(corpus[:n]):
+        paper = Paper(id=f"arxiv:2409.{i:05d}", title=c["title"], abstract=c["abstract"],
+                      authors=tuple(f"Author{j} Müller-Łukasiewicz" for j in range(
+                          c.get("authors_count") or 12)),
+                      categories=("cs.LG", "cs.CL", "cs.AI"), source="hf-daily",
+                      url=f"https://arxiv.org/abs/2409.{i:05d}",
+                      pdf_url=f"https://arxiv.org/pdf/2409.{i:05d}", published=c["published"],
+                      upvotes=c["upvotes"])
+        items.append(PaperMatch(paper, (
+            RuleMatch(0, '"language models"', (Hit("title", '"language models"'),
+                                              Hit("abstract", '"language models"'))),
+            RuleMatch(2, "abstract:(agent* OR tool)", (Hit("abstract", "agents"),)))))
+    return Digest(subscriber=sub, period="2026-11-23", items=tuple(items), papers_checked=3000)
+
+
+def test_html_of_25_papers_with_the_longest_abstracts_stays_under_100_kb():
+    r = renderer()
+    _, html = r.render(corpus_digest(25))
+    assert html.count('class="paper"') == 25
+    assert len(html.encode("utf-8")) < 100 * 1024
+    # Gmail clips on the size of the HTML as it arrives; measure the encoded part too
+    msg = email.message_from_bytes(r.message(corpus_digest(25))[1], policy=email.policy.default)
+    assert len(msg.get_body(("html",)).as_bytes()) < 100 * 1024
+
+
+def test_max_papers_and_n_more_links_to_the_archive():
+    r = Renderer(links=Links("https://digest.example.org", b"k" * 32,
+                             archive_url="https://digest.example.org/a/{token}/{period}"),
+                 from_addr="Paper digest <digest@example.org>", max_papers=25)
+    digest = corpus_digest(30)
+    text, html = r.render(digest)
+    assert html.count('class="paper"') == 25 and "&#8230; and 5 more" in html
+    assert re.search(r'href="https://digest\.example\.org/a/[\w.-]+/2026-11-23"', html)
+    assert "... and 5 more. The full list: https://digest.example.org/a/" in text
+    assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
+    # without an archive page there is no link, only the count
+    text, html = renderer().render(digest)
+    assert "and 5 more." in text and "/a/" not in html
+
+
+def test_styles_are_inlined_once_per_template_and_dark_mode_is_declared():
+    r = renderer()
+    _, html = r.render(sample_digest())
+    assert "{{" not in html and "css." not in html
+    card = r.css["card"]
+    assert f'style="{card}"' in html and "max-width:640px" in card
+    assert "prefers-color-scheme: dark" in html and 'name="color-scheme"' in html
+    # the compiled template already holds the style text: a message does not look it up
+    source = r.env.loader.get_source(r.env, "email/digest.html")[0]
+    assert "{{ css.card }}" in source
+    assert card not in source and card in r.env.compile(
+        r.env.preprocess(source, "email/digest.html"), raw=True)
+
+
+def test_inline_styles_parser():
+    css = "/* c */ .a { color: red; margin: 0 }\n.b{font-family: \"X Y\", sans-serif;}"
+    assert inline_styles(css) == {"a": "color:red;margin:0", "b": "font-family:'X Y', sans-serif"}
+
+
+def test_a_templates_dir_overrides_file_by_file(tmp_path):
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.txt").write_text("Custom: {{ count }} for {{ period }}\n")
+    (tmp_path / "email" / "digest.css").write_text(".card { color: #123456; }\n")
+    r = Renderer(links=Links("https://digest.example.org", b"k" * 32),
+                 from_addr="Paper digest <digest@example.org>", templates_dir=str(tmp_path))
+    text, html = r.render(sample_digest())
+    assert text == "Custom: 2 for 2026-11-23\n"
+    assert 'style="color:#123456"' in html and "Learning with Noisy Labels" in html
+
+
+def test_golden_digest_with_more_than_max_papers():
+    r = Renderer(links=Links("https://digest.example.org", b"k" * 32,
+                             archive_url="https://digest.example.org/a/{token}/{period}"),
+                 from_addr="Paper digest <digest@example.org>", max_papers=1)
+    text, _ = r.render(sample_digest())
+    golden = GOLDEN / "digest_more.txt"
+    if not golden.exists():  # pragma: no cover - first run writes it for review
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_message_parses_back_to_the_same_text_and_html():
+    r = renderer()
+    digest = corpus_digest(25)
+    text, html = r.render(digest)
+    message_id, raw = r.message(digest)
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"") and raw.isascii()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Message-ID"] == message_id
+    # the same text, with the CRLF line ends every line has on the wire
+    assert msg.get_body(("plain",)).get_content() == text.replace("\n", "\r\n")
+    assert msg.get_body(("html",)).get_content() == html.replace("\n", "\r\n")
+    assert not msg.defects and all(not p.defects for p in msg.walk())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=3000)
+       | st.builds(lambda a, b: a * 1200 + b, st.sampled_from(["x", "é", "= ", ".\n", " \n"]),
+                   st.text(max_size=50)))
+def test_body_encoding_round_trips_any_text(text):
+    cte, body = encode_body(text)
+    assert all(len(line) <= 998 for line in body.split(b"\r\n")) and body.isascii()
+    raw = (b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+           b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    # on the wire every line ends in CRLF; the parsed text keeps them
+    assert msg.get_content().replace("\r\n", "\n") == expected
+
+
+def test_headers_of_user_data_are_encoded_not_injected():
+    for name in ("Zoë Łukasiewicz", 'Eve "<evil@x>", Bob', "Eve\r\nBcc: victim@example.org",
+                 "Eve\nSubject: hi", "x" * 300):
+        _, raw = renderer().message(sample_digest(name=name))
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg["Bcc"] is None and msg["Subject"].startswith("Paper digest 2026-11-23")
+        assert [a.addr_spec for a in msg["To"].addresses] == ["ada@example.org"]
+        assert msg["To"].addresses[0].display_name == " ".join(name.split())
+        assert raw.split(b"\r\n\r\n")[0].isascii()
+
+
+def test_an_address_with_crlf_or_spaces_is_refused():
+    bad = Subscriber(id=1, email="a@example.org\r\nBcc: b@example.org", rules=("x",))
+    with pytest.raises(ValueError):
+        renderer().message(Digest(subscriber=bad, period="p", items=sample_digest().items))

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from ..config import SourceConfig
-from .base import Http, PollResult, Source
+from .arxiv_api import ArxivApiSource
+from .arxiv_rss import ArxivRssSource
+from .base import USER_AGENT, Fetched, Http, PollResult, Source
+from .biorxiv import BiorxivSource, MedrxivSource
+from .feed import FeedSource
+from .hf_daily import HfDailySource
 from .sample import SampleSource
 
-SOURCE_CLASSES: dict[str, type[Source]] = {cls.kind: cls for cls in (SampleSource,)}
+SOURCE_CLASSES: dict[str, type[Source]] = {cls.kind: cls for cls in (
+    SampleSource, FeedSource, ArxivRssSource, ArxivApiSource, HfDailySource, BiorxivSource,
+    MedrxivSource)}
 
 
 def make_source(config: SourceConfig, http: Http) -> Source:
@@ -17,4 +24,12 @@ def make_source(config: SourceConfig, http: Http) -> Source:
     return cls(config, http)
 
 
-__all__ = ["Http", "PollResult", "Source", "SOURCE_CLASSES", "make_source"]
+__all__ = [
+    "SOURCE_CLASSES",
+    "USER_AGENT",
+    "Fetched",
+    "Http",
+    "PollResult",
+    "Source",
+    "make_source",
+]

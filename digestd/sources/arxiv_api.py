@@ -9,7 +9,7 @@ from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse
-from .base import PollResult, Source, readable_latex
+from .base import PollResult, Source, iso_datetime, readable_latex
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv
 
 # Elements are matched by namespace URI, never by prefix: the old API declared the
@@ -95,7 +95,7 @@ def parse_api_feed(content: bytes, *, source: str) -> ApiPage:
             categories=tuple(dict.fromkeys(c for c in cats if c)),
             url=url,
             pdf_url=pdf_url,
-            published=_text(el.find(f"{ATOM}published")),
+            published=iso_datetime(_text(el.find(f"{ATOM}published"))),
             version=version,
             aliases=ids[1],
             source=source,

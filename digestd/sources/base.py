@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import re
+import ssl
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
@@ -98,22 +99,24 @@ class Http:
     Conditional GET, retries with exponential backoff and jitter (network errors,
     timeouts, 429, 5xx), Retry-After honoured up to `retry_after_max` seconds, a
     minimum interval between two requests to one host, and a cap on the body size.
-    `sleep`, `clock` and `rand` are injectable so tests neither wait nor guess.
+    `sleep`, `clock` and `rand` are injectable and `delay_scale` shrinks every politeness
+    delay, so tests neither wait nor guess.
     """
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, timeout: float = 30.0,
                  retries: int = 3, backoff: float = 2.0, backoff_max: float = 120.0,
                  retry_after_max: float = 300.0, max_bytes: int = MAX_BYTES,
                  host_delays: Mapping[str, float] | None = None,
-                 default_host_delay: float = DEFAULT_HOST_DELAY,
+                 default_host_delay: float = DEFAULT_HOST_DELAY, delay_scale: float = 1.0,
                  sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
                  clock: Callable[[], float] = time.monotonic,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self._own_client = client is None
         self.client = client or httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            follow_redirects=True, max_redirects=5)
+            follow_redirects=True, max_redirects=5, verify=verify)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -122,6 +125,7 @@ class Http:
         self.max_bytes = max_bytes
         self.host_delays = dict(HOST_DELAYS if host_delays is None else host_delays)
         self.default_host_delay = default_host_delay
+        self.delay_scale = delay_scale  # 0 turns politeness off (tests), never for real hosts
         self.sleep = sleep
         self.clock = clock
         self.rand = rand
@@ -133,7 +137,7 @@ class Http:
         if self._own_client:
             await self.client.aclose()
 
-    async def __aenter__(self) -> Http:
+    async def __aenter__(self) -> Http:  # noqa: PYI034 (Http is not meant to be subclassed)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -147,7 +151,8 @@ class Http:
         The lock makes concurrent sources on one host queue up instead of all
         seeing the same free slot.
         """
-        interval = max(self.host_delays.get(host, self.default_host_delay), min_interval)
+        interval = self.delay_scale * max(self.host_delays.get(host, self.default_host_delay),
+                                          min_interval)
         lock = self._locks.setdefault(host, asyncio.Lock())
         async with lock:
             ready = max(self._last.get(host, float("-inf")) + interval,
@@ -212,6 +217,9 @@ class Http:
             except httpx.DecodingError as e:
                 raise SourceError(f"{source}: cannot decode the body from {host}: {e}",
                                   reason="bad-encoding") from None
+            except httpx.UnsupportedProtocol:
+                raise SourceError(f"{source}: unsupported URL scheme in {url}",
+                                  reason="bad-url") from None
             except httpx.TransportError as e:
                 detail = str(e) or type(e).__name__
                 failure = SourceError(f"{source}: cannot fetch from {host}: {detail}",
@@ -317,8 +325,7 @@ class Source:
 
 # -- cleaning at the edge ----------------------------------------------------------------------
 
-_GREEK = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma "
-          "tau upsilon phi chi psi omega").split()
+_GREEK = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"]
 _SYMBOLS = dict(zip(_GREEK, "αβγδεζηθικλμνξπρστυφχψω"))
 _SYMBOLS.update(zip((g.capitalize() for g in _GREEK), "ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΠΡΣΤΥΦΧΨΩ"))
 _SYMBOLS.update({
@@ -374,14 +381,21 @@ def readable_latex(text: str) -> str:
     return text.replace("\x00", "$").replace("\x01", " ")
 
 
+def _unlatex(cleaned: str) -> str:
+    out = readable_latex(cleaned)
+    # Collapse again only if LaTeX was rewritten (it can leave double spaces): abstracts
+    # are most of the text a poll handles.
+    return out if out is cleaned else collapse(out)
+
+
 def clean_title(text: str | None, *, html: bool = False) -> str:
     """A title as plain text: tags (if `html`), entities, LaTeX, line breaks."""
-    return collapse(readable_latex(clean(text, strip_tags=html)))
+    return _unlatex(clean(text, strip_tags=html))
 
 
 def clean_abstract(text: str | None, *, html: bool = False) -> str:
     """An abstract as plain text: tags (if `html`), entities, LaTeX, whitespace collapsed."""
-    return collapse(readable_latex(clean(text, strip_tags=html)))
+    return _unlatex(clean(text, strip_tags=html))
 
 
 def split_authors(text: str | None, sep: str = ",") -> tuple[str, ...]:
@@ -395,10 +409,15 @@ def split_authors(text: str | None, sep: str = ",") -> tuple[str, ...]:
     return tuple(p.strip() for p in parts if p.strip())
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
 def iso_datetime(value: str | None, parsed: time.struct_time | None = None) -> str:
     """An RFC 822 or ISO date as ISO 8601, keeping the source's offset; '' if none."""
     if value:
         value = value.strip()
+        if _DATE_ONLY.match(value):
+            return value  # as precise as the source says, no invented midnight
         try:
             return email.utils.parsedate_to_datetime(value).isoformat()
         except (TypeError, ValueError, IndexError):

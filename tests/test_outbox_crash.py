@@ -1,0 +1,149 @@
+"""kill -9 of a real `digestd` process while it builds or sends, then `digestd send` again:
+every digest arrives, and none twice (at worst the messages in flight at the kill, with the
+same Message-ID). The aiosmtpd server on 127.0.0.1 counts what it received."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from digestd.cli import main
+from digestd.store import Store
+
+from .test_deliver import queue
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTIONS = 3
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+
+
+def config(tmp_path: Path, sink) -> Path:
+    path = tmp_path / "digestd.toml"
+    path.write_text(f"""
+[delivery]
+from = "Digest <digest@example.org>"
+
+[web]
+base_url = "https://digest.example.org"
+
+[smtp]
+host = "127.0.0.1"
+port = {sink.port}
+security = "none"
+timeout = 20
+max_connections = {CONNECTIONS}
+
+[[sources]]
+name = "sample"
+kind = "sample"
+""")
+    return path
+
+
+def digestd(cfg: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "digestd.cli", "-c", str(cfg), *args],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def sent_in_store(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as db:
+        return db.execute("SELECT count(*) FROM digests WHERE status = 'sent'").fetchone()[0]
+
+
+def wait_for(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def kill(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)  # reaped: a zombie's pid would still look alive
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("server_had_them", [False, True],
+                         ids=["killed-before-the-server-took-them",
+                              "killed-after-the-server-took-them-before-250"])
+def test_sigkill_mid_send_then_send_again(tmp_path, smtp_sink, capsys, server_had_them):
+    cfg = config(tmp_path, smtp_sink)
+    db_path = tmp_path / "digestd.sqlite3"
+    emails = [f"reader{i:02d}@example.org" for i in range(30)]
+    with Store(db_path) as store:
+        queue(store, emails)
+    # the first 10 messages go through; then every DATA hangs until the test says so, with
+    # the message either not taken yet or already taken by the server (its 250 not yet sent)
+    smtp_sink.handler.hold_accepts = server_had_them
+    smtp_sink.handler.hold_after = 10
+    proc = digestd(cfg, "send")
+    try:
+        wait_for(lambda: smtp_sink.handler.parked == CONNECTIONS, "every connection in DATA")
+        wait_for(lambda: sent_in_store(db_path) == 10, "the first 10 marked sent")
+    finally:
+        kill(proc)
+    in_flight = {r.rcpt_tos[0] for r in smtp_sink.received[10:]}
+    smtp_sink.handler.release()
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "send"]) == 0
+    assert "20 sent, 0 deferred, 0 failed" in capsys.readouterr().out
+
+    counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert set(counts) == set(emails)
+    repeated = {email for email, n in counts.items() if n > 1}
+    if server_had_them:
+        # the ambiguous window of SMTP itself: those messages go out again, same Message-ID
+        assert repeated == in_flight and len(repeated) == CONNECTIONS
+        for email in repeated:
+            copies = [r.data for r in smtp_sink.received if r.rcpt_tos[0] == email]
+            assert len(copies) == 2 and copies[0] == copies[1]
+    else:
+        assert not repeated and not in_flight
+    with Store(db_path) as store:
+        assert store.digest_counts() == {"sent": 30}
+        assert not store.outbox_claimants()
+
+
+def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
+    cfg = config(tmp_path, smtp_sink)
+    assert main(["-c", str(cfg), "poll"]) == 0
+    rules = ["diffusion", "segmentation", '"language models"', "reinforcement", "3D"]
+    for i in range(10):
+        assert main(["-c", str(cfg), "subscribers", "add", f"r{i}@example.org",
+                     "--rule", rules[i % len(rules)]]) == 0
+    build_then_die = (
+        "import os, signal, sys\n"
+        "from digestd.config import load_config\n"
+        "from digestd.jobs import build_digests\n"
+        "from digestd.store import Store\n"
+        "config = load_config(sys.argv[1])\n"
+        "with Store(config.store.path) as store:\n"
+        "    print(build_digests(config, store, force=True).digests, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", build_then_die, str(cfg)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL and int(done.stdout) == 10
+    assert not smtp_sink.received
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "send", "--now"]) == 0
+    out = capsys.readouterr().out
+    assert "built 0 digests" in out and "10 sent, 0 deferred, 0 failed" in out
+    counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert len(counts) == 10 and set(counts.values()) == {1}
+    # and nothing more goes out on the next run
+    assert main(["-c", str(cfg), "send", "--now"]) == 0
+    assert len(smtp_sink.received) == 10

@@ -1,0 +1,217 @@
+"""A real browser against `digestd web`: headless Chromium (Debian's) driven by Playwright.
+
+Set DIGESTD_SCREENSHOTS=docs/screenshots to refresh the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("DIGESTD_CHROMIUM") or shutil.which("chromium") or (
+    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+# without the background-networking flags Chromium hangs on a closed network
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-dev-shm-usage"]
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="the playwright package is not installed (pip install "
+    "'.[test]')")
+
+
+def digestd(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "digestd.cli", *args], capture_output=True,
+                          text=True, timeout=60, env=_env(), check=True, **kw)
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`digestd web` on 127.0.0.1 as a subprocess, delivering into an outbox folder."""
+    port = free_port()
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f"""
+[store]
+path = "digestd.sqlite3"
+
+[delivery]
+method = "outbox"
+outbox_dir = "outbox"
+
+[web]
+listen = "127.0.0.1:{port}"
+base_url = "http://127.0.0.1:{port}"
+
+[[sources]]
+name = "sample"
+kind = "sample"
+""")
+    digestd("-c", str(cfg), "poll")
+    log = (tmp_path / "web.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "digestd.cli", "-c", str(cfg), "web"],
+                            stdout=log, stderr=subprocess.STDOUT, env=_env())
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log.close()
+            pytest.fail("digestd web did not start:\n" + (tmp_path / "web.log").read_text())
+        time.sleep(0.1)
+    try:
+        yield base, cfg, tmp_path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        log.close()
+        assert code == 0, (tmp_path / "web.log").read_text()
+
+
+@pytest.fixture
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    where = os.environ.get("DIGESTD_SCREENSHOTS")
+    folder = (ROOT / where) if where else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def only_eml(folder: Path, kind: str) -> email.message.EmailMessage:
+    """The one .eml of `kind`; the server writes it just after answering, so wait a little."""
+    deadline = time.monotonic() + 10
+    while not (found := [p for p in folder.glob("*.eml") if kind in p.name]):
+        assert time.monotonic() < deadline, f"no {kind} email in {folder}"
+        time.sleep(0.05)
+    (path,) = found
+    return email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+
+
+def test_subscribe_confirm_edit_and_unsubscribe_in_a_browser(server, browser):
+    base, cfg, tmp_path = server
+    shots = shots_dir(tmp_path)
+    # a Berlin browser: the page's script guesses the time zone from it
+    context = browser.new_context(viewport={"width": 960, "height": 900},
+                                  timezone_id="Europe/Berlin", locale="en-GB")
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+
+    page.goto(base + "/")
+    assert page.title() == "Paper digest"
+    assert page.input_value("#timezone") == "Europe/Berlin"
+    page.fill("#email", "ada@example.org")
+    page.fill("#rule-0", "diffusion")
+    # the live test (JavaScript, allowed by the CSP as a same-origin script) shows a count
+    page.wait_for_selector("#rule-0-msg .count", timeout=10_000)
+    assert "papers in the last 30 days" in page.inner_text("#rule-0-msg")
+    page.fill("#rule-1", '"language models" reasoning')
+    page.fill("#rule-2", "title:(broken")
+    # the no-JavaScript way: the Test button posts the form and the page shows the results
+    page.click("button[value=test]:not(.default-submit)")
+    page.wait_for_load_state()
+    assert "unbalanced" in page.inner_text("#rule-2-msg")
+    assert "All rules together" in page.inner_text(".together")
+    page.fill("#send_at", "08:15")
+    page.check("input[name=frequency][value=weekdays]")
+    page.screenshot(path=str(shots / "subscribe.png"), full_page=True)
+    page.fill("#rule-2", "")
+
+    page.click("button.primary[value=subscribe]")
+    page.wait_for_load_state()
+    assert page.inner_text("h1") == "Check your inbox"
+    assert "ada@example.org" in page.inner_text("main")
+
+    confirmation = only_eml(tmp_path / "outbox", "confirm")
+    text = confirmation.get_body(("plain",)).get_content()
+    confirm_url = re.search(rf"{re.escape(base)}/confirm/\S+", text)[0]
+    page.goto(confirm_url)
+    assert "You are subscribed" in page.inner_text(".notice")
+    assert page.input_value("#rule-0") == "diffusion"
+    assert page.input_value("#rule-1") == '"language models" reasoning'
+
+    # edit the rules and the schedule, save, and see it stick
+    page.fill("#rule-1", "title:(prun* OR sparsit*) -survey")
+    page.select_option("#weekday", "4")
+    page.check("input[name=frequency][value=weekly]")
+    page.click("button.primary[value=save]")
+    page.wait_for_load_state()
+    assert "Saved." in page.inner_text(".notice")
+    page.screenshot(path=str(shots / "preferences.png"), full_page=True)
+    subs = json.loads(digestd("-c", str(cfg), "subscribers", "list", "--json").stdout)
+    assert subs == [{**subs[0], "email": "ada@example.org", "status": "active",
+                     "rules": ["diffusion", "title:(prun* OR sparsit*) -survey"],
+                     "timezone": "Europe/Berlin", "send_at": "08:15", "frequency": "weekly"}]
+
+    # the unsubscribe page (what the footer link opens) asks first; the button does it
+    page.click("text=Unsubscribe")
+    page.wait_for_load_state()
+    assert page.inner_text("h1") == "Unsubscribe?"
+    page.set_viewport_size({"width": 960, "height": 440})
+    page.screenshot(path=str(shots / "unsubscribe.png"), full_page=True)
+    assert json.loads(digestd("-c", str(cfg), "subscribers", "list", "--json").stdout)[0][
+        "status"] == "active"
+    page.click("button.danger")
+    page.wait_for_load_state()
+    assert page.inner_text("h1") == "You are unsubscribed"
+    assert json.loads(digestd("-c", str(cfg), "subscribers", "list", "--json").stdout)[0][
+        "status"] == "unsubscribed"
+    assert problems == []
+    context.close()
+
+    # no token ever reaches the server's log
+    served = (tmp_path / "web.log").read_text()
+    assert confirm_url.rsplit("/", 1)[1] not in served and "/u/" not in served
+
+
+def test_a_rendered_digest(browser, tmp_path):
+    """The HTML part of a demo digest, as a mail client shows it."""
+    shots = shots_dir(tmp_path)
+    digestd("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    files = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
+    msg = email.message_from_bytes(files[0].read_bytes(), policy=email.policy.default)
+    html = tmp_path / "digest.html"
+    html.write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")
+    page = browser.new_page(viewport={"width": 720, "height": 1400})
+    page.goto(html.as_uri())
+    assert "matched" in page.inner_text("body")
+    page.screenshot(path=str(shots / "digest.png"))
+    page.close()
