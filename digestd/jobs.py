@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -221,45 +222,66 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
                          ) -> tuple[BuildReport, DeliveryReport]:
     """Build the due digests and deliver the outbox at the same time.
 
-    The build runs in a child process with its own store connection (rendering is CPU
-    work, and a thread would fight the sender for the GIL); the sender starts on the first
-    digest it commits and follows the build to the end. A digest is sent only once its row
+    The build runs in a child Python process with its own store connection (rendering is
+    CPU work; a thread would fight the sender for the GIL); the sender starts on the first
+    digest the build commits and follows it to the end. A digest is sent only once its row
     is committed, so crash safety is the same as building first and sending after.
     """
     if config.delivery_method != "smtp" or store.path == ":memory:":
         built = build_digests(config, store, force=force, now=now)
         return built, await send_outbox(config, store, progress=progress)
     assert config.smtp is not None
-    import concurrent.futures
-    import multiprocessing
-
-    # spawn, not fork: forking a process that runs an event loop (and maybe threads) is unsafe
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    building = asyncio.ensure_future(_build_in_child(config, store.path, force, now))
     try:
-        building = asyncio.get_running_loop().run_in_executor(
-            pool, _build_in_child, config, store.path, force, now,
-            logging.getLogger().getEffectiveLevel())
-        try:
-            report = await send_smtp(store, config.smtp, config.delivery.from_,
-                                     max_attempts=config.delivery.max_attempts,
-                                     bounce_threshold=config.delivery.bounce_threshold,
-                                     progress=progress, follow=building)
-        finally:
-            built = await building  # a build error is raised here, after the sender stopped
+        report = await send_smtp(store, config.smtp, config.delivery.from_,
+                                 max_attempts=config.delivery.max_attempts,
+                                 bounce_threshold=config.delivery.bounce_threshold,
+                                 progress=progress, follow=building)
     finally:
-        pool.shutdown()
+        built = await building  # a build error is raised here, after the sender stopped
     return built, report
 
 
-def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
-                    level: int) -> BuildReport:
-    if not logging.getLogger().handlers:
-        from .cli import KeyValueFormatter
+async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None
+                          ) -> BuildReport:
+    """build_digests in `python -c`: arguments and result are pickled over stdin/stdout
+    (multiprocessing's spawn would re-import the caller's __main__)."""
+    import pickle
+    import sys
 
-        handler = logging.StreamHandler()
-        handler.setFormatter(KeyValueFormatter())
-        logging.getLogger().addHandler(handler)
+    code = ("import pickle, sys; from digestd.jobs import _child_main; "
+            "sys.stdout.buffer.write(pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer))))")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE)
+    level = logging.getLogger().getEffectiveLevel()
+    out, _ = await proc.communicate(pickle.dumps((config, path, force, now, level)))
+    if proc.returncode != 0 or not out:
+        from .errors import DigestdError
+        raise DigestdError(f"building the digests failed (exit code {proc.returncode}); "
+                           "the log above says why")
+    result = pickle.loads(out)
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _child_main(config: Config, path: str, force: bool, now: datetime | None,
+                level: int) -> BuildReport | BaseException:
+    from .cli import KeyValueFormatter
+
+    # rendering is batch work that only has to keep ahead of the sender: let the sender
+    # (and a local MTA) have the CPU first
+    try:
+        os.nice(5)
+    except OSError:  # pragma: no cover - not allowed here; run at normal priority
+        pass
+    handler = logging.StreamHandler()
+    handler.setFormatter(KeyValueFormatter())
+    logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(level)
-    with Store(path) as store:
-        return build_digests(config, store, force=force, now=now)
+    try:
+        with Store(path) as store:
+            return build_digests(config, store, force=force, now=now)
+    except Exception as e:  # handed to the parent, which raises it
+        return e

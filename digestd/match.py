@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Callable, Collection, Generic, Hashable, Iterator, Mapping, Sequence, TypeVar
+from itertools import chain
+from typing import Generic, TypeVar
 
 from . import rules as R
 from .errors import RuleError
@@ -132,7 +134,7 @@ def _gc_paused() -> Iterator[None]:
 class _FieldIndex:
     """Every atom that searches one word field, keyed so one pass over the words finds them."""
 
-    __slots__ = ("words", "prefixes", "prefix_lens", "pairs", "heads")
+    __slots__ = ("heads", "pairs", "prefix_lens", "prefixes", "words")
 
     def __init__(self) -> None:
         self.words: dict[str, list[int]] = {}
@@ -209,7 +211,7 @@ def _phrase_at(seq: list[str], i: int, phrase: tuple[str, ...], is_prefix: bool)
 class _ValueIndex:
     """Category or source atoms: whole normalized values and value prefixes."""
 
-    __slots__ = ("values", "prefixes", "prefix_lens")
+    __slots__ = ("prefix_lens", "prefixes", "values")
 
     def __init__(self) -> None:
         self.values: dict[str, list[int]] = {}
@@ -242,10 +244,12 @@ class _Found:
     """What one paper contains: the atoms present, and for explanations the text each was
     first found as, per field (a prefix's word, a phrase's words, a category as written)."""
 
-    __slots__ = ("present", "prefix_words", "phrase_texts", "value_raw")
+    __slots__ = ("fields", "hits", "phrase_texts", "prefix_words", "present", "value_raw")
 
-    def __init__(self) -> None:
+    def __init__(self, fields: R.Fields) -> None:
+        self.fields = fields
         self.present: set[int] = set()
+        self.hits: dict[int, tuple[Hit, ...]] = {}  # atom -> its hits, once asked
         self.prefix_words: dict[str, dict[str, str]] = {n: {} for n in _TEXT_FIELDS}
         self.phrase_texts: dict[str, dict[int, str]] = {n: {} for n in _TEXT_FIELDS}
         self.value_raw: dict[str, dict[tuple[str, bool], str]] = {
@@ -281,9 +285,10 @@ class Matcher(Generic[K]):
             sub_rules.append(row)
         del text_ids
 
-        # Distinct texts -> distinct canonical rules ("A  b" and "a b" are one rule), each a
-        # tree over interned atom ids.
-        canon_ids: dict[str, int] = {}
+        # Distinct texts -> distinct rules ("A  b" and "a b" are one rule), each a tree over
+        # interned atom ids. Two trees are equal exactly when the rules' canonical() strings
+        # are, and a tree of tuples hashes in C: it is the dedupe key.
+        canon_ids: dict[_Tree, int] = {}
         intern: dict[R.Atom, int] = {}
         self._trees: list[_Tree] = []
         rule_of_text: list[int] = []
@@ -292,11 +297,11 @@ class Matcher(Generic[K]):
                 node = R.parse(text)
             except RuleError as exc:
                 raise RuleError(f'rule "{text}": {exc}', exc.column) from None
-            canon = R.canonical(node)
-            rid = canon_ids.get(canon)
+            tree = _tree(node, intern)
+            rid = canon_ids.get(tree)
             if rid is None:
-                rid = canon_ids[canon] = len(self._trees)
-                self._trees.append(_tree(node, intern))
+                rid = canon_ids[tree] = len(self._trees)
+                self._trees.append(tree)
             rule_of_text.append(rid)
         del canon_ids
         self._atoms: list[R.Atom] = list(intern)  # intern ids are insertion order
@@ -337,18 +342,20 @@ class Matcher(Generic[K]):
         # Clauses by shape. One non-negated atom: anchored on it, fixed. Several: anchored at
         # match time on the one that is rarest in the batch, so "model merging" is only
         # checked for papers that say "merging".
-        self._plain: dict[int, list[int]] = {}  # atom -> rules that hold whenever it occurs
-        self._guarded: dict[int, list[tuple[int, frozenset]]] = {}  # atom -> (rule, absent)
+        plain: dict[int, list[int]] = {}  # atom -> rules that hold whenever it occurs
+        guarded: dict[int, list[tuple[int, frozenset]]] = {}  # atom -> (rule, absent)
         self._multi: list[tuple[int, tuple[int, ...], frozenset]] = []
-        self._tree_anchors: dict[int, list[int]] = {}  # for rules too big for clauses
+        tree_anchors: dict[int, list[int]] = {}  # for rules too big for clauses
+        self._n_tree_rules = 0
         for rid, tree in enumerate(self._trees):
             if tree[0] == "a":  # most rules are one word or phrase
-                self._plain.setdefault(tree[1], []).append(rid)
+                plain.setdefault(tree[1], []).append(rid)
                 continue
             clauses = _dnf(tree)
             if clauses is None:
+                self._n_tree_rules += 1
                 for aid in set(_positive_atoms(tree)):
-                    self._tree_anchors.setdefault(aid, []).append(rid)
+                    tree_anchors.setdefault(aid, []).append(rid)
                 continue
             for pos, neg in clauses:
                 if pos & neg:
@@ -356,11 +363,17 @@ class Matcher(Generic[K]):
                 if len(pos) == 1:
                     (aid,) = pos
                     if neg:
-                        self._guarded.setdefault(aid, []).append((rid, neg))
+                        guarded.setdefault(aid, []).append((rid, neg))
                     else:
-                        self._plain.setdefault(aid, []).append(rid)
+                        plain.setdefault(aid, []).append(rid)
                 else:
                     self._multi.append((rid, tuple(pos), neg))
+
+        # Per atom id, what it anchors; a list, since every present atom is looked up.
+        self._anchored: list[tuple[list[int], list, list[int]] | None] = [None] * len(self._atoms)
+        for aid in {*plain, *guarded, *tree_anchors}:
+            self._anchored[aid] = (plain.get(aid, []), guarded.get(aid, []),
+                                   tree_anchors.get(aid, []))
 
     @property
     def stats(self) -> dict[str, int]:
@@ -368,42 +381,49 @@ class Matcher(Generic[K]):
         return {"subscribers": len(self._keys), "rule_texts": self._n_texts,
                 "rules": len(self._trees), "atoms": len(self._atoms),
                 "multi_clauses": len(self._multi),
-                "tree_rules": len({r for rs in self._tree_anchors.values() for r in rs})}
+                "tree_rules": self._n_tree_rules}
 
     def _scan(self, fields: R.Fields) -> _Found:
         """Every indexed atom that occurs in the paper: one pass over each field's words."""
-        found = _Found()
+        found = _Found(fields)
         for name in _TEXT_FIELDS:
             self._fields[name].scan(fields.seqs[name], fields.vocab[name], found, name)
         for name in R.VALUE_FIELDS:
             self._values[name].scan(fields.raw_values[name], fields.values[name], found, name)
         return found
 
-    def _matched_rules(self, present: set[int], multi: dict[int, list]) -> set[int]:
+    def _matched_rules(self, present: set[int], multi: list[list | None]) -> set[int]:
         matched: set[int] = set()
-        plain, guarded, trees = self._plain, self._guarded, self._tree_anchors
+        anchored = self._anchored
         for aid in present:
-            rids = plain.get(aid)
-            if rids:
-                matched.update(rids)
-            for rid, absent in guarded.get(aid, ()):
-                if present.isdisjoint(absent):
-                    matched.add(rid)
-            for rid, pos, absent in multi.get(aid, ()):
-                if present.issuperset(pos) and present.isdisjoint(absent):
-                    matched.add(rid)
-            for rid in trees.get(aid, ()):
-                if rid not in matched and _eval_tree(self._trees[rid], present):
-                    matched.add(rid)
+            entry = anchored[aid]
+            if entry is not None:
+                plain, guarded, trees = entry
+                if plain:
+                    matched.update(plain)
+                for rid, absent in guarded:
+                    if present.isdisjoint(absent):
+                        matched.add(rid)
+                for rid in trees:
+                    if rid not in matched and _eval_tree(self._trees[rid], present):
+                        matched.add(rid)
+            clauses = multi[aid]
+            if clauses is not None:
+                for rid, pos, absent in clauses:
+                    if present.issuperset(pos) and present.isdisjoint(absent):
+                        matched.add(rid)
         return matched
 
-    def _atom_hits(self, aid: int, fields: R.Fields, found: _Found) -> tuple[Hit, ...]:
+    def _atom_hits(self, aid: int, found: _Found) -> tuple[Hit, ...]:
         """rules.atom_hits, answered from what the scan recorded instead of searching again."""
+        hits = found.hits.get(aid)
+        if hits is not None:
+            return hits
         kind, key, names = self._atom_specs[aid]
-        hits = []
+        got = []
         for name in names:
             if kind == _WORD:
-                text = key if key in fields.vocab[name] else None
+                text = key if key in found.fields.vocab[name] else None
             elif kind == _PREFIX:
                 text = found.prefix_words[name].get(key)
             elif kind == _PHRASE:
@@ -411,29 +431,43 @@ class Matcher(Generic[K]):
             else:
                 text = found.value_raw[name].get(key)
             if text is not None:
-                hits.append(Hit(name, text))
-        return tuple(hits)
+                got.append(Hit(name, text))
+        hits = found.hits[aid] = tuple(got)
+        return hits
 
-    def _collect(self, tree: _Tree, found: _Found, hits_of: _HitsOf, out: list[Hit]) -> bool:
+    def _explain(self, rid: int, found: _Found) -> tuple[Hit, ...]:
+        """rules.explain for a rule that matched (the tests hold them to the same answer)."""
+        plan = self._plans[rid]
+        if plan is None:
+            out: list[Hit] = []
+            self._collect(self._trees[rid], found, out)
+        elif len(plan) == 1:
+            return self._atom_hits(plan[0], found)
+        else:
+            present = found.present
+            out = [h for aid in plan if aid in present for h in self._atom_hits(aid, found)]
+        return tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
+
+    def _collect(self, tree: _Tree, found: _Found, out: list[Hit]) -> bool:
         """rules._collect over atom ids: only the parts that are true give evidence."""
         op, arg = tree
         if op == "a":
             if arg not in found.present:
                 return False
-            out.extend(hits_of(arg))
+            out.extend(self._atom_hits(arg, found))
             return True
         if op == "n":
             return not _eval_tree(arg, found.present)
         if op == "&":
             mark = len(out)
             for child in arg:
-                if not self._collect(child, found, hits_of, out):
+                if not self._collect(child, found, out):
                     del out[mark:]
                     return False
             return True
         any_true = False
         for child in arg:
-            any_true = self._collect(child, found, hits_of, out) or any_true
+            any_true = self._collect(child, found, out) or any_true
         return any_true
 
     def match(self, papers: Sequence[Paper],
@@ -448,47 +482,29 @@ class Matcher(Generic[K]):
 
     def _match(self, papers: Sequence[Paper],
                exclude: Mapping[K, Collection[str]] | None) -> dict[K, list[PaperMatch]]:
-        views = [R.Fields(p) for p in papers]
-        scans = [self._scan(v) for v in views]
+        scans = [self._scan(R.Fields(p)) for p in papers]
 
         df: Counter[int] = Counter()
         for found in scans:
             df.update(found.present)
-        multi: dict[int, list] = {}
+        multi: list[list | None] = [None] * len(self._atoms)
         for clause in self._multi:
             pos = clause[1]
             if all(a in df for a in pos):  # otherwise no paper of this batch can satisfy it
-                multi.setdefault(min(pos, key=df.__getitem__), []).append(clause)
+                anchor = min(pos, key=df.__getitem__)
+                if multi[anchor] is None:
+                    multi[anchor] = [clause]
+                else:
+                    multi[anchor].append(clause)
 
         # Per group, the papers it matched (batch positions) and a PaperMatch for each.
         n_groups = len(self._group_rm)
         group_papers: list[list[int] | None] = [None] * n_groups
         group_matches: list[list[PaperMatch] | None] = [None] * n_groups
         group_rm, rule_groups = self._group_rm, self._rule_groups
-        trees, plans = self._trees, self._plans
-        for pos, (paper, view, found) in enumerate(zip(papers, views, scans)):
-            matched = self._matched_rules(found.present, multi)
-            if not matched:
-                continue
-            cache: dict[int, tuple[Hit, ...]] = {}
-
-            def hits_of(aid: int) -> tuple[Hit, ...]:
-                hits = cache.get(aid)
-                if hits is None:
-                    hits = cache[aid] = self._atom_hits(aid, view, found)  # noqa: B023
-                return hits
-
-            present = found.present
-            for rid in matched:
-                plan = plans[rid]
-                if plan is None:
-                    out: list[Hit] = []
-                    self._collect(trees[rid], found, hits_of, out)
-                elif len(plan) == 1:
-                    out = hits_of(plan[0])  # type: ignore[assignment]
-                else:
-                    out = [h for aid in plan if aid in present for h in hits_of(aid)]
-                hits = tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
+        for pos, (paper, found) in enumerate(zip(papers, scans)):
+            for rid in self._matched_rules(found.present, multi):
+                hits = self._explain(rid, found)
                 for gid in rule_groups[rid]:
                     idx, text = group_rm[gid]
                     # Frozen values: everyone matched by this group alone shares this object.
@@ -538,27 +554,26 @@ def _merge(papers: Sequence[Paper], gids: list[int], group_papers: list, group_m
            skip: set[int] | None) -> list[PaperMatch]:
     """One subscriber's matches from several groups: in paper order, one PaperMatch per paper
     listing every rule that matched it, in rule order (gids are in rule order)."""
-    by_pos: dict[int, list[PaperMatch]] = {}
-    for gid in gids:
-        for pos, pm in zip(group_papers[gid], group_matches[gid]):
-            if skip is not None and pos in skip:
-                continue
-            got = by_pos.get(pos)
-            if got is None:
-                by_pos[pos] = [pm]
-            else:
-                got.append(pm)
-    out = []
-    for pos in sorted(by_pos):
-        pms = by_pos[pos]
-        if len(pms) == 1:
-            out.append(pms[0])
+    positions = list(chain.from_iterable(group_papers[gid] for gid in gids))
+    matches = list(chain.from_iterable(group_matches[gid] for gid in gids))
+    # A stable sort by batch position: papers in input order, and for one paper its
+    # groups stay in rule order.
+    order = sorted(range(len(positions)), key=positions.__getitem__)
+    if skip is None and len(set(positions)) == len(positions):
+        return [matches[i] for i in order]  # no paper matched by two rules: nothing to join
+    out: list[PaperMatch] = []
+    last = -1
+    for i in order:
+        pos = positions[i]
+        if skip is not None and pos in skip:
+            continue
+        if pos == last:  # the same paper by another rule: one PaperMatch listing both
+            prev = out[-1]
+            out[-1] = PaperMatch(prev.paper, prev.rules + matches[i].rules)
         else:
-            out.append(PaperMatch(papers[pos], tuple(pm.rules[0] for pm in pms)))
+            out.append(matches[i])
+            last = pos
     return out
-
-
-_HitsOf = Callable[[int], tuple[Hit, ...]]
 
 
 def match_rules(rules: Sequence[str], papers: Sequence[Paper]) -> list[PaperMatch]:

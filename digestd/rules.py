@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import NamedTuple
 
 from .errors import RuleError
 from .models import Hit, Paper
@@ -21,7 +22,7 @@ OPERATORS = ("AND", "OR", "NOT")
 _FIELD_LIST = ", ".join(FIELDS)
 _FIELD_NAME = re.compile(r"([A-Za-z]+):")
 _WORD_CHAR = re.compile(r"[^\W_]")
-# Characters that end a bare term; everything else (":", "-", "*", ".") belongs to it.
+# Characters that end a bare term; a category or source value with one of them is quoted.
 _TERM_END = frozenset(' \t\n\r\f\v()"')
 
 
@@ -80,7 +81,7 @@ class Value:
     col: int = field(default=0, compare=False, repr=False)
 
     def __str__(self) -> str:
-        quote = any(c in _TERM_END for c in self.value) or not self.value
+        quote = any(c in _TERM_END for c in self.value) or self.value.startswith("-")
         text = f'"{self.value}"' if quote else self.value
         return f"{self.field}:{text}{'*' if self.prefix else ''}"
 
@@ -113,8 +114,8 @@ class Or:
         return " OR ".join(str(c) for c in self.children)
 
 
-Atom = Union[Word, Prefix, Phrase, Value]
-Node = Union[Word, Prefix, Phrase, Value, Not, And, Or]
+Atom = Word | Prefix | Phrase | Value
+Node = Word | Prefix | Phrase | Value | Not | And | Or
 ATOMS = (Word, Prefix, Phrase, Value)
 
 
@@ -130,68 +131,71 @@ def canonical(node: Node) -> str:
 # --- tokenizer -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Token:
+class _Token(NamedTuple):
     kind: str  # ( ) - AND OR NOT FIELD PHRASE TERM
     text: str
     col: int
 
 
+# Every character falls in exactly one alternative; a "-" that starts a term negates, one
+# inside a term ("multi-task") is part of it and separates words later.
+_LEXEME = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<paren>[()])
+  | "(?P<phrase>[^"]*)"
+  | (?P<quote>")
+  | (?P<minus>-)
+  | (?P<run>[^\s()"]+)
+""", re.VERBOSE)
+
+
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        col = i + 1
-        if c.isspace():
-            i += 1
-        elif c in "()":
-            tokens.append(_Token(c, c, col))
-            i += 1
-        elif c == '"':
-            end = text.find('"', i + 1)
-            if end < 0:
-                raise RuleError(f"unbalanced quote at column {col}", col)
-            tokens.append(_Token("PHRASE", text[i + 1:end], col))
-            i = end + 1
-        elif c == "-":
-            # Only a "-" that starts a term negates; inside one ("multi-task") it separates words.
-            if i + 1 >= n or text[i + 1] in _TERM_END and text[i + 1] not in '("':
+    n = len(text)
+    for m in _LEXEME.finditer(text):
+        kind = m.lastgroup
+        col = m.start() + 1
+        if kind == "space":
+            continue
+        if kind == "paren":
+            tokens.append(_Token(m.group(), m.group(), col))
+        elif kind == "phrase":
+            tokens.append(_Token("PHRASE", m.group("phrase"), col))
+        elif kind == "quote":
+            raise RuleError(f"unbalanced quote at column {col}", col)
+        elif kind == "minus":
+            after = text[col] if col < n else ""
+            if not after or after.isspace() or after == ")":
                 raise RuleError(f'nothing after "-" at column {col}', col)
-            tokens.append(_Token("-", c, col))
-            i += 1
+            tokens.append(_Token("-", "-", col))
         else:
-            j = i
-            while j < n and text[j] not in _TERM_END:
-                j += 1
-            run = text[i:j]
-            i = j
+            run = m.group()
             if run in OPERATORS:  # upper case only: "or" is a word
                 tokens.append(_Token(run, run, col))
                 continue
-            m = _FIELD_NAME.match(run)
-            if not m:
+            field = _FIELD_NAME.match(run) if ":" in run else None
+            if field is None:
                 tokens.append(_Token("TERM", run, col))
                 continue
-            name = m.group(1)
+            name, end = field.group(1), field.end()
             if name.lower() not in FIELDS:
                 raise RuleError(
                     f'unknown field "{name}" at column {col} (fields: {_FIELD_LIST})', col)
             tokens.append(_Token("FIELD", name.lower(), col))
-            rest = run[m.end():]
+            rest = run[end:]
             if rest.startswith("-"):
                 raise RuleError(
-                    f'"-" goes before the field: "-{run[:m.end()]}{rest[1:]}" at column {col}', col)
+                    f'"-" goes before the field: "-{run[:end]}{rest[1:]}" at column {col}', col)
             if rest:
-                tokens.append(_Token("TERM", rest, col + m.end()))
-            elif i >= n or text[i] not in '("':
+                tokens.append(_Token("TERM", rest, col + end))
+            elif m.end() >= n or text[m.end()] not in '("':
                 raise RuleError(f'nothing after "{name}:" at column {col}', col)
     _check_parentheses(tokens)
     return tokens
 
 
 def _check_parentheses(tokens: list[_Token]) -> None:
-    """Balance and depth first, so that "(a OR" says which "(" is open rather than what is missing."""
+    """Balance and depth first: "(a OR" should name the open "(", not what is missing."""
     open_cols: list[int] = []
     for tok in tokens:
         if tok.kind == "(":
@@ -212,7 +216,11 @@ _STARTS_UNARY = frozenset(("(", "-", "NOT", "FIELD", "PHRASE", "TERM"))
 
 
 class _Parser:
-    """Recursive descent: or := and (OR and)*; and := unary ([AND] unary)*; unary := (-|NOT)* primary."""
+    """Recursive descent.
+
+    or := and (OR and)*;  and := unary ([AND] unary)*;  unary := (- | NOT)* primary;
+    primary := "(" or ")" | FIELD primary | PHRASE | TERM
+    """
 
     def __init__(self, tokens: list[_Token]) -> None:
         self.tokens = tokens
@@ -299,17 +307,13 @@ class _Parser:
         return _term(tok, ctx)  # TERM: the callers only get here on a unary start
 
 
-def _join(cls: type[And] | type[Or], children: list[Node]) -> Node:
+def _join(cls: type[And | Or], children: list[Node]) -> Node:
     if len(children) == 1:
         return children[0]
     flat: list[Node] = []
     for child in children:  # (a b) c is a b c: one canonical form
         flat.extend(child.children if isinstance(child, cls) else (child,))
     return cls(tuple(flat), children[0].col)
-
-
-def _letters(text: str) -> int:
-    return sum(len(w) for w in words(text))
 
 
 def _normalize_value(text: str) -> str:
@@ -323,33 +327,35 @@ def _term(tok: _Token, ctx: str | None) -> Node:
         if star != len(raw) - 1:
             raise RuleError(f'misplaced "*" in "{raw}" at column {col}', col)
         stem = raw[:-1]
-        if _letters(stem) < MIN_PREFIX:
-            raise RuleError(f'prefix "{raw}" is too short at column {col}', col)
-        # "multi-*" would silently mean "multi*"; a category prefix like "cs.*" is fine.
-        if ctx not in VALUE_FIELDS and not _WORD_CHAR.match(normalize(stem)[-1]):
-            raise RuleError(f'misplaced "*" in "{raw}" at column {col}', col)
-        if ctx in VALUE_FIELDS:
-            return Value(ctx, _normalize_value(stem), True, col)
         parts = words(stem)
+        if sum(map(len, parts)) < MIN_PREFIX:
+            raise RuleError(f'prefix "{raw}" is too short at column {col}', col)
+        if ctx in VALUE_FIELDS:  # a category prefix like "cs.*" may end in a separator
+            return Value(ctx, _normalize_value(stem), True, col)
+        # "multi-*" would silently mean "multi*".
+        if not _WORD_CHAR.match(normalize(stem)[-1]):
+            raise RuleError(f'misplaced "*" in "{raw}" at column {col}', col)
         if len(parts) == 1:
             return Prefix(ctx, parts[0], col)
         return Phrase(ctx, tuple(parts), True, col)
-    if _letters(raw) == 0:
+    parts = words(raw)
+    if not parts:
         raise RuleError(f'"{raw}" has no letters or digits at column {col}', col)
     if ctx in VALUE_FIELDS:
         return Value(ctx, _normalize_value(raw), False, col)
-    return _words_node(words(raw), ctx, col)
+    return _words_node(parts, ctx, col)
 
 
 def _phrase(tok: _Token, ctx: str | None) -> Node:
     raw, col = tok.text, tok.col
     if "*" in raw:
         raise RuleError(f'phrase "{raw}" may not contain "*" at column {col}', col)
-    if _letters(raw) == 0:
+    parts = words(raw)
+    if not parts:
         raise RuleError(f"empty phrase at column {col}", col)
     if ctx in VALUE_FIELDS:
         return Value(ctx, _normalize_value(raw), False, col)
-    return _words_node(words(raw), ctx, col)
+    return _words_node(parts, ctx, col)
 
 
 def _words_node(parts: list[str], ctx: str | None, col: int) -> Node:
@@ -426,7 +432,7 @@ class Fields:
     `title` and `abstract` are separate lists so that a phrase never spans them.
     """
 
-    __slots__ = ("seqs", "vocab", "values", "raw_values")
+    __slots__ = ("raw_values", "seqs", "values", "vocab")
 
     def __init__(self, paper: Paper) -> None:
         title, abstract = words(paper.title), words(paper.abstract)

@@ -6,8 +6,18 @@ import pytest
 
 from digestd.errors import RuleError
 from digestd.models import Hit, Paper
-from digestd.rules import (MAX_DEPTH, MAX_LENGTH, Phrase, Prefix, Word, canonical, evaluate,
-                           explain, parse, validate)
+from digestd.rules import (
+    MAX_DEPTH,
+    MAX_LENGTH,
+    Phrase,
+    Prefix,
+    Word,
+    canonical,
+    evaluate,
+    explain,
+    parse,
+    validate,
+)
 
 
 def paper(title: str = "", abstract: str = "", authors: tuple[str, ...] = (),

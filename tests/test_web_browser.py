@@ -202,6 +202,25 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_a_browser(server, browser):
     assert confirm_url.rsplit("/", 1)[1] not in served and "/u/" not in served
 
 
+def test_the_forms_work_without_javascript(server, browser):
+    base, cfg, tmp_path = server
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(base + "/")
+    page.fill("#email", "grace@example.org")
+    page.fill("#rule-0", "segmentation")
+    page.click("button[value=test]:not(.default-submit)")
+    page.wait_for_load_state()
+    assert "papers in the last 30 days" in page.inner_text("#rule-0-msg")
+    assert page.input_value("#email") == "grace@example.org"
+    # Enter in the email field subscribes (the hidden first button), it does not test
+    page.press("#email", "Enter")
+    page.wait_for_load_state()
+    assert page.inner_text("h1") == "Check your inbox"
+    only_eml(tmp_path / "outbox", "confirm")
+    context.close()
+
+
 def test_a_rendered_digest(browser, tmp_path):
     """The HTML part of a demo digest, as a mail client shows it."""
     shots = shots_dir(tmp_path)
