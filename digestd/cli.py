@@ -343,6 +343,102 @@ def cmd_subscribers_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _papers_from_file(path: str) -> list:
+    """Papers from a JSON array of objects (title, abstract, authors, categories, source)."""
+    from .models import Paper
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise DigestdError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise DigestdError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    if not isinstance(data, list):
+        raise DigestdError(f"{path}: expected a JSON array of paper objects")
+    papers = []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict) or not isinstance(rec.get("title"), str):
+            raise DigestdError(f"{path}: item {i} is not a paper object with a title")
+
+        def strings(value) -> tuple[str, ...]:
+            items = value if isinstance(value, list) else []
+            return tuple(x if isinstance(x, str) else str(x.get("name", "")) if isinstance(
+                x, dict) else str(x) for x in items)
+
+        papers.append(Paper(id=str(rec.get("id") or f"file:{i}"), title=rec["title"],
+                            abstract=rec.get("abstract") or "",
+                            authors=strings(rec.get("authors")),
+                            categories=strings(rec.get("categories")),
+                            source=str(rec.get("source") or ""), url=str(rec.get("url") or ""),
+                            published=str(rec.get("published") or "")))
+    return papers
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from .match import match_rules
+    from .rules import validate
+
+    validate(args.rule)
+    if args.papers:
+        papers, where = _papers_from_file(args.papers), args.papers
+    else:
+        config = _config(args)
+        since = (datetime.now(timezone.utc) - timedelta(days=args.days)).isoformat(
+            timespec="seconds")
+        with _store(config) as store:
+            papers = store.papers_since(since)
+        where = f"papers stored in the last {args.days} days"
+    matches = match_rules([args.rule], papers)
+    if args.json:
+        _print_json([{"id": m.paper.id, "title": m.paper.title, "source": m.paper.source,
+                      "url": m.paper.url, "why": m.why,
+                      "hits": [{"field": h.field, "text": h.text}
+                               for r in m.rules for h in r.hits]} for m in matches])
+        return 0
+    for m in matches:
+        print(m.paper.title)
+        print(f"    matched: {', '.join(str(h) for r in m.rules for h in r.hits)}")
+    print(f"{len(matches)} of {len(papers)} {where} match {args.rule}")
+    return 0
+
+
+def cmd_rules_add(args: argparse.Namespace) -> int:
+    from .rules import validate
+
+    validate(args.rule)
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        store.set_rules(sub.id, [*sub.rules, args.rule])
+    print(f"rule {len(sub.rules) + 1} added for {sub.email}: {args.rule}")
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+    for i, rule in enumerate(sub.rules, 1):
+        print(f"{i:>3}  {rule}")
+    if not sub.rules:
+        print(f"{sub.email} has no rules: they get no digests")
+    return 0
+
+
+def cmd_rules_remove(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        if not 1 <= args.n <= len(sub.rules):
+            raise DigestdError(f"{sub.email} has {len(sub.rules)} rule(s); "
+                               f"no rule {args.n} (see `digestd rules list {sub.email}`)")
+        rules = list(sub.rules)
+        removed = rules.pop(args.n - 1)
+        store.set_rules(sub.id, rules)
+    print(f"removed rule {args.n} of {sub.email}: {removed}")
+    return 0
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from .jobs import build_and_send, build_digests
 
@@ -540,6 +636,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("remove", cmd_subscribers_remove, "remove a subscriber and their history", subs)
     p.add_argument("email")
+
+    rules = add("rules", None, "test a rule, or add, list and remove a subscriber's rules"
+                ).add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+    p = add("test", cmd_rules_test, "backtest a rule: which papers would it have matched, and why",
+            rules)
+    p.add_argument("rule", metavar="RULE", help="e.g. 'title:(prun* OR sparsit*) -survey' "
+                   "(write -- before a rule that starts with -)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--days", type=int, default=30, metavar="N",
+                       help="papers stored in the last N days (default 30)")
+    which.add_argument("--papers", metavar="FILE",
+                       help="a JSON array of papers (title, abstract, authors, categories, "
+                            "source) instead of the store")
+    p.add_argument("--json", action="store_true", help="print JSON (title, why, hits, ...)")
+    p = add("add", cmd_rules_add, "add a rule to a subscriber (validated first)", rules)
+    p.add_argument("email")
+    p.add_argument("rule", metavar="RULE")
+    p = add("list", cmd_rules_list, "list a subscriber's rules, numbered", rules)
+    p.add_argument("email")
+    p = add("remove", cmd_rules_remove, "remove a subscriber's rule N (see rules list)", rules)
+    p.add_argument("email")
+    p.add_argument("n", type=int, metavar="N")
 
     p = add("send", cmd_send, "build the digests that are due and deliver the outbox")
     p.add_argument("--now", action="store_true",

@@ -217,11 +217,13 @@ class SmtpSender:
         self.report.total = min(due, self.limit) if self.limit else due
         if due or self.follow is not None:
             workers = [self._worker(n) for n in range(self.smtp.max_connections)]
-            try:
-                await asyncio.gather(*workers)
-            finally:
-                # whatever is still claimed was never tried: hand it back untouched
-                self.store.release_claims(self.owner)
+            # a mark per 250 must not wait for a WAL checkpoint's fsync in the event loop
+            with self.store.checkpoints_in_background():
+                try:
+                    await asyncio.gather(*workers)
+                finally:
+                    # whatever is still claimed was never tried: hand it back untouched
+                    self.store.release_claims(self.owner)
         r = self.report
         if r.done or r.stopped:
             log.info("event=delivery_run sent=%d deferred=%d failed=%d bounced=%d "

@@ -281,7 +281,7 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(level)
     try:
-        with Store(path) as store:
+        with Store(path) as store, store.checkpoints_in_background():
             return build_digests(config, store, force=force, now=now)
     except Exception as e:  # handed to the parent, which raises it
         return e

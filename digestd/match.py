@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
+import types
 from collections import Counter
-from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from typing import Generic, TypeVar
@@ -116,6 +118,47 @@ def _eval_tree(tree: _Tree, present: set[int]) -> bool:
     if op == "&":
         return all(_eval_tree(t, present) for t in arg)
     return any(_eval_tree(t, present) for t in arg)
+
+
+def _slot_constructor(cls: type) -> Callable[..., object]:
+    """A faster constructor for a frozen, slotted dataclass such as RuleMatch.
+
+    The generated __init__ of a frozen dataclass sets each field through
+    object.__setattr__, about twice the cost of setting the slots directly, and a run over
+    100,000 subscribers creates a million of these. Same object, same invariants (the
+    models have no __post_init__); if the class ever loses its slots, it is used as is.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    slots = [cls.__dict__.get(n) for n in names]
+    if (not dataclasses.is_dataclass(cls) or "__post_init__" in cls.__dict__
+            or not all(isinstance(d, types.MemberDescriptorType) for d in slots)):
+        return cls
+    new = object.__new__
+    if len(names) == 2:
+        set0, set1 = (d.__set__ for d in slots)  # type: ignore[union-attr]
+
+        def make2(a: object, b: object) -> object:
+            obj = new(cls)
+            set0(obj, a)
+            set1(obj, b)
+            return obj
+        return make2
+    if len(names) == 3:
+        set0, set1, set2 = (d.__set__ for d in slots)  # type: ignore[union-attr]
+
+        def make3(a: object, b: object, c: object) -> object:
+            obj = new(cls)
+            set0(obj, a)
+            set1(obj, b)
+            set2(obj, c)
+            return obj
+        return make3
+    return cls
+
+
+_new_paper_match = _slot_constructor(PaperMatch)
+_new_rule_match = _slot_constructor(RuleMatch)
+_new_hit = _slot_constructor(Hit)
 
 
 @contextmanager
@@ -244,10 +287,12 @@ class _Found:
     """What one paper contains: the atoms present, and for explanations the text each was
     first found as, per field (a prefix's word, a phrase's words, a category as written)."""
 
-    __slots__ = ("fields", "hits", "phrase_texts", "prefix_words", "present", "value_raw")
+    __slots__ = ("hits", "phrase_texts", "prefix_words", "present", "value_raw", "vocab")
 
     def __init__(self, fields: R.Fields) -> None:
-        self.fields = fields
+        # Only the distinct words are kept, not the word lists: a weekly digest matches
+        # tens of thousands of papers in one batch.
+        self.vocab = fields.vocab
         self.present: set[int] = set()
         self.hits: dict[int, tuple[Hit, ...]] = {}  # atom -> its hits, once asked
         self.prefix_words: dict[str, dict[str, str]] = {n: {} for n in _TEXT_FIELDS}
@@ -311,19 +356,19 @@ class Matcher(Generic[K]):
         # A "group" is what one RuleMatch says: a rule text as written and its index in the
         # subscriber's list. A match creates one RuleMatch per group, not per subscriber.
         group_ids: dict[tuple[int, int], int] = {}
-        self._group_rm: list[tuple[int, str]] = []  # group -> (index, text)
-        self._rule_groups: list[list[int]] = [[] for _ in self._trees]
+        # rule -> its groups as (group, index, text): what a match needs, in one place
+        self._rule_groups: list[list[tuple[int, int, str]]] = [[] for _ in self._trees]
         self._sub_groups: list[tuple[int, ...]] = []  # subscriber slot -> groups, rule order
         for row in sub_rules:
             gids = []
             for idx, tid in enumerate(row):
                 gid = group_ids.get((tid, idx))
                 if gid is None:
-                    gid = group_ids[tid, idx] = len(self._group_rm)
-                    self._group_rm.append((idx, texts[tid]))
-                    self._rule_groups[rule_of_text[tid]].append(gid)
+                    gid = group_ids[tid, idx] = len(group_ids)
+                    self._rule_groups[rule_of_text[tid]].append((gid, idx, texts[tid]))
                 gids.append(gid)
             self._sub_groups.append(tuple(gids))
+        self._n_groups = len(group_ids)
         del group_ids, sub_rules
 
         self._atom_specs = [_atom_spec(aid, atom) for aid, atom in enumerate(self._atoms)]
@@ -423,7 +468,7 @@ class Matcher(Generic[K]):
         got = []
         for name in names:
             if kind == _WORD:
-                text = key if key in found.fields.vocab[name] else None
+                text = key if key in found.vocab[name] else None
             elif kind == _PREFIX:
                 text = found.prefix_words[name].get(key)
             elif kind == _PHRASE:
@@ -431,7 +476,7 @@ class Matcher(Generic[K]):
             else:
                 text = found.value_raw[name].get(key)
             if text is not None:
-                got.append(Hit(name, text))
+                got.append(_new_hit(name, text))
         hits = found.hits[aid] = tuple(got)
         return hits
 
@@ -498,17 +543,21 @@ class Matcher(Generic[K]):
                     multi[anchor].append(clause)
 
         # Per group, the papers it matched (batch positions) and a PaperMatch for each.
-        n_groups = len(self._group_rm)
-        group_papers: list[list[int] | None] = [None] * n_groups
-        group_matches: list[list[PaperMatch] | None] = [None] * n_groups
-        group_rm, rule_groups = self._group_rm, self._rule_groups
+        group_papers: list[list[int] | None] = [None] * self._n_groups
+        group_matches: list[list[PaperMatch] | None] = [None] * self._n_groups
+        rule_groups, plans = self._rule_groups, self._plans
+        new_pm, new_rm = _new_paper_match, _new_rule_match
         for pos, (paper, found) in enumerate(zip(papers, scans)):
+            known = found.hits
             for rid in self._matched_rules(found.present, multi):
-                hits = self._explain(rid, found)
-                for gid in rule_groups[rid]:
-                    idx, text = group_rm[gid]
+                plan = plans[rid]
+                if plan is not None and len(plan) == 1:  # the usual rule: one atom
+                    hits = known.get(plan[0]) or self._atom_hits(plan[0], found)
+                else:
+                    hits = self._explain(rid, found)
+                for gid, idx, text in rule_groups[rid]:
                     # Frozen values: everyone matched by this group alone shares this object.
-                    pm = PaperMatch(paper, (RuleMatch(idx, text, hits),))
+                    pm = new_pm(paper, (new_rm(idx, text, hits),))
                     if group_papers[gid] is None:
                         group_papers[gid], group_matches[gid] = [pos], [pm]
                     else:
@@ -569,7 +618,7 @@ def _merge(papers: Sequence[Paper], gids: list[int], group_papers: list, group_m
             continue
         if pos == last:  # the same paper by another rule: one PaperMatch listing both
             prev = out[-1]
-            out[-1] = PaperMatch(prev.paper, prev.rules + matches[i].rules)
+            out[-1] = _new_paper_match(prev.paper, prev.rules + matches[i].rules)
         else:
             out.append(matches[i])
             last = pos

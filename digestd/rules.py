@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -409,19 +408,6 @@ def validate(text: str) -> None:
     parse(text)
 
 
-def atoms(node: Node) -> Iterator[tuple[Atom, bool]]:
-    """Every atom of `node` in rule order, with True if it is not negated."""
-    stack: list[tuple[Node, bool]] = [(node, True)]
-    while stack:
-        cur, positive = stack.pop()
-        if isinstance(cur, Not):
-            stack.append((cur.child, not positive))
-        elif isinstance(cur, (And, Or)):
-            stack.extend((c, positive) for c in reversed(cur.children))
-        else:
-            yield cur, positive
-
-
 # --- evaluation ----------------------------------------------------------------------------
 
 
@@ -506,13 +492,6 @@ def evaluate(node: Node, paper: Paper) -> bool:
     return _evaluate(node, Fields(paper))
 
 
-def explain_fields(node: Node, fields: Fields) -> tuple[Hit, ...]:
-    """`explain` on a paper already split into fields (match.py reuses the split)."""
-    hits: list[Hit] = []
-    _collect(node, fields, hits)
-    return tuple(dict.fromkeys(hits))  # same word found twice: say it once
-
-
 def _collect(node: Node, fields: Fields, out: list[Hit]) -> bool:
     # Only parts that are true contribute: for "a OR b" the side that matched, never a
     # negated word (a negation is evidence of absence, nothing to show).
@@ -536,5 +515,12 @@ def _collect(node: Node, fields: Fields, out: list[Hit]) -> bool:
 
 
 def explain(node: Node, paper: Paper) -> tuple[Hit, ...]:
-    """The words and phrases that made `node` match `paper`, by field; () if it does not match."""
-    return explain_fields(node, Fields(paper))
+    """The words and phrases that made `node` match `paper`, by field; () if it does not match.
+
+    Hits come in rule order, each atom's in field order (title before abstract), the first
+    occurrence in each field: a prefix gives the word it matched, a phrase its words in
+    quotes, a category or source its value as the paper has it.
+    """
+    hits: list[Hit] = []
+    _collect(node, Fields(paper), hits)
+    return tuple(dict.fromkeys(hits))  # the same word found twice: say it once

@@ -244,6 +244,39 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
+    @contextmanager
+    def checkpoints_in_background(self, every: float = 1.0) -> Iterator[None]:
+        """For a burst of writes (building or sending thousands of digests): this connection
+        stops checkpointing the WAL inline, where each checkpoint waits for fsync in the
+        middle of the work, and a thread with its own connection checkpoints every `every`
+        seconds instead. Commits stay as durable as before (WAL, synchronous=NORMAL)."""
+        if self.path == ":memory:":
+            yield
+            return
+        import threading
+
+        stop = threading.Event()
+
+        def checkpoint() -> None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            try:
+                while not stop.wait(every):
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:  # pragma: no cover - the inline checkpoints take over
+                pass
+            finally:
+                db.close()
+
+        thread = threading.Thread(target=checkpoint, name="wal-checkpoint", daemon=True)
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.db.execute("PRAGMA wal_autocheckpoint = 1000")
+
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 

@@ -327,3 +327,17 @@ def test_invalid_rule_names_the_rule() -> None:
 def test_empty_inputs() -> None:
     assert Matcher({}).match([Paper(id="1", title="x")]) == {}
     assert Matcher({"s": ["x"]}).match([]) == {}
+
+
+def test_fast_constructors_build_the_same_values() -> None:
+    from digestd import match as M
+
+    hits = (Hit("title", "x"),)
+    rm = M._new_rule_match(1, "rule", hits)
+    assert type(rm) is RuleMatch
+    assert rm == RuleMatch(1, "rule", hits)
+    assert hash(rm) == hash(RuleMatch(1, "rule", hits))
+    paper = Paper(id="1", title="x")
+    assert M._new_paper_match(paper, (rm,)) == PaperMatch(paper, (rm,))
+    with pytest.raises(AttributeError):  # still frozen
+        rm.index = 2  # type: ignore[misc]

@@ -1,0 +1,68 @@
+"""`digestd rules test/add/list/remove` from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from digestd.cli import main
+
+CORPUS = Path(__file__).parent / "data" / "hf_listings.json"
+
+
+def test_rules_test_against_a_papers_file(capsys):
+    assert main(["rules", "test", "title:(prun* OR sparsit*) -survey", "--papers",
+                 str(CORPUS), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found and all({"title", "why"} <= set(m) for m in found)
+    for m in found:
+        assert "survey" not in m["title"].lower()
+        assert "title" in m["why"]
+    corpus = json.loads(CORPUS.read_text())
+    direct = [p for p in corpus if any(w.startswith(("prun", "sparsit"))
+                                       for w in _words(p["title"]))
+              and "survey" not in _words(p["title"]) + _words(p["abstract"] or "")]
+    assert len(found) == len(direct)
+
+
+def _words(text: str) -> list[str]:
+    from digestd.text import words
+    return words(text)
+
+
+def test_rules_test_prints_matches_and_a_count(capsys):
+    assert main(["rules", "test", '"noisy labels"', "--papers", str(CORPUS)]) == 0
+    out = capsys.readouterr().out
+    assert 'matched: ' in out and f"of 655 {CORPUS} match" in out
+
+
+def test_invalid_rule_exits_non_zero_with_the_error_on_stderr(capsys):
+    assert main(["rules", "test", "titel:x", "--papers", str(CORPUS)]) != 0
+    captured = capsys.readouterr()
+    assert 'unknown field "titel" at column 1' in captured.err and captured.out == ""
+
+
+def test_rules_add_list_remove(tmp_path, capsys):
+    main(["init", "--dir", str(tmp_path)])
+    cfg = ["-c", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    assert main([*cfg, "rules", "add", "a@example.org", "title:prun* -survey"]) == 0
+    assert main([*cfg, "rules", "add", "a@example.org", "--", "-video"]) != 0  # negation only
+    capsys.readouterr()
+    assert main([*cfg, "rules", "list", "a@example.org"]) == 0
+    assert capsys.readouterr().out.split("\n")[:2] == ["  1  diffusion",
+                                                       "  2  title:prun* -survey"]
+    assert main([*cfg, "rules", "remove", "a@example.org", "1"]) == 0
+    assert main([*cfg, "rules", "remove", "a@example.org", "5"]) != 0
+    capsys.readouterr()
+    main([*cfg, "rules", "list", "a@example.org"])
+    assert capsys.readouterr().out.strip() == "1  title:prun* -survey"
+
+
+def test_rules_test_against_the_store(tmp_path, capsys):
+    main(["init", "--dir", str(tmp_path)])
+    cfg = ["-c", str(tmp_path / "digestd.toml")]
+    main([*cfg, "poll"])
+    capsys.readouterr()
+    assert main([*cfg, "rules", "test", "diffusion", "--days", "1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) > 0
