@@ -263,8 +263,9 @@ class SmtpSender:
             self.claimed += len(rows)
             self.buffer.extend(rows)
             if rows and self.follow is not None:
-                self.report.total = max(self.report.total, self.report.done + len(self.buffer)
-                                        + self.store.count_due())
+                # the build is still adding rows: the total grows as they come
+                self.report.total = max(self.report.total,
+                                        self.report.done + self.store.count_due())
             if rows or cancelled:
                 continue
             if build_over:

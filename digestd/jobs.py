@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -249,8 +248,11 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
     import pickle
     import sys
 
-    code = ("import pickle, sys; from digestd.jobs import _child_main; "
-            "sys.stdout.buffer.write(pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer))))")
+    # the result goes out on a copy of stdout; anything the build prints goes to stderr
+    code = ("import os, pickle, sys; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
+            "from digestd.jobs import _child_main; "
+            "result.write(pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer)))); "
+            "result.close()")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
@@ -270,12 +272,6 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
                 level: int) -> BuildReport | BaseException:
     from .cli import KeyValueFormatter
 
-    # rendering is batch work that only has to keep ahead of the sender: let the sender
-    # (and a local MTA) have the CPU first
-    try:
-        os.nice(5)
-    except OSError:  # pragma: no cover - not allowed here; run at normal priority
-        pass
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter())
     logging.getLogger().handlers[:] = [handler]

@@ -287,9 +287,12 @@ class _Found:
     """What one paper contains: the atoms present, and for explanations the text each was
     first found as, per field (a prefix's word, a phrase's words, a category as written)."""
 
-    __slots__ = ("hits", "phrase_texts", "prefix_words", "present", "value_raw", "vocab")
+    __slots__ = ("hits", "interned", "joined", "phrase_texts", "prefix_words", "present",
+                 "value_raw", "vocab")
 
-    def __init__(self, fields: R.Fields) -> None:
+    def __init__(self, fields: R.Fields, interned: dict, joined: dict) -> None:
+        # Shared by the batch: evidence -> one tuple of Hits; ids of parts -> their join.
+        self.interned, self.joined = interned, joined
         # Only the distinct words are kept, not the word lists: a weekly digest matches
         # tens of thousands of papers in one batch.
         self.vocab = fields.vocab
@@ -428,9 +431,9 @@ class Matcher(Generic[K]):
                 "multi_clauses": len(self._multi),
                 "tree_rules": self._n_tree_rules}
 
-    def _scan(self, fields: R.Fields) -> _Found:
+    def _scan(self, fields: R.Fields, interned: dict, joined: dict) -> _Found:
         """Every indexed atom that occurs in the paper: one pass over each field's words."""
-        found = _Found(fields)
+        found = _Found(fields, interned, joined)
         for name in _TEXT_FIELDS:
             self._fields[name].scan(fields.seqs[name], fields.vocab[name], found, name)
         for name in R.VALUE_FIELDS:
@@ -476,22 +479,32 @@ class Matcher(Generic[K]):
             else:
                 text = found.value_raw[name].get(key)
             if text is not None:
-                got.append(_new_hit(name, text))
-        hits = found.hits[aid] = tuple(got)
+                got.append((name, text))
+        hits = found.hits[aid] = _interned(tuple(got), found.interned)
         return hits
 
     def _explain(self, rid: int, found: _Found) -> tuple[Hit, ...]:
         """rules.explain for a rule that matched (the tests hold them to the same answer)."""
         plan = self._plans[rid]
+        if plan is not None and len(plan) == 1:  # the usual rule: one atom
+            return found.hits.get(plan[0]) or self._atom_hits(plan[0], found)
         if plan is None:
             out: list[Hit] = []
             self._collect(self._trees[rid], found, out)
-        elif len(plan) == 1:
-            return self._atom_hits(plan[0], found)
-        else:
-            present = found.present
-            out = [h for aid in plan if aid in present for h in self._atom_hits(aid, found)]
-        return tuple(dict.fromkeys(out)) if len(out) > 1 else tuple(out)
+            return _interned(tuple(dict.fromkeys((h.field, h.text) for h in out)),
+                             found.interned)
+        present, known = found.present, found.hits
+        parts = [known.get(aid) or self._atom_hits(aid, found) for aid in plan if aid in present]
+        if len(parts) == 1:
+            return parts[0]
+        # The parts are interned, so their ids name this evidence; the joined tuple recurs
+        # over papers and rules ("title model, abstract merging").
+        key = tuple(map(id, parts))
+        hits = found.joined.get(key)
+        if hits is None:
+            evidence = dict.fromkeys((h.field, h.text) for part in parts for h in part)
+            hits = found.joined[key] = _interned(tuple(evidence), found.interned)
+        return hits
 
     def _collect(self, tree: _Tree, found: _Found, out: list[Hit]) -> bool:
         """rules._collect over atom ids: only the parts that are true give evidence."""
@@ -527,7 +540,9 @@ class Matcher(Generic[K]):
 
     def _match(self, papers: Sequence[Paper],
                exclude: Mapping[K, Collection[str]] | None) -> dict[K, list[PaperMatch]]:
-        scans = [self._scan(R.Fields(p)) for p in papers]
+        interned: dict[tuple[tuple[str, str], ...], tuple[Hit, ...]] = {}
+        joined: dict[tuple[int, ...], tuple[Hit, ...]] = {}
+        scans = [self._scan(R.Fields(p), interned, joined) for p in papers]
 
         df: Counter[int] = Counter()
         for found in scans:
@@ -545,19 +560,22 @@ class Matcher(Generic[K]):
         # Per group, the papers it matched (batch positions) and a PaperMatch for each.
         group_papers: list[list[int] | None] = [None] * self._n_groups
         group_matches: list[list[PaperMatch] | None] = [None] * self._n_groups
-        rule_groups, plans = self._rule_groups, self._plans
+        # A rule often says the same thing on many papers ("abstract diffusion"), and the
+        # evidence is interned: (group, evidence) -> one shared (RuleMatch,). Fewer objects to
+        # allocate and, above all, for the cyclic GC to walk once matching is done. Keyed by
+        # id(): interned tuples live as long as the batch, so no id is reused meanwhile.
+        shared: dict[tuple[int, int], tuple[RuleMatch]] = {}
+        rule_groups = self._rule_groups
         new_pm, new_rm = _new_paper_match, _new_rule_match
         for pos, (paper, found) in enumerate(zip(papers, scans)):
-            known = found.hits
             for rid in self._matched_rules(found.present, multi):
-                plan = plans[rid]
-                if plan is not None and len(plan) == 1:  # the usual rule: one atom
-                    hits = known.get(plan[0]) or self._atom_hits(plan[0], found)
-                else:
-                    hits = self._explain(rid, found)
+                hits = self._explain(rid, found)
                 for gid, idx, text in rule_groups[rid]:
+                    rules = shared.get((gid, id(hits)))
+                    if rules is None:
+                        rules = shared[gid, id(hits)] = (new_rm(idx, text, hits),)
                     # Frozen values: everyone matched by this group alone shares this object.
-                    pm = new_pm(paper, (new_rm(idx, text, hits),))
+                    pm = new_pm(paper, rules)
                     if group_papers[gid] is None:
                         group_papers[gid], group_matches[gid] = [pos], [pm]
                     else:
@@ -597,6 +615,14 @@ class Matcher(Generic[K]):
             if got:
                 sent[slot] = got
         return sent
+
+
+def _interned(evidence: tuple[tuple[str, str], ...], interned: dict) -> tuple[Hit, ...]:
+    """One shared tuple of Hits per distinct evidence, (field, text) pairs, in a batch."""
+    hits = interned.get(evidence)
+    if hits is None:
+        hits = interned[evidence] = tuple(_new_hit(f, t) for f, t in evidence)
+    return hits
 
 
 def _merge(papers: Sequence[Paper], gids: list[int], group_papers: list, group_matches: list,

@@ -8,6 +8,7 @@ rendering the slowest step of the daily cycle. `binascii.b2a_qp` does the same i
 from __future__ import annotations
 
 import binascii
+import functools
 import heapq
 import re
 import secrets
@@ -23,7 +24,7 @@ import jinja2
 import jinja2.ext
 from markupsafe import Markup
 
-from .models import Digest, PaperMatch
+from .models import Digest, Paper, PaperMatch
 from .tokens import sign
 
 ABSTRACT_CHARS = 300
@@ -103,6 +104,7 @@ def shorten(text: str, limit: int = ABSTRACT_CHARS) -> str:
     return text[: cut if cut > limit // 2 else limit].rstrip(" ,;:.") + "…"
 
 
+@functools.lru_cache(maxsize=8192)  # a paper goes to many subscribers in one run
 def wrap(text: str, width: int = 74, indent: str = "") -> str:
     """Greedy word wrap at `width`; lines after the first get `indent`. One C-level regex
     pass (textwrap costs 20 times more); a word longer than a line keeps its own line."""
@@ -195,13 +197,18 @@ class PaperView:
 
 
 def paper_view(item: PaperMatch) -> PaperView:
-    p = item.paper
-    return PaperView(
-        title=p.title, url=p.url, pdf_url=p.pdf_url, authors=short_authors(p.authors),
-        source=p.source, categories=", ".join(p.categories), published=(p.published or "")[:10],
-        upvotes=p.upvotes, abstract=shorten(p.abstract),
-        why="; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
-                      for r in item.rules))
+    title, url, pdf_url, authors, source, categories, published, upvotes, abstract = \
+        _paper_fields(item.paper)
+    why = "; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
+                    for r in item.rules)
+    return PaperView(title, url, pdf_url, authors, source, categories, published, upvotes,
+                     abstract, why)
+
+
+@functools.lru_cache(maxsize=8192)  # the same paper is in many digests of one run
+def _paper_fields(p: Paper) -> tuple:
+    return (p.title, p.url, p.pdf_url, short_authors(p.authors), p.source,
+            ", ".join(p.categories), (p.published or "")[:10], p.upvotes, shorten(p.abstract))
 
 
 def period_label(period: str) -> str:

@@ -236,7 +236,9 @@ def test_rules_with_many_clauses_fall_back_to_a_tree() -> None:
     assert m.stats["tree_rules"] == 1
     batch = [Paper(id="1", title="a c e g i k"), Paper(id="2", title="b d f h j l"),
              Paper(id="3", title="a c e g i"), Paper(id="4", title="a c e g i l z")]
-    assert [pm.paper.id for pm in m.match(batch)["s"]] == ["1", "2"]
+    got = m.match(batch)
+    assert [pm.paper.id for pm in got["s"]] == ["1", "2"]
+    assert got == direct({"s": [rule]}, batch)  # explanations too
 
 
 def test_multi_word_rules_need_every_word_in_the_same_paper() -> None:

@@ -1,0 +1,457 @@
+"""The whole daily cycle at scale: poll -> store new -> match -> build -> render -> send.
+
+    python bench/cycle.py                                  # 100,000 subscribers x 3,000 papers
+    python bench/cycle.py --subscribers 5000 --papers 1000 --seen 50000 --skip-rss2email
+    python bench/cycle.py --cycles 5                       # memory and time over growing days
+    python bench/cycle.py --json
+
+Generates (seeded) a store with S subscribers holding 1-5 rules drawn from the corpus
+vocabulary, P new papers derived from the corpus and served as an arXiv RSS feed from a
+local HTTP server, and `--seen` already-seen papers. Mail goes to Postfix's smtp-sink on
+127.0.0.1 when installed (Debian package postfix), else to an aiosmtpd sink in its own
+process. It runs the functions the daemon runs (jobs.poll_sources, jobs.build_digests,
+jobs.send_outbox) and, in the same run, two baselines on the same sink: raw aiosmtplib
+sending the very same message bytes over the same number of connections (the ceiling for
+delivery), and rss2email delivering the same feed (one email per item).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import aiosmtplib  # noqa: E402
+
+from digestd.config import load_config  # noqa: E402
+from digestd.jobs import build_digests, poll_sources, send_outbox  # noqa: E402
+from digestd.models import Paper  # noqa: E402
+from digestd.store import Store  # noqa: E402
+from match import (RuleGenerator, last_names, load_corpus, make_papers)  # noqa: E402
+from send import free_port, start_sink, stop_sink  # noqa: E402
+
+DEFAULT_CORPUS = ROOT / "tests" / "data" / "hf_listings.json"
+RESULTS = ROOT / "bench" / "results"
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM, so each phase gets its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Phase:
+    name: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    counts: dict = field(default_factory=dict)
+
+
+class measure:
+    """Context manager: wall time, CPU time (children included) and peak RSS of a phase."""
+
+    def __init__(self, name: str, phases: list[Phase]) -> None:
+        self.phase = Phase(name)
+        phases.append(self.phase)
+
+    def __enter__(self) -> Phase:
+        reset_peak_rss()
+        self.t0, self.c0 = time.perf_counter(), os.times()
+        return self.phase
+
+    def __exit__(self, *exc) -> None:
+        c1 = os.times()
+        self.phase.wall_s = time.perf_counter() - self.t0
+        self.phase.cpu_s = sum(c1[:4]) - sum(self.c0[:4])
+        self.phase.peak_rss_mb = peak_rss_mb()
+
+
+# -- the data ----------------------------------------------------------------------------------
+
+def arxiv_rss(papers: list[Paper], day: datetime) -> bytes:
+    """An RSS 2.0 feed shaped like rss.arxiv.org's (announce type, dc:creator, categories)."""
+    items = []
+    for p in papers:
+        aid = p.id.split(":", 1)[1]
+        cats = "".join(f"<category>{escape(c)}</category>" for c in p.categories)
+        items.append(
+            f"<item><title>{escape(p.title)}</title><link>https://arxiv.org/abs/{aid}</link>"
+            f"<description>arXiv:{aid}v1 Announce Type: new \nAbstract: {escape(p.abstract)}"
+            f"</description><guid isPermaLink=\"false\">oai:arXiv.org:{aid}v1</guid>{cats}"
+            f"<pubDate>{format_datetime(day)}</pubDate>"
+            f"<arxiv:announce_type>new</arxiv:announce_type>"
+            f"<dc:rights>http://creativecommons.org/licenses/by/4.0/</dc:rights>"
+            f"<dc:creator>{escape(', '.join(p.authors))}</dc:creator></item>")
+    return ("<?xml version='1.0' encoding='UTF-8'?>\n"
+            '<rss xmlns:arxiv="http://arxiv.org/schemas/atom" '
+            'xmlns:dc="http://purl.org/dc/elements/1.1/" '
+            'xmlns:atom="http://www.w3.org/2005/Atom" '
+            'xmlns:content="http://purl.org/rss/1.0/modules/content/" version="2.0">'
+            "<channel><title>cs updates on arXiv.org</title>"
+            "<link>http://rss.arxiv.org/rss/cs</link><description>cs updates</description>"
+            f"<lastBuildDate>{format_datetime(day)}</lastBuildDate>"
+            + "".join(items) + "</channel></rss>").encode()
+
+
+class FeedServer:
+    """Serves one feed body with an ETag; answers 304 to a matching If-None-Match."""
+
+    def __init__(self) -> None:
+        self.body, self.etag = b"", '"0"'
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.headers.get("If-None-Match") == outer.etag:
+                    self.send_response(304)
+                    self.send_header("ETag", outer.etag)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(outer.body)))
+                self.send_header("ETag", outer.etag)
+                self.end_headers()
+                self.wfile.write(outer.body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/rss/cs"
+
+    def publish(self, body: bytes, tag: str) -> None:
+        self.body, self.etag = body, f'"{tag}"'
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def new_papers(records, count: int, rng: random.Random, names, day_index: int) -> list[Paper]:
+    """The day's papers: corpus-derived, with ids and titles unique to the day."""
+    base = make_papers(records, count + len(records), rng, names)[len(records):]
+    return [Paper(id=f"arxiv:26{11 + day_index // 28:02d}.{(day_index % 28) * count + i:05d}",
+                  title=f"{p.title} ({day_index}.{i})", abstract=p.abstract, authors=p.authors,
+                  categories=p.categories, source="arxiv-cs", published=p.published)
+            for i, p in enumerate(base)]
+
+
+def fill_seen(store: Store, records, count: int, rng: random.Random, names) -> float:
+    """`count` papers seen long ago, stored through the store's own add_papers."""
+    started = time.perf_counter()
+    old = (datetime.now(timezone.utc) - timedelta(days=60)).isoformat(timespec="seconds")
+    batch = 20000
+    proto = make_papers(records, min(count, 5000), rng, names)
+    for start in range(0, count, batch):
+        chunk = [Paper(id=f"arxiv:old.{i}", title=f"{proto[i % len(proto)].title} [{i}]",
+                       abstract=proto[i % len(proto)].abstract[:400],
+                       authors=proto[i % len(proto)].authors[:3],
+                       categories=proto[i % len(proto)].categories, source="arxiv-cs",
+                       published="2026-09-01")
+                 for i in range(start, min(count, start + batch))]
+        store.add_papers(chunk, now=old)
+    return time.perf_counter() - started
+
+
+def fill_subscribers(store: Store, count: int, gen: RuleGenerator, rng: random.Random,
+                     send_at: str, created_at: str) -> int:
+    """Subscribers due now (UTC, send_at a minute ago), 1-5 rules each, half of the rules
+    from a pool of popular ones so that rules are shared as in real life."""
+    popular = [gen.rule() for _ in range(3000)]
+    rules_total = 0
+    for i in range(count):
+        rules = [popular[int(len(popular) * rng.random() ** 2)] if rng.random() < 0.5
+                 else gen.rule() for _ in range(rng.randint(1, 5))]
+        rules_total += len(rules)
+        store.add_subscriber(f"reader{i}@example.org", rules, timezone="UTC", send_at=send_at,
+                             now=created_at)
+    return rules_total
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+async def raw_smtp(messages: list[tuple[str, bytes]], port: int, connections: int) -> float:
+    """Messages per second for bare aiosmtplib: `connections` clients, each its share."""
+    queue = list(messages)
+
+    async def worker() -> None:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
+                                 use_tls=False, timeout=60)
+        await client.connect()
+        while queue:
+            rcpt, data = queue.pop()
+            await client.sendmail("digest@example.org", [rcpt], data)
+        await client.quit()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(messages) / (time.perf_counter() - started)
+
+
+def rss2email_rate(feed_url: str, port: int, workdir: Path, items: int) -> dict:
+    """rss2email 3 in a throwaway venv, delivering the same feed to the same sink."""
+    venv = workdir / "r2e-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "rss2email"], check=True)
+    r2e = str(venv / "bin" / "r2e")
+    cfg, data = workdir / "r2e.cfg", workdir / "r2e.json"
+    base = [r2e, "-c", str(cfg), "-d", str(data)]
+    subprocess.run([*base, "new", "reader@example.org"], check=True, capture_output=True)
+    text = cfg.read_text()
+    text = text.replace("[DEFAULT]", "[DEFAULT]\nemail-protocol = smtp\nsmtp-server = "
+                        f"127.0.0.1:{port}\nsmtp-auth = False\nsmtp-ssl = False\n"
+                        "from = digest@example.org\nfeed-timeout = 120", 1)
+    cfg.write_text(text)
+    subprocess.run([*base, "add", "bench", feed_url], check=True, capture_output=True)
+    started = time.perf_counter()
+    subprocess.run([*base, "run"], check=True, capture_output=True)
+    took = time.perf_counter() - started
+    return {"emails": items, "seconds": round(took, 2), "per_s": items / took,
+            "version": subprocess.run([r2e, "--version"], capture_output=True,
+                                      text=True).stdout.strip()}
+
+
+# -- one run -----------------------------------------------------------------------------------
+
+def write_config(folder: Path, feed_url: str, smtp_port: int, connections: int) -> Path:
+    path = folder / "digestd.toml"
+    path.write_text(f"""
+[store]
+path = "digestd.sqlite3"
+
+[delivery]
+from = "Paper digest <digest@example.org>"
+
+[smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+max_connections = {connections}
+
+[web]
+base_url = "https://digest.example.org"
+
+[[sources]]
+name = "arxiv-cs"
+kind = "arxiv-rss"
+categories = ["cs.LG"]
+url = "{feed_url}"
+""")
+    return path
+
+
+def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: datetime,
+          tag: str) -> tuple[list[Phase], dict]:
+    phases: list[Phase] = []
+    feed.publish(arxiv_rss(papers, day), tag)
+    with measure("poll+store", phases) as ph:
+        (report,) = asyncio.run(poll_sources(config.sources, store))
+        if report.error:
+            raise SystemExit(f"poll failed: {report.error}")
+        ph.counts = {"fetched": report.fetched, "new": report.new}
+    with measure("match+build+render", phases) as ph:
+        built = build_digests(config, store, now=day)
+        ph.counts = {"digests": built.digests, "matches": sum(built.matches.values()),
+                     "quiet": built.quiet}
+        for key in ("match_s", "render_s", "queue_s"):
+            if hasattr(built, key):
+                ph.counts[key] = round(getattr(built, key), 2)
+    queued = store.outbox()
+    size = sum(len(r.message) for r in queued)
+    with measure("send", phases) as ph:
+        sent = asyncio.run(send_outbox(config, store))
+        ph.counts = {"sent": sent.sent, "deferred": sent.deferred, "failed": sent.failed,
+                     "bytes": size}
+    with measure("poll-304", phases) as ph:
+        (again,) = asyncio.run(poll_sources(config.sources, store))
+        ph.counts = {"not_modified": again.not_modified, "new": again.new}
+    messages = [(r.recipient, r.message) for r in queued]
+    return phases, {"digests": built.digests, "sent": sent.sent, "messages": messages,
+                    "bytes": size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--subscribers", type=int, default=100_000)
+    ap.add_argument("--papers", type=int, default=3000, help="new papers per cycle")
+    ap.add_argument("--seen", type=int, default=1_000_000, help="papers already in the store")
+    ap.add_argument("--cycles", type=int, default=1, help="days to run over a growing store")
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
+    ap.add_argument("--skip-rss2email", action="store_true")
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--out", type=Path, help="write the JSON figures here "
+                    "(default: bench/results/cycle-S-P.json)")
+    args = ap.parse_args(argv)
+
+    def say(*a) -> None:
+        print(*a, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    rng = random.Random(args.seed)
+    records = load_corpus(args.corpus)
+    names = last_names(rng)
+    gen = RuleGenerator(records, rng, names)
+    sink_kind = args.sink if args.sink != "auto" else (
+        "smtp-sink" if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()
+        else "aiosmtpd")
+    work = Path(tempfile.mkdtemp(prefix="digestd-cycle-"))
+    feed = FeedServer()
+    port = free_port()
+    sink = start_sink(sink_kind, port)
+    try:
+        config = load_config(write_config(work, feed.url, port, args.connections))
+        now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        send_at = (now - timedelta(minutes=1)).strftime("%H:%M")
+        with Store(config.store.path) as store:
+            say(f"setup: {args.seen:,} seen papers, {args.subscribers:,} subscribers ...")
+            seen_s = fill_seen(store, records, args.seen, rng, names)
+            t = time.perf_counter()
+            rules = fill_subscribers(store, args.subscribers, gen, rng, send_at,
+                                     (now - timedelta(hours=1)).isoformat(timespec="seconds"))
+            subs_s = time.perf_counter() - t
+            say(f"setup: seen papers {seen_s:.1f}s, subscribers ({rules:,} rules) "
+                f"{subs_s:.1f}s")
+        days = []
+        raw_rate = None
+        for day_index in range(args.cycles):
+            day = now + timedelta(days=day_index)
+            papers = new_papers(records, args.papers, rng, names, day_index)
+            with Store(config.store.path) as store:
+                started = time.perf_counter()
+                phases, out = cycle(config, store, feed, papers, day, f"day{day_index}")
+                total = sum(p.wall_s for p in phases if p.name != "poll-304")
+                rss_now = rss_mb()
+                store_mb = Path(config.store.path).stat().st_size / 2**20
+            if day_index == 0:
+                raw_rate = asyncio.run(raw_smtp(out["messages"], port, args.connections))
+            send = next(p for p in phases if p.name == "send")
+            build = next(p for p in phases if p.name == "match+build+render")
+            days.append({
+                "day": day_index, "cycle_s": round(total, 2), "rss_mb": round(rss_now, 1),
+                "store_mb": round(store_mb, 1), "digests": out["digests"],
+                "digests_per_s": round(out["digests"] / total, 1) if total else None,
+                "send_per_s": round(out["sent"] / send.wall_s, 1) if send.wall_s else None,
+                "match_share": round(build.counts.get("match_s", 0) / total, 3) if total else None,
+                "phases": {p.name: {"wall_s": round(p.wall_s, 2), "cpu_s": round(p.cpu_s, 2),
+                                    "peak_rss_mb": round(p.peak_rss_mb, 1), **p.counts}
+                           for p in phases},
+            })
+            say(f"day {day_index}: cycle {total:.1f}s, {out['digests']:,} digests, "
+                f"{days[-1]['digests_per_s']} digests/s, RSS {rss_now:.0f} MB")
+            for p in phases:
+                say(f"    {p.name:<20} wall {p.wall_s:7.2f}s  cpu {p.cpu_s:7.2f}s  "
+                    f"peak {p.peak_rss_mb:7.1f} MB  {p.counts}")
+        r2e = None
+        if not args.skip_rss2email:
+            say("baseline: rss2email ...")
+            feed.publish(arxiv_rss(new_papers(records, args.papers, rng, names, 99), now),
+                         "r2e")
+            r2e = rss2email_rate(feed.url, port, work, args.papers)
+    finally:
+        stop_sink(sink)
+        feed.close()
+    first = days[0]
+    result = {
+        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_version()}",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "sink": sink_kind,
+        "subscribers": args.subscribers, "papers": args.papers, "seen": args.seen,
+        "connections": args.connections,
+        "cycle_s": first["cycle_s"],
+        "digests": first["digests"],
+        "digests_per_s": first["digests_per_s"],
+        "send_per_s": first["send_per_s"],
+        "raw_smtp_per_s": round(raw_rate, 1) if raw_rate else None,
+        "delivery_vs_raw": round(first["send_per_s"] / raw_rate, 3)
+        if raw_rate and first["send_per_s"] else None,
+        "match_share": first["match_share"],
+        "peak_rss_mb": max(p["peak_rss_mb"] for p in first["phases"].values()),
+        "poll_304_s": first["phases"]["poll-304"]["wall_s"],
+        "rss2email_per_s": round(r2e["per_s"], 2) if r2e else None,
+        "vs_rss2email": round(first["digests_per_s"] / r2e["per_s"], 1) if r2e else None,
+        "rss2email": r2e,
+        "phases": first["phases"],
+        "days": days,
+    }
+    out_path = args.out or RESULTS / f"cycle-{args.subscribers}-{args.papers}.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(summary(result))
+        print(f"figures written to {out_path}")
+    return 0
+
+
+def summary(r: dict) -> str:
+    """The paragraph the README's Performance section quotes."""
+    text = (f"On {r['machine']} ({r['date']}), one daily cycle for {r['subscribers']:,} "
+            f"subscribers x {r['papers']:,} new papers with {r['seen']:,} papers already in the "
+            f"store took {r['cycle_s']:.0f} s end to end: {r['digests']:,} personalized "
+            f"digests, {r['digests_per_s']:.0f} digests/s. Delivery ran at {r['send_per_s']:.0f} "
+            f"messages/s, {100 * (r['delivery_vs_raw'] or 0):.0f}% of raw aiosmtplib sending "
+            f"the same bytes to the same {r['sink']} sink over {r['connections']} connections "
+            f"({r['raw_smtp_per_s']:.0f}/s); matching took {100 * (r['match_share'] or 0):.1f}% "
+            f"of the cycle; peak memory {r['peak_rss_mb']:.0f} MB; a poll answered 304 took "
+            f"{r['poll_304_s'] * 1000:.0f} ms.")
+    if r.get("rss2email_per_s"):
+        text += (f" rss2email delivered the same feed at {r['rss2email_per_s']:.1f} emails/s "
+                 f"(one item each): digestd is {r['vs_rss2email']:.0f}x faster.")
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())
