@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import configparser
 import json
 import os
 import platform
@@ -246,11 +247,13 @@ def rss2email_rate(feed_url: str, port: int, workdir: Path, items: int) -> dict:
     cfg, data = workdir / "r2e.cfg", workdir / "r2e.json"
     base = [r2e, "-c", str(cfg), "-d", str(data)]
     subprocess.run([*base, "new", "reader@example.org"], check=True, capture_output=True)
-    text = cfg.read_text()
-    text = text.replace("[DEFAULT]", "[DEFAULT]\nemail-protocol = smtp\nsmtp-server = "
-                        f"127.0.0.1:{port}\nsmtp-auth = False\nsmtp-ssl = False\n"
-                        "from = digest@example.org\nfeed-timeout = 120", 1)
-    cfg.write_text(text)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(cfg)
+    parser["DEFAULT"].update({"email-protocol": "smtp", "smtp-server": f"127.0.0.1:{port}",
+                              "smtp-auth": "False", "smtp-ssl": "False",
+                              "from": "digest@example.org", "feed-timeout": "120"})
+    with cfg.open("w") as fh:
+        parser.write(fh)
     subprocess.run([*base, "add", "bench", feed_url], check=True, capture_output=True)
     started = time.perf_counter()
     subprocess.run([*base, "run"], check=True, capture_output=True)

@@ -68,6 +68,21 @@ print(Count.n, flush=True)
 """
 
 
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -228,14 +243,19 @@ def run(n: int, connections: int, sink_kind: str, dkim: bool) -> dict:
 
             # 2. the whole path: build (match, render, MIME, queue) + send
             started = time.perf_counter()
+            cpu0 = (time.process_time(), children_cpu(), cpu_of(sink.pid))
             built, report = asyncio.run(build_and_send(config, store, force=True))
             whole_s = time.perf_counter() - started
+            cpu1 = (time.process_time(), children_cpu(), cpu_of(sink.pid))
             assert built.digests == len(digests) == report.sent, (built, report)
 
             # 3. raw aiosmtplib, the same bytes
             messages = [(r[0], r[1]) for r in store.db.execute(
-                "SELECT recipient, message FROM digests ORDER BY id")]
+                "SELECT d.recipient, b.message FROM digests d JOIN digest_bodies b "
+                "ON b.digest_id = d.id ORDER BY d.id")]
+        cpu2 = (time.process_time(), cpu_of(sink.pid))
         raw_s = asyncio.run(raw_send(port, messages, connections))
+        cpu3 = (time.process_time(), cpu_of(sink.pid))
     finally:
         stop_sink(sink)
         shutil.rmtree(folder, ignore_errors=True)
@@ -253,6 +273,14 @@ def run(n: int, connections: int, sink_kind: str, dkim: bool) -> dict:
         "whole_vs_raw": round(raw_s / whole_s, 3),
         "seconds": {"render_mime": round(render_s, 2), "whole": round(whole_s, 2),
                     "raw": round(raw_s, 2)},
+        # CPU time per digest, which the load of other processes on the machine does not skew
+        "cpu_ms_per_digest": {
+            "whole_sender": round((cpu1[0] - cpu0[0]) / count * 1000, 2),
+            "whole_builder": round((cpu1[1] - cpu0[1]) / count * 1000, 2),
+            "whole_sink": round((cpu1[2] - cpu0[2]) / count * 1000, 2),
+            "raw_client": round((cpu3[0] - cpu2[0]) / count * 1000, 2),
+            "raw_sink": round((cpu3[1] - cpu2[1]) / count * 1000, 2)},
+        "load_average": round(os.getloadavg()[0], 2),
         "machine": f"{platform.machine()} {os.cpu_count()} cpus, Python "
                    f"{platform.python_version()}",
     }
@@ -280,6 +308,11 @@ def main() -> int:
     print(f"  whole path build+send   {r['whole_per_s']:>8.1f} digests/s")
     print(f"  raw aiosmtplib          {r['raw_smtp_per_s']:>8.1f} digests/s (same bytes, same sink)")
     print(f"  whole path / raw        {r['whole_vs_raw'] * 100:>8.1f} %   (goal: >= 70 %)")
+    c = r["cpu_ms_per_digest"]
+    print(f"  CPU ms per digest: whole = sender {c['whole_sender']} + builder "
+          f"{c['whole_builder']} + sink {c['whole_sink']}; raw = client {c['raw_client']} + "
+          f"sink {c['raw_sink']}")
+    print(f"  load average {r['load_average']} (other processes on the machine skew the rates)")
     print(f"  ({r['machine']})")
     return 0
 

@@ -203,6 +203,7 @@ class SmtpSender:
         self.rate = RateLimit(smtp.max_per_second)
         self.buffer: collections.deque[OutboxRow] = collections.deque()
         self.exhausted = False
+        self.next_poll_at = 0.0  # while following a build: no claim before this (loop time)
         self.claimed = 0
         self.clients: list[aiosmtplib.SMTP] = []
         batch = BATCH_PER_CONNECTION * smtp.max_connections
@@ -250,6 +251,10 @@ class SmtpSender:
             if want <= 0:
                 self.exhausted = True
                 return None
+            wait = self.next_poll_at - asyncio.get_running_loop().time()
+            if wait > 0:  # another worker just found nothing: one claim per poll, not four
+                await asyncio.sleep(wait)
+                continue
             # read before claiming: once the build is over, every row it queued is visible
             build_over = self.follow is None or self.follow.done()
             # claim_outbox is synchronous: the workers of one event loop never claim twice
@@ -270,8 +275,8 @@ class SmtpSender:
                 continue
             if build_over:
                 self.exhausted = True
-            else:
-                await asyncio.sleep(FOLLOW_POLL_S)  # the build has not queued the next one yet
+            else:  # the build has not committed the next one yet
+                self.next_poll_at = asyncio.get_running_loop().time() + FOLLOW_POLL_S
         return None
 
     async def _worker(self, n: int) -> None:

@@ -73,7 +73,11 @@ class RuleMatch:
 
     def explain(self) -> str:
         found = ", ".join(str(h) for h in self.hits)
-        text = f'rule {self.index + 1} "{self.rule}"'
+        # a rule that is one quoted phrase shows its own quotes, as in RULES.md
+        one_phrase = (len(self.rule) > 1 and self.rule[0] == self.rule[-1] == '"'
+                      and '"' not in self.rule[1:-1])
+        shown = self.rule if one_phrase else f'"{self.rule}"'
+        text = f"rule {self.index + 1} {shown}"
         return f"{text}: {found}" if found else text
 
 

@@ -305,7 +305,7 @@ class Renderer:
         text = self.text_template.render(ctx)
         html = ascii_html(self.html_template.render(ctx))
         sub = digest.subscriber
-        token = self.links.unsubscribe_token(sub.id)
+        token = ctx["unsubscribe_url"].rpartition("/")[2]
         message_id = (f"<digest.{_safe(digest.period)}.{sub.id}.{secrets.token_hex(8)}"
                       f"@{self.domain}>")
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"
@@ -313,7 +313,7 @@ class Renderer:
             ("From", self.from_header),
             ("To", _address_header(sub.name, sub.email)),
             ("Subject", _encode_text(ctx["subject"])),
-            ("Date", format_datetime(now or datetime.now(timezone.utc))),
+            ("Date", _date_header(now or datetime.now(timezone.utc))),
             ("Message-ID", message_id),
         ]
         if self.reply_to_header:
@@ -330,6 +330,11 @@ class Renderer:
         if self.dkim is not None:
             raw = self.dkim.sign(raw)
         return message_id, raw
+
+
+@functools.lru_cache(maxsize=64)  # a build stamps all its digests with the same time
+def _date_header(when: datetime) -> str:
+    return format_datetime(when)
 
 
 def ascii_html(html: str) -> str:

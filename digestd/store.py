@@ -154,6 +154,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE digests ADD COLUMN claimed_until TEXT;
         CREATE INDEX digests_claimed ON digests(claimed_by) WHERE claimed_by IS NOT NULL;
     """),
+    ("sent_resets_bounces", """
+        -- hard bounces count in a row: a delivered message starts the count again (a trigger,
+        -- so marking a message sent stays one statement: the sender does it after every 250)
+        CREATE TRIGGER digests_sent_resets_bounces AFTER UPDATE OF status ON digests
+        WHEN new.status = 'sent' BEGIN
+            UPDATE subscribers SET bounces = 0 WHERE id = new.subscriber_id AND bounces > 0;
+        END;
+    """),
+    ("message_bodies", """
+        -- the message bytes live apart from the row that changes after every attempt: SQLite
+        -- rewrites a whole row on UPDATE, and a 50 KB message is nearly all of it. Rows
+        -- inserted with their message (queue_message) have it moved here by the trigger.
+        CREATE TABLE digest_bodies (
+            digest_id INTEGER PRIMARY KEY REFERENCES digests(id) ON DELETE CASCADE,
+            message   BLOB NOT NULL
+        );
+        INSERT INTO digest_bodies (digest_id, message)
+            SELECT id, message FROM digests WHERE length(message) > 0;
+        UPDATE digests SET message = x'' WHERE length(message) > 0;
+        CREATE TRIGGER digests_body_apart AFTER INSERT ON digests
+        WHEN length(new.message) > 0 BEGIN
+            INSERT INTO digest_bodies (digest_id, message) VALUES (new.id, new.message);
+            UPDATE digests SET message = x'' WHERE id = new.id;
+        END;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -525,11 +550,13 @@ class Store:
             try:
                 did = db.execute(
                     "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
-                    "recipient, message, next_attempt_at) VALUES (?,?,?,?,?,?,?,?)",
+                    "recipient, message, next_attempt_at) VALUES (?,?,?,?,?,?,x'',?)",
                     (subscriber_id, period, now, len(paper_pks), message_id, recipient,
-                     message, now)).lastrowid
+                     now)).lastrowid
             except sqlite3.IntegrityError:
                 return None
+            db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
+                       (did, message))
             db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id) "
                            "VALUES (?,?,?)", [(subscriber_id, pk, did) for pk in paper_pks])
             db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
@@ -540,8 +567,11 @@ class Store:
         return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",
                                (subscriber_id, period)).fetchone() is not None
 
-    _OUTBOX_COLUMNS = ("id, subscriber_id, period, recipient, message_id, message, status, "
-                       "attempts, next_attempt_at, last_error, papers, claimed_by, claimed_until")
+    # the message is read from digest_bodies (see the "message_bodies" migration)
+    _OUTBOX_COLUMNS = ("id, subscriber_id, period, recipient, message_id, coalesce((SELECT "
+                       "b.message FROM digest_bodies b WHERE b.digest_id = digests.id), message), "
+                       "status, attempts, next_attempt_at, last_error, papers, claimed_by, "
+                       "claimed_until")
 
     def outbox(self, *, due_before: str | None = None, status: str = "queued",
                limit: int | None = None) -> list[OutboxRow]:
@@ -557,13 +587,10 @@ class Store:
         return [OutboxRow(*r) for r in self.db.execute(sql, args)]
 
     def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
-                       "last_error = NULL, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-                       (now or utcnow(), digest_id))
-            # hard bounces count in a row: a delivered message starts the count again
-            db.execute("UPDATE subscribers SET bounces = 0 WHERE bounces > 0 AND id = "
-                       "(SELECT subscriber_id FROM digests WHERE id = ?)", (digest_id,))
+        # one statement, atomic on its own (the bounce count is reset by a trigger)
+        self.db.execute("UPDATE digests SET status = 'sent', sent_at = ?, "
+                        "attempts = attempts + 1, last_error = NULL, claimed_by = NULL, "
+                        "claimed_until = NULL WHERE id = ?", (now or utcnow(), digest_id))
 
     def mark_deferred(self, digest_id: int, error: str, next_attempt_at: str) -> None:
         with self.transaction() as db:

@@ -304,8 +304,6 @@ def test_explanation_text() -> None:
     assert got[0].rules[0].explain() == 'rule 2 "noisy-labels -survey": abstract "noisy labels"'
 
 
-@pytest.mark.xfail(strict=True, reason='RuleMatch.explain() quotes a rule that is already '
-                   'a quoted phrase: rule 2 ""noisy labels"" (models.py)')
 def test_explanation_text_of_a_phrase_rule_as_in_the_spec() -> None:
     paper = Paper(id="1", title="Robust training", abstract="Learning with noisy labels.")
     got = match_rules(["graph", '"noisy labels"'], [paper])
