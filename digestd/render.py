@@ -194,18 +194,23 @@ class PaperView:
     upvotes: int | None
     abstract: str
     why: str
+    text: str = ""  # paper.txt rendered for this paper (title to abstract)
+    html: str = ""  # paper.html rendered for this paper, as Markup
 
 
 def paper_view(item: PaperMatch) -> PaperView:
     title, url, pdf_url, authors, source, categories, published, upvotes, abstract = \
         _paper_fields(item.paper)
-    why = "; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
-                    for r in item.rules)
     return PaperView(title, url, pdf_url, authors, source, categories, published, upvotes,
-                     abstract, why)
+                     abstract, why_text(item))
 
 
-@functools.lru_cache(maxsize=8192)  # the same paper is in many digests of one run
+def why_text(item: PaperMatch) -> str:
+    """'title "noisy labels", abstract "noisy labels"; title pruning' (per rule, its hits)."""
+    return "; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
+                     for r in item.rules)
+
+
 def _paper_fields(p: Paper) -> tuple:
     return (p.title, p.url, p.pdf_url, short_authors(p.authors), p.source,
             ", ".join(p.categories), (p.published or "")[:10], p.upvotes, shorten(p.abstract))
@@ -253,6 +258,10 @@ class Renderer:
         self.env.inline_css.update(self.css)  # type: ignore[attr-defined]
         self.text_template = self.env.get_template("email/digest.txt")
         self.html_template = self.env.get_template("email/digest.html")
+        self.paper_text = self.env.get_template("email/paper.txt")
+        self.paper_html = self.env.get_template("email/paper.html")
+        # paper -> its rendered blocks: in a run, each paper is in many subscribers' digests
+        self.blocks: dict[str, tuple[tuple, str, Markup]] = {}
         self.links = links
         self.max_papers = max_papers
         self.dkim = dkim
@@ -276,7 +285,7 @@ class Renderer:
             "period": digest.period,
             "period_label": period_label(digest.period),
             "subject": self.subject(digest),
-            "papers": [paper_view(i) for i in shown],
+            "papers": [self.paper(i) for i in shown],
             "count": len(digest.items) + digest.more,
             "more": more,
             "archive_url": self.links.archive(sub.id, digest.period) if more else "",
@@ -287,6 +296,20 @@ class Renderer:
             "rules": sub.rules,
             "css": self.css,
         }
+
+    def paper(self, item: PaperMatch) -> PaperView:
+        """The template view of one paper, its blocks rendered once per run and paper."""
+        cached = self.blocks.get(item.paper.id)
+        if cached is None:
+            if len(self.blocks) >= 50_000:  # a long-lived renderer must not grow forever
+                self.blocks.clear()
+            fields = _paper_fields(item.paper)
+            view = PaperView(*fields, "")
+            cached = self.blocks[item.paper.id] = (
+                fields, self.paper_text.render(p=view, css=self.css).rstrip("\n"),
+                Markup(self.paper_html.render(p=view, css=self.css).rstrip("\n")))
+        fields, text, html = cached
+        return PaperView(*fields, why_text(item), text, html)
 
     def subject(self, digest: Digest) -> str:
         n = len(digest.items) + digest.more

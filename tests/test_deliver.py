@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult
 
 from digestd.cli import Progress, main
 from digestd.config import SmtpConfig
-from digestd.deliver import DeliveryReport, SmtpSender, backoff, classify, send_smtp
+from digestd.deliver import DeliveryReport, backoff, classify, send_smtp
 from digestd.models import Digest, Hit, Paper, PaperMatch, RuleMatch
 from digestd.render import Links, Renderer
 from digestd.store import Store
@@ -414,3 +414,18 @@ async def test_wrong_password_or_untrusted_certificate_stop_the_run(store, tls_s
     report = await send_smtp(store, untrusted, "digest@example.org")
     assert report.stopped and "CERTIFICATE_VERIFY_FAILED" in report.stopped
     assert not tls_sink.received
+
+
+async def test_implicit_tls(store, certificate):
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    sink = SmtpSink(free_port(), ssl_context=context)
+    sink.start()
+    try:
+        queue(store, ["a@example.org"])
+        report = await send_smtp(store, smtp(sink, security="tls", ca_file=str(cert)),
+                                 "digest@example.org")
+        assert report.sent == 1 and len(sink.received) == 1
+    finally:
+        sink.stop()

@@ -91,3 +91,18 @@ def test_source_state(store):
         '"abc"', 3, 2, "timeout")
     store.record_poll("arxiv", ok=True, new=0, etag='"abc"')
     assert store.source_state("arxiv").consecutive_errors == 0
+
+
+def test_transactions_nest_into_one_commit(store):
+    import pytest
+
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_subscriber("a@example.org", ["x"])
+            store.add_subscriber("b@example.org", ["y"])
+            raise RuntimeError("crash before the group commits")
+    assert store.subscribers() == []
+    with store.transaction():
+        store.add_subscriber("a@example.org", ["x"])
+        store.add_subscriber("b@example.org", ["y"])
+    assert len(store.subscribers()) == 2
