@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import aiosmtplib  # noqa: E402
 
 from digestd.config import load_config  # noqa: E402
-from digestd.jobs import build_digests, poll_sources, send_outbox  # noqa: E402
+from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
 from digestd.store import Store  # noqa: E402
 from match import (RuleGenerator, last_names, load_corpus, make_papers)  # noqa: E402
@@ -220,22 +220,46 @@ def fill_subscribers(store: Store, count: int, gen: RuleGenerator, rng: random.R
 
 # -- baselines ---------------------------------------------------------------------------------
 
-async def raw_smtp(messages: list[tuple[str, bytes]], port: int, connections: int) -> float:
-    """Messages per second for bare aiosmtplib: `connections` clients, each its share."""
-    queue = list(messages)
+async def raw_smtp(store_path: str, ids: tuple[int, int], port: int, connections: int
+                   ) -> tuple[float, int]:
+    """Messages per second for bare aiosmtplib sending the very bytes digestd sent:
+    `connections` clients, each taking the next message, read from the store in chunks
+    (holding 80,000 bodies of 50 KB in memory would measure the bench, not the sending)."""
+    import sqlite3
+
+    db = sqlite3.connect(store_path)
+    first, last = ids
+    queue: list[tuple[str, bytes]] = []
+    state = {"next": first, "sent": 0}
+
+    def refill() -> None:
+        lo = state["next"]
+        state["next"] = lo + 2000
+        queue.extend(db.execute(
+            "SELECT d.recipient, b.message FROM digests d JOIN digest_bodies b "
+            "ON b.digest_id = d.id WHERE d.id >= ? AND d.id < ? AND d.id <= ? ORDER BY d.id "
+            "DESC", (lo, lo + 2000, last)).fetchall())
 
     async def worker() -> None:
         client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False,
                                  use_tls=False, timeout=60)
         await client.connect()
-        while queue:
+        while True:
+            if not queue:
+                if state["next"] > last:
+                    break
+                refill()
+                continue
             rcpt, data = queue.pop()
             await client.sendmail("digest@example.org", [rcpt], data)
+            state["sent"] += 1
         await client.quit()
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return len(messages) / (time.perf_counter() - started)
+    took = time.perf_counter() - started
+    db.close()
+    return state["sent"] / took, state["sent"]
 
 
 def rss2email_rate(feed_url: str, port: int, workdir: Path, items: int) -> dict:
@@ -292,8 +316,29 @@ url = "{feed_url}"
     return path
 
 
+def build_counts(built) -> dict:
+    return {"digests": built.digests, "matches": sum(built.matches.values()),
+            "quiet": built.quiet, "match_s": round(built.match_s, 2),
+            "render_s": round(built.render_s, 2)}
+
+
+def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int]:
+    """(first id, last id, bytes) of the digests queued by this cycle."""
+    if first is None:
+        return store.db.execute(
+            "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
+            "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.status = 'queued'").fetchone()
+    return store.db.execute(
+        "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
+        "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.id >= ?", (first,)).fetchone()
+
+
+def children_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: datetime,
-          tag: str) -> tuple[list[Phase], dict]:
+          tag: str, sequential: bool = False) -> tuple[list[Phase], dict]:
     phases: list[Phase] = []
     feed.publish(arxiv_rss(papers, day), tag)
     with measure("poll+store", phases) as ph:
@@ -301,25 +346,31 @@ def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: date
         if report.error:
             raise SystemExit(f"poll failed: {report.error}")
         ph.counts = {"fetched": report.fetched, "new": report.new}
-    with measure("match+build+render", phases) as ph:
-        built = build_digests(config, store, now=day)
-        ph.counts = {"digests": built.digests, "matches": sum(built.matches.values()),
-                     "quiet": built.quiet}
-        for key in ("match_s", "render_s", "queue_s"):
-            if hasattr(built, key):
-                ph.counts[key] = round(getattr(built, key), 2)
-    queued = store.outbox()
-    size = sum(len(r.message) for r in queued)
-    with measure("send", phases) as ph:
-        sent = asyncio.run(send_outbox(config, store))
-        ph.counts = {"sent": sent.sent, "deferred": sent.deferred, "failed": sent.failed,
-                     "bytes": size}
+    if sequential:
+        with measure("match+build+render", phases) as ph:
+            built = build_digests(config, store, now=day)
+            ph.counts = build_counts(built)
+        first_id, last_id, size = queued_range(store)
+        with measure("send", phases) as ph:
+            sent = asyncio.run(send_outbox(config, store))
+            ph.counts = {"sent": sent.sent, "deferred": sent.deferred, "failed": sent.failed,
+                         "bytes": size}
+    else:
+        # what `digestd send` and the daemon run: the build in a child process, the sender
+        # following it in this one, so rendering and delivery overlap on two cores
+        first = store.db.execute("SELECT coalesce(max(id), 0) + 1 FROM digests").fetchone()[0]
+        with measure("build+send", phases) as ph:
+            built, sent = asyncio.run(build_and_send(config, store, now=day))
+            ph.counts = {**build_counts(built), "sent": sent.sent, "deferred": sent.deferred,
+                         "failed": sent.failed}
+            ph.peak_rss_mb = max(peak_rss_mb(), children_peak_mb())
+        first_id, last_id, size = queued_range(store, first)
+        ph.counts["bytes"] = size
     with measure("poll-304", phases) as ph:
         (again,) = asyncio.run(poll_sources(config.sources, store))
         ph.counts = {"not_modified": again.not_modified, "new": again.new}
-    messages = [(r.recipient, r.message) for r in queued]
-    return phases, {"digests": built.digests, "sent": sent.sent, "messages": messages,
-                    "bytes": size}
+    return phases, {"digests": built.digests, "sent": sent.sent, "ids": (first_id, last_id),
+                    "bytes": size or 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=4)
     ap.add_argument("--sink", choices=("auto", "smtp-sink", "aiosmtpd"), default="auto")
     ap.add_argument("--skip-rss2email", action="store_true")
+    ap.add_argument("--sequential", action="store_true",
+                    help="build everything, then send (instead of overlapping the two)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -354,37 +407,55 @@ def main(argv: list[str] | None = None) -> int:
     sink = start_sink(sink_kind, port)
     try:
         config = load_config(write_config(work, feed.url, port, args.connections))
+        # the days run back to back and end now: digests built for a day are due at once
         now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+        first_day = now - timedelta(days=args.cycles - 1)
         send_at = (now - timedelta(minutes=1)).strftime("%H:%M")
         with Store(config.store.path) as store:
             say(f"setup: {args.seen:,} seen papers, {args.subscribers:,} subscribers ...")
             seen_s = fill_seen(store, records, args.seen, rng, names)
             t = time.perf_counter()
             rules = fill_subscribers(store, args.subscribers, gen, rng, send_at,
-                                     (now - timedelta(hours=1)).isoformat(timespec="seconds"))
+                                     (first_day - timedelta(hours=1)).isoformat(
+                                         timespec="seconds"))
             subs_s = time.perf_counter() - t
             say(f"setup: seen papers {seen_s:.1f}s, subscribers ({rules:,} rules) "
                 f"{subs_s:.1f}s")
         days = []
         raw_rate = None
         for day_index in range(args.cycles):
-            day = now + timedelta(days=day_index)
+            day = first_day + timedelta(days=day_index)
             papers = new_papers(records, args.papers, rng, names, day_index)
             with Store(config.store.path) as store:
                 started = time.perf_counter()
-                phases, out = cycle(config, store, feed, papers, day, f"day{day_index}")
-                total = sum(p.wall_s for p in phases if p.name != "poll-304")
+                phases, out = cycle(config, store, feed, papers, day, f"day{day_index}",
+                                    args.sequential)
+                total = sum(p.wall_s for p in phases if p.name not in ("poll-304", "send-only"))
                 rss_now = rss_mb()
                 store_mb = Path(config.store.path).stat().st_size / 2**20
-            if day_index == 0:
-                raw_rate = asyncio.run(raw_smtp(out["messages"], port, args.connections))
-            send = next(p for p in phases if p.name == "send")
-            build = next(p for p in phases if p.name == "match+build+render")
+            if day_index == 0 and out["ids"][0] is not None:
+                if not args.sequential:
+                    # delivery alone, on the very same outbox: queue the cycle's digests again
+                    # and let send_outbox deliver them, then raw aiosmtplib the same bytes
+                    say("delivery alone: the cycle's outbox sent again ...")
+                    with Store(config.store.path) as store:
+                        store.db.execute(
+                            "UPDATE digests SET status = 'queued', attempts = 0, sent_at = NULL, "
+                            "claimed_by = NULL, claimed_until = NULL, next_attempt_at = created_at "
+                            "WHERE id BETWEEN ? AND ?", out["ids"])
+                        with measure("send-only", phases) as ph:
+                            again = asyncio.run(send_outbox(config, store))
+                            ph.counts = {"sent": again.sent, "failed": again.failed}
+                say("baseline: raw aiosmtplib, the same messages ...")
+                raw_rate, _ = asyncio.run(raw_smtp(config.store.path, out["ids"], port,
+                                                   args.connections))
+            send = next((p for p in phases if p.name in ("send", "send-only")), None)
+            build = next(p for p in phases if p.name in ("match+build+render", "build+send"))
             days.append({
                 "day": day_index, "cycle_s": round(total, 2), "rss_mb": round(rss_now, 1),
                 "store_mb": round(store_mb, 1), "digests": out["digests"],
                 "digests_per_s": round(out["digests"] / total, 1) if total else None,
-                "send_per_s": round(out["sent"] / send.wall_s, 1) if send.wall_s else None,
+                "send_per_s": round(send.counts["sent"] / send.wall_s, 1) if send else None,
                 "match_share": round(build.counts.get("match_s", 0) / total, 3) if total else None,
                 "phases": {p.name: {"wall_s": round(p.wall_s, 2), "cpu_s": round(p.cpu_s, 2),
                                     "peak_rss_mb": round(p.peak_rss_mb, 1), **p.counts}
