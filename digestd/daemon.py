@@ -5,11 +5,15 @@ Jobs (all in the one asyncio loop, none of them one-per-subscriber):
 - `poll:NAME`, one per enabled source, at its `every` with jitter (arXiv kinds without
   their own `every`: shortly after arXiv's announcements, see schedule.py);
 - `digests`, every `digest.check_every`: build the digests that are due now (the
-  schedule is computed from the store) and send the outbox in small batches.
+  schedule is computed from the store) while the outbox is sent (jobs.build_and_send:
+  the build runs in a child process, or a thread for the outbox method, so the web app
+  and the watchdog keep answering during a long build).
 
-SIGTERM/SIGINT stop taking new work, give in-flight jobs a few seconds, then cancel them
-(a digest not yet accepted by the SMTP server stays queued: the outbox makes that safe),
-close the store and exit 0. SIGHUP reloads the config file.
+SIGTERM/SIGINT stop taking new work: the sender starts no new message, the build is
+stopped (what it committed stays, the rest is built at the next start), in-flight jobs get
+a few seconds, then are cancelled (a digest not yet accepted by the SMTP server stays
+queued: the outbox makes that safe), the store is closed and digestd exits 0. SIGHUP
+reloads the config file.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import __version__
 from .config import Config, SourceConfig, load_config
+from .deliver import DeliveryReport
 from .errors import DigestdError
-from .jobs import build_digests, poll_sources, send_outbox
+from .jobs import build_and_send, poll_sources, send_outbox
 from .schedule import (ARXIV_KINDS, ARXIV_POLL_HOURS, ARXIV_POLL_MINUTE, ARXIV_POLL_ZONE,
                        poll_first_run, poll_jitter)
 from .sdnotify import Notifier
@@ -47,7 +52,6 @@ log = logging.getLogger("digestd.daemon")
 # a busy loop or a suspended machine would silently lose polls. A run may be late, never
 # lost; coalesce folds the runs that piled up meanwhile into one.
 MISFIRE_GRACE = 24 * 3600
-SEND_BATCH = 20  # digests per SMTP session; shutdown is checked between batches
 DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are cancelled
 STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
@@ -357,42 +361,46 @@ class Daemon:
             log.warning("event=first_polls_slow pending=%s waited_s=%d",
                         ",".join(sorted(self.first_polls)), STARTUP_POLL_GRACE)
             self.first_polls.clear()
-        if not self.stopping:
-            began = time.monotonic()
-            try:
-                built = build_digests(self.config, self.store, now=self.clock())
-            except Exception as e:
-                # logged, retried next tick; what is queued already (confirmations) still goes
-                log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
-            else:
-                if built.digests or built.merged or built.quiet:
-                    log.info("event=built digests=%d empty_notes=%d quiet=%d caught_up=%d "
-                             "merged=%d papers_checked=%d took_ms=%d", built.digests,
-                             built.empty, built.quiet, built.caught_up, built.merged,
-                             built.papers_checked, (time.monotonic() - began) * 1000)
+        reports: list[DeliveryReport] = []
+        if not self.stopping and not self.stop_requested.is_set():
+            reports.append(await self._build_and_send())
         self._progress()
-        await self._send()
         while self.send_again and not self.stop_requested.is_set():
+            # the web app queued mail after the sender above had finished
             self.send_again = False
-            await self._send()
+            reports.append(await send_outbox(self.config, self.store, stop=self.stop_requested,
+                                             progress=self._delivered))
+        sent, deferred, failed = (sum(r.sent for r in reports), sum(r.deferred for r in reports),
+                                  sum(r.failed for r in reports))
+        if sent or deferred or failed:
+            log.info("event=delivered sent=%d deferred=%d failed=%d", sent, deferred, failed)
         self._progress()
         self._update_status()
 
-    async def _send(self) -> None:
-        """Send the outbox in batches, checking between batches whether we are stopping."""
+    async def _build_and_send(self) -> DeliveryReport:
+        """Build what is due while sending the outbox; off the event loop (see jobs)."""
         assert self.store is not None
-        sent = deferred = failed = 0
-        while not self.stop_requested.is_set():
-            report = await send_outbox(self.config, self.store, limit=SEND_BATCH)
-            self._progress()
-            sent, deferred, failed = (sent + report.sent, deferred + report.deferred,
-                                      failed + report.failed)
-            # a short batch means the outbox is done; nothing sent means the server is
-            # unhappy, and the deferred rows wait for their backoff anyway
-            if report.sent + report.deferred + report.failed < SEND_BATCH or not report.sent:
-                break
-        if sent or deferred or failed:
-            log.info("event=delivered sent=%d deferred=%d failed=%d", sent, deferred, failed)
+        try:
+            built, report = await build_and_send(
+                self.config, self.store, now=self.clock(), stop=self.stop_requested,
+                progress=self._delivered, heartbeat=self._progress)
+        except Exception as e:
+            # logged, retried next tick; what is queued already (confirmations) still goes
+            log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
+            if self.stop_requested.is_set():
+                return DeliveryReport()
+            return await send_outbox(self.config, self.store, stop=self.stop_requested,
+                                     progress=self._delivered)
+        if built.digests or built.merged or built.quiet or built.stopped:
+            log.info("event=built digests=%d empty_notes=%d quiet=%d caught_up=%d "
+                     "merged=%d papers_checked=%d took_ms=%d%s", built.digests,
+                     built.empty, built.quiet, built.caught_up, built.merged,
+                     built.papers_checked, built.took_s * 1000,
+                     " stopped=shutdown" if built.stopped else "")
+        return report
+
+    def _delivered(self, _report: DeliveryReport) -> None:
+        self._progress()
 
     def _progress(self) -> None:
         self.last_progress = time.monotonic()

@@ -47,6 +47,7 @@ class DeliveryReport:
     cancelled: int = 0  # of the failed: the subscriber unsubscribed or bounces
     total: int = 0  # rows that were due when the run started
     stopped: str | None = None  # why the run ended early (the server is unreachable ...)
+    handed_back: int = 0  # claimed rows never started (a stop was requested): still queued
     written: list[str] = field(default_factory=list)  # .eml paths, for the outbox method
 
     @property
@@ -60,13 +61,17 @@ def _file_name(row: OutboxRow) -> str:
     return f"{row.id:06d}-{period}-{who}.eml"
 
 
-def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None
-                 ) -> DeliveryReport:
-    """Write each queued digest as an .eml file, atomically, then mark it sent."""
+def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
+                 stop: Callable[[], bool] | None = None) -> DeliveryReport:
+    """Write each queued digest as an .eml file, atomically, then mark it sent.
+
+    `stop` is asked before each file: once it says yes, the rest stays queued."""
     report = DeliveryReport()
     folder = Path(outbox_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for row in rows if rows is not None else store.outbox():
+        if stop is not None and stop():
+            break
         path = folder / _file_name(row)
         tmp = path.with_suffix(".tmp")
         tmp.write_bytes(row.message)
@@ -187,11 +192,17 @@ class SmtpSender:
     def __init__(self, store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
                  bounce_threshold: int = 3, limit: int | None = None,
                  progress: Callable[[DeliveryReport], None] | None = None,
-                 follow: asyncio.Future | None = None) -> None:
+                 follow: asyncio.Future | None = None,
+                 stop: asyncio.Event | None = None) -> None:
         """`follow`: keep looking for new rows until this future is done (a build running
-        at the same time), instead of stopping at the first empty outbox."""
+        at the same time), instead of stopping at the first empty outbox.
+
+        `stop`: once set (a shutdown), no row is claimed or started any more; the
+        transactions in flight finish (one per connection) and the rows claimed but not
+        started are handed back to the outbox, for the next run."""
         self.store = store
         self.follow = follow
+        self.stop = stop
         self.smtp = smtp
         self.envelope_from = parseaddr(sender)[1]
         self.max_attempts = max_attempts
@@ -216,7 +227,7 @@ class SmtpSender:
         self._take_over_dead_claims()
         due = self.store.count_due()
         self.report.total = min(due, self.limit) if self.limit else due
-        if due or self.follow is not None:
+        if (due or self.follow is not None) and not self._stopping():
             workers = [self._worker(n) for n in range(self.smtp.max_connections)]
             # a mark per 250 must not wait for a WAL checkpoint's fsync in the event loop
             with self.store.checkpoints_in_background():
@@ -224,14 +235,18 @@ class SmtpSender:
                     await asyncio.gather(*workers)
                 finally:
                     # whatever is still claimed was never tried: hand it back untouched
-                    self.store.release_claims(self.owner)
+                    self.report.handed_back = self.store.release_claims(self.owner)
         r = self.report
-        if r.done or r.stopped:
+        if r.done or r.stopped or r.handed_back:
             log.info("event=delivery_run sent=%d deferred=%d failed=%d bounced=%d "
-                     "cancelled=%d took_ms=%d%s", r.sent, r.deferred, r.failed, r.bounced,
+                     "cancelled=%d took_ms=%d%s%s", r.sent, r.deferred, r.failed, r.bounced,
                      r.cancelled, (time.monotonic() - started) * 1000,
-                     f" stopped={r.stopped!r}" if r.stopped else "")
+                     f" stopped={r.stopped!r}" if r.stopped else "",
+                     f" handed_back={r.handed_back}" if r.handed_back else "")
         return r
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def _take_over_dead_claims(self) -> None:
         for owner, rows in self.store.outbox_claimants().items():
@@ -242,7 +257,7 @@ class SmtpSender:
                 log.warning("event=claims_taken_over owner=%s rows=%d", owner, rows)
 
     async def _next_row(self) -> OutboxRow | None:
-        while not self.report.stopped:
+        while not self.report.stopped and not self._stopping():
             if self.buffer:
                 return self.buffer.popleft()
             if self.exhausted:
@@ -301,6 +316,9 @@ class SmtpSender:
                         return
                     self.clients.append(client)
                 await self.rate.wait()
+                if self._stopping():  # asked to stop while connecting or waiting: not started
+                    self.buffer.appendleft(row)
+                    return
                 self._finish(row, await self._send(client, row))
         finally:
             if client is not None:
@@ -372,11 +390,13 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
 async def send_smtp(store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
                     bounce_threshold: int = 3, limit: int | None = None,
                     progress: Callable[[DeliveryReport], None] | None = None,
-                    follow: asyncio.Future | None = None) -> DeliveryReport:
-    """Send the due rows of the outbox (at most `limit`); see SmtpSender."""
+                    follow: asyncio.Future | None = None,
+                    stop: asyncio.Event | None = None) -> DeliveryReport:
+    """Send the due rows of the outbox (at most `limit`) until done or `stop` is set;
+    see SmtpSender."""
     return await SmtpSender(store, smtp, sender, max_attempts=max_attempts,
                             bounce_threshold=bounce_threshold, limit=limit,
-                            progress=progress, follow=follow).run()
+                            progress=progress, follow=follow, stop=stop).run()
 
 
 # -- doctor ----------------------------------------------------------------------------------------

@@ -8,6 +8,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -15,11 +19,11 @@ from zoneinfo import ZoneInfo
 from .config import Config, web_secret
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .empty_note import EmptyNoteRenderer
+from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .match import Matcher
 from .models import Digest, Subscriber
 from .render import Links, Renderer
 from .schedule import Schedule, Slot, current_period, decide, iso, parse_iso
-from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .store import ScheduleMark, Store
 
 log = logging.getLogger("digestd.jobs")
@@ -27,6 +31,8 @@ log = logging.getLogger("digestd.jobs")
 # A new subscriber's first digest looks back this far; later ones start where the last
 # check ended, however long ago that was (catch-up after downtime loses nothing).
 FIRST_LOOKBACK = timedelta(days=1)
+# digests committed together while building (see build_digests)
+BUILD_BATCH = 200
 
 
 # -- poll: see jobs_poll.py -------------------------------------------------------------------
@@ -43,6 +49,10 @@ class BuildReport:
     quiet: int = 0  # due, nothing matched, no note wanted: no email
     merged: int = 0  # slots missed by more than max_lateness, merged into the next digest
     caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
+    match_s: float = 0.0  # seconds spent matching, and rendering (for bench/cycle.py)
+    render_s: float = 0.0
+    stopped: bool = False  # cut short by a stop (shutdown): the rest is built next run
+    took_s: float = 0.0  # wall time of the build (set by build_and_send)
 
 
 def _window_start(sub: Subscriber, mark: ScheduleMark | None) -> str:
@@ -120,14 +130,17 @@ def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: da
 
 def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                   force: bool = False, dry_run: bool = False,
-                  renderer: Renderer | None = None) -> BuildReport:
+                  renderer: Renderer | None = None,
+                  stop: Callable[[], bool] | None = None) -> BuildReport:
     """Queue one digest for every subscriber whose slot is due (schedule.py says when).
 
     A due digest covers every paper not yet checked for the subscriber, however many
     slots were missed while the daemon was down. A due subscriber without matches gets
     a short "nothing matched" note if they asked for one (send_empty), else no email.
     `force` builds for every active subscriber with unsent matches, whatever the
-    schedule; `dry_run` counts what would be built and writes nothing.
+    schedule; `dry_run` counts what would be built and writes nothing. `stop` is asked
+    between batches of BUILD_BATCH digests: once it says yes, the batches committed so
+    far stay and the rest is built by the next run (report.stopped).
     """
     now = now or datetime.now(timezone.utc)
     report = BuildReport()
@@ -149,105 +162,212 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
     sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
+    started = time.perf_counter()
     matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
         if papers else {}
+    report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
     notes: EmptyNoteRenderer | None = None
     position = {p.id: i for i, p in enumerate(papers)}
-    for sid, slot in due.items():
-        sub = subs[sid]
-        start_index = bisect.bisect_left(seen_at, starts[sid])
-        items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start_index]
-        if slot is None:  # forced
-            if not items:
+    batch = list(due.items())
+    for first in range(0, len(batch), BUILD_BATCH):
+        if stop is not None and stop():
+            report.stopped = True
+            log.info("event=build_stopped built=%d not_built=%d", report.digests,
+                     len(batch) - first)
+            break
+        # the batch is rendered first and then written in one short transaction: the write
+        # lock is held for the inserts only, never during rendering, so a sender on another
+        # connection (the daemon's event loop) waits milliseconds, not a whole batch
+        # (subscriber, slot, (period, items, message_id, message) or None: the slot only)
+        writes: list[tuple[int, Slot | None, tuple | None]] = []
+        for sid, slot in batch[first:first + BUILD_BATCH]:
+            sub = subs[sid]
+            start_index = bisect.bisect_left(seen_at, starts[sid])
+            items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start_index]
+            if slot is None:  # forced
+                if not items:
+                    continue
+                period = current_period(Schedule.of(sub), now)
+                if store.has_digest(sid, period):
+                    period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
+            else:
+                period = slot.period
+            if not items and not sub.send_empty:
+                report.quiet += 1
+                if not dry_run:
+                    writes.append((sid, slot, None))
                 continue
-            period = current_period(Schedule.of(sub), now)
-            if store.has_digest(sid, period):
-                period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
-        else:
-            period = slot.period
-        if not items and not sub.send_empty:
-            report.quiet += 1
-            if not dry_run:
-                store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
-            continue
-        if dry_run:
-            report.digests += 1
+            if dry_run:
+                report.digests += 1
+                if items:
+                    report.matches[sub.email] = len(items)
+                else:
+                    report.empty += 1
+                continue
+            digest = Digest(subscriber=sub, period=period, items=tuple(items),
+                            papers_checked=len(papers) - start_index)
+            started = time.perf_counter()
             if items:
-                report.matches[sub.email] = len(items)
+                message_id, message = renderer.message(digest, now=now)
             else:
-                report.empty += 1
+                notes = notes or EmptyNoteRenderer(renderer)
+                message_id, message = notes.message(digest, now=now)
+            report.render_s += time.perf_counter() - started
+            writes.append((sid, slot, (period, items, message_id, message)))
+        if not writes:
             continue
-        digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                        papers_checked=len(papers) - start_index)
-        if items:
-            message_id, message = renderer.message(digest, now=now)
-        else:
-            notes = notes or EmptyNoteRenderer(renderer)
-            message_id, message = notes.message(digest, now=now)
-        did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
-                                 message=message, paper_pks=[pks[m.paper.id] for m in items],
-                                 now=iso(now))
-        if did is not None:
-            report.digests += 1
-            if items:
-                report.matches[sub.email] = len(items)
-            else:
-                report.empty += 1
-            log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",
-                      did, sid, period, len(items))
-        if slot is not None:
-            store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
+        # one commit per batch: each digest's outbox row and its sent marks still commit
+        # together, and a crash loses at most the uncommitted batch, rebuilt on restart
+        with store.transaction():
+            for sid, slot, queued in writes:
+                if queued is None:
+                    store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
+                    continue
+                period, items, message_id, message = queued
+                sub = subs[sid]
+                did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
+                                         message=message, now=iso(now),
+                                         paper_pks=[pks[m.paper.id] for m in items])
+                if did is not None:
+                    report.digests += 1
+                    if items:
+                        report.matches[sub.email] = len(items)
+                    else:
+                        report.empty += 1
+                    log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",
+                              did, sid, period, len(items))
+                if slot is not None:
+                    store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
     return report
 
 
 # -- send ----------------------------------------------------------------------------------------
 
 async def send_outbox(config: Config, store: Store, *, progress=None,
-                      limit: int | None = None) -> DeliveryReport:
-    """Deliver every queued digest that is due (at most `limit`), by the configured method."""
+                      limit: int | None = None, stop: asyncio.Event | None = None
+                      ) -> DeliveryReport:
+    """Deliver every queued digest that is due (at most `limit`), by the configured method.
+
+    Once `stop` is set (a shutdown) no new message starts; what is left stays queued."""
     if config.delivery_method == "outbox":
         return write_outbox(store, config.delivery.outbox_dir,
-                            rows=store.outbox(limit=limit) if limit else None)
+                            rows=store.outbox(limit=limit) if limit else None,
+                            stop=stop.is_set if stop is not None else None)
     assert config.smtp is not None
     return await send_smtp(store, config.smtp, config.delivery.from_,
                            max_attempts=config.delivery.max_attempts,
                            bounce_threshold=config.delivery.bounce_threshold, limit=limit,
-                           progress=progress)
+                           progress=progress, stop=stop)
+
+
+# seconds a stopped build process gets to end after SIGTERM before it is killed
+BUILD_STOP_GRACE = 2.0
+HEARTBEAT_S = 1.0  # how often build_and_send's `heartbeat` is called while the build runs
 
 
 async def build_and_send(config: Config, store: Store, *, force: bool = False,
-                         now: datetime | None = None, progress=None
+                         now: datetime | None = None, progress=None,
+                         stop: asyncio.Event | None = None,
+                         heartbeat: Callable[[], None] | None = None
                          ) -> tuple[BuildReport, DeliveryReport]:
     """Build the due digests and deliver the outbox at the same time.
 
     The build runs in a child Python process with its own store connection (rendering is
     CPU work; a thread would fight the sender for the GIL); the sender starts on the first
     digest the build commits and follows it to the end. A digest is sent only once its row
-    is committed, so crash safety is the same as building first and sending after.
+    is committed, so crash safety is the same as building first and sending after. With
+    the outbox method the build and then the .eml files run in a worker thread with its
+    own store connection: either way the caller's event loop stays free.
+
+    Once `stop` is set (a shutdown) the sender starts nothing new and the build ends at
+    once: the child gets SIGTERM (SIGKILL after BUILD_STOP_GRACE), the thread stops at its
+    next batch. That is safe: digests commit in batches together with their sent and
+    schedule marks, and a batch not committed is rolled back and built by the next run.
+    `heartbeat` is called every HEARTBEAT_S while the build runs (the daemon's watchdog:
+    a long build is alive, not stalled).
     """
-    if config.delivery_method != "smtp" or store.path == ":memory:":
+    if store.path == ":memory:":  # no second connection can see this store
         built = build_digests(config, store, force=force, now=now)
-        return built, await send_outbox(config, store, progress=progress)
+        return built, await send_outbox(config, store, progress=progress, stop=stop)
+    if config.delivery_method != "smtp":
+        working = asyncio.ensure_future(
+            _build_and_write_in_thread(config, store.path, force, now, stop))
+        with _beating(working, heartbeat):
+            return await working
     assert config.smtp is not None
-    building = asyncio.ensure_future(_build_in_child(config, store.path, force, now))
-    try:
-        report = await send_smtp(store, config.smtp, config.delivery.from_,
-                                 max_attempts=config.delivery.max_attempts,
-                                 bounce_threshold=config.delivery.bounce_threshold,
-                                 progress=progress, follow=building)
-    finally:
+    building = asyncio.ensure_future(_build_in_child(config, store.path, force, now, stop))
+    with _beating(building, heartbeat):
+        try:
+            report = await send_smtp(store, config.smtp, config.delivery.from_,
+                                     max_attempts=config.delivery.max_attempts,
+                                     bounce_threshold=config.delivery.bounce_threshold,
+                                     progress=progress, follow=building, stop=stop)
+        except BaseException:
+            # the sender failed or was cancelled: the build must not outlive it
+            building.cancel()
+            await asyncio.gather(building, return_exceptions=True)
+            raise
         built = await building  # a build error is raised here, after the sender stopped
     return built, report
 
 
-async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None
-                          ) -> BuildReport:
+@contextmanager
+def _beating(work: asyncio.Future, heartbeat: Callable[[], None] | None) -> Iterator[None]:
+    """Call `heartbeat` every HEARTBEAT_S while `work` runs."""
+    if heartbeat is None:
+        yield
+        return
+
+    async def beat() -> None:
+        while not work.done():
+            heartbeat()
+            await asyncio.sleep(HEARTBEAT_S)
+
+    task = asyncio.ensure_future(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+async def _build_and_write_in_thread(config: Config, path: str, force: bool,
+                                     now: datetime | None, stop: asyncio.Event | None
+                                     ) -> tuple[BuildReport, DeliveryReport]:
+    """The outbox method: build_digests, then write_outbox, in a worker thread. The thread
+    opens its own store connection (one sqlite3 connection is never shared by two threads
+    at once); `stop` reaches it as a threading.Event, checked between batches and files."""
+    halt = threading.Event()
+    relay = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    if relay is not None:
+        relay.add_done_callback(lambda _: halt.set())
+
+    def work() -> tuple[BuildReport, DeliveryReport]:
+        began = time.monotonic()
+        with Store(path) as store, store.checkpoints_in_background():
+            built = build_digests(config, store, force=force, now=now, stop=halt.is_set)
+            built.took_s = time.monotonic() - began
+            return built, write_outbox(store, config.delivery.outbox_dir, stop=halt.is_set)
+
+    try:
+        return await asyncio.to_thread(work)
+    finally:
+        # cancelled (a shutdown past its grace): the thread cannot be killed, it ends at
+        # its next check instead
+        halt.set()
+        if relay is not None:
+            relay.cancel()
+
+
+async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
+                          stop: asyncio.Event | None = None) -> BuildReport:
     """build_digests in `python -c`: arguments and result are pickled over stdin/stdout
-    (multiprocessing's spawn would re-import the caller's __main__)."""
+    (multiprocessing's spawn would re-import the caller's __main__). Ended early (report
+    .stopped) once `stop` is set; cancelling this ends the child too."""
     import pickle
     import sys
 
+    began = time.monotonic()
     # the result goes out on a copy of stdout; anything the build prints goes to stderr
     code = ("import os, pickle, sys; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
             "from digestd.jobs import _child_main; "
@@ -257,7 +377,26 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
         sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
     level = logging.getLogger().getEffectiveLevel()
-    out, _ = await proc.communicate(pickle.dumps((config, path, force, now, level)))
+    talking = asyncio.ensure_future(proc.communicate(pickle.dumps((config, path, force, now,
+                                                                   level))))
+    stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    try:
+        # asyncio.wait never cancels `talking`: on a stop or a cancel the pipes are still
+        # drained and closed by communicate() once the child is gone
+        await asyncio.wait({talking} | ({stopping} if stopping else set()),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not talking.done():
+            await _end_child(proc, talking)
+            log.info("event=build_stopped reason=stop_requested took_ms=%d",
+                     (time.monotonic() - began) * 1000)
+            return BuildReport(stopped=True, took_s=time.monotonic() - began)
+    except BaseException:
+        await _end_child(proc, talking)
+        raise
+    finally:
+        if stopping is not None:
+            stopping.cancel()
+    out, _ = talking.result()
     if proc.returncode != 0 or not out:
         from .errors import DigestdError
         raise DigestdError(f"building the digests failed (exit code {proc.returncode}); "
@@ -265,7 +404,27 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
     result = pickle.loads(out)
     if isinstance(result, BaseException):
         raise result
+    result.took_s = time.monotonic() - began
     return result
+
+
+async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) -> None:
+    """SIGTERM, then SIGKILL after BUILD_STOP_GRACE; returns once the child is gone."""
+    try:
+        proc.terminate()
+    except ProcessLookupError:  # already gone
+        pass
+    done, _ = await asyncio.wait({talking}, timeout=BUILD_STOP_GRACE)
+    if not done:
+        log.warning("event=build_killed pid=%d reason=no_exit_after_sigterm grace_s=%g",
+                    proc.pid, BUILD_STOP_GRACE)
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        await asyncio.wait({talking})
+    if not talking.cancelled():
+        talking.exception()  # retrieved: a broken pipe to a killed child is expected
 
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,

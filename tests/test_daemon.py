@@ -492,21 +492,23 @@ def test_digestd_run_as_a_service(tmp_path, smtp_sink, notify):
         notify.drain()
         pings = [t for t, text in notify.messages[ready:] if text == "WATCHDOG=1"]
         assert len(pings) >= 4, notify.messages  # every 0.15 s for WATCHDOG_USEC=0.3 s
-        _wait(lambda: len(smtp_sink.received) >= 3, 20, "the first digests")
+        # drained while waiting: a full notify queue (10 datagrams) would block the daemon
+        _wait(lambda: notify.drain() or len(smtp_sink.received) >= 3, 20, "the first digests")
         took = _stop(proc, notify)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     first = len(smtp_sink.received)
-    # the batch in flight was finished, the rest handed back to the outbox
+    # the messages in flight were finished, the rest handed back to the outbox
     assert took < 10 and 3 <= first < len(emails)
 
     proc = _start(config, notify, log)
     try:
         mark = len(notify.messages)
         notify.wait_for("READY=1", 20, after=mark)
-        _wait(lambda: len(smtp_sink.received) >= len(emails), 30, "the remaining digests")
+        _wait(lambda: notify.drain() or len(smtp_sink.received) >= len(emails), 30,
+              "the remaining digests")
         # SIGHUP: a second source appears without a restart
         _write_service_config(config, store_path, smtp_sink.port,
                               extra='\n[[sources]]\nname = "sample-b"\nkind = "sample"\n')

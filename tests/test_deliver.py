@@ -349,6 +349,49 @@ async def test_limit_sends_at_most_that_many(store, smtp_sink):
     assert len(store.outbox()) == 4 and not store.outbox_claimants()
 
 
+async def test_stop_mid_run_finishes_in_flight_and_hands_back_the_rest(store, smtp_sink):
+    emails = [f"s{i:02d}@example.org" for i in range(12)]
+    queue(store, emails)
+    smtp_sink.handler.delay = 0.1  # a slow server: the stop lands mid-run
+    cfg = smtp(smtp_sink, max_connections=2)
+    stop = asyncio.Event()
+    run = asyncio.ensure_future(send_smtp(store, cfg, "digest@example.org", stop=stop))
+    while len(smtp_sink.received) < 3:
+        await asyncio.sleep(0.005)
+    stop.set()
+    at_stop = len(smtp_sink.received)
+    began = time.monotonic()
+    first = await asyncio.wait_for(run, 5)
+    # only the transactions in flight (one per connection) were finished
+    assert time.monotonic() - began < 0.5
+    assert first.sent == len(smtp_sink.received) <= at_stop + 2 < len(emails)
+    assert first.handed_back >= 1 and not first.stopped and not first.deferred
+    left = store.outbox()  # still queued, untried, claimed by nobody
+    assert len(left) == len(emails) - first.sent
+    assert all(r.attempts == 0 and r.claimed_by is None for r in left)
+    smtp_sink.handler.delay = 0
+    second = await send_smtp(store, cfg, "digest@example.org")
+    assert second.sent == len(left)
+    assert Counter(r.rcpt_tos[0] for r in smtp_sink.received) == Counter(emails)
+
+
+async def test_stop_while_waiting_for_the_rate_limit_starts_nothing_more(store, smtp_sink):
+    queue(store, [f"u{i}@example.org" for i in range(6)])
+    stop = asyncio.Event()
+    run = asyncio.ensure_future(send_smtp(store, smtp(smtp_sink, max_per_second=2.0),
+                                          "digest@example.org", stop=stop))
+    while not smtp_sink.received:
+        await asyncio.sleep(0.005)
+    stop.set()  # the next row waits ~0.5 s for its turn: it must not be started after that
+    report = await asyncio.wait_for(run, 5)
+    assert report.sent == len(smtp_sink.received) == 1
+    assert len(store.outbox()) == 5 and not store.outbox_claimants()
+    stop = asyncio.Event()
+    stop.set()  # set before the run: nothing is claimed at all
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org", stop=stop)
+    assert report.sent == 0 and len(store.outbox()) == 5 and not store.outbox_claimants()
+
+
 def test_progress_bar_on_a_terminal_and_silence_otherwise():
     class Tty(io.StringIO):
         def isatty(self):
