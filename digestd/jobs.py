@@ -54,6 +54,17 @@ class BuildReport:
     stopped: bool = False  # cut short by a stop (shutdown): the rest is built next run
     took_s: float = 0.0  # wall time of the build (set by build_and_send)
 
+    def add(self, other: BuildReport) -> None:
+        """Fold in the report of another shard of the same build."""
+        for name in ("digests", "empty", "quiet", "merged", "caught_up"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.papers_checked = max(self.papers_checked, other.papers_checked)
+        self.matches.update(other.matches)
+        self.match_s = max(self.match_s, other.match_s)
+        self.render_s += other.render_s
+        self.stopped = self.stopped or other.stopped
+        self.took_s = max(self.took_s, other.took_s)
+
 
 def _window_start(sub: Subscriber, mark: ScheduleMark | None) -> str:
     """The first-seen time from which papers are new to this subscriber: where the last
@@ -131,7 +142,8 @@ def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: da
 def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                   force: bool = False, dry_run: bool = False,
                   renderer: Renderer | None = None,
-                  stop: Callable[[], bool] | None = None) -> BuildReport:
+                  stop: Callable[[], bool] | None = None,
+                  shard: tuple[int, int] = (0, 1)) -> BuildReport:
     """Queue one digest for every subscriber whose slot is due (schedule.py says when).
 
     A due digest covers every paper not yet checked for the subscriber, however many
@@ -144,7 +156,9 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     """
     now = now or datetime.now(timezone.utc)
     report = BuildReport()
-    subs = {s.id: s for s in store.subscribers("active") if s.rules}
+    # shard (k, n): only subscribers whose id is k modulo n, so n processes split a build
+    k, n = shard
+    subs = {s.id: s for s in store.subscribers("active") if s.rules and s.id % n == k}
     if force:
         due: dict[int, Slot | None] = dict.fromkeys(subs)
     else:
@@ -296,7 +310,7 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
         with _beating(working, heartbeat):
             return await working
     assert config.smtp is not None
-    building = asyncio.ensure_future(_build_in_child(config, store.path, force, now, stop))
+    building = asyncio.ensure_future(_build_in_children(config, store.path, force, now, stop))
     with _beating(building, heartbeat):
         try:
             report = await send_smtp(store, config.smtp, config.delivery.from_,
@@ -359,8 +373,28 @@ async def _build_and_write_in_thread(config: Config, path: str, force: bool,
             relay.cancel()
 
 
+async def _build_in_children(config: Config, path: str, force: bool, now: datetime | None,
+                             stop: asyncio.Event | None = None) -> BuildReport:
+    """digest.build_workers children, each building its shard of the subscribers."""
+    n = config.digest.build_workers
+    builds = [asyncio.ensure_future(_build_in_child(config, path, force, now, stop, (k, n)))
+              for k in range(n)]
+    try:
+        reports = await asyncio.gather(*builds)
+    except BaseException:
+        for b in builds:  # one failed or we are cancelled: the others end too
+            b.cancel()
+        await asyncio.gather(*builds, return_exceptions=True)
+        raise
+    total = reports[0]
+    for other in reports[1:]:
+        total.add(other)
+    return total
+
+
 async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
-                          stop: asyncio.Event | None = None) -> BuildReport:
+                          stop: asyncio.Event | None = None,
+                          shard: tuple[int, int] = (0, 1)) -> BuildReport:
     """build_digests in `python -c`: arguments and result are pickled over stdin/stdout
     (multiprocessing's spawn would re-import the caller's __main__). Ended early (report
     .stopped) once `stop` is set; cancelling this ends the child too."""
@@ -378,7 +412,7 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
         stdout=asyncio.subprocess.PIPE)
     level = logging.getLogger().getEffectiveLevel()
     talking = asyncio.ensure_future(proc.communicate(pickle.dumps((config, path, force, now,
-                                                                   level))))
+                                                                   level, shard))))
     stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         # asyncio.wait never cancels `talking`: on a stop or a cancel the pipes are still
@@ -428,7 +462,7 @@ async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) 
 
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,
-                level: int) -> BuildReport | BaseException:
+                level: int, shard: tuple[int, int] = (0, 1)) -> BuildReport | BaseException:
     from .cli import KeyValueFormatter
 
     handler = logging.StreamHandler()
@@ -437,6 +471,6 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     logging.getLogger().setLevel(level)
     try:
         with Store(path) as store, store.checkpoints_in_background():
-            return build_digests(config, store, force=force, now=now)
+            return build_digests(config, store, force=force, now=now, shard=shard)
     except Exception as e:  # handed to the parent, which raises it
         return e

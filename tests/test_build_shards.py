@@ -1,0 +1,40 @@
+"""Building in shards: n processes split the subscribers, and every digest is built once."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from digestd.config import DigestConfig, load_config
+from digestd.jobs import build_and_send, build_digests, poll_sources
+from digestd.store import Store
+
+
+def test_shards_together_build_each_digest_once(write_config, tmp_path):
+    config = write_config('[[sources]]\nname = "sample"\nkind = "sample"\n')
+    with Store(config.store.path) as store:
+        asyncio.run(poll_sources(config.sources, store))
+        for i in range(30):
+            store.add_subscriber(f"r{i}@example.org", ["diffusion OR segmentation"])
+        first = build_digests(config, store, force=True, shard=(0, 2))
+        second = build_digests(config, store, force=True, shard=(1, 2))
+        assert first.digests and second.digests
+        assert first.digests + second.digests == 30
+        assert not set(first.matches) & set(second.matches)
+        assert build_digests(config, store, force=True).digests == 0  # nothing left unsent
+
+
+def test_build_and_send_with_two_workers(tmp_path, smtp_sink):
+    path = tmp_path / "digestd.toml"
+    path.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
+                    '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    config = load_config(path)
+    config = dataclasses.replace(config, digest=DigestConfig(build_workers=2))
+    with Store(config.store.path) as store:
+        asyncio.run(poll_sources(config.sources, store))
+        for i in range(20):
+            store.add_subscriber(f"r{i}@example.org", ["diffusion"])
+        built, sent = asyncio.run(build_and_send(config, store, force=True))
+    assert built.digests == sent.sent == 20
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == sorted(
+        f"r{i}@example.org" for i in range(20))
