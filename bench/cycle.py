@@ -524,7 +524,7 @@ def summary(r: dict) -> str:
             f"{r['poll_304_s'] * 1000:.0f} ms.")
     if r.get("rss2email_per_s"):
         text += (f" rss2email delivered the same feed at {r['rss2email_per_s']:.1f} emails/s "
-                 f"(one item each): digestd is {r["vs_rss2email"]:.1f}x faster.")
+                 f"(one item each): digestd is {r['vs_rss2email']:.1f}x faster.")
     return text
 
 
