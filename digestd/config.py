@@ -137,7 +137,8 @@ class DigestConfig:
                                   '"12h".', minimum=60, duration=True)
     build_workers: int = setting(2, "Processes that build (match and render) digests while "
                                  "the sender delivers them. Building is CPU work: 2 keep both "
-                                 "cores of a small machine busy; 1 leaves a core free.",
+                                 "cores of a small machine busy; 1 leaves a core free. A "
+                                 "second process starts only for 4,000 subscribers or more.",
                                  minimum=1)
     check_every: float = setting(60.0, "How often `digestd run` builds the digests that are due "
                                  'and sends the outbox, e.g. "1m".', minimum=1, duration=True)

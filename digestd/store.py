@@ -407,6 +407,10 @@ class Store:
             out.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})", chunk))
         return out
 
+    def count_subscribers(self, status: str = "active") -> int:
+        return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?",
+                               (status,)).fetchone()[0]
+
     def count_papers(self) -> int:
         return self.db.execute("SELECT count(*) FROM papers").fetchone()[0]
 

@@ -24,7 +24,10 @@ def test_shards_together_build_each_digest_once(write_config, tmp_path):
         assert build_digests(config, store, force=True).digests == 0  # nothing left unsent
 
 
-def test_build_and_send_with_two_workers(tmp_path, smtp_sink):
+def test_build_and_send_with_two_workers(tmp_path, smtp_sink, monkeypatch):
+    from digestd import jobs
+
+    monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_WORKER", 10)  # 20 subscribers: 2 workers
     path = tmp_path / "digestd.toml"
     path.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
                     '[[sources]]\nname = "sample"\nkind = "sample"\n')
