@@ -43,13 +43,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import aiosmtplib  # noqa: E402
+from match import RuleGenerator, last_names, load_corpus, make_papers  # noqa: E402
+from send import free_port, start_sink, stop_sink  # noqa: E402
 
 from digestd.config import load_config  # noqa: E402
 from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
 from digestd.store import Store  # noqa: E402
-from match import (RuleGenerator, last_names, load_corpus, make_papers)  # noqa: E402
-from send import free_port, start_sink, stop_sink  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "hf_listings.json"
 RESULTS = ROOT / "bench" / "results"
@@ -428,7 +428,6 @@ def main(argv: list[str] | None = None) -> int:
             day = first_day + timedelta(days=day_index)
             papers = new_papers(records, args.papers, rng, names, day_index)
             with Store(config.store.path) as store:
-                started = time.perf_counter()
                 phases, out = cycle(config, store, feed, papers, day, f"day{day_index}",
                                     args.sequential)
                 total = sum(p.wall_s for p in phases if p.name not in ("poll-304", "send-only"))

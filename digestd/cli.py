@@ -14,8 +14,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__
-from .config import (Config, DeliveryConfig, StoreConfig, default_source, example_config,
-                     find_config, load_config)
+from .config import (
+    Config,
+    DeliveryConfig,
+    StoreConfig,
+    default_source,
+    example_config,
+    find_config,
+    load_config,
+)
 from .errors import DigestdError
 from .store import Store
 

@@ -40,8 +40,14 @@ from .config import Config, SourceConfig, load_config
 from .deliver import DeliveryReport
 from .errors import DigestdError
 from .jobs import build_and_send, poll_sources, send_outbox
-from .schedule import (ARXIV_KINDS, ARXIV_POLL_HOURS, ARXIV_POLL_MINUTE, ARXIV_POLL_ZONE,
-                       poll_first_run, poll_jitter)
+from .schedule import (
+    ARXIV_KINDS,
+    ARXIV_POLL_HOURS,
+    ARXIV_POLL_MINUTE,
+    ARXIV_POLL_ZONE,
+    poll_first_run,
+    poll_jitter,
+)
 from .sdnotify import Notifier
 from .sources import Http, make_source
 from .store import Store

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import pytest
 
 from digestd.cli import main
-from digestd.config import (SECTIONS, SourceConfig, example_config, load_config, settings, tomllib,
-                            toml_key, web_secret)
+from digestd.config import (
+    SECTIONS,
+    SourceConfig,
+    example_config,
+    load_config,
+    settings,
+    toml_key,
+    tomllib,
+    web_secret,
+)
 from digestd.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,8 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digestd.schedule import (Schedule, current_period, decide, latest_slot, next_slot,
-                              poll_first_run, poll_jitter, slot_on, slots_between)
+from digestd.schedule import (
+    Schedule,
+    current_period,
+    decide,
+    latest_slot,
+    next_slot,
+    poll_first_run,
+    poll_jitter,
+    slot_on,
+    slots_between,
+)
 
 UTC = timezone.utc
 HOURS12 = timedelta(hours=12)
