@@ -263,27 +263,33 @@ async def raw_smtp(store_path: str, ids: tuple[int, int], port: int, connections
     return state["sent"] / took, state["sent"]
 
 
-def rss2email_rate(feed_url: str, port: int, workdir: Path, items: int) -> dict:
-    """rss2email 3 in a throwaway venv, delivering the same feed to the same sink."""
+def rss2email_rate(feed_url: str, port: int, workdir: Path, items: int,
+                   tries: int = 3) -> dict:
+    """rss2email 3 in a throwaway venv, delivering the same feed to the same sink: the
+    best of `tries` fresh runs (the fairest figure for the baseline on a noisy machine)."""
     venv = workdir / "r2e-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "rss2email"], check=True)
     r2e = str(venv / "bin" / "r2e")
-    cfg, data = workdir / "r2e.cfg", workdir / "r2e.json"
-    base = [r2e, "-c", str(cfg), "-d", str(data)]
-    subprocess.run([*base, "new", "reader@example.org"], check=True, capture_output=True)
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(cfg)
-    parser["DEFAULT"].update({"email-protocol": "smtp", "smtp-server": f"127.0.0.1:{port}",
-                              "smtp-auth": "False", "smtp-ssl": "False",
-                              "from": "digest@example.org", "feed-timeout": "120"})
-    with cfg.open("w") as fh:
-        parser.write(fh)
-    subprocess.run([*base, "add", "bench", feed_url], check=True, capture_output=True)
-    started = time.perf_counter()
-    subprocess.run([*base, "run"], check=True, capture_output=True)
-    took = time.perf_counter() - started
+    times = []
+    for n in range(tries):
+        cfg, data = workdir / f"r2e-{n}.cfg", workdir / f"r2e-{n}.json"
+        base = [r2e, "-c", str(cfg), "-d", str(data)]
+        subprocess.run([*base, "new", "reader@example.org"], check=True, capture_output=True)
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(cfg)
+        parser["DEFAULT"].update({"email-protocol": "smtp", "smtp-server": f"127.0.0.1:{port}",
+                                  "smtp-auth": "False", "smtp-ssl": "False",
+                                  "from": "digest@example.org", "feed-timeout": "120"})
+        with cfg.open("w") as fh:
+            parser.write(fh)
+        subprocess.run([*base, "add", "bench", feed_url], check=True, capture_output=True)
+        started = time.perf_counter()
+        subprocess.run([*base, "run"], check=True, capture_output=True)
+        times.append(time.perf_counter() - started)
+    took = min(times)
     return {"emails": items, "seconds": round(took, 2), "per_s": items / took,
+            "runs_s": [round(t, 2) for t in times],
             "version": subprocess.run([r2e, "--version"], capture_output=True,
                                       text=True).stdout.strip()}
 
@@ -501,12 +507,14 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or RESULTS / f"cycle-{args.subscribers}-{args.papers}.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
+    out_path.with_suffix(".txt").write_text(summary(result) + "\n")
     shutil.rmtree(work, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(summary(result))
-        print(f"figures written to {out_path}")
+        print(f"figures written to {out_path} and its summary to "
+              f"{out_path.with_suffix('.txt')}")
     return 0
 
 
