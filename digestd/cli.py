@@ -511,6 +511,17 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox_prune(args: argparse.Namespace) -> int:
+    config = _config(args)
+    before = (datetime.now(timezone.utc) - timedelta(days=args.days)).isoformat(
+        timespec="seconds")
+    with _store(config) as store:
+        dropped = store.prune_sent(before)
+    print(f"dropped the message of {dropped} digests sent more than {args.days} days ago "
+          "(their history and sent marks stay)")
+    return 0
+
+
 def cmd_outbox_retry(args: argparse.Namespace) -> int:
     from .jobs import send_outbox
 
@@ -684,6 +695,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also requeue failed digests, with their attempts reset")
     p.add_argument("--no-send", action="store_true",
                    help="only make them due; the service sends them at its next round")
+    p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
+            "(keeps the store small; history and sent marks stay)", outbox)
+    p.add_argument("--days", type=int, default=30, metavar="N",
+                   help="older than N days (default 30)")
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
         "the DKIM key and the From domain's SPF/DKIM/DMARC records")
     add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "

@@ -615,6 +615,14 @@ class Store:
                        "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                        (error, digest_id))
 
+    def prune_sent(self, before: str) -> int:
+        """Drop the message bytes of digests sent before `before` (ISO time). The rows and
+        the sent marks stay, so nothing is ever sent twice; the freed pages are reused."""
+        with self.transaction() as db:
+            return db.execute(
+                "DELETE FROM digest_bodies WHERE digest_id IN (SELECT id FROM digests "
+                "WHERE status = 'sent' AND sent_at < ?)", (before,)).rowcount
+
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
 

@@ -106,3 +106,18 @@ def test_transactions_nest_into_one_commit(store):
         store.add_subscriber("a@example.org", ["x"])
         store.add_subscriber("b@example.org", ["y"])
     assert len(store.subscribers()) == 2
+
+
+def test_prune_drops_old_bodies_but_keeps_sent_marks(store):
+    store.add_papers([Paper(id="arxiv:1", title="T")])
+    sub = store.add_subscriber("a@example.org", ["t"])
+    pk = store.paper_pks(["arxiv:1"])["arxiv:1"]
+    did = store.queue_digest(sub.id, "2026-11-01", recipient=sub.email, message_id="<1@x>",
+                             message=b"body", paper_pks=[pk])
+    assert store.prune_sent("2100-01-01") == 0  # queued, not sent: kept
+    store.mark_sent(did, now="2026-11-01T08:00:00+00:00")
+    assert store.prune_sent("2026-10-01") == 0  # sent after the cut-off: kept
+    assert store.prune_sent("2026-11-02") == 1
+    assert store.sent_among([pk]) == {sub.id: {pk}}
+    assert store.queue_digest(sub.id, "2026-11-01", recipient=sub.email, message_id="<2@x>",
+                              message=b"again", paper_pks=[pk]) is None
