@@ -88,6 +88,11 @@ def _store(config: Config) -> Store:
     return Store(config.store.path)
 
 
+def _days_ago(days: int) -> str:
+    """The ISO timestamp `days` days ago, as the store compares times."""
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+
+
 def _print_json(data) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -390,8 +395,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
         papers, where = _papers_from_file(args.papers), args.papers
     else:
         config = _config(args)
-        since = (datetime.now(timezone.utc) - timedelta(days=args.days)).isoformat(
-            timespec="seconds")
+        since = _days_ago(args.days)
         with _store(config) as store:
             papers = store.papers_since(since)
         where = f"papers stored in the last {args.days} days"
@@ -513,8 +517,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_outbox_prune(args: argparse.Namespace) -> int:
     config = _config(args)
-    before = (datetime.now(timezone.utc) - timedelta(days=args.days)).isoformat(
-        timespec="seconds")
+    before = _days_ago(args.days)
     with _store(config) as store:
         dropped = store.prune_sent(before)
     print(f"dropped the message of {dropped} digests sent more than {args.days} days ago "
