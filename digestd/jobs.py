@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, web_secret
 from .deliver import DeliveryReport, send_smtp, write_outbox
-from .empty_note import EmptyNoteRenderer
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .match import Matcher
 from .models import Digest, Subscriber
@@ -183,7 +182,6 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         if papers else {}
     report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
-    notes: EmptyNoteRenderer | None = None
     position = {p.id: i for i, p in enumerate(papers)}
     batch = list(due.items())
     for first in range(0, len(batch), BUILD_BATCH):
@@ -224,11 +222,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
             digest = Digest(subscriber=sub, period=period, items=tuple(items),
                             papers_checked=len(papers) - start_index)
             started = time.perf_counter()
-            if items:
-                message_id, message = renderer.message(digest, now=now)
-            else:
-                notes = notes or EmptyNoteRenderer(renderer)
-                message_id, message = notes.message(digest, now=now)
+            message_id, message = renderer.message(digest, now=now)  # no items: the note
             report.render_s += time.perf_counter() - started
             writes.append((sid, slot, (period, items, message_id, message)))
         if not writes:

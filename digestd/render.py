@@ -258,6 +258,9 @@ class Renderer:
         self.env.inline_css.update(self.css)  # type: ignore[attr-defined]
         self.text_template = self.env.get_template("email/digest.txt")
         self.html_template = self.env.get_template("email/digest.html")
+        # a due digest without papers, for subscribers who want to hear about empty days
+        self.empty_text = self.env.get_template("email/empty.txt")
+        self.empty_html = self.env.get_template("email/empty.html")
         self.paper_text = self.env.get_template("email/paper.txt")
         self.paper_html = self.env.get_template("email/paper.html")
         # paper -> its rendered blocks: in a run, each paper is in many subscribers' digests
@@ -313,20 +316,29 @@ class Renderer:
 
     def subject(self, digest: Digest) -> str:
         n = len(digest.items) + digest.more
-        return (f"{self.list_name} {period_label(digest.period)}: "
-                f"{n} new paper{'s' if n != 1 else ''}")
+        prefix = f"{self.list_name} {period_label(digest.period)}"
+        if not n:  # the empty-day note: say how much was checked, so silence is never ambiguous
+            c = digest.papers_checked
+            return f"{prefix}: nothing matched ({c} paper{'s' if c != 1 else ''} checked)"
+        return f"{prefix}: {n} new paper{'s' if n != 1 else ''}"
 
     def render(self, digest: Digest) -> tuple[str, str]:
         """(text, html) bodies. The HTML is ASCII: other characters are written as
-        character references (&#252;), so the part needs no transfer encoding at all."""
-        ctx = self.context(digest)
-        return self.text_template.render(ctx), ascii_html(self.html_template.render(ctx))
+        character references (&#252;), so the part needs no transfer encoding at all.
+        A digest without papers is the short "nothing matched" note."""
+        return self._bodies(digest, self.context(digest))
+
+    def _bodies(self, digest: Digest, ctx: dict) -> tuple[str, str]:
+        text_template, html_template = (
+            (self.text_template, self.html_template) if digest.items
+            else (self.empty_text, self.empty_html))
+        return text_template.render(ctx), ascii_html(html_template.render(ctx))
 
     def message(self, digest: Digest, *, now: datetime | None = None) -> tuple[str, bytes]:
-        """(Message-ID, RFC 5322 bytes with CRLF line ends) for one digest."""
+        """(Message-ID, RFC 5322 bytes with CRLF line ends) for one digest or empty-day
+        note, with every header of a digest (List-Unsubscribe, DKIM, ...)."""
         ctx = self.context(digest)
-        text = self.text_template.render(ctx)
-        html = ascii_html(self.html_template.render(ctx))
+        text, html = self._bodies(digest, ctx)
         sub = digest.subscriber
         token = ctx["unsubscribe_url"].rpartition("/")[2]
         message_id = (f"<digest.{_safe(digest.period)}.{sub.id}.{secrets.token_hex(8)}"
