@@ -29,6 +29,7 @@ from pathlib import Path
 import aiosmtplib
 
 from .config import SmtpConfig
+from .render import to_7bit
 from .store import OutboxRow, Store
 
 log = logging.getLogger("digestd.deliver")
@@ -104,6 +105,12 @@ async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
     client = smtp_client(smtp)
     await client.connect()
     try:
+        if client.is_ehlo_or_helo_needed:
+            # now, not at the first MAIL: SIZE and 8BITMIME are asked for before it
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         if smtp.username:
             await client.login(smtp.username, smtp.password)
     except BaseException:
@@ -328,12 +335,18 @@ class SmtpSender:
         """One transaction, step by step so the stage of a failure is known."""
         stage = "MAIL"
         try:
-            options = [f"SIZE={len(row.message)}"] if client.supports_extension("size") else []
+            message = row.message
+            eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
+            if eight_bit and not client.supports_extension("8bitmime"):
+                message, eight_bit = to_7bit(message), False
+            options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
+            if eight_bit:
+                options.append("BODY=8BITMIME")
             await client.mail(self.envelope_from, options=options)
             stage = "RCPT"
             await client.rcpt(row.recipient)
             stage = "DATA"
-            await client.data(row.message)
+            await client.data(message)
         except aiosmtplib.SMTPResponseException as e:
             if client.is_connected:
                 try:

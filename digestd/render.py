@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import jinja2
 import jinja2.ext
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .models import Digest, Paper, PaperMatch
 from .tokens import sign
@@ -147,6 +147,7 @@ def relevance(item: PaperMatch) -> tuple:
     return (-len(item.rules), -title_hits, -(p.upvotes or 0), -_day(p.published), p.id)
 
 
+@functools.lru_cache(maxsize=1024)  # a run's papers share a few dates
 def _day(published: str | None) -> int:
     """2026-11-23... -> 20261123; unknown -> 0, which sorts as the oldest."""
     d = published or ""
@@ -193,22 +194,30 @@ class PaperView:
     published: str
     upvotes: int | None
     abstract: str
-    why: str
-    text: str = ""  # paper.txt rendered for this paper (title to abstract)
-    html: str = ""  # paper.html rendered for this paper, as Markup
-
-
-def paper_view(item: PaperMatch) -> PaperView:
-    title, url, pdf_url, authors, source, categories, published, upvotes, abstract = \
-        _paper_fields(item.paper)
-    return PaperView(title, url, pdf_url, authors, source, categories, published, upvotes,
-                     abstract, why_text(item))
 
 
 def why_text(item: PaperMatch) -> str:
     """'title "noisy labels", abstract "noisy labels"; title pruning' (per rule, its hits)."""
     return "; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
                      for r in item.rules)
+
+
+class Block:
+    """One paper rendered once per run by paper.txt or paper.html, cut where each digest's
+    values go: `number` (the paper's place in the digest) and `why` (the rules' hits)."""
+
+    __slots__ = ("parts", "holes")
+
+    def __init__(self, rendered: str, marks: re.Pattern) -> None:
+        # text, slot name, text, slot name, ..., text: the names are the holes to fill
+        self.parts = marks.split(rendered)
+        self.holes = tuple((i, self.parts[i]) for i in range(1, len(self.parts), 2))
+
+    def fill(self, values: dict[str, str]) -> str:
+        parts = self.parts.copy()
+        for i, slot in self.holes:
+            parts[i] = values[slot]
+        return "".join(parts)
 
 
 def _paper_fields(p: Paper) -> tuple:
@@ -252,6 +261,10 @@ class Renderer:
     def __init__(self, *, links: Links, from_addr: str, max_papers: int = 25,
                  templates_dir: str = "", reply_to: str = "", feedback_id: str = "",
                  unsubscribe_mailto: str = "", dkim: DkimSigner | None = None) -> None:
+        # The text part goes out as UTF-8 8bit (RFC 6152), which costs nothing to encode;
+        # deliver.py converts it for the rare server without 8BITMIME. A signed message
+        # must not change on the way, so with DKIM it is quoted-printable from the start.
+        self.eight_bit = dkim is None
         self.env = environment(templates_dir)
         source, _, _ = self.env.loader.get_source(self.env, "email/digest.css")
         self.css = inline_styles(source)
@@ -263,8 +276,12 @@ class Renderer:
         self.empty_html = self.env.get_template("email/empty.html")
         self.paper_text = self.env.get_template("email/paper.txt")
         self.paper_html = self.env.get_template("email/paper.html")
-        # paper -> its rendered blocks: in a run, each paper is in many subscribers' digests
-        self.blocks: dict[str, tuple[tuple, str, Markup]] = {}
+        # paper -> its (text, html) blocks: in a run a paper is in many subscribers' digests,
+        # so it is rendered once with placeholders that each digest fills in
+        self.blocks: dict[str, tuple[Block, Block]] = {}
+        tag = secrets.token_hex(6)
+        self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in ("number", "why")}
+        self._mark_rx = re.compile(f"\x00{tag}:(number|why)\x00")
         self.links = links
         self.max_papers = max_papers
         self.dkim = dkim
@@ -280,15 +297,23 @@ class Renderer:
         self.list_id = _encode_text(f"{self.list_name} <digest.{self.domain}>")
 
     def context(self, digest: Digest) -> dict:
+        """The variables of digest.txt/.html (and empty.txt/.html); `items` are the papers
+        shown, rendered by paper.txt and paper.html, in (text, html) order."""
         shown = by_relevance(digest.items, self.max_papers)
         sub = digest.subscriber
         more = len(digest.items) - len(shown) + digest.more
+        texts, htmls = [], []
+        for number, item in enumerate(shown, 1):
+            text, html = self.paper(item)
+            why = why_text(item)
+            texts.append(text.fill({"number": str(number), "why": why}))
+            htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why))}))
         return {
             "subscriber": sub,
             "period": digest.period,
             "period_label": period_label(digest.period),
             "subject": self.subject(digest),
-            "papers": [self.paper(i) for i in shown],
+            "items": ("".join(texts), Markup("".join(htmls))),
             "count": len(digest.items) + digest.more,
             "more": more,
             "archive_url": self.links.archive(sub.id, digest.period) if more else "",
@@ -300,19 +325,19 @@ class Renderer:
             "css": self.css,
         }
 
-    def paper(self, item: PaperMatch) -> PaperView:
-        """The template view of one paper, its blocks rendered once per run and paper."""
+    def paper(self, item: PaperMatch) -> tuple[Block, Block]:
+        """The text and HTML blocks of one paper, rendered once per run and paper."""
         cached = self.blocks.get(item.paper.id)
         if cached is None:
             if len(self.blocks) >= 50_000:  # a long-lived renderer must not grow forever
                 self.blocks.clear()
-            fields = _paper_fields(item.paper)
-            view = PaperView(*fields, "")
+            view = PaperView(*_paper_fields(item.paper))
             cached = self.blocks[item.paper.id] = (
-                fields, self.paper_text.render(p=view, css=self.css).rstrip("\n"),
-                Markup(self.paper_html.render(p=view, css=self.css).rstrip("\n")))
-        fields, text, html = cached
-        return PaperView(*fields, why_text(item), text, html)
+                Block(self.paper_text.render(p=view, css=self.css, **self._marks),
+                      self._mark_rx),
+                Block(ascii_html(self.paper_html.render(p=view, css=self.css, **self._marks)),
+                      self._mark_rx))
+        return cached
 
     def subject(self, digest: Digest) -> str:
         n = len(digest.items) + digest.more
@@ -329,10 +354,11 @@ class Renderer:
         return self._bodies(digest, self.context(digest))
 
     def _bodies(self, digest: Digest, ctx: dict) -> tuple[str, str]:
-        text_template, html_template = (
-            (self.text_template, self.html_template) if digest.items
-            else (self.empty_text, self.empty_html))
-        return text_template.render(ctx), ascii_html(html_template.render(ctx))
+        if not digest.items:
+            return self.empty_text.render(ctx), ascii_html(self.empty_html.render(ctx))
+        text, html = ctx["items"]
+        return (self.text_template.render(ctx, items=text),
+                ascii_html(self.html_template.render(ctx, items=html)))
 
     def message(self, digest: Digest, *, now: datetime | None = None) -> tuple[str, bytes]:
         """(Message-ID, RFC 5322 bytes with CRLF line ends) for one digest or empty-day
@@ -361,7 +387,7 @@ class Renderer:
             ("Precedence", "bulk"),
             ("Feedback-ID", f"{sub.frequency}:digest:digestd:{self.feedback_id}"),
         ]
-        raw = build_alternative(headers, text, html)
+        raw = build_alternative(headers, text, html, eight_bit=self.eight_bit)
         if self.dkim is not None:
             raw = self.dkim.sign(raw)
         return message_id, raw
@@ -379,15 +405,17 @@ def ascii_html(html: str) -> str:
 
 # -- MIME ----------------------------------------------------------------------------------------
 
-def build_alternative(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
+def build_alternative(headers: list[tuple[str, str]], text: str, html: str, *,
+                      eight_bit: bool = False) -> bytes:
     """A multipart/alternative message (text first, then HTML) from already-safe headers.
 
-    Bodies are 7bit when they are plain ASCII with short lines, else quoted-printable
-    (C speed via binascii). The boundary starts with "=_", which quoted-printable can
-    never produce, and is checked against 7bit bodies.
+    Bodies are 7bit when they are plain ASCII with short lines, else 8bit UTF-8 when
+    `eight_bit` allows it, else quoted-printable (C speed via binascii). The boundary
+    starts with "=_", which quoted-printable can never produce, and is checked against
+    7bit and 8bit bodies.
     """
-    text_cte, text_body = encode_body(text)
-    html_cte, html_body = encode_body(html)
+    text_cte, text_body = encode_body(text, eight_bit=eight_bit)
+    html_cte, html_body = encode_body(html, eight_bit=eight_bit)
     boundary = "=_digestd_" + secrets.token_hex(12)
     marker = boundary.encode("ascii")
     while marker in text_body or marker in html_body:  # pragma: no cover - 2**-96
@@ -406,20 +434,49 @@ def build_alternative(headers: list[tuple[str, str]], text: str, html: str) -> b
     ))
 
 
-def encode_body(text: str) -> tuple[bytes, bytes]:
+# a line of at most this many characters fits the 998 octets of RFC 5322 in any UTF-8
+_SHORT_ANY_UTF8 = 998 // 4
+
+
+def encode_body(text: str, *, eight_bit: bool = False) -> tuple[bytes, bytes]:
     """(Content-Transfer-Encoding, body bytes with CRLF line ends and lines <= 998 octets)."""
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = text.replace("\n", "\r\n")
-    if text.isascii() and "\0" not in text and max(map(len, text.split("\r\n"))) <= 998:
-        return b"7bit", text.encode("ascii")
+    lines = text.split("\n")
+    longest = max(map(len, lines))
+    if "\0" not in text and longest <= 998:
+        if text.isascii():
+            return b"7bit", "\r\n".join(lines).encode("ascii")
+        if eight_bit and (longest <= _SHORT_ANY_UTF8 or all(
+                len(line.encode("utf-8")) <= 998 for line in lines
+                if len(line) > _SHORT_ANY_UTF8)):
+            return b"8bit", "\r\n".join(lines).encode("utf-8")
     # b2a_qp keeps the CRLF line ends it finds, encodes "=", non-ASCII bytes and trailing
     # white space, and soft-breaks lines at 76 characters
-    body = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    body = binascii.b2a_qp("\r\n".join(lines).encode("utf-8"), istext=True)
     if b"\r\n" not in body:
         # no line end to copy (a one-line body): b2a_qp soft-breaks with a bare LF
         body = body.replace(b"\n", b"\r\n")
     return b"quoted-printable", body
+
+
+def to_7bit(message: bytes) -> bytes:
+    """The message with its 8bit parts made quoted-printable, for a server that does not
+    announce 8BITMIME (RFC 6152 forbids sending 8bit data to it). Rare, so the stdlib's
+    parser does the walking; the text of every part stays the same."""
+    if message.isascii():
+        return message
+    import email
+    import email.policy
+
+    msg = email.message_from_bytes(message, policy=email.policy.SMTP)
+    for part in msg.walk():
+        if part.is_multipart() or part.get("Content-Transfer-Encoding", "").lower() != "8bit":
+            continue
+        body = part.get_payload(decode=True).replace(b"\r\n", b"\n")
+        part.set_payload(binascii.b2a_qp(body, istext=True).decode("ascii"))
+        part.replace_header("Content-Transfer-Encoding", "quoted-printable")
+    return msg.as_bytes()
 
 
 # -- headers ------------------------------------------------------------------------------------

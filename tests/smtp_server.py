@@ -18,6 +18,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     peer: tuple | None = None  # the client's (host, port): one per connection
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's, e.g. BODY=8BITMIME
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -33,6 +34,8 @@ class Handler:
     rcpt_answers: dict = field(default_factory=dict)
     # seconds to think before answering DATA, as a slow or distant server does
     delay: float = 0.0
+    # a server from before RFC 6152: EHLO does not announce 8BITMIME
+    without_8bitmime: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     # crash tests: once `hold_after` messages were accepted, every further DATA waits for
     # release(); with `hold_accepts` the message is recorded first (the server has it, the
@@ -65,7 +68,14 @@ class Handler:
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           bytes(envelope.original_content or envelope.content),
-                                          peer=getattr(session, "peer", None)))
+                                          peer=getattr(session, "peer", None),
+                                          mail_options=list(envelope.mail_options)))
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.without_8bitmime:
+            return [r for r in responses if "8BITMIME" not in r]
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answer = self.rcpt_answers.get(address)

@@ -131,6 +131,36 @@ def test_a_full_digest_arrives_with_every_header_and_both_parts(tmp_path, smtp_s
     assert {r.message["Message-ID"] for r in got} == ids
 
 
+@pytest.mark.parametrize("announces_8bitmime", [True, False])
+async def test_an_8bit_text_part_goes_8bit_only_to_a_server_that_announces_8bitmime(
+        store, smtp_sink, announces_8bitmime):
+    smtp_sink.handler.without_8bitmime = not announces_8bitmime
+    sub = store.add_subscriber("zoe@example.org", ["diffusion"])
+    paper = Paper(id="arxiv:2401.00009", title="Diffusion für alle: 𝔼[x] ≤ ½",
+                  abstract="Zoë's café – naïve ünïcode. " * 20, source="arxiv-ml",
+                  url="https://arxiv.org/abs/2401.00009")
+    digest = Digest(subscriber=sub, period="2026-11-23", items=(PaperMatch(paper, (RuleMatch(
+        0, "diffusion", (Hit("title", "diffusion"),)),)),))
+    r = renderer()
+    text, html = r.render(digest)
+    message_id, message = r.message(digest)
+    assert b"Content-Transfer-Encoding: 8bit" in message
+    store.queue_digest(sub.id, "2026-11-23", recipient=sub.email, message_id=message_id,
+                       message=message, paper_pks=[])
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert report.sent == 1
+    (got,) = smtp_sink.received
+    if announces_8bitmime:  # RFC 6152: declared in MAIL FROM, the bytes as stored
+        assert "BODY=8BITMIME" in got.mail_options and got.data == message
+    else:  # made 7bit on the way, headers and text unchanged
+        assert "BODY=8BITMIME" not in got.mail_options
+        assert got.data.isascii() and b"quoted-printable" in got.data
+    msg = got.message
+    assert msg["Message-ID"] == message_id and msg["Subject"] == r.subject(digest)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+
+
 # -- retries ---------------------------------------------------------------------------------------
 
 async def test_421_then_success_is_retried_once(store, smtp_sink, tmp_path, capsys):

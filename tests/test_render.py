@@ -74,7 +74,7 @@ import re  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from digestd.render import by_relevance, encode_body, inline_styles  # noqa: E402
+from digestd.render import by_relevance, encode_body, inline_styles, to_7bit  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -194,14 +194,22 @@ def test_message_parses_back_to_the_same_text_and_html():
     digest = corpus_digest(25)
     text, html = r.render(digest)
     message_id, raw = r.message(digest)
-    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
-    assert b"\n" not in raw.replace(b"\r\n", b"") and raw.isascii()
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    assert msg["Message-ID"] == message_id
-    # the same text, with the CRLF line ends every line has on the wire
-    assert msg.get_body(("plain",)).get_content() == text.replace("\n", "\r\n")
-    assert msg.get_body(("html",)).get_content() == html.replace("\n", "\r\n")
-    assert not msg.defects and all(not p.defects for p in msg.walk())
+    # the text part is UTF-8 sent as 8bit (RFC 6152); to_7bit is what a server without
+    # 8BITMIME gets: pure ASCII, quoted-printable, and the same text
+    for wire in (raw, to_7bit(raw)):
+        assert all(len(line) <= 998 for line in wire.split(b"\r\n"))
+        assert b"\n" not in wire.replace(b"\r\n", b"")
+        assert wire.split(b"\r\n\r\n")[0].isascii()
+        msg = email.message_from_bytes(wire, policy=email.policy.default)
+        assert msg["Message-ID"] == message_id
+        # the same text, with the CRLF line ends every line has on the wire
+        assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+        assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+        assert not msg.defects and all(not p.defects for p in msg.walk())
+    assert not text.isascii() and b"Content-Transfer-Encoding: 8bit" in raw
+    assert to_7bit(raw).isascii() and b"Content-Transfer-Encoding: quoted-printable" in \
+        to_7bit(raw)
+    assert to_7bit(to_7bit(raw)) == to_7bit(raw)
 
 
 @settings(max_examples=200, deadline=None)
@@ -217,6 +225,24 @@ def test_body_encoding_round_trips_any_text(text):
     expected = text.replace("\r\n", "\n").replace("\r", "\n")
     # on the wire every line ends in CRLF; the parsed text keeps them
     assert msg.get_content().replace("\r\n", "\n") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=3000)
+       | st.builds(lambda a, b: a * 1200 + b, st.sampled_from(["x", "é", "€", "𝔸", "= "]),
+                   st.text(max_size=50)))
+def test_8bit_bodies_round_trip_and_keep_lines_under_998_octets(text):
+    cte, body = encode_body(text, eight_bit=True)
+    assert all(len(line) <= 998 for line in body.split(b"\r\n"))
+    expected = text.replace("\r\n", "\n").replace("\r", "\n")
+    if cte != b"quoted-printable":  # 7bit or 8bit: the text itself, in UTF-8
+        assert body == expected.replace("\n", "\r\n").encode("utf-8")
+        assert (cte == b"7bit") == body.isascii()
+    raw = (b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+           b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body)
+    for wire in (raw, to_7bit(raw)):
+        msg = email.message_from_bytes(wire, policy=email.policy.default)
+        assert msg.get_content().replace("\r\n", "\n") == expected
 
 
 def test_headers_of_user_data_are_encoded_not_injected():
