@@ -135,11 +135,12 @@ class DigestConfig:
                                   "daemon was down) is still sent up to this long after its "
                                   "time; later, it is merged into the next one instead, e.g. "
                                   '"12h".', minimum=60, duration=True)
-    build_workers: int = setting(2, "Processes that build (match and render) digests while "
-                                 "the sender delivers them. Building is CPU work: 2 keep both "
-                                 "cores of a small machine busy; 1 leaves a core free. A "
-                                 "second process starts only for 4,000 subscribers or more.",
-                                 minimum=1)
+    build_workers: int = setting(0, "Processes that build (match and render) digests while "
+                                 "the sender delivers them; once done, each helps send over a "
+                                 "share of smtp.max_connections (unless smtp.max_per_second is "
+                                 "set). 0 means one per CPU core but one, at least 1. A second "
+                                 "process starts only for 4,000 subscribers or more.",
+                                 minimum=0)
     check_every: float = setting(60.0, "How often `digestd run` builds the digests that are due "
                                  'and sends the outbox, e.g. "1m".', minimum=1, duration=True)
 

@@ -2,16 +2,24 @@
 
 Crash safety comes from the order of writes. Building a digest stores the finished message
 (with its Message-ID) in the outbox together with the "already sent" marks, in one
-transaction. Sending claims a few rows at a time, and a row becomes `sent` in its own
-transaction right after the server's 250. So a crash (kill -9) at any point leaves every
-digest either sent or queued; the only message that can go out twice is one the server
-accepted in the instant before the crash, and it goes out again with the same Message-ID.
+transaction. Sending claims a few rows at a time, and right after the server's 250 the row's
+id is appended to this run's sent journal (one write() to a file beside the store, which a
+killed process cannot take back). The journal's marks reach the store in batches, from a
+thread of their own, and a journal left behind by a sender that died is applied before its
+claims are taken over. So a crash (kill -9) at any point leaves every digest either sent or
+queued; the only message that can go out twice is one the server accepted in the instant
+before the crash, and it goes out again with the same Message-ID.
+
+The sender's store calls all run in that one thread, on its own connection: while a build
+commits a batch of digests, the writes that wait for the lock hold up neither the event
+loop nor the other connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import os
 import random
@@ -30,13 +38,15 @@ import aiosmtplib
 
 from .config import SmtpConfig
 from .render import to_7bit
-from .store import OutboxRow, Store
+from .store import OutboxRow, Store, utcnow
 
 log = logging.getLogger("digestd.deliver")
 
 LEASE_S = 900.0  # a claim not finished by then is taken over by the next sender
 FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
 BATCH_PER_CONNECTION = 4  # rows claimed at a time, per connection
+MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
+MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
 
 
 @dataclass
@@ -54,6 +64,14 @@ class DeliveryReport:
     @property
     def done(self) -> int:
         return self.sent + self.deferred + self.failed
+
+    def add(self, other: DeliveryReport) -> None:
+        """Fold in the report of another sender of the same run (a build process that
+        helped once its build was done)."""
+        for name in ("sent", "deferred", "failed", "bounced", "cancelled", "total",
+                     "handed_back"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.stopped = self.stopped or other.stopped
 
 
 def _file_name(row: OutboxRow) -> str:
@@ -178,7 +196,8 @@ def new_owner() -> str:
 
 def owner_alive(owner: str) -> bool:
     """Whether the sender that holds a claim may still be running. Only a process on this
-    host with a pid that no longer exists is known to be dead; others wait for the lease."""
+    host with a pid that no longer exists (or is a zombie nobody reaped) is known to be
+    dead; others wait for the lease."""
     host, _, rest = owner.partition("/")
     pid_text = rest.partition("/")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
@@ -189,7 +208,85 @@ def owner_alive(owner: str) -> bool:
         return False
     except PermissionError:  # alive, another user's (the daemon's DynamicUser)
         return True
-    return True
+    try:  # Linux: "pid (name) S ...", where Z is a zombie and X a process being reaped
+        state = Path(f"/proc/{pid_text}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+class StoreThread:
+    """Runs store methods in one thread with a connection of its own, so a write waiting
+    for the lock (a build committing) never blocks the event loop. A ":memory:" store has
+    no second connection: its methods run in the caller's thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.path = store.path
+        self.inline = store if store.path == ":memory:" else None
+        self.store: Store | None = None
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digestd-store")
+
+    async def __call__(self, method: str, *args, **kwargs):
+        if self.inline is not None:
+            return getattr(self.inline, method)(*args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.pool, lambda: getattr(self._open(), method)(*args, **kwargs))
+
+    def _open(self) -> Store:
+        if self.store is None:
+            self.store = Store(self.path)
+        return self.store
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self.store is not None:
+                self.store.close()
+        await asyncio.get_running_loop().run_in_executor(self.pool, close)
+        self.pool.shutdown(wait=False)
+
+
+class SentJournal:
+    """Ids of messages the server accepted, appended one line each ("id sent-at") right
+    after its 250, to a file beside the store named after this run. One write() per line:
+    once it returns, the mark outlives a killed process (like a WAL commit with
+    synchronous=NORMAL, it is not flushed to the disk itself). The first line names the
+    owner, so a journal left behind is applied only once its sender is gone."""
+
+    PREFIX = ".sent-journal."
+
+    def __init__(self, store_path: str, owner: str) -> None:
+        self.path = Path(store_path + self.PREFIX + owner.replace("/", "_"))
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(self.fd, f"owner {owner}\n".encode())
+
+    def record(self, digest_id: int, at: str) -> None:
+        os.write(self.fd, f"{digest_id} {at}\n".encode())
+
+    def close(self, *, remove: bool) -> None:
+        os.close(self.fd)
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+    @classmethod
+    def left_behind(cls, store_path: str) -> list[tuple[Path, str, list[tuple[int, str]]]]:
+        """(file, owner, marks) of every journal beside the store whose sender is gone."""
+        found = []
+        folder, name = Path(store_path).parent, Path(store_path).name
+        for path in sorted(folder.glob(name + cls.PREFIX + "*")):
+            try:
+                lines = path.read_text(encoding="ascii", errors="replace").splitlines()
+            except FileNotFoundError:  # applied by another sender just now
+                continue
+            owner = lines[0].removeprefix("owner ") if lines else ""
+            if owner and owner_alive(owner):
+                continue
+            marks = []
+            for line in lines[1:]:
+                did, _, at = line.partition(" ")
+                if did.isdigit() and at:  # a line cut short by the crash is no mark
+                    marks.append((int(did), at))
+            found.append((path, owner, marks))
+        return found
 
 
 class SmtpSender:
@@ -223,6 +320,11 @@ class SmtpSender:
         self.exhausted = False
         self.next_poll_at = 0.0  # while following a build: no claim before this (loop time)
         self.claimed = 0
+        self.claiming = asyncio.Lock()  # one claim at a time: no row is claimed twice
+        self.db = StoreThread(store)
+        self.journal: SentJournal | None = None
+        self.marks: list[tuple[int, str]] = []  # journaled, not yet in the store
+        self.marks_due = asyncio.Event()
         self.clients: list[aiosmtplib.SMTP] = []
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
@@ -231,18 +333,14 @@ class SmtpSender:
 
     async def run(self) -> DeliveryReport:
         started = time.monotonic()
-        self._take_over_dead_claims()
-        due = self.store.count_due()
-        self.report.total = min(due, self.limit) if self.limit else due
-        if (due or self.follow is not None) and not self._stopping():
-            workers = [self._worker(n) for n in range(self.smtp.max_connections)]
-            # a mark per 250 must not wait for a WAL checkpoint's fsync in the event loop
-            with self.store.checkpoints_in_background():
-                try:
-                    await asyncio.gather(*workers)
-                finally:
-                    # whatever is still claimed was never tried: hand it back untouched
-                    self.report.handed_back = self.store.release_claims(self.owner)
+        try:
+            await self._take_over_dead_senders()
+            due = await self.db("count_due")
+            self.report.total = min(due, self.limit) if self.limit else due
+            if (due or self.follow is not None) and not self._stopping():
+                await self._deliver()
+        finally:
+            await self.db.close()
         r = self.report
         if r.done or r.stopped or r.handed_back:
             log.info("event=delivery_run sent=%d deferred=%d failed=%d bounced=%d "
@@ -252,16 +350,60 @@ class SmtpSender:
                      f" handed_back={r.handed_back}" if r.handed_back else "")
         return r
 
-    def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+    async def _deliver(self) -> None:
+        if self.db.inline is None:
+            self.journal = SentJournal(self.store.path, self.owner)
+        writer = asyncio.ensure_future(self._write_marks())
+        stored = False
+        try:
+            await asyncio.gather(*(self._worker(n) for n in range(self.smtp.max_connections)))
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            try:
+                await self._store_marks()
+                stored = True
+                # whatever is still claimed was never tried: hand it back untouched (after
+                # the marks are in, or a sent row could be claimed again)
+                self.report.handed_back = await self.db("release_claims", self.owner)
+            finally:
+                if self.journal is not None:
+                    # kept when its marks are not all stored: the next sender applies it
+                    self.journal.close(remove=stored)
 
-    def _take_over_dead_claims(self) -> None:
-        for owner, rows in self.store.outbox_claimants().items():
+    async def _write_marks(self) -> None:
+        """Write the journaled marks to the store every MARKS_EVERY_S, or sooner when
+        MARKS_PER_WRITE are waiting."""
+        while True:
+            try:
+                await asyncio.wait_for(self.marks_due.wait(), MARKS_EVERY_S)
+            except asyncio.TimeoutError:
+                pass
+            self.marks_due.clear()
+            await self._store_marks()
+
+    async def _store_marks(self) -> None:
+        while self.marks:
+            marks, self.marks = self.marks, []
+            await self.db("mark_sent_many", marks)
+
+    async def _take_over_dead_senders(self) -> None:
+        """Apply the sent journals of senders that died, then free their claims: the rows
+        they sent stay sent, the others are sent again."""
+        for path, owner, marks in SentJournal.left_behind(self.store.path):
+            applied = await self.db("mark_sent_many", marks)
+            path.unlink(missing_ok=True)
+            log.warning("event=sent_journal_applied owner=%s marks=%d newly_marked=%d",
+                        owner, len(marks), applied)
+        for owner, rows in (await self.db("outbox_claimants")).items():
             if not owner_alive(owner):
-                self.store.release_claims(owner)
+                await self.db("release_claims", owner)
                 # these rows may have been in the middle of DATA when their sender died: if
                 # the server had said 250, the resend repeats them (same Message-ID)
                 log.warning("event=claims_taken_over owner=%s rows=%d", owner, rows)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     async def _next_row(self) -> OutboxRow | None:
         while not self.report.stopped and not self._stopping():
@@ -269,37 +411,43 @@ class SmtpSender:
                 return self.buffer.popleft()
             if self.exhausted:
                 return None
-            want = self.batch if not self.limit else min(self.batch, self.limit - self.claimed)
-            if want <= 0:
-                self.exhausted = True
-                return None
-            wait = self.next_poll_at - asyncio.get_running_loop().time()
-            if wait > 0:  # another worker just found nothing: one claim per poll, not four
-                await asyncio.sleep(wait)
-                continue
-            # read before claiming: once the build is over, every row it queued is visible
-            build_over = self.follow is None or self.follow.done()
-            # claim_outbox is synchronous: the workers of one event loop never claim twice
-            rows, cancelled = self.store.claim_outbox(self.owner, limit=want,
-                                                      lease_s=self.lease)
-            if cancelled:
-                self.report.failed += cancelled
-                self.report.cancelled += cancelled
-                log.info("event=digests_cancelled count=%d reason=subscriber_not_active",
-                         cancelled)
-            self.claimed += len(rows)
-            self.buffer.extend(rows)
-            if rows and self.follow is not None:
-                # the build is still adding rows: the total grows as they come
-                self.report.total = max(self.report.total,
-                                        self.report.done + self.store.count_due())
-            if rows or cancelled:
-                continue
-            if build_over:
-                self.exhausted = True
-            else:  # the build has not committed the next one yet
-                self.next_poll_at = asyncio.get_running_loop().time() + FOLLOW_POLL_S
+            if self.claiming.locked():  # another worker is claiming: its rows will do
+                async with self.claiming:
+                    continue
+            async with self.claiming:
+                await self._claim()
         return None
+
+    async def _claim(self) -> None:
+        want = self.batch if not self.limit else min(self.batch, self.limit - self.claimed)
+        if want <= 0:
+            self.exhausted = True
+            return
+        wait = self.next_poll_at - asyncio.get_running_loop().time()
+        if wait > 0:  # the build had nothing new a moment ago: look again a bit later
+            await asyncio.sleep(wait)
+            return
+        # read before claiming: once the build is over, every row it queued is visible
+        build_over = self.follow is None or self.follow.done()
+        rows, cancelled = await self.db("claim_outbox", self.owner, limit=want,
+                                        lease_s=self.lease)
+        if cancelled:
+            self.report.failed += cancelled
+            self.report.cancelled += cancelled
+            log.info("event=digests_cancelled count=%d reason=subscriber_not_active",
+                     cancelled)
+        self.claimed += len(rows)
+        self.buffer.extend(rows)
+        if rows and self.follow is not None:
+            # the build is still adding rows: the total grows as they come
+            self.report.total = max(self.report.total,
+                                    self.report.done + await self.db("count_due"))
+        if rows or cancelled:
+            return
+        if build_over:
+            self.exhausted = True
+        else:  # the build has not committed the next one yet
+            self.next_poll_at = asyncio.get_running_loop().time() + FOLLOW_POLL_S
 
     async def _worker(self, n: int) -> None:
         client: aiosmtplib.SMTP | None = None
@@ -318,7 +466,7 @@ class SmtpSender:
                             return
                         error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
                                 f"{_one_line(str(e)) or type(e).__name__}"
-                        self._finish(row, Outcome("deferred", error))
+                        await self._finish(row, Outcome("deferred", error))
                         self.report.stopped = error
                         return
                     self.clients.append(client)
@@ -326,7 +474,7 @@ class SmtpSender:
                 if self._stopping():  # asked to stop while connecting or waiting: not started
                     self.buffer.appendleft(row)
                     return
-                self._finish(row, await self._send(client, row))
+                await self._finish(row, await self._send(client, row))
         finally:
             if client is not None:
                 await _quit(client)
@@ -359,16 +507,24 @@ class SmtpSender:
             return classify(stage, e)
         return Outcome("sent")
 
-    def _finish(self, row: OutboxRow, outcome: Outcome) -> None:
-        """Record the outcome in the store at once: this is what a crash cannot undo."""
+    async def _finish(self, row: OutboxRow, outcome: Outcome) -> None:
+        """Record the outcome: a 250 in the journal at once (that is what a crash cannot
+        undo), anything else in the store before this connection sends again."""
         r = self.report
         if outcome.kind == "sent":
-            self.store.mark_sent(row.id)
+            at = utcnow()
+            if self.journal is None:  # a ":memory:" store: no crash to survive
+                self.store.mark_sent(row.id, now=at)
+            else:
+                self.journal.record(row.id, at)
+                self.marks.append((row.id, at))
+                if len(self.marks) >= MARKS_PER_WRITE:
+                    self.marks_due.set()
             r.sent += 1
             log.debug("event=sent digest=%d message_id=%s", row.id, row.message_id)
         elif outcome.kind == "bounced":
-            now_bouncing = self.store.record_bounce(row.id, outcome.error,
-                                                    threshold=self.bounce_threshold)
+            now_bouncing = await self.db("record_bounce", row.id, outcome.error,
+                                         threshold=self.bounce_threshold)
             r.failed += 1
             r.bounced += 1
             log.warning("event=bounce digest=%d subscriber=%d error=%r%s", row.id,
@@ -377,14 +533,15 @@ class SmtpSender:
         elif outcome.kind == "failed" or row.attempts + 1 >= self.max_attempts:
             error = outcome.error if outcome.kind == "failed" else \
                 f"gave up after {row.attempts + 1} attempts: {outcome.error}"
-            self.store.mark_failed(row.id, error)
+            await self.db("mark_failed", row.id, error)
             r.failed += 1
             log.warning("event=failed digest=%d attempts=%d error=%r", row.id, row.attempts + 1,
                         error)
         else:
             delay = backoff(row.attempts + 1) * random.uniform(0.9, 1.1)
             when = datetime.now(timezone.utc) + timedelta(seconds=delay)
-            self.store.mark_deferred(row.id, outcome.error, when.isoformat(timespec="seconds"))
+            await self.db("mark_deferred", row.id, outcome.error,
+                          when.isoformat(timespec="seconds"))
             r.deferred += 1
             log.warning("event=deferred digest=%d attempts=%d retry_in_s=%d error=%r", row.id,
                         row.attempts + 1, delay, outcome.error)

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -307,13 +307,21 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             return await working
     assert config.smtp is not None
     # a second build process pays off only for a big build: a start costs ~0.3 s of CPU
-    workers = min(config.digest.build_workers,
+    workers = min(build_workers(config),
                   max(1, store.count_subscribers() // SUBSCRIBERS_PER_WORKER))
-    building = asyncio.ensure_future(_build_in_children(config, store.path, force, now, stop,
-                                                        workers))
+    smtp = config.smtp
+    helpers = 0
+    if not smtp.max_per_second and smtp.max_connections > 1:
+        # sending is CPU work too: a build process that is done sends alongside this one,
+        # and the connections are shared out (a rate limit could not be, so none help then)
+        helpers = min(workers, smtp.max_connections - 1)
+        smtp = replace(smtp, max_connections=smtp.max_connections - helpers * (
+            smtp.max_connections // (helpers + 1)))
+    building = asyncio.ensure_future(_build_in_children(
+        config, store.path, force, now, stop, workers, helpers))
     with _beating(building, heartbeat):
         try:
-            report = await send_smtp(store, config.smtp, config.delivery.from_,
+            report = await send_smtp(store, smtp, config.delivery.from_,
                                      max_attempts=config.delivery.max_attempts,
                                      bounce_threshold=config.delivery.bounce_threshold,
                                      progress=progress, follow=building, stop=stop)
@@ -322,8 +330,16 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             building.cancel()
             await asyncio.gather(building, return_exceptions=True)
             raise
-        built = await building  # a build error is raised here, after the sender stopped
+        built, helped = await building  # a build error is raised here, after the sender stopped
+    report.add(helped)
     return built, report
+
+
+def build_workers(config: Config) -> int:
+    """digest.build_workers, where 0 means one per core but the one the sender needs."""
+    import os
+
+    return config.digest.build_workers or max(1, (os.cpu_count() or 2) - 1)
 
 
 @contextmanager
@@ -374,29 +390,36 @@ async def _build_and_write_in_thread(config: Config, path: str, force: bool,
 
 
 async def _build_in_children(config: Config, path: str, force: bool, now: datetime | None,
-                             stop: asyncio.Event | None = None, n: int = 1) -> BuildReport:
-    """`n` children, each building its shard of the subscribers."""
-    builds = [asyncio.ensure_future(_build_in_child(config, path, force, now, stop, (k, n)))
+                             stop: asyncio.Event | None = None, n: int = 1, helpers: int = 0
+                             ) -> tuple[BuildReport, DeliveryReport]:
+    """`n` children, each building its shard of the subscribers; the first `helpers` then
+    help send the outbox, each over its share of the connections."""
+    builds = [asyncio.ensure_future(_build_in_child(config, path, force, now, stop, (k, n),
+                                                    helpers=helpers, helper=k < helpers))
               for k in range(n)]
     try:
-        reports = await asyncio.gather(*builds)
+        results = await asyncio.gather(*builds)
     except BaseException:
         for b in builds:  # one failed or we are cancelled: the others end too
             b.cancel()
         await asyncio.gather(*builds, return_exceptions=True)
         raise
-    total = reports[0]
-    for other in reports[1:]:
-        total.add(other)
-    return total
+    built, helped = BuildReport(), DeliveryReport()
+    for one_built, one_helped in results:
+        built.add(one_built)
+        helped.add(one_helped)
+    return built, helped
 
 
 async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
                           stop: asyncio.Event | None = None,
-                          shard: tuple[int, int] = (0, 1)) -> BuildReport:
-    """build_digests in `python -c`: arguments and result are pickled over stdin/stdout
-    (multiprocessing's spawn would re-import the caller's __main__). Ended early (report
-    .stopped) once `stop` is set; cancelling this ends the child too."""
+                          shard: tuple[int, int] = (0, 1), *, helpers: int = 0,
+                          helper: bool = False) -> tuple[BuildReport, DeliveryReport]:
+    """build_digests (then, as a `helper`, send_smtp) in `python -c`: arguments and result
+    are pickled over stdin/stdout (multiprocessing's spawn would re-import the caller's
+    __main__). Ended early (report.stopped) once `stop` is set: SIGTERM, which the child
+    answers by finishing what is in flight; cancelling this ends the child too."""
+    import os
     import pickle
     import sys
 
@@ -410,8 +433,8 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
         sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
     level = logging.getLogger().getEffectiveLevel()
-    talking = asyncio.ensure_future(proc.communicate(pickle.dumps((config, path, force, now,
-                                                                   level, shard))))
+    talking = asyncio.ensure_future(proc.communicate(pickle.dumps(
+        (config, path, force, now, level, shard, helpers if helper else 0, os.getpid()))))
     stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
     try:
         # asyncio.wait never cancels `talking`: on a stop or a cancel the pipes are still
@@ -422,7 +445,11 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
             await _end_child(proc, talking)
             log.info("event=build_stopped reason=stop_requested took_ms=%d",
                      (time.monotonic() - began) * 1000)
-            return BuildReport(stopped=True, took_s=time.monotonic() - began)
+            if talking.cancelled() or talking.exception() or proc.returncode != 0:
+                # killed after the grace: what it committed stays, the rest is built and
+                # sent by the next run (its sent journal is applied first)
+                return BuildReport(stopped=True, took_s=time.monotonic() - began), \
+                    DeliveryReport()
     except BaseException:
         await _end_child(proc, talking)
         raise
@@ -437,8 +464,9 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
     result = pickle.loads(out)
     if isinstance(result, BaseException):
         raise result
-    result.took_s = time.monotonic() - began
-    return result
+    built, helped = result
+    built.took_s = built.took_s or time.monotonic() - began
+    return built, helped
 
 
 async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) -> None:
@@ -461,15 +489,66 @@ async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) 
 
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,
-                level: int, shard: tuple[int, int] = (0, 1)) -> BuildReport | BaseException:
+                level: int, shard: tuple[int, int] = (0, 1), helpers: int = 0,
+                parent: int | None = None) -> tuple[BuildReport, DeliveryReport] | BaseException:
+    """A build process: build this shard; then, with `helpers`, send the outbox over this
+    process's share of the connections until it is empty. SIGTERM (a shutdown) ends the
+    build at its next batch and the sending after the messages in flight; the death of
+    the `parent` process (kill -9 of digestd) ends this one at once, as if killed too."""
+    import signal
+
     from .cli import KeyValueFormatter
 
+    _die_with(parent)
     handler = logging.StreamHandler()
     handler.setFormatter(KeyValueFormatter())
     logging.getLogger().handlers[:] = [handler]
     logging.getLogger().setLevel(level)
+    halt = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:
         with Store(path) as store, store.checkpoints_in_background():
-            return build_digests(config, store, force=force, now=now, shard=shard)
+            began = time.monotonic()
+            built = build_digests(config, store, force=force, now=now, shard=shard,
+                                  stop=halt.is_set)
+            built.took_s = time.monotonic() - began
+            helped = DeliveryReport()
+            if helpers and not halt.is_set() and config.smtp is not None:
+                helped = asyncio.run(_help_send(config, store, helpers, halt))
+            return built, helped
     except Exception as e:  # handed to the parent, which raises it
         return e
+
+
+def _die_with(parent: int | None) -> None:
+    """SIGKILL this process when `parent` ends (Linux's PR_SET_PDEATHSIG): a helper must
+    not go on sending for a digestd that was killed. Its sent journal and claims are
+    taken over by the next sender, as the parent's are."""
+    import os
+    import signal
+
+    if parent is None:
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the helper ends when its run does
+        return
+    if os.getppid() != parent:  # the parent died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _help_send(config: Config, store: Store, helpers: int,
+                     halt: threading.Event) -> DeliveryReport:
+    import signal
+
+    assert config.smtp is not None
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    if halt.is_set():
+        stop.set()
+    share = max(1, config.smtp.max_connections // (helpers + 1))
+    return await send_smtp(store, replace(config.smtp, max_connections=share),
+                           config.delivery.from_, max_attempts=config.delivery.max_attempts,
+                           bounce_threshold=config.delivery.bounce_threshold, stop=stop)

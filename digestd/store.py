@@ -598,10 +598,17 @@ class Store:
         return [OutboxRow(*r) for r in self.db.execute(sql, args)]
 
     def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
-        # one statement, atomic on its own (the bounce count is reset by a trigger)
-        self.db.execute("UPDATE digests SET status = 'sent', sent_at = ?, "
-                        "attempts = attempts + 1, last_error = NULL, claimed_by = NULL, "
-                        "claimed_until = NULL WHERE id = ?", (now or utcnow(), digest_id))
+        self.mark_sent_many([(digest_id, now or utcnow())])
+
+    def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
+        """(digest id, sent at) pairs, in one transaction; rows already marked stay as they
+        are, so a mark written twice (a sent journal replayed, see deliver.py) is harmless.
+        The bounce count is reset by a trigger. Returns the rows newly marked."""
+        with self.transaction() as db:
+            return db.executemany(
+                "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "last_error = NULL, claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = ? AND status = 'queued'", [(at, did) for did, at in marks]).rowcount
 
     def mark_deferred(self, digest_id: int, error: str, next_attempt_at: str) -> None:
         with self.transaction() as db:

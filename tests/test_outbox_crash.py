@@ -26,7 +26,7 @@ CONNECTIONS = 3
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 
-def config(tmp_path: Path, sink) -> Path:
+def config(tmp_path: Path, sink, smtp_extra: str = "") -> Path:
     path = tmp_path / "digestd.toml"
     path.write_text(f"""
 [delivery]
@@ -41,6 +41,7 @@ port = {sink.port}
 security = "none"
 timeout = 20
 max_connections = {CONNECTIONS}
+{smtp_extra}
 
 [[sources]]
 name = "sample"
@@ -68,12 +69,21 @@ def wait_for(condition, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen, db_path: Path | None = None) -> None:
+    """kill -9 of a digestd process; with `db_path`, also wait until every sender that
+    holds claims is gone (a build process that helps send dies with its parent)."""
+    from digestd.deliver import owner_alive
+
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)  # reaped: a zombie's pid would still look alive
     proc.stdout.close()
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    if db_path is not None:
+        def claimants_gone() -> bool:
+            with Store(db_path) as store:
+                return not any(owner_alive(o) for o in store.outbox_claimants())
+        wait_for(claimants_gone, "the helpers of the killed process to die with it")
 
 
 @pytest.mark.parametrize("server_had_them", [False, True],
@@ -94,7 +104,7 @@ def test_sigkill_mid_send_then_send_again(tmp_path, smtp_sink, capsys, server_ha
         wait_for(lambda: smtp_sink.handler.parked == CONNECTIONS, "every connection in DATA")
         wait_for(lambda: sent_in_store(db_path) == 10, "the first 10 marked sent")
     finally:
-        kill(proc)
+        kill(proc, db_path)
     in_flight = {r.rcpt_tos[0] for r in smtp_sink.received[10:]}
     smtp_sink.handler.release()
     capsys.readouterr()
@@ -147,3 +157,79 @@ def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
     # and nothing more goes out on the next run
     assert main(["-c", str(cfg), "send", "--now"]) == 0
     assert len(smtp_sink.received) == 10
+
+
+def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, smtp_sink, capsys):
+    """The marks of messages the server took reach the store in batches; until then they
+    are in the sent journal, which the next sender applies before anything else."""
+    # a rate limit keeps the build process from helping: one sender, whose batches of
+    # marks are held back below
+    cfg = config(tmp_path, smtp_sink, "max_per_second = 10000")
+    db_path = tmp_path / "digestd.sqlite3"
+    emails = [f"reader{i:02d}@example.org" for i in range(30)]
+    with Store(db_path) as store:
+        queue(store, emails)
+    smtp_sink.handler.hold_after = 10  # 10 accepted (250), then every DATA waits
+    never_store_marks = (
+        "import sys\n"
+        "import digestd.deliver as d\n"
+        "d.MARKS_EVERY_S, d.MARKS_PER_WRITE = 3600.0, 10**9\n"
+        "from digestd.cli import main\n"
+        "sys.exit(main(['-c', sys.argv[1], 'send']))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", never_store_marks, str(cfg)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: smtp_sink.handler.parked == CONNECTIONS, "every connection in DATA")
+        assert len(smtp_sink.received) == 10
+        with Store(db_path) as store:
+            assert store.digest_counts() == {"queued": 30}  # the marks are journaled only
+        journals = list(tmp_path.glob("digestd.sqlite3.sent-journal.*"))
+        assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 1 + 10
+    finally:
+        kill(proc, db_path)
+    smtp_sink.handler.release()
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "send"]) == 0
+    assert "20 sent, 0 deferred, 0 failed" in capsys.readouterr().out
+    counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert set(counts) == set(emails) and set(counts.values()) == {1}
+    assert not list(tmp_path.glob("digestd.sqlite3.sent-journal.*"))
+    with Store(db_path) as store:
+        assert store.digest_counts() == {"sent": 30}
+        assert not store.outbox_claimants()
+
+
+async def test_journals_of_dead_senders_are_applied_and_the_others_left_alone(tmp_path,
+                                                                               smtp_sink):
+    import socket
+
+    from digestd.config import SmtpConfig
+    from digestd.deliver import SentJournal, new_owner, send_smtp
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    db_path = tmp_path / "digestd.sqlite3"
+    with Store(db_path) as store:
+        first, second, third = queue(store, ["a@example.org", "b@example.org", "c@example.org"])
+        journals = {
+            "live": SentJournal(str(db_path), new_owner()),  # this very process
+            "dead": SentJournal(str(db_path), f"{socket.gethostname()}/{gone.stdout.strip()}/x"),
+            "elsewhere": SentJournal(str(db_path), "another-host.example/1/x"),  # can't tell
+        }
+        journals["live"].record(first, "2026-11-23T06:00:00+00:00")
+        journals["dead"].record(second, "2026-11-23T06:00:01+00:00")
+        journals["elsewhere"].record(third, "2026-11-23T06:00:02+00:00")
+        for j in journals.values():
+            j.close(remove=False)
+        report = await send_smtp(store, SmtpConfig(host="127.0.0.1", port=smtp_sink.port,
+                                                   security="none", timeout=5),
+                                 "digest@example.org")
+        sent_at = dict(store.db.execute("SELECT id, sent_at FROM digests"))
+    # the dead sender's mark is applied: b is not sent again; a and c are
+    assert report.sent == 2
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == ["a@example.org",
+                                                                 "c@example.org"]
+    assert sent_at[second] == "2026-11-23T06:00:01+00:00"
+    assert {p.name for p in tmp_path.glob("digestd.sqlite3.sent-journal.*")} == {
+        journals["live"].path.name, journals["elsewhere"].path.name}
