@@ -517,6 +517,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_outbox_prune(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.days is None:
+        args.days = config.store.keep_sent_days
     before = _days_ago(args.days)
     with _store(config) as store:
         dropped = store.prune_sent(before)
@@ -700,8 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only make them due; the service sends them at its next round")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
             "(keeps the store small; history and sent marks stay)", outbox)
-    p.add_argument("--days", type=int, default=30, metavar="N",
-                   help="older than N days (default 30)")
+    p.add_argument("--days", type=int, metavar="N",
+                   help="older than N days (default: store.keep_sent_days, 30)")
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
         "the DKIM key and the From domain's SPF/DKIM/DMARC records")
     add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "

@@ -47,6 +47,11 @@ def derived(default: Any = "") -> Any:
 class StoreConfig:
     path: str = setting("digestd.sqlite3", "The SQLite file that holds papers, subscribers and "
                         "the outbox. Relative paths are relative to the config file.", path=True)
+    keep_sent_days: int = setting(30, "Days the message of a sent digest stays in the store "
+                                  "(for `digestd outbox` and a look at what went out); then "
+                                  "`digestd run` drops it, keeping the row and the marks that "
+                                  "stop a paper from being sent twice. 0 keeps them forever.",
+                                  minimum=0)
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are can
 STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
 ARXIV_POLL_JITTER = 600.0
+PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 
 
 # the library loggers that speak in the daemon, each a logger that records are made on
@@ -170,6 +171,11 @@ class Daemon:
             self.scheduler.add_job(self._job, self._digest_trigger(), id="digests",
                                    name="digests", args=("digests", self._digests),
                                    next_run_time=first)
+            if self.config.store.keep_sent_days:
+                self.scheduler.add_job(
+                    self._job, IntervalTrigger(seconds=PRUNE_EVERY, timezone=timezone.utc),
+                    id="prune", name="prune", args=("prune", self._prune),
+                    next_run_time=first + timedelta(minutes=10))
             self.scheduler.start()
             await self._start_web()
             if not self.stop_requested.is_set():
@@ -352,6 +358,23 @@ class Daemon:
                 if not self.first_polls and not self.stopping:
                     self._run_digests_now()
         self._update_status()
+
+    async def _prune(self) -> None:
+        """Drop the messages of digests sent more than store.keep_sent_days ago, in a
+        thread with its own connection (it can take seconds on a big store)."""
+        days = self.config.store.keep_sent_days
+        before = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(
+            timespec="seconds")
+
+        def prune() -> int:
+            with Store(self.config.store.path) as store:
+                return store.prune_sent(before)
+
+        began = time.monotonic()
+        dropped = await asyncio.to_thread(prune)
+        if dropped:
+            log.info("event=sent_messages_dropped count=%d older_than_days=%d took_ms=%d",
+                     dropped, days, (time.monotonic() - began) * 1000)
 
     def _run_digests_now(self) -> None:
         """Run the digest job now (the first polls are done, or the web app queued mail)."""

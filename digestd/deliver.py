@@ -494,7 +494,7 @@ class SmtpSender:
             stage = "RCPT"
             await client.rcpt(row.recipient)
             stage = "DATA"
-            await client.data(message)
+            await send_data(client, message)
         except aiosmtplib.SMTPResponseException as e:
             if client.is_connected:
                 try:
@@ -547,6 +547,34 @@ class SmtpSender:
                         row.attempts + 1, delay, outcome.error)
         if self.progress:
             self.progress(r)
+
+
+async def send_data(client: aiosmtplib.SMTP, message: bytes) -> None:
+    """The DATA command and the message. aiosmtplib's data() runs two regular expressions
+    over the whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third
+    of the sender's CPU. A message whose every line ends in CRLF, as render.py builds them,
+    needs only the dot-stuffing, which one bytes.replace does at C speed; any other
+    message goes through data() itself."""
+    protocol = client.protocol
+    crlf = message.count(b"\r\n")
+    if (protocol is None or message.count(b"\n") != crlf or message.count(b"\r") != crlf
+            or not message.endswith(b"\r\n")):
+        await client.data(message)
+        return
+    if message.startswith(b"."):
+        message = b"." + message
+    response = await client.execute_command(b"DATA")
+    if response.code != 354:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
+    try:
+        protocol.write(message.replace(b"\r\n.", b"\r\n.."))
+        protocol.write(b".\r\n")
+        response = await protocol.read_response(timeout=client.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+        client.close()  # as data() does: the session is out of step
+        raise
+    if response.code != 250:
+        raise aiosmtplib.SMTPDataError(response.code, response.message)
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

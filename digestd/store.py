@@ -622,13 +622,21 @@ class Store:
                        "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                        (error, digest_id))
 
-    def prune_sent(self, before: str) -> int:
+    def prune_sent(self, before: str, *, chunk: int = 1000) -> int:
         """Drop the message bytes of digests sent before `before` (ISO time). The rows and
-        the sent marks stay, so nothing is ever sent twice; the freed pages are reused."""
-        with self.transaction() as db:
-            return db.execute(
-                "DELETE FROM digest_bodies WHERE digest_id IN (SELECT id FROM digests "
-                "WHERE status = 'sent' AND sent_at < ?)", (before,)).rowcount
+        the sent marks stay, so nothing is ever sent twice; the freed pages are reused.
+        `chunk` messages per transaction: a sender or build waits for one chunk at most."""
+        dropped = 0
+        while True:
+            with self.transaction() as db:
+                # driven by digest_bodies, which holds only the messages not yet dropped
+                n = db.execute(
+                    "DELETE FROM digest_bodies WHERE digest_id IN (SELECT b.digest_id FROM "
+                    "digest_bodies b JOIN digests d ON d.id = b.digest_id WHERE "
+                    "d.status = 'sent' AND d.sent_at < ? LIMIT ?)", (before, chunk)).rowcount
+            dropped += n
+            if n < chunk:
+                return dropped
 
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))

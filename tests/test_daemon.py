@@ -592,3 +592,20 @@ def test_systemd_analyze_security_rates_the_unit_ok(tmp_path):
     found = re.search(r"Overall exposure level for \S+: ([\d.]+) (\w+)", done.stdout)
     assert found, done.stdout + done.stderr
     assert float(found[1]) <= 2.0, found[0]  # "OK" is below 4.0; we keep well under
+
+
+async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(write_config,
+                                                                             tmp_path):
+    config = _daemon_config(write_config, tmp_path, "")
+    assert config.store.keep_sent_days == 30
+    with Store(config.store.path) as store:
+        sub = store.add_subscriber("a@example.org", ["t"])
+        old, recent = (store.queue_digest(sub.id, period, recipient=sub.email,
+                                          message_id=f"<{period}@x>", message=b"body",
+                                          paper_pks=[]) for period in ("2020-01-01", "2026-11-22"))
+        store.mark_sent(old, now="2020-01-01T08:00:00+00:00")
+        store.mark_sent(recent)
+    await Daemon(config)._prune()
+    with Store(config.store.path) as store:
+        assert [r[0] for r in store.db.execute("SELECT digest_id FROM digest_bodies")] == [recent]
+        assert store.digest_counts() == {"sent": 2}

@@ -161,6 +161,27 @@ async def test_an_8bit_text_part_goes_8bit_only_to_a_server_that_announces_8bitm
     assert msg.get_body(("html",)).get_content().replace("\r\n", "\n") == html
 
 
+@pytest.mark.parametrize("body", [
+    b"Subject: dots\r\n\r\n.\r\n..\r\n.leading\r\nmiddle . dot\r\n...\r\nend\r\n",
+    b".starts with a dot\r\n\r\nbody\r\n",
+    b"Subject: bare line ends\n\n.one\nr\rtwo\r\n",  # not CRLF throughout: data() itself
+])
+async def test_data_is_dot_stuffed_and_arrives_as_it_was(smtp_sink, body):
+    from digestd.deliver import connect, send_data
+
+    client = await connect(smtp(smtp_sink))
+    try:
+        await client.mail("digest@example.org")
+        await client.rcpt("a@example.org")
+        await send_data(client, body)
+    finally:
+        await client.quit()
+    (got,) = smtp_sink.received
+    # the server undoes the dot-stuffing: the same lines, each ending in CRLF
+    expected = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    assert got.data == expected
+
+
 # -- retries ---------------------------------------------------------------------------------------
 
 async def test_421_then_success_is_retried_once(store, smtp_sink, tmp_path, capsys):

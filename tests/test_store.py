@@ -121,3 +121,16 @@ def test_prune_drops_old_bodies_but_keeps_sent_marks(store):
     assert store.sent_among([pk]) == {sub.id: {pk}}
     assert store.queue_digest(sub.id, "2026-11-01", recipient=sub.email, message_id="<2@x>",
                               message=b"again", paper_pks=[pk]) is None
+
+
+def test_prune_goes_in_chunks_and_keeps_what_is_not_old_or_not_sent(store):
+    sub = store.add_subscriber("a@example.org", ["t"])
+    ids = [store.queue_digest(sub.id, f"2026-10-{day:02d}", recipient=sub.email,
+                              message_id=f"<{day}@x>", message=b"body" * 100, paper_pks=[])
+           for day in range(1, 12)]
+    for day, did in enumerate(ids[:9], 1):  # 9 sent, on Oct 1 to 9; 2 still queued
+        store.mark_sent(did, now=f"2026-10-{day:02d}T08:00:00+00:00")
+    assert store.prune_sent("2026-10-06", chunk=2) == 5
+    kept = [r[0] for r in store.db.execute("SELECT digest_id FROM digest_bodies")]
+    assert kept == ids[5:]
+    assert store.prune_sent("2026-10-06", chunk=2) == 0
