@@ -326,7 +326,7 @@ url = "{feed_url}"
 def build_counts(built) -> dict:
     return {"digests": built.digests, "matches": sum(built.matches.values()),
             "quiet": built.quiet, "match_s": round(built.match_s, 2),
-            "render_s": round(built.render_s, 2)}
+            "render_s": round(built.render_s, 2), "build_took_s": round(built.took_s, 2)}
 
 
 def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int]:

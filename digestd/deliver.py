@@ -44,7 +44,7 @@ log = logging.getLogger("digestd.deliver")
 
 LEASE_S = 900.0  # a claim not finished by then is taken over by the next sender
 FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
-BATCH_PER_CONNECTION = 4  # rows claimed at a time, per connection
+BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
 
@@ -320,7 +320,10 @@ class SmtpSender:
         self.exhausted = False
         self.next_poll_at = 0.0  # while following a build: no claim before this (loop time)
         self.claimed = 0
-        self.claiming = asyncio.Lock()  # one claim at a time: no row is claimed twice
+        # at most one claim at a time (no row is claimed twice), started while half the
+        # buffer is still there, so a claim waiting for the lock (a build committing) does
+        # not leave the connections without work
+        self.claim_task: asyncio.Future | None = None
         self.db = StoreThread(store)
         self.journal: SentJournal | None = None
         self.marks: list[tuple[int, str]] = []  # journaled, not yet in the store
@@ -359,7 +362,9 @@ class SmtpSender:
             await asyncio.gather(*(self._worker(n) for n in range(self.smtp.max_connections)))
         finally:
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            # a claim still running ends first: its rows are handed back below
+            await asyncio.gather(writer, *([self.claim_task] if self.claim_task else []),
+                                 return_exceptions=True)
             try:
                 await self._store_marks()
                 stored = True
@@ -406,26 +411,28 @@ class SmtpSender:
         return self.stop is not None and self.stop.is_set()
 
     async def _next_row(self) -> OutboxRow | None:
+        loop = asyncio.get_running_loop()
         while not self.report.stopped and not self._stopping():
+            claiming = self.claim_task is not None and not self.claim_task.done()
+            if (not claiming and not self.exhausted and len(self.buffer) <= self.batch // 2
+                    and self.next_poll_at <= loop.time()):
+                self.claim_task = asyncio.ensure_future(self._claim())
+                claiming = True
             if self.buffer:
                 return self.buffer.popleft()
             if self.exhausted:
                 return None
-            if self.claiming.locked():  # another worker is claiming: its rows will do
-                async with self.claiming:
-                    continue
-            async with self.claiming:
-                await self._claim()
+            if claiming:
+                assert self.claim_task is not None
+                await asyncio.shield(self.claim_task)  # its error, if any, is ours too
+            else:  # the build had nothing new a moment ago: look again a bit later
+                await asyncio.sleep(max(0.0, self.next_poll_at - loop.time()))
         return None
 
     async def _claim(self) -> None:
         want = self.batch if not self.limit else min(self.batch, self.limit - self.claimed)
         if want <= 0:
             self.exhausted = True
-            return
-        wait = self.next_poll_at - asyncio.get_running_loop().time()
-        if wait > 0:  # the build had nothing new a moment ago: look again a bit later
-            await asyncio.sleep(wait)
             return
         # read before claiming: once the build is over, every row it queued is visible
         build_over = self.follow is None or self.follow.done()

@@ -22,7 +22,7 @@ from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: uni
 from .match import Matcher
 from .models import Digest, Subscriber
 from .render import Links, Renderer
-from .schedule import Schedule, Slot, current_period, decide, iso, parse_iso
+from .schedule import Decision, Schedule, Slot, current_period, decide, iso, parse_iso
 from .store import ScheduleMark, Store
 
 log = logging.getLogger("digestd.jobs")
@@ -31,7 +31,7 @@ log = logging.getLogger("digestd.jobs")
 # check ended, however long ago that was (catch-up after downtime loses nothing).
 FIRST_LOOKBACK = timedelta(days=1)
 # digests committed together while building (see build_digests)
-BUILD_BATCH = 200
+BUILD_BATCH = 50
 # below this many active subscribers per extra build process, one process builds alone
 SUBSCRIBERS_PER_WORKER = 2000
 
@@ -107,11 +107,17 @@ def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: da
     marks = store.schedule_marks()
     lateness = timedelta(seconds=config.digest.max_lateness)
     due: dict[int, Slot] = {}
+    # subscribers share schedules and last slots: each pair is decided once per run
+    decided: dict[tuple[Schedule, str], Decision] = {}
     for sid, sub in subs.items():
         mark = marks.get(sid)
-        after = parse_iso(mark.last_slot_at if mark and mark.last_slot_at else sub.created_at)
+        after = mark.last_slot_at if mark and mark.last_slot_at else sub.created_at
+        schedule = Schedule.of(sub)
         try:
-            decision = decide(Schedule.of(sub), now, after=after, max_lateness=lateness)
+            decision = decided.get((schedule, after))
+            if decision is None:
+                decision = decided[schedule, after] = decide(
+                    schedule, now, after=parse_iso(after), max_lateness=lateness)
         except (ValueError, KeyError) as e:  # an unknown zone, a malformed send_at
             # one subscriber's bad schedule must not hold up everybody else's digest
             log.error("event=schedule_invalid subscriber=%d timezone=%r send_at=%r error=%r",
@@ -238,7 +244,9 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 sub = subs[sid]
                 did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
                                          message=message, now=iso(now),
-                                         paper_pks=[pks[m.paper.id] for m in items])
+                                         paper_pks=[pks[m.paper.id] for m in items],
+                                         slot_at=slot.at_iso if slot is not None else None,
+                                         checked_through=checked_through)
                 if did is not None:
                     report.digests += 1
                     if items:
@@ -247,7 +255,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                         report.empty += 1
                     log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",
                               did, sid, period, len(items))
-                if slot is not None:
+                elif slot is not None:  # built before: the slot is done all the same
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
     return report
 

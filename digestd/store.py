@@ -549,12 +549,15 @@ class Store:
         return out
 
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
-                     message: bytes, paper_pks: Sequence[int], now: str | None = None
+                     message: bytes, paper_pks: Sequence[int], now: str | None = None,
+                     slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
-        """Put one digest in the outbox and mark its papers as sent, in one transaction.
+        """Put one digest in the outbox and mark its papers as sent, in one transaction;
+        with `slot_at`, also what mark_slot records (in the same statement).
 
         Returns the digest id, or None when this subscriber already has a digest for
-        this period (so a rebuild after a crash cannot queue a second one).
+        this period (so a rebuild after a crash cannot queue a second one); the slot is
+        not marked then.
         """
         now = now or utcnow()
         with self.transaction() as db:
@@ -570,8 +573,12 @@ class Store:
                        (did, message))
             db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id) "
                            "VALUES (?,?,?)", [(subscriber_id, pk, did) for pk in paper_pks])
-            db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
-                       (now, subscriber_id))
+            if slot_at is None:
+                db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
+                           (now, subscriber_id))
+            else:
+                db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._MARK_SLOT} "
+                           "WHERE id = ?", (now, slot_at, checked_through, subscriber_id))
         return did
 
     def has_digest(self, subscriber_id: int, period: str) -> bool:
@@ -737,12 +744,13 @@ class Store:
         """Remember that the slot at `slot_at` was handled (sent, empty or merged into the
         next one), and, if given, that papers up to `checked_through` were matched."""
         with self.transaction() as db:
-            # max(): a slot handled once never becomes due again, whatever the order of calls
-            db.execute("UPDATE subscribers SET "
-                       "last_slot_at = max(coalesce(last_slot_at, ''), ?), "
-                       "last_checked_at = nullif(max(coalesce(last_checked_at, ''), "
-                       "coalesce(?, '')), '') WHERE id = ?",
+            db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
                        (slot_at, checked_through, subscriber_id))
+
+    # max(): a slot handled once never becomes due again, whatever the order of calls
+    _MARK_SLOT = ("last_slot_at = max(coalesce(last_slot_at, ''), ?), "
+                  "last_checked_at = nullif(max(coalesce(last_checked_at, ''), "
+                  "coalesce(?, '')), '')")
 
     # -- the web: double opt-in, preferences, rate limits, health and metrics -------------------
 
