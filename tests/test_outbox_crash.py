@@ -50,10 +50,15 @@ kind = "sample"
     return path
 
 
-def digestd(cfg: Path, *args: str) -> subprocess.Popen:
+def python(*args: str) -> subprocess.Popen:
+    """`python ARGS` with this checkout's digestd, its output captured."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "digestd.cli", "-c", str(cfg), *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def digestd(cfg: Path, *args: str) -> subprocess.Popen:
+    return python("-m", "digestd.cli", "-c", str(cfg), *args)
 
 
 def sent_in_store(db_path: Path) -> int:
@@ -145,10 +150,9 @@ def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
         "with Store(config.store.path) as store:\n"
         "    print(build_digests(config, store, force=True).digests, flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", build_then_die, str(cfg)], env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == -signal.SIGKILL and int(done.stdout) == 10
+    done = python("-c", build_then_die, str(cfg))
+    out, _ = done.communicate(timeout=60)
+    assert done.returncode == -signal.SIGKILL and int(out) == 10
     assert not smtp_sink.received
     capsys.readouterr()
     assert main(["-c", str(cfg), "send", "--now"]) == 0
@@ -178,9 +182,7 @@ def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, smtp_sink, capsys
         "d.MARKS_EVERY_S, d.MARKS_PER_WRITE = 3600.0, 10**9\n"
         "from digestd.cli import main\n"
         "sys.exit(main(['-c', sys.argv[1], 'send']))\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", never_store_marks, str(cfg)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = python("-c", never_store_marks, str(cfg))
     try:
         wait_for(lambda: smtp_sink.handler.parked == CONNECTIONS, "every connection in DATA")
         assert len(smtp_sink.received) == 10
