@@ -67,10 +67,11 @@ class DeliveryReport:
 
     def add(self, other: DeliveryReport) -> None:
         """Fold in the report of another sender of the same run (a build process that
-        helped once its build was done)."""
-        for name in ("sent", "deferred", "failed", "bounced", "cancelled", "total",
-                     "handed_back"):
+        helped once its build was done). Both counted the same due rows in `total`: the
+        rows tried by either are the total now, unless there were more."""
+        for name in ("sent", "deferred", "failed", "bounced", "cancelled", "handed_back"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.total = max(self.total, other.total, self.done)
         self.stopped = self.stopped or other.stopped
 
 

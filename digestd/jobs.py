@@ -340,6 +340,8 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             raise
         built, helped = await building  # a build error is raised here, after the sender stopped
     report.add(helped)
+    if progress is not None and helped.done:
+        progress(report)  # the bar ends at what every sender did
     return built, report
 
 
