@@ -206,7 +206,7 @@ class Block:
     """One paper rendered once per run by paper.txt or paper.html, cut where each digest's
     values go: `number` (the paper's place in the digest) and `why` (the rules' hits)."""
 
-    __slots__ = ("parts", "holes")
+    __slots__ = ("holes", "parts")
 
     def __init__(self, rendered: str, marks: re.Pattern) -> None:
         # text, slot name, text, slot name, ..., text: the names are the holes to fill
