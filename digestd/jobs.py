@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -347,7 +349,6 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
 
 def build_workers(config: Config) -> int:
     """digest.build_workers, where 0 means one per core but the one the sender needs."""
-    import os
 
     return config.digest.build_workers or max(1, (os.cpu_count() or 2) - 1)
 
@@ -429,7 +430,6 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
     are pickled over stdin/stdout (multiprocessing's spawn would re-import the caller's
     __main__). Ended early (report.stopped) once `stop` is set: SIGTERM, which the child
     answers by finishing what is in flight; cancelling this ends the child too."""
-    import os
     import pickle
     import sys
 
@@ -505,7 +505,6 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     process's share of the connections until it is empty. SIGTERM (a shutdown) ends the
     build at its next batch and the sending after the messages in flight; the death of
     the `parent` process (kill -9 of digestd) ends this one at once, as if killed too."""
-    import signal
 
     from .cli import KeyValueFormatter
 
@@ -534,8 +533,6 @@ def _die_with(parent: int | None) -> None:
     """SIGKILL this process when `parent` ends (Linux's PR_SET_PDEATHSIG): a helper must
     not go on sending for a digestd that was killed. Its sent journal and claims are
     taken over by the next sender, as the parent's are."""
-    import os
-    import signal
 
     if parent is None:
         return
@@ -551,7 +548,6 @@ def _die_with(parent: int | None) -> None:
 
 async def _help_send(config: Config, store: Store, helpers: int,
                      halt: threading.Event) -> DeliveryReport:
-    import signal
 
     assert config.smtp is not None
     stop = asyncio.Event()

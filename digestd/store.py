@@ -263,7 +263,7 @@ class Store:
         """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
 
         Inside an open transaction it joins it: a caller can group many small writes
-        (a few hundred digests) into one commit, and they commit or roll back together.
+        (a batch of digests) into one commit, and they commit or roll back together.
         """
         if self.db.in_transaction:
             yield self.db
