@@ -24,6 +24,7 @@ from .errors import ConfigError
 
 CONFIG_ENV = "DIGESTD_CONFIG"
 SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv", "medrxiv")
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
@@ -168,8 +169,16 @@ class SourceConfig:
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
     categories: tuple = setting((), 'arXiv categories, e.g. ["cs.LG", "stat.ML"].',
                                 kinds=("arxiv-rss",))
-    announce_types: tuple = setting(("new", "cross"), "Which arXiv announcements to keep: new, "
-                                    "cross, replace, replace-cross.", kinds=("arxiv-rss",))
+    announce_types: tuple = setting((), "Which arXiv announcements to keep: new, cross, "
+                                    "replace, replace-cross (a replacement is a new version of "
+                                    "an older paper). Empty means the kind's default: arxiv-rss "
+                                    'keeps ["new", "cross"]; feed keeps every item its feed '
+                                    "lists, and applies this only to the items of an arXiv feed "
+                                    "(a replacement of a paper already stored is never new).",
+                                    kinds=("arxiv-rss", "feed"))
+    tex: bool = setting(False, "The feed writes TeX in titles, abstracts and names (as physics "
+                        "journals do): convert it to text. arXiv feeds are recognized and "
+                        "converted without it.", kinds=("feed",))
     query: str = setting("", 'arXiv API search query, e.g. "cat:cs.LG AND abs:diffusion".',
                          kinds=("arxiv-api",))
     max_results: int = setting(100, "Papers to fetch per poll at most.",
@@ -416,6 +425,10 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
         fail(f"{name} must be at least {minimum:g}, {got()}")
     if f.name in ("send_at",) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
         fail(f'{name} must be a time as "HH:MM", {got()}')
+    if f.name == "announce_types":
+        wrong = [v for v in value if v not in ANNOUNCE_TYPES]
+        if wrong:
+            fail(f"{name} may hold {', '.join(ANNOUNCE_TYPES)}, {got()}")
     if f.name == "timezone":
         from zoneinfo import ZoneInfo
         try:

@@ -6,17 +6,21 @@ steps; the schema version is the number of steps applied.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import NotFound, StoreError
+from .identity import conflicting, strong_kind, title_key
 from .models import Paper, Subscriber
-from .text import title_key
+
+log = logging.getLogger("digestd.store")
 
 MIGRATIONS: list[tuple[str, str]] = [
     ("papers", """
@@ -334,24 +338,36 @@ class Store:
     def add_papers(self, papers: Iterable[Paper], *, now: str | None = None) -> list[Paper]:
         """Store papers never seen under any of their ids; return only those, in order.
 
-        A paper known under any alias is not new: its new aliases are recorded, and its
-        upvotes and version are refreshed, so the next source meets it in the same row.
+        A paper known by one of its strong ids (arXiv id, DOI, guid of its feed) is not
+        new. One known only by a weak id (its link, its normalized title) is the same paper
+        unless the two disagree on a strong id (two DOIs, two arXiv ids, two guids of one
+        feed: identity.conflicting). A paper met again has its new aliases recorded and its
+        upvotes and version refreshed, so the next source meets it in the same row. Every
+        merge is logged at debug with the id that matched.
         """
         now = now or utcnow()
         new: list[Paper] = []
         with self.transaction() as db:
             for paper in papers:
-                ids = list(dict.fromkeys([*paper.ids, title_key(paper.title)]))
+                ids = list(dict.fromkeys(paper.ids))
+                key = title_key(paper.title)
+                if key and key not in ids:
+                    ids.append(key)
                 marks = ",".join("?" * len(ids))
-                row = db.execute(f"SELECT paper_pk FROM paper_ids WHERE alias IN ({marks}) "
-                                 "LIMIT 1", ids).fetchone()
-                if row:
-                    pk = row[0]
+                found = dict(db.execute(f"SELECT alias, paper_pk FROM paper_ids "
+                                        f"WHERE alias IN ({marks})", ids).fetchall())
+                pk = self._same_paper(db, paper, ids, found) if found else None
+                if pk is not None:
                     if paper.upvotes is not None or paper.version is not None:
                         db.execute("UPDATE papers SET upvotes = coalesce(?, upvotes), "
                                    "version = max(coalesce(version, 0), coalesce(?, 0)) "
                                    "WHERE pk = ?", (paper.upvotes, paper.version, pk))
                 else:
+                    if paper.id in found:  # its canonical id names another paper (a conflict)
+                        free = [i for i in ids if i not in found and not i.startswith("title:")]
+                        if not free:
+                            free = [f"{paper.id}#{hashlib.sha256(paper.title.encode()).hexdigest()[:12]}"]
+                        paper = replace(paper, id=free[0])
                     pk = db.execute(
                         "INSERT INTO papers (id, title, abstract, authors, categories, source, "
                         "url, pdf_url, published, upvotes, version, first_seen) "
@@ -363,6 +379,31 @@ class Store:
                 db.executemany("INSERT OR IGNORE INTO paper_ids (alias, paper_pk) VALUES (?, ?)",
                                [(alias, pk) for alias in ids])
         return new
+
+    @staticmethod
+    def _same_paper(db: sqlite3.Connection, paper: Paper, ids: list[str],
+                    found: dict[str, int]) -> int | None:
+        """The row of the stored paper that `paper` is, among those its ids `found`, or None."""
+        for alias in ids:  # strong ids first, in the paper's own order
+            if alias in found and strong_kind(alias):
+                log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source,
+                          found[alias], alias)
+                return found[alias]
+        for alias in ids:
+            pk = found.get(alias)
+            if pk is None:
+                continue
+            theirs = [r[0] for r in db.execute("SELECT alias FROM paper_ids WHERE paper_pk = ?",
+                                               (pk,))]
+            clash = conflicting(ids, theirs)
+            if clash:
+                log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
+                          paper.id, paper.source, pk, alias, clash)
+                continue
+            log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source, pk,
+                      alias)
+            return pk
+        return None
 
     _PAPER_COLUMNS = ("p.pk, p.id, p.title, p.abstract, p.authors, p.categories, p.source, "
                       "p.url, p.pdf_url, p.published, p.upvotes, p.version")

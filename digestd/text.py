@@ -12,23 +12,26 @@ _TAG = re.compile(r"<[^>]{0,2000}>")
 _WORD = re.compile(r"[^\W_]+")
 
 
+# Letters with a stroke or ligature that Unicode does not decompose into a base letter and a
+# mark, folded like the accents NFKD removes, so `author:przemyslaw` finds "Przemysław" as
+# `author:munoz` finds "Muñoz".
+_FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ħ": "h", "ı": "i", "ŀ": "l", "æ": "ae",
+                       "œ": "oe", "þ": "th", "ð": "d", "ŧ": "t", "ƒ": "f"})
+
+
 def normalize(text: str) -> str:
-    """NFKD, drop combining marks, casefold: the form in which all text is compared."""
+    """NFKD, drop combining marks, casefold (and fold ł, ø, æ ... to their base letters):
+    the form in which all text is compared."""
     decomposed = unicodedata.normalize("NFKD", text)
     if decomposed.isascii():
         return decomposed.casefold()
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return stripped.casefold()
+    return stripped.casefold().translate(_FOLD)
 
 
 def words(text: str) -> list[str]:
     """The normalized words of `text`, in order."""
     return _WORD.findall(normalize(text))
-
-
-def title_key(title: str) -> str:
-    """The last-resort identity of a paper across sources: its normalized title words."""
-    return "title:" + " ".join(words(title))
 
 
 def collapse(text: str) -> str:

@@ -21,7 +21,8 @@ from digestd.errors import NotFound, SourceError
 from digestd.jobs_poll import PollReport, poll_sources
 from digestd.sources import SOURCE_CLASSES, USER_AGENT, Http, make_source
 from digestd.sources.arxiv_api import parse_api_feed
-from digestd.sources.base import clean_title, parse_retry_after, readable_latex
+from digestd.sources.base import parse_retry_after
+from digestd.sources.clean import clean_title, tex_to_text
 from digestd.sources.ids import (
     arxiv_id,
     arxiv_version,
@@ -155,12 +156,12 @@ def test_dois_and_urls():
     ("plain title", "plain title"),
 ])
 def test_latex_made_readable(raw, readable):
-    assert clean_title(raw) == readable
+    assert clean_title(raw, tex=True) == readable
 
 
 def test_clean_title_strips_html_and_entities():
     assert clean_title("A <i>study</i> of &amp; &lt;tags&gt;", html=True) == "A study of & <tags>"
-    assert readable_latex("no latex") == "no latex"
+    assert tex_to_text("no latex") == "no latex"
 
 
 def test_retry_after_parsing():
@@ -566,7 +567,8 @@ JOURNAL_ATOM = b"""<?xml version="1.0" encoding="utf-8"?>
 
 async def test_generic_feed_dois_from_dc_identifier_and_prism(server, http):
     server.payload("/toc.rss", JOURNAL_RSS1, "application/rdf+xml")
-    result = await poll(cfg("nature", "feed", url=server.url("/toc.rss")), http)
+    # this journal writes TeX in its titles, and says so in the source's `tex` setting
+    result = await poll(cfg("nature", "feed", url=server.url("/toc.rss"), tex=True), http)
     assert [p.id for p in result.papers] == ["doi:10.1038/s42256-026-00001-1",
                                              "doi:10.1038/s42256-026-00002-2",
                                              "arxiv:2604.22027"]

@@ -9,7 +9,8 @@ from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse
-from .base import PollResult, Source, iso_datetime, readable_latex
+from .base import PollResult, Source
+from .clean import clean_abstract, clean_text, clean_title, iso_datetime
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv
 
 # Elements are matched by namespace URI, never by prefix: the old API declared the
@@ -88,9 +89,10 @@ def parse_api_feed(content: bytes, *, source: str) -> ApiPage:
         paper = Paper(
             id=ids[0],
             # The XML parser decoded the entities already; only whitespace and LaTeX remain.
-            title=collapse(readable_latex(title)),
-            abstract=collapse(readable_latex(_text(el.find(f"{ATOM}summary")))),
-            authors=tuple(n for n in (_text(a.find(f"{ATOM}name"))
+            title=clean_title(title, tex=True),
+            abstract=clean_abstract(_text(el.find(f"{ATOM}summary")), tex=True),
+            authors=tuple(n for n in (clean_text(_text(a.find(f"{ATOM}name")), tex=True,
+                                                 limit=200)
                                       for a in el.iterfind(f"{ATOM}author")) if n),
             categories=tuple(dict.fromkeys(c for c in cats if c)),
             url=url,

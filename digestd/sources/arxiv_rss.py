@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Collection
 
@@ -11,13 +12,16 @@ import feedparser
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source, clean_abstract, clean_title, iso_datetime, split_authors
+from .base import PollResult, Source
+from .clean import clean_abstract, clean_title, iso_datetime, split_authors
 from .ids import arxiv_urls, parse_arxiv
 
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 # "arXiv:2604.22002v1 Announce Type: new \nAbstract: ..." in front of every description.
 _PREAMBLE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.IGNORECASE)
 _ERROR_TITLE = "feed error for query"
+
+log = logging.getLogger("digestd.sources")
 
 
 def parse_feed_bytes(content: bytes) -> feedparser.FeedParserDict:
@@ -46,10 +50,77 @@ def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) 
         raise SourceError(f"{source}: the feed is not well-formed XML: {exc}", reason="bad-xml")
 
 
+# The pre-2024 RSS 1.0 feeds (export.arxiv.org/rss/...) put the id, the primary category and
+# the kind of announcement at the end of the title: "Title. (arXiv:2312.00101v1 [cs.LG])",
+# "... [cs.CV] UPDATED)" for a new version, "... CROSS LISTED)" for a cross-list.
+_OLD_SUFFIX = re.compile(r"\.?\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s*(?:\[(?P<cat>[^\]]*)\])?\s*"
+                         r"(?P<kind>UPDATED|CROSS LISTED)?\s*\)\s*$", re.IGNORECASE)
+_OLD_KINDS = {"": "new", "updated": "replace", "cross listed": "cross"}
+DEFAULT_ANNOUNCE_TYPES = ("new", "cross")
+
+
+def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
+    """True for a feed from arXiv (either format), whatever source kind reads it."""
+    link = parsed.feed.get("link", "") or ""
+    if re.match(r"^https?://([a-z]+\.)*arxiv\.org(/|$)", link, re.IGNORECASE):
+        return True
+    return any(e.get("arxiv_announce_type") or _OLD_SUFFIX.search(e.get("title", "") or "")
+               for e in parsed.entries[:5])
+
+
+def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, str] | None:
+    """(paper, announce type) from one item of an arXiv feed, or None if it names no paper.
+
+    Titles, abstracts and names are TeX (converted); in the old RSS 1.0 format the title
+    suffix is removed and read, and the description and dc:creator are HTML.
+    """
+    title = entry.get("title") or ""
+    suffix = _OLD_SUFFIX.search(title)
+    kind = (entry.get("arxiv_announce_type") or "").strip().lower()
+    found = parse_arxiv(entry.get("id")) or parse_arxiv(entry.get("link"))
+    categories = [t.term for t in entry.get("tags", ()) if t.get("term")]
+    if suffix:
+        title = title[:suffix.start()]
+        found = found or parse_arxiv(suffix["id"])
+        kind = kind or _OLD_KINDS.get((suffix["kind"] or "").lower(), "new")
+        if suffix["cat"]:
+            categories.insert(0, suffix["cat"].strip())
+    title = clean_title(title, tex=True)
+    if found is None or not title:
+        return None
+    bare, version = found
+    description = entry.get("summary", "")
+    if version is None:
+        in_text = parse_arxiv(description[:60])
+        version = in_text[1] if in_text else None
+    if version is None and suffix:
+        in_suffix = parse_arxiv(suffix["id"])
+        version = in_suffix[1] if in_suffix else None
+    url, pdf_url = arxiv_urls(bare)
+    # rss.arxiv.org writes the description as plain text (escaped once for XML): stripping
+    # "tags" would eat "p<0.05 ... q>1". The old format sent HTML.
+    paper = Paper(
+        id=f"arxiv:{bare}",
+        title=title,
+        abstract=clean_abstract(_PREAMBLE.sub("", description, count=1), html=old_format,
+                                tex=True),
+        # One dc:creator holding "A, B (Affiliation, City), C" (feedparser keeps it whole).
+        authors=split_authors(entry.get("author"), html=old_format, tex=True),
+        categories=tuple(dict.fromkeys(categories)),
+        source=source,
+        url=url,
+        pdf_url=pdf_url,
+        published=iso_datetime(entry.get("published") or entry.get("updated"),
+                               entry.get("published_parsed") or entry.get("updated_parsed")),
+        version=version,
+    )
+    return paper, kind or "new"
+
+
 def parse_arxiv_rss(content: bytes, *, source: str,
-                    announce_types: Collection[str] = ("new", "cross"),
+                    announce_types: Collection[str] = (),
                     categories: Collection[str] = ()) -> tuple[list[Paper], int]:
-    """(papers kept, entries skipped) from an rss.arxiv.org feed.
+    """(papers kept, entries skipped) from an rss.arxiv.org feed (or the older RSS 1.0 one).
 
     Raises SourceError: bad-xml, or arxiv-error for the feed arXiv sends for a bad
     category (a well-formed feed titled "Feed error for query: ...").
@@ -63,35 +134,18 @@ def parse_arxiv_rss(content: bytes, *, source: str,
         why = clean_abstract(channel.get("description", "")) or title
         raise SourceError(f"{source}: arXiv rejected the categories {asked}: {why}",
                           reason="arxiv-error")
-    keep = set(announce_types)
+    keep = set(announce_types or DEFAULT_ANNOUNCE_TYPES)
+    old_format = parsed.get("version") == "rss10"
     papers: list[Paper] = []
     skipped = 0
     for entry in parsed.entries:
-        kind = (entry.get("arxiv_announce_type") or "new").strip().lower()
-        found = parse_arxiv(entry.get("id")) or parse_arxiv(entry.get("link"))
-        if kind not in keep or found is None or not entry.get("title"):
+        got = arxiv_entry(entry, source=source, old_format=old_format)
+        if got is None or got[1] not in keep:
             skipped += 1
+            if got is not None:
+                log.debug("source=%s skipped=%s announce_type=%s", source, got[0].id, got[1])
             continue
-        bare, version = found
-        description = entry.get("summary", "")
-        if version is None:
-            in_text = parse_arxiv(description[:60])
-            version = in_text[1] if in_text else None
-        url, pdf_url = arxiv_urls(bare)
-        papers.append(Paper(
-            id=f"arxiv:{bare}",
-            title=clean_title(entry.title),
-            # Plain text, not HTML: stripping "tags" would eat "p<0.05 ... q>1".
-            abstract=clean_abstract(_PREAMBLE.sub("", description, count=1)),
-            # One dc:creator holding "A, B, C" (feedparser keeps it as one author).
-            authors=split_authors(entry.get("author")),
-            categories=tuple(dict.fromkeys(t.term for t in entry.get("tags", ()) if t.term)),
-            source=source,
-            url=url,
-            pdf_url=pdf_url,
-            published=iso_datetime(entry.get("published"), entry.get("published_parsed")),
-            version=version,
-        ))
+        papers.append(got[0])
     return papers, skipped
 
 

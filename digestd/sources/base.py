@@ -10,7 +10,6 @@ import random
 import re
 import ssl
 import time
-import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -25,7 +24,6 @@ from ..config import SourceConfig
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from ..text import clean, collapse
 
 log = logging.getLogger("digestd.sources")
 
@@ -321,111 +319,3 @@ class Source:
     async def poll(self, state: SourceState) -> PollResult:
         """Fetch and parse; raise SourceError (with a short `reason`) on any failure."""
         raise NotImplementedError
-
-
-# -- cleaning at the edge ----------------------------------------------------------------------
-
-_GREEK = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega"]
-_SYMBOLS = dict(zip(_GREEK, "αβγδεζηθικλμνξπρστυφχψω"))
-_SYMBOLS.update(zip((g.capitalize() for g in _GREEK), "ΑΒΓΔΕΖΗΘΙΚΛΜΝΞΠΡΣΤΥΦΧΨΩ"))
-_SYMBOLS.update({
-    "varepsilon": "ε", "vartheta": "ϑ", "varphi": "φ", "varrho": "ϱ", "varsigma": "ς",
-    "times": "×", "cdot": "·", "cdots": "⋯", "ldots": "…", "dots": "…", "to": "→",
-    "rightarrow": "→", "leftarrow": "←", "Rightarrow": "⇒", "leftrightarrow": "↔",
-    "mapsto": "↦", "leq": "≤", "le": "≤", "geq": "≥", "ge": "≥", "neq": "≠", "ne": "≠",
-    "approx": "≈", "sim": "~", "simeq": "≃", "equiv": "≡", "propto": "∝", "infty": "∞",
-    "pm": "±", "mp": "∓", "ell": "ℓ", "partial": "∂", "nabla": "∇", "sum": "∑", "prod": "∏",
-    "int": "∫", "in": "∈", "notin": "∉", "subset": "⊂", "subseteq": "⊆", "cup": "∪",
-    "cap": "∩", "forall": "∀", "exists": "∃", "emptyset": "∅", "sqrt": "√", "circ": "∘",
-    "star": "⋆", "ast": "∗", "prime": "′", "hbar": "ℏ", "langle": "⟨", "rangle": "⟩",
-    "log": "log", "exp": "exp", "sin": "sin", "cos": "cos", "max": "max", "min": "min",
-    "LaTeX": "LaTeX", "TeX": "TeX", "quad": " ", "qquad": " ", "textendash": "–",
-    "textemdash": "—", "S": "§", "ss": "ß", "o": "ø", "O": "Ø", "aa": "å", "AA": "Å",
-    "ae": "æ", "AE": "Æ", "l": "ł", "L": "Ł", "i": "ı",
-})
-_TEXT_MACRO = re.compile(r"\\(?:emph|textbf|textit|texttt|textsc|textrm|textsf|textup|text|"
-                         r"mathrm|mathbf|mathit|mathcal|mathsf|mathtt|mathbb|mathfrak|"
-                         r"operatorname|boldsymbol|bm|underline|mbox|hbox|url|textnormal)"
-                         r"\s*\{([^{}]*)\}")
-_FONT_GROUP = re.compile(r"\{\\(?:it|em|bf|sc|rm|tt|sf|sl)\s+([^{}]*)\}")
-_ACCENT = re.compile(r"\\([\"'`^~=.]|c|v|u|H)\s*(?:\{\s*([A-Za-z])\s*\}|([A-Za-z]))")
-_COMBINING = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303",
-              "=": "\u0304", ".": "\u0307", "c": "\u0327", "v": "\u030c", "u": "\u0306",
-              "H": "\u030b"}
-_MACRO = re.compile(r"\\([A-Za-z]+)\s?")
-_ESCAPED = re.compile(r"\\([%&_#{}$ ,;!])")
-# TeX's own rule of thumb for telling math from money: no space just inside the dollars,
-# no digit right after the closing one ("$5 and $10" stays as it is).
-_MATH = re.compile(r"\$\$?(?!\s)([^$]{1,300}?)(?<!\s)\$\$?(?!\d)")
-
-
-def readable_latex(text: str) -> str:
-    """Common LaTeX made readable: `$\\alpha$-GAN` -> `α-GAN`, `\\emph{x}` -> `x`."""
-    if "\\" not in text and "$" not in text:
-        return text  # the common case costs one scan
-    # A literal dollar is not a math delimiter, and an explicit space (\ , \\) must outlive
-    # the control word before it, so both hide behind placeholders until the end.
-    text = text.replace("\\$", "\x00").replace("\\\\", "\x01")
-    text = _ACCENT.sub(lambda m: unicodedata.normalize(
-        "NFC", (m[2] or m[3]) + _COMBINING[m[1]]), text)
-    for pattern in (_TEXT_MACRO, _FONT_GROUP):
-        while True:  # nested macros unwrap from the inside out
-            text, n = pattern.subn(r"\1", text)
-            if not n:
-                break
-    text = _ESCAPED.sub(lambda m: "\x01" if m[1] in " ,;!" else m[1], text)
-    # A known control word swallows the space after it, as TeX does; an unknown one just
-    # loses its backslash.
-    text = _MACRO.sub(lambda m: _SYMBOLS[m[1]] if m[1] in _SYMBOLS else m[0][1:], text)
-    text = _MATH.sub(lambda m: m[1].replace("{", "").replace("}", ""), text)
-    return text.replace("\x00", "$").replace("\x01", " ")
-
-
-def _unlatex(cleaned: str) -> str:
-    out = readable_latex(cleaned)
-    # Collapse again only if LaTeX was rewritten (it can leave double spaces): abstracts
-    # are most of the text a poll handles.
-    return out if out is cleaned else collapse(out)
-
-
-def clean_title(text: str | None, *, html: bool = False) -> str:
-    """A title as plain text: tags (if `html`), entities, LaTeX, line breaks."""
-    return _unlatex(clean(text, strip_tags=html))
-
-
-def clean_abstract(text: str | None, *, html: bool = False) -> str:
-    """An abstract as plain text: tags (if `html`), entities, LaTeX, whitespace collapsed."""
-    return _unlatex(clean(text, strip_tags=html))
-
-
-def split_authors(text: str | None, sep: str = ",") -> tuple[str, ...]:
-    """'A, B and C' -> ('A', 'B', 'C'); empty pieces (double commas) dropped."""
-    if not text:
-        return ()
-    text = clean(text)
-    parts: list[str] = []
-    for piece in text.split(sep):
-        parts.extend(p for p in re.split(r"\s+and\s+", piece) if p)
-    return tuple(p.strip() for p in parts if p.strip())
-
-
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def iso_datetime(value: str | None, parsed: time.struct_time | None = None) -> str:
-    """An RFC 822 or ISO date as ISO 8601, keeping the source's offset; '' if none."""
-    if value:
-        value = value.strip()
-        if _DATE_ONLY.match(value):
-            return value  # as precise as the source says, no invented midnight
-        try:
-            return email.utils.parsedate_to_datetime(value).isoformat()
-        except (TypeError, ValueError, IndexError):
-            pass
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
-        except ValueError:
-            pass
-    if parsed:
-        return datetime(*parsed[:6], tzinfo=timezone.utc).isoformat()
-    return ""

@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source, clean_abstract, clean_title, split_authors
+from .base import PollResult, Source
+from .clean import clean_abstract, clean_title, iso_datetime, split_authors
 from .hf_daily import load_json
 from .ids import canonical, doi_id
 
@@ -88,7 +89,7 @@ def parse_details(content: bytes, *, source: str, server: str = "biorxiv") -> De
             source=source,
             url=page,
             pdf_url=f"{page}.full.pdf",
-            published=str(rec.get("date") or ""),
+            published=iso_datetime(rec.get("date")),
             version=version,
             aliases=ids[1],
         ))

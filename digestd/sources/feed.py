@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Collection
+
 from ..models import Paper
 from ..store import SourceState
-from .arxiv_rss import check_feed, parse_feed_bytes
-from .base import PollResult, Source, clean_abstract, clean_title, iso_datetime, split_authors
+from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed, parse_feed_bytes
+from .base import PollResult, Source
+from .clean import (
+    absolute_link,
+    clean_abstract,
+    clean_text,
+    clean_title,
+    is_html,
+    iso_datetime,
+    split_authors,
+)
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
+
+log = logging.getLogger("digestd.sources")
 
 # Where journals put the DOI: dc:identifier ("doi:10...." or a doi.org URL), prism:doi.
 _DOI_KEYS = ("prism_doi", "dc_identifier", "doi")
@@ -21,16 +37,48 @@ def _doi(entry: dict) -> str | None:
     return None
 
 
-def _authors(entry: dict) -> tuple[str, ...]:
-    names = [a.get("name", "") for a in entry.get("authors", ()) if isinstance(a, dict)]
-    if len(names) == 1:
-        # Many feeds put all authors in one dc:creator / <author>: "A, B and C".
-        return split_authors(names[0])
-    return tuple(n for n in (clean_title(n) for n in names) if n)
+def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
+    people = [a for a in entry.get("authors", ()) if isinstance(a, dict) and a.get("name")]
+    if len(people) == 1:
+        # Many feeds put all authors in one dc:creator / <author>: "A, B and C", sometimes as
+        # HTML links.
+        name = people[0]["name"]
+        return split_authors(name, html="<" in name, tex=tex)
+    names = (clean_text(a["name"], html="<" in a["name"], tex=tex, limit=200) for a in people)
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
-def parse_feed(content: bytes, *, source: str) -> tuple[list[Paper], int, bool]:
+def guid_id(guid: str, source: str) -> str:
+    """The identity of a feed item's guid/Atom id: an absolute http(s) URL names the same
+    thing everywhere (`url:`, or the arXiv id or DOI it holds); anything else
+    (`IJ-2026-0101`, `tag:...`, `urn:uuid:...`) only within its feed: `guid:SOURCE|GUID`."""
+    if absolute_link(guid) == guid.strip():
+        found = url_id(guid)
+        if found:
+            return found
+    return f"guid:{source}|{guid.strip()}"
+
+
+def _item_id(source: str, link: str, title: str) -> str:
+    # An item with no identity of its own (no DOI, no guid, a link shared with other items):
+    # it is the same item only with the same link and title in the same feed.
+    digest = hashlib.sha256(f"{link}\n{title}".encode()).hexdigest()[:20]
+    return f"item:{source}|{digest}"
+
+
+def parse_feed(content: bytes, *, source: str, base_url: str = "",
+               announce_types: Collection[str] = (), tex: bool = False
+               ) -> tuple[list[Paper], int, bool]:
     """(papers, entries skipped, well-formed) from any feed feedparser understands.
+
+    Identity (see the README, "Paper identity"): a DOI, an arXiv id, the guid/Atom id
+    (scoped to this feed unless it is an absolute URL), and the item's link only when no
+    other item of this feed has the same link. Relative links are resolved against
+    xml:base, else `base_url` (the URL the feed was fetched from, after redirects); links
+    that are not http(s) then are dropped. Titles and abstracts lose markup only where the
+    feed says they are HTML. An arXiv feed read here is read as arXiv writes it (TeX, the
+    old RSS 1.0 title suffix); `announce_types` filters its items (default: keep all).
+    Other feeds' text is converted from TeX only with `tex` (the source's setting).
 
     Real journal feeds are often slightly broken (an undefined entity, a stray &), so
     a feed that still parses is accepted; `well-formed` False tells the caller not to
@@ -39,32 +87,63 @@ def parse_feed(content: bytes, *, source: str) -> tuple[list[Paper], int, bool]:
     parsed = parse_feed_bytes(content)
     check_feed(parsed, source, strict=False)
     well_formed = not parsed.get("bozo")
+    entries = parsed.entries
+    arxiv = is_arxiv_feed(parsed)
+    old_format = parsed.get("version") == "rss10"
+    keep = set(announce_types)
+
+    links: list[str] = []
+    guids: list[str] = []
+    for entry in entries:
+        guid = (entry.get("id") or "").strip()
+        link = entry.get("link") or ""
+        if entry.get("guidislink") and link == guid and not absolute_link(guid):
+            link = ""  # a permalink guid that is no URL ("IJ-2026-0101") is not a link
+        links.append(absolute_link(link, base_url))
+        guids.append(guid)
+    link_count = Counter(link for link in links if link)
+
     papers: list[Paper] = []
     skipped = 0
-    for entry in parsed.entries:
-        link = entry.get("link") or ""
-        title = clean_title(entry.get("title"), html=True)
-        ids = canonical(_doi(entry), url_id(link) if link else None,
-                        url_id(entry.get("id")) if entry.get("id") else None)
-        if ids is None or not title:
+    for entry, link, guid in zip(entries, links, guids):
+        if arxiv:
+            got = arxiv_entry(entry, source=source, old_format=old_format)
+            if got is not None:
+                if keep and got[1] not in keep:
+                    skipped += 1
+                    log.debug("source=%s skipped=%s announce_type=%s", source, got[0].id, got[1])
+                    continue
+                papers.append(got[0])
+                continue
+        title = clean_title(entry.get("title"), html=is_html(entry.get("title_detail")),
+                            tex=tex)
+        if not title:
             skipped += 1
             continue
+        shared = link and link_count[link] > 1
+        if shared:
+            log.debug("source=%s link_shared=%s items=%d: not an identity", source, link,
+                      link_count[link])
+        ids = canonical(_doi(entry), url_id(link) if link and not shared else None,
+                        guid_id(guid, source) if guid else None)
+        if ids is None:
+            ids = (_item_id(source, link, title), ())
         url, pdf_url = link, ""
         found = parse_arxiv(ids[0]) if ids[0].startswith("arxiv:") else None
         if found:
             url, pdf_url = arxiv_urls(found[0])
-        summary = entry.get("summary") or ""
+        summary, detail = entry.get("summary") or "", entry.get("summary_detail")
         if not summary and entry.get("content"):
-            summary = entry.content[0].get("value", "")
+            summary, detail = entry.content[0].get("value", ""), entry.content[0]
         published = iso_datetime(entry.get("published") or entry.get("updated"),
                                  entry.get("published_parsed") or entry.get("updated_parsed"))
         papers.append(Paper(
             id=ids[0],
             title=title,
-            abstract=clean_abstract(summary, html=True),
-            authors=_authors(entry),
-            categories=tuple(dict.fromkeys(t.get("term") for t in entry.get("tags", ())
-                                           if t.get("term"))),
+            abstract=clean_abstract(summary, html=is_html(detail), tex=tex),
+            authors=_authors(entry, tex),
+            categories=tuple(dict.fromkeys(clean_text(t.get("term"), limit=100)
+                                           for t in entry.get("tags", ()) if t.get("term"))),
             source=source,
             url=url,
             pdf_url=pdf_url,
@@ -81,7 +160,10 @@ class FeedSource(Source):
         got = await self.fetch(self.config.url, state)
         if got.not_modified:
             return PollResult(not_modified=True, etag=got.etag, last_modified=got.last_modified)
-        papers, skipped, well_formed = parse_feed(got.content, source=self.name)
+        papers, skipped, well_formed = parse_feed(got.content, source=self.name,
+                                                  base_url=got.url,
+                                                  announce_types=self.config.announce_types,
+                                                  tex=self.config.tex)
         if not well_formed:
             return PollResult(papers=papers, skipped=skipped)
         return PollResult(papers=papers, skipped=skipped, etag=got.etag,

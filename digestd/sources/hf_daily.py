@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source, clean_abstract, clean_title, iso_datetime
+from .base import PollResult, Source
+from .clean import clean_abstract, clean_title, iso_datetime
 from .ids import arxiv_urls, parse_arxiv
 
 LIMIT_MAX = 100  # the API refuses larger pages
@@ -69,7 +70,8 @@ def parse_hf_daily(content: bytes, *, source: str) -> tuple[list[Paper], int]:
             continue
         paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
         hf_id = str(paper.get("id") or item.get("id") or "").strip()
-        title = clean_title(paper.get("title") or item.get("title"))
+        # Hugging Face shows arXiv papers with arXiv's own text, TeX included.
+        title = clean_title(paper.get("title") or item.get("title"), tex=True)
         if not hf_id or not title:
             skipped += 1
             continue
@@ -85,8 +87,8 @@ def parse_hf_daily(content: bytes, *, source: str) -> tuple[list[Paper], int]:
         papers.append(Paper(
             id=pid,
             title=title,
-            abstract=clean_abstract(paper.get("summary") or item.get("summary") or ""),
-            authors=tuple(a for a in (clean_title(_author(x)) for x in authors
+            abstract=clean_abstract(paper.get("summary") or item.get("summary") or "", tex=True),
+            authors=tuple(a for a in (clean_title(_author(x), tex=True) for x in authors
                                       if x is not None) if a),
             source=source,
             url=url,

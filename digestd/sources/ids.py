@@ -122,3 +122,4 @@ def canonical(*candidates: str | None) -> tuple[str, tuple[str, ...]] | None:
     rank = {"arxiv": 0, "doi": 1}
     best = min(ids, key=lambda i: rank.get(i.partition(":")[0], 2))
     return best, tuple(i for i in ids if i != best)
+

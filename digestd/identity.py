@@ -1,0 +1,89 @@
+"""Paper identity: which ids say that two items are one paper (strong ids, conflicts, the title key).
+
+The rules are in the README ("Paper identity"); sources produce the ids (sources/ids.py),
+the store applies these rules when it meets a paper again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .text import words
+
+# Titles that name a kind of item, not a paper: many different items share them, so they can
+# never say that two items are one paper. Matched as whole words at the start of a title.
+GENERIC_TITLES = tuple(tuple(t.split()) for t in (
+    "correction", "corrections", "corrigendum", "corrigenda", "erratum", "errata", "addendum",
+    "editorial", "editorials", "guest editorial", "editor s note", "editors note",
+    "editorial board", "reply", "response", "authors reply", "author s reply", "comment",
+    "commentary", "retraction", "retraction notice", "notice of retraction", "retracted",
+    "withdrawn", "expression of concern", "front matter", "frontmatter", "back matter",
+    "backmatter", "issue information", "table of contents", "contents", "masthead", "cover",
+    "cover image", "cover picture", "index", "author index", "subject index", "preface",
+    "foreword", "introduction", "acknowledgment", "acknowledgments", "acknowledgement",
+    "acknowledgements", "acknowledgement to reviewers", "reviewers", "list of reviewers",
+    "list of referees", "thanks to reviewers", "in this issue", "this issue", "issue highlights",
+    "highlights", "news", "book review", "book reviews", "letter to the editor", "letters",
+    "announcement", "announcements", "obituary", "in memoriam", "untitled", "abstracts",
+    "call for papers", "calendar", "volume", "issue", "letter from the editor",
+    "from the editor", "message from the editor", "note from the editor", "editor s choice"))
+MIN_TITLE_WORDS = 3  # words that are not numbers, after a generic lead-in is set aside
+MIN_TITLE_CHARS = 20
+
+
+def title_key(title: str) -> str | None:
+    """The last-resort identity of a paper across sources: its normalized title words,
+    `title:words of the title`; None for a title too short or generic to be one.
+
+    The rule (README, "Paper identity"): a title is an identity only with at least
+    MIN_TITLE_WORDS words that are not numbers and MIN_TITLE_CHARS characters once
+    generic lead-ins ("Correction", "Editorial", "Reply", "Front matter", "Issue
+    information", ... in GENERIC_TITLES, repeated, with a following "to"/"on"/"of") are
+    set aside. "Correction to: Deep nets for X" stays a key (it is that one notice).
+    """
+    found = words(title)
+    rest = [w for w in found if not w.isdigit()]
+    stripped = True
+    while stripped and rest:
+        stripped = False
+        for lead in GENERIC_TITLES:
+            if tuple(rest[:len(lead)]) == lead:
+                rest = rest[len(lead):]
+                if rest and rest[0] in ("to", "on", "of", "for", "from", "in"):
+                    rest = rest[1:]
+                stripped = True
+                break
+    if len(rest) < MIN_TITLE_WORDS or len(" ".join(rest)) < MIN_TITLE_CHARS:
+        return None
+    return "title:" + " ".join(found)
+
+
+def strong_kind(paper_id: str) -> str | None:
+    """The kind of a strong id, within which two different ids mean two different papers:
+    "arxiv", "doi", or "guid:SOURCE" (a guid is unique only within its feed); None for
+    weak ids (`url:`, `title:`, `item:`, `hf:`), which may only join papers."""
+    kind, _, rest = paper_id.partition(":")
+    if kind in ("arxiv", "doi"):
+        return kind
+    if kind == "guid":
+        return "guid:" + rest.partition("|")[0]
+    return None
+
+
+def conflicting(ours: Iterable[str], theirs: Iterable[str]) -> str | None:
+    """The kind of strong id on which two sets of ids disagree (both have ids of that kind
+    and none in common: two DOIs, two arXiv ids, two guids of one feed), else None."""
+    mine: dict[str, set[str]] = {}
+    for i in ours:
+        kind = strong_kind(i)
+        if kind:
+            mine.setdefault(kind, set()).add(i)
+    other: dict[str, set[str]] = {}
+    for i in theirs:
+        kind = strong_kind(i)
+        if kind in mine:
+            other.setdefault(kind, set()).add(i)
+    for kind, ids in other.items():
+        if ids.isdisjoint(mine[kind]):
+            return kind
+    return None
