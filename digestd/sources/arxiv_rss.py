@@ -13,7 +13,7 @@ from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
 from .base import PollResult, Source
-from .clean import clean_abstract, clean_title, iso_datetime, split_authors
+from .clean import clean_abstract, clean_title, entry_date, split_authors
 from .ids import arxiv_urls, parse_arxiv
 
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
@@ -110,8 +110,7 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
         source=source,
         url=url,
         pdf_url=pdf_url,
-        published=iso_datetime(entry.get("published") or entry.get("updated"),
-                               entry.get("published_parsed") or entry.get("updated_parsed")),
+        published=entry_date(entry),
         version=version,
     )
     return paper, kind or "new"

@@ -148,8 +148,9 @@ def _protect_money(text: str) -> str:
     for m in _DOLLARS.finditer(text):
         body = m[1]
         after = text[m.end():m.end() + 1]
-        money = (not body.strip() or after.isdigit()
-                 or (body[:1].isdigit() and body[-1:].isspace() and "\\" not in body))
+        texish = any(c in body for c in "\\^_{}")  # "$\\sim$100" is math before a number
+        money = not body.strip() or (not texish and (
+            after.isdigit() or (body[:1].isdigit() and body[-1:].isspace())))
         if money:
             continue
         out.append(text[last:m.start()].replace("$", r"\$"))
@@ -213,6 +214,7 @@ _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _AND = re.compile(r"\s+(?:and|&)\s+|^\s*and\s+", re.IGNORECASE)
 # Pieces that continue the previous name ("King, Jr.") or are no author at all.
 _SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv|v|phd|md|msc|bsc)\.?$", re.IGNORECASE)
+_ET_AL = re.compile(r"\s+et\.?\s*al\.?$", re.IGNORECASE)
 _NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+)$", re.IGNORECASE)
 
 
@@ -239,8 +241,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     for piece in text.split(sep):
         for name in _AND.split(piece):
             name = collapse(name).strip(" ,;:") if name else ""
-            if name.endswith(" et al"):
-                name = name[:-6].strip()
+            name = _ET_AL.sub("", name)
             if not name or _NOT_AUTHOR.match(name) or not any(c.isalpha() for c in name):
                 continue
             if _SUFFIX.match(name) and names:
@@ -336,3 +337,14 @@ def _parse_text_date(text: str) -> str | None:
     if not _HAS_TIME.search(text):
         return when.date().isoformat()  # "27 Nov 2026": a day, not midnight
     return when.isoformat()
+
+
+def entry_date(entry: dict) -> str:
+    """A feedparser entry's publication date (else its last update) by iso_datetime."""
+    # dict.get: feedparser maps a missing `updated*` to `published*` with a warning.
+    for text_key, parsed_key in (("published", "published_parsed"),
+                                 ("updated", "updated_parsed")):
+        text, parsed = dict.get(entry, text_key), dict.get(entry, parsed_key)
+        if text or parsed:
+            return iso_datetime(text, parsed)
+    return ""

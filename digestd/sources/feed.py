@@ -16,8 +16,8 @@ from .clean import (
     clean_abstract,
     clean_text,
     clean_title,
+    entry_date,
     is_html,
-    iso_datetime,
     split_authors,
 )
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
@@ -102,6 +102,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         links.append(absolute_link(link, base_url))
         guids.append(guid)
     link_count = Counter(link for link in links if link)
+    guid_count = Counter(guid for guid in guids if guid)
 
     papers: list[Paper] = []
     skipped = 0
@@ -120,12 +121,15 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if not title:
             skipped += 1
             continue
-        shared = link and link_count[link] > 1
-        if shared:
-            log.debug("source=%s link_shared=%s items=%d: not an identity", source, link,
-                      link_count[link])
+        # A link or guid that several items of this feed share (a journal's "upcoming" page)
+        # names none of them.
+        shared = bool(link) and link_count[link] > 1
+        shared_guid = bool(guid) and guid_count[guid] > 1
+        if shared or shared_guid:
+            log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
+                      link if shared else "", guid if shared_guid else "")
         ids = canonical(_doi(entry), url_id(link) if link and not shared else None,
-                        guid_id(guid, source) if guid else None)
+                        guid_id(guid, source) if guid and not shared_guid else None)
         if ids is None:
             ids = (_item_id(source, link, title), ())
         url, pdf_url = link, ""
@@ -135,8 +139,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         summary, detail = entry.get("summary") or "", entry.get("summary_detail")
         if not summary and entry.get("content"):
             summary, detail = entry.content[0].get("value", ""), entry.content[0]
-        published = iso_datetime(entry.get("published") or entry.get("updated"),
-                                 entry.get("published_parsed") or entry.get("updated_parsed"))
+        published = entry_date(entry)
         papers.append(Paper(
             id=ids[0],
             title=title,
