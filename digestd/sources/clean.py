@@ -96,9 +96,9 @@ def is_html(detail: object) -> bool:
 
 # -- TeX -----------------------------------------------------------------------------------------
 
-def _href(node, l2t) -> str:
+def _href(node, l2tobj) -> str:
     args = [a for a in node.nodeargd.argnlist if a is not None] if node.nodeargd else []
-    texts = [l2t.nodelist_to_text([a]).strip() for a in args]
+    texts = [l2tobj.nodelist_to_text([a]).strip() for a in args]
     if len(texts) == 2 and texts[1] and texts[1] != texts[0]:
         return f"{texts[1]} ({texts[0]})"
     return texts[0] if texts else ""
@@ -160,25 +160,69 @@ def _protect_money(text: str) -> str:
     return "".join(out).replace("\x00", r"\$")
 
 
+_TOKEN = re.compile(r"\S+")
+_ESCAPES = re.compile(r"\\[\\{}$]")
+# TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
+_TIE = re.compile(r"(?<=[A-Za-z.])~(?=[A-Za-z0-9(\[])")
+
+
+def _tex_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the runs of `text` that hold TeX: whitespace-separated tokens with
+    `\\`, `$` or `{`, extended while a brace group or a math span is open. The rest is
+    plain text that the converter never needs to see (most of an abstract)."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    depth, math = 0, False
+    for m in _TOKEN.finditer(text):
+        token = m[0]
+        if start is None:
+            if not _TEX_HINT.search(token):
+                continue
+            start = m.start()
+        bare = _ESCAPES.sub("", token)
+        depth += bare.count("{") - bare.count("}")
+        if bare.count("$") % 2:
+            math = not math
+        if depth <= 0 and not math:
+            spans.append((start, m.end()))
+            start, depth = None, 0
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _convert(fragment: str) -> str:
+    prepared = _LITERAL.sub(r"\\\1", fragment)
+    try:
+        nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
+                                        tolerant_parsing=True).get_latex_nodes()[0]
+        return _L2T.nodelist_to_text(nodes)
+    except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
+        return fragment
+
+
 def tex_to_text(text: str) -> str:
     """TeX as a reader sees it: accents and symbols in Unicode, math as readable text.
 
     `Bj\\"orn` -> `Björn`, `$\\Lambda$CDM` -> `ΛCDM`, `$\\sqrt{s} = 13$` -> `√(s) = 13`,
-    `{\\it x}` -> `x`. Converted with pylatexenc's latex2text; `%` and `&` stay literal, and
-    dollars that read as money are not math. Strings without `\\`, `$` or `{` are returned
-    as they are (the common case costs one scan). Never raises: text the converter cannot
-    read is returned unchanged.
+    `{\\it x}` -> `x`, `Fig.~3` -> `Fig. 3`. Converted with pylatexenc's latex2text, run
+    only on the parts that hold TeX; `%` and `&` stay literal, and dollars that read as
+    money are not math. Strings without `\\`, `$`, `{` or a tie are returned as they are
+    (the common case costs one scan). Never raises: a fragment the converter cannot read is
+    kept as written.
     """
+    if "~" in text:
+        text = _TIE.sub(" ", text)
     if not _TEX_HINT.search(text):
         return text
-    prepared = _protect_money(_LITERAL.sub(r"\\\1", text))
-    try:
-        nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
-                                        tolerant_parsing=True).get_latex_nodes()[0]
-        out = _L2T.nodelist_to_text(nodes)
-    except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
-        return text
-    return collapse(out)
+    prepared = _protect_money(text)
+    out, last = [], 0
+    for start, end in _tex_spans(prepared):
+        out.append(prepared[last:start])
+        out.append(_convert(prepared[start:end]))
+        last = end
+    out.append(prepared[last:])
+    return collapse("".join(out))
 
 
 # -- fields --------------------------------------------------------------------------------------
@@ -194,7 +238,8 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     if not isinstance(value, str) or not value:
         return ""
     text = html_to_text(value) if html else value
-    text = _CONTROL.sub("", text)
+    if _CONTROL.search(text):
+        text = _CONTROL.sub("", text)
     if tex:
         text = tex_to_text(text)
     return cap(collapse(text), limit)
