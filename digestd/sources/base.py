@@ -332,7 +332,10 @@ class Http:
                     break
                 await asyncio.wait({task}, timeout=left)
         except asyncio.CancelledError:
-            task.cancel()  # the caller was cancelled (the daemon stops): so is the poll
+            # the caller was cancelled (the daemon stops): so is the poll, and it is over
+            # before the caller goes on to close the client it uses
+            task.cancel()
+            await asyncio.wait({task})
             raise
         return task.result()
 
