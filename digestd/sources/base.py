@@ -460,7 +460,7 @@ class Http:
         """
         request = self.client.build_request("GET", url, params=params, headers=headers)
         deadline = _DEADLINE.get()
-        own_host = request.url.host
+        own_url = request.url
         inside: bool | None = None  # is the source's own URL inside the network? (asked once)
         for hop in range(MAX_REDIRECTS + 1):
             if deadline:
@@ -477,10 +477,10 @@ class Http:
                 raise SourceError(f"{source}: {request.url.host} redirects to a "
                                   f"{target.scheme}: URL, refused (only http and https)",
                                   reason="redirect-blocked")
-            if target.host != own_host:  # (back) to the source's own host needs no check
+            if target.host != own_url.host:  # (back) to the source's own host needs no check
                 if inside is None:
-                    inside = await self._inside(own_host, source, own=True)
-                if not inside and await self._inside(target.host, source):
+                    inside = await self._inside(own_url, source, own=True)
+                if not inside and await self._inside(target, source):
                     raise SourceError(f"{source}: {request.url.host} redirects to "
                                       f"{target.host}, an address inside the network, refused "
                                       "(a source on the internet may only redirect to the "
@@ -488,12 +488,13 @@ class Http:
             request = resp.next_request
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _inside(self, host: str, source: str, *, own: bool = False) -> bool:
-        """Whether `host` is, or resolves to any address, inside the network.
+    async def _inside(self, url: httpx.URL, source: str, *, own: bool = False) -> bool:
+        """Whether the host of `url` is, or resolves to any address, inside the network.
 
         A source's `own` host that does not resolve here (it was reached through a proxy)
         counts as on the internet, the stricter choice.
         """
+        host = url.raw_host.decode("ascii")  # IDNA-encoded, as DNS wants it
         try:
             return is_internal_address(host)
         except ValueError:
