@@ -6,6 +6,7 @@ default, its help text and its constraints live there. The loader, the
 """
 
 import dataclasses
+import math
 import os
 import re
 import secrets as _secrets
@@ -29,13 +30,14 @@ ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
             toml_key: str | None = None, path: bool = False, minimum: float | None = None,
-            duration: bool = False) -> Any:
+            positive: bool = False, duration: bool = False) -> Any:
     """Declare one setting: its default, the help the docs show, and its constraints.
 
-    `duration`: seconds, written in TOML as a number or as "90s", "30m", "12h", "1d".
+    `positive`: more than 0. `duration`: seconds, written in TOML as a number or as
+    "90s", "30m", "12h", "1d".
     """
     meta = {"help": help, "choices": choices, "kinds": kinds, "toml_key": toml_key,
-            "path": path, "minimum": minimum, "duration": duration}
+            "path": path, "minimum": minimum, "positive": positive, "duration": duration}
     return field(default=default, metadata=meta)
 
 
@@ -167,6 +169,12 @@ class SourceConfig:
                            "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
                            "others hourly (the bundled sample: daily).", minimum=0)
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
+    timeout: float = setting(120.0, 'The most one poll may take, e.g. "90s" or "5m": every '
+                             "request, retry and wait between retries included (waiting for "
+                             "digestd's own turn at a busy host is not counted). A server that "
+                             "answers too slowly is cut off and the poll counts as an error "
+                             "(reason timeout); nothing is lost, the next poll asks again.",
+                             positive=True, duration=True)
     categories: tuple = setting((), 'arXiv categories, e.g. ["cs.LG", "stat.ML"].',
                                 kinds=("arxiv-rss",))
     announce_types: tuple = setting((), "Which arXiv announcements to keep: new, cross, "
@@ -416,6 +424,8 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
         if not isinstance(raw, str):
             fail(f"{name} must be a string, {got()}")
         value = raw
+    if isinstance(value, float) and not math.isfinite(value):
+        fail(f"{name} must be a finite number, {got()}")  # TOML has inf and nan
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         shown = ", ".join(f'"{c}"' for c in choices if c)
@@ -423,6 +433,8 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     minimum = f.metadata.get("minimum")
     if minimum is not None and value < minimum:
         fail(f"{name} must be at least {minimum:g}, {got()}")
+    if f.metadata.get("positive") and not value > 0:
+        fail(f"{name} must be more than 0, {got()}")
     if f.name in ("send_at",) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
         fail(f'{name} must be a time as "HH:MM", {got()}')
     if f.name == "announce_types":

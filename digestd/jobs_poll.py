@@ -60,7 +60,9 @@ def _quoted(text: str) -> str:
 async def poll_source(config: SourceConfig, store: Store, http: Http) -> PollReport:
     """Poll one source and store its new papers; a failure is recorded, never raised.
 
-    Store errors do propagate: a broken database is not one source's problem.
+    The poll gets `config.timeout` seconds, retries included; one cut off saves nothing,
+    so its validators and cursor stay as they were. Store errors do propagate: a broken
+    database is not one source's problem.
     """
     started = time.monotonic()
     result: PollResult | None = None
@@ -69,7 +71,7 @@ async def poll_source(config: SourceConfig, store: Store, http: Http) -> PollRep
     state = store.source_state(config.name)
     try:
         source = make_source(config, http)
-        result = await source.poll(state)
+        result = await http.within(config.timeout, source.poll(state), source=config.name)
     except SourceError as e:
         error, reason = str(e), e.reason
     except NotImplementedError as e:
