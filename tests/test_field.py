@@ -311,3 +311,14 @@ def test_dates_in_a_feed():
                        "23:30:00 -0600</pubDate></item><item><title>Unknown</title><guid>2"
                        "</guid><pubDate>sometime next week</pubDate></item>"))
     assert [p.published for p in papers] == ["2026-11-27T23:30:00-06:00", ""]
+
+
+async def test_relative_links_resolve_against_the_url_after_redirects(server, store, http):
+    from .http_fixtures import Reply
+    server.payload("/ja/feed.xml", (FIELD / "05-feed-relative-links.xml").read_bytes(),
+                   "application/rss+xml")
+    server.replies("/moved.xml", Reply(301, b"", {"Location": server.url("/ja/feed.xml")}))
+    (report,) = await poll_sources([SourceConfig(name="ja", kind="feed",
+                                                 url=server.url("/moved.xml"))], store, http=http)
+    assert report.error is None
+    assert [p.url for p in store.papers_since("")] == [server.url("/ja/article/1")]
