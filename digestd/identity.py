@@ -27,6 +27,9 @@ GENERIC_TITLES = tuple(tuple(t.split()) for t in (
     "announcement", "announcements", "obituary", "in memoriam", "untitled", "abstracts",
     "call for papers", "calendar", "volume", "issue", "letter from the editor",
     "from the editor", "message from the editor", "note from the editor", "editor s choice"))
+_LEADS: dict[str, list[tuple[str, ...]]] = {}
+for _lead in sorted(GENERIC_TITLES, key=len, reverse=True):  # the longest lead-in first
+    _LEADS.setdefault(_lead[0], []).append(_lead)
 MIN_TITLE_WORDS = 3  # words that are not numbers, after a generic lead-in is set aside
 MIN_TITLE_CHARS = 20
 
@@ -46,7 +49,7 @@ def title_key(title: str) -> str | None:
     stripped = True
     while stripped and rest:
         stripped = False
-        for lead in GENERIC_TITLES:
+        for lead in _LEADS.get(rest[0], ()):
             if tuple(rest[:len(lead)]) == lead:
                 rest = rest[len(lead):]
                 if rest and rest[0] in ("to", "on", "of", "for", "from", "in"):

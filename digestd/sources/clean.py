@@ -284,15 +284,21 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
         sep = ";" if ";" in text else ","
     names: list[str] = []
     for piece in text.split(sep):
-        for name in _AND.split(piece):
-            name = collapse(name).strip(" ,;:") if name else ""
-            name = _ET_AL.sub("", name)
-            if not name or _NOT_AUTHOR.match(name) or not any(c.isalpha() for c in name):
+        # most pieces are one plain name: the checks below run only where they can apply
+        pieces = _AND.split(piece) if ("and" in piece or "&" in piece) else (piece,)
+        for name in pieces:
+            name = name.strip(" ,;:") if name else ""
+            if "al" in name:
+                name = _ET_AL.sub("", name)
+            if not name:
                 continue
-            if _SUFFIX.match(name) and names:
+            if len(name) <= 14 and (_NOT_AUTHOR.match(name)
+                                    or not any(c.isalpha() for c in name)):
+                continue
+            if len(name) <= 4 and names and _SUFFIX.match(name):
                 names[-1] = f"{names[-1]}, {name}"
                 continue
-            names.append(cap(name, MAX_AUTHOR))
+            names.append(name if len(name) <= MAX_AUTHOR else cap(name, MAX_AUTHOR))
     return tuple(dict.fromkeys(names))
 
 
