@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import ssl
 import textwrap
 import time
 import tracemalloc
@@ -25,20 +24,15 @@ from digestd.sources.base import _INFLATE_BLOCK, ACCEPT_ENCODING, _Inflater, is_
 from digestd.store import SourceState, Store
 
 from .http_fixtures import FixtureServer, Reply, fixture_bytes, server_fixture  # noqa: F401
+from .test_sources import fast_http as sources_fast_http
 
 RSS = "arxiv-rss-cs.CL-2026-04-27-trimmed.xml"
 RSS_TYPE = "application/rss+xml"
 PUBLIC = "93.184.216.34"  # any address on the internet: the fake resolver's answer
 
-_SSL = ssl.create_default_context()
-
-
 def fast_http(**overrides) -> Http:
-    settings = {"timeout": 5.0, "retries": 0, "backoff": 0.001, "backoff_max": 0.005,
-                "host_delays": {}, "default_host_delay": 0.0, "delay_scale": 0.0,
-                "verify": _SSL}
-    settings.update(overrides)
-    return Http(**settings)
+    """test_sources' quick Http, without retries unless a test asks for them."""
+    return sources_fast_http(**{"timeout": 5.0, "retries": 0, **overrides})
 
 
 def rss_cfg(url: str, name: str = "arxiv-cl", **kw) -> SourceConfig:

@@ -103,8 +103,18 @@ async def test_18_old_arxiv_updated_items_are_replacements(server, store, http):
     assert [p.id for p in papers] == ["arxiv:2312.00101"]
 
 
-async def test_tex_authors_and_titles(server, store, http):
-    papers = await poll_files(server, store, http, {"/rss/cs.LG": "tex-authors-titles.xml"})
+@pytest.mark.parametrize("kind", ["feed", "arxiv-rss"])
+async def test_tex_authors_and_titles(server, store, http, kind):
+    if kind == "feed":
+        papers = await poll_files(server, store, http, {"/rss/cs.LG": "tex-authors-titles.xml"})
+    else:
+        server.payload("/rss/cs.LG", (FIELD / "tex-authors-titles.xml").read_bytes(),
+                       "application/rss+xml")
+        source = SourceConfig(name="arxiv", kind="arxiv-rss", categories=("cs.LG",),
+                              url=server.url("/rss"))
+        (report,) = await poll_sources([source], store, http=http)
+        assert report.error is None
+        papers = store.papers_since("")
     (paper,) = papers
     assert paper.authors == ("Björn Inventsson", "Ján Fiktivček", "Przemysław Madeup",
                              "Ana Muñoz", "Zoë Sample")
