@@ -24,6 +24,7 @@ from .config import (
     load_config,
 )
 from .errors import DigestdError
+from .logs import setup_logging
 from .store import Store
 
 log = logging.getLogger("digestd")
@@ -60,25 +61,6 @@ kind = "sample"
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-class KeyValueFormatter(logging.Formatter):
-    """One line per event: `time level logger message`, the message itself key=value."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = datetime.fromtimestamp(record.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        line = f"{stamp} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
-        if record.exc_info:
-            line += " exc=" + json.dumps(self.formatException(record.exc_info))
-        return line
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(find_config(args.config))

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from .config import Config, web_secret
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
+from .logs import setup_logging
 from .match import Matcher
 from .models import Digest, Subscriber
 from .render import Links, Renderer
@@ -506,13 +507,8 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     build at its next batch and the sending after the messages in flight; the death of
     the `parent` process (kill -9 of digestd) ends this one at once, as if killed too."""
 
-    from .cli import KeyValueFormatter
-
     _die_with(parent)
-    handler = logging.StreamHandler()
-    handler.setFormatter(KeyValueFormatter())
-    logging.getLogger().handlers[:] = [handler]
-    logging.getLogger().setLevel(level)
+    setup_logging(level)
     halt = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:

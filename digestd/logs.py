@@ -1,0 +1,58 @@
+"""Logging: one line per event, key=value, to stderr (journald adds its own time stamp)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+
+# Libraries whose routine lines (httpx's "HTTP Request: GET ..." for every fetch) would drown
+# digestd's own: only their warnings and errors are shown.
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "aiosmtplib", "apscheduler", "asyncio")
+
+
+class KeyValueFormatter(logging.Formatter):
+    """One line per event: `time level logger message`, the message itself key=value.
+
+    `stamp=False` leaves out the time, for journald, which records its own (systemd sets
+    JOURNAL_STREAM for a service whose stderr goes to the journal, systemd.exec(5)).
+    """
+
+    def __init__(self, *, stamp: bool = True) -> None:
+        super().__init__()
+        self.stamp = stamp
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        if self.stamp:
+            stamp = datetime.fromtimestamp(record.created, timezone.utc)
+            line = f"{stamp.strftime('%Y-%m-%dT%H:%M:%SZ')} {line}"
+        if record.exc_info:
+            line += " exc=" + json.dumps(self.formatException(record.exc_info))
+        return line
+
+
+def under_journald() -> bool:
+    """True when stderr is the journal (JOURNAL_STREAM names its device and inode)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    if ":" not in stream:
+        return False
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return False
+    return stream == f"{st.st_dev}:{st.st_ino}"
+
+
+def setup_logging(level: str | int) -> None:
+    """Send every log line to stderr at `level` (a name such as "info", or a number)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter(stamp=not under_journald()))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    quiet = max(logging.WARNING, root.level)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(quiet)
