@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -550,8 +551,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the web app alone (subscribe, preferences, unsubscribe, /healthz, /metrics)."""
-    import signal
-
     from .web import create_app, serve_web
 
     config = _config(args)
@@ -698,9 +697,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_before_the_daemon_listens(signum: int, _frame: object) -> None:
+    # A SIGTERM before the daemon's own handlers are in place (loading the config, opening
+    # the store) is a stop like any other: exit 0, nothing has started that needs ending.
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.func is cmd_run:
+        signal.signal(signal.SIGTERM, _stop_before_the_daemon_listens)
     try:
         level = args.log_level
         if level is None:

@@ -154,6 +154,9 @@ class Daemon:
         """Serve until SIGTERM/SIGINT (or `request_stop`), then shut down cleanly."""
         loop = asyncio.get_running_loop()
         self._quiet_libraries()
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous is None:  # set outside Python: nothing to restore but the default
+            previous = signal.SIG_DFL
         signals = self._install_signals(loop)
         watchdog: asyncio.Task | None = None
         try:
@@ -193,6 +196,9 @@ class Daemon:
             await self._shutdown(watchdog)
             for sig in signals:
                 loop.remove_signal_handler(sig)
+            # removing a handler restores the default action, which for SIGTERM is to die
+            # with status 143: put back what was there (`digestd run`'s clean exit 0)
+            signal.signal(signal.SIGTERM, previous)
 
     async def _start_web(self) -> None:
         """Serve the web app in this loop; return once it listens (READY=1 waits for it)."""

@@ -55,7 +55,14 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                # never block the event loop on a notify socket that is not being read (its
+                # queue holds only a few datagrams): a ping dropped now is sent again soon
+                self._sock.setblocking(False)
             self._sock.sendto(data, self.address)
+        except BlockingIOError:
+            log.debug("event=notify_dropped reason=socket_full fields=%s",
+                      ",".join(f.partition("=")[0] for f in fields))
+            return False
         except OSError as e:
             log.warning("event=notify_failed error=%r", str(e))
             return False

@@ -609,3 +609,41 @@ async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(wri
     with Store(config.store.path) as store:
         assert [r[0] for r in store.db.execute("SELECT digest_id FROM digest_bodies")] == [recent]
         assert store.digest_counts() == {"sent": 2}
+
+
+@pytest.mark.parametrize("after", [0.5, 0.8, 1.2, 1.6])
+def test_sigterm_at_any_moment_after_start_exits_0(tmp_path, notify, after, monkeypatch):
+    """Even before the daemon's own handlers are installed (config, store, first polls).
+    The interpreter's own start (about 0.1-0.3 s here) runs no digestd code that could
+    catch it; systemd counts a death by SIGTERM as a clean stop anyway."""
+    monkeypatch.setenv("PYTHONFAULTHANDLER", "1")
+    config = tmp_path / "digestd.toml"
+    _write_service_config(config, tmp_path / "s.sqlite3", free_port())
+    began = time.monotonic()
+    proc = _start(config, notify, tmp_path / "log")
+    _wait(lambda: notify.count("READY=1") >= 0 and time.monotonic() > began + after,
+          after + 5, "the moment to stop")  # reading the notify socket as systemd does
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _wait(lambda: notify.count("") >= 0 and proc.poll() is not None, 10, "exit")
+        code = proc.wait(timeout=1)
+    except (AssertionError, subprocess.TimeoutExpired):
+        proc.send_signal(signal.SIGABRT)  # faulthandler: where it hangs, into the log
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+        raise AssertionError("digestd did not exit within 10 s of SIGTERM: "
+                             + (tmp_path / "log").read_text()[-6000:]) from None
+    assert code == 0, (tmp_path / "log").read_text()[-2000:]
+
+
+def test_a_notify_socket_nobody_reads_never_blocks(notify):
+    """The kernel queues only a few datagrams; past them a send must not stall the loop."""
+    notifier = Notifier({"NOTIFY_SOCKET": notify.path})
+    began = time.monotonic()
+    try:
+        results = [notifier.send("WATCHDOG=1") for _ in range(200)]
+    finally:
+        notifier.close()
+    assert time.monotonic() - began < 2
+    assert results[0] and not all(results)  # the first went through, later ones were dropped
