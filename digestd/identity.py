@@ -26,7 +26,14 @@ GENERIC_TITLES = tuple(tuple(t.split()) for t in (
     "highlights", "news", "book review", "book reviews", "letter to the editor", "letters",
     "announcement", "announcements", "obituary", "in memoriam", "untitled", "abstracts",
     "call for papers", "calendar", "volume", "issue", "letter from the editor",
-    "from the editor", "message from the editor", "note from the editor", "editor s choice"))
+    "from the editor", "message from the editor", "note from the editor", "editor s choice",
+    "information for authors", "instructions for authors", "guide for authors",
+    "author guidelines", "notes for contributors", "notes on contributors", "contributors",
+    "thank you to our reviewers", "thanks to our reviewers", "reviewer acknowledgement",
+    "reviewer acknowledgment", "graphical contents list", "graphical abstracts",
+    "graphical abstract", "special issue editorial", "special issue", "subscription information",
+    "copyright", "advertisement", "erratum to", "publisher s note", "publishers note",
+    "correction notice", "list of contents", "contents list"))
 _LEADS: dict[str, list[tuple[str, ...]]] = {}
 for _lead in sorted(GENERIC_TITLES, key=len, reverse=True):  # the longest lead-in first
     _LEADS.setdefault(_lead[0], []).append(_lead)
@@ -52,7 +59,7 @@ def title_key(title: str) -> str | None:
         for lead in _LEADS.get(rest[0], ()):
             if tuple(rest[:len(lead)]) == lead:
                 rest = rest[len(lead):]
-                if rest and rest[0] in ("to", "on", "of", "for", "from", "in"):
+                if rest and rest[0] in ("to", "on", "of", "for", "from", "in", "and"):
                     rest = rest[1:]
                 stripped = True
                 break

@@ -383,16 +383,19 @@ class Store:
     @staticmethod
     def _same_paper(db: sqlite3.Connection, paper: Paper, ids: list[str],
                     found: dict[str, int]) -> int | None:
-        """The row of the stored paper that `paper` is, among those its ids `found`, or None."""
-        for alias in ids:  # strong ids first, in the paper's own order
-            if alias in found and strong_kind(alias):
-                log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source,
-                          found[alias], alias)
-                return found[alias]
-        for alias in ids:
-            pk = found.get(alias)
-            if pk is None:
+        """The row of the stored paper that `paper` is, among those its ids `found`, or None.
+
+        Candidates met by a strong id come first; any candidate that disagrees with the
+        paper on a strong id of another kind (the same guid, another DOI) is another paper.
+        """
+        order = sorted((alias for alias in ids if alias in found),
+                       key=lambda alias: strong_kind(alias) is None)
+        tried: set[int] = set()
+        for alias in order:
+            pk = found[alias]
+            if pk in tried:
                 continue
+            tried.add(pk)
             theirs = [r[0] for r in db.execute("SELECT alias FROM paper_ids WHERE paper_pk = ?",
                                                (pk,))]
             clash = conflicting(ids, theirs)

@@ -9,7 +9,7 @@ from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse
-from .base import PollResult, Source
+from .base import PollResult, Source, parse_off_loop
 from .clean import clean_abstract, clean_text, clean_title, iso_datetime
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv
 
@@ -134,7 +134,7 @@ class ArxivApiSource(Source):
                                   last_modified=got.last_modified)
             if start == 0:
                 etag, last_modified = got.etag, got.last_modified
-            page = parse_api_feed(got.content, source=self.name)
+            page = await parse_off_loop(parse_api_feed, got.content, source=self.name)
             for entry in page.entries:
                 # New submissions push results down while we page, so a page may
                 # repeat the end of the previous one.

@@ -12,7 +12,7 @@ import feedparser
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source
+from .base import PollResult, Source, parse_off_loop
 from .clean import clean_abstract, clean_title, entry_date, split_authors
 from .ids import arxiv_urls, parse_arxiv
 
@@ -53,18 +53,25 @@ def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) 
 # The pre-2024 RSS 1.0 feeds (export.arxiv.org/rss/...) put the id, the primary category and
 # the kind of announcement at the end of the title: "Title. (arXiv:2312.00101v1 [cs.LG])",
 # "... [cs.CV] UPDATED)" for a new version, "... CROSS LISTED)" for a cross-list.
-_OLD_SUFFIX = re.compile(r"\.?\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s*(?:\[(?P<cat>[^\]]*)\])?\s*"
+_OLD_SUFFIX = re.compile(r"\.?\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s*\[(?P<cat>[^\]]*)\]\s*"
                          r"(?P<kind>UPDATED|CROSS LISTED)?\s*\)\s*$", re.IGNORECASE)
 _OLD_KINDS = {"": "new", "updated": "replace", "cross listed": "cross"}
 DEFAULT_ANNOUNCE_TYPES = ("new", "cross")
 
 
+_ARXIV_HOST = re.compile(r"^https?://([a-z]+\.)*arxiv\.org(/|$)", re.IGNORECASE)
+
+
 def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
-    """True for a feed from arXiv (either format), whatever source kind reads it."""
-    link = parsed.feed.get("link", "") or ""
-    if re.match(r"^https?://([a-z]+\.)*arxiv\.org(/|$)", link, re.IGNORECASE):
-        return True
-    return any(e.get("arxiv_announce_type") or _OLD_SUFFIX.search(e.get("title", "") or "")
+    """True for a feed that arXiv itself publishes (either format), whatever source kind
+    reads it: its channel links to arxiv.org and its items are arXiv announcements (the
+    announce_type element, or the old format's "(arXiv:ID [cat])" title suffix on an
+    arxiv.org item link). A blog post titled "... (arXiv:2401.01234)" is not one."""
+    if not _ARXIV_HOST.match(parsed.feed.get("link", "") or ""):
+        return False
+    return any(e.get("arxiv_announce_type")
+               or (_OLD_SUFFIX.search(e.get("title", "") or "")
+                   and _ARXIV_HOST.match(e.get("link", "") or ""))
                for e in parsed.entries[:5])
 
 
@@ -161,8 +168,8 @@ class ArxivRssSource(Source):
         got = await self.fetch(self.feed_url, state)
         if got.not_modified:
             return PollResult(not_modified=True, etag=got.etag, last_modified=got.last_modified)
-        papers, skipped = parse_arxiv_rss(got.content, source=self.name,
-                                          announce_types=self.config.announce_types,
-                                          categories=self.config.categories)
+        papers, skipped = await parse_off_loop(
+            parse_arxiv_rss, got.content, source=self.name,
+            announce_types=self.config.announce_types, categories=self.config.categories)
         return PollResult(papers=papers, skipped=skipped, etag=got.etag,
                           last_modified=got.last_modified)

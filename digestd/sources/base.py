@@ -564,6 +564,12 @@ class Http:
         return Fetched(url, 200, content, None, mtime)
 
 
+async def parse_off_loop(parse: Callable[..., T], content: bytes, **kw: object) -> T:
+    """`parse(content, **kw)` in a worker thread: a big or hostile answer takes the CPU
+    for a while, but never the event loop (the web app, the watchdog, the poll deadline)."""
+    return await asyncio.to_thread(parse, content, **kw)
+
+
 class Source:
     """One configured source. Subclasses set `kind` and implement `poll`."""
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source
+from .base import PollResult, Source, parse_off_loop
 from .clean import clean_abstract, clean_title, iso_datetime, split_authors
 from .hf_daily import load_json
 from .ids import canonical, doi_id
@@ -137,7 +137,8 @@ class BiorxivSource(Source):
         while len(found) < self.config.max_results:
             # No validators: the URL changes with the day, and the API sends none.
             got = await self.fetch(f"{base}/{cursor}", None)
-            page = parse_details(got.content, source=self.name, server=self.server)
+            page = await parse_off_loop(parse_details, got.content, source=self.name,
+                                        server=self.server)
             found.extend(page.papers)
             unusable += page.unusable
             cursor += page.count

@@ -4,10 +4,11 @@ dates, links), each read as its source means it."""
 from __future__ import annotations
 
 import email.utils
+import html
 import re
 import time
-from datetime import date, datetime, timezone
-from html.parser import HTMLParser
+from datetime import date, datetime, timedelta, timezone
+from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC 5322 4.3
 from urllib.parse import urljoin, urlsplit
 
 from pylatexenc import latexwalker, macrospec
@@ -22,7 +23,10 @@ ELLIPSIS = "…"
 
 # Control characters (C0 but tab/newline, DEL, C1): they break headers and terminals and carry
 # nothing a reader needs. A NUL from a broken feed must not reach the store.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Also the invisible format characters that can reorder or hide text (bidi overrides and
+# isolates, zero-width space, BOM); joiners that scripts and emoji need stay.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e"
+                      "\u2066-\u2069\ufeff]")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 
@@ -41,51 +45,65 @@ def cap(text: str, limit: int) -> str:
 
 _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "table", "h1", "h2",
                     "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
-                    "header", "footer", "dd", "dt", "dl", "figure", "figcaption"})
-_INVISIBLE = frozenset({"script", "style", "template", "noscript", "head", "title"})
+                    "header", "footer", "dd", "dt", "dl", "figure", "figcaption", "math"})
+# Elements whose content a reader never sees (MathML's annotation repeats the formula as TeX).
+_INVISIBLE = re.compile(r"<(script|style|template|noscript|head|title|annotation|"
+                        r"annotation-xml)(?=[\s/>])", re.IGNORECASE)
+# A tag starts with a letter (or "/" and a letter) right after "<", as in HTML 5 (section
+# 13.2.5.6): "<65" and "p < 0.05" are text. `[^<>]*` keeps every attempt linear.
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*>|<[!?][^<>]*>")
 
 
-class _Text(HTMLParser):
-    """The visible text of an HTML fragment, as a browser would show it, entities decoded."""
+def _drop_between(text: str, start: str, end: str) -> str:
+    """`text` without each `start`...`end` run (to the end when `end` never comes)."""
+    out, i = [], 0
+    while True:
+        j = text.find(start, i)
+        if j < 0:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:j])
+        k = text.find(end, j + len(start))
+        if k < 0:
+            return "".join(out)
+        i = k + len(end)
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in _INVISIBLE:
-            self.hidden += 1
-        elif tag in _BLOCK:
-            self.parts.append(" ")
+def _drop_invisible(text: str) -> str:
+    lower = text.lower()
+    out, i = [], 0
+    while True:
+        m = _INVISIBLE.search(text, i)
+        if m is None:
+            out.append(text[i:])
+            return "".join(out)
+        out.append(text[i:m.start()])
+        close = lower.find(f"</{m[1].lower()}", m.end())
+        if close < 0:
+            return "".join(out)
+        gt = text.find(">", close)
+        i = len(text) if gt < 0 else gt + 1
 
-    def handle_startendtag(self, tag: str, attrs: list) -> None:
-        if tag in _BLOCK:
-            self.parts.append(" ")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _INVISIBLE:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in _BLOCK:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
+def _tag(m: re.Match) -> str:
+    return " " if m[2] and m[2].lower() in _BLOCK else ""
 
 
 def html_to_text(fragment: str) -> str:
     """The text a browser shows for an HTML fragment: tags gone, entities decoded once.
 
-    Uses the standard library's HTML parser, which (like a browser, HTML 5 section 13.2.5)
-    reads `<` not followed by a letter as text: "aged <65 versus >80" survives.
+    Tags are recognized as HTML 5 does (section 13.2.5: `<` then a letter, or `</`, `<!`,
+    `<?`), so "aged <65 versus >80" survives; comments, scripts, styles and MathML
+    annotations are dropped, block elements leave a space. Linear in the input, whatever
+    it holds (a million "<a " costs what a million letters do).
     """
     if "<" not in fragment and "&" not in fragment:
         return fragment
-    parser = _Text()
-    parser.feed(fragment)
-    parser.close()
-    return "".join(parser.parts)
+    if "<" in fragment:
+        fragment = _drop_between(fragment, "<!--", "-->")
+        fragment = _drop_invisible(fragment)
+        fragment = _TAG.sub(_tag, fragment)
+    return html.unescape(fragment) if "&" in fragment else fragment
 
 
 def is_html(detail: object) -> bool:
@@ -110,20 +128,30 @@ _PLAIN_STYLES = ("mathcal", "mathscr", "mathfrak", "mathbf", "mathit", "mathsf",
                  "boldsymbol", "bm", "mathrm")
 
 
+# Text-mode macros whose argument is plain text to keep (pylatexenc drops some of them).
+_KEEP_TEXT = ("texttt", "textsc", "textsf", "textup", "textmd", "textrm", "textsl", "textnormal",
+              "mbox", "hbox", "fbox", "text", "textit", "textbf", "emph", "underline")
+
+
 def _latex_contexts():
     # Macros that papers use and pylatexenc does not know or renders unhelpfully: URLs keep
     # their text, citations and references (which mean nothing outside the paper) vanish.
     parse = latexwalker.get_default_latex_context_db()
     parse.add_context_category("digestd", prepend=True, macros=[
         macrospec.MacroSpec("url", "{"), macrospec.MacroSpec("href", "{{"),
-        macrospec.MacroSpec("texttt", "{"), macrospec.MacroSpec("textsc", "{"),
-        *(macrospec.MacroSpec(m, "{") for m in _PLAIN_STYLES),
+        *(macrospec.MacroSpec(m, "{") for m in _PLAIN_STYLES + _KEEP_TEXT),
+        *(macrospec.MacroSpec(m, "{{") for m in ("tfrac", "dfrac", "binom", "tbinom", "dbinom")),
+        macrospec.MacroSpec("textsuperscript", "{"), macrospec.MacroSpec("textsubscript", "{"),
     ])
     render = get_default_latex_context_db()
     render.add_context_category("digestd", prepend=True, macros=[
         MacroTextSpec("url", "%(1)s"), MacroTextSpec("href", _href),
-        MacroTextSpec("texttt", "%(1)s"), MacroTextSpec("textsc", "%(1)s"),
-        MacroTextSpec("cite", ""), MacroTextSpec("citep", ""), MacroTextSpec("citet", ""),
+        *(MacroTextSpec(m, "%(1)s") for m in _KEEP_TEXT),
+        MacroTextSpec("tfrac", "%(1)s/%(2)s"), MacroTextSpec("dfrac", "%(1)s/%(2)s"),
+        *(MacroTextSpec(m, "(%(1)s choose %(2)s)") for m in ("binom", "tbinom", "dbinom")),
+        MacroTextSpec("textsuperscript", "^%(1)s"), MacroTextSpec("textsubscript", "_%(1)s"),
+        MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX"), MacroTextSpec("Pr", "Pr"),
+        MacroTextSpec("|", "‖"), MacroTextSpec("cite", ""), MacroTextSpec("citep", ""), MacroTextSpec("citet", ""),
         MacroTextSpec("ref", ""), MacroTextSpec("eqref", ""), MacroTextSpec("label", ""),
         MacroTextSpec("footnote", ""),
         *(MacroTextSpec(m, "%(1)s") for m in _PLAIN_STYLES),
@@ -139,18 +167,22 @@ _TEX_HINT = re.compile(r"[\\${]")
 _LITERAL = re.compile(r"(?<!\\)([%&])")
 # A pair of dollars is math unless it reads as money: "$5 and $10" (content starts with a digit
 # and ends with a space, or the closing dollar runs into a digit).
+_ADJACENT = re.compile(r"(?<=[^\s$])\$\$(?=[^\s$])")
 _DOLLARS = re.compile(r"\$\$?([^$]{0,1000}?)\$\$?")
 
 
 def _protect_money(text: str) -> str:
     text = text.replace("\\$", "\x00")  # an escaped dollar is no delimiter
+    if "$$" in text:  # "$\\alpha$$\\beta$": two formulas side by side, not display math
+        text = _ADJACENT.sub("$\x02$", text)
     out, last = [], 0
     for m in _DOLLARS.finditer(text):
         body = m[1]
         after = text[m.end():m.end() + 1]
         texish = any(c in body for c in "\\^_{}")  # "$\\sim$100" is math before a number
-        money = not body.strip() or (not texish and (
-            after.isdigit() or (body[:1].isdigit() and body[-1:].isspace())))
+        # money starts with a number ("$5 and $10"); "$>$5" and "$-$0.5" are math
+        money = not body.strip() or (not texish and body[:1].isdigit() and (
+            after.isdigit() or body[-1:].isspace()))
         if money:
             continue
         out.append(text[last:m.start()].replace("$", r"\$"))
@@ -161,6 +193,9 @@ def _protect_money(text: str) -> str:
 
 
 _TOKEN = re.compile(r"\S+")
+# A token that ends in a control sequence takes the next token as its argument: "\\frac {1}{2}",
+# "Fran\\c cois", "Mu\\~ noz".
+_OPEN_MACRO = re.compile(r"\\(?:[A-Za-z]+|[^A-Za-z\s])$")
 _ESCAPES = re.compile(r"\\[\\{}$]")
 # TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
 _TIE = re.compile(r"(?<=[A-Za-z.])~(?=[A-Za-z0-9(\[])")
@@ -183,7 +218,7 @@ def _tex_spans(text: str) -> list[tuple[int, int]]:
         depth += bare.count("{") - bare.count("}")
         if bare.count("$") % 2:
             math = not math
-        if depth <= 0 and not math:
+        if depth <= 0 and not math and not _OPEN_MACRO.search(bare):
             spans.append((start, m.end()))
             start, depth = None, 0
     if start is not None:
@@ -222,7 +257,7 @@ def tex_to_text(text: str) -> str:
         out.append(_convert(prepared[start:end]))
         last = end
     out.append(prepared[last:])
-    return collapse("".join(out))
+    return collapse("".join(out).replace("\x02", ""))
 
 
 # -- fields --------------------------------------------------------------------------------------
@@ -237,6 +272,8 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     """
     if not isinstance(value, str) or not value:
         return ""
+    if len(value) > 2 * limit + 1000:  # markup and TeX shrink text, never by half
+        value = value[:2 * limit + 1000]
     text = html_to_text(value) if html else value
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
@@ -261,18 +298,39 @@ _AND = re.compile(r"\s+(?:and|&)\s+|^\s*and\s+", re.IGNORECASE)
 _SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv|v|phd|md|msc|bsc)\.?$", re.IGNORECASE)
 _ET_AL = re.compile(r"\s+et\.?\s*al\.?$", re.IGNORECASE)
 _NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+)$", re.IGNORECASE)
+# Affiliation marks after a name: "Jane Doe1", "Doe^{1,2}", "Roe*", "Lee†".
+_MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#]+$")
+_ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
+MAX_AUTHORS_TEXT = 60_000  # characters of one author list read (about 2,000 names)
+
+
+def _one_word(text: str) -> bool:
+    return bool(text) and " " not in text.strip()
+
+
+def _name(piece: str) -> str:
+    name = piece.strip(" ,;:")
+    if "al" in name:
+        name = _ET_AL.sub("", name)
+    if name and name[-1] in "0123456789,*†‡§¶#" and not name.isdigit():
+        name = _MARKS.sub("", name).strip(" ,;:")
+    return name
 
 
 def split_authors(value: object, *, html: bool = False, tex: bool = False,
                   sep: str | None = None) -> tuple[str, ...]:
     """Names from one author string, as people write lists of names.
 
-    "A, B and C", "A; B", "A and B", "A & B" split into people; parenthesized (or
-    bracketed) affiliations are dropped and never split a name list; "Jr." stays with its
-    name; "et al." is no author. With `sep` only that separator (and "and") splits.
-    `html`: the string is HTML (dc:creator with links); `tex`: TeX accents are converted.
+    "A, B and C", "A; B", "A and B", "A & B" split into people; "Doe, Jane" (one word,
+    a comma, given names) is one person; parenthesized (or bracketed) affiliations and
+    affiliation marks ("Doe1", "Roe*") are dropped and never split a name list; "Jr."
+    stays with its name; "et al." is no author. With `sep` only that separator (and
+    "and") splits. `html`: the string is HTML (dc:creator with links); entities are
+    decoded either way; `tex`: TeX accents are converted.
     """
-    text = clean_text(value, html=html, tex=tex, limit=20_000)
+    if isinstance(value, str) and not html and "&" in value and _ENTITY.search(value):
+        html = True  # "M&#252;ller": its ";" must not split the list
+    text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
     while True:  # innermost groups first, so nested parentheses go too
@@ -282,14 +340,22 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     text = text.replace("(", " ").replace(")", " ")
     if sep is None:
         sep = ";" if ";" in text else ","
+    parts = [text] if sep != "," else _AND.split(text) if ("and" in text or "&" in text) \
+        else [text]
     names: list[str] = []
-    for piece in text.split(sep):
-        # most pieces are one plain name: the checks below run only where they can apply
-        pieces = _AND.split(piece) if ("and" in piece or "&" in piece) else (piece,)
-        for name in pieces:
-            name = name.strip(" ,;:") if name else ""
-            if "al" in name:
-                name = _ET_AL.sub("", name)
+    for part in parts:
+        if sep == ",":
+            pieces = part.split(",")
+            # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
+            if not tex and len(pieces) == 2 and _one_word(_name(pieces[0])) \
+                    and 0 < len(pieces[1].split()) <= 3 and not _SUFFIX.match(pieces[1].strip()):
+                pieces = [part]
+        else:
+            pieces = [p for chunk in part.split(sep)
+                      for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)
+                                else (chunk,))]
+        for piece in pieces:
+            name = _name(piece) if piece else ""
             if not name:
                 continue
             if len(name) <= 14 and (_NOT_AUTHOR.match(name)
@@ -302,6 +368,19 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     return tuple(dict.fromkeys(names))
 
 
+def clean_name(value: object, *, html: bool = False, tex: bool = False) -> str:
+    """One person's name (a feed that gives each author apart): affiliations in
+    parentheses and affiliation marks dropped, entities decoded."""
+    if isinstance(value, str) and not html and "&" in value and _ENTITY.search(value):
+        html = True
+    text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHOR * 2)
+    while True:
+        text, n = _PARENS.subn(" ", text)
+        if not n:
+            break
+    return cap(collapse(_name(text.replace("(", " ").replace(")", " "))), MAX_AUTHOR)
+
+
 # -- links ---------------------------------------------------------------------------------------
 
 def absolute_link(link: object, base: str = "") -> str:
@@ -310,7 +389,9 @@ def absolute_link(link: object, base: str = "") -> str:
     reaches an email)."""
     if not isinstance(link, str):
         return ""
-    link = _CONTROL.sub("", link).strip()
+    # as a browser reads a URL (WHATWG URL standard, basic URL parser): tabs and line
+    # breaks inside are dropped, spaces in the path are percent-encoded
+    link = _CONTROL.sub("", link).strip().replace("\t", "").replace("\r", "").replace("\n", "")
     if not link:
         return ""
     if base and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", link):
@@ -324,15 +405,22 @@ def absolute_link(link: object, base: str = "") -> str:
         return ""
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return ""
-    return link
+    if any(c.isspace() for c in parts.netloc):
+        return ""
+    return link.replace(" ", "%20") if " " in link else link
 
 
 # -- dates ---------------------------------------------------------------------------------------
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_ONLY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:?\d{2})?$")  # XSD dates may carry a zone
 _HAS_TIME = re.compile(r"\d{1,2}:\d{2}")
+_ZONE_NAME = re.compile(r"\s+([A-Za-z]{2,5})$")
+_AMPM = re.compile(r"\d\s*[AaPp]\.?[Mm]\.?(?:\s|$)")
 _FORMATS_DAY = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
-                "%Y/%m/%d", "%d.%m.%Y", "%Y%m%d")
+                "%Y/%m/%d", "%Y%m%d")
+_FORMATS_TIME = ("%B %d, %Y %I:%M %p", "%b %d, %Y %I:%M %p", "%B %d, %Y %I:%M:%S %p",
+                 "%b %d, %Y %I:%M:%S %p", "%d %B %Y %H:%M", "%d %b %Y %H:%M",
+                 "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y-%m-%d %H:%M:%S %z")
 
 
 def _plausible(when: date) -> bool:
@@ -343,59 +431,85 @@ def iso_datetime(value: object, parsed: time.struct_time | None = None) -> str:
     """A feed's date as ISO 8601 in the source's own zone, as precise as it says; '' when
     it cannot be read with confidence.
 
-    RFC 822/5322 dates (RSS 2.0) and ISO 8601 (Atom, RFC 3339) keep their offset; a date
-    without a time stays a date ("2026-11-27", no invented midnight); a zone that cannot be
-    read keeps the local date and time without an offset. `parsed` (feedparser's UTC
-    reading) is used only when the text is none of these and has a time of day. Years
-    outside 1900..next year are not believed.
+    RFC 5322 dates (RSS 2.0, section 3.3) and ISO 8601 / RFC 3339 (Atom) keep their
+    offset; a date without a time stays a date ("2026-11-27", no invented midnight); a
+    zone name that RFC 5322 knows (EST, PDT, ...) gives its offset, another one keeps the
+    local date and time without an offset. Impossible dates (31 November), impossible
+    offsets and years outside 1900..next year are not believed. `parsed` (feedparser's
+    UTC reading) is never used: it rolls impossible dates over onto the next month.
     """
+    del parsed  # kept for callers; see above
     text = value.strip() if isinstance(value, str) else ""
-    if text:
-        if _DATE_ONLY.match(text):
-            try:
-                return text if _plausible(date.fromisoformat(text)) else ""
-            except ValueError:
-                return ""
-        found = _parse_text_date(text)
-        if found is not None:
-            return found
-    if parsed and (not text or _HAS_TIME.search(text)):
+    if not text:
+        return ""
+    m = _DATE_ONLY.match(text)
+    if m:
         try:
-            when = datetime(*parsed[:6], tzinfo=timezone.utc)
-        except (TypeError, ValueError):
-            return ""
-        return when.isoformat() if _plausible(when) else ""
-    return ""
-
-
-def _parse_text_date(text: str) -> str | None:
-    when: datetime | None = None
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        try:
-            when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            return m[1] if _plausible(date.fromisoformat(m[1])) else ""
         except ValueError:
-            for fmt in _FORMATS_DAY:
-                try:
-                    day = datetime.strptime(text, fmt).date()
-                except ValueError:
-                    continue
-                return day.isoformat() if _plausible(day) else ""
-            return None
-    if when is None or not _plausible(when):
+            return ""
+    when = _parse_text_date(text)
+    if when is None:
+        return ""
+    if isinstance(when, str):
+        return when
+    if not _plausible(when):
         return ""
     if not _HAS_TIME.search(text):
         return when.date().isoformat()  # "27 Nov 2026": a day, not midnight
     return when.isoformat()
 
 
+def _parse_text_date(text: str) -> datetime | str | None:
+    when = None
+    ampm = _AMPM.search(text)
+    if not ampm:  # email.utils would read "11:30 PM" as 11:30 in a zone called PM
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            when = None
+    if when is not None:
+        offset = when.utcoffset()
+        if offset is not None and abs(offset.total_seconds()) >= 86400:
+            return None  # "+2400" is no offset
+        return when
+    zone = _ZONE_NAME.search(text)
+    if zone and ampm and zone.start() < ampm.start():
+        zone = None
+    base, offset = text, None
+    if zone and zone[1].upper() in _RFC5322_ZONES:
+        base, offset = text[:zone.start()], _RFC5322_ZONES[zone[1].upper()]
+    elif zone and zone[1].upper() not in ("AM", "PM"):
+        base = text[:zone.start()]  # an unknown zone name: local time, no offset
+    when = None
+    try:
+        when = datetime.fromisoformat(base.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        for fmt in _FORMATS_TIME:
+            try:
+                when = datetime.strptime(base, fmt)
+                break
+            except ValueError:
+                continue
+        else:
+            for fmt in _FORMATS_DAY:
+                try:
+                    day = datetime.strptime(base, fmt).date()
+                except ValueError:
+                    continue
+                return day.isoformat() if _plausible(day) else ""
+            return None
+    if offset is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=timezone(timedelta(hours=offset / 100)))
+    return when
+
+
 def entry_date(entry: dict) -> str:
-    """A feedparser entry's publication date (else its last update) by iso_datetime."""
+    """A feedparser entry's publication date (else its last update, else dc:date) by
+    iso_datetime; the first of them that can be read."""
     # dict.get: feedparser maps a missing `updated*` to `published*` with a warning.
-    for text_key, parsed_key in (("published", "published_parsed"),
-                                 ("updated", "updated_parsed")):
-        text, parsed = dict.get(entry, text_key), dict.get(entry, parsed_key)
-        if text or parsed:
-            return iso_datetime(text, parsed)
+    for key in ("published", "updated", "created", "dc_date"):
+        found = iso_datetime(dict.get(entry, key))
+        if found:
+            return found
     return ""

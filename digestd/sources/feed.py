@@ -10,10 +10,11 @@ from collections.abc import Collection
 from ..models import Paper
 from ..store import SourceState
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed, parse_feed_bytes
-from .base import PollResult, Source
+from .base import PollResult, Source, parse_off_loop
 from .clean import (
     absolute_link,
     clean_abstract,
+    clean_name,
     clean_text,
     clean_title,
     entry_date,
@@ -44,19 +45,27 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
         # HTML links.
         name = people[0]["name"]
         return split_authors(name, html="<" in name, tex=tex)
-    names = (clean_text(a["name"], html="<" in a["name"], tex=tex, limit=200) for a in people)
+    names = (clean_name(a["name"], html="<" in a["name"], tex=tex) for a in people)
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def guid_id(guid: str, source: str) -> str:
-    """The identity of a feed item's guid/Atom id: an absolute http(s) URL names the same
-    thing everywhere (`url:`, or the arXiv id or DOI it holds); anything else
-    (`IJ-2026-0101`, `tag:...`, `urn:uuid:...`) only within its feed: `guid:SOURCE|GUID`."""
+def _markup(value: object, detail: object) -> bool:
+    """Whether a field is HTML: feedparser's `*_detail` type, or MathML that feedparser
+    does not take for HTML in a title."""
+    return is_html(detail) or (isinstance(value, str) and "</math>" in value)
+
+
+def guid_ids(guid: str, source: str) -> tuple[str, ...]:
+    """The identities of a feed item's guid/Atom id: always `guid:SOURCE|GUID`, which names
+    the item within its feed (two guids of one feed are two items); an absolute http(s)
+    URL also names the same thing everywhere (`url:`, or the arXiv id or DOI it holds).
+    `IJ-2026-0101`, `tag:...` and `urn:uuid:...` stay within their feed."""
+    scoped = f"guid:{source}|{guid.strip()}"
     if absolute_link(guid) == guid.strip():
         found = url_id(guid)
         if found:
-            return found
-    return f"guid:{source}|{guid.strip()}"
+            return (found, scoped)
+    return (scoped,)
 
 
 def _item_id(source: str, link: str, title: str) -> str:
@@ -101,12 +110,15 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             link = ""  # a permalink guid that is no URL ("IJ-2026-0101") is not a link
         links.append(absolute_link(link, base_url))
         guids.append(guid)
-    link_count = Counter(link for link in links if link)
+    # counted as the store compares them (no fragment, host in lower case): links that differ
+    # only there ("toc#art1", "toc#art2") name one page
+    link_ids = [url_id(link) if link else None for link in links]
+    link_count = Counter(i for i in link_ids if i)
     guid_count = Counter(guid for guid in guids if guid)
 
     papers: list[Paper] = []
     skipped = 0
-    for entry, link, guid in zip(entries, links, guids):
+    for entry, link, link_id, guid in zip(entries, links, link_ids, guids):
         if arxiv:
             got = arxiv_entry(entry, source=source, old_format=old_format)
             if got is not None:
@@ -116,20 +128,20 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     continue
                 papers.append(got[0])
                 continue
-        title = clean_title(entry.get("title"), html=is_html(entry.get("title_detail")),
-                            tex=tex)
+        title = clean_title(entry.get("title"), html=_markup(entry.get("title"),
+                                                             entry.get("title_detail")), tex=tex)
         if not title:
             skipped += 1
             continue
         # A link or guid that several items of this feed share (a journal's "upcoming" page)
         # names none of them.
-        shared = bool(link) and link_count[link] > 1
+        shared = bool(link_id) and link_count[link_id] > 1
         shared_guid = bool(guid) and guid_count[guid] > 1
         if shared or shared_guid:
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
-        ids = canonical(_doi(entry), url_id(link) if link and not shared else None,
-                        guid_id(guid, source) if guid and not shared_guid else None)
+        ids = canonical(_doi(entry), link_id if link_id and not shared else None,
+                        *(guid_ids(guid, source) if guid and not shared_guid else ()))
         if ids is None:
             ids = (_item_id(source, link, title), ())
         url, pdf_url = link, ""
@@ -137,13 +149,15 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if found:
             url, pdf_url = arxiv_urls(found[0])
         summary, detail = entry.get("summary") or "", entry.get("summary_detail")
-        if not summary and entry.get("content"):
+        if entry.get("content") and (not summary or detail is None):
+            # only full content (Atom <content>, content:encoded): feedparser copies it into
+            # `summary` without saying what it is; the content says
             summary, detail = entry.content[0].get("value", ""), entry.content[0]
         published = entry_date(entry)
         papers.append(Paper(
             id=ids[0],
             title=title,
-            abstract=clean_abstract(summary, html=is_html(detail), tex=tex),
+            abstract=clean_abstract(summary, html=_markup(summary, detail), tex=tex),
             authors=_authors(entry, tex),
             categories=tuple(dict.fromkeys(clean_text(t.get("term"), limit=100)
                                            for t in entry.get("tags", ()) if t.get("term"))),
@@ -163,10 +177,9 @@ class FeedSource(Source):
         got = await self.fetch(self.config.url, state)
         if got.not_modified:
             return PollResult(not_modified=True, etag=got.etag, last_modified=got.last_modified)
-        papers, skipped, well_formed = parse_feed(got.content, source=self.name,
-                                                  base_url=got.url,
-                                                  announce_types=self.config.announce_types,
-                                                  tex=self.config.tex)
+        papers, skipped, well_formed = await parse_off_loop(
+            parse_feed, got.content, source=self.name, base_url=got.url,
+            announce_types=self.config.announce_types, tex=self.config.tex)
         if not well_formed:
             return PollResult(papers=papers, skipped=skipped)
         return PollResult(papers=papers, skipped=skipped, etag=got.etag,

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source
+from .base import PollResult, Source, parse_off_loop
 from .clean import clean_abstract, clean_title, iso_datetime
 from .ids import arxiv_urls, parse_arxiv
 
@@ -123,7 +123,7 @@ class HfDailySource(Source):
                                   last_modified=got.last_modified)
             if back == 0:
                 etag, last_modified = got.etag, got.last_modified
-            found, dropped = parse_hf_daily(got.content, source=self.name)
+            found, dropped = await parse_off_loop(parse_hf_daily, got.content, source=self.name)
             skipped += dropped
             for paper in found:
                 if paper.id in seen or len(papers) >= self.config.max_results:
