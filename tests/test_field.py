@@ -332,3 +332,164 @@ async def test_relative_links_resolve_against_the_url_after_redirects(server, st
                                                  url=server.url("/moved.xml"))], store, http=http)
     assert report.error is None
     assert [p.url for p in store.papers_since("")] == [server.url("/ja/article/1")]
+
+
+# -- faults a hostile review found, one test each ---------------------------------------------
+
+def atom(entries: str, base: str = "") -> bytes:
+    xml_base = f' xml:base="{base}"' if base else ""
+    return (f'<feed xmlns="http://www.w3.org/2005/Atom"{xml_base}><title>J</title>'
+            f"{entries}</feed>").encode()
+
+
+def test_content_only_items_lose_their_markup():
+    (paper,) = parse(atom('<entry><id>1</id><title>T on graphs</title><content type="html">'
+                          '&lt;p&gt;We study &lt;b&gt;x&lt;/b&gt;.&lt;/p&gt;</content></entry>'))
+    assert paper.abstract == "We study x."
+    (paper,) = parse(rss('<item><title>Encoded</title><guid>g</guid><content:encoded '
+                         'xmlns:content="http://purl.org/rss/1.0/modules/content/">'
+                         '<![CDATA[<p>Full <i>text</i></p>]]></content:encoded></item>'))
+    assert paper.abstract == "Full text"
+
+
+async def test_links_that_differ_only_by_fragment_or_host_case_are_shared(store):
+    papers = parse(rss("".join(f"<item><title>Article {i} on graphs</title><link>https://j."
+                               f"example.org/toc/current#art{i}</link></item>" for i in range(3))))
+    assert len(store.add_papers(papers)) == 3
+    papers = parse(rss("<item><title>One on graphs</title><link>https://J.example.org/a/1</link>"
+                       "</item><item><title>Two on graphs</title><link>https://j.example.org/a"
+                       "/1</link></item>"))
+    assert len(store.add_papers(papers)) == 2
+
+
+async def test_two_url_guids_of_one_feed_are_two_papers_whatever_the_title(store):
+    week = [parse(atom(f"<entry><id>https://j.example.org/a/{i}</id><title>This Week in The "
+                       f"Journal</title></entry>")) for i in (1, 2)]
+    assert len(store.add_papers(week[0])) == 1
+    assert len(store.add_papers(week[1])) == 1
+    assert store.add_papers(week[1]) == []
+
+
+async def test_the_same_guid_with_another_doi_is_another_paper(store):
+    day = [parse(rss(f'<item><title>{t}</title><guid isPermaLink="false">X</guid>'
+                     f"<prism:doi>10.1234/{d}</prism:doi></item>"))
+           for t, d in (("First paper on pruning", "a"), ("Second paper on graphs", "b"))]
+    assert len(store.add_papers(day[0])) == 1
+    assert [p.id for p in store.add_papers(day[1])] == ["doi:10.1234/b"]
+
+
+def test_html_cleaning_is_linear():
+    import time
+
+    from digestd.sources.clean import html_to_text
+    began = time.process_time()
+    html_to_text("<a " * 100_000)
+    html_to_text("<!--" * 50_000 + "<script>" * 50_000)
+    assert time.process_time() - began < 1.0
+
+
+def test_a_blog_post_about_an_arxiv_paper_is_not_an_arxiv_feed():
+    (paper,) = parse(rss("<item><title>Our new paper is out (arXiv:2401.01234)</title><link>"
+                         "https://lab.example.org/post</link><description>&lt;p&gt;We show "
+                         "&lt;b&gt;bold&lt;/b&gt; claims for $5 and $\\alpha$.&lt;/p&gt;"
+                         "</description></item>"))
+    assert paper.url == "https://lab.example.org/post"
+    assert paper.abstract == "We show bold claims for $5 and $\\alpha$."
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("2026-11-31T10:00:00Z", ""),
+    ("2026-02-30T10:00:00+01:00", ""),
+    ("Fri, 27 Nov 2026 23:30:00 +2400", ""),
+    ("2026-11-27T23:30:00 EST", "2026-11-27T23:30:00-05:00"),
+    ("2026-11-27T10:00:00 CET", "2026-11-27T10:00:00"),
+    ("2026-11-27+01:00", "2026-11-27"),
+    ("2026-11-27-05:00", "2026-11-27"),
+    ("Nov 27, 2026 11:30 PM", "2026-11-27T23:30:00"),
+    ("Nov 27, 2026 10:00:00 PM PST", "2026-11-27T22:00:00-08:00"),
+])
+def test_dates_never_rolled_over_or_given_a_false_zone(raw, expect):
+    papers = parse(rss(f"<item><title>Dated</title><guid>1</guid><pubDate>{raw}</pubDate>"
+                       f"</item>"))
+    assert papers[0].published == expect
+
+
+def test_an_unreadable_published_date_falls_back_to_updated():
+    (paper,) = parse(atom("<entry><id>1</id><title>T</title><published>soon</published>"
+                          "<updated>2026-11-27T10:00:00+01:00</updated></entry>"))
+    assert paper.published == "2026-11-27T10:00:00+01:00"
+
+
+@pytest.mark.parametrize("creator, expect", [
+    ("Jane Doe&lt;sup&gt;1&lt;/sup&gt;, Bob Roe&lt;sup&gt;2&lt;/sup&gt;", ("Jane Doe", "Bob Roe")),
+    ("A. Smith, B. M&amp;#252;ller, C. Lee", ("A. Smith", "B. Müller", "C. Lee")),
+    ("Jane Doe &amp;amp; Bob Roe", ("Jane Doe", "Bob Roe")),
+    ("Doe, Jane", ("Doe, Jane",)),
+    ("Smith, John and Doe, Jane", ("Smith, John", "Doe, Jane")),
+])
+def test_author_strings_from_journal_feeds(creator, expect):
+    (paper,) = parse(rss(f"<item><title>T</title><guid>1</guid><dc:creator>{creator}"
+                         f"</dc:creator></item>"))
+    assert paper.authors == expect
+
+
+def test_each_author_element_loses_its_affiliation():
+    (paper,) = parse(atom("<entry><id>1</id><title>T</title><author><name>Jane Doe (MIT)</name>"
+                          "</author><author><name>Bob Roe</name></author></entry>"))
+    assert paper.authors == ("Jane Doe", "Bob Roe")
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (r"\textsf{LLaMA}-Adapter: efficient tuning", "LLaMA-Adapter: efficient tuning"),
+    (r"The \mbox{DeepSeek} model", "The DeepSeek model"),
+    (r"$E = 10\,\mbox{GeV}$", "E = 10 GeV"),
+    (r"\textup{Ly}$\alpha$ forest", "Lyα forest"),
+    (r"$>$5$\sigma$ and $-$0.5 dex", ">5σ and -0.5 dex"),
+    (r"$\alpha$$\beta$ tagging", "αβ tagging"),
+    (r"\frac {1}{2} and \sqrt {s}", "1/2 and √(s)"),
+    (r"Fran\c cois and Mu\~ noz", "François and Muñoz"),
+    (r"$\tfrac{1}{2}$ and \LaTeX{} tools", "1/2 and LaTeX tools"),
+])
+def test_more_tex(raw, expect):
+    from digestd.sources.clean import clean_title
+    assert clean_title(raw, tex=True) == expect
+
+
+def test_tex_author_marks_and_boxes():
+    from digestd.sources.clean import split_authors
+    assert split_authors(r"A. Lundstr\"om\textsuperscript{1}, \mbox{B. Mu\~noz}$^{2}$",
+                         tex=True) == ("A. Lundström", "B. Muñoz")
+
+
+def test_mathml_in_a_title_is_markup():
+    (paper,) = parse(rss("<item><title>Spin-&lt;math&gt;&lt;mfrac&gt;&lt;mn&gt;1&lt;/mn&gt;&lt;"
+                         "mn&gt;2&lt;/mn&gt;&lt;/mfrac&gt;&lt;/math&gt; chains</title><guid>1"
+                         "</guid></item>"))
+    assert "<" not in paper.title and "chains" in paper.title
+
+
+def test_links_and_text_lose_control_and_invisible_characters():
+    (paper,) = parse(rss("<item><title>A\u202etitle\u200b here</title><guid>1</guid><link>"
+                         "https://h.example/a&#x0D;&#x0A;b c</link></item>"))
+    assert paper.url == "https://h.example/ab%20c"
+    assert paper.title == "Atitle here"
+
+
+def test_huge_fields_are_cut_before_they_are_converted():
+    import time
+
+    from digestd.sources.clean import clean_abstract, clean_title, split_authors
+    began = time.process_time()
+    clean_title("$\\alpha$ " * 25_000, tex=True)
+    clean_abstract("$a$ " * 50_000, tex=True)
+    split_authors(", ".join(["Bj\\\"orn M\\\"uller"] * 20_000), tex=True)
+    assert time.process_time() - began < 3.0
+
+
+@pytest.mark.parametrize("title", ["Information for Authors", "Instructions for Authors",
+                                   "Editorial Board and Table of Contents",
+                                   "Thank You to Our Reviewers", "Special Issue Editorial",
+                                   "Notes on contributors", "Graphical contents list"])
+def test_more_generic_titles(title):
+    from digestd.identity import title_key
+    assert title_key(title) is None

@@ -301,7 +301,7 @@ _NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+)$", re.IGNORE
 # Affiliation marks after a name: "Jane Doe1", "Doe^{1,2}", "Roe*", "Lee†".
 _MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#]+$")
 _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
-MAX_AUTHORS_TEXT = 60_000  # characters of one author list read (about 2,000 names)
+MAX_AUTHORS_TEXT = 30_000  # characters of one author list kept (about 1,000 names)
 
 
 def _one_word(text: str) -> bool:
@@ -333,6 +333,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
+    cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
     while True:  # innermost groups first, so nested parentheses go too
         text, n = _PARENS.subn(" ", text)
         if not n:
@@ -365,6 +366,8 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
                 names[-1] = f"{names[-1]}, {name}"
                 continue
             names.append(name if len(name) <= MAX_AUTHOR else cap(name, MAX_AUTHOR))
+    if cut and names:
+        names.pop()  # the name the cut went through
     return tuple(dict.fromkeys(names))
 
 
