@@ -190,8 +190,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from .config import check_dkim_key
+
     path = find_config(args.config)
     config = load_config(path)
+    check_dkim_key(config, path)
     where = str(config.path) if config.path else "embedded defaults (no config file found)"
     print(f"config OK: {where}")
     print(f"  store     {config.store.path}")

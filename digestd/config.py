@@ -153,15 +153,14 @@ def check_source_name(value: str) -> str:
 
 
 def check_categories(value: tuple) -> tuple:
+    must = 'must be arXiv categories such as "cs.LG", "math.GT", "hep-th" or "astro-ph.CO"'
     for category in value:
         m = _ARXIV_CATEGORY.fullmatch(category)
         if not m:
-            raise ValueError('must be arXiv categories such as "cs.LG", "math.GT", "hep-th" or '
-                             f'"astro-ph.CO"', f'"{category}" is not of that form')
+            raise ValueError(must, f'"{category}" is not of that form')
         if m["archive"] not in ARXIV_ARCHIVES:
-            raise ValueError('must be arXiv categories such as "cs.LG", "math.GT", "hep-th" or '
-                             f'"astro-ph.CO"', f'"{m["archive"]}" is not an arXiv archive; they '
-                             f'are {", ".join(ARXIV_ARCHIVES)}')
+            raise ValueError(must, f'"{m["archive"]}" is not an arXiv archive; they are '
+                                   f'{", ".join(ARXIV_ARCHIVES)}')
     return value
 
 
@@ -172,6 +171,20 @@ def check_networks(value: tuple) -> tuple:
         except ValueError:
             raise ValueError('must be IP addresses or networks such as "127.0.0.1" or '
                              '"10.0.0.0/8"', f'"{item}" is not one') from None
+    return value
+
+
+def check_one_line(value: str) -> str:
+    if any(unicodedata.category(c)[0] == "C" for c in value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+def check_dns_name(value: str) -> str:
+    """A DKIM selector or signing domain: ASCII DNS labels."""
+    if value and not _HOSTNAME.fullmatch(value):
+        raise ValueError('must be a DNS name such as "digest" or "example.org" (ASCII letters, '
+                         'digits, "-", "_" and dots)')
     return value
 
 
@@ -271,7 +284,7 @@ class WebConfig:
     enabled: bool = setting(True, "Serve the web app (subscribe, unsubscribe, preferences) "
                             "inside `digestd run`. Unsubscribe links in emails need it.")
     title: str = setting("Paper digest", "The name shown on the web pages and in confirmation "
-                         "emails.")
+                         "emails.", check=check_one_line)
     trusted_proxies: tuple = setting(("127.0.0.1", "::1"), "Addresses (or networks, e.g. "
                                      '"10.0.0.0/8") of reverse proxies whose X-Forwarded-For '
                                      "header names the real client, for the per-IP rate limit.",
@@ -334,7 +347,7 @@ class SourceConfig:
                            "the kind's default: arXiv kinds four times a day, shortly after "
                            "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
                            'others hourly (the bundled sample: daily). At most "30d".',
-                           minimum=0, maximum=30 * 86400)
+                           minimum=0, maximum=30 * 86400, duration=True)
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
     timeout: float = setting(120.0, 'The most one poll may take, e.g. "90s" or "5m": every '
                              "request, retry and wait between retries included (waiting for "
@@ -367,8 +380,10 @@ class SourceConfig:
 @dataclass(frozen=True)
 class DkimConfig:
     selector: str = setting("", "DKIM selector: the key is published as a TXT record at "
-                            "SELECTOR._domainkey.DOMAIN. Empty means digests are not signed.")
-    domain: str = setting("", "The signing domain (d=); empty means the From domain.")
+                            "SELECTOR._domainkey.DOMAIN. Empty means digests are not signed.",
+                            check=check_dns_name)
+    domain: str = setting("", "The signing domain (d=); empty means the From domain.",
+                          check=check_dns_name)
     private_key_file: str = setting("", "The private key (PEM, RSA; or a base64 ed25519 key) "
                                     'file. Alternative: the systemd credential "dkim-key".',
                                     path=True)
@@ -511,10 +526,12 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
         config = dataclasses.replace(config, smtp=SmtpConfig())
     digest = config.digest
     if digest.check_every >= digest.max_lateness:
+        written = data.get("digest", {})
         fail(f'digest.check_every ("{duration_text(digest.check_every)}") must be less than '
              f'digest.max_lateness ("{duration_text(digest.max_lateness)}"): a digest due '
              "between two checks would be merged into the next one instead of sent",
-             "digest", "check_every")
+             "digest", "check_every" if "check_every" in written or "max_lateness" not in
+             written else "max_lateness")
     config = _finish(config, path, env, locate)
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
 
@@ -560,9 +577,13 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
             fail(f"{section}.{key}: {e.message}", section, key)
 
     if config.smtp is not None:
-        if config.smtp.ca_file and not os.access(config.smtp.ca_file, os.R_OK):
-            fail(f'smtp.ca_file must be a readable file, got "{config.smtp.ca_file}"',
-                 "smtp", "ca_file")
+        if config.smtp.ca_file:
+            try:
+                with open(config.smtp.ca_file, "rb"):
+                    pass
+            except OSError as e:
+                fail(f'smtp.ca_file must be a readable file, got "{config.smtp.ca_file}": '
+                     f"{e.strerror}", "smtp", "ca_file")
         password = secret("smtp-password", "smtp", "password_file", config.smtp.password_file,
                           "DIGESTD_SMTP_PASSWORD")
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp,
@@ -577,6 +598,29 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
         config = dataclasses.replace(config, dkim=dataclasses.replace(
             config.dkim, private_key=key.encode() + b"\n"))
     return config
+
+
+def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> None:
+    """Sign a test message with the DKIM key, as `send` does before its first digest;
+    raises ConfigError naming the key file (and `path`, the config file as the user named
+    it). Not part of loading: it costs a signature."""
+    if not config.dkim.selector:
+        return
+    from email.utils import parseaddr
+
+    from .render import DkimSigner
+
+    domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
+    try:
+        DkimSigner(config.dkim.selector, domain, config.dkim.private_key)
+    except Exception as e:  # noqa: BLE001 - dkimpy raises several types for a bad key
+        line = None
+        if config.path:
+            locate = _Locator(config.path.read_text(encoding="utf-8"))
+            line = locate("dkim", None, "private_key_file")
+        raise ConfigError(f"dkim.private_key_file: the key cannot sign: {e}",
+                          path=str(path or config.path or "") or None, line=line,
+                          key="private_key_file") from None
 
 
 def unsubscribe_warning(config: Config) -> str | None:
@@ -638,13 +682,17 @@ def _build(cls: type, table: dict, section: str, index: int | None, fail) -> Any
 
 def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     def got() -> str:
-        # a line break or other control character is shown escaped, never printed
-        return f'got "{raw}"' if isinstance(raw, str) and raw.isprintable() else f"got {raw!r}"
+        # as TOML writes it; a line break or other control character shown escaped
+        def shown(x: Any) -> str:
+            return f'"{x}"' if isinstance(x, str) and x.isprintable() else repr(x)
+        if isinstance(raw, list):
+            return "got [" + ", ".join(shown(x) for x in raw) + "]"
+        return f"got {shown(raw)}"
 
     def limit(value: float) -> str:
         return f'"{duration_text(value)}"' if f.metadata.get("duration") else f"{value:g}"
 
-    if f.name == "every" or f.metadata.get("duration"):
+    if f.metadata.get("duration"):
         value = parse_duration(raw, name, fail)
     elif typ is bool:
         if not isinstance(raw, bool):
