@@ -127,9 +127,20 @@ def check_listen(value: str) -> str:
             ipaddress.IPv6Address(m["ip6"])
         except ValueError:
             raise ValueError(must, f'"{m["ip6"]}" is not an IPv6 address') from None
-    elif m["host"] and not _HOSTNAME.fullmatch(m["host"]):
-        raise ValueError(must, f'"{m["host"]}" is not a host name or IPv4 address')
+    elif m["host"]:
+        host = m["host"]
+        numeric = re.fullmatch(r"[\d.]+", host)
+        if not _HOSTNAME.fullmatch(host) or (numeric and not _ipv4(host)):
+            raise ValueError(must, f'"{host}" is not a host name or IPv4 address')
     return value
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def check_host(value: str) -> str:

@@ -142,6 +142,8 @@ def test_archive_url_is_checked_too(check):
     ("127.0.0.1:70000", ": port 70000 is out of range 0..65535"),
     ("[::1x]:8080", ': "::1x" is not an IPv6 address'),
     ("local host:8080", ""),
+    ("127.0.0.300:8080", ': "127.0.0.300" is not a host name or IPv4 address'),
+    ("-x:8080", ': "-x" is not a host name or IPv4 address'),
     ("unix:", ": the socket path is missing"),
 ])
 def test_listen(check, value, detail):
