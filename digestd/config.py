@@ -199,6 +199,18 @@ def check_dns_name(value: str) -> str:
     return value
 
 
+def check_time_of_day(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError('must be a time as "HH:MM"')
+    return value
+
+
+def check_announce_types(value: tuple) -> tuple:
+    if any(v not in ANNOUNCE_TYPES for v in value):
+        raise ValueError(f"may hold {', '.join(ANNOUNCE_TYPES)}")
+    return value
+
+
 def check_time_zone(value: str) -> str:
     if not is_time_zone(value):
         raise ValueError('must be an IANA time zone name such as "Europe/Berlin" (or "UTC"), '
@@ -313,7 +325,7 @@ class DigestConfig:
     max_papers: int = setting(25, "Papers shown in one digest at most; the rest is summarized "
                               "as \"and N more\".", minimum=1)
     send_at: str = setting("07:00", "Default local time (HH:MM) of the digest for new "
-                           "subscribers.")
+                           "subscribers.", check=check_time_of_day)
     timezone: str = setting("UTC", 'Default IANA time zone for new subscribers, e.g. '
                             '"Europe/Berlin" (a name the web form offers: "Region/City" or '
                             '"UTC", not an alias such as "CET").', check=check_time_zone)
@@ -375,7 +387,7 @@ class SourceConfig:
                                     'keeps ["new", "cross"]; feed keeps every item its feed '
                                     "lists, and applies this only to the items of an arXiv feed "
                                     "(a replacement of a paper already stored is never new).",
-                                    kinds=("arxiv-rss", "feed"))
+                                    kinds=("arxiv-rss", "feed"), check=check_announce_types)
     tex: bool = setting(False, "The feed writes TeX in titles, abstracts and names (as physics "
                         "journals do): convert it to text. arXiv feeds are recognized and "
                         "converted without it.", kinds=("feed",))
@@ -744,12 +756,6 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
         except ValueError as e:
             must, *detail = e.args
             fail(f"{name} {must}, {got()}" + (f": {detail[0]}" if detail else ""))
-    if f.name in ("send_at",) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-        fail(f'{name} must be a time as "HH:MM", {got()}')
-    if f.name == "announce_types":
-        wrong = [v for v in value if v not in ANNOUNCE_TYPES]
-        if wrong:
-            fail(f"{name} may hold {', '.join(ANNOUNCE_TYPES)}, {got()}")
     return value
 
 

@@ -418,6 +418,15 @@ def test_subscribers_add_checks_the_address_as_the_web_form(tmp_path, capsys):
         assert [s.email for s in store.subscribers()] == ["ada@xn--bcher-kva.example"]
 
 
+def test_checks_declared_with_their_settings(check):
+    # send_at and announce_types were checked by name in the loader; now by setting(check=)
+    refused(check, '[digest]\nsend_at = "7am"\n', 2, 'digest.send_at must be a time as "HH:MM", '
+            'got "7am"')
+    refused(check, '[[sources]]\nname = "x"\nkind = "arxiv-rss"\ncategories = ["cs.LG"]\n'
+            'announce_types = ["new", "old"]\n', 5, 'sources.announce_types may hold new, cross, '
+            'replace, replace-cross, got ["new", "old"]')
+
+
 def test_other_one_line_settings(check):
     refused(check, '[web]\ntitle = "Digest\\nBcc: x"\n', 2,
             "web.title must be one line of text without control characters, got "
