@@ -24,7 +24,7 @@ from .config import (
     find_config,
     load_config,
 )
-from .errors import DigestdError
+from .errors import DigestdError, UsageError
 from .logs import setup_logging
 from .store import Store
 
@@ -191,8 +191,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from .config import check_dkim_key
+
     path = find_config(args.config)
     config = load_config(path)
+    check_dkim_key(config, path)
     where = str(config.path) if config.path else "embedded defaults (no config file found)"
     print(f"config OK: {where}")
     print(f"  store     {config.store.path}")
@@ -203,6 +206,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
           + ", ".join(f"{s.name} ({s.kind})" for s in config.sources))
+    for warning in config.warnings:
+        print(f"digestd: warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -273,13 +278,18 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
     from .rules import validate
+    from .validators import EmailNotValidError, email_address
 
     config = _config(args)
+    try:
+        email = email_address(args.email)  # as the web form checks it (no DNS lookup)
+    except EmailNotValidError as e:
+        raise UsageError(f'"{args.email}" is not a valid email address: {e}') from None
     for rule in args.rule:
         validate(rule)
     schedule = _schedule_args(args, config)
     with _store(config) as store:
-        sub = store.add_subscriber(args.email, args.rule, name=args.name or "", **schedule)
+        sub = store.add_subscriber(email, args.rule, name=args.name or "", **schedule)
     print(f"added {sub.email} (active) with {len(sub.rules)} rule(s)")
     return 0
 
@@ -290,14 +300,13 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
     """--timezone/--send-at/--frequency/--weekday/--send-empty, checked like the config is."""
     import re
-    from zoneinfo import ZoneInfo
+
+    from .validators import is_time_zone
 
     tz = args.timezone or config.digest.timezone
-    try:
-        ZoneInfo(tz)
-    except (ValueError, KeyError):
-        raise DigestdError(f'--timezone must be an IANA time zone such as "Europe/Berlin", '
-                           f'got "{tz}"') from None
+    if not is_time_zone(tz):  # the rule of the config and the web form
+        raise DigestdError(f'--timezone must be an IANA time zone name such as "Europe/Berlin" '
+                           f'(or "UTC"), as the web form offers them, got "{tz}"')
     send_at = args.send_at or config.digest.send_at
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", send_at):
         raise DigestdError(f'--send-at must be a time as "HH:MM", got "{send_at}"')

@@ -6,15 +6,19 @@ default, its help text and its constraints live there. The loader, the
 """
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
 import secrets as _secrets
 import sys
 import typing
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError
+from .validators import EmailNotValidError, is_time_zone, mailbox
 
 CONFIG_ENV = "DIGESTD_CONFIG"
 SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv", "medrxiv")
@@ -30,15 +35,194 @@ ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
 def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
             toml_key: str | None = None, path: bool = False, minimum: float | None = None,
-            positive: bool = False, duration: bool = False) -> Any:
+            maximum: float | None = None, positive: bool = False, duration: bool = False,
+            check: Callable[[Any], Any] | None = None) -> Any:
     """Declare one setting: its default, the help the docs show, and its constraints.
 
-    `positive`: more than 0. `duration`: seconds, written in TOML as a number or as
-    "90s", "30m", "12h", "1d".
+    `positive`: more than 0. `maximum`: the most allowed; the help says "at most N" (a
+    test checks). `duration`: seconds, written in TOML as a number or as "90s", "30m",
+    "12h", "1d". `check`: a function of the value that returns it (normalized) or raises
+    ValueError("must be ...", optional detail); the loader adds the key, line and value.
     """
     meta = {"help": help, "choices": choices, "kinds": kinds, "toml_key": toml_key,
-            "path": path, "minimum": minimum, "positive": positive, "duration": duration}
+            "path": path, "minimum": minimum, "maximum": maximum, "positive": positive,
+            "duration": duration, "check": check}
     return field(default=default, metadata=meta)
+
+
+# -- checks of single settings (see setting(check=...)) ---------------------------------------
+
+ARXIV_ARCHIVES = ("cs", "econ", "eess", "math", "physics", "q-bio", "q-fin", "stat", "astro-ph",
+                  "cond-mat", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nlin",
+                  "nucl-ex", "nucl-th", "quant-ph")
+_ARXIV_CATEGORY = re.compile(r"(?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?")
+_LISTEN = re.compile(r"\[(?P<ip6>[^\]]*)\]:(?P<port6>\d+)|(?P<host>[^:\[\]]*):(?P<port>\d+)")
+
+
+def _unprintable(text: str) -> bool:
+    """Whitespace or a control character: nothing a URL, host or name may hold."""
+    return any(c.isspace() or unicodedata.category(c)[0] == "C" for c in text)
+
+
+def check_address(value: str) -> str:
+    """An address setting: "digest@example.org" or "Paper digest <digest@example.org>",
+    checked as the web form checks subscribers' addresses. An international domain is
+    rewritten in its ASCII form, which is what goes into the headers and the envelope."""
+    try:
+        _name, address = mailbox(value)
+    except EmailNotValidError as e:
+        raise ValueError('must be an email address such as "digest@example.org" or '
+                         '"Paper digest <digest@example.org>"', str(e)) from None
+    written = (value.rpartition("<")[2].partition(">")[0] if "<" in value else value).strip()
+    return value.replace(written, address) if written != address and not written.isascii() \
+        else value
+
+
+def check_optional_address(value: str) -> str:
+    return check_address(value) if value else value
+
+
+def check_url(value: str, *, query: bool = False) -> str:
+    """An absolute http(s) URL with a host, in ASCII, without whitespace or control
+    characters (it goes into email headers and every link)."""
+    must = 'must be an absolute http(s) URL such as "https://digest.example.org"'
+    if _unprintable(value):
+        raise ValueError(must, "it holds whitespace or a control character")
+    if not value.isascii():
+        raise ValueError(must, "write it in ASCII: an international domain in its xn-- form, "
+                               "other characters %-encoded")
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        raise ValueError(must, str(e)) from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(must)
+    if not query and (url.query or url.fragment or value.endswith(("?", "#"))):
+        raise ValueError(must, "without ? or #: links are made by adding a path to it")
+    return value
+
+
+def check_optional_url(value: str) -> str:
+    return check_url(value, query=True) if value else value
+
+
+def check_listen(value: str) -> str:
+    """web.listen: what web.parse_listen takes, with a port of 0..65535 (0: any free port)."""
+    must = 'must be "HOST:PORT", "[IPv6]:PORT", ":PORT" or "unix:PATH", e.g. "127.0.0.1:8080"'
+    if value.startswith("unix:"):
+        if not value[5:] or "\x00" in value:
+            raise ValueError(must, "the socket path is missing")
+        return value
+    m = _LISTEN.fullmatch(value)
+    if not m or _unprintable(value):
+        raise ValueError(must)
+    port = int(m["port6"] or m["port"])
+    if port > 65535:
+        raise ValueError(must, f"port {port} is out of range 0..65535")
+    if m["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(m["ip6"])
+        except ValueError:
+            raise ValueError(must, f'"{m["ip6"]}" is not an IPv6 address') from None
+    elif m["host"]:
+        host = m["host"]
+        numeric = re.fullmatch(r"[\d.]+", host)
+        if not _HOSTNAME.fullmatch(host) or (numeric and not _ipv4(host)):
+            raise ValueError(must, f'"{host}" is not a host name or IPv4 address')
+    return value
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(value: str) -> str:
+    """A host name or an IP address (IPv6 without brackets)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError('must be a host name or IP address such as "smtp.example.org"',
+                         "no spaces, line breaks, brackets or ports")
+    return value
+
+
+def check_source_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        raise ValueError('may hold only the letters a-z and A-Z, digits, "-", "_" and "." (it '
+                         "appears in logs, mail headers and rules as source:NAME)")
+    return value
+
+
+def check_categories(value: tuple) -> tuple:
+    must = 'must be arXiv categories such as "cs.LG", "math.GT", "hep-th" or "astro-ph.CO"'
+    for category in value:
+        m = _ARXIV_CATEGORY.fullmatch(category)
+        if not m:
+            raise ValueError(must, f'"{category}" is not of that form')
+        if m["archive"] not in ARXIV_ARCHIVES:
+            raise ValueError(must, f'"{m["archive"]}" is not an arXiv archive; they are '
+                                   f'{", ".join(ARXIV_ARCHIVES)}')
+    return value
+
+
+def check_networks(value: tuple) -> tuple:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError('must be IP addresses or networks such as "127.0.0.1" or '
+                             '"10.0.0.0/8"', f'"{item}" is not one') from None
+    return value
+
+
+def check_one_line(value: str) -> str:
+    if any(unicodedata.category(c)[0] == "C" for c in value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+def check_dns_name(value: str) -> str:
+    """A DKIM selector or signing domain: ASCII DNS labels."""
+    if value and not _HOSTNAME.fullmatch(value):
+        raise ValueError('must be a DNS name such as "digest" or "example.org" (ASCII letters, '
+                         'digits, "-", "_" and dots)')
+    return value
+
+
+def check_time_of_day(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError('must be a time as "HH:MM"')
+    return value
+
+
+def check_announce_types(value: tuple) -> tuple:
+    if any(v not in ANNOUNCE_TYPES for v in value):
+        raise ValueError(f"may hold {', '.join(ANNOUNCE_TYPES)}")
+    return value
+
+
+def check_time_zone(value: str) -> str:
+    if not is_time_zone(value):
+        raise ValueError('must be an IANA time zone name such as "Europe/Berlin" (or "UTC"), '
+                         "as the web form offers them")
+    return value
+
+
+def check_rate(value: float) -> float:
+    # a rate near 0 makes the claim on the outbox rows last for ages (deliver.py's lease)
+    if 0 < value < 0.001:
+        raise ValueError("must be 0 (no limit) or at least 0.001")
+    return value
 
 
 def derived(default: Any = "") -> Any:
@@ -53,8 +237,8 @@ class StoreConfig:
     keep_sent_days: int = setting(30, "Days the message of a sent digest stays in the store "
                                   "(for `digestd outbox` and a look at what went out); then "
                                   "`digestd run` drops it, keeping the row and the marks that "
-                                  "stop a paper from being sent twice. 0 keeps them forever.",
-                                  minimum=0)
+                                  "stop a paper from being sent twice. 0 keeps them forever; "
+                                  "at most 36500.", minimum=0, maximum=36500)
 
 
 @dataclass(frozen=True)
@@ -63,11 +247,14 @@ class DeliveryConfig:
                           'outbox_dir). Empty means "smtp" when an [smtp] table is present, '
                           'else "outbox".', choices=("", "smtp", "outbox"))
     outbox_dir: str = setting("outbox", "Where the outbox method writes .eml files.", path=True)
-    from_: str = setting("Paper digest <digest@example.org>", "The From address of every digest.",
-                         toml_key="from")
-    reply_to: str = setting("", "Optional Reply-To address.")
+    from_: str = setting("Paper digest <digest@example.org>", "The From address of every "
+                         'digest: "digest@example.org" or "Name <digest@example.org>" (a name '
+                         'with a comma in double quotes).', toml_key="from", check=check_address)
+    reply_to: str = setting("", "Optional Reply-To address, written as `from` is.",
+                            check=check_optional_address)
     max_attempts: int = setting(8, "Give up on a digest after this many failed SMTP attempts "
-                                "(4xx and network errors are retried with backoff).", minimum=1)
+                                "(4xx and network errors are retried with backoff); at most 100.",
+                                minimum=1, maximum=100)
     bounce_threshold: int = setting(3, "Hard bounces in a row (the server answered 5xx for the "
                                     "address) after which a subscriber is marked bouncing and "
                                     "gets no more digests.", minimum=1)
@@ -76,25 +263,28 @@ class DeliveryConfig:
                                "From domain.")
     unsubscribe_mailto: str = setting("", "The mailto: address in List-Unsubscribe (next to the "
                                       "one-click https link); the mail's subject is "
-                                      '"unsubscribe TOKEN". Empty means the From address.')
+                                      '"unsubscribe TOKEN". Empty means the From address.',
+                                      check=check_optional_address)
 
 
 @dataclass(frozen=True)
 class SmtpConfig:
-    host: str = setting("localhost", "The SMTP server (your relay or provider).")
-    port: int = setting(587, "The SMTP port: 587 for starttls, 465 for tls, 25 for none.",
-                        minimum=1)
+    host: str = setting("localhost", "The SMTP server (your relay or provider): a host name or "
+                        "IP address.", check=check_host)
+    port: int = setting(587, "The SMTP port: 587 for starttls, 465 for tls, 25 for none; at "
+                        "most 65535.", minimum=1, maximum=65535)
     security: str = setting("starttls", '"starttls", "tls" (implicit TLS) or "none".',
                             choices=("starttls", "tls", "none"))
     username: str = setting("", "Login name; empty means no AUTH.")
     password_file: str = setting("", "File holding the SMTP password. Alternatives: the "
                                  "environment variable DIGESTD_SMTP_PASSWORD or the systemd "
                                  'credential "smtp-password".', path=True)
-    timeout: float = setting(30.0, "Seconds to wait for the server at each step.", minimum=0.1)
+    timeout: float = setting(30.0, "Seconds to wait for the server at each step; at most 600.",
+                             minimum=0.1, maximum=600)
     max_connections: int = setting(4, "Connections opened in parallel and reused across "
-                                   "messages.", minimum=1)
-    max_per_second: float = setting(0.0, "Messages per second at most; 0 means no limit.",
-                                    minimum=0)
+                                   "messages; at most 100.", minimum=1, maximum=100)
+    max_per_second: float = setting(0.0, "Messages per second at most; 0 means no limit, "
+                                    "else at least 0.001.", minimum=0, check=check_rate)
     ca_file: str = setting("", "A PEM file of certificate authorities to trust for the server's "
                            "certificate (a relay with a private CA); empty means the system's.",
                            path=True)
@@ -103,9 +293,13 @@ class SmtpConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    listen: str = setting("127.0.0.1:8080", "Address and port the web app listens on.")
+    listen: str = setting("127.0.0.1:8080", 'Address and port the web app listens on: '
+                          '"HOST:PORT", "[IPv6]:PORT", ":PORT" (all interfaces) or '
+                          '"unix:PATH" (a Unix socket).', check=check_listen)
     base_url: str = setting("http://127.0.0.1:8080", "The public URL of the web app, used in "
-                            "every link in emails (unsubscribe, preferences).")
+                            "every link in emails (unsubscribe, preferences): an absolute "
+                            "http(s) URL; https for one-click unsubscribe to work at Gmail "
+                            "and Yahoo.", check=check_url)
     secret_file: str = setting("", "File holding the secret that signs links. Alternatives: the "
                                'environment variable DIGESTD_SECRET or the systemd credential '
                                '"secret"; if none is set a secret is generated next to the store.',
@@ -113,10 +307,11 @@ class WebConfig:
     enabled: bool = setting(True, "Serve the web app (subscribe, unsubscribe, preferences) "
                             "inside `digestd run`. Unsubscribe links in emails need it.")
     title: str = setting("Paper digest", "The name shown on the web pages and in confirmation "
-                         "emails.")
+                         "emails.", check=check_one_line)
     trusted_proxies: tuple = setting(("127.0.0.1", "::1"), "Addresses (or networks, e.g. "
                                      '"10.0.0.0/8") of reverse proxies whose X-Forwarded-For '
-                                     "header names the real client, for the per-IP rate limit.")
+                                     "header names the real client, for the per-IP rate limit.",
+                                     check=check_networks)
     subscribe_per_ip: int = setting(10, "Subscribe requests one client IP address (an IPv6 /64) "
                                     "may make per hour; more get 429 Too Many Requests.",
                                     minimum=1)
@@ -130,27 +325,33 @@ class DigestConfig:
     max_papers: int = setting(25, "Papers shown in one digest at most; the rest is summarized "
                               "as \"and N more\".", minimum=1)
     send_at: str = setting("07:00", "Default local time (HH:MM) of the digest for new "
-                           "subscribers.")
-    timezone: str = setting("UTC", "Default IANA time zone for new subscribers.")
+                           "subscribers.", check=check_time_of_day)
+    timezone: str = setting("UTC", 'Default IANA time zone for new subscribers, e.g. '
+                            '"Europe/Berlin" (a name the web form offers: "Region/City" or '
+                            '"UTC", not an alias such as "CET").', check=check_time_zone)
     frequency: str = setting("daily", "Default frequency for new subscribers.",
                              choices=("daily", "weekdays", "weekly"))
-    templates_dir: str = setting("", "A folder of your own templates; a file there overrides the "
-                                 "bundled template of the same name.", path=True)
+    templates_dir: str = setting("", "A folder of your own templates (it must exist); a file "
+                                 "there overrides the bundled template of the same name.",
+                                 path=True)
     archive_url: str = setting("", 'Where "and N more" links to: a web page with the full '
                                "digest. {period} and {token} (a signed token naming the "
-                               "subscriber) are filled in. Empty means no link.")
+                               "subscriber) are filled in. Empty means no link.",
+                               check=check_optional_url)
     max_lateness: float = setting(12 * 3600.0, "A digest that could not go out on time (the "
                                   "daemon was down) is still sent up to this long after its "
                                   "time; later, it is merged into the next one instead, e.g. "
-                                  '"12h".', minimum=60, duration=True)
+                                  '"12h"; at least "1m", at most "30d".', minimum=60,
+                                  maximum=30 * 86400, duration=True)
     build_workers: int = setting(0, "Processes that build (match and render) digests while "
                                  "the sender delivers them; once done, each helps send over a "
                                  "share of smtp.max_connections (unless smtp.max_per_second is "
                                  "set). 0 means one per CPU core but one, at least 1. A second "
-                                 "process starts only for 4,000 subscribers or more.",
-                                 minimum=0)
+                                 "process starts only for 4,000 subscribers or more. At "
+                                 "most 64.", minimum=0, maximum=64)
     check_every: float = setting(60.0, "How often `digestd run` builds the digests that are due "
-                                 'and sends the outbox, e.g. "1m".', minimum=1, duration=True)
+                                 'and sends the outbox, e.g. "1m"; at most "1d" and less than '
+                                 "max_lateness.", minimum=1, maximum=86400, duration=True)
 
 
 @dataclass(frozen=True)
@@ -160,46 +361,52 @@ class LogConfig:
 
 @dataclass(frozen=True)
 class SourceConfig:
-    name: str = setting("", "A unique name; shown in digests and usable in rules as source:NAME.")
+    name: str = setting("", "A unique name of letters, digits, \"-\", \"_\" and \".\"; shown "
+                        "in digests and usable in rules as source:NAME.", check=check_source_name)
     kind: str = setting("", "The source kind.", choices=SOURCE_KINDS)
     url: str = setting("", "Override the endpoint (a mirror, a test server, or for kind "
                        '"feed" the feed URL or a local file path).')
     every: float = setting(0.0, 'How often to poll, e.g. "30m", "6h", "1d". Empty or 0 means '
                            "the kind's default: arXiv kinds four times a day, shortly after "
                            "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
-                           "others hourly (the bundled sample: daily).", minimum=0)
+                           'others hourly (the bundled sample: daily). At most "30d".',
+                           minimum=0, maximum=30 * 86400, duration=True)
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
     timeout: float = setting(120.0, 'The most one poll may take, e.g. "90s" or "5m": every '
                              "request, retry and wait between retries included (waiting for "
                              "digestd's own turn at a busy host is not counted). A server that "
                              "answers too slowly is cut off and the poll counts as an error "
-                             "(reason timeout); nothing is lost, the next poll asks again.",
-                             positive=True, duration=True)
-    categories: tuple = setting((), 'arXiv categories, e.g. ["cs.LG", "stat.ML"].',
-                                kinds=("arxiv-rss",))
+                             "(reason timeout); nothing is lost, the next poll asks again. At "
+                             'most "1h".', positive=True, maximum=3600, duration=True)
+    categories: tuple = setting((), 'arXiv categories, e.g. ["cs.LG", "stat.ML"]: an archive '
+                                '("hep-th") or an archive and subject class ("astro-ph.CO").',
+                                kinds=("arxiv-rss",), check=check_categories)
     announce_types: tuple = setting((), "Which arXiv announcements to keep: new, cross, "
                                     "replace, replace-cross (a replacement is a new version of "
                                     "an older paper). Empty means the kind's default: arxiv-rss "
                                     'keeps ["new", "cross"]; feed keeps every item its feed '
                                     "lists, and applies this only to the items of an arXiv feed "
                                     "(a replacement of a paper already stored is never new).",
-                                    kinds=("arxiv-rss", "feed"))
+                                    kinds=("arxiv-rss", "feed"), check=check_announce_types)
     tex: bool = setting(False, "The feed writes TeX in titles, abstracts and names (as physics "
                         "journals do): convert it to text. arXiv feeds are recognized and "
                         "converted without it.", kinds=("feed",))
     query: str = setting("", 'arXiv API search query, e.g. "cat:cs.LG AND abs:diffusion".',
                          kinds=("arxiv-api",))
-    max_results: int = setting(100, "Papers to fetch per poll at most.",
-                               kinds=("arxiv-api", "biorxiv", "medrxiv", "hf-daily"), minimum=1)
-    days: int = setting(2, "How many days back a poll looks.",
-                        kinds=("hf-daily", "biorxiv", "medrxiv"), minimum=1)
+    max_results: int = setting(100, "Papers to fetch per poll at most; at most 10000.",
+                               kinds=("arxiv-api", "biorxiv", "medrxiv", "hf-daily"), minimum=1,
+                               maximum=10000)
+    days: int = setting(2, "How many days back a poll looks; at most 30.",
+                        kinds=("hf-daily", "biorxiv", "medrxiv"), minimum=1, maximum=30)
 
 
 @dataclass(frozen=True)
 class DkimConfig:
     selector: str = setting("", "DKIM selector: the key is published as a TXT record at "
-                            "SELECTOR._domainkey.DOMAIN. Empty means digests are not signed.")
-    domain: str = setting("", "The signing domain (d=); empty means the From domain.")
+                            "SELECTOR._domainkey.DOMAIN. Empty means digests are not signed.",
+                            check=check_dns_name)
+    domain: str = setting("", "The signing domain (d=); empty means the From domain.",
+                          check=check_dns_name)
     private_key_file: str = setting("", "The private key (PEM, RSA; or a base64 ed25519 key) "
                                     'file. Alternative: the systemd credential "dkim-key".',
                                     path=True)
@@ -228,6 +435,8 @@ class Config:
     log: LogConfig = LogConfig()
     dkim: DkimConfig = DkimConfig()
     sources: tuple[SourceConfig, ...] = ()
+    # what `config check` warns about (see _warnings), each "file:line: message"
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def base_dir(self) -> Path:
@@ -270,7 +479,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: typing.Mapping[st
     """
     env = os.environ if env is None else env
     if path is None:
-        return _finish(Config(sources=(default_source(),)), {}, None, env)
+        return _finish(Config(sources=(default_source(),)), None, env)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -338,12 +547,26 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
     config = Config(path=path.resolve(), sources=tuple(sources), **values)
     if config.delivery.method == "smtp" and config.smtp is None:
         config = dataclasses.replace(config, smtp=SmtpConfig())
-    return _finish(config, values, path, env)
+    digest = config.digest
+    if digest.check_every >= digest.max_lateness:
+        written = data.get("digest", {})
+        fail(f'digest.check_every ("{duration_text(digest.check_every)}") must be less than '
+             f'digest.max_lateness ("{duration_text(digest.max_lateness)}"): a digest due '
+             "between two checks would be merged into the next one instead of sent",
+             "digest", "check_every" if "check_every" in written or "max_lateness" not in
+             written else "max_lateness")
+    config = _finish(config, path, env, locate)
+    return dataclasses.replace(config, warnings=_warnings(config, path, locate))
 
 
-def _finish(config: Config, values: dict, path: Path | None, env: typing.Mapping[str, str]
-            ) -> Config:
-    """Resolve relative paths against the config file's folder and read secrets."""
+def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
+            locate: "_Locator | None" = None) -> Config:
+    """Resolve relative paths against the config file's folder, check that the files and
+    folders named exist, and read secrets."""
+    def fail(message: str, section: str, key: str) -> typing.NoReturn:
+        line = locate(section, None, key) if locate else None
+        raise ConfigError(message, path=str(path) if path else None, line=line, key=key)
+
     base = config.base_dir
     replaced = {}
     for name in ("store", "delivery", "smtp", "web", "digest", "dkim"):
@@ -364,20 +587,102 @@ def _finish(config: Config, values: dict, path: Path | None, env: typing.Mapping
         if s.kind == "feed" and s.url and "://" not in s.url and not os.path.isabs(s.url)
         else s for s in config.sources)
     config = dataclasses.replace(config, sources=sources)
+    templates = config.digest.templates_dir
+    if templates and not os.path.isdir(templates):
+        fail(f'digest.templates_dir must be a folder, got "{templates}": '
+             + ("it is not a folder" if os.path.exists(templates) else "it does not exist"),
+             "digest", "templates_dir")
+
+    def secret(credential: str, section: str, key: str, value: str, env_var: str) -> str | None:
+        try:
+            return read_secret(credential, value, env_var, env, path)
+        except ConfigError as e:
+            fail(f"{section}.{key}: {e.message}", section, key)
+
     if config.smtp is not None:
-        password = read_secret("smtp-password", config.smtp.password_file,
-                               "DIGESTD_SMTP_PASSWORD", env, path)
+        if config.smtp.ca_file:
+            try:
+                with open(config.smtp.ca_file, "rb"):
+                    pass
+            except OSError as e:
+                fail(f'smtp.ca_file must be a readable file, got "{config.smtp.ca_file}": '
+                     f"{e.strerror}", "smtp", "ca_file")
+        password = secret("smtp-password", "smtp", "password_file", config.smtp.password_file,
+                          "DIGESTD_SMTP_PASSWORD")
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp,
                                                                       password=password or ""))
+    if config.web.secret_file:  # read when the web app starts or a digest is built: check now
+        secret("secret", "web", "secret_file", config.web.secret_file, "")
     if config.dkim.selector:
-        key = read_secret("dkim-key", config.dkim.private_key_file, "", env, path)
+        key = secret("dkim-key", "dkim", "private_key_file", config.dkim.private_key_file, "")
         if not key:
-            raise ConfigError("dkim.selector is set but there is no key: set "
-                              "dkim.private_key_file", path=str(path) if path else None,
-                              key="private_key_file")
+            fail("dkim.selector is set but there is no key: set dkim.private_key_file",
+                 "dkim", "selector")
         config = dataclasses.replace(config, dkim=dataclasses.replace(
             config.dkim, private_key=key.encode() + b"\n"))
     return config
+
+
+def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> None:
+    """Sign a test message with the DKIM key, as `send` does before its first digest;
+    raises ConfigError naming the key file (and `path`, the config file as the user named
+    it). Not part of loading: it costs a signature."""
+    if not config.dkim.selector:
+        return
+    from email.utils import parseaddr
+
+    from .render import DkimSigner
+
+    domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
+    try:
+        DkimSigner(config.dkim.selector, domain, config.dkim.private_key)
+    except Exception as e:  # noqa: BLE001 - dkimpy raises several types for a bad key
+        line = None
+        if config.path:
+            locate = _Locator(config.path.read_text(encoding="utf-8"))
+            line = locate("dkim", None, "private_key_file")
+        raise ConfigError(f"dkim.private_key_file: the key cannot sign: {e}",
+                          path=str(path or config.path or "") or None, line=line,
+                          key="private_key_file") from None
+
+
+def unsubscribe_warning(config: Config) -> str | None:
+    """Why the one-click unsubscribe link in digests sent by SMTP will not work, if it will
+    not: `config check` shows it and `send` logs it once."""
+    if config.delivery_method != "smtp":
+        return None
+    url = urlsplit(config.web.base_url)
+    host = (url.hostname or "").lower()
+    try:
+        local = ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(
+            host).is_unspecified
+    except ValueError:
+        local = host == "localhost" or host.endswith(".localhost")
+    problems = ([] if url.scheme == "https" else ["is not https"]) + (
+        ["points at this machine (subscribers cannot open it)"] if local else [])
+    if not problems:
+        return None
+    return (f"web.base_url {config.web.base_url} {' and '.join(problems)}: the unsubscribe "
+            "links in digests sent by SMTP need a public https URL (Gmail and Yahoo honour "
+            "one-click unsubscribe, RFC 8058, only over https)")
+
+
+def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]:
+    """What `config check` warns about: allowed, but probably not what was meant."""
+    def where(section: str, key: str) -> str:
+        line = locate(section, None, key)
+        return f"{path}:{line}: " if line else f"{path}: "
+
+    out = []
+    if config.smtp is not None and config.smtp.username and not config.smtp.password:
+        out.append(where("smtp", "username") + "smtp.username is set but no password is: set "
+                   "smtp.password_file, the environment variable DIGESTD_SMTP_PASSWORD or the "
+                   'systemd credential "smtp-password" (else AUTH is tried with an empty '
+                   "password)")
+    unsubscribe = unsubscribe_warning(config)
+    if unsubscribe:
+        out.append(where("web", "base_url") + unsubscribe)
+    return tuple(out)
 
 
 def default_source() -> SourceConfig:
@@ -400,9 +705,17 @@ def _build(cls: type, table: dict, section: str, index: int | None, fail) -> Any
 
 def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     def got() -> str:
-        return f'got "{raw}"' if isinstance(raw, str) else f"got {raw!r}"
+        # as TOML writes it; a line break or other control character shown escaped
+        def shown(x: Any) -> str:
+            return f'"{x}"' if isinstance(x, str) and x.isprintable() else repr(x)
+        if isinstance(raw, list):
+            return "got [" + ", ".join(shown(x) for x in raw) + "]"
+        return f"got {shown(raw)}"
 
-    if f.name == "every" or f.metadata.get("duration"):
+    def limit(value: float) -> str:
+        return f'"{duration_text(value)}"' if f.metadata.get("duration") else f"{value:g}"
+
+    if f.metadata.get("duration"):
         value = parse_duration(raw, name, fail)
     elif typ is bool:
         if not isinstance(raw, bool):
@@ -430,23 +743,19 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     if choices and value not in choices:
         shown = ", ".join(f'"{c}"' for c in choices if c)
         fail(f"{name} must be one of {shown}, {got()}")
-    minimum = f.metadata.get("minimum")
+    minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
     if minimum is not None and value < minimum:
-        fail(f"{name} must be at least {minimum:g}, {got()}")
+        fail(f"{name} must be at least {limit(minimum)}, {got()}")
+    if maximum is not None and value > maximum:
+        fail(f"{name} must be at most {limit(maximum)}, {got()}")
     if f.metadata.get("positive") and not value > 0:
         fail(f"{name} must be more than 0, {got()}")
-    if f.name in ("send_at",) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
-        fail(f'{name} must be a time as "HH:MM", {got()}')
-    if f.name == "announce_types":
-        wrong = [v for v in value if v not in ANNOUNCE_TYPES]
-        if wrong:
-            fail(f"{name} may hold {', '.join(ANNOUNCE_TYPES)}, {got()}")
-    if f.name == "timezone":
-        from zoneinfo import ZoneInfo
+    if f.metadata.get("check"):
         try:
-            ZoneInfo(value)
-        except Exception:
-            fail(f'{name} must be an IANA time zone such as "Europe/Berlin", {got()}')
+            value = f.metadata["check"](value)
+        except ValueError as e:
+            must, *detail = e.args
+            fail(f"{name} {must}, {got()}" + (f": {detail[0]}" if detail else ""))
     return value
 
 
@@ -513,8 +822,9 @@ def read_secret(credential: str, file_setting: str, env_var: str,
     if file_setting:
         try:
             return Path(file_setting).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise ConfigError(f"cannot read secret file {file_setting}: {e.strerror}",
+        except (OSError, UnicodeDecodeError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+            raise ConfigError(f"cannot read secret file {file_setting}: {why}",
                               path=str(config_path) if config_path else None) from None
     if env.get(env_var):
         return env[env_var]

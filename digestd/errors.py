@@ -20,10 +20,18 @@ class ConfigError(DigestdError):
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
                  key: str | None = None) -> None:
         self.path, self.line, self.key = path, line, key
+        self.message = message  # without the file and line
         where = ""
         if path:
             where = f"{path}:{line}: " if line else f"{path}: "
         super().__init__(where + message)
+
+
+class UsageError(DigestdError):
+    """A command-line argument is invalid (an email address, say); exit 2, as argparse's
+    own usage errors do."""
+
+    exit_code = 2
 
 
 class StoreError(DigestdError):

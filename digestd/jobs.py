@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from .config import Config, web_secret
+from .config import Config, unsubscribe_warning, web_secret
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .logs import setup_logging
@@ -265,6 +265,16 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
 
 # -- send ----------------------------------------------------------------------------------------
 
+_warned: set[str] = set()  # config warnings logged by this process (each once, not per send)
+
+
+def _warn_once(config: Config) -> None:
+    warning = unsubscribe_warning(config)
+    if warning and warning not in _warned:
+        _warned.add(warning)
+        log.warning("event=config_warning base_url=%s warning=%r", config.web.base_url, warning)
+
+
 async def send_outbox(config: Config, store: Store, *, progress=None,
                       limit: int | None = None, stop: asyncio.Event | None = None
                       ) -> DeliveryReport:
@@ -276,6 +286,7 @@ async def send_outbox(config: Config, store: Store, *, progress=None,
                             rows=store.outbox(limit=limit) if limit else None,
                             stop=stop.is_set if stop is not None else None)
     assert config.smtp is not None
+    _warn_once(config)
     return await send_smtp(store, config.smtp, config.delivery.from_,
                            max_attempts=config.delivery.max_attempts,
                            bounce_threshold=config.delivery.bounce_threshold, limit=limit,
@@ -317,6 +328,7 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
         with _beating(working, heartbeat):
             return await working
     assert config.smtp is not None
+    _warn_once(config)
     # a second build process pays off only for a big build: a start costs ~0.3 s of CPU
     workers = min(build_workers(config),
                   max(1, store.count_subscribers() // SUBSCRIBERS_PER_WORKER))

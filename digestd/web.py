@@ -27,11 +27,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import available_timezones
 
 import anyio.to_thread
 import uvicorn
-from email_validator import EmailNotValidError, validate_email
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData
@@ -51,6 +49,7 @@ from .render import Links, environment, short_authors, shorten
 from .rules import And, Not, Or, Phrase, Prefix, Value, Word, parse, validate
 from .store import Store
 from .tokens import sign, verify
+from .validators import EmailNotValidError, email_address, is_time_zone, time_zones
 
 log = logging.getLogger("digestd.web")
 
@@ -169,11 +168,7 @@ class SubscriptionForm:
                 f.errors["email"] = "Enter your email address."
             else:
                 try:
-                    # no SMTPUTF8: an address every mail server can deliver to, with an
-                    # international domain in its ASCII (punycode) form
-                    checked = validate_email(f.email, check_deliverability=False,
-                                             allow_smtputf8=False)
-                    f.email = checked.ascii_email or checked.normalized
+                    f.email = email_address(f.email)  # the rule of the CLI and the config
                 except EmailNotValidError as e:
                     f.errors["email"] = f"This is not a valid email address: {e}"
         for i, rule in enumerate(f.rules):
@@ -191,7 +186,7 @@ class SubscriptionForm:
             f.errors["rules"] = f"At most {MAX_RULES} rules, please."
         if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", f.send_at):
             f.errors["send_at"] = "Give the time as HH:MM, e.g. 07:30."
-        if f.timezone not in time_zones():
+        if not is_time_zone(f.timezone):
             f.errors["timezone"] = "Pick a time zone from the list, e.g. Europe/Berlin."
         if f.frequency not in FREQUENCIES:
             f.errors["frequency"] = "Pick daily, weekdays or weekly."
@@ -210,19 +205,6 @@ class SubscriptionForm:
         while shown and not shown[-1].strip():
             shown.pop()
         return shown + [""] * max(spare, 3 - len(shown))
-
-
-_TIME_ZONES: tuple[str, ...] = ()
-
-
-def time_zones() -> tuple[str, ...]:
-    """IANA zone names offered in the forms (the system's tz database), sorted."""
-    global _TIME_ZONES
-    if not _TIME_ZONES:
-        names = {z for z in available_timezones()
-                 if "/" in z and not z.startswith(("posix/", "right/", "Etc/", "SystemV/"))}
-        _TIME_ZONES = tuple(sorted(names | {"UTC"}))
-    return _TIME_ZONES
 
 
 def lowered(paper: Paper) -> tuple[str | None, ...]:

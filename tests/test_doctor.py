@@ -17,7 +17,7 @@ def config(tmp_path, port: int, extra: str = "") -> str:
     path = tmp_path / "digestd.toml"
     path.write_text(f"""
 [delivery]
-from = "Digest <digest@papers.test>"
+from = "Digest <digest@papers.example.net>"
 
 [smtp]
 host = "127.0.0.1"
