@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__
@@ -62,6 +62,11 @@ kind = "sample"
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+def _count(n: int, noun: str) -> str:
+    """'1 paper', '2 papers', '0 papers'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
 
 def _config(args: argparse.Namespace) -> Config:
     return load_config(find_config(args.config))
@@ -255,6 +260,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
         health = "never polled" if not r["last_success"] and not r["last_error"] else (
             f"{r['consecutive_errors']} consecutive errors, last: {r['last_error']}"
             if r["consecutive_errors"] else "ok")
+        if not r["enabled"]:
+            health = f"disabled (enabled = false), {health}"
         print(f"{r['name']:<20} {r['kind']:<10} last success {r['last_success'] or '-':<26} "
               f"papers {r['papers_seen']:>6}  {health}")
     return 0
@@ -262,7 +269,12 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 def cmd_papers(args: argparse.Namespace) -> int:
     config = _config(args)
-    since = args.since or "0000"
+    since = "0000"
+    if args.since:
+        try:
+            since = date.fromisoformat(args.since).isoformat()
+        except ValueError:
+            raise UsageError(f'--since must be a date as YYYY-MM-DD, got "{args.since}"') from None
     with _store(config) as store:
         papers = store.papers_since(since, with_aliases=True, limit=args.limit)
     if args.json:
@@ -272,7 +284,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
         return 0
     for p in papers:
         print(f"{p.id:<28} {p.published[:10]:<10} {p.source:<12} {p.title[:80]}")
-    print(f"{len(papers)} papers")
+    print(_count(len(papers), "paper"))
     return 0
 
 
@@ -295,6 +307,7 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
 def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
@@ -331,12 +344,58 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
             else s.status)
         print(f"{s.email:<30} {status:<12} {s.frequency} {s.send_at} {s.timezone}  "
               + " | ".join(s.rules))
-    print(f"{len(subs)} subscribers")
+    print(_count(len(subs), "subscriber"))
     bouncing = sum(1 for s in subs if s.status == "bouncing")
     if bouncing:
         print(f"{bouncing} bouncing: their server refused mail for the address; they get no "
               "digests until they subscribe again")
     return 0
+
+
+def cmd_subscribers_set(args: argparse.Namespace) -> int:
+    """Change a subscriber's schedule; what is not given stays as it is."""
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        merged = argparse.Namespace(
+            timezone=args.timezone or sub.timezone, send_at=args.send_at or sub.send_at,
+            frequency=args.frequency or sub.frequency,
+            weekday=args.weekday or WEEKDAYS[sub.weekday],
+            send_empty=sub.send_empty if args.send_empty is None else args.send_empty)
+        schedule = _schedule_args(merged, config)
+        store.update_preferences(sub.id, sub.rules, **schedule)
+    day = f" on {WEEKDAYS_LONG[schedule['weekday']]}" if schedule["frequency"] == "weekly" else ""
+    print(f"{sub.email}: {schedule['frequency']}{day} at {schedule['send_at']} "
+          f"{schedule['timezone']}, "
+          f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches")
+    return 0
+
+
+def _set_status(args: argparse.Namespace, status: str) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        if sub.status == status:
+            print(f"{sub.email} is already {status}")
+            return 0
+        if status == "active":
+            store.resume_subscriber(sub.id)
+        else:
+            store.set_status(sub.id, status)
+    print(f"{sub.email}: {sub.status} -> {status} (rules and history kept)")
+    return 0
+
+
+def cmd_subscribers_pause(args: argparse.Namespace) -> int:
+    return _set_status(args, "paused")
+
+
+def cmd_subscribers_resume(args: argparse.Namespace) -> int:
+    return _set_status(args, "active")
+
+
+def cmd_subscribers_unsubscribe(args: argparse.Namespace) -> int:
+    return _set_status(args, "unsubscribed")
 
 
 def cmd_subscribers_remove(args: argparse.Namespace) -> int:
@@ -450,7 +509,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         if args.dry_run:
             built = build_digests(config, store, force=args.now, dry_run=True)
             for email, n in built.matches.items():
-                print(f"would send {email}: {n} papers")
+                print(f"would send {email}: {_count(n, 'paper')}")
             print(f"{built.digests} digests would be built ({built.papers_checked} papers "
                   "checked); nothing queued or sent")
             return 0
@@ -524,6 +583,19 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with _store(config) as store:
+        if args.id:
+            known = store.digest_statuses(args.id)
+            unknown = [str(i) for i in args.id if i not in known]
+            if unknown:
+                raise UsageError(f"no such id in the outbox: {', '.join(unknown)} "
+                                 "(`digestd outbox --failed` lists them)")
+            done = [str(i) for i in args.id if known[i] == "sent"]
+            if done:
+                print(f"already sent, not sent again: {', '.join(done)}")
+            failed = [str(i) for i in args.id if known[i] == "failed"]
+            if failed and not args.failed:
+                print(f"failed, left as they are (add --failed to try again): "
+                      f"{', '.join(failed)}")
         n = store.retry_outbox(args.id or (), failed=args.failed)
         print(f"{n} message{'s' if n != 1 else ''} due now", flush=True)
         if args.no_send or not n:
@@ -602,8 +674,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"digestd {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    # --config and --log-level work after the subcommand too ("digestd send --config x");
+    # SUPPRESS keeps a value given before the subcommand when none is given after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
+                        help="the config file (TOML)")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=argparse.SUPPRESS, help="override [log] level")
+
     def add(name: str, func: Callable, help: str, parent=sub) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help, description=help)
+        p = parent.add_parser(name, help=help, description=help, parents=[common])
         p.set_defaults(func=func)
         return p
 
@@ -628,7 +708,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="at most N papers")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    subs = add("subscribers", None, "add, list and remove subscribers").add_subparsers(
+    subs = add("subscribers", None, "add, list, change, pause, resume, unsubscribe and remove "
+               "subscribers").add_subparsers(
         dest="subscribers_command", metavar="SUBCOMMAND", required=True)
     p = add("add", cmd_subscribers_add, "add an active subscriber (no confirmation)", subs)
     p.add_argument("email")
@@ -647,7 +728,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
                                         "bouncing"))
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = add("remove", cmd_subscribers_remove, "remove a subscriber and their history", subs)
+    p = add("set", cmd_subscribers_set, "change a subscriber's schedule (what is not given "
+            "stays)", subs)
+    p.add_argument("email")
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
+    p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
+    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--weekday", choices=WEEKDAYS, help="the day of a weekly digest")
+    p.add_argument("--send-empty", action=argparse.BooleanOptionalAction, default=None,
+                   help='send a short "nothing matched" note on days without matches '
+                        "(--no-send-empty: no email on such days)")
+    for name, func, what in (
+            ("pause", cmd_subscribers_pause, "stop sending digests for now (rules and "
+             "history kept; resume undoes it)"),
+            ("resume", cmd_subscribers_resume, "send digests again (after pause, "
+             "unsubscribe or bounces)"),
+            ("unsubscribe", cmd_subscribers_unsubscribe, "unsubscribe, keeping the rules and "
+             "the history (unlike remove)")):
+        add(name, func, what, subs).add_argument("email")
+    p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
+            "(unsubscribe keeps it)", subs)
     p.add_argument("email")
 
     rules = add("rules", None, "test a rule, or add, list and remove a subscriber's rules"

@@ -761,6 +761,12 @@ class Store:
                               "status = 'active' AND bounces >= ?",
                               (row[0], threshold)).rowcount == 1
 
+    def digest_statuses(self, ids: Sequence[int]) -> dict[int, str]:
+        """Digest id -> its status (queued, sent, failed), for those of `ids` that exist."""
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, status FROM digests WHERE id IN ({marks})",
+                                    [int(i) for i in ids])) if ids else {}
+
     def retry_outbox(self, ids: Sequence[int] = (), *, failed: bool = False,
                      now: str | None = None) -> int:
         """Make queued rows (and with `failed`, failed ones, attempts reset) due now.

@@ -1,0 +1,68 @@
+"""The CLI a person expects: --config anywhere, schedule changes, pause/resume/unsubscribe,
+clear refusals for what cannot be done."""
+
+from __future__ import annotations
+
+import pytest
+
+from digestd.cli import main
+from digestd.store import Store
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    config = tmp_path / "lab.toml"
+    config.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "subscribers", "add", "a@example.org",
+                 "--rule", "graphs"]) == 0
+    return config, tmp_path / "s.sqlite3"
+
+
+def test_config_after_the_subcommand(site, capsys):
+    config, _ = site
+    assert main(["subscribers", "list", "--config", str(config)]) == 0
+    assert main(["subscribers", "list", "-c", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("a@example.org") == 2 and "1 subscriber\n" in out
+
+
+def test_set_changes_only_what_is_given(site, capsys):
+    config, db = site
+    assert main(["subscribers", "set", "a@example.org", "--frequency", "weekly", "--weekday",
+                 "fri", "--send-empty", "--config", str(config)]) == 0
+    assert main(["subscribers", "set", "a@example.org", "--send-at", "08:30",
+                 "--config", str(config)]) == 0
+    with Store(db) as store:
+        sub = store.get_subscriber("a@example.org")
+    assert (sub.frequency, sub.weekday, sub.send_empty, sub.send_at, sub.rules) == (
+        "weekly", 4, True, "08:30", ("graphs",))
+    assert main(["subscribers", "set", "a@example.org", "--no-send-empty",
+                 "--config", str(config)]) == 0
+    with Store(db) as store:
+        assert store.get_subscriber("a@example.org").send_empty is False
+    assert main(["subscribers", "set", "a@example.org", "--timezone", "CET",
+                 "--config", str(config)]) != 0
+    assert "Europe/Berlin" in capsys.readouterr().err
+
+
+def test_pause_resume_unsubscribe_keep_history(site, capsys):
+    config, db = site
+    for command, status in (("pause", "paused"), ("resume", "active"),
+                            ("unsubscribe", "unsubscribed"), ("resume", "active")):
+        assert main(["subscribers", command, "a@example.org", "--config", str(config)]) == 0
+        with Store(db) as store:
+            sub = store.get_subscriber("a@example.org")
+        assert sub.status == status and sub.rules == ("graphs",)
+    assert main(["subscribers", "resume", "a@example.org", "--config", str(config)]) == 0
+    assert "already active" in capsys.readouterr().out
+
+
+def test_refusals_say_what_is_wrong(site, capsys):
+    config, _ = site
+    assert main(["papers", "--since", "yesterday", "--config", str(config)]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+    assert main(["outbox", "retry", "999", "--config", str(config)]) == 2
+    assert "no such id in the outbox: 999" in capsys.readouterr().err
+    assert main(["subscribers", "pause", "nobody@example.org", "--config", str(config)]) != 0
