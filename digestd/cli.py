@@ -469,7 +469,9 @@ def cmd_send(args: argparse.Namespace) -> int:
                                                        progress=progress))
         finally:
             progress.close()
-    print(f"built {built.digests} digests ({built.papers_checked} papers checked)")
+    print(f"built {built.digests} digests ({built.papers_checked} papers checked)"
+          + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
+             else ""))
     print(_delivery_summary(config, report))
     return 1 if report.failed or report.stopped else 0
 

@@ -23,18 +23,22 @@ else:  # pragma: no cover
 from .errors import ConfigError
 
 CONFIG_ENV = "DIGESTD_CONFIG"
+# Gmail clips an HTML part past 102 KB and hides the rest (the footer's unsubscribe link
+# too): with the longest abstracts of the corpus, 50 papers stay near 80 KB
+# (tests/test_render.py renders them)
+MAX_PAPERS_CAP = 50
 SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv", "medrxiv")
 
 
 def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
             toml_key: str | None = None, path: bool = False, minimum: float | None = None,
-            duration: bool = False) -> Any:
+            maximum: float | None = None, duration: bool = False) -> Any:
     """Declare one setting: its default, the help the docs show, and its constraints.
 
     `duration`: seconds, written in TOML as a number or as "90s", "30m", "12h", "1d".
     """
     meta = {"help": help, "choices": choices, "kinds": kinds, "toml_key": toml_key,
-            "path": path, "minimum": minimum, "duration": duration}
+            "path": path, "minimum": minimum, "maximum": maximum, "duration": duration}
     return field(default=default, metadata=meta)
 
 
@@ -124,8 +128,11 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class DigestConfig:
-    max_papers: int = setting(25, "Papers shown in one digest at most; the rest is summarized "
-                              "as \"and N more\".", minimum=1)
+    max_papers: int = setting(25, "Papers shown in one email at most, the best first; the rest "
+                              "are summarized as \"and N more: see all M papers\", linked to "
+                              "the digest's web page, which lists every paper. At most "
+                              f"{MAX_PAPERS_CAP}, so that the HTML stays under Gmail's 102 KB "
+                              "clipping limit.", minimum=1, maximum=MAX_PAPERS_CAP)
     send_at: str = setting("07:00", "Default local time (HH:MM) of the digest for new "
                            "subscribers.")
     timezone: str = setting("UTC", "Default IANA time zone for new subscribers.")
@@ -133,9 +140,12 @@ class DigestConfig:
                              choices=("daily", "weekdays", "weekly"))
     templates_dir: str = setting("", "A folder of your own templates; a file there overrides the "
                                  "bundled template of the same name.", path=True)
-    archive_url: str = setting("", 'Where "and N more" links to: a web page with the full '
-                               "digest. {period} and {token} (a signed token naming the "
-                               "subscriber) are filled in. Empty means no link.")
+    archive_url: str = setting("", "An external archive to link to instead of digestd's own "
+                               "digest pages (/d/TOKEN on web.base_url): \"View in browser\", "
+                               '"see all N papers" and the Archived-At header then use this '
+                               "URL, with {token} (signed, naming the subscriber and the "
+                               "digest) and {period} filled in. Empty (the default) means "
+                               "digestd's own pages.")
     max_lateness: float = setting(12 * 3600.0, "A digest that could not go out on time (the "
                                   "daemon was down) is still sent up to this long after its "
                                   "time; later, it is merged into the next one instead, e.g. "
@@ -414,6 +424,9 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     minimum = f.metadata.get("minimum")
     if minimum is not None and value < minimum:
         fail(f"{name} must be at least {minimum:g}, {got()}")
+    maximum = f.metadata.get("maximum")
+    if maximum is not None and value > maximum:
+        fail(f"{name} must be at most {maximum:g}, {got()}")
     if f.name in ("send_at",) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
         fail(f'{name} must be a time as "HH:MM", {got()}')
     if f.name == "timezone":

@@ -23,7 +23,7 @@ from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .match import Matcher
 from .models import Digest, Subscriber
-from .render import Links, Renderer
+from .render import Links, Renderer, by_relevance, why_text
 from .schedule import Decision, Schedule, Slot, current_period, decide, iso, parse_iso
 from .store import ScheduleMark, Store
 
@@ -46,6 +46,7 @@ SUBSCRIBERS_PER_WORKER = 2000
 @dataclass
 class BuildReport:
     digests: int = 0  # messages queued, "nothing matched" notes included
+    feed_only: int = 0  # digests recorded for feed-only subscribers: no message, no email
     papers_checked: int = 0
     matches: dict[str, int] = field(default_factory=dict)  # email -> papers in their digest
     empty: int = 0  # "nothing matched" notes (subscribers with send_empty)
@@ -59,7 +60,7 @@ class BuildReport:
 
     def add(self, other: BuildReport) -> None:
         """Fold in the report of another shard of the same build."""
-        for name in ("digests", "empty", "quiet", "merged", "caught_up"):
+        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.papers_checked = max(self.papers_checked, other.papers_checked)
         self.matches.update(other.matches)
@@ -201,7 +202,8 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         # the batch is rendered first and then written in one short transaction: the write
         # lock is held for the inserts only, never during rendering, so a sender on another
         # connection (the daemon's event loop) waits milliseconds, not a whole batch
-        # (subscriber, slot, (period, items, message_id, message) or None: the slot only)
+        # (subscriber, slot, (period, items, message_id, message, checked) or None: the slot
+        # only); a feed-only digest has no message_id and message
         writes: list[tuple[int, Slot | None, tuple | None]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
@@ -215,7 +217,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                     period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
             else:
                 period = slot.period
-            if not items and not sub.send_empty:
+            if not items and (not sub.send_empty or sub.feed_only):
                 report.quiet += 1
                 if not dry_run:
                     writes.append((sid, slot, None))
@@ -227,12 +229,18 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 else:
                     report.empty += 1
                 continue
+            # the digest's order, best first, is also its page's and the feed's
+            items = by_relevance(items)
             digest = Digest(subscriber=sub, period=period, items=tuple(items),
                             papers_checked=len(papers) - start_index)
+            if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
+                writes.append((sid, slot, (period, items, "", b"", digest.papers_checked)))
+                continue
             started = time.perf_counter()
             message_id, message = renderer.message(digest, now=now)  # no items: the note
             report.render_s += time.perf_counter() - started
-            writes.append((sid, slot, (period, items, message_id, message)))
+            writes.append((sid, slot, (period, items, message_id, message,
+                                       digest.papers_checked)))
         if not writes:
             continue
         # one commit per batch: each digest's outbox row and its sent marks still commit
@@ -242,15 +250,20 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 if queued is None:
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
                     continue
-                period, items, message_id, message = queued
+                period, items, message_id, message, checked = queued
                 sub = subs[sid]
                 did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
                                          message=message, now=iso(now),
                                          paper_pks=[pks[m.paper.id] for m in items],
+                                         whys=[why_text(m) for m in items], checked=checked,
+                                         deliver=not sub.feed_only,
                                          slot_at=slot.at_iso if slot is not None else None,
                                          checked_through=checked_through)
                 if did is not None:
-                    report.digests += 1
+                    if sub.feed_only:
+                        report.feed_only += 1
+                    else:
+                        report.digests += 1
                     if items:
                         report.matches[sub.email] = len(items)
                     else:

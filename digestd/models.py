@@ -50,6 +50,8 @@ class Subscriber:
     created_at: str = ""
     last_digest_at: str | None = None
     bounces: int = 0
+    feed_only: bool = False  # matches fill the feed and the archive; no email is sent
+    link_gen: int = 0  # signed into /p/, /f/ and /u/ links; "reset my links" raises it
 
 
 @dataclass(frozen=True, slots=True)

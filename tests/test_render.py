@@ -133,19 +133,27 @@ def test_html_of_25_papers_with_the_longest_abstracts_stays_under_100_kb():
     assert len(msg.get_body(("html",)).as_bytes()) < 100 * 1024
 
 
-def test_max_papers_and_n_more_links_to_the_archive():
+def test_max_papers_and_n_more_link_to_the_digests_page():
+    digest = corpus_digest(30)
+    text, html = renderer().render(digest)
+    page = re.escape("https://digest.example.org/d/")
+    assert html.count('class="paper"') == 25
+    # "and N more" where the list ends links to the page of every paper, as "View in browser"
+    # does at the top
+    assert re.search(rf'&#8230; and 5 more: <a class="tap" href="{page}[\w.-]+"[^>]*>see all 30 '
+                     "papers</a>", html)
+    assert re.search(rf'href="{page}[\w.-]+"[^>]*>View in browser</a>', html)
+    assert re.search(rf"\.\.\. and 5 more: see all 30 papers at\n{page}[\w.-]+\n", text)
+    assert re.search(rf"^View in browser: {page}[\w.-]+$", text, re.M)
+    r = renderer()
+    assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
+    # digest.archive_url, when set, is an external archive used instead of /d/
     r = Renderer(links=Links("https://digest.example.org", b"k" * 32,
                              archive_url="https://digest.example.org/a/{token}/{period}"),
                  from_addr="Paper digest <digest@example.org>", max_papers=25)
-    digest = corpus_digest(30)
     text, html = r.render(digest)
-    assert html.count('class="paper"') == 25 and "&#8230; and 5 more" in html
     assert re.search(r'href="https://digest\.example\.org/a/[\w.-]+/2026-11-23"', html)
-    assert "... and 5 more. The full list: https://digest.example.org/a/" in text
-    assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
-    # without an archive page there is no link, only the count
-    text, html = renderer().render(digest)
-    assert "and 5 more." in text and "/a/" not in html
+    assert "/d/" not in html and "/d/" not in text
 
 
 def test_styles_are_inlined_once_per_template_and_dark_mode_is_declared():
