@@ -340,6 +340,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         status = f"{s.status} ({s.bounces} hard bounces)" if s.status == "bouncing" else (
             f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
             else s.status)
+        status += " (feed only)" if s.feed_only else ""
         print(f"{s.email:<30} {status:<12} {s.frequency} {s.send_at} {s.timezone}  "
               + " | ".join(s.rules))
     print(f"{len(subs)} subscribers")

@@ -278,7 +278,8 @@ def test_a_digests_page_and_the_archive_on_a_phone(server, browser):
     assert page.locator("li.paper").count() == matched > 25
     # nothing sticks out sideways at 390 px
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    for link in page.locator(".paper-links a").all()[:10]:
+    for link in [*page.locator(".paper-links a").all()[:10],
+                 *page.locator(".paper-title a").all()[:10]]:
         assert link.bounding_box()["height"] >= 24
     page.screenshot(path=str(shots / "digest-page.png"))
 
@@ -303,7 +304,7 @@ def test_a_digests_page_and_the_archive_on_a_phone(server, browser):
     html.write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")
     page.goto(html.as_uri())
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
-    for link in page.locator("a.tap").all():
+    for link in [*page.locator("a.tap").all(), *page.locator("a.title-a").all()]:
         assert link.bounding_box()["height"] >= 24
     assert float(page.eval_on_selector(
         ".footer", "e => parseFloat(getComputedStyle(e).fontSize)")) >= 13
