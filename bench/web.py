@@ -111,8 +111,6 @@ POLLED = 1_000  # the feeds polled (each with 30 days of digests)
 def feed_store(folder: Path, subscribers: int) -> tuple[Path, list[int]]:
     """A config and a store: `subscribers` subscribers with a delivered digest each, POLLED
     of them with 30 days of digests of 10 papers. Returns the config path and those ids."""
-    from digestd.models import Paper
-
     port = free_port()
     cfg = folder / "digestd.toml"
     cfg.write_text(f"""
@@ -137,7 +135,6 @@ base_url = "http://127.0.0.1:{port}"
         store.add_papers(papers, now="2026-01-01T00:00:00+00:00")
         pks = list(store.paper_pks(p.id for p in papers).values())
         polled = sorted(rng.sample(range(1, subscribers + 1), POLLED))
-        today = time.strftime("%Y-%m-%d")
         with store.transaction():
             for i in range(subscribers):
                 store.add_subscriber(f"reader{i}@example.org", ["diffusion"], feed_only=True)
@@ -156,7 +153,6 @@ base_url = "http://127.0.0.1:{port}"
                                        whys=['abstract "diffusion"'] * 10, deliver=False,
                                        now=f"{when}T07:00:00+00:00")
                     nxt += 10
-        assert today
     print(f"setup               {subscribers:,} subscribers, {POLLED:,} of them with 30 days "
           f"of digests, in {time.perf_counter() - started:.0f}s")
     return cfg, polled
@@ -255,8 +251,9 @@ async def feed_main(subscribers: int, seconds: float, connections: int) -> None:
     # over HTTP against `digestd web` in its own process
     log = (folder / "web.log").open("w")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    proc = subprocess.Popen([sys.executable, "-m", "digestd.cli", "-c", str(cfg), "web"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "digestd.cli", "-c", str(cfg), "web", stdout=log,
+        stderr=subprocess.STDOUT, env=env)
     try:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         async with httpx.AsyncClient(limits=limits, timeout=30) as client:
@@ -267,7 +264,8 @@ async def feed_main(subscribers: int, seconds: float, connections: int) -> None:
                         break
                 except httpx.TransportError:
                     pass
-                assert time.monotonic() < deadline and proc.poll() is None, "web did not start"
+                assert time.monotonic() < deadline and proc.returncode is None, \
+                    "web did not start"
                 await asyncio.sleep(0.1)
             url = httpx.URL(config.web.base_url)
             cpu = _cpu(proc.pid)
@@ -280,7 +278,7 @@ async def feed_main(subscribers: int, seconds: float, connections: int) -> None:
               "request")
     finally:
         proc.terminate()
-        proc.wait(timeout=15)
+        await asyncio.wait_for(proc.wait(), 15)
         log.close()
 
 

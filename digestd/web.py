@@ -922,8 +922,8 @@ class Web:
         since = today - timedelta(days=FEED_DAYS)
         modified = max(today, datetime.fromisoformat(last_sent).astimezone(timezone.utc)) \
             if last_sent else today
-        etag = 'W/"%s"' % hashlib.sha256(
-            f"{link_gen}:{delivered}:{last_sent}:{since.date()}".encode()).hexdigest()[:20]
+        version = hashlib.sha256(f"{link_gen}:{delivered}:{last_sent}:{since.date()}".encode())
+        etag = f'W/"{version.hexdigest()[:20]}"'
         headers = {"ETag": etag, "Last-Modified": format_datetime(modified, usegmt=True),
                    "Cache-Control": "private, no-cache"}
         if _not_modified(request, etag, modified):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from digestd.config import MAX_PAPERS_CAP
 from digestd.models import Digest, Hit, Paper, PaperMatch, RuleMatch, Subscriber
 from digestd.render import Links, Renderer, short_authors
 
@@ -145,7 +146,7 @@ def test_max_papers_and_n_more_link_to_the_digests_page():
                      "papers</a>", html)
     assert re.search(rf'href="{page}[\w.-]+"[^>]*>View in browser</a>', html)
     assert re.search(rf"\.\.\. and 5 more: see all 30 papers at\n{page}[\w.-]+\n", text)
-    assert re.search(rf"^View in browser:\n{page}[\w.-]+$", text, re.M)
+    assert re.search(rf"^View in browser:\n{page}[\w.-]+$", text, re.MULTILINE)
     r = renderer()
     assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
     # digest.archive_url, when set, is an external archive used instead of /d/
@@ -273,9 +274,6 @@ def test_an_address_with_crlf_or_spaces_is_refused():
 
 # -- the digest's page, its size, and how it reads ------------------------------------------------
 
-from digestd.config import MAX_PAPERS_CAP  # noqa: E402
-
-
 def test_html_at_the_max_papers_cap_with_the_longest_abstracts_stays_under_gmails_clip():
     """Gmail clips an HTML part past 102 KB (the unsubscribe link in the footer with it):
     digest.max_papers is capped so that even the corpus's longest abstracts, with long
@@ -327,7 +325,9 @@ def test_text_part_wraps_at_78_columns_with_a_hanging_indent():
 
 
 def test_ties_put_newer_papers_first():
-    p = lambda pid, date: Paper(id=pid, title=pid, published=date)  # noqa: E731
+    def p(pid: str, date: str) -> Paper:
+        return Paper(id=pid, title=pid, published=date)
+
     items = [match(p("arxiv:2611.00001", "2026-11-20T10:00:00+00:00"), (0, "abstract")),
              match(p("arxiv:2611.00003", "2026-11-20T10:00:00+00:00"), (0, "abstract")),
              match(p("arxiv:2611.00002", "2026-11-20T18:00:00+00:00"), (0, "abstract")),
