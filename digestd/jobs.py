@@ -202,8 +202,8 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         # the batch is rendered first and then written in one short transaction: the write
         # lock is held for the inserts only, never during rendering, so a sender on another
         # connection (the daemon's event loop) waits milliseconds, not a whole batch
-        # (subscriber, slot, (period, items, message_id, message, checked) or None: the slot
-        # only); a feed-only digest has no message_id and message
+        # (subscriber, slot, (period, items, whys, message_id, message, checked) or None: the
+        # slot only); a feed-only digest has no message_id and message
         writes: list[tuple[int, Slot | None, tuple | None]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
@@ -232,30 +232,33 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
             # the digest's order, best first, is also its page's and the feed's
             items = by_relevance(items)
             digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                            papers_checked=len(papers) - start_index)
+                            papers_checked=len(papers) - start_index, ordered=True)
+            whys = [why_text(m) for m in items]
             if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
-                writes.append((sid, slot, (period, items, "", b"", digest.papers_checked)))
+                writes.append((sid, slot, (period, items, whys, "", b"",
+                                           digest.papers_checked)))
                 continue
             started = time.perf_counter()
             message_id, message = renderer.message(digest, now=now)  # no items: the note
             report.render_s += time.perf_counter() - started
-            writes.append((sid, slot, (period, items, message_id, message,
+            writes.append((sid, slot, (period, items, whys, message_id, message,
                                        digest.papers_checked)))
         if not writes:
             continue
         # one commit per batch: each digest's outbox row and its sent marks still commit
         # together, and a crash loses at most the uncommitted batch, rebuilt on restart
         with store.transaction():
+            why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[2])
             for sid, slot, queued in writes:
                 if queued is None:
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
                     continue
-                period, items, message_id, message, checked = queued
+                period, items, whys, message_id, message, checked = queued
                 sub = subs[sid]
                 did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
                                          message=message, now=iso(now),
                                          paper_pks=[pks[m.paper.id] for m in items],
-                                         whys=[why_text(m) for m in items], checked=checked,
+                                         whys=whys, why_ids=why_ids, checked=checked,
                                          deliver=not sub.feed_only,
                                          slot_at=slot.at_iso if slot is not None else None,
                                          checked_through=checked_through)

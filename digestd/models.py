@@ -104,4 +104,5 @@ class Digest:
     items: tuple[PaperMatch, ...]
     papers_checked: int = 0
     more: int = 0  # matches left out beyond max_papers
+    ordered: bool = False  # items are in the digest's order already (render.by_relevance)
     extra: dict = field(default_factory=dict, compare=False)

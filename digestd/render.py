@@ -250,6 +250,8 @@ class Block:
 def _why_lines(why: str) -> str:
     """The text part's "   matched: WHY" line, wrapped at TEXT_WIDTH with a hanging indent:
     `why` as it follows "matched: " (the template prints that label)."""
+    if len(why) <= TEXT_WIDTH - len("   matched: ") and "  " not in why and "\n" not in why:
+        return why  # the common case: it fits
     lines = wrap("matched: " + why, TEXT_WIDTH - 3, "   ")
     # a first word too long to follow the label starts on the next line
     return lines[len("matched: "):] if lines.startswith("matched: ") else lines[len("matched:"):]
@@ -334,7 +336,8 @@ class Renderer:
     def context(self, digest: Digest) -> dict:
         """The variables of digest.txt/.html (and empty.txt/.html); `items` are the papers
         shown, rendered by paper.txt and paper.html, in (text, html) order."""
-        shown = by_relevance(digest.items, self.max_papers)
+        shown = (digest.items[:self.max_papers] if digest.ordered
+                 else by_relevance(digest.items, self.max_papers))
         sub = digest.subscriber
         more = len(digest.items) - len(shown) + digest.more
         texts, htmls = [], []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -182,9 +182,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("digest_pages", """
         -- every digest has a web page listing all its papers, in the digest's order and with
         -- why each matched, also after its message was pruned: the order and the reason
-        -- live beside the sent mark (NULL for digests built before this step)
+        -- live beside the sent mark (NULL for digests built before this step). The sent
+        -- table grows by every paper sent, forever, so each reason's text is stored once
+        -- (whys) and a mark holds its number: a few bytes instead of ~50.
+        CREATE TABLE whys (
+            id   INTEGER PRIMARY KEY,
+            text TEXT NOT NULL UNIQUE
+        );
         ALTER TABLE sent ADD COLUMN position INTEGER;
-        ALTER TABLE sent ADD COLUMN why TEXT;
+        ALTER TABLE sent ADD COLUMN why_id INTEGER;   -- whys.id; whys are never deleted
         -- how many papers a digest (or a "nothing matched" note) checked, for its page
         ALTER TABLE digests ADD COLUMN checked INTEGER;
         -- the feed's ETag: what a subscriber got, and when, without reading the rows
@@ -593,7 +599,8 @@ class Store:
 
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
                      message: bytes, paper_pks: Sequence[int], whys: Sequence[str] = (),
-                     checked: int | None = None, deliver: bool = True, now: str | None = None,
+                     why_ids: Mapping[str, int] | None = None, checked: int | None = None,
+                     deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
         """Put one digest in the outbox and mark its papers as sent, in one transaction;
@@ -601,7 +608,9 @@ class Store:
 
         `paper_pks` are all the digest's papers in the digest's order (those the email
         leaves out too), `whys` why each matched, in the same order; both are kept for the
-        digest's web page and the feed. `checked` is how many papers the digest checked.
+        digest's web page and the feed (`why_ids`, from why_ids() in the same transaction,
+        saves looking the texts up digest by digest). `checked` is how many papers the
+        digest checked.
         With `deliver` False (a feed-only subscriber) nothing is mailed: the row is stored
         as sent at once, without a message.
 
@@ -631,9 +640,12 @@ class Store:
             if deliver:
                 db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
                            (did, message))
+            if whys and why_ids is None:
+                why_ids = self.why_ids(whys)
             db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
-                           "position, why) VALUES (?,?,?,?,?)",
-                           [(subscriber_id, pk, did, i, whys[i] if i < len(whys) else None)
+                           "position, why_id) VALUES (?,?,?,?,?)",
+                           [(subscriber_id, pk, did, i,
+                             why_ids[whys[i]] if why_ids is not None and i < len(whys) else None)
                             for i, pk in enumerate(paper_pks)])
             if slot_at is None:
                 db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
@@ -670,9 +682,10 @@ class Store:
 
     # sent is keyed by (subscriber, paper): these read a subscriber's marks in key order
     # (CROSS JOIN keeps that loop outermost) rather than add an index every build must fill
-    _DELIVERED = (f"SELECT {_PAPER_COLUMNS}, coalesce(s.why, ''), s.position, d.id, d.period, "
+    _DELIVERED = (f"SELECT {_PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
                   "d.sent_at FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
-                  "JOIN papers p ON p.pk = s.paper_pk WHERE s.subscriber_id = ? ")
+                  "JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON w.id = s.why_id "
+                  "WHERE s.subscriber_id = ? ")
 
     def _delivered(self, row: Sequence) -> DeliveredPaper:
         return DeliveredPaper(self._paper(row), *row[12:])
@@ -712,6 +725,20 @@ class Store:
         if row is None:
             raise NotFound(f"no subscriber {subscriber_id}")
         return row[0]
+
+    def why_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """Text -> its number in the whys table, adding the texts not there yet. Call it in
+        the transaction that uses the numbers (a build's batch): a rolled-back number may be
+        given to another text later."""
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, int] = {}
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO whys (text) VALUES (?)", [(t,) for t in unique])
+            for i in range(0, len(unique), 500):
+                chunk = unique[i:i + 500]
+                out.update(db.execute(f"SELECT text, id FROM whys WHERE text IN "
+                                      f"({','.join('?' * len(chunk))})", chunk))
+        return out
 
     def has_digest(self, subscriber_id: int, period: str) -> bool:
         return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",

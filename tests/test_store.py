@@ -191,3 +191,12 @@ def test_a_digest_keeps_its_order_and_reasons(store):
     assert [p.paper.id for p in store.feed_entries(sub.id, since="2000")] == [
         "arxiv:2", "arxiv:0", "arxiv:1"]
     assert store.reset_links(sub.id) == 1 and store.get_subscriber(sub.id).link_gen == 1
+    # each reason's text is stored once, however many papers and digests give it
+    store.queue_digest(sub.id, "2026-11-24", recipient=sub.email, message_id="<2@x>",
+                       message=b"m", paper_pks=[], whys=[])
+    other = store.add_subscriber("b@example.org", ["t"])
+    store.queue_digest(other.id, "2026-11-23", recipient=other.email, message_id="<3@x>",
+                       message=b"m", paper_pks=order, whys=["a", "a", "b"])
+    assert store.db.execute("SELECT count(*) FROM whys").fetchone()[0] == 3
+    assert [p.why for p in store.digest_papers(store.digest_of(other.id, "2026-11-23"))] == [
+        "a", "a", "b"]
