@@ -281,7 +281,9 @@ def test_a_digests_page_and_the_archive_on_a_phone(server, browser):
     for link in [*page.locator(".paper-links a").all()[:10],
                  *page.locator(".paper-title a").all()[:10]]:
         assert link.bounding_box()["height"] >= 24
-    page.screenshot(path=str(shots / "digest-page.png"))
+    # the top of the page: the first papers whole (abstract, why, links)
+    page.screenshot(path=str(shots / "digest-page.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 390, "height": 1500})
 
     page.goto(prefs_url + "#archive")
     assert page.locator(".archive li").count() == 9
