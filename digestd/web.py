@@ -890,9 +890,9 @@ class Web:
                             link=("Go to the start page", self.url("/")))
         papers = self.store.digest_papers(digest)
         self.count("digest_page")
+        url = self.links.digest(sub.id, digest.period)
         return self.page("digest", digest=digest, label=period_label(digest.period),
-                         papers=[_PaperPage.of(d, self.links, sub.id, n)
-                                 for n, d in enumerate(papers, 1)])
+                         papers=[_PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)])
 
     async def feed(self, request: Request) -> Response:
         """GET /f/TOKEN.atom: the subscriber's private Atom feed (RFC 4287), one entry per
@@ -932,8 +932,10 @@ class Web:
         entries = self.store.feed_entries(sid, since=since.isoformat(timespec="seconds"),
                                           limit=FEED_ENTRIES)
         self.count("feed_full")
+        # one signed link per digest, not per paper
+        pages = {period: self.links.digest(sid, period) for period in {e.period for e in entries}}
         xml = self.env.get_template("web/feed.xml").render(
-            entries=[_PaperPage.of(e, self.links, sid) for e in entries], subscriber_id=sid,
+            entries=[_PaperPage.of(e, pages[e.period]) for e in entries], subscriber_id=sid,
             self_url=self.links.feed(sid, link_gen),
             updated=_rfc3339(last_sent) if last_sent else _rfc3339(modified.isoformat()),
             tag=_tag_authority(self.config.web.base_url))
@@ -1075,9 +1077,11 @@ class _PaperPage:
     page_url: str  # its place on the digest's page
 
     @classmethod
-    def of(cls, d: DeliveredPaper, links: Links, subscriber_id: int, number: int = 0
-           ) -> _PaperPage:
+    def of(cls, d: DeliveredPaper, digest_url: str, number: int = 0) -> _PaperPage:
+        """`digest_url`: the page of the digest `d` is in; `number` its place there (else
+        from its stored position)."""
         p = d.paper
+        number = number or (d.position or 0) + 1
         return cls(id=p.id, title=_xml_text(p.title), url=p.url, pdf_url=p.pdf_url,
                    authors=short_authors(p.authors, shown=30),
                    author_list=tuple(_xml_text(a) for a in p.authors[:100]),
@@ -1085,9 +1089,7 @@ class _PaperPage:
                    published_rfc3339=_rfc3339(p.published), upvotes=p.upvotes,
                    abstract=_xml_text(p.abstract), why=d.why,
                    sent_rfc3339=_rfc3339(d.sent_at) if d.sent_at else "", period=d.period,
-                   number=number or (d.position or 0) + 1,
-                   page_url=f"{links.digest(subscriber_id, d.period)}#paper-"
-                            f"{number or (d.position or 0) + 1}")
+                   number=number, page_url=f"{digest_url}#paper-{number}")
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
