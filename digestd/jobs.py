@@ -231,9 +231,10 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 continue
             # the digest's order, best first, is also its page's and the feed's
             items = by_relevance(items)
-            digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                            papers_checked=len(papers) - start_index, ordered=True)
             whys = [why_text(m) for m in items]
+            digest = Digest(subscriber=sub, period=period, items=tuple(items),
+                            papers_checked=len(papers) - start_index, ordered=True,
+                            whys=tuple(whys))
             if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
                 writes.append((sid, slot, (period, items, whys, "", b"",
                                            digest.papers_checked)))

@@ -105,4 +105,5 @@ class Digest:
     papers_checked: int = 0
     more: int = 0  # matches left out beyond max_papers
     ordered: bool = False  # items are in the digest's order already (render.by_relevance)
+    whys: tuple[str, ...] = ()  # why each item matched (render.why_text), if known already
     extra: dict = field(default_factory=dict, compare=False)

@@ -341,9 +341,11 @@ class Renderer:
         sub = digest.subscriber
         more = len(digest.items) - len(shown) + digest.more
         texts, htmls = [], []
+        # the build worked out why each paper matched already, for the digest's page
+        known = digest.whys if digest.ordered and len(digest.whys) == len(digest.items) else ()
         for number, item in enumerate(shown, 1):
             text, html = self.paper(item)
-            why = shorten(why_text(item), WHY_CHARS)
+            why = shorten(known[number - 1] if known else why_text(item), WHY_CHARS)
             texts.append(text.fill({"number": str(number), "why": _why_lines(why)}))
             htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why))}))
         digest_url = self.links.digest(sub.id, digest.period)

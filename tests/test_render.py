@@ -353,3 +353,15 @@ def test_the_html_digest_reads_well_on_a_phone_and_with_a_screen_reader():
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     url = msg["Archived-At"].strip("<>")
     assert url.startswith("https://digest.example.org/d/") and f'href="{url}"' in html
+
+
+def test_a_digest_the_build_ordered_renders_the_same():
+    """The build orders a digest's papers and works out why each matched (for its page)
+    once; the renderer takes both as they are, and shows the same."""
+    from digestd.render import why_text
+
+    digest = corpus_digest(30, longest=False)
+    ordered = by_relevance(digest.items)
+    built = replace(digest, items=tuple(ordered), ordered=True,
+                    whys=tuple(why_text(m) for m in ordered))
+    assert renderer().render(built) == renderer().render(digest)
