@@ -433,3 +433,32 @@ async def test_feed_only_on_the_preferences_page(day):
 
 def test_tokens_of_d_and_f_never_reach_the_log():
     assert redact("/d/abc.def") == "/d/<token>" and redact("/f/abc.def.atom") == "/f/<token>"
+
+
+async def test_the_feed_holds_30_days_or_500_entries_whichever_is_fewer(day):
+    sub = day.store.add_subscriber("ada@example.org", [BROAD], feed_only=True)
+    papers = [Paper(id=f"arxiv:2611.{i:05d}", title=f"Paper {i}", source="sample")
+              for i in range(700)]
+    day.store.add_papers(papers)
+    pks = list(day.store.paper_pks(p.id for p in papers).values())
+    now = datetime.fromtimestamp(day.clock(), timezone.utc)
+
+    def delivered(days_ago: int, first: int, n: int) -> None:
+        when = (now - timedelta(days=days_ago)).isoformat(timespec="seconds")
+        day.store.queue_digest(sub.id, when[:10], recipient=sub.email, message_id="",
+                               message=b"", paper_pks=pks[first:first + n], deliver=False,
+                               now=when)
+
+    delivered(40, 0, 50)    # too old
+    delivered(20, 50, 30)   # in the window
+    feed = day.feed_path("ada@example.org")
+    async with day.client() as client:
+        entries = feedparser.parse((await client.get(feed)).content).entries
+        assert {e.title for e in entries} == {f"Paper {i}" for i in range(50, 80)}
+        for k in range(5):  # 5 more days of 100 papers: 530 in the window
+            delivered(5 - k, 80 + 100 * k, 100)
+        entries = feedparser.parse((await client.get(feed)).content).entries
+    assert len(entries) == 500
+    # the newest digest first, each in its order; the oldest of the window left out
+    assert entries[0].title == "Paper 480" and entries[-1].title == "Paper 179"
+    assert not {e.title for e in entries} & {f"Paper {i}" for i in range(80)}
