@@ -301,8 +301,10 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
         validate(rule)
     schedule = _schedule_args(args, config)
     with _store(config) as store:
-        sub = store.add_subscriber(email, args.rule, name=args.name or "", **schedule)
-    print(f"added {sub.email} (active) with {len(sub.rules)} rule(s)")
+        sub = store.add_subscriber(email, args.rule, name=args.name or "",
+                                   feed_only=args.feed_only, **schedule)
+    print(f"added {sub.email} (active{', feed only' if sub.feed_only else ''}) with "
+          f"{len(sub.rules)} rule(s)")
     return 0
 
 
@@ -335,13 +337,15 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{"email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
                       "timezone": s.timezone, "send_at": s.send_at, "frequency": s.frequency,
-                      "last_digest_at": s.last_digest_at, "bounces": s.bounces} for s in subs])
+                      "last_digest_at": s.last_digest_at, "bounces": s.bounces,
+                      "feed_only": s.feed_only} for s in subs])
         return 0
     for s in subs:
         # a bouncing subscriber gets no digests until they subscribe again on the web
         status = f"{s.status} ({s.bounces} hard bounces)" if s.status == "bouncing" else (
             f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
             else s.status)
+        status += " (feed only)" if s.feed_only else ""
         print(f"{s.email:<30} {status:<12} {s.frequency} {s.send_at} {s.timezone}  "
               + " | ".join(s.rules))
     print(_count(len(subs), "subscriber"))
@@ -520,7 +524,9 @@ def cmd_send(args: argparse.Namespace) -> int:
                                                        progress=progress))
         finally:
             progress.close()
-    print(f"built {built.digests} digests ({built.papers_checked} papers checked)")
+    print(f"built {built.digests} digests ({built.papers_checked} papers checked)"
+          + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
+             else ""))
     print(_delivery_summary(config, report))
     return 1 if report.failed or report.stopped else 0
 
@@ -724,6 +730,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send-empty", action="store_true",
                    help='on days without matches, send a short "nothing matched" note '
                         "instead of no email")
+    p.add_argument("--feed-only", action="store_true",
+                   help="send no email: matches go into the subscriber's Atom feed and list of "
+                        "past digests only (see the preferences page)")
     p = add("list", cmd_subscribers_list, "list subscribers", subs)
     p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
                                         "bouncing"))

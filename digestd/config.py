@@ -29,6 +29,10 @@ from .errors import ConfigError
 from .validators import EmailNotValidError, is_time_zone, mailbox
 
 CONFIG_ENV = "DIGESTD_CONFIG"
+# Gmail clips an HTML part past 102 KB and hides the rest (the footer's unsubscribe link
+# too): with the longest abstracts of the corpus, 50 papers stay near 80 KB
+# (tests/test_render.py renders them)
+MAX_PAPERS_CAP = 50
 SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv", "medrxiv")
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 
@@ -322,8 +326,11 @@ class WebConfig:
 
 @dataclass(frozen=True)
 class DigestConfig:
-    max_papers: int = setting(25, "Papers shown in one digest at most; the rest is summarized "
-                              "as \"and N more\".", minimum=1)
+    max_papers: int = setting(25, "Papers shown in one email at most, the best first; the rest "
+                              "are summarized as \"and N more: see all M papers\", linked to "
+                              "the digest's web page, which lists every paper. At most "
+                              f"{MAX_PAPERS_CAP}, so that the HTML stays under Gmail's 102 KB "
+                              "clipping limit.", minimum=1, maximum=MAX_PAPERS_CAP)
     send_at: str = setting("07:00", "Default local time (HH:MM) of the digest for new "
                            "subscribers.", check=check_time_of_day)
     timezone: str = setting("UTC", 'Default IANA time zone for new subscribers, e.g. '
@@ -334,10 +341,12 @@ class DigestConfig:
     templates_dir: str = setting("", "A folder of your own templates (it must exist); a file "
                                  "there overrides the bundled template of the same name.",
                                  path=True)
-    archive_url: str = setting("", 'Where "and N more" links to: a web page with the full '
-                               "digest. {period} and {token} (a signed token naming the "
-                               "subscriber) are filled in. Empty means no link.",
-                               check=check_optional_url)
+    archive_url: str = setting("", "An external archive to link to instead of digestd's own "
+                               "digest pages (/d/TOKEN on web.base_url): \"View in browser\", "
+                               '"see all N papers" and the Archived-At header then use this '
+                               "URL, with {token} (signed, naming the subscriber and the "
+                               "digest) and {period} filled in. Empty (the default) means "
+                               "digestd's own pages.", check=check_optional_url)
     max_lateness: float = setting(12 * 3600.0, "A digest that could not go out on time (the "
                                   "daemon was down) is still sent up to this long after its "
                                   "time; later, it is merged into the next one instead, e.g. "

@@ -24,7 +24,7 @@ from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: uni
 from .logs import setup_logging
 from .match import Matcher
 from .models import Digest, Subscriber
-from .render import Links, Renderer
+from .render import Links, Renderer, by_relevance, why_text
 from .schedule import Decision, Schedule, Slot, current_period, decide, iso, parse_iso
 from .store import ScheduleMark, Store
 
@@ -47,6 +47,7 @@ SUBSCRIBERS_PER_WORKER = 2000
 @dataclass
 class BuildReport:
     digests: int = 0  # messages queued, "nothing matched" notes included
+    feed_only: int = 0  # digests recorded for feed-only subscribers: no message, no email
     papers_checked: int = 0
     matches: dict[str, int] = field(default_factory=dict)  # email -> papers in their digest
     empty: int = 0  # "nothing matched" notes (subscribers with send_empty)
@@ -60,7 +61,7 @@ class BuildReport:
 
     def add(self, other: BuildReport) -> None:
         """Fold in the report of another shard of the same build."""
-        for name in ("digests", "empty", "quiet", "merged", "caught_up"):
+        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.papers_checked = max(self.papers_checked, other.papers_checked)
         self.matches.update(other.matches)
@@ -202,7 +203,8 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         # the batch is rendered first and then written in one short transaction: the write
         # lock is held for the inserts only, never during rendering, so a sender on another
         # connection (the daemon's event loop) waits milliseconds, not a whole batch
-        # (subscriber, slot, (period, items, message_id, message) or None: the slot only)
+        # (subscriber, slot, (period, items, whys, message_id, message, checked) or None: the
+        # slot only); a feed-only digest has no message_id and message
         writes: list[tuple[int, Slot | None, tuple | None]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
@@ -216,7 +218,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                     period = now.astimezone(ZoneInfo(sub.timezone)).isoformat(timespec="seconds")
             else:
                 period = slot.period
-            if not items and not sub.send_empty:
+            if not items and (not sub.send_empty or sub.feed_only):
                 report.quiet += 1
                 if not dry_run:
                     writes.append((sid, slot, None))
@@ -228,30 +230,45 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 else:
                     report.empty += 1
                 continue
+            # the digest's order, best first, is also its page's and the feed's
+            items = by_relevance(items)
+            whys = [why_text(m) for m in items]
             digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                            papers_checked=len(papers) - start_index)
+                            papers_checked=len(papers) - start_index, ordered=True,
+                            whys=tuple(whys))
+            if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
+                writes.append((sid, slot, (period, items, whys, "", b"",
+                                           digest.papers_checked)))
+                continue
             started = time.perf_counter()
             message_id, message = renderer.message(digest, now=now)  # no items: the note
             report.render_s += time.perf_counter() - started
-            writes.append((sid, slot, (period, items, message_id, message)))
+            writes.append((sid, slot, (period, items, whys, message_id, message,
+                                       digest.papers_checked)))
         if not writes:
             continue
         # one commit per batch: each digest's outbox row and its sent marks still commit
         # together, and a crash loses at most the uncommitted batch, rebuilt on restart
         with store.transaction():
+            why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[2])
             for sid, slot, queued in writes:
                 if queued is None:
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
                     continue
-                period, items, message_id, message = queued
+                period, items, whys, message_id, message, checked = queued
                 sub = subs[sid]
                 did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
                                          message=message, now=iso(now),
                                          paper_pks=[pks[m.paper.id] for m in items],
+                                         whys=whys, why_ids=why_ids, checked=checked,
+                                         deliver=not sub.feed_only,
                                          slot_at=slot.at_iso if slot is not None else None,
                                          checked_through=checked_through)
                 if did is not None:
-                    report.digests += 1
+                    if sub.feed_only:
+                        report.feed_only += 1
+                    else:
+                        report.digests += 1
                     if items:
                         report.matches[sub.email] = len(items)
                     else:

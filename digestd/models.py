@@ -50,6 +50,8 @@ class Subscriber:
     created_at: str = ""
     last_digest_at: str | None = None
     bounces: int = 0
+    feed_only: bool = False  # matches fill the feed and the archive; no email is sent
+    link_gen: int = 0  # signed into /p/, /f/ and /u/ links; "reset my links" raises it
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,4 +104,6 @@ class Digest:
     items: tuple[PaperMatch, ...]
     papers_checked: int = 0
     more: int = 0  # matches left out beyond max_papers
+    ordered: bool = False  # items are in the digest's order already (render.by_relevance)
+    whys: tuple[str, ...] = ()  # why each item matched (render.why_text), if known already
     extra: dict = field(default_factory=dict, compare=False)

@@ -25,9 +25,11 @@ import jinja2.ext
 from markupsafe import Markup, escape
 
 from .models import Digest, Paper, PaperMatch
-from .tokens import sign
+from .tokens import digest_value, sign, subscriber_value
 
 ABSTRACT_CHARS = 300
+WHY_CHARS = 200  # the email's "matched:" line at most (a digest's page shows all of it)
+TEXT_WIDTH = 78  # the plain-text part wraps here (RFC 5322 2.1.1 recommends 78)
 
 # RFC 6376 lets the signer choose; these are the headers a forger would want to change, plus
 # the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured.
@@ -129,22 +131,30 @@ def short_authors(authors: tuple[str, ...], shown: int = 3) -> str:
 
 def by_relevance(items: tuple[PaperMatch, ...] | list[PaperMatch],
                  limit: int | None = None) -> list[PaperMatch]:
-    """Best first: rules matched, title hits, upvotes, then the most recent; ties by id.
-    With `limit`, only that many (a heap: a broad rule can match hundreds of papers)."""
+    """Best first: rules matched, title hits, upvotes; ties go to the newer paper (by date,
+    then by the later published time, then the higher id). With `limit`, only that many
+    (a heap: a broad rule can match hundreds of papers)."""
+    # newest first, then a stable sort by relevance keeps that order among equals
+    newest = sorted(items, key=_newest, reverse=True)
     if limit is not None and limit < len(items):
-        return heapq.nsmallest(limit, items, key=relevance)
-    return sorted(items, key=relevance)
+        return heapq.nsmallest(limit, newest, key=relevance)  # stable, like sorted()
+    newest.sort(key=relevance)
+    return newest
 
 
 def relevance(item: PaperMatch) -> tuple:
-    """Sort key of `by_relevance`."""
+    """Sort key of `by_relevance` (ties are put newest first before it applies)."""
     title_hits = 0
     for r in item.rules:
         for h in r.hits:
             if h.field == "title":
                 title_hits += 1
     p = item.paper
-    return (-len(item.rules), -title_hits, -(p.upvotes or 0), -_day(p.published), p.id)
+    return (-len(item.rules), -title_hits, -(p.upvotes or 0), -_day(p.published))
+
+
+def _newest(item: PaperMatch) -> tuple[str, str]:
+    return (item.paper.published or "", item.paper.id)
 
 
 @functools.lru_cache(maxsize=1024)  # a run's papers share a few dates
@@ -158,26 +168,43 @@ def _day(published: str | None) -> int:
 
 @dataclass(frozen=True)
 class Links:
-    """The signed links in a digest. URL shapes are the web app's: /u/TOKEN and /p/TOKEN."""
+    """The signed links of a subscriber, on the web app's URL shapes: /u/TOKEN (unsubscribe),
+    /p/TOKEN (preferences), /f/TOKEN.atom (the feed), /d/TOKEN (a digest's page).
+
+    `generation` is the subscriber's link generation ("reset my links" raises it).
+    `archive_url`, when set, replaces /d/TOKEN: an external archive's URL with {token}
+    (signed, naming the subscriber and the digest) and {period} filled in."""
 
     base_url: str
     secret: bytes
-    archive_url: str = ""  # "" or a URL with {token} and/or {period}
+    archive_url: str = ""
 
-    def unsubscribe(self, subscriber_id: int) -> str:
-        return f"{self.base_url.rstrip('/')}/u/{sign(self.secret, 'unsub', subscriber_id)}"
+    def url(self, path: str) -> str:
+        return f"{self.base_url.rstrip('/')}{path}"
 
-    def preferences(self, subscriber_id: int) -> str:
-        return f"{self.base_url.rstrip('/')}/p/{sign(self.secret, 'prefs', subscriber_id)}"
+    def unsubscribe(self, subscriber_id: int, generation: int = 0) -> str:
+        return self.url(f"/u/{self.unsubscribe_token(subscriber_id, generation)}")
 
-    def unsubscribe_token(self, subscriber_id: int) -> str:
-        return sign(self.secret, "unsub", subscriber_id)
+    def preferences(self, subscriber_id: int, generation: int = 0) -> str:
+        return self.url(f"/p/{self.preferences_token(subscriber_id, generation)}")
 
-    def archive(self, subscriber_id: int, period: str) -> str:
-        if not self.archive_url:
-            return ""
-        token = sign(self.secret, "archive", subscriber_id)
-        return self.archive_url.replace("{token}", token).replace("{period}", quote(period))
+    def feed(self, subscriber_id: int, generation: int = 0) -> str:
+        token = sign(self.secret, "feed", subscriber_value(subscriber_id, generation))
+        return self.url(f"/f/{token}.atom")
+
+    def unsubscribe_token(self, subscriber_id: int, generation: int = 0) -> str:
+        return sign(self.secret, "unsub", subscriber_value(subscriber_id, generation))
+
+    def preferences_token(self, subscriber_id: int, generation: int = 0) -> str:
+        return sign(self.secret, "prefs", subscriber_value(subscriber_id, generation))
+
+    def digest(self, subscriber_id: int, period: str) -> str:
+        """The page of one digest: all its papers. Never expires; it works as long as the
+        digest is kept (until the subscriber is deleted)."""
+        token = sign(self.secret, "digest", digest_value(subscriber_id, period))
+        if self.archive_url:
+            return self.archive_url.replace("{token}", token).replace("{period}", quote(period))
+        return self.url(f"/d/{token}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +245,16 @@ class Block:
         for i, slot in self.holes:
             parts[i] = values[slot]
         return "".join(parts)
+
+
+def _why_lines(why: str) -> str:
+    """The text part's "   matched: WHY" line, wrapped at TEXT_WIDTH with a hanging indent:
+    `why` as it follows "matched: " (the template prints that label)."""
+    if len(why) <= TEXT_WIDTH - len("   matched: ") and "  " not in why and "\n" not in why:
+        return why  # the common case: it fits
+    lines = wrap("matched: " + why, TEXT_WIDTH - 3, "   ")
+    # a first word too long to follow the label starts on the next line
+    return lines[len("matched: "):] if lines.startswith("matched: ") else lines[len("matched:"):]
 
 
 def _paper_fields(p: Paper) -> tuple:
@@ -299,15 +336,19 @@ class Renderer:
     def context(self, digest: Digest) -> dict:
         """The variables of digest.txt/.html (and empty.txt/.html); `items` are the papers
         shown, rendered by paper.txt and paper.html, in (text, html) order."""
-        shown = by_relevance(digest.items, self.max_papers)
+        shown = (digest.items[:self.max_papers] if digest.ordered
+                 else by_relevance(digest.items, self.max_papers))
         sub = digest.subscriber
         more = len(digest.items) - len(shown) + digest.more
         texts, htmls = [], []
+        # the build worked out why each paper matched already, for the digest's page
+        known = digest.whys if digest.ordered and len(digest.whys) == len(digest.items) else ()
         for number, item in enumerate(shown, 1):
             text, html = self.paper(item)
-            why = why_text(item)
-            texts.append(text.fill({"number": str(number), "why": why}))
+            why = shorten(known[number - 1] if known else why_text(item), WHY_CHARS)
+            texts.append(text.fill({"number": str(number), "why": _why_lines(why)}))
             htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why))}))
+        digest_url = self.links.digest(sub.id, digest.period)
         return {
             "subscriber": sub,
             "period": digest.period,
@@ -315,11 +356,13 @@ class Renderer:
             "subject": self.subject(digest),
             "items": ("".join(texts), Markup("".join(htmls))),
             "count": len(digest.items) + digest.more,
+            "shown": len(shown),
             "more": more,
-            "archive_url": self.links.archive(sub.id, digest.period) if more else "",
+            "digest_url": digest_url,  # the digest's page: every paper, "View in browser"
+            "archive_url": digest_url if more else "",  # (the name of older templates)
             "papers_checked": digest.papers_checked,
-            "unsubscribe_url": self.links.unsubscribe(sub.id),
-            "preferences_url": self.links.preferences(sub.id),
+            "unsubscribe_url": self.links.unsubscribe(sub.id, sub.link_gen),
+            "preferences_url": self.links.preferences(sub.id, sub.link_gen),
             "base_url": self.links.base_url,
             "rules": sub.rules,
             "css": self.css,
@@ -381,6 +424,8 @@ class Renderer:
             headers.append(("Reply-To", self.reply_to_header))
         headers += [
             ("List-Id", self.list_id),
+            # RFC 5064: where this message is archived (its page lists every paper)
+            ("Archived-At", f"<{ctx['digest_url']}>"),
             ("List-Unsubscribe", f"<{ctx['unsubscribe_url']}>,\r\n <{mailto}>"),
             ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ("Auto-Submitted", "auto-generated"),

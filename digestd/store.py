@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -183,6 +183,28 @@ MIGRATIONS: list[tuple[str, str]] = [
             UPDATE digests SET message = x'' WHERE id = new.id;
         END;
     """),
+    ("digest_pages", """
+        -- every digest has a web page listing all its papers, in the digest's order and with
+        -- why each matched, also after its message was pruned: the order and the reason
+        -- live beside the sent mark (NULL for digests built before this step). The sent
+        -- table grows by every paper sent, forever, so each reason's text is stored once
+        -- (whys) and a mark holds its number: a few bytes instead of ~50.
+        CREATE TABLE whys (
+            id   INTEGER PRIMARY KEY,
+            text TEXT NOT NULL UNIQUE
+        );
+        ALTER TABLE sent ADD COLUMN position INTEGER;
+        ALTER TABLE sent ADD COLUMN why_id INTEGER;   -- whys.id; whys are never deleted
+        -- how many papers a digest (or a "nothing matched" note) checked, for its page
+        ALTER TABLE digests ADD COLUMN checked INTEGER;
+        -- the feed's ETag: what a subscriber got, and when, without reading the rows
+        CREATE INDEX digests_delivered ON digests(subscriber_id, sent_at) WHERE status = 'sent';
+        -- "feed only": matches are recorded (the feed and the archive fill), no email is sent
+        ALTER TABLE subscribers ADD COLUMN feed_only INTEGER NOT NULL DEFAULT 0;
+        -- signed into /p/, /f/ and /u/ links: "reset my links" raises it, which retires the
+        -- old /p/ and /f/ links (old /u/ links keep unsubscribing)
+        ALTER TABLE subscribers ADD COLUMN link_gen INTEGER NOT NULL DEFAULT 0;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -223,6 +245,32 @@ class OutboxRow:
     papers: int
     claimed_by: str | None = None
     claimed_until: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchivedDigest:
+    """One digest (or "nothing matched" note) as its page and the archive list show it."""
+
+    id: int
+    subscriber_id: int
+    period: str
+    created_at: str  # ISO time it was built
+    papers: int  # papers it matched, those the email left out included
+    status: str  # queued, sent or failed (see the outbox)
+    sent_at: str | None
+    checked: int | None  # papers it checked; None for digests built before digest pages
+
+
+@dataclass(frozen=True)
+class DeliveredPaper:
+    """One paper of a digest, for the digest's page and the feed."""
+
+    paper: Paper
+    why: str  # the rules' hits, as the digest said; "" for digests built before digest pages
+    position: int | None  # 0-based place in the digest's order
+    digest_id: int
+    period: str
+    sent_at: str | None
 
 
 @dataclass(frozen=True)
@@ -493,15 +541,16 @@ class Store:
     # -- subscribers ---------------------------------------------------------------------------
 
     _SUB_COLUMNS = ("id, email, status, name, timezone, send_at, frequency, weekday, send_empty, "
-                    "created_at, last_digest_at, bounces")
+                    "created_at, last_digest_at, bounces, feed_only, link_gen")
 
     def _subscriber(self, row: Sequence, rules: Sequence[str]) -> Subscriber:
         (id_, email, status, name, tz, send_at, frequency, weekday, send_empty, created_at,
-         last_digest_at, bounces) = row
+         last_digest_at, bounces, feed_only, link_gen) = row
         return Subscriber(id=id_, email=email, status=status, rules=tuple(rules), name=name,
                           timezone=tz, send_at=send_at, frequency=frequency, weekday=weekday,
                           send_empty=bool(send_empty), created_at=created_at,
-                          last_digest_at=last_digest_at, bounces=bounces)
+                          last_digest_at=last_digest_at, bounces=bounces,
+                          feed_only=bool(feed_only), link_gen=link_gen)
 
     def _rules_of(self, ids: Sequence[int] | None = None) -> dict[int, list[str]]:
         rules: dict[int, list[str]] = {}
@@ -515,7 +564,7 @@ class Store:
     def add_subscriber(self, email: str, rules: Sequence[str] = (), *, status: str = "active",
                        name: str = "", timezone: str = "UTC", send_at: str = "07:00",
                        frequency: str = "daily", weekday: int = 0, send_empty: bool = False,
-                       now: str | None = None) -> Subscriber:
+                       feed_only: bool = False, now: str | None = None) -> Subscriber:
         now = now or utcnow()
         with self.transaction() as db:
             try:
@@ -523,12 +572,12 @@ class Store:
                 # deleted subscriber must never reach a new one
                 sid = db.execute(
                     "INSERT INTO subscribers (id, email, status, name, timezone, send_at, "
-                    "frequency, weekday, send_empty, created_at, confirmed_at) VALUES ("
-                    "(SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), coalesce("
+                    "frequency, weekday, send_empty, created_at, confirmed_at, feed_only) VALUES "
+                    "((SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), coalesce("
                     "(SELECT value FROM id_high_water WHERE name = 'subscribers'), 0)) + 1),"
-                    "?,?,?,?,?,?,?,?,?,?)",
+                    "?,?,?,?,?,?,?,?,?,?,?)",
                     (email, status, name, timezone, send_at, frequency, weekday, int(send_empty),
-                     now, now if status == "active" else None)).lastrowid
+                     now, now if status == "active" else None, int(feed_only))).lastrowid
             except sqlite3.IntegrityError:
                 raise StoreError(f"subscriber {email} exists already") from None
             db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
@@ -593,11 +642,21 @@ class Store:
         return out
 
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
-                     message: bytes, paper_pks: Sequence[int], now: str | None = None,
+                     message: bytes, paper_pks: Sequence[int], whys: Sequence[str] = (),
+                     why_ids: Mapping[str, int] | None = None, checked: int | None = None,
+                     deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
         """Put one digest in the outbox and mark its papers as sent, in one transaction;
         with `slot_at`, also what mark_slot records (in the same statement).
+
+        `paper_pks` are all the digest's papers in the digest's order (those the email
+        leaves out too), `whys` why each matched, in the same order; both are kept for the
+        digest's web page and the feed (`why_ids`, from why_ids() in the same transaction,
+        saves looking the texts up digest by digest). `checked` is how many papers the
+        digest checked.
+        With `deliver` False (a feed-only subscriber) nothing is mailed: the row is stored
+        as sent at once, without a message.
 
         Returns the digest id, or None when this subscriber already has a digest for
         this period (so a rebuild after a crash cannot queue a second one); the slot is
@@ -606,17 +665,32 @@ class Store:
         now = now or utcnow()
         with self.transaction() as db:
             try:
-                did = db.execute(
-                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
-                    "recipient, message, next_attempt_at) VALUES (?,?,?,?,?,?,x'',?)",
-                    (subscriber_id, period, now, len(paper_pks), message_id, recipient,
-                     now)).lastrowid
+                if deliver:
+                    did = db.execute(
+                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                        "message_id, recipient, message, next_attempt_at, checked) "
+                        "VALUES (?,?,?,?,?,?,x'',?,?)",
+                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
+                         now, checked)).lastrowid
+                else:
+                    did = db.execute(
+                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                        "message_id, recipient, message, status, sent_at, checked) "
+                        "VALUES (?,?,?,?,?,?,x'','sent',?,?)",
+                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
+                         now, checked)).lastrowid
             except sqlite3.IntegrityError:
                 return None
-            db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
-                       (did, message))
-            db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id) "
-                           "VALUES (?,?,?)", [(subscriber_id, pk, did) for pk in paper_pks])
+            if deliver:
+                db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
+                           (did, message))
+            if whys and why_ids is None:
+                why_ids = self.why_ids(whys)
+            db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
+                           "position, why_id) VALUES (?,?,?,?,?)",
+                           [(subscriber_id, pk, did, i,
+                             why_ids[whys[i]] if why_ids is not None and i < len(whys) else None)
+                            for i, pk in enumerate(paper_pks)])
             if slot_at is None:
                 db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
                            (now, subscriber_id))
@@ -624,6 +698,91 @@ class Store:
                 db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._MARK_SLOT} "
                            "WHERE id = ?", (now, slot_at, checked_through, subscriber_id))
         return did
+
+    # -- the archive: each digest's page, the list of past digests, the feed -----------------
+
+    _ARCHIVED = "id, subscriber_id, period, created_at, papers, status, sent_at, checked"
+    # rows of queue_message (confirmation emails ...) are not digests
+    _NOT_WEB_MAIL = "NOT (papers = 0 AND period GLOB '[a-z]*-[0-9]*')"
+
+    def digest_of(self, subscriber_id: int, period: str) -> ArchivedDigest | None:
+        """The digest of `subscriber_id` for `period`, whatever its status; None if there is
+        none (never built, or its subscriber was deleted)."""
+        row = self.db.execute(f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? "
+                              f"AND period = ? AND {self._NOT_WEB_MAIL}",
+                              (subscriber_id, period)).fetchone()
+        return ArchivedDigest(*row) if row else None
+
+    def digest_archive(self, subscriber_id: int, *, limit: int = 20, offset: int = 0
+                       ) -> tuple[list[ArchivedDigest], int]:
+        """(a page of the subscriber's digests, newest first; how many there are in all)."""
+        rows = self.db.execute(
+            f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? AND "
+            f"{self._NOT_WEB_MAIL} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (subscriber_id, int(limit), int(offset))).fetchall()
+        total = self.db.execute(f"SELECT count(*) FROM digests WHERE subscriber_id = ? AND "
+                                f"{self._NOT_WEB_MAIL}", (subscriber_id,)).fetchone()[0]
+        return [ArchivedDigest(*r) for r in rows], total
+
+    # sent is keyed by (subscriber, paper): these read a subscriber's marks in key order
+    # (CROSS JOIN keeps that loop outermost) rather than add an index every build must fill
+    _DELIVERED = (f"SELECT {_PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
+                  "d.sent_at FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
+                  "JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON w.id = s.why_id "
+                  "WHERE s.subscriber_id = ? ")
+
+    def _delivered(self, row: Sequence) -> DeliveredPaper:
+        return DeliveredPaper(self._paper(row), *row[12:])
+
+    def digest_papers(self, digest: ArchivedDigest) -> list[DeliveredPaper]:
+        """Every paper of `digest`, in the digest's order (best first), with why it matched.
+        Read from the sent marks, so it works after the stored message was pruned."""
+        return [self._delivered(r) for r in self.db.execute(
+            self._DELIVERED + "AND s.digest_id = ? ORDER BY s.position IS NULL, s.position, "
+            "p.pk", (digest.subscriber_id, digest.id))]
+
+    def feed_entries(self, subscriber_id: int, *, since: str, limit: int = 500
+                     ) -> list[DeliveredPaper]:
+        """The papers of the subscriber's digests delivered (status sent) at or after `since`
+        (ISO time), newest digest first and each digest in its order; at most `limit`."""
+        return [self._delivered(r) for r in self.db.execute(
+            self._DELIVERED + "AND d.status = 'sent' AND d.sent_at >= ? ORDER BY d.sent_at "
+            "DESC, d.id DESC, s.position IS NULL, s.position, p.pk LIMIT ?",
+            (subscriber_id, since, int(limit)))]
+
+    def feed_validators(self, subscriber_id: int) -> tuple[int, int, str | None] | None:
+        """(link generation, digests delivered, when the last one was) for the feed's ETag
+        and Last-Modified, from one index; None when there is no such subscriber."""
+        return self.db.execute(
+            "SELECT link_gen, (SELECT count(*) FROM digests WHERE subscriber_id = s.id AND "
+            "status = 'sent'), (SELECT max(sent_at) FROM digests WHERE subscriber_id = s.id "
+            "AND status = 'sent') FROM subscribers s WHERE s.id = ?",
+            (subscriber_id,)).fetchone()
+
+    def reset_links(self, subscriber_id: int) -> int:
+        """Retire the subscriber's /p/ and /f/ links (a new link generation); returns it."""
+        with self.transaction() as db:
+            db.execute("UPDATE subscribers SET link_gen = link_gen + 1 WHERE id = ?",
+                       (subscriber_id,))
+            row = db.execute("SELECT link_gen FROM subscribers WHERE id = ?",
+                             (subscriber_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no subscriber {subscriber_id}")
+        return row[0]
+
+    def why_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """Text -> its number in the whys table, adding the texts not there yet. Call it in
+        the transaction that uses the numbers (a build's batch): a rolled-back number may be
+        given to another text later."""
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, int] = {}
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO whys (text) VALUES (?)", [(t,) for t in unique])
+            for i in range(0, len(unique), 500):
+                chunk = unique[i:i + 500]
+                out.update(db.execute(f"SELECT text, id FROM whys WHERE text IN "
+                                      f"({','.join('?' * len(chunk))})", chunk))
+        return out
 
     def has_digest(self, subscriber_id: int, period: str) -> bool:
         return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",
@@ -870,11 +1029,15 @@ class Store:
         return row[0] if row else None
 
     def update_preferences(self, subscriber_id: int, rules: Sequence[str], *, timezone: str,
-                           send_at: str, frequency: str, weekday: int, send_empty: bool) -> None:
+                           send_at: str, frequency: str, weekday: int, send_empty: bool,
+                           feed_only: bool | None = None) -> None:
+        """Rules and schedule; `feed_only` when given (None leaves it as it is)."""
         with self.transaction() as db:
             db.execute("UPDATE subscribers SET timezone = ?, send_at = ?, frequency = ?, "
-                       "weekday = ?, send_empty = ? WHERE id = ?",
-                       (timezone, send_at, frequency, weekday, int(send_empty), subscriber_id))
+                       "weekday = ?, send_empty = ?, feed_only = coalesce(?, feed_only) "
+                       "WHERE id = ?",
+                       (timezone, send_at, frequency, weekday, int(send_empty),
+                        None if feed_only is None else int(feed_only), subscriber_id))
             db.execute("DELETE FROM rules WHERE subscriber_id = ?", (subscriber_id,))
             db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
                            [(subscriber_id, i, r) for i, r in enumerate(rules)])
@@ -945,7 +1108,8 @@ class Store:
         return {"email": sub.email, "name": sub.name, "status": sub.status,
                 "rules": list(sub.rules), "timezone": sub.timezone, "send_at": sub.send_at,
                 "frequency": sub.frequency, "weekday": sub.weekday,
-                "send_empty": sub.send_empty, "created_at": created, "confirmed_at": confirmed,
+                "send_empty": sub.send_empty, "feed_only": sub.feed_only,
+                "created_at": created, "confirmed_at": confirmed,
                 "last_digest_at": sub.last_digest_at, "bounces": sub.bounces,
                 "messages": digests, "papers_sent": papers}
 

@@ -1,4 +1,5 @@
-"""Signed tokens for the links in emails: unsubscribe, preferences, confirmation.
+"""Signed tokens for the links in emails: unsubscribe, preferences, confirmation, a digest's
+page, the feed.
 
 A token is `base64url(payload).base64url(hmac_sha256(secret, payload))` where the
 payload is `purpose:value:expiry`. The purpose is signed too, so an unsubscribe
@@ -11,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import time
+from urllib.parse import quote, unquote
 
 
 def _b64(data: bytes) -> str:
@@ -50,3 +52,33 @@ def verify(secret: bytes, purpose: str, token: str, *, now: float | None = None)
     if expiry and int(expiry) < (now if now is not None else time.time()):
         return None
     return value
+
+
+# -- what the links of one subscriber sign -----------------------------------------------------
+
+def subscriber_value(subscriber_id: int, generation: int = 0) -> str:
+    """The value signed into /u/, /p/ and /f/ links: the subscriber id, and the link
+    generation once "reset my links" raised it ("7", "7.2"); links made before generations
+    existed sign "7" as well, so they stay generation 0."""
+    return str(subscriber_id) if not generation else f"{subscriber_id}.{generation}"
+
+
+def parse_subscriber_value(value: str) -> tuple[int, int] | None:
+    """(subscriber id, link generation) of a subscriber_value; None if it is not one."""
+    sid, _, gen = value.partition(".")
+    if not sid.isdigit() or not (gen.isdigit() or gen == ""):
+        return None
+    return int(sid), int(gen or 0)
+
+
+def digest_value(subscriber_id: int, period: str) -> str:
+    """The value signed into a /d/ link: the subscriber and the period of the digest (a
+    subscriber has one digest per period). The period is percent-encoded: it may hold a ':'."""
+    return f"{subscriber_id}/{quote(period, safe='')}"
+
+
+def parse_digest_value(value: str) -> tuple[int, str] | None:
+    sid, _, period = value.partition("/")
+    if not sid.isdigit() or not period:
+        return None
+    return int(sid), unquote(period)

@@ -1,4 +1,5 @@
-"""The web app: subscribe with double opt-in, preferences, one-click unsubscribe, health, metrics.
+"""The web app: subscribe with double opt-in, preferences, one-click unsubscribe, each digest's
+page, the archive and the private Atom feed, health, metrics.
 
 A Starlette (ASGI) app made by `create_app`, served by uvicorn in the caller's event loop
 through `serve_web`. Pages need no JavaScript; /static/app.js only adds a live rule test.
@@ -24,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,10 +46,10 @@ from .config import Config, web_secret
 from .errors import ConfigError, DigestdError, NotFound, RuleError
 from .match import match_rules
 from .models import FREQUENCIES, Paper, Subscriber
-from .render import Links, environment, short_authors, shorten
+from .render import Links, environment, period_label, short_authors, shorten
 from .rules import And, Not, Or, Phrase, Prefix, Value, Word, parse, validate
-from .store import Store
-from .tokens import sign, verify
+from .store import DeliveredPaper, Store
+from .tokens import parse_digest_value, parse_subscriber_value, sign, verify
 from .validators import EmailNotValidError, email_address, is_time_zone, time_zones
 
 log = logging.getLogger("digestd.web")
@@ -69,7 +70,11 @@ MAX_BODY = 64 * 1024             # no form of ours is bigger
 CSRF_COOKIE = "digestd_csrf"
 HONEYPOT = "website"             # a field people never see and bots love to fill
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-TOKEN_PATH = re.compile(r"^(/(?:u|p|confirm)/)[^/]+")
+TOKEN_PATH = re.compile(r"^(/(?:u|p|d|f|confirm)/)[^/]+")
+ARCHIVE_PAGE = 20                # past digests per page of the archive list
+FEED_DAYS = 30                   # the feed holds the papers delivered in the last 30 days ...
+FEED_ENTRIES = 500               # ... or the last 500 of them, whichever is fewer
+FEED_TYPE = "application/atom+xml; charset=utf-8"
 STATIC = {"style.css": "text/css; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
           "favicon.svg": "image/svg+xml"}
 
@@ -86,8 +91,9 @@ SECURITY_HEADERS = [
 WEB_EVENTS = ("subscribe_confirmation_queued", "subscribe_manage_link_queued",
               "subscribe_resend_suppressed", "subscribe_address_limited", "subscribe_ip_limited",
               "subscribe_honeypot", "subscribe_invalid", "confirmed", "unsubscribed",
-              "preferences_saved", "paused", "resumed", "deleted", "csrf_rejected",
-              "token_rejected", "mail_kick_failed")
+              "preferences_saved", "paused", "resumed", "deleted", "links_reset",
+              "csrf_rejected", "token_rejected", "link_replaced", "mail_kick_failed",
+              "digest_page", "feed_full", "feed_not_modified")
 
 Mailer = Callable[[], Awaitable[Any]]
 Clock = Callable[[], float]
@@ -140,6 +146,7 @@ class SubscriptionForm:
     frequency: str = "daily"
     weekday: int = 0
     send_empty: bool = False
+    feed_only: bool = False  # the preferences form's "Feed only, no email"
     errors: dict[str, str] = field(default_factory=dict)  # field (or "rule-N") -> message
     error_columns: dict[int, int] = field(default_factory=dict)  # input N -> 1-based column
 
@@ -147,7 +154,7 @@ class SubscriptionForm:
     def of(cls, sub: Subscriber) -> SubscriptionForm:
         return cls(email=sub.email, rules=list(sub.rules), send_at=sub.send_at,
                    timezone=sub.timezone, frequency=sub.frequency, weekday=sub.weekday,
-                   send_empty=sub.send_empty)
+                   send_empty=sub.send_empty, feed_only=sub.feed_only)
 
     @classmethod
     def parse(cls, form: FormData, defaults: SubscriptionForm, *, with_email: bool
@@ -158,7 +165,8 @@ class SubscriptionForm:
                 send_at=str(form.get("send_at", defaults.send_at)).strip()[:5],
                 timezone=str(form.get("timezone", defaults.timezone)).strip(),
                 frequency=str(form.get("frequency", defaults.frequency)),
-                send_empty=form.get("send_empty") == "on")
+                send_empty=form.get("send_empty") == "on",
+                feed_only=form.get("delivery") == "feed")
         try:
             f.weekday = int(str(form.get("weekday", defaults.weekday)))
         except ValueError:
@@ -330,7 +338,8 @@ class Web:
         self.store = store
         self.clock = clock
         self.secret = web_secret(config)
-        self.links = Links(config.web.base_url, self.secret)
+        self.links = Links(config.web.base_url, self.secret,
+                           archive_url=config.digest.archive_url)
         base = urlsplit(config.web.base_url)
         self.prefix = base.path.rstrip("/")
         self.secure_cookies = base.scheme == "https"
@@ -436,6 +445,27 @@ class Web:
                             "This subscription does not exist (any more): it was deleted, so "
                             "nothing more is sent to it.",
                             link=("Subscribe again", self.url("/"))) from None
+
+    def linked_subscriber(self, purpose: str, token: str, *, any_generation: bool = False
+                          ) -> Subscriber:
+        """The subscriber a /p/, /u/ or /f/ link names: 400 for a forged or cut link, 404 for
+        a deleted subscriber, 410 for a link retired by "reset my links" (unless
+        `any_generation`: old unsubscribe links keep working)."""
+        parsed = parse_subscriber_value(self.token(purpose, token))
+        if parsed is None:  # signed by us, but not a subscriber link: never made
+            raise self.fail(400, "This link is not valid", "Nothing was changed.",
+                            link=("Go to the start page", self.url("/")))
+        sub = self.subscriber(parsed[0])
+        if parsed[1] != sub.link_gen and not any_generation:
+            self.count("link_replaced")
+            raise self.fail(410, "This link was replaced",
+                            "New links were made for this subscription (\"Reset my links\"), "
+                            "so this one no longer works. Use the links in your newest digest.",
+                            link=("Go to the start page", self.url("/")))
+        return sub
+
+    def prefs_token(self, sub: Subscriber) -> str:
+        return self.links.preferences_token(sub.id, sub.link_gen)
 
     def form_defaults(self) -> SubscriptionForm:
         d = self.config.digest
@@ -643,7 +673,7 @@ class Web:
                          now=now)
             link = f"{self.config.web.base_url.rstrip('/')}/confirm/{token}"
         else:
-            link = self.links.preferences(sub.id)
+            link = self.links.preferences(sub.id, sub.link_gen)
         message_id, message = self.mail(sub, kind, link)
         did = self.store.queue_message(sub.id, kind, recipient=sub.email,
                                        message_id=message_id, message=message, now=now)
@@ -676,9 +706,9 @@ class Web:
             self.count("confirmed")
             log.info("event=confirmed subscriber=%d", sub.id)
             return self.preferences_page(request, self.store.get_subscriber(sub.id),
-                                         sign(self.secret, "prefs", sub.id), notice="welcome")
+                                         self.prefs_token(sub), notice="welcome")
         if sub.status == "active" and self.store.confirm_nonce(sub.id) == nonce:
-            return self.preferences_page(request, sub, sign(self.secret, "prefs", sub.id),
+            return self.preferences_page(request, sub, self.prefs_token(sub),
                                          notice="already")
         raise self.fail(410, "This link was already used",
                         "This confirmation link was used before or replaced by a newer one, "
@@ -689,23 +719,36 @@ class Web:
     def preferences_page(self, request: Request, sub: Subscriber, token: str, *,
                          form: SubscriptionForm | None = None, status: int = 200,
                          notice: str | None = None, tests: RuleTests | None = None,
-                         delete_error: str | None = None) -> Response:
+                         delete_error: str | None = None, page: int = 1) -> Response:
         csrf, cookie = self.csrf(request, sub.id)
+        digests, total = self.store.digest_archive(sub.id, limit=ARCHIVE_PAGE,
+                                                   offset=(page - 1) * ARCHIVE_PAGE)
+        archive = [{"label": period_label(d.period), "url": self.links.digest(sub.id, d.period),
+                    "built": d.created_at[:10], "papers": d.papers, "checked": d.checked,
+                    "status": d.status} for d in digests]
+        pages = max(1, -(-total // ARCHIVE_PAGE))
         response = self.page(
             "preferences", status=status, sub=sub, form=form or SubscriptionForm.of(sub),
             token=token, csrf=csrf, notice=notice, tests=tests, delete_error=delete_error,
             time_zones=time_zones(), test_days=TEST_DAYS,
-            unsubscribe_url=self.url(f"/u/{sign(self.secret, 'unsub', sub.id)}"))
+            unsubscribe_url=self.url(f"/u/{self.links.unsubscribe_token(sub.id, sub.link_gen)}"),
+            feed_url=self.links.feed(sub.id, sub.link_gen), archive=archive,
+            archive_total=total, archive_page=page, archive_pages=pages,
+            feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES)
         return self.with_cookie(response, cookie)
 
     def prefs_subscriber(self, request: Request) -> tuple[Subscriber, str]:
         token = request.path_params["token"]
-        return self.subscriber(self.token("prefs", token)), token
+        return self.linked_subscriber("prefs", token), token
 
     async def preferences(self, request: Request) -> Response:
         sub, token = self.prefs_subscriber(request)
         notice = request.query_params.get("done")
-        return self.preferences_page(request, sub, token,
+        try:
+            page = max(1, min(int(request.query_params.get("page", "1")), 10**6))
+        except ValueError:
+            page = 1
+        return self.preferences_page(request, sub, token, page=page,
                                      notice=notice if notice in NOTICES else None)
 
     async def save_preferences(self, request: Request) -> Response:
@@ -722,10 +765,11 @@ class Web:
             return self.preferences_page(request, sub, token, form=form, status=400)
         self.store.update_preferences(sub.id, form.clean_rules, timezone=form.timezone,
                                       send_at=form.send_at, frequency=form.frequency,
-                                      weekday=form.weekday, send_empty=form.send_empty)
+                                      weekday=form.weekday, send_empty=form.send_empty,
+                                      feed_only=form.feed_only)
         self.count("preferences_saved")
-        log.info("event=preferences_saved subscriber=%d rules=%d", sub.id,
-                 len(form.clean_rules))
+        log.info("event=preferences_saved subscriber=%d rules=%d feed_only=%d", sub.id,
+                 len(form.clean_rules), form.feed_only)
         return self.done(token, "saved")
 
     def done(self, token: str, what: str) -> Response:
@@ -768,6 +812,16 @@ class Web:
                             "emails no longer work.",
                             link=("Subscribe again", self.url("/")))
 
+    async def reset_links(self, request: Request) -> Response:
+        """POST /p/TOKEN/reset: new /p/, /f/ and /u/ links; the old /p/ and /f/ links stop
+        working (410), old /u/ links still unsubscribe. Goes on to the new /p/ link."""
+        sub, token = self.prefs_subscriber(request)
+        self.check_csrf(request, await self.read_form(request), sub.id, token)
+        generation = self.store.reset_links(sub.id)
+        self.count("links_reset")
+        log.info("event=links_reset subscriber=%d generation=%d", sub.id, generation)
+        return self.done(self.links.preferences_token(sub.id, generation), "links_reset")
+
     async def export(self, request: Request) -> Response:
         sub, _token = self.prefs_subscriber(request)
         data = self.store.subscriber_export(sub.id)
@@ -780,14 +834,14 @@ class Web:
     async def unsubscribe_page(self, request: Request) -> Response:
         """GET /u/TOKEN never unsubscribes: link scanners and previews fetch it."""
         token = request.path_params["token"]
-        sub = self.subscriber(self.token("unsub", token))
+        sub = self.linked_subscriber("unsub", token, any_generation=True)
         return self.page("unsubscribe", sub=sub, token=token, done=False,
-                         preferences_url=self.url(f"/p/{sign(self.secret, 'prefs', sub.id)}"))
+                         preferences_url=self.url(f"/p/{self.prefs_token(sub)}"))
 
     async def unsubscribe(self, request: Request) -> Response:
         """POST /u/TOKEN: RFC 8058 one-click (and the button): no cookie, no CSRF token, 200."""
         token = request.path_params["token"]
-        sub = self.subscriber(self.token("unsub", token))
+        sub = self.linked_subscriber("unsub", token, any_generation=True)
         if not await _is_one_click(request):
             raise self.fail(400, "Not unsubscribed",
                             "This address unsubscribes with the body "
@@ -799,7 +853,75 @@ class Web:
             self.count("unsubscribed")
             log.info("event=unsubscribed subscriber=%d from=%s", sub.id, sub.status)
         return self.page("unsubscribe", sub=sub, token=token, done=True,
-                         preferences_url=self.url(f"/p/{sign(self.secret, 'prefs', sub.id)}"))
+                         preferences_url=self.url(f"/p/{self.prefs_token(sub)}"))
+
+    # -- pages: a digest and the feed ----------------------------------------------------------
+
+    async def digest_page(self, request: Request) -> Response:
+        """GET /d/TOKEN: every paper of one digest (or its "nothing matched" note), in the
+        digest's order, read from the store: it works after the message was pruned."""
+        parsed = parse_digest_value(self.token("digest", request.path_params["token"]))
+        if parsed is None:
+            raise self.fail(400, "This link is not valid", "Nothing was changed.",
+                            link=("Go to the start page", self.url("/")))
+        sub = self.subscriber(parsed[0])
+        digest = self.store.digest_of(sub.id, parsed[1])
+        if digest is None:
+            raise self.fail(404, "No such digest",
+                            "This digest is not kept (any more).",
+                            link=("Go to the start page", self.url("/")))
+        papers = self.store.digest_papers(digest)
+        self.count("digest_page")
+        url = self.links.digest(sub.id, digest.period)
+        return self.page("digest", digest=digest, label=period_label(digest.period),
+                         papers=[_PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)])
+
+    async def feed(self, request: Request) -> Response:
+        """GET /f/TOKEN.atom: the subscriber's private Atom feed (RFC 4287), one entry per
+        paper delivered in the last FEED_DAYS days (at most FEED_ENTRIES). Conditional
+        requests (RFC 9110 13.1: If-None-Match, If-Modified-Since) are answered 304 from one
+        indexed query, before anything is rendered."""
+        name = request.path_params["name"]
+        if not name.endswith(".atom"):
+            raise HTTPException(404)
+        parsed = parse_subscriber_value(self.token("feed", name[:-len(".atom")]))
+        if parsed is None:
+            raise self.fail(400, "This link is not valid", "Nothing was changed.")
+        sid, generation = parsed
+        found = self.store.feed_validators(sid)
+        if found is None:
+            self.subscriber(sid)  # the 404 page
+        link_gen, delivered, last_sent = found
+        if generation != link_gen:
+            self.count("link_replaced")
+            raise self.fail(410, "This feed address was replaced",
+                            "New links were made for this subscription (\"Reset my links\"). "
+                            "The preferences page shows the new feed address.")
+        now = datetime.fromtimestamp(self.clock(), timezone.utc)
+        # the window moves once a day, at midnight UTC: the feed changes then, or when a
+        # digest is delivered, or when the links are reset
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        since = today - timedelta(days=FEED_DAYS)
+        modified = max(today, datetime.fromisoformat(last_sent).astimezone(timezone.utc)) \
+            if last_sent else today
+        version = hashlib.sha256(f"{link_gen}:{delivered}:{last_sent}:{since.date()}".encode())
+        etag = f'W/"{version.hexdigest()[:20]}"'
+        headers = {"ETag": etag, "Last-Modified": format_datetime(modified, usegmt=True),
+                   "Cache-Control": "private, no-cache"}
+        if _not_modified(request, etag, modified):
+            self.count("feed_not_modified")
+            return Response(status_code=304, headers=headers)
+        entries = self.store.feed_entries(sid, since=since.isoformat(timespec="seconds"),
+                                          limit=FEED_ENTRIES)
+        self.count("feed_full")
+        # one signed link per digest, not per paper
+        pages = {period: self.links.digest(sid, period) for period in {e.period for e in entries}}
+        xml = self.env.get_template("web/feed.xml").render(
+            entries=[_PaperPage.of(e, pages[e.period]) for e in entries], subscriber_id=sid,
+            self_url=self.links.feed(sid, link_gen),
+            updated=_rfc3339(last_sent) if last_sent else _rfc3339(modified.isoformat()),
+            tag=_tag_authority(self.config.web.base_url))
+        return Response(xml, media_type=FEED_TYPE, headers=headers)
 
     # -- operations ----------------------------------------------------------------------------
 
@@ -911,7 +1033,93 @@ class Web:
         return response
 
 
-NOTICES = ("saved", "paused", "resumed", "welcome", "already")
+NOTICES = ("saved", "paused", "resumed", "welcome", "already", "links_reset")
+
+
+@dataclass(frozen=True)
+class _PaperPage:
+    """One paper as a digest's page and the feed show it: everything, the abstract whole."""
+
+    id: str
+    title: str
+    url: str
+    pdf_url: str
+    authors: str
+    author_list: tuple[str, ...]
+    source: str
+    categories: tuple[str, ...]
+    published: str  # YYYY-MM-DD or ""
+    published_rfc3339: str  # for Atom; "" when the source gave no usable date
+    upvotes: int | None
+    abstract: str
+    why: str
+    sent_rfc3339: str
+    period: str
+    number: int  # 1-based place in its digest
+    page_url: str  # its place on the digest's page
+
+    @classmethod
+    def of(cls, d: DeliveredPaper, digest_url: str, number: int = 0) -> _PaperPage:
+        """`digest_url`: the page of the digest `d` is in; `number` its place there (else
+        from its stored position)."""
+        p = d.paper
+        number = number or (d.position or 0) + 1
+        return cls(id=p.id, title=_xml_text(p.title), url=p.url, pdf_url=p.pdf_url,
+                   authors=short_authors(p.authors, shown=30),
+                   author_list=tuple(_xml_text(a) for a in p.authors[:100]),
+                   source=p.source, categories=p.categories, published=(p.published or "")[:10],
+                   published_rfc3339=_rfc3339(p.published), upvotes=p.upvotes,
+                   abstract=_xml_text(p.abstract), why=d.why,
+                   sent_rfc3339=_rfc3339(d.sent_at) if d.sent_at else "", period=d.period,
+                   number=number, page_url=f"{digest_url}#paper-{number}")
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml_text(text: str) -> str:
+    """Text without the control characters XML 1.0 cannot carry, even as references."""
+    return _NOT_XML.sub("", text or "")
+
+
+def _rfc3339(stamp: str | None) -> str:
+    """An ISO date or time as an RFC 3339 date-time (UTC); "" if it is not one."""
+    if not stamp:
+        return ""
+    try:
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _tag_authority(base_url: str) -> str:
+    """The authority of the feed's tag: URIs (RFC 4151), from web.base_url."""
+    host = urlsplit(base_url).hostname or "localhost"
+    return f"{host},2026"
+
+
+def _not_modified(request: Request, etag: str, modified: datetime) -> bool:
+    """RFC 9110 13.1.2 and 13.1.3: If-None-Match (weak comparison) decides when present,
+    else If-Modified-Since."""
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        if match.strip() == "*":
+            return True
+        tags = {t.strip().removeprefix("W/") for t in match.split(",")}
+        return etag.removeprefix("W/") in tags
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        when = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return modified.replace(microsecond=0) <= when
 
 
 @dataclass
@@ -1095,6 +1303,9 @@ def create_app(config: Config, store: Store, *, mailer: Mailer | None = None,
         Route("/p/{token}/resume", web.resume, methods=["POST"]),
         Route("/p/{token}/delete", web.delete, methods=["POST"]),
         Route("/p/{token}/data.json", web.export, methods=["GET"]),
+        Route("/p/{token}/reset", web.reset_links, methods=["POST"]),
+        Route("/d/{token}", web.digest_page, methods=["GET"]),
+        Route("/f/{name}", web.feed, methods=["GET"]),
         Route("/u/{token}", web.unsubscribe_page, methods=["GET"]),
         Route("/u/{token}", web.unsubscribe, methods=["POST"]),
         Route("/healthz", web.healthz, methods=["GET"]),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from digestd.config import MAX_PAPERS_CAP
 from digestd.models import Digest, Hit, Paper, PaperMatch, RuleMatch, Subscriber
 from digestd.render import Links, Renderer, short_authors
 
@@ -133,19 +135,27 @@ def test_html_of_25_papers_with_the_longest_abstracts_stays_under_100_kb():
     assert len(msg.get_body(("html",)).as_bytes()) < 100 * 1024
 
 
-def test_max_papers_and_n_more_links_to_the_archive():
+def test_max_papers_and_n_more_link_to_the_digests_page():
+    digest = corpus_digest(30)
+    text, html = renderer().render(digest)
+    page = re.escape("https://digest.example.org/d/")
+    assert html.count('class="paper"') == 25
+    # "and N more" where the list ends links to the page of every paper, as "View in browser"
+    # does at the top
+    assert re.search(rf'&#8230; and 5 more: <a class="tap" href="{page}[\w.-]+"[^>]*>see all 30 '
+                     "papers</a>", html)
+    assert re.search(rf'href="{page}[\w.-]+"[^>]*>View in browser</a>', html)
+    assert re.search(rf"\.\.\. and 5 more: see all 30 papers at\n{page}[\w.-]+\n", text)
+    assert re.search(rf"^View in browser:\n{page}[\w.-]+$", text, re.MULTILINE)
+    r = renderer()
+    assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
+    # digest.archive_url, when set, is an external archive used instead of /d/
     r = Renderer(links=Links("https://digest.example.org", b"k" * 32,
                              archive_url="https://digest.example.org/a/{token}/{period}"),
                  from_addr="Paper digest <digest@example.org>", max_papers=25)
-    digest = corpus_digest(30)
     text, html = r.render(digest)
-    assert html.count('class="paper"') == 25 and "&#8230; and 5 more" in html
     assert re.search(r'href="https://digest\.example\.org/a/[\w.-]+/2026-11-23"', html)
-    assert "... and 5 more. The full list: https://digest.example.org/a/" in text
-    assert "30 new papers" in r.subject(digest) and "2026-11-23" in r.subject(digest)
-    # without an archive page there is no link, only the count
-    text, html = renderer().render(digest)
-    assert "and 5 more." in text and "/a/" not in html
+    assert "/d/" not in html and "/d/" not in text
 
 
 def test_styles_are_inlined_once_per_template_and_dark_mode_is_declared():
@@ -260,3 +270,98 @@ def test_an_address_with_crlf_or_spaces_is_refused():
     bad = Subscriber(id=1, email="a@example.org\r\nBcc: b@example.org", rules=("x",))
     with pytest.raises(ValueError):
         renderer().message(Digest(subscriber=bad, period="p", items=sample_digest().items))
+
+
+# -- the digest's page, its size, and how it reads ------------------------------------------------
+
+def test_html_at_the_max_papers_cap_with_the_longest_abstracts_stays_under_gmails_clip():
+    """Gmail clips an HTML part past 102 KB (the unsubscribe link in the footer with it):
+    digest.max_papers is capped so that even the corpus's longest abstracts, with long
+    reasons, fit."""
+    r = Renderer(links=Links("https://digest.example.org", b"k" * 32),
+                 from_addr="Paper digest <digest@example.org>", max_papers=MAX_PAPERS_CAP)
+    digest = corpus_digest(MAX_PAPERS_CAP + 10)
+    # each paper matched by many hits: the "matched:" line at its longest
+    many = (RuleMatch(0, "r", tuple(Hit("abstract", f'"a long phrase of words {i}"')
+                                    for i in range(12))), RuleMatch(1, "x", (Hit("title", "x"),)))
+    digest = Digest(subscriber=digest.subscriber, period=digest.period, papers_checked=3000,
+                    items=tuple(PaperMatch(m.paper, many) for m in digest.items))
+    _, html = r.render(digest)
+    assert html.count('class="paper"') == MAX_PAPERS_CAP
+    assert len(html.encode("utf-8")) < 100 * 1024
+    msg = email.message_from_bytes(r.message(digest)[1], policy=email.policy.default)
+    assert len(msg.get_body(("html",)).as_bytes()) < 100 * 1024
+
+
+def test_max_papers_above_the_cap_is_refused(write_config):
+    from digestd.errors import ConfigError
+
+    write_config(f"[digest]\nmax_papers = {MAX_PAPERS_CAP}\n")
+    with pytest.raises(ConfigError, match=f"digest.max_papers must be at most {MAX_PAPERS_CAP}"):
+        write_config(f"[digest]\nmax_papers = {MAX_PAPERS_CAP + 1}\n")
+
+
+def test_text_part_wraps_at_78_columns_with_a_hanging_indent():
+    sub = Subscriber(id=3, email="zoe@example.org",
+                     rules=('"language models"', "title:diffusion " * 12 + "-survey"))
+    digest = corpus_digest(30)
+    digest = Digest(subscriber=sub, period=digest.period, papers_checked=3000, items=tuple(
+        PaperMatch(replace(m.paper, title=m.paper.title + " and a Long Subtitle" * 3), m.rules)
+        for m in digest.items))
+    text, _ = renderer().render(digest)
+    lines = text.split("\n")
+    for line in lines:
+        # only a line that is one word (a URL) may be longer: it cannot be broken
+        assert len(line) <= 78 or " " not in line.strip(), line
+    # titles included: the continuation lines of a title are indented under it
+    titles = [" ".join(m.paper.title.split()) for m in digest.items]
+    start = next(i for i, line in enumerate(lines) if re.match(r"\d+\. ", line))
+    first, second = lines[start], lines[start + 1]
+    assert len(first) <= 78 and second.startswith("   ") and not second.startswith("    ")
+    begun = " ".join((first.split(". ", 1)[1] + " " + second.strip()).split())
+    assert any(t.startswith(begun) for t in titles)
+    # the signature separator is the standard "-- " line (RFC 3676 4.3)
+    assert lines.count("-- ") == 1 and "--" not in lines
+
+
+def test_ties_put_newer_papers_first():
+    def p(pid: str, date: str) -> Paper:
+        return Paper(id=pid, title=pid, published=date)
+
+    items = [match(p("arxiv:2611.00001", "2026-11-20T10:00:00+00:00"), (0, "abstract")),
+             match(p("arxiv:2611.00003", "2026-11-20T10:00:00+00:00"), (0, "abstract")),
+             match(p("arxiv:2611.00002", "2026-11-20T18:00:00+00:00"), (0, "abstract")),
+             match(p("arxiv:2611.00000", "2026-11-21"), (0, "abstract"))]
+    expected = ["arxiv:2611.00000", "arxiv:2611.00002", "arxiv:2611.00003", "arxiv:2611.00001"]
+    assert [m.paper.id for m in by_relevance(items)] == expected
+    assert [m.paper.id for m in by_relevance(items, 3)] == expected[:3]
+
+
+def test_the_html_digest_reads_well_on_a_phone_and_with_a_screen_reader():
+    r = renderer()
+    _, html = r.render(sample_digest())
+    # titles are headings, numbered as in the text part
+    assert re.findall(r'<h2 class="title"[^>]*>(\d+)\. ', html) == ["1", "2"]
+    # the PDF link says which paper it is
+    assert 'aria-label="PDF: Learning with Noisy Labels"' in html
+    # links standing alone are at least 24 px high; the footer's text at least 13 px
+    for a in re.findall(r'<a class="tap"[^>]*>', html):
+        assert "min-height:24px" in a and "display:inline-block" in a
+    assert "font-size:13px" in r.css["footer"] and "font-size:13px" in r.css["code"]
+    # RFC 5064: the message names the page it is archived at, as "View in browser" does
+    _, raw = r.message(sample_digest())
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    url = msg["Archived-At"].strip("<>")
+    assert url.startswith("https://digest.example.org/d/") and f'href="{url}"' in html
+
+
+def test_a_digest_the_build_ordered_renders_the_same():
+    """The build orders a digest's papers and works out why each matched (for its page)
+    once; the renderer takes both as they are, and shows the same."""
+    from digestd.render import why_text
+
+    digest = corpus_digest(30, longest=False)
+    ordered = by_relevance(digest.items)
+    built = replace(digest, items=tuple(ordered), ordered=True,
+                    whys=tuple(why_text(m) for m in ordered))
+    assert renderer().render(built) == renderer().render(digest)

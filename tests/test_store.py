@@ -134,3 +134,69 @@ def test_prune_goes_in_chunks_and_keeps_what_is_not_old_or_not_sent(store):
     kept = [r[0] for r in store.db.execute("SELECT digest_id FROM digest_bodies")]
     assert kept == ids[5:]
     assert store.prune_sent("2026-10-06", chunk=2) == 0
+
+
+def test_digests_built_before_digest_pages_still_have_a_page_after_the_migration(tmp_path):
+    """A store of the version before "digest_pages": its digests have no stored order or
+    reasons; after the migration their pages list their papers all the same."""
+    import sqlite3
+
+    from digestd.store import MIGRATIONS
+
+    step = [name for name, _ in MIGRATIONS].index("digest_pages")
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for n, (_name, sql) in enumerate(MIGRATIONS[:step], start=1):
+        db.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {n};\nCOMMIT;")
+    db.executescript("""
+        INSERT INTO papers (pk, id, title, first_seen) VALUES (1, 'arxiv:1', 'One', 'x'),
+            (2, 'arxiv:2', 'Two', 'x');
+        INSERT INTO subscribers (id, email, created_at) VALUES (1, 'a@example.org', 'x');
+        INSERT INTO digests (id, subscriber_id, period, created_at, papers, message_id,
+            recipient, message, status, sent_at)
+            VALUES (1, 1, '2026-11-01', '2026-11-01T07:00:00+00:00', 2, '<m@x>',
+                    'a@example.org', x'', 'sent', '2026-11-01T07:00:05+00:00');
+        INSERT INTO sent (subscriber_id, paper_pk, digest_id) VALUES (1, 2, 1), (1, 1, 1);
+    """)
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        sub = store.get_subscriber(1)
+        assert not sub.feed_only and sub.link_gen == 0
+        digest = store.digest_of(1, "2026-11-01")
+        assert digest is not None and digest.papers == 2 and digest.checked is None
+        papers = store.digest_papers(digest)
+        assert [(p.paper.id, p.why, p.position) for p in papers] == [
+            ("arxiv:1", "", None), ("arxiv:2", "", None)]
+        assert store.feed_validators(1) == (0, 1, "2026-11-01T07:00:05+00:00")
+        assert [p.paper.id for p in store.feed_entries(1, since="2026-10-01")] == [
+            "arxiv:1", "arxiv:2"]
+
+
+def test_a_digest_keeps_its_order_and_reasons(store):
+    store.add_papers([Paper(id=f"arxiv:{i}", title=f"T{i}") for i in range(3)])
+    pks = store.paper_pks([f"arxiv:{i}" for i in range(3)])
+    sub = store.add_subscriber("a@example.org", ["t"])
+    order = [pks["arxiv:2"], pks["arxiv:0"], pks["arxiv:1"]]
+    did = store.queue_digest(sub.id, "2026-11-23", recipient=sub.email, message_id="<1@x>",
+                             message=b"m", paper_pks=order, whys=["b", "c", "a"], checked=40)
+    digest = store.digest_of(sub.id, "2026-11-23")
+    assert digest.id == did and digest.checked == 40 and digest.status == "queued"
+    assert [(p.paper.id, p.why, p.position) for p in store.digest_papers(digest)] == [
+        ("arxiv:2", "b", 0), ("arxiv:0", "c", 1), ("arxiv:1", "a", 2)]
+    # not delivered yet: not in the feed
+    assert store.feed_entries(sub.id, since="2000") == []
+    assert store.feed_validators(sub.id) == (0, 0, None)
+    store.mark_sent(did, now="2026-11-23T07:00:00+00:00")
+    assert [p.paper.id for p in store.feed_entries(sub.id, since="2000")] == [
+        "arxiv:2", "arxiv:0", "arxiv:1"]
+    assert store.reset_links(sub.id) == 1 and store.get_subscriber(sub.id).link_gen == 1
+    # each reason's text is stored once, however many papers and digests give it
+    store.queue_digest(sub.id, "2026-11-24", recipient=sub.email, message_id="<2@x>",
+                       message=b"m", paper_pks=[], whys=[])
+    other = store.add_subscriber("b@example.org", ["t"])
+    store.queue_digest(other.id, "2026-11-23", recipient=other.email, message_id="<3@x>",
+                       message=b"m", paper_pks=order, whys=["a", "a", "b"])
+    assert store.db.execute("SELECT count(*) FROM whys").fetchone()[0] == 3
+    assert [p.why for p in store.digest_papers(store.digest_of(other.id, "2026-11-23"))] == [
+        "a", "a", "b"]

@@ -234,3 +234,84 @@ def test_a_rendered_digest(browser, tmp_path):
     assert "matched" in page.inner_text("body")
     page.screenshot(path=str(shots / "digest.png"))
     page.close()
+
+
+def test_a_digests_page_and_the_archive_on_a_phone(server, browser):
+    """At 390 px wide (a phone): the page of a digest with every paper, the list of past
+    digests and the feed on the preferences page, and the email itself."""
+    base, cfg, tmp_path = server
+    shots = shots_dir(tmp_path)
+    digestd("-c", str(cfg), "subscribers", "add", "ada@example.org", "--rule",
+            "learning OR model*", "--rule", '"language models"')
+    digestd("-c", str(cfg), "send", "--now")
+    (eml,) = sorted((tmp_path / "outbox").glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    page_url = msg["Archived-At"].strip("<>")
+    text = msg.get_body(("plain",)).get_content()
+    prefs_url = re.search(rf"{re.escape(base)}/p/\S+", text)[0]
+    # earlier digests, so that the archive has a history to show
+    sys.path.insert(0, str(ROOT))
+    from digestd.models import Paper
+    from digestd.store import Store
+
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        sub = store.get_subscriber("ada@example.org")
+        for day in range(1, 9):
+            papers = [Paper(id=f"earlier:{day}.{i}", title=f"An earlier paper {day}.{i}")
+                      for i in range(day * 7 % 11)]
+            store.add_papers(papers)
+            did = store.queue_digest(sub.id, f"2026-11-{day:02d}", recipient=sub.email,
+                                     message_id=f"<{day}@x>", message=b"", deliver=False,
+                                     paper_pks=list(store.paper_pks(p.id for p in papers)
+                                                    .values()),
+                                     checked=300 - day, now=f"2026-11-{day:02d}T07:00:00+00:00")
+            assert did is not None
+
+    context = browser.new_context(viewport={"width": 390, "height": 844},
+                                  device_scale_factor=2, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(page_url)
+    matched = int(re.search(r": (\d+) new papers", msg["Subject"])[1])
+    assert page.locator("li.paper").count() == matched > 25
+    # nothing sticks out sideways at 390 px
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for link in [*page.locator(".paper-links a").all()[:10],
+                 *page.locator(".paper-title a").all()[:10]]:
+        assert link.bounding_box()["height"] >= 24
+    # the top of the page: the first papers whole (abstract, why, links)
+    page.screenshot(path=str(shots / "digest-page.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 390, "height": 1500})
+
+    page.goto(prefs_url + "#archive")
+    assert page.locator(".archive li").count() == 9
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    feed = page.get_attribute('link[rel=alternate][type="application/atom+xml"]', "href")
+    assert feed.startswith(base + "/f/") and feed.endswith(".atom")
+    assert page.input_value("input.feed-url") == feed
+    for link in page.locator(".archive a").all():
+        assert link.bounding_box()["height"] >= 24
+    page.locator("#archive").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "archive.png"))
+    # the newest digest's page, from the list
+    page.click(".archive li:first-child a")
+    page.wait_for_load_state()
+    assert page.url == page_url
+    assert problems == []
+
+    # the email at 390 px: tap targets and the footer's size
+    html = tmp_path / "digest.html"
+    html.write_text(msg.get_body(("html",)).get_content(), encoding="utf-8")
+    page.goto(html.as_uri())
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for link in [*page.locator("a.tap").all(), *page.locator("a.title-a").all()]:
+        assert link.bounding_box()["height"] >= 24
+    assert float(page.eval_on_selector(
+        ".footer", "e => parseFloat(getComputedStyle(e).fontSize)")) >= 13
+    assert page.locator("h2.title").count() == 25
+    context.close()
+    served = (tmp_path / "web.log").read_text()
+    assert "/d/" not in served.replace("/d/<token>", "") and "/f/" not in served.replace(
+        "/f/<token>", "")
