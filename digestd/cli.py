@@ -524,11 +524,13 @@ def cmd_send(args: argparse.Namespace) -> int:
                                                        progress=progress))
         finally:
             progress.close()
-    print(f"built {built.digests} digests ({built.papers_checked} papers checked)"
+    print(f"built {_count(built.digests, 'digest')} ({built.papers_checked} papers checked)"
           + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
-             else ""))
+             else "")
+          + (f"; {built.failed} could not be built (`digestd outbox --failed` says why)"
+             if built.failed else ""))
     print(_delivery_summary(config, report))
-    return 1 if report.failed or report.stopped else 0
+    return 1 if report.failed or report.stopped or built.failed else 0
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

@@ -426,11 +426,12 @@ class Daemon:
                 return DeliveryReport()
             return await send_outbox(self.config, self.store, stop=self.stop_requested,
                                      progress=self._delivered)
-        if built.digests or built.feed_only or built.merged or built.quiet or built.stopped:
+        if (built.digests or built.feed_only or built.merged or built.quiet or built.stopped
+                or built.failed):
             log.info("event=built digests=%d feed_only=%d empty_notes=%d quiet=%d caught_up=%d "
-                     "merged=%d papers_checked=%d took_ms=%d%s", built.digests,
+                     "merged=%d failed=%d papers_checked=%d took_ms=%d%s", built.digests,
                      built.feed_only, built.empty, built.quiet, built.caught_up, built.merged,
-                     built.papers_checked, built.took_s * 1000,
+                     built.failed, built.papers_checked, built.took_s * 1000,
                      " stopped=shutdown" if built.stopped else "")
         return report
 

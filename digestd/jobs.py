@@ -51,6 +51,7 @@ class BuildReport:
     papers_checked: int = 0
     matches: dict[str, int] = field(default_factory=dict)  # email -> papers in their digest
     empty: int = 0  # "nothing matched" notes (subscribers with send_empty)
+    failed: int = 0  # digests that could not be built (see Store.record_build_failure)
     quiet: int = 0  # due, nothing matched, no note wanted: no email
     merged: int = 0  # slots missed by more than max_lateness, merged into the next digest
     caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
@@ -61,7 +62,7 @@ class BuildReport:
 
     def add(self, other: BuildReport) -> None:
         """Fold in the report of another shard of the same build."""
-        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up"):
+        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up", "failed"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.papers_checked = max(self.papers_checked, other.papers_checked)
         self.matches.update(other.matches)
@@ -206,6 +207,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         # (subscriber, slot, (period, items, whys, message_id, message, checked) or None: the
         # slot only); a feed-only digest has no message_id and message
         writes: list[tuple[int, Slot | None, tuple | None]] = []
+        failures: list[tuple[int, Slot | None, str, str, int]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
             start_index = bisect.bisect_left(seen_at, starts[sid])
@@ -230,21 +232,35 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 else:
                     report.empty += 1
                 continue
-            # the digest's order, best first, is also its page's and the feed's
-            items = by_relevance(items)
-            whys = [why_text(m) for m in items]
-            digest = Digest(subscriber=sub, period=period, items=tuple(items),
-                            papers_checked=len(papers) - start_index, ordered=True,
-                            whys=tuple(whys))
-            if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
-                writes.append((sid, slot, (period, items, whys, "", b"",
-                                           digest.papers_checked)))
+            try:
+                # the digest's order, best first, is also its page's and the feed's
+                items = by_relevance(items)
+                whys = [why_text(m) for m in items]
+                digest = Digest(subscriber=sub, period=period, items=tuple(items),
+                                papers_checked=len(papers) - start_index, ordered=True,
+                                whys=tuple(whys))
+                if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
+                    writes.append((sid, slot, (period, items, whys, "", b"",
+                                               digest.papers_checked)))
+                    continue
+                started = time.perf_counter()
+                message_id, message = renderer.message(digest, now=now)  # no items: the note
+                report.render_s += time.perf_counter() - started
+            except Exception as e:  # noqa: BLE001 (one broken digest must not stop the others)
+                # a bad address, a template error on one paper, a paper with broken data:
+                # this digest fails alone, with its reason on its outbox row; the log names
+                # the subscriber by id only
+                report.failed += 1
+                log.error("event=digest_build_failed subscriber=%d period=%s error_type=%s",
+                          sid, period, type(e).__name__)
+                failures.append((sid, slot, period, f"{type(e).__name__}: {e}", len(items)))
                 continue
-            started = time.perf_counter()
-            message_id, message = renderer.message(digest, now=now)  # no items: the note
-            report.render_s += time.perf_counter() - started
             writes.append((sid, slot, (period, items, whys, message_id, message,
                                        digest.papers_checked)))
+        for sid, slot, period, error, count in failures:
+            store.record_build_failure(sid, period, recipient=subs[sid].email, error=error,
+                                       papers=count, now=iso(now),
+                                       slot_at=slot.at_iso if slot is not None else None)
         if not writes:
             continue
         # one commit per batch: each digest's outbox row and its sent marks still commit

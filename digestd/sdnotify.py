@@ -15,6 +15,9 @@ from collections.abc import Mapping
 log = logging.getLogger("digestd.sdnotify")
 
 
+NOTIFY_WAIT = 2.0  # seconds a state change may wait for room in systemd's queue
+
+
 class Notifier:
     """Datagrams to $NOTIFY_SOCKET: a path, or an abstract socket written as "@name"."""
 
@@ -58,7 +61,7 @@ class Notifier:
                 # never block the event loop on a notify socket that is not being read (its
                 # queue holds only a few datagrams): a ping dropped now is sent again soon
                 self._sock.setblocking(False)
-            self._sock.sendto(data, self.address)
+            self._send(data, ping=fields == ("WATCHDOG=1",))
         except BlockingIOError:
             log.debug("event=notify_dropped reason=socket_full fields=%s",
                       ",".join(f.partition("=")[0] for f in fields))
@@ -67,6 +70,20 @@ class Notifier:
             log.warning("event=notify_failed error=%r", str(e))
             return False
         return True
+
+    def _send(self, data: bytes, *, ping: bool) -> None:
+        """One datagram. A full queue drops a watchdog ping at once (the next comes soon);
+        READY, STOPPING, RELOADING and STATUS wait for room, at most NOTIFY_WAIT seconds."""
+        assert self._sock is not None and self.address is not None
+        deadline = time.monotonic() + (0 if ping else NOTIFY_WAIT)
+        while True:
+            try:
+                self._sock.sendto(data, self.address)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def ready(self, status: str = "") -> bool:
         return self.send("READY=1", *_status(status))

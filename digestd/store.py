@@ -210,6 +210,12 @@ MIGRATIONS: list[tuple[str, str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _names(values: Sequence) -> str:
+    """A JSON list of strings: what is not a string (None, a number from a store written
+    by hand or a bug) is left out or made a string, so matching never meets it."""
+    return json.dumps([v if isinstance(v, str) else str(v) for v in values if v is not None])
+
+
 def utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -420,8 +426,8 @@ class Store:
                         "INSERT INTO papers (id, title, abstract, authors, categories, source, "
                         "url, pdf_url, published, upvotes, version, first_seen) "
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        (paper.id, paper.title, paper.abstract, json.dumps(paper.authors),
-                         json.dumps(paper.categories), paper.source, paper.url, paper.pdf_url,
+                        (paper.id, paper.title, paper.abstract, _names(paper.authors),
+                         _names(paper.categories), paper.source, paper.url, paper.pdf_url,
                          paper.published, paper.upvotes, paper.version, now)).lastrowid
                     new.append(paper)
                 db.executemany("INSERT OR IGNORE INTO paper_ids (alias, paper_pk) VALUES (?, ?)",
@@ -784,6 +790,31 @@ class Store:
                                       f"({','.join('?' * len(chunk))})", chunk))
         return out
 
+    def record_build_failure(self, subscriber_id: int, period: str, *, recipient: str,
+                             error: str, papers: int, now: str | None = None,
+                             slot_at: str | None = None) -> int | None:
+        """Record a digest that could not be built or rendered: an outbox row in state
+        failed with the reason and no message (message_id ''), so `digestd outbox --failed`
+        and /metrics show it. Its papers are not marked sent and the subscriber's papers stay
+        unchecked, so the next digest that builds carries them; with `slot_at` the slot is
+        marked handled, so a broken digest is not tried again every minute.
+
+        Returns the row id, or None when the subscriber has a digest for this period.
+        """
+        now = now or utcnow()
+        with self.transaction() as db:
+            try:
+                did = db.execute(
+                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                    "recipient, message, status, last_error) VALUES (?,?,?,?,'',?,x'','failed',?)",
+                    (subscriber_id, period, now, papers, recipient, error[:500])).lastrowid
+            except sqlite3.IntegrityError:
+                return None
+            if slot_at is not None:
+                db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
+                           (slot_at, None, subscriber_id))
+        return did
+
     def has_digest(self, subscriber_id: int, period: str) -> bool:
         return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",
                                (subscriber_id, period)).fetchone() is not None
@@ -935,10 +966,10 @@ class Store:
         with self.transaction() as db:
             n = db.execute("UPDATE digests SET next_attempt_at = ? WHERE status = 'queued'"
                            + where, (now,)).rowcount
-            if failed:
+            if failed:  # a digest that was never built has no message to send
                 n += db.execute("UPDATE digests SET status = 'queued', attempts = 0, "
-                                "next_attempt_at = ? WHERE status = 'failed'" + where,
-                                (now,)).rowcount
+                                "next_attempt_at = ? WHERE status = 'failed' "
+                                "AND message_id != ''" + where, (now,)).rowcount
         return n
 
     # -- the schedule: which slot each subscriber had last -------------------------------------
@@ -1115,18 +1146,20 @@ class Store:
 
     def outbox_stats(self, *, now: str | None = None) -> dict[str, dict[str, int]]:
         """Outbox rows by kind ("digest", or the kind of queue_message) and state: queued
-        (first attempt pending), deferred (retrying), due (either, due now), sent, failed."""
+        (first attempt pending), deferred (retrying), due (either, due now), sent, failed
+        (delivery gave up), build_failed (the digest could not be built)."""
         now = now or utcnow()
         out: dict[str, dict[str, int]] = {}
-        for kind, queued, deferred, due, sent, failed in self.db.execute(
+        for kind, queued, deferred, due, sent, failed, unbuilt in self.db.execute(
                 "SELECT CASE WHEN papers = 0 AND period GLOB '[a-z]*-[0-9]*' "
                 "THEN substr(period, 1, instr(period, '-') - 1) ELSE 'digest' END AS kind, "
                 "sum(status = 'queued' AND attempts = 0), sum(status = 'queued' AND attempts > 0), "
                 "sum(status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)), "
-                "sum(status = 'sent'), sum(status = 'failed') FROM digests GROUP BY kind",
+                "sum(status = 'sent'), sum(status = 'failed' AND message_id != ''), "
+                "sum(status = 'failed' AND message_id = '') FROM digests GROUP BY kind",
                 (now,)):
             out[kind] = {"queued": queued, "deferred": deferred, "due": due, "sent": sent,
-                         "failed": failed}
+                         "failed": failed, "build_failed": unbuilt}
         return out
 
     def subscriber_counts(self) -> tuple[dict[str, int], int]:

@@ -976,13 +976,14 @@ class Web:
         digests = outbox.get("digest", {})
         m.add("digestd_digests", "gauge",
               "Digests in the outbox by state: queued (first try pending), deferred "
-              "(retrying after a temporary error), sent, failed.",
+              "(retrying after a temporary error), sent, failed (delivery gave up), "
+              "build_failed (could not be built: see `digestd outbox --failed`).",
               [({"state": k}, digests.get(k, 0) or 0)
-               for k in ("queued", "deferred", "sent", "failed")])
+               for k in ("queued", "deferred", "sent", "failed", "build_failed")])
         m.add("digestd_web_mails", "gauge",
               "Confirmation and preferences-link emails in the outbox by kind and state.",
               [({"kind": kind, "state": k}, v or 0) for kind, row in sorted(outbox.items())
-               if kind != "digest" for k, v in row.items() if k != "due"])
+               if kind != "digest" for k, v in row.items() if k not in ("due", "build_failed")])
         m.add("digestd_outbox_due", "gauge", "Outbox messages due to be sent now.",
               [({}, sum(v["due"] or 0 for v in outbox.values()))])
         m.add("digestd_subscribers", "gauge", "Subscribers by status.",

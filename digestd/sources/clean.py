@@ -25,8 +25,9 @@ ELLIPSIS = "…"
 # nothing a reader needs. A NUL from a broken feed must not reach the store.
 # Also the invisible format characters that can reorder or hide text (bidi overrides and
 # isolates, zero-width space, BOM); joiners that scripts and emoji need stay.
+# Lone UTF-16 surrogates (from a broken JSON "\\ud800") can be neither stored nor mailed.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e"
-                      "\u2066-\u2069\ufeff]")
+                      "\u2066-\u2069\ufeff\ud800-\udfff]")
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 
