@@ -1,0 +1,436 @@
+"""The real unit under a real systemd: a container booted with systemd-nspawn, digestd installed
+as the README's "Run as a service" says, driven with systemctl and the README's admin line.
+
+One boot serves every test here. Inside it, digestd-check.service (a oneshot ordered after
+multi-user.target) runs CHECKER: each step's output and exit status land in the bound results
+directory, then the container powers off and the tests read them.
+
+The container is a directory with its own /etc and empty /var, /tmp and /run; /usr is the
+host's, read-only. So inside, Python is Debian's /usr/bin/python3 (the interpreter running
+these tests may live in /root or /home, which the unit's ProtectHome=yes hides). The venv at
+/opt/digestd is made by that Python inside the container from a wheel of this checkout, and
+kept between runs under CACHE, keyed by the requirements: a rerun that changed only digestd
+reinstalls just the wheel.
+
+Skips, with the reason, where this cannot run: not root, no systemd-nspawn (Debian:
+systemd-container), no /usr/bin/python3 with venv, no network for pip and no cached venv,
+or a container that does not boot (some CI sandboxes forbid it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "digestd.service"
+NSPAWN = shutil.which("systemd-nspawn")
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+SYSTEMD = Path("/usr/lib/systemd/systemd")
+CACHE = Path(os.environ.get("DIGESTD_NSPAWN_CACHE", "/var/tmp/digestd-nspawn-venv"))
+BOOT_TIMEOUT = 120.0  # boot, every step below, poweroff
+PREPARE_TIMEOUT = 600.0  # a venv from PyPI on a slow link
+STOP_GRACE = 15.0  # after a timeout: nspawn's SIGTERM asks the container to power off
+MACHINE = f"digestd-test-{os.getpid()}"  # unique: other test runs may boot containers at once
+
+
+def _cannot_run() -> str | None:
+    if sys.platform != "linux" or os.geteuid() != 0:
+        return "systemd-nspawn needs root"
+    if not NSPAWN:
+        return "systemd-nspawn is not installed (Debian: systemd-container)"
+    if not SYSTEMD.is_file():
+        return f"no systemd to boot at {SYSTEMD}"
+    if not SYSTEM_PYTHON.is_file():
+        return f"no {SYSTEM_PYTHON} in /usr for the container's venv"
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import venv, ensurepip"],
+                           capture_output=True, check=False)
+    if probe.returncode:
+        return f"{SYSTEM_PYTHON} cannot make a venv with pip (Debian: python3-venv)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(bool(_cannot_run()), reason=_cannot_run() or "")
+
+
+# -- the container --------------------------------------------------------------------------------
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for children in Path(f"/proc/{parent}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                kids = [int(k) for k in children.read_text().split()]
+                found += kids
+                todo += kids
+    return found
+
+
+def _run_nspawn(args: list[str], timeout: float, log: Path) -> int | None:
+    """systemd-nspawn ARGS, its output into LOG; its exit status, or None after a timeout.
+    Whatever happens, nothing of the container is left running: on a timeout nspawn's SIGTERM
+    asks it to power off, then every process under nspawn gets SIGKILL (the container's init
+    among them, which takes its whole PID namespace along). Its mounts live in its own mount
+    namespace and go with it."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen([NSPAWN, *args], stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_GRACE)
+            except subprocess.TimeoutExpired:
+                for pid in [*_descendants(proc.pid), proc.pid]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                proc.wait()
+        # killed, nspawn leaves its (empty) mount-propagation directory behind
+        with contextlib.suppress(OSError):
+            (Path("/run/systemd/nspawn/propagate") / MACHINE).rmdir()
+
+
+def _make_root(root: Path) -> None:
+    """The smallest tree systemd boots in: its own /etc, the host's /usr (bound read-only)."""
+    for d in ("etc", "usr", "var", "tmp", "run", "opt/digestd", "results"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for link in ("bin", "lib", "lib64", "sbin"):
+        (root / link).symlink_to(f"usr/{link}")
+    for name in ("passwd", "group", "os-release"):
+        src = Path("/etc") / name
+        (root / "etc" / name).write_bytes(src.read_bytes() if src.exists()
+                                          else Path("/usr/lib/os-release").read_bytes())
+    (root / "etc" / "hostname").write_text("digestd-test\n")
+    (root / "etc" / "machine-id").write_text("")  # systemd makes a transient one at boot
+
+
+def _nspawn_args(root: Path, venv: Path, *extra: str) -> list[str]:
+    return ["-D", str(root), "-M", MACHINE, "--register=no",
+            "--keep-unit", "-q", "--bind-ro=/usr", f"--bind={venv}:/opt/digestd", *extra]
+
+
+# -- the venv: /usr/bin/python3 -m venv /opt/digestd, then pip install the wheel --------------------
+
+def _wheel_digest(wheel: Path) -> str:
+    """A hash of what the wheel holds (its zip timestamps vary between builds)."""
+    h = hashlib.sha256()
+    with zipfile.ZipFile(wheel) as z:
+        for name in sorted(z.namelist()):
+            h.update(name.encode() + b"\0" + z.read(name) + b"\0")
+    return h.hexdigest()
+
+
+def _requirements(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as z:
+        meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = z.read(meta).decode().splitlines()
+    return sorted(x for x in lines if x.startswith(("Requires-Dist:", "Requires-Python:")))
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    """/opt/digestd as the README's install makes it, cached in CACHE/KEY between runs."""
+    work = tmp_path_factory.mktemp("nspawn-venv")
+    wheels = work / "wheels"
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(wheels), str(ROOT)], capture_output=True, text=True,
+                           timeout=300, check=False)
+    if built.returncode:
+        pytest.skip(f"cannot build a wheel of the checkout: {built.stderr.strip()[-500:]}")
+    wheel = next(wheels.glob("digestd-*.whl"))
+    python = subprocess.run([str(SYSTEM_PYTHON), "-VV"], capture_output=True, text=True,
+                            check=True).stdout
+    key = hashlib.sha256("\n".join([python, *_requirements(wheel)]).encode()).hexdigest()[:16]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached, stamp = CACHE / key, CACHE / f"{key}.wheel"
+    digest = _wheel_digest(wheel)
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time makes or changes the cache
+        for old in CACHE.iterdir():  # venvs of older requirements
+            if old.name not in (".lock", cached.name, stamp.name):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        fresh = not (cached / "bin" / "digestd").exists()
+        if fresh or not stamp.exists() or stamp.read_text() != digest:
+            if fresh:
+                shutil.rmtree(cached, ignore_errors=True)
+                cached.mkdir()
+                install = (f"{SYSTEM_PYTHON} -m venv /opt/digestd && /opt/digestd/bin/pip "
+                           "install -q --disable-pip-version-check /wheels/" + wheel.name)
+            else:  # the same requirements: only digestd itself changed
+                install = ("/opt/digestd/bin/pip install -q --disable-pip-version-check "
+                           "--no-deps --force-reinstall /wheels/" + wheel.name)
+            stamp.unlink(missing_ok=True)
+            root, log = work / "root", work / "pip.log"
+            _make_root(root)
+            # the root's /etc is its own: pip needs the host's CA certificates and resolver
+            shutil.copy("/etc/resolv.conf", root / "etc" / "resolv.conf")
+            code = _run_nspawn(_nspawn_args(root, cached, "--bind-ro=/etc/ssl",
+                                            f"--bind-ro={wheels}:/wheels", "--pipe",
+                                            "/bin/sh", "-c", install),
+                               PREPARE_TIMEOUT, log)
+            if code != 0:
+                shutil.rmtree(cached, ignore_errors=True)
+                text = log.read_text(errors="replace")
+                if code is not None and re.search(r"(?i)network|resolv|connection|"
+                                                  r"no matching distribution", text):
+                    pytest.skip("no network for pip and no cached venv: " + text[-300:])
+                if code is not None and "Failed to" in text and "install" not in text:
+                    pytest.skip("systemd-nspawn cannot run here: " + text[-500:])
+                pytest.fail(f"installing digestd into the container's venv failed ({code}): "
+                            + text[-3000:])
+            stamp.write_text(digest)
+    return cached
+
+
+# -- what runs inside: the config, the unit, the checker ------------------------------------------
+
+CONFIG = """\
+[store]
+path = "/var/lib/digestd/digestd.sqlite3"
+
+[delivery]
+method = "outbox"
+outbox_dir = "/var/lib/digestd/outbox"
+
+[smtp]
+host = "127.0.0.1"
+port = 2525
+security = "none"
+
+[web]
+listen = "127.0.0.1:8080"
+base_url = "http://127.0.0.1:8080"
+
+[[sources]]
+name = "sample"
+kind = "sample"
+"""
+# a reload that must apply at once: a second source
+CONFIG_RELOAD = CONFIG + '\n[[sources]]\nname = "sample-2"\nkind = "sample"\n'
+CONFIG_BROKEN = CONFIG_RELOAD.replace("port = 2525", 'port = "abc"')
+BROKEN_LINE = CONFIG_BROKEN.splitlines().index('port = "abc"') + 1
+
+CHECKER_UNIT = """\
+[Unit]
+Description=drive digestd through systemctl, then power off
+After=multi-user.target
+SuccessAction=poweroff
+FailureAction=poweroff
+
+[Service]
+Type=oneshot
+ExecStart=/bin/bash /etc/digestd-check/check.sh
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+CHECKER = r"""
+R=/results
+C=/etc/digestd
+step() {  # step NAME COMMAND...: keep its output and exit status
+    local name=$1; shift
+    echo "step $name: $*"
+    timeout 60 "$@" >"$R/$name.out" 2>&1
+    echo $? >"$R/$name.rc"
+}
+wait_log() {  # wait_log NAME COUNT PATTERN: up to 20 s for COUNT digestd journal lines
+    local n
+    for _ in $(seq 100); do
+        n=$(journalctl -q -u digestd -o cat --no-pager | grep -cE "$3")
+        [ "$n" -ge "$2" ] && break
+        sleep 0.2
+    done
+    journalctl -q -u digestd -o cat --no-pager | grep -E "$3" >"$R/$1.out"
+    [ "$n" -ge "$2" ]; echo $? >"$R/$1.rc"
+}
+
+step admin_add "${ADMIN[@]}" /usr/local/bin/digestd subscribers add reader@example.org \
+    --rule learning
+step start systemctl enable --now digestd  # as the README; enabled, its state stays loaded
+step active systemctl is-active digestd
+wait_log ready 1 'event=ready'
+step web python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8080/healthz").status)'
+step status systemctl status --no-pager --full digestd
+step pid_started systemctl show -P MainPID digestd
+
+cp $C/reload.toml $C/config.toml
+step reload systemctl reload digestd
+wait_log reloaded 1 'event=reloaded'
+step status_reloaded systemctl status --no-pager --full digestd
+
+cp $C/broken.toml $C/config.toml
+step reload_broken systemctl reload digestd
+step status_broken systemctl status --no-pager --full digestd
+step active_broken systemctl is-active digestd
+step pid_broken systemctl show -P MainPID digestd
+
+cp $C/reload.toml $C/config.toml
+step reload_restored systemctl reload digestd
+wait_log reloaded_again 2 'event=reloaded'
+step active_restored systemctl is-active digestd
+
+step stop systemctl stop digestd
+step stopped systemctl show -p Result,ExecMainCode,ExecMainStatus,NRestarts,ActiveState,ExecMainPID digestd
+
+step admin_list "${ADMIN[@]}" /usr/local/bin/digestd subscribers list
+step admin_send "${ADMIN[@]}" /usr/local/bin/digestd send --now
+step admin_credential "${ADMIN[@]}" /bin/sh -c 'cat "$CREDENTIALS_DIRECTORY/smtp-password"'
+step state_dir sh -c 'ls -ln /var/lib/private/digestd /var/lib/private/digestd/outbox; stat -c "%a %u" /var/lib/private/digestd'
+journalctl -u digestd --no-pager >"$R/journal.txt" 2>&1
+touch "$R/done"
+"""
+
+
+def readme_admin_line() -> list[str]:
+    """The README's `systemd-run ...` line for admin commands, up to the program it runs."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"^systemd-run (?:.*\\\n)*.*$", readme, re.M)
+    assert found, "the README's admin line (systemd-run ...) is missing"
+    words = shlex.split(found[0].replace("\\\n", " "))
+    program = words.index("/usr/local/bin/digestd")
+    return words[:program]
+
+
+def _install(root: Path, results: Path) -> Path:
+    """Install as the README says: the unit, /etc/digestd, the symlink in /usr/local/bin."""
+    etc = root / "etc"
+    (etc / "digestd").mkdir(mode=0o755)
+    for name, text in (("config.toml", CONFIG), ("reload.toml", CONFIG_RELOAD),
+                       ("broken.toml", CONFIG_BROKEN)):
+        (etc / "digestd" / name).write_text(text)
+    password = etc / "digestd" / "smtp-password"
+    password.write_text("not-a-real-password\n")
+    password.chmod(0o600)
+    system = etc / "systemd" / "system"
+    (system / "multi-user.target.wants").mkdir(parents=True)
+    shutil.copy(UNIT, system / "digestd.service")
+    (system / "digestd-check.service").write_text(CHECKER_UNIT)
+    (system / "multi-user.target.wants" / "digestd-check.service").symlink_to(
+        "../digestd-check.service")
+    (etc / "digestd-check").mkdir()
+    admin = " ".join(shlex.quote(w) for w in readme_admin_line())
+    (etc / "digestd-check" / "check.sh").write_text(
+        "#!/bin/bash\nADMIN=(" + admin + ")\n" + textwrap.dedent(CHECKER))
+    # /usr is the host's and read-only: /usr/local/bin is a directory of its own
+    local_bin = results.parent / "local-bin"
+    local_bin.mkdir()
+    (local_bin / "digestd").symlink_to("/opt/digestd/bin/digestd")
+    return local_bin
+
+
+@pytest.fixture(scope="module")
+def booted(venv, tmp_path_factory) -> dict[str, tuple[int | None, str]]:
+    """Boot, let the checker run, power off; {step: (exit status, output)}."""
+    work = tmp_path_factory.mktemp("nspawn-boot")
+    root, results, console = work / "root", work / "results", work / "console.log"
+    _make_root(root)
+    results.mkdir()
+    local_bin = _install(root, results)
+    began = time.monotonic()
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)  # no other run reinstalls the venv under us
+        code = _run_nspawn(_nspawn_args(root, venv, f"--bind-ro={local_bin}:/usr/local/bin",
+                                        f"--bind={results}:/results", "--private-network",
+                                        "--boot"),
+                           BOOT_TIMEOUT, console)
+    took = time.monotonic() - began
+    log = console.read_text(errors="replace")
+    if not (results / "start.rc").exists():
+        if code is None:
+            pytest.fail(f"the container did not get to start digestd in {BOOT_TIMEOUT:g} s:\n"
+                        + log[-4000:])
+        pytest.skip(f"the container did not boot here (systemd-nspawn exit {code}): "
+                    + log[-1500:])
+    assert code is not None, f"the container did not power off in {BOOT_TIMEOUT:g} s:\n{log[-4000:]}"
+    assert (results / "done").exists(), "the checker did not finish:\n" + log[-4000:]
+    steps = {}
+    for rc in results.glob("*.rc"):
+        out = rc.with_suffix(".out")
+        steps[rc.stem] = (int(rc.read_text() or -1), out.read_text(errors="replace")
+                          if out.exists() else "")
+    steps["journal"] = (0, (results / "journal.txt").read_text(errors="replace"))
+    steps["took_s"] = (0, f"{took:.1f}")
+    return steps
+
+
+def _ok(steps, name: str) -> str:
+    code, out = steps[name]
+    assert code == 0, f"{name} failed ({code}):\n{out}\n-- journal --\n{steps['journal'][1][-4000:]}"
+    return out
+
+
+# -- the tests --------------------------------------------------------------------------------------
+
+def test_start_waits_for_ready_and_the_web_app_answers(booted):
+    _ok(booted, "start")  # Type=notify: returns once READY=1 came
+    assert _ok(booted, "active").strip() == "active"
+    assert "event=ready" in _ok(booted, "ready")
+    assert _ok(booted, "web").strip() == "200"
+
+
+def test_status_shows_the_daemons_status_line(booted):
+    status = _ok(booted, "status")
+    assert re.search(r'Status: "last poll .* sources failing\); outbox \d+ queued', status), status
+
+
+def test_reload_applies_a_good_config(booted):
+    _ok(booted, "reload")
+    assert "event=reloaded" in _ok(booted, "reloaded") and "sources=2" in booted["reloaded"][1]
+    assert "of 2 sources failing" in _ok(booted, "status_reloaded")
+
+
+def test_a_broken_config_fails_the_reload_visibly_and_the_daemon_keeps_running(booted):
+    code, out = booted["reload_broken"]
+    assert code != 0, out
+    error = f'/etc/digestd/config.toml:{BROKEN_LINE}: smtp.port must be an integer, got "abc"'
+    assert error in booted["status_broken"][1], booted["status_broken"][1]
+    assert error in booted["journal"][1]
+    assert _ok(booted, "active_broken").strip() == "active"
+    assert _ok(booted, "pid_broken") == _ok(booted, "pid_started")
+    # fixed again, it reloads again
+    _ok(booted, "reload_restored")
+    assert _ok(booted, "reloaded_again").count("event=reloaded") == 2
+    assert _ok(booted, "active_restored").strip() == "active"
+
+
+def test_stop_is_clean(booted):
+    _ok(booted, "stop")
+    shown = dict(line.split("=", 1) for line in _ok(booted, "stopped").split())
+    assert shown.pop("ExecMainPID") == _ok(booted, "pid_started").strip()  # its own exit
+    assert shown == {"Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0",
+                     "NRestarts": "0", "ActiveState": "inactive"}, shown  # 1: CLD_EXITED
+    journal = booted["journal"][1]
+    assert "event=stopped" in journal
+    assert "Traceback" not in journal, journal[-4000:]
+
+
+def test_the_readme_admin_line_works_as_the_services_user(booted):
+    _ok(booted, "admin_add")
+    assert "reader@example.org" in _ok(booted, "admin_list")
+    _ok(booted, "admin_send")
+    assert _ok(booted, "admin_credential").strip() == "not-a-real-password"
+    state = _ok(booted, "state_dir")
+    assert re.search(r"digestd\.sqlite3", state) and ".eml" in state, state
+    assert state.splitlines()[-1].startswith("700 "), state  # StateDirectoryMode=0700
+
