@@ -208,8 +208,7 @@ CONFIG = """\
 path = "/var/lib/digestd/digestd.sqlite3"
 
 [delivery]
-method = "outbox"
-outbox_dir = "/var/lib/digestd/outbox"
+from = "Paper digest <digest@example.org>"
 
 [smtp]
 host = "127.0.0.1"
@@ -220,6 +219,9 @@ security = "none"
 listen = "127.0.0.1:8080"
 base_url = "http://127.0.0.1:8080"
 
+[digest]
+check_every = "3s"
+
 [[sources]]
 name = "sample"
 kind = "sample"
@@ -228,6 +230,44 @@ kind = "sample"
 CONFIG_RELOAD = CONFIG + '\n[[sources]]\nname = "sample-2"\nkind = "sample"\n'
 CONFIG_BROKEN = CONFIG_RELOAD.replace("port = 2525", 'port = "abc"')
 BROKEN_LINE = CONFIG_BROKEN.splitlines().index('port = "abc"') + 1
+
+# the SMTP server inside: keeps each message in /results/mail (no aiosmtpd in the
+# container's venv, and the stdlib's smtpd is gone from Python 3.12)
+SINK = r"""
+import itertools, pathlib, socketserver
+
+out = pathlib.Path("/results/mail")
+out.mkdir(exist_ok=True)
+numbers = itertools.count(1)
+
+
+class Session(socketserver.StreamRequestHandler):
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+
+    def handle(self):
+        self.reply("220 sink")
+        while line := self.rfile.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                self.reply("250-sink\r\n250-8BITMIME\r\n250 SMTPUTF8")
+            elif verb == b"DATA":
+                self.reply("354 go ahead")
+                lines = []
+                while (line := self.rfile.readline()) not in (b".\r\n", b""):
+                    lines.append(line[1:] if line.startswith(b"..") else line)
+                (out / f"{next(numbers)}.eml").write_bytes(b"".join(lines))
+                self.reply("250 kept")
+            elif verb == b"QUIT":
+                self.reply("221 bye")
+                return
+            else:
+                self.reply("250 ok")
+
+
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+socketserver.ThreadingTCPServer(("127.0.0.1", 2525), Session).serve_forever()
+"""
 
 CHECKER_UNIT = """\
 [Unit]
@@ -265,14 +305,25 @@ wait_log() {  # wait_log NAME COUNT PATTERN: up to 20 s for COUNT digestd journa
     [ "$n" -ge "$2" ]; echo $? >"$R/$1.rc"
 }
 
+# the admin line before the service ever ran: a subscriber, the sample papers, and a digest
+# built for them whose delivery fails (no SMTP server yet) and waits in the outbox
 step admin_add "${ADMIN[@]}" /usr/local/bin/digestd subscribers add reader@example.org \
     --rule learning
+step admin_poll "${ADMIN[@]}" /usr/local/bin/digestd poll
+step admin_send "${ADMIN[@]}" /usr/local/bin/digestd send --now
+step admin_credential "${ADMIN[@]}" /bin/sh -c 'cat "$CREDENTIALS_DIRECTORY/smtp-password"'
+
+systemd-run --unit=smtp-sink -q /usr/bin/python3 /etc/digestd-check/sink.py
 step start systemctl enable --now digestd  # as the README; enabled, its state stays loaded
 step active systemctl is-active digestd
 wait_log ready 1 'event=ready'
 step web python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8080/healthz").status)'
 step status systemctl status --no-pager --full digestd
 step pid_started systemctl show -P MainPID digestd
+
+# due now: the daemon's next round builds (in its child process) and sends it
+step admin_retry "${ADMIN[@]}" /usr/local/bin/digestd outbox retry --no-send
+wait_log delivered 1 'event=delivered sent=1'
 
 cp $C/reload.toml $C/config.toml
 step reload systemctl reload digestd
@@ -293,10 +344,8 @@ step active_restored systemctl is-active digestd
 step stop systemctl stop digestd
 step stopped systemctl show -p Result,ExecMainCode,ExecMainStatus,NRestarts,ActiveState,ExecMainPID digestd
 
-step admin_list "${ADMIN[@]}" /usr/local/bin/digestd subscribers list
-step admin_send "${ADMIN[@]}" /usr/local/bin/digestd send --now
-step admin_credential "${ADMIN[@]}" /bin/sh -c 'cat "$CREDENTIALS_DIRECTORY/smtp-password"'
-step state_dir sh -c 'ls -ln /var/lib/private/digestd /var/lib/private/digestd/outbox; stat -c "%a %u" /var/lib/private/digestd'
+step admin_outbox "${ADMIN[@]}" /usr/local/bin/digestd outbox
+step state_dir sh -c 'ls -ln /var/lib/private/digestd; stat -c "%a %u" /var/lib/private/digestd'
 journalctl -u digestd --no-pager >"$R/journal.txt" 2>&1
 touch "$R/done"
 """
@@ -330,6 +379,7 @@ def _install(root: Path, results: Path) -> Path:
         "../digestd-check.service")
     (etc / "digestd-check").mkdir()
     admin = " ".join(shlex.quote(w) for w in readme_admin_line())
+    (etc / "digestd-check" / "sink.py").write_text(SINK)
     (etc / "digestd-check" / "check.sh").write_text(
         "#!/bin/bash\nADMIN=(" + admin + ")\n" + textwrap.dedent(CHECKER))
     # /usr is the host's and read-only: /usr/local/bin is a directory of its own
@@ -370,6 +420,8 @@ def booted(venv, tmp_path_factory) -> dict[str, tuple[int | None, str]]:
         steps[rc.stem] = (int(rc.read_text() or -1), out.read_text(errors="replace")
                           if out.exists() else "")
     steps["journal"] = (0, (results / "journal.txt").read_text(errors="replace"))
+    steps["mail"] = (0, "".join(p.read_text(errors="replace")
+                                for p in sorted((results / "mail").glob("*.eml"))))
     steps["took_s"] = (0, f"{took:.1f}")
     return steps
 
@@ -385,13 +437,26 @@ def _ok(steps, name: str) -> str:
 def test_start_waits_for_ready_and_the_web_app_answers(booted):
     _ok(booted, "start")  # Type=notify: returns once READY=1 came
     assert _ok(booted, "active").strip() == "active"
-    assert "event=ready" in _ok(booted, "ready")
+    ready = _ok(booted, "ready")
+    assert "event=ready" in ready and "watchdog_s=30" in ready, ready  # WatchdogSec=60
     assert _ok(booted, "web").strip() == "200"
 
 
 def test_status_shows_the_daemons_status_line(booted):
     status = _ok(booted, "status")
     assert re.search(r'Status: "last poll .* sources failing\); outbox \d+ queued', status), status
+
+
+def test_the_daemon_builds_and_sends_inside_the_sandbox(booted):
+    """A digest the admin line built while no SMTP server was up, made due again: the
+    daemon's round (its build child process, the sender) delivers it through SMTP."""
+    code, out = booted["admin_send"]
+    assert code == 1 and "built 1 digests" in out and "1 deferred" in out, out  # no server
+    assert "1 message due now" in _ok(booted, "admin_retry")
+    assert "event=delivered sent=1" in _ok(booted, "delivered")
+    mail = booted["mail"][1]
+    assert "To: reader@example.org" in mail and "List-Unsubscribe: " in mail, mail[:2000]
+    assert re.search(r"^0 waiting, 0 failed.*, 1 sent in all$", _ok(booted, "admin_outbox"), re.M)
 
 
 def test_reload_applies_a_good_config(booted):
@@ -422,15 +487,17 @@ def test_stop_is_clean(booted):
                      "NRestarts": "0", "ActiveState": "inactive"}, shown  # 1: CLD_EXITED
     journal = booted["journal"][1]
     assert "event=stopped" in journal
-    assert "Traceback" not in journal, journal[-4000:]
+    assert "Traceback" not in journal and "level=error" not in journal, journal[-4000:]
 
 
-def test_the_readme_admin_line_works_as_the_services_user(booted):
+def test_the_readme_admin_line_runs_as_the_services_user_with_its_credential(booted):
     _ok(booted, "admin_add")
-    assert "reader@example.org" in _ok(booted, "admin_list")
-    _ok(booted, "admin_send")
+    _ok(booted, "admin_poll")
     assert _ok(booted, "admin_credential").strip() == "not-a-real-password"
     state = _ok(booted, "state_dir")
-    assert re.search(r"digestd\.sqlite3", state) and ".eml" in state, state
-    assert state.splitlines()[-1].startswith("700 "), state  # StateDirectoryMode=0700
-
+    owner = state.splitlines()[-1].split()
+    assert owner[0] == "700", state  # StateDirectoryMode=0700, the same with the admin line
+    files = {line.split()[-1]: line.split()[2] for line in state.splitlines()
+             if line.startswith("-")}
+    assert {"digestd.sqlite3", "digestd.secret"} <= set(files), state
+    assert set(files.values()) == {owner[1]}, state  # one user: the service's
