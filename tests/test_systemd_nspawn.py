@@ -47,6 +47,7 @@ BOOT_TIMEOUT = 120.0  # boot, every step below, poweroff
 PREPARE_TIMEOUT = 600.0  # a venv from PyPI on a slow link
 STOP_GRACE = 15.0  # after a timeout: nspawn's SIGTERM asks the container to power off
 MACHINE = f"digestd-test-{os.getpid()}"  # unique: other test runs may boot containers at once
+WATCHDOG_S = 4  # WatchdogSec= inside: digestd pings every 2 s, systemd kills after 4 s without
 PASSED_ENV = {"PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "HTTPS_PROXY",
               "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"}
 
@@ -337,6 +338,7 @@ wait_log ready 1 'event=ready'
 step web python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:8080/healthz").status)'
 step status systemctl status --no-pager --full digestd
 step pid_started systemctl show -P MainPID digestd
+step watchdog_started systemctl show -P WatchdogTimestampMonotonic digestd
 
 # due now: the daemon's next round (a build child process, then the sender) sends it
 step admin_retry "${ADMIN[@]}" /usr/local/bin/digestd outbox retry --no-send
@@ -358,9 +360,18 @@ step reload_restored systemctl reload digestd
 wait_log reloaded_again 2 'event=reloaded'
 step active_restored systemctl is-active digestd
 
+step watchdog_pinged systemctl show -P WatchdogTimestampMonotonic digestd
 step stop systemctl stop digestd
 step stopped systemctl show digestd \
     -p Result,ExecMainCode,ExecMainStatus,NRestarts,ActiveState,ExecMainPID
+
+# a broken config at start: exit 2, and RestartPreventExitStatus=2 keeps it down
+cp $C/broken.toml $C/config.toml
+step start_broken systemctl start digestd
+step failed systemctl show digestd -p ActiveState,SubState,Result,ExecMainStatus
+step status_failed systemctl status --no-pager --full digestd
+cp $C/reload.toml $C/config.toml
+systemctl reset-failed digestd
 
 step admin_outbox "${ADMIN[@]}" /usr/local/bin/digestd outbox
 step state_dir sh -c 'ls -ln /var/lib/private/digestd; stat -c "%a %u" /var/lib/private/digestd'
@@ -392,6 +403,10 @@ def _install(root: Path, results: Path) -> Path:
     system = etc / "systemd" / "system"
     (system / "multi-user.target.wants").mkdir(parents=True)
     shutil.copy(UNIT, system / "digestd.service")
+    # the unit's 60 s would see no ping while the checks run: a shorter one, as a drop-in
+    (system / "digestd.service.d").mkdir()
+    (system / "digestd.service.d" / "watchdog.conf").write_text(
+        f"[Service]\nWatchdogSec={WATCHDOG_S}s\n")
     (system / "digestd-check.service").write_text(CHECKER_UNIT)
     (system / "multi-user.target.wants" / "digestd-check.service").symlink_to(
         "../digestd-check.service")
@@ -449,8 +464,15 @@ def test_start_waits_for_ready_and_the_web_app_answers(booted):
     _ok(booted, "start")  # Type=notify: returns once READY=1 came
     assert _ok(booted, "active").strip() == "active"
     ready = _ok(booted, "ready")
-    assert "event=ready" in ready and "watchdog_s=30" in ready, ready  # WatchdogSec=60
+    assert "event=ready" in ready and f"watchdog_s={WATCHDOG_S / 2:g}" in ready, ready
     assert _ok(booted, "web").strip() == "200"
+
+
+def test_the_watchdog_gets_its_pings(booted):
+    """systemd notes each WATCHDOG=1 it accepts (NotifyAccess=main: from the main process)."""
+    started, later = int(_ok(booted, "watchdog_started")), int(_ok(booted, "watchdog_pinged"))
+    assert 0 < started < later
+    assert "watchdog timeout" not in booted["journal"][1].lower()
 
 
 def test_status_shows_the_daemons_status_line(booted):
@@ -500,6 +522,17 @@ def test_stop_is_clean(booted):
     journal = booted["journal"][1]
     assert "event=stopped" in journal
     assert "Traceback" not in journal and "level=error" not in journal, journal[-4000:]
+
+
+def test_a_broken_config_at_start_exits_2_and_is_not_restarted(booted):
+    code, out = booted["start_broken"]
+    assert code != 0, out
+    shown = dict(line.split("=", 1) for line in _ok(booted, "failed").split())
+    # "failed", not "auto-restart": RestartPreventExitStatus=2
+    assert shown == {"ActiveState": "failed", "SubState": "failed", "Result": "exit-code",
+                     "ExecMainStatus": "2"}, shown
+    error = f'/etc/digestd/config.toml:{BROKEN_LINE}: smtp.port must be an integer, got "abc"'
+    assert error in booted["status_failed"][1], booted["status_failed"][1]
 
 
 def test_the_readme_admin_line_runs_as_the_services_user_with_its_credential(booted):
