@@ -197,8 +197,8 @@ CREDENTIALS = ("smtp-password", "secret", "dkim-key")
 
 
 def _credentials_hidden() -> bool:
-    """$CREDENTIALS_DIRECTORY is set but this process may not look into it: systemd (v252 at
-    least up to v257) runs a unit's ExecReload= that way, the directory masked."""
+    """$CREDENTIALS_DIRECTORY is set but this process may not look into it: systemd runs a
+    unit's ExecReload= that way, the directory masked (v252) or not mounted (v256)."""
     found = os.environ.get("CREDENTIALS_DIRECTORY")
     return bool(found) and not os.access(found, os.R_OK | os.X_OK)
 

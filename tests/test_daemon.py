@@ -629,6 +629,14 @@ def test_the_reload_check_takes_credentials_it_cannot_see_as_given(tmp_path, cap
     assert "dkim.selector is set but there is no key" in capsys.readouterr().err
 
 
+def test_the_reload_check_stands_in_for_every_credential_digestd_reads():
+    from digestd import cli
+
+    source = (ROOT / "digestd" / "config.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'read_secret\("([^"]+)"', source))
+    assert read and read <= set(cli.CREDENTIALS), read
+
+
 async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(write_config,
                                                                              tmp_path):
     config = _daemon_config(write_config, tmp_path, "")
