@@ -108,6 +108,8 @@ def _run_nspawn(args: list[str], timeout: float, log: Path) -> int | None:
                 for pid in [*_descendants(proc.pid), proc.pid]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # its session: start_new_session
                 proc.wait()
         # killed, nspawn leaves its (empty) mount-propagation directory behind
         with contextlib.suppress(OSError):
