@@ -7,9 +7,11 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -195,14 +197,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# the systemd credentials digestd reads (read_secret's first argument in config.py)
+CREDENTIALS = ("smtp-password", "secret", "dkim-key")
+
+
+def _credentials_hidden() -> bool:
+    """$CREDENTIALS_DIRECTORY is set but this process may not look into it: systemd runs a
+    unit's ExecReload= that way, the directory masked (v252) or not mounted (v256)."""
+    found = os.environ.get("CREDENTIALS_DIRECTORY")
+    return bool(found) and not os.access(found, os.R_OK | os.X_OK)
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from .config import check_dkim_key
 
     path = find_config(args.config)
-    config = load_config(path)
-    check_dkim_key(config, path)
+    hidden = _credentials_hidden()
+    if hidden:
+        # the unit's `systemctl reload` check: the file is what can be wrong here; the
+        # credentials are the ones the running daemon reads, and it reads them on SIGHUP
+        with tempfile.TemporaryDirectory() as stand_in:
+            for name in CREDENTIALS:
+                Path(stand_in, name).write_text("not checked\n", encoding="utf-8")
+            config = load_config(path, env={**os.environ, "CREDENTIALS_DIRECTORY": stand_in})
+    else:
+        config = load_config(path)
+        check_dkim_key(config, path)  # signs a test message, as `send` does before its first
+    if args.quiet:
+        for warning in config.warnings:
+            print(f"digestd: warning: {warning}", file=sys.stderr)
+        return 0
     where = str(config.path) if config.path else "embedded defaults (no config file found)"
     print(f"config OK: {where}")
+    if hidden:
+        print("  credentials not readable here (as under ExecReload=): not checked")
     print(f"  store     {config.store.path}")
     print(f"  delivery  {config.delivery_method}"
           + (f" via {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"
@@ -703,7 +731,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = add("config", None, "check the config or print an example").add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", required=True)
-    add("check", cmd_config_check, "validate the config file and summarize it", config)
+    p = add("check", cmd_config_check, "validate the config file and summarize it", config)
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print only errors (the unit's ExecReload= check)")
     add("example", cmd_config_example, "print a config documenting every setting", config)
 
     p = add("poll", cmd_poll, "poll the sources now and store new papers")
@@ -833,7 +863,7 @@ def main(argv: list[str] | None = None) -> int:
         if level is None:
             try:
                 level = load_config(find_config(args.config)).log.level
-            except DigestdError:
+            except (DigestdError, OSError):  # the command itself says what is wrong
                 level = "info"
         setup_logging(level)
         return args.func(args)

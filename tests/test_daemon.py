@@ -594,6 +594,49 @@ def test_systemd_analyze_security_rates_the_unit_ok(tmp_path):
     assert float(found[1]) <= 2.0, found[0]  # "OK" is below 4.0; we keep well under
 
 
+@pytest.mark.parametrize("hidden", ["missing", "unreadable"])
+def test_the_reload_check_takes_credentials_it_cannot_see_as_given(tmp_path, capsys,
+                                                                   monkeypatch, hidden):
+    """systemd runs ExecReload= with $CREDENTIALS_DIRECTORY set but masked (v252) or not
+    mounted (v256): `config check` must not fail (or crash) on a credential there, only on
+    the file. The daemon reads the credentials itself when it reloads."""
+    from digestd import cli
+
+    config = tmp_path / "config.toml"
+    _write_service_config(config, tmp_path / "s.sqlite3", 2525,
+                          extra='[dkim]\nselector = "s1"\n')  # its key: credential "dkim-key"
+    creds = tmp_path / "credentials"
+    if hidden == "unreadable":  # as the service's user sees it under ExecReload= (v252)
+        creds.mkdir()
+        real_access = os.access
+        monkeypatch.setattr(cli.os, "access", lambda p, mode: p != str(creds)
+                            and real_access(p, mode))
+    monkeypatch.delenv("DIGESTD_SMTP_PASSWORD", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert cli.main(["--config", str(config), "config", "check"]) == 0
+    assert "credentials not readable here" in capsys.readouterr().out
+    assert cli.main(["--config", str(config), "config", "check", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    # the file is still checked, with file:line
+    config.write_text(config.read_text().replace("port = 2525", 'port = "abc"'))
+    assert cli.main(["--config", str(config), "config", "check", "--quiet"]) == 2
+    line = config.read_text().splitlines().index('port = "abc"') + 1
+    assert f'{config}:{line}: smtp.port must be an integer, got "abc"' in capsys.readouterr().err
+    # where credentials are readable, a missing one is still an error
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    config.write_text(config.read_text().replace('port = "abc"', "port = 2525"))
+    assert cli.main(["--config", str(config), "config", "check"]) == 2
+    assert "dkim.selector is set but there is no key" in capsys.readouterr().err
+
+
+def test_the_reload_check_stands_in_for_every_credential_digestd_reads():
+    from digestd import cli
+
+    source = (ROOT / "digestd" / "config.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'read_secret\("([^"]+)"', source))
+    assert read and read <= set(cli.CREDENTIALS), read
+
+
 async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(write_config,
                                                                              tmp_path):
     config = _daemon_config(write_config, tmp_path, "")
