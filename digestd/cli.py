@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -50,16 +51,19 @@ outbox_dir = "outbox"
 from = "Paper digest <digest@example.org>"
 
 [web]
+# where subscribers open their links; a public https URL once digests go out by SMTP
 base_url = "http://127.0.0.1:8080"
 
+# arXiv's daily announcements of these categories (polled shortly after arXiv announces)
 [[sources]]
-name = "sample"
-kind = "sample"
+name = "arxiv-ml"
+kind = "arxiv-rss"
+categories = ["cs.LG", "stat.ML"]
 
+# The bundled sample papers, for trying rules offline (`digestd demo` uses them too):
 # [[sources]]
-# name = "arxiv-ml"
-# kind = "arxiv-rss"
-# categories = ["cs.LG", "stat.ML"]
+# name = "sample"
+# kind = "sample"
 """
 
 
@@ -153,7 +157,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = load_config(path)
     with _store(config) as store:
         print(f"store ready: {store.path} (schema version {store.schema_version()})")
-    print("next: digestd --config", path, "subscribers add you@example.org --rule 'diffusion'")
+    shown = shlex.quote(str(path))
+    print("next:")
+    for step in ("config check", "subscribers add you@example.org --rule 'diffusion'",
+                 "poll", "send --now"):
+        print(f"  digestd --config {shown} {step}")
     return 0
 
 

@@ -9,7 +9,11 @@ from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
-__all__ = ["EmailNotValidError", "email_address", "is_time_zone", "mailbox", "time_zones"]
+__all__ = ["EmailNotValidError", "email_address", "is_time_zone", "mailbox", "mailbox_key",
+           "time_zones"]
+
+# Providers that ignore dots in the local part (Gmail: "j.doe" and "jdoe" are one mailbox).
+DOTLESS_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 
 
 def email_address(text: str) -> str:
@@ -20,6 +24,19 @@ def email_address(text: str) -> str:
     in its ASCII (punycode) form."""
     checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     return checked.ascii_email or checked.normalized
+
+
+def mailbox_key(address: str) -> str:
+    """The mailbox an address delivers to, for counting mails to one person: lowercase,
+    without a "+tag" (RFC 5233 subaddress, which nearly every provider supports), and for
+    providers that ignore them, without dots ("V.ictim+1@gmail.com" -> "victim@gmail.com").
+    Only for limits; the address itself is stored and mailed as given."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOTLESS_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
 
 
 _MAILBOX = re.compile(r"\s*(?:(?P<name>[^<>]*?)\s*<(?P<angle>[^<>]*)>|(?P<bare>[^<>]*))\s*")

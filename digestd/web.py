@@ -50,7 +50,7 @@ from .render import Links, environment, period_label, short_authors, shorten
 from .rules import And, Not, Or, Phrase, Prefix, Value, Word, parse, validate
 from .store import DeliveredPaper, Store
 from .tokens import parse_digest_value, parse_subscriber_value, sign, verify
-from .validators import EmailNotValidError, email_address, is_time_zone, time_zones
+from .validators import EmailNotValidError, email_address, is_time_zone, mailbox_key, time_zones
 
 log = logging.getLogger("digestd.web")
 
@@ -662,7 +662,8 @@ class Web:
             self.count("subscribe_resend_suppressed")
             log.info("event=subscribe result=resend_suppressed subscriber=%d", sub.id)
             return None
-        address_key = self.keyed("address", sub.email.lower())
+        # plus-tags ("victim+1@", "victim+2@" ...) and Gmail's dots are one mailbox: one limit
+        address_key = self.keyed("address", mailbox_key(sub.email))
         if self.store.count_events("address", address_key, now - ADDRESS_WINDOW) >= \
                 self.config.web.mails_per_address:
             self.count("subscribe_address_limited")

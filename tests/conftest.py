@@ -63,3 +63,18 @@ def _restore_logging():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+def init_offline(tmp_path) -> int:
+    """`digestd init` in tmp_path, then the bundled sample papers instead of arXiv (tests
+    have no network)."""
+    from digestd.cli import main
+
+    code = main(["init", "--dir", str(tmp_path)])
+    path = tmp_path / "digestd.toml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('kind = "arxiv-rss"', 'kind = "arxiv-rss"\nenabled = false')
+    text = text.replace('# [[sources]]\n# name = "sample"\n# kind = "sample"',
+                        '[[sources]]\nname = "sample"\nkind = "sample"')
+    path.write_text(text, encoding="utf-8")
+    return code

@@ -8,6 +8,9 @@ import json
 
 from digestd.cli import main
 
+from .conftest import init_offline
+
+
 
 def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -29,7 +32,7 @@ def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, c
 
 
 def test_cli_flow_with_a_config(tmp_path, capsys):
-    assert main(["init", "--dir", str(tmp_path)]) == 0
+    assert init_offline(tmp_path) == 0
     cfg = str(tmp_path / "digestd.toml")
     assert main(["-c", cfg, "subscribers", "add", "me@example.org", "--rule", "diffusion",
                  "--name", "Me"]) == 0
@@ -56,7 +59,7 @@ def test_cli_flow_with_a_config(tmp_path, capsys):
 
 
 def test_invalid_rule_is_refused(tmp_path, capsys):
-    main(["init", "--dir", str(tmp_path)])
+    init_offline(tmp_path)
     capsys.readouterr()
     assert main(["-c", str(tmp_path / "digestd.toml"), "subscribers", "add", "x@example.org",
                  "--rule", "title:(a"]) != 0

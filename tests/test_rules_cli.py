@@ -7,6 +7,9 @@ from pathlib import Path
 
 from digestd.cli import main
 
+from .conftest import init_offline
+
+
 CORPUS = Path(__file__).parent / "data" / "hf_listings.json"
 
 
@@ -43,7 +46,7 @@ def test_invalid_rule_exits_non_zero_with_the_error_on_stderr(capsys):
 
 
 def test_rules_add_list_remove(tmp_path, capsys):
-    main(["init", "--dir", str(tmp_path)])
+    init_offline(tmp_path)
     cfg = ["-c", str(tmp_path / "digestd.toml")]
     assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
     assert main([*cfg, "rules", "add", "a@example.org", "title:prun* -survey"]) == 0
@@ -60,7 +63,7 @@ def test_rules_add_list_remove(tmp_path, capsys):
 
 
 def test_rules_test_against_the_store(tmp_path, capsys):
-    main(["init", "--dir", str(tmp_path)])
+    init_offline(tmp_path)
     cfg = ["-c", str(tmp_path / "digestd.toml")]
     main([*cfg, "poll"])
     capsys.readouterr()

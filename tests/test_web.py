@@ -319,6 +319,21 @@ async def test_no_second_mail_within_ten_minutes_and_a_daily_cap(site):
     assert len(links) == 4
 
 
+async def test_plus_tags_and_gmail_dots_share_one_mailbox_limit(site):
+    """Mail bombing through victim+1@, victim+2@, v.ictim@ ...: one mailbox, one limit."""
+    variants = ["victim@gmail.com", "victim+1@gmail.com", "v.ictim+2@gmail.com",
+                "Victim+3@googlemail.com", "vic.tim@gmail.com", "victim+5@gmail.com"]
+    async with site.client() as client:
+        for address in variants:
+            site.clock.advance(11 * 60)
+            r = await client.post("/", data=form(address))
+            assert r.status_code == 200 and "Check your inbox" in r.text
+    assert len(site.sink.received) == 3  # mails_per_address a day, for the one mailbox
+    from digestd.validators import mailbox_key
+    assert {mailbox_key(a) for a in variants} == {"victim@gmail.com"}
+    assert mailbox_key("a.b+x@example.org") == "a.b@example.org"  # dots count elsewhere
+
+
 async def test_honeypot_looks_like_success_and_does_nothing(site):
     async with site.client() as client:
         r = await client.post("/", data=form(website="http://spam.example"))
