@@ -23,7 +23,7 @@ from digestd.store import Store
 from digestd.tokens import sign
 from digestd.web import create_app, redact
 
-from .test_web import Clock, cli, csrf_of, path_of
+from .test_web import Clock, cli, csrf_of, path_of, write_site_config
 
 BROAD = "learning OR model*"
 
@@ -38,27 +38,7 @@ class Day:
     """A store holding one day of 120 papers, an SMTP sink, and the web app over the store."""
 
     def __init__(self, tmp_path, smtp_sink, extra: str = "") -> None:
-        self.cfg = tmp_path / "digestd.toml"
-        self.cfg.write_text(f"""
-[store]
-path = "digestd.sqlite3"
-
-[delivery]
-from = "Paper digest <digest@example.org>"
-
-[smtp]
-host = "127.0.0.1"
-port = {smtp_sink.port}
-security = "none"
-
-[web]
-base_url = "http://testserver"
-{extra}
-
-[[sources]]
-name = "sample"
-kind = "sample"
-""")
+        self.cfg = write_site_config(tmp_path, smtp_sink, extra)
         self.config = load_config(self.cfg)
         self.store = Store(self.config.store.path)
         self.store.add_papers(day_of_papers())

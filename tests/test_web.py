@@ -59,13 +59,11 @@ class Clock:
         self.now += seconds
 
 
-class Site:
-    """A config file, its store with the sample papers, the app and an SMTP sink."""
-
-    def __init__(self, tmp_path, smtp_sink, extra: str = "", base_url: str = "http://testserver"
-                 ) -> None:
-        self.cfg = tmp_path / "digestd.toml"
-        self.cfg.write_text(f"""
+def write_site_config(tmp_path, smtp_sink, extra: str = "",
+                      base_url: str = "http://testserver"):
+    """digestd.toml in tmp_path: SMTP to the sink, the web app on `base_url`, the sample."""
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f"""
 [store]
 path = "digestd.sqlite3"
 
@@ -85,6 +83,15 @@ base_url = "{base_url}"
 name = "sample"
 kind = "sample"
 """)
+    return cfg
+
+
+class Site:
+    """A config file, its store with the sample papers, the app and an SMTP sink."""
+
+    def __init__(self, tmp_path, smtp_sink, extra: str = "", base_url: str = "http://testserver"
+                 ) -> None:
+        self.cfg = write_site_config(tmp_path, smtp_sink, extra, base_url)
         self.config = load_config(self.cfg)
         self.store = Store(self.config.store.path)
         # what `digestd poll` does for the sample source, without its event loop
