@@ -271,8 +271,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
         print(f"{r.source:<20} {r.fetched:>7} {r.new:>5} {r.skipped:>7} {r.duration_s:>6.1f}s  "
               f"{status}")
     failed = sum(1 for r in reports if r.error)
-    print(f"{len(reports)} sources polled, {sum(r.new for r in reports)} new papers, "
-          f"{failed} failed")
+    print(f"{_count(len(reports), 'source')} polled, "
+          f"{_count(sum(r.new for r in reports), 'new paper')}, {failed} failed")
     return 1 if failed else 0
 
 
