@@ -12,7 +12,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -25,7 +25,16 @@ from .logs import setup_logging
 from .match import Matcher
 from .models import Digest, Subscriber
 from .render import Links, Renderer, by_relevance, why_text
-from .schedule import Decision, Schedule, Slot, current_period, decide, iso, parse_iso
+from .schedule import (
+    Decision,
+    Schedule,
+    Slot,
+    current_period,
+    decide,
+    iso,
+    next_slot,
+    parse_iso,
+)
 from .store import ScheduleMark, Store
 
 log = logging.getLogger("digestd.jobs")
@@ -58,6 +67,7 @@ class BuildReport:
     match_s: float = 0.0  # seconds spent matching, and rendering (for bench/cycle.py)
     render_s: float = 0.0
     stopped: bool = False  # cut short by a stop (shutdown): the rest is built next run
+    next_due: str | None = None  # ISO time of the earliest slot after this build (scheduled runs)
     took_s: float = 0.0  # wall time of the build (set by build_and_send)
 
     def add(self, other: BuildReport) -> None:
@@ -69,6 +79,9 @@ class BuildReport:
         self.match_s = max(self.match_s, other.match_s)
         self.render_s += other.render_s
         self.stopped = self.stopped or other.stopped
+        if other.next_due is not None:
+            self.next_due = other.next_due if self.next_due is None \
+                else min(self.next_due, other.next_due)
         self.took_s = max(self.took_s, other.took_s)
 
 
@@ -151,6 +164,19 @@ def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: da
     return due
 
 
+def _next_due(subs: Iterable[Subscriber], now: datetime) -> str | None:
+    """The earliest slot after `now` among these subscribers' schedules (each distinct
+    schedule looked at once), as an ISO time; None for nobody."""
+    found: datetime | None = None
+    for schedule in {Schedule.of(sub) for sub in subs}:
+        try:
+            at = next_slot(schedule, now).at
+        except (ValueError, KeyError):  # a bad schedule: due_slots has logged it
+            continue
+        found = at if found is None or at < found else found
+    return iso(found) if found is not None else None
+
+
 def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                   force: bool = False, dry_run: bool = False,
                   renderer: Renderer | None = None,
@@ -175,6 +201,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         due: dict[int, Slot | None] = dict.fromkeys(subs)
     else:
         due = dict(due_slots(config, store, subs, now, dry_run=dry_run, report=report))
+        report.next_due = _next_due(subs.values(), now)
     if not due:
         return report
     marks = store.schedule_marks()
@@ -362,6 +389,10 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             return await working
     assert config.smtp is not None
     _warn_once(config)
+    if not force and _nothing_due(store, now):
+        # an idle tick: no build process (its start costs ~0.3 s of CPU); the outbox still
+        # goes out (retries, confirmation mails)
+        return BuildReport(), await send_outbox(config, store, progress=progress, stop=stop)
     # a second build process pays off only for a big build: a start costs ~0.3 s of CPU
     workers = min(build_workers(config),
                   max(1, store.count_subscribers() // SUBSCRIBERS_PER_WORKER))
@@ -387,10 +418,33 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             await asyncio.gather(building, return_exceptions=True)
             raise
         built, helped = await building  # a build error is raised here, after the sender stopped
+    if not force and not built.stopped and built.next_due is not None:
+        _IDLE[store.path] = (store.schedule_fingerprint(), built.next_due)
     report.add(helped)
     if progress is not None and helped.done:
         progress(report)  # the bar ends at what every sender did
     return built, report
+
+
+# store path -> (schedule fingerprint, next due time) after the last scheduled build: until
+# that time, and as long as no subscriber, schedule or rule changed, nothing can be due
+_IDLE: dict[str, tuple[str, str]] = {}
+
+
+def _nothing_due(store: Store, now: datetime | None) -> bool:
+    """True when the last scheduled build said nothing is due before a time still ahead,
+    and no subscriber, schedule or rule has changed since (Store.schedule_fingerprint)."""
+    if store.path == ":memory:":
+        return False
+    known = _IDLE.get(store.path)
+    if known is None:
+        return False
+    fingerprint, next_due = known
+    moment = iso(now or datetime.now(timezone.utc))
+    if moment >= next_due or store.schedule_fingerprint() != fingerprint:
+        del _IDLE[store.path]
+        return False
+    return True
 
 
 def build_workers(config: Config) -> int:

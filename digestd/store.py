@@ -205,6 +205,28 @@ MIGRATIONS: list[tuple[str, str]] = [
         -- old /p/ and /f/ links (old /u/ links keep unsubscribing)
         ALTER TABLE subscribers ADD COLUMN link_gen INTEGER NOT NULL DEFAULT 0;
     """),
+    ("schedule_version", """
+        -- bumped by every change that can make a digest due sooner: the daemon skips a
+        -- build process on ticks where nothing changed and the next slot is still ahead
+        CREATE TABLE schedule_version (value INTEGER NOT NULL);
+        INSERT INTO schedule_version (value) VALUES (0);
+        CREATE TRIGGER schedule_version_sub_insert AFTER INSERT ON subscribers BEGIN
+            UPDATE schedule_version SET value = value + 1;
+        END;
+        CREATE TRIGGER schedule_version_sub_delete AFTER DELETE ON subscribers BEGIN
+            UPDATE schedule_version SET value = value + 1;
+        END;
+        CREATE TRIGGER schedule_version_sub_update AFTER UPDATE OF timezone, send_at,
+            frequency, weekday, send_empty, status ON subscribers BEGIN
+            UPDATE schedule_version SET value = value + 1;
+        END;
+        CREATE TRIGGER schedule_version_rule_insert AFTER INSERT ON rules BEGIN
+            UPDATE schedule_version SET value = value + 1;
+        END;
+        CREATE TRIGGER schedule_version_rule_delete AFTER DELETE ON rules BEGIN
+            UPDATE schedule_version SET value = value + 1;
+        END;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -973,6 +995,13 @@ class Store:
         return n
 
     # -- the schedule: which slot each subscriber had last -------------------------------------
+
+    def schedule_fingerprint(self) -> str:
+        """A number that changes whenever something that decides when digests are due
+        changes: a subscriber added or removed, a schedule or status changed, a rule added,
+        changed or removed (the "schedule_version" migration's triggers). One row read."""
+        row = self.db.execute("SELECT value FROM schedule_version").fetchone()
+        return str(row[0] if row else 0)
 
     def schedule_marks(self) -> dict[int, ScheduleMark]:
         """Subscriber id -> the last slot handled and how far their papers were checked."""

@@ -84,3 +84,42 @@ def test_three_poisoned_digests_of_100_fail_alone(tmp_path, smtp_sink, capfd):
     assert out.count("last error") >= 3 and "UndefinedError" in out and "TypeError" in out
     assert main(["--config", str(cfg), "outbox", "retry", "--failed", "--no-send"]) == 0
     assert "0 messages due now" in capfd.readouterr().out
+
+
+def test_idle_ticks_start_no_build_process(tmp_path, smtp_sink, monkeypatch):
+    """A tick with nothing due (the next slot ahead, no subscriber or rule changed) sends the
+    outbox but starts no build process; a change, or the slot's time, brings the build back."""
+    from datetime import datetime, timedelta, timezone
+
+    from digestd import jobs
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    config = load_config(_config(tmp_path, smtp_sink, templates))
+    started = []
+    real = jobs._build_in_children
+
+    async def counting(*args, **kw):
+        started.append(1)
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(jobs, "_build_in_children", counting)
+    noon = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)  # digests go out at 07:00 UTC
+    with Store(config.store.path) as store:
+        store.add_subscriber("a@example.org", ["graphs"], now="2026-11-29T00:00:00+00:00")
+
+        def tick(at):
+            return asyncio.run(jobs.build_and_send(config, store, now=at))
+
+        tick(noon)
+        tick(noon + timedelta(minutes=1))
+        tick(noon + timedelta(minutes=2))
+        assert len(started) == 1
+        store.add_subscriber("b@example.org", ["pruning"], now="2026-11-30T12:02:30+00:00")
+        tick(noon + timedelta(minutes=3))
+        assert len(started) == 2
+        tick(noon + timedelta(minutes=4))
+        assert len(started) == 2
+        tick(noon + timedelta(hours=19, minutes=1))  # past tomorrow's 07:00: due
+        assert len(started) == 3
+    jobs._IDLE.clear()
