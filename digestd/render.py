@@ -25,6 +25,7 @@ import jinja2.ext
 from markupsafe import Markup, escape
 
 from .models import Digest, Paper, PaperMatch
+from .text import words
 from .tokens import digest_value, sign, subscriber_value
 
 ABSTRACT_CHARS = 300
@@ -223,10 +224,43 @@ class PaperView:
     abstract: str
 
 
+_FIELD_NAMES = {"author": "authors", "category": "categories"}
+_RULE_TERM = re.compile(r'"[^"]*"|[^\s()"]+')
+
+
+@functools.lru_cache(maxsize=4096)  # subscribers share rules and a run's hits repeat
+def _as_written(found: str, rule: str) -> str:
+    """A hit's term as the rule wrote it ("3D" for the hit 3d, "Noisy Labels" for the
+    phrase "noisy labels"); a prefix's hit stays the word that was found ("pruning")."""
+    bare = found.strip('"')
+    want = words(bare)
+    for token in _RULE_TERM.findall(rule):
+        term = token.lstrip("-")
+        if not term.startswith('"') and ":" in term:
+            term = term.split(":", 1)[1]
+        term = term.strip('"')
+        if term and not term.endswith("*") and words(term) == want:
+            return term
+    return bare
+
+
 def why_text(item: PaperMatch) -> str:
-    """'title "noisy labels", abstract "noisy labels"; title pruning' (per rule, its hits)."""
-    return "; ".join(", ".join(str(h) for h in r.hits) or f'rule "{r.rule}"'
-                     for r in item.rules)
+    """Why a paper matched, as a reader says it: '"noisy labels" in title and abstract ·
+    "pruning" in abstract' (each term as the rule wrote it, with the fields it was found
+    in; terms of all the subscriber's rules that matched, in rule order)."""
+    parts: list[str] = []
+    for r in item.rules:
+        if not r.hits:
+            parts.append(f'rule "{r.rule}"')
+            continue
+        fields: dict[str, list[str]] = {}
+        for h in r.hits:
+            fields.setdefault(h.text, []).append(_FIELD_NAMES.get(h.field, h.field))
+        for found, names in fields.items():
+            names = list(dict.fromkeys(names))
+            where = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+            parts.append(f'"{_as_written(found, r.rule)}" in {where}')
+    return " · ".join(dict.fromkeys(parts))
 
 
 class Block:
