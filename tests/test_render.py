@@ -365,3 +365,14 @@ def test_a_digest_the_build_ordered_renders_the_same():
     built = replace(digest, items=tuple(ordered), ordered=True,
                     whys=tuple(why_text(m) for m in ordered))
     assert renderer().render(built) == renderer().render(digest)
+
+
+def test_rates_never_read_about_0_a_day():
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(
+        str(Path(__file__).parent.parent / "templates" / "web")))
+    per_day = env.get_template("_macros.html").module.per_day
+    assert [str(per_day(r)).strip() for r in (2.46, 1.0, 0.3, 0.02, 0)] == [
+        "about 2.5 a day", "about 1.0 a day", "about 2 a week", "fewer than one a week",
+        "none lately"]

@@ -6,6 +6,14 @@
   var base = (document.querySelector("link[rel=stylesheet]").getAttribute("href") || "")
     .replace(/\/static\/style\.css.*$/, "");
 
+  // as the server's pages say it: never "about 0 a day"
+  function perDay(matches, days) {
+    var rate = matches / days;
+    if (rate >= 0.95) return "about " + rate.toFixed(1) + " a day";
+    if (rate * 7 >= 0.95) return "about " + Math.round(rate * 7) + " a week";
+    return rate > 0 ? "fewer than one a week" : "none lately";
+  }
+
   function show(box, data) {
     box.textContent = "";
     if (!data) return;
@@ -19,7 +27,7 @@
     p.className = "count";
     p.textContent = (data.estimated ? "About " : "") + data.matches +
       (data.matches === 1 ? " paper" : " papers") +
-      " in the last " + data.days + " days (about " + data.per_day + " a day)";
+      " in the last " + data.days + " days (" + perDay(data.matches, data.days) + ")";
     box.appendChild(p);
     if (data.examples.length) {
       var ul = document.createElement("ul");
