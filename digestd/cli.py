@@ -823,8 +823,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("send", cmd_send, "build the digests that are due and deliver the outbox")
     p.add_argument("--now", action="store_true",
-                   help="build for every active subscriber with unsent matches, "
-                        "whatever their schedule")
+                   help="build for every active subscriber with unsent matches, whatever "
+                        "their schedule; a second --now on the same day builds a second "
+                        "digest of what matched since (a paper is still sent only once)")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would be built; queue and send nothing")
     p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why")

@@ -373,8 +373,11 @@ class SourceConfig:
     name: str = setting("", "A unique name of letters, digits, \"-\", \"_\" and \".\"; shown "
                         "in digests and usable in rules as source:NAME.", check=check_source_name)
     kind: str = setting("", "The source kind.", choices=SOURCE_KINDS)
-    url: str = setting("", "Override the endpoint (a mirror, a test server, or for kind "
-                       '"feed" the feed URL or a local file path).')
+    url: str = setting("", "Override the endpoint (a mirror, a test server), or for kind "
+                       '"feed" the feed URL or a local file path. For arxiv-rss, biorxiv and '
+                       "medrxiv it is a base to which digestd appends the categories or the "
+                       'API path ("https://rss.arxiv.org/rss" + "/cs.LG+stat.ML"); for '
+                       "arxiv-api and hf-daily, the API's address.")
     every: float = setting(0.0, 'How often to poll, e.g. "30m", "6h", "1d". Empty or 0 means '
                            "the kind's default: arXiv kinds four times a day, shortly after "
                            "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
@@ -878,7 +881,7 @@ def _comment(text: str, width: int = 92) -> list[str]:
 
 
 EXAMPLE_SOURCES = (
-    {"name": "arxiv-ml", "kind": "arxiv-rss", "categories": ("cs.LG", "stat.ML"), "every": "6h"},
+    {"name": "arxiv-ml", "kind": "arxiv-rss", "categories": ("cs.LG", "stat.ML")},
     {"name": "arxiv-diffusion", "kind": "arxiv-api", "query": "cat:cs.LG AND abs:diffusion",
      "max_results": 100},
     {"name": "hf", "kind": "hf-daily"},
