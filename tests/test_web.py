@@ -745,3 +745,17 @@ def test_parse_listen():
 def test_json_of_the_export_is_plain(site):
     sub = site.store.add_subscriber("ada@example.org", ["diffusion"])
     assert json.loads(json.dumps(site.store.subscriber_export(sub.id)))["rules"] == ["diffusion"]
+
+
+async def test_the_preferences_page_fits_the_status(site):
+    """No "Pause or leave" card for an address that left; examples that say they are
+    examples, not rules already saved."""
+    async with site.client() as client:
+        prefs = await subscribed(site, client)
+        page = (await client.get(prefs)).text
+        assert "Pause or leave" in page and 'placeholder="e.g. ' in page
+        sub = site.store.get_subscriber("ada@example.org")
+        site.store.set_status(sub.id, "unsubscribed")
+        page = (await client.get(prefs)).text
+        assert "Pause or leave" not in page and ">Leave<" not in page
+        assert "Resubscribe" in page
