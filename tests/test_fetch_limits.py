@@ -224,8 +224,9 @@ def test_timeout_setting_defaults_parses_durations_and_is_documented(write_confi
         timeout = "5m"
     """).sources
     assert (default.timeout, minutes.timeout) == (120.0, 300.0)
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    assert "| `timeout` | `120.0` |" in readme
+    docs = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text(
+        encoding="utf-8")
+    assert "| `timeout` | `120.0` |" in docs
 
 
 @pytest.mark.parametrize("value, message", [
