@@ -118,9 +118,11 @@ def is_internal_address(address: str | ipaddress.IPv4Address | ipaddress.IPv6Add
             return is_internal_address(ip.ipv4_mapped)
         if ip in _NAT64:
             return is_internal_address(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        # a 6to4 or Teredo address is where the IPv4 address it carries is: that decides
+        # (Python's own flags for 2002::/16 and 2001::/32 differ between 3.11 releases)
         tunnelled = ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if tunnelled is not None and is_internal_address(tunnelled):
-            return True
+        if tunnelled is not None:
+            return is_internal_address(tunnelled)
     return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved
             or ip.is_multicast or ip.is_unspecified or not ip.is_global
             or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local))
