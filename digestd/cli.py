@@ -27,7 +27,7 @@ from .config import (
     find_config,
     load_config,
 )
-from .errors import DigestdError, UsageError
+from .errors import DigestdError, RuleError, UsageError
 from .logs import setup_logging
 from .store import Store
 
@@ -39,7 +39,7 @@ DEMO_SUBSCRIBERS = (
 )
 
 STARTER_CONFIG = """\
-# digestd configuration: see config.example.toml for every setting and its default.
+# digestd configuration: `digestd config example` prints every setting and its default.
 # Check it with: digestd config check
 
 [store]
@@ -75,7 +75,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(find_config(args.config))
+    path = find_config(args.config)
+    if path is None:
+        # a command run in the wrong folder must not look like "every subscriber is gone"
+        print("digestd: warning: no config file (--config, $DIGESTD_CONFIG, ./digestd.toml): "
+              "using the embedded defaults, with the store ./digestd.sqlite3", file=sys.stderr)
+    return load_config(path)
 
 
 def _store(config: Config) -> Store:
@@ -333,8 +338,11 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
         email = email_address(args.email)  # as the web form checks it (no DNS lookup)
     except EmailNotValidError as e:
         raise UsageError(f'"{args.email}" is not a valid email address: {e}') from None
-    for rule in args.rule:
-        validate(rule)
+    for n, rule in enumerate(args.rule, start=1):
+        try:
+            validate(rule)
+        except RuleError as e:  # say which one: there may be several --rule
+            raise RuleError(f'rule {n} "{rule}": {e}', e.column) from None
     schedule = _schedule_args(args, config)
     with _store(config) as store:
         sub = store.add_subscriber(email, args.rule, name=args.name or "",
@@ -356,11 +364,11 @@ def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
 
     tz = args.timezone or config.digest.timezone
     if not is_time_zone(tz):  # the rule of the config and the web form
-        raise DigestdError(f'--timezone must be an IANA time zone name such as "Europe/Berlin" '
+        raise UsageError(f'--timezone must be an IANA time zone name such as "Europe/Berlin" '
                            f'(or "UTC"), as the web form offers them, got "{tz}"')
     send_at = args.send_at or config.digest.send_at
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", send_at):
-        raise DigestdError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
+        raise UsageError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
     return {"timezone": tz, "send_at": send_at,
             "frequency": args.frequency or config.digest.frequency,
             "weekday": WEEKDAYS.index(args.weekday), "send_empty": args.send_empty}
@@ -373,6 +381,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{"email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
                       "timezone": s.timezone, "send_at": s.send_at, "frequency": s.frequency,
+                      "weekday": WEEKDAYS[s.weekday], "send_empty": s.send_empty,
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces,
                       "feed_only": s.feed_only} for s in subs])
         return 0
@@ -382,7 +391,9 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
             f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
             else s.status)
         status += " (feed only)" if s.feed_only else ""
-        print(f"{s.email:<30} {status:<12} {s.frequency} {s.send_at} {s.timezone}  "
+        when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
+        when += " +empty" if s.send_empty else ""
+        print(f"{s.email:<30} {status:<12} {when} {s.send_at} {s.timezone}  "
               + " | ".join(s.rules))
     print(_count(len(subs), "subscriber"))
     bouncing = sum(1 for s in subs if s.status == "bouncing")
@@ -418,6 +429,11 @@ def _set_status(args: argparse.Namespace, status: str) -> int:
         if sub.status == status:
             print(f"{sub.email} is already {status}")
             return 0
+        if status == "active" and sub.status in ("unsubscribed", "pending") \
+                and not getattr(args, "force", False):
+            raise UsageError(f"{sub.email} is {sub.status}: resuming mails someone who did not "
+                             "ask (or no longer asks) for digests. Add --force if they asked "
+                             "you to; otherwise let them subscribe again on the web page.")
         if status == "active":
             store.resume_subscriber(sub.id)
         else:
@@ -560,7 +576,8 @@ def cmd_send(args: argparse.Namespace) -> int:
                                                        progress=progress))
         finally:
             progress.close()
-    print(f"built {_count(built.digests, 'digest')} ({built.papers_checked} papers checked)"
+    print(f"built {_count(built.digests, 'digest')} ({_count(built.papers_checked, 'paper')} "
+          "checked)"
           + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
              else "")
           + (f"; {built.failed} could not be built (`digestd outbox --failed` says why)"
@@ -760,7 +777,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("add", cmd_subscribers_add, "add an active subscriber (no confirmation)", subs)
     p.add_argument("email")
     p.add_argument("--rule", action="append", required=True, metavar="RULE",
-                   help="a keyword rule (repeatable), e.g. 'title:(prun* OR sparsit*) -survey'")
+                   help="a keyword rule (repeatable), e.g. 'title:(prun* OR sparsit*) -survey'; "
+                        "a rule that starts with - is written --rule=-RULE")
     p.add_argument("--name", help="display name")
     p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
@@ -794,7 +812,12 @@ def build_parser() -> argparse.ArgumentParser:
              "unsubscribe or bounces)"),
             ("unsubscribe", cmd_subscribers_unsubscribe, "unsubscribe, keeping the rules and "
              "the history (unlike remove)")):
-        add(name, func, what, subs).add_argument("email")
+        p = add(name, func, what, subs)
+        p.add_argument("email")
+        if name == "resume":
+            p.add_argument("--force", action="store_true",
+                           help="also resume an unsubscribed (or unconfirmed) address: only "
+                                "when the person asked you to")
     p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
             "(unsubscribe keeps it)", subs)
     p.add_argument("email")
@@ -863,6 +886,9 @@ def _stop_before_the_daemon_listens(signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE") and argv is None:
+        # `digestd papers --json | head`: the reader went away, stop quietly as Unix tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.func is cmd_run:

@@ -50,7 +50,10 @@ class SourceError(DigestdError):
 
 
 class RuleError(DigestdError, ValueError):
-    """A keyword rule does not parse. `column` is 1-based."""
+    """A keyword rule does not parse. `column` is 1-based. On the command line a usage
+    error: exit 2."""
+
+    exit_code = 2
 
     def __init__(self, message: str, column: int | None = None) -> None:
         self.column = column

@@ -50,11 +50,16 @@ def test_set_changes_only_what_is_given(site, capsys):
 def test_pause_resume_unsubscribe_keep_history(site, capsys):
     config, db = site
     for command, status in (("pause", "paused"), ("resume", "active"),
-                            ("unsubscribe", "unsubscribed"), ("resume", "active")):
+                            ("unsubscribe", "unsubscribed")):
         assert main(["subscribers", command, "a@example.org", "--config", str(config)]) == 0
         with Store(db) as store:
             sub = store.get_subscriber("a@example.org")
         assert sub.status == status and sub.rules == ("graphs",)
+    # someone who unsubscribed is mailed again only when they asked for it
+    assert main(["subscribers", "resume", "a@example.org", "--config", str(config)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["subscribers", "resume", "a@example.org", "--force", "--config",
+                 str(config)]) == 0
     assert main(["subscribers", "resume", "a@example.org", "--config", str(config)]) == 0
     assert "already active" in capsys.readouterr().out
 
@@ -66,3 +71,17 @@ def test_refusals_say_what_is_wrong(site, capsys):
     assert main(["outbox", "retry", "999", "--config", str(config)]) == 2
     assert "no such id in the outbox: 999" in capsys.readouterr().err
     assert main(["subscribers", "pause", "nobody@example.org", "--config", str(config)]) != 0
+
+
+def test_which_rule_is_wrong_and_exit_2(site, capsys):
+    config, _ = site
+    assert main(["subscribers", "add", "b@example.org", "--rule", "diffusion", "--rule",
+                 "title:(prun* OR sparsit*", "--config", str(config)]) == 2
+    assert 'rule 2 "title:(prun* OR sparsit*"' in capsys.readouterr().err
+
+
+def test_no_config_file_is_said(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    assert main(["subscribers", "list"]) == 0
+    assert "no config file" in capsys.readouterr().err
