@@ -446,7 +446,7 @@ async def test_rule_test_counts_the_last_30_days_with_examples(site):
     assert data["rules"][1]["ok"] is False and data["rules"][1]["column"] == 7
     # 40 days on, the sample papers are out of the window
     site.clock.advance(40 * 86400)
-    site.app.state.web.papers_cache = None
+    site.app.state.rule_tests.papers_cache = None
     async with site.client() as client:
         data = (await client.get("/rules/test", params={"rule": "diffusion"})).json()
     assert data["rules"][0]["matches"] == 0
