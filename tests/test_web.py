@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -658,6 +659,10 @@ async def test_healthz_and_metrics(site):
         assert 'digestd_subscribers{status="active"} 1' in text
         assert "digestd_bounces 0" in text
         assert 'digestd_web_events_total{event="confirmed"} 1' in text
+        assert 'digestd_digests{state="build_failed"} 0' in text
+        assert "# TYPE digestd_source_polls_total counter" in text
+        if sys.platform == "linux":  # prometheus-client's process metrics read /proc
+            assert "process_resident_memory_bytes" in text and "python_info{" in text
         for line in text.splitlines():
             assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{[^}]*\})? -?[0-9.e+]+",
                                                         line), line
