@@ -723,6 +723,44 @@ async def test_serve_web_listens_and_stops(site):
             await client.get("/healthz")
 
 
+async def test_a_client_that_drips_its_headers_is_cut_off(site):
+    """Slowloris: a header byte every 0.5 s must not hold a connection past the header
+    timeout (10 s when served; 2 s here to keep the test short)."""
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve_web(site.app, "127.0.0.1:0", ready=ready, stop=stop,
+                                         header_timeout=2))
+    await asyncio.wait_for(ready.wait(), 5)
+    host, port = site.app.state.listening.rsplit(":", 1)
+    try:
+        # a client that sends its request at once is served, twice on one connection
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.sleep(1)
+            assert (await client.get("/healthz")).status_code == 200
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100
+        closed_after = None
+        for byte in head:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1), 0.5) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except asyncio.TimeoutError:
+                continue  # nothing to read yet: drip on
+            except ConnectionError:
+                closed_after = time.monotonic() - started
+                break
+        writer.close()
+        assert closed_after is not None, "the dripping client was never cut off"
+        assert 1.5 <= closed_after <= 4, closed_after
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
 async def test_serve_web_names_an_address_in_use(site):
     port = free_port()
     ready, stop = asyncio.Event(), asyncio.Event()

@@ -13,10 +13,63 @@ from collections.abc import Iterator
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from ..errors import ConfigError, DigestdError
 
 log = logging.getLogger("digestd.web")
+
+HEADER_TIMEOUT = 10.0  # seconds a connection may take to send a request's headers
+
+
+class _HeaderDeadline:
+    """Closes a connection that has not sent a whole request head within `header_timeout`
+    seconds of connecting or of its last response (slowloris: a client that sends a header
+    byte every few seconds would otherwise hold the connection, and a slot, for ever).
+
+    uvicorn 0.54 has no such setting: `timeout_keep_alive` only runs while a kept-alive
+    connection is silent, and any byte stops it. Both of its HTTP/1.1 protocols (h11 and
+    httptools) make a new RequestResponseCycle when a request's headers are complete, so a
+    connection whose cycle is unchanged (none yet, or the last one answered) when the timer
+    fires is still waiting for headers. Request bodies are not timed here: MAX_BODY bounds
+    them and the app reads them itself.
+    """
+
+    header_timeout = HEADER_TIMEOUT
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_deadline()  # the next request's head has the same time
+
+    def connection_lost(self, exc) -> None:
+        deadline = getattr(self, "_header_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        old = getattr(self, "_header_deadline", None)
+        if old is not None:
+            old.cancel()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._headers_late,
+                                                     self.cycle)
+
+    def _headers_late(self, cycle) -> None:
+        waiting = self.cycle is cycle and (cycle is None or cycle.response_complete)
+        if waiting and not self.transport.is_closing():
+            log.info("event=http_header_timeout seconds=%g", self.header_timeout)
+            self.transport.close()
+
+
+def _http_protocol(header_timeout: float) -> type:
+    """uvicorn's HTTP/1.1 protocol ("auto": httptools when installed, else h11) with the
+    header deadline."""
+    return type("HeaderDeadlineProtocol", (_HeaderDeadline, AutoHTTPProtocol),
+                {"header_timeout": header_timeout})
 
 
 class _Server(uvicorn.Server):
@@ -77,13 +130,16 @@ def listening_address(sock: socket.socket) -> str:
 
 
 async def serve_web(app: Starlette, listen: str, *, ready: asyncio.Event | None = None,
-                    stop: asyncio.Event | None = None) -> None:
+                    stop: asyncio.Event | None = None,
+                    header_timeout: float = HEADER_TIMEOUT) -> None:
     """Serve `app` with uvicorn in the running event loop until `stop` is set (or the task is
     cancelled). `ready` is set once the socket listens; app.state.listening then holds the
     address ("127.0.0.1:8080", with the real port when `listen` asked for port 0).
 
     Raises DigestdError when the address cannot be bound. uvicorn's access log stays off
-    (paths carry tokens); requests are logged at debug level with tokens left out.
+    (paths carry tokens); requests are logged at debug level with tokens left out. A
+    connection that takes longer than `header_timeout` seconds to send a request's headers
+    is closed (see _HeaderDeadline); an idle kept-alive one after 5 seconds.
     """
     sock = _bind(listen)
     app.state.listening = listening_address(sock)
@@ -92,7 +148,8 @@ async def serve_web(app: Starlette, listen: str, *, ready: asyncio.Event | None 
         uvicorn_log.setLevel(logging.WARNING)  # its start/stop lines are not key=value
     config = uvicorn.Config(app, access_log=False, log_config=None, lifespan="off", ws="none",
                             server_header=False, proxy_headers=False,
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=5,
+                            http=_http_protocol(header_timeout))
     server = _Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
     try:
