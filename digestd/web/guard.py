@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import ConfigError
+from ..models import Subscriber
+from ..validators import mailbox_key
 from .site import Site
 
 log = logging.getLogger("digestd.web")
@@ -93,7 +95,42 @@ class Guard:
                                 secure=self.site.secure_cookies, path=self.site.prefix or "/")
         return response
 
-    # -- rate limits ---------------------------------------------------------------------------
+    # -- rate limits and the honeypot -----------------------------------------------------------
+
+    def is_bot(self, form: FormData) -> bool:
+        """Whether the form's honeypot field, which people never see, was filled in."""
+        return bool(form.get(HONEYPOT))
+
+    def allow_subscribe(self, request: Request) -> None:
+        """Counts a subscription asked for by this client; a 429 page past
+        web.subscribe_per_ip in the last hour. Clients are counted by keyed hash."""
+        now = self.site.clock()
+        ip_key = self.keyed("ip", self.client(request))
+        if self.site.store.count_events("ip", ip_key, now - IP_WINDOW) >= \
+                self.site.config.web.subscribe_per_ip:
+            self.site.count("subscribe_ip_limited")
+            log.warning("event=subscribe result=ip_limited")
+            raise self.site.fail(429, "Too many requests",
+                                 "Too many subscriptions were asked for from your network in the "
+                                 "last hour. Please try again later.",
+                                 headers={"Retry-After": "3600"})
+        self.site.store.add_event("ip", ip_key, now)
+
+    def allow_mail_to(self, sub: Subscriber, now: float) -> str | None:
+        """The key that counts the emails to `sub`'s mailbox, or None (counted and logged)
+        when it got web.mails_per_address of them in the last 24 hours. Plus-tags
+        ("victim+1@", "victim+2@" ...) and Gmail's dots are one mailbox: one limit."""
+        key = self.keyed("address", mailbox_key(sub.email))
+        if self.site.store.count_events("address", key, now - ADDRESS_WINDOW) >= \
+                self.site.config.web.mails_per_address:
+            self.site.count("subscribe_address_limited")
+            log.warning("event=subscribe result=address_limited subscriber=%d", sub.id)
+            return None
+        return key
+
+    def mailed(self, key: str, now: float) -> None:
+        """Counts an email queued for the mailbox `key` (from allow_mail_to)."""
+        self.site.store.add_event("address", key, now)
 
     def allow_test(self, request: Request) -> None:
         who = self.client(request)

@@ -15,9 +15,9 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..models import Subscriber
 from ..tokens import sign
-from ..validators import mailbox_key, time_zones
+from ..validators import time_zones
 from .forms import MAX_RULES, SubscriptionForm
-from .guard import ADDRESS_WINDOW, HONEYPOT, IP_WINDOW, Guard
+from .guard import ADDRESS_WINDOW, Guard
 from .links import Tokens
 from .preferences import PreferencePages
 from .ruletest import TEST_DAYS, RuleTester, RuleTests
@@ -97,7 +97,7 @@ class SubscribePages:
             self.guard.allow_test(request)
             form.errors = {k: v for k, v in form.errors.items() if k.startswith("rule")}
             return self.subscribe_page(form, tests=await self.tester.run_tests(form.rules))
-        if raw.get(HONEYPOT):
+        if self.guard.is_bot(raw):
             # look exactly like success, so the bot learns nothing
             self.site.count("subscribe_honeypot")
             log.info("event=subscribe result=honeypot")
@@ -105,17 +105,7 @@ class SubscribePages:
         if form.errors:
             self.site.count("subscribe_invalid")
             return self.subscribe_page(form, status=400)
-        now = self.site.clock()
-        ip_key = self.guard.keyed("ip", self.guard.client(request))
-        if self.site.store.count_events("ip", ip_key, now - IP_WINDOW) >= \
-                self.site.config.web.subscribe_per_ip:
-            self.site.count("subscribe_ip_limited")
-            log.warning("event=subscribe result=ip_limited")
-            raise self.site.fail(429, "Too many requests",
-                                 "Too many subscriptions were asked for from your network in the "
-                                 "last hour. Please try again later.",
-                                 headers={"Retry-After": "3600"})
-        self.site.store.add_event("ip", ip_key, now)
+        self.guard.allow_subscribe(request)
         self.maybe_prune()
         sub, nonce = self.site.store.request_subscription(
             form.email, form.clean_rules, nonce=secrets.token_urlsafe(9),
@@ -136,12 +126,8 @@ class SubscribePages:
             self.site.count("subscribe_resend_suppressed")
             log.info("event=subscribe result=resend_suppressed subscriber=%d", sub.id)
             return None
-        # plus-tags ("victim+1@", "victim+2@" ...) and Gmail's dots are one mailbox: one limit
-        address_key = self.guard.keyed("address", mailbox_key(sub.email))
-        if self.site.store.count_events("address", address_key, now - ADDRESS_WINDOW) >= \
-                self.site.config.web.mails_per_address:
-            self.site.count("subscribe_address_limited")
-            log.warning("event=subscribe result=address_limited subscriber=%d", sub.id)
+        address_key = self.guard.allow_mail_to(sub, now)
+        if address_key is None:
             return None
         if nonce:
             token = sign(self.site.secret, "confirm", f"{sub.id}.{nonce}", ttl=CONFIRM_TTL,
@@ -154,7 +140,7 @@ class SubscribePages:
                                             message_id=message_id, message=message, now=now)
         if did is None:
             return None
-        self.site.store.add_event("address", address_key, now)
+        self.guard.mailed(address_key, now)
         event = "subscribe_confirmation_queued" if nonce else "subscribe_manage_link_queued"
         self.site.count(event)
         log.info("event=subscribe result=%s subscriber=%d outbox=%d", kind, sub.id, did)
