@@ -98,40 +98,62 @@ def _print_json(data) -> None:
 
 
 class Progress:
-    """A progress bar on stderr when it is a terminal, redrawn at most 10 times a second;
-    silent otherwise (the command prints one summary line at the end)."""
-
-    WIDTH = 30
+    """A progress bar on stderr when it is a terminal (rich: done/total, rate, time left,
+    and how many were sent, deferred and failed); silent otherwise (the command prints one
+    summary line at the end)."""
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
-        self.drawn_at = 0.0
-        self.drawn = False
+        self.bar = None  # made on the first report, when the total is known
+        self.task = None
 
     def __call__(self, report) -> None:
-        import time
-
-        now = time.monotonic()
-        if not self.enabled or (now - self.drawn_at < 0.1 and report.done < report.total):
+        if not self.enabled:
             return
-        self.drawn_at = now
         total = max(report.total, report.done, 1)
-        filled = self.WIDTH * report.done // total
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r  [{bar}] {report.done}/{total}  sent {report.sent}  "
-                          f"deferred {report.deferred}  failed {report.failed} ")
-        self.stream.flush()
-        self.drawn = True
+        if self.bar is None:
+            self.bar, self.task = _rich_bar(self.stream, total)
+        self.bar.update(self.task, completed=report.done, total=total, sent=report.sent,
+                        deferred=report.deferred, failed=report.failed)
 
     def close(self) -> None:
-        if self.drawn:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self.bar is not None:
+            self.bar.stop()  # draws the last state and ends the line
+            self.bar = None
+
+
+def _rich_bar(stream, total: int):
+    """A started rich.progress bar with one task on `stream`, redrawn 10 times a second."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.0f}/s" if task.speed else "", style="progress.data.speed")
+
+    bar = Bar(BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+              TextColumn("sent {task.fields[sent]}  deferred {task.fields[deferred]}  "
+                         "failed {task.fields[failed]}"),
+              console=Console(file=stream), refresh_per_second=10,
+              redirect_stdout=False, redirect_stderr=False)
+    task = bar.add_task("send", total=total, sent=0, deferred=0, failed=0)
+    bar.start()
+    return bar, task
 
 
 def _progress_line(report) -> None:  # kept for callers of the old name
-    Progress()(report)
+    bar = Progress()
+    bar(report)
+    bar.close()
 
 
 def _delivery_summary(config: Config, report) -> str:

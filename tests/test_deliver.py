@@ -456,7 +456,7 @@ def test_progress_bar_on_a_terminal_and_silence_otherwise():
         bar(DeliveryReport(sent=1, total=4))
         bar(DeliveryReport(sent=3, deferred=1, total=4))
         bar.close()
-    assert "\r  [" in tty.getvalue() and "4/4  sent 3  deferred 1  failed 0" in tty.getvalue()
+    assert "4/4" in tty.getvalue() and "sent 3  deferred 1  failed 0" in tty.getvalue()
     assert pipe.getvalue() == ""
 
 

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -446,7 +447,7 @@ async def test_rule_test_counts_the_last_30_days_with_examples(site):
     assert data["rules"][1]["ok"] is False and data["rules"][1]["column"] == 7
     # 40 days on, the sample papers are out of the window
     site.clock.advance(40 * 86400)
-    site.app.state.web.papers_cache = None
+    site.app.state.rule_tests.papers_cache = None
     async with site.client() as client:
         data = (await client.get("/rules/test", params={"rule": "diffusion"})).json()
     assert data["rules"][0]["matches"] == 0
@@ -658,6 +659,10 @@ async def test_healthz_and_metrics(site):
         assert 'digestd_subscribers{status="active"} 1' in text
         assert "digestd_bounces 0" in text
         assert 'digestd_web_events_total{event="confirmed"} 1' in text
+        assert 'digestd_digests{state="build_failed"} 0' in text
+        assert "# TYPE digestd_source_polls_total counter" in text
+        if sys.platform == "linux":  # prometheus-client's process metrics read /proc
+            assert "process_resident_memory_bytes" in text and "python_info{" in text
         for line in text.splitlines():
             assert line.startswith("#") or re.fullmatch(r"[a-z_]+(\{[^}]*\})? -?[0-9.e+]+",
                                                         line), line
@@ -716,6 +721,44 @@ async def test_serve_web_listens_and_stops(site):
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=f"http://{address}") as client:
             await client.get("/healthz")
+
+
+async def test_a_client_that_drips_its_headers_is_cut_off(site):
+    """Slowloris: a header byte every 0.5 s must not hold a connection past the header
+    timeout (10 s when served; 2 s here to keep the test short)."""
+    ready, stop = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(serve_web(site.app, "127.0.0.1:0", ready=ready, stop=stop,
+                                         header_timeout=2))
+    await asyncio.wait_for(ready.wait(), 5)
+    host, port = site.app.state.listening.rsplit(":", 1)
+    try:
+        # a client that sends its request at once is served, twice on one connection
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            await asyncio.sleep(1)
+            assert (await client.get("/healthz")).status_code == 200
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 100
+        closed_after = None
+        for byte in head:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                if await asyncio.wait_for(reader.read(1), 0.5) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except asyncio.TimeoutError:
+                continue  # nothing to read yet: drip on
+            except ConnectionError:
+                closed_after = time.monotonic() - started
+                break
+        writer.close()
+        assert closed_after is not None, "the dripping client was never cut off"
+        assert 1.5 <= closed_after <= 4, closed_after
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
 
 async def test_serve_web_names_an_address_in_use(site):
