@@ -174,7 +174,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir).resolve()
     outbox = folder / "outbox"
     # the demo starts from scratch each time, removing only what it made itself
-    for name in ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm"):
+    for name in ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm",
+                 "digestd.secret"):
         (folder / name).unlink(missing_ok=True)
     if outbox.is_dir():
         shutil.rmtree(outbox)
