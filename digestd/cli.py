@@ -21,6 +21,7 @@ from . import __version__
 from .config import (
     Config,
     DeliveryConfig,
+    LogConfig,
     StoreConfig,
     default_source,
     example_config,
@@ -870,10 +871,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         level = args.log_level
         if level is None:
+            # the services log what they do; an interactive command prints a summary, and
+            # logs only what went wrong unless asked for more
+            service = args.func in (cmd_run, cmd_web)
             try:
-                level = load_config(find_config(args.config)).log.level
+                level = load_config(find_config(args.config)).log.level_for(service)
             except (DigestdError, OSError):  # the command itself says what is wrong
-                level = "info"
+                level = LogConfig().level_for(service)
         setup_logging(level)
         return args.func(args)
     except DigestdError as e:

@@ -366,7 +366,15 @@ class DigestConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    level: str = setting("", "Log level. Empty: info for the services (`digestd run`, "
+                         "`digestd web`), warning for the other commands, whose summaries "
+                         "say what they did; --log-level overrides it.",
+                         choices=("", "debug", "info", "warning", "error"))
+
+    def level_for(self, service: bool) -> str:
+        """The level a command logs at: the configured one, else info for a service (`run`,
+        `web`) and warning for an interactive command."""
+        return self.level or ("info" if service else "warning")
 
 
 @dataclass(frozen=True)
