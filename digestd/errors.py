@@ -55,6 +55,13 @@ class StoreWriteError(StoreError, sqlite3.OperationalError):
     """
 
 
+class StoreFolderReadOnly(StoreWriteError):
+    """The store's folder cannot be written (/etc under systemd's ProtectSystem=strict): a
+    setup mistake that no restart mends, so exit 2 (the unit's RestartPreventExitStatus)."""
+
+    exit_code = 2
+
+
 class SourceError(DigestdError):
     """A paper source failed; the poll of the other sources goes on.
 

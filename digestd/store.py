@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import NotFound, StoreError, StoreMissing, StoreWriteError
+from .errors import NotFound, StoreError, StoreFolderReadOnly, StoreMissing, StoreWriteError
 from .identity import conflicting, strong_kind, title_key
 from .models import Paper, Subscriber
 
@@ -374,7 +374,7 @@ def _cannot_write(path: str, e: BaseException) -> StoreWriteError | None:
         return None
     locked = _read_only_folder(folder)
     if locked is not None:
-        return StoreWriteError(
+        return StoreFolderReadOnly(
             f"the store {path} cannot be written: the folder {locked} is read-only ({e}). "
             f"The store needs a folder digestd can write to: {WHERE_THE_STORE_GOES} (under "
             "systemd, ProtectSystem=strict leaves /etc read-only and the unit's "

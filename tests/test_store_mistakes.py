@@ -239,7 +239,8 @@ def test_a_store_in_a_read_only_folder_says_where_the_store_goes(tmp_path, capsy
             cfg.write_text(cfg.read_text().replace('path = "digestd.sqlite3"',
                                                    f'path = "{store}"'))
             capsys.readouterr()
-            assert main(["-c", str(cfg), "poll"]) == 1
+            # a setup mistake no restart mends: exit 2, which the unit does not restart on
+            assert main(["-c", str(cfg), "poll"]) == 2
             err = capsys.readouterr().err
             assert f"the store {store} cannot be written: the folder " in err
             assert "is read-only" in err and WHERE in err
