@@ -21,6 +21,7 @@ from . import __version__
 from .config import (
     Config,
     DeliveryConfig,
+    LogConfig,
     StoreConfig,
     default_source,
     example_config,
@@ -201,7 +202,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     folder = Path(args.dir).resolve()
     outbox = folder / "outbox"
     # the demo starts from scratch each time, removing only what it made itself
-    for name in ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm"):
+    for name in ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm",
+                 "digestd.secret"):
         (folder / name).unlink(missing_ok=True)
     if outbox.is_dir():
         shutil.rmtree(outbox)
@@ -918,10 +920,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         level = args.log_level
         if level is None:
+            # the services log what they do; an interactive command prints a summary, and
+            # logs only what went wrong unless asked for more
+            service = args.func in (cmd_run, cmd_web)
             try:
-                level = load_config(find_config(args.config)).log.level
+                level = load_config(find_config(args.config)).log.level_for(service)
             except (DigestdError, OSError):  # the command itself says what is wrong
-                level = "info"
+                level = LogConfig().level_for(service)
         setup_logging(level)
         return args.func(args)
     except DigestdError as e:

@@ -6,6 +6,7 @@ default, its help text and its constraints live there. The loader, the
 """
 
 import dataclasses
+import errno
 import ipaddress
 import math
 import os
@@ -25,7 +26,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .validators import EmailNotValidError, is_time_zone, mailbox
 
 CONFIG_ENV = "DIGESTD_CONFIG"
@@ -365,7 +366,15 @@ class DigestConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
-    level: str = setting("info", "Log level.", choices=("debug", "info", "warning", "error"))
+    level: str = setting("", "Log level. Empty: info for the services (`digestd run`, "
+                         "`digestd web`), warning for the other commands, whose summaries "
+                         "say what they did; --log-level overrides it.",
+                         choices=("", "debug", "info", "warning", "error"))
+
+    def level_for(self, service: bool) -> str:
+        """The level a command logs at: the configured one, else info for a service (`run`,
+        `web`) and warning for an interactive command."""
+        return self.level or ("info" if service else "warning")
 
 
 @dataclass(frozen=True)
@@ -853,13 +862,41 @@ def web_secret(config: Config) -> bytes:
         return found.encode()
     path = Path(config.store.path).with_name("digestd.secret")
     try:
-        return path.read_bytes().strip()
+        found_bytes = path.read_bytes().strip()
     except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(_secrets.token_urlsafe(32))
+        found_bytes = None
+    if found_bytes:
+        return found_bytes
+    if found_bytes is not None:
+        raise StoreError(f"the link secret {path} is empty: remove it and digestd makes a new "
+                         "one (links in digests sent before stop working), or restore it")
+    # written whole under another name, then linked into place: a full disk leaves no empty
+    # secret behind, and of two processes making one at once the first wins
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(_secrets.token_urlsafe(32))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(partial, path)
+        except FileExistsError:
+            pass
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK):
+                raise
+            # a filesystem without hard links: create-if-absent, as before
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(partial.read_text(encoding="utf-8"))
+    except OSError as e:
+        what = "disk full: " if e.errno == errno.ENOSPC else ""
+        raise StoreError(f"{what}cannot write the link secret {path} next to the store: "
+                         f"{e.strerror or e}") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return path.read_bytes().strip()
 
 

@@ -512,7 +512,7 @@ class Daemon:
             log.warning("event=reload_partial restart_needed=%s", ",".join(restart))
         new = dataclasses.replace(new, store=self.config.store, web=self.config.web)
         if new.log.level != self.config.log.level:
-            logging.getLogger().setLevel(new.log.level.upper())
+            logging.getLogger().setLevel(new.log.level_for(service=True).upper())
         check_changed = new.digest.check_every != self.config.digest.check_every
         self.config = new
         if self.scheduler.running:

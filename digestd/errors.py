@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 
 class DigestdError(Exception):
     """Base class: the message is meant for the user, without a traceback."""
@@ -36,6 +38,28 @@ class UsageError(DigestdError):
 
 class StoreError(DigestdError):
     """The SQLite store cannot be opened or migrated."""
+
+
+class StoreMissing(StoreError):
+    """The store file is gone or empty while what was made with it (the link secret) is
+    still there: starting over would send every paper again, so digestd refuses."""
+
+    exit_code = 2
+
+
+class StoreWriteError(StoreError, sqlite3.OperationalError):
+    """The store cannot be written: its disk is full, or its folder or file is read-only.
+
+    Also an sqlite3.OperationalError, so code that retries or reports store errors still
+    catches it; the message names the cause, the store and what to do.
+    """
+
+
+class StoreFolderReadOnly(StoreWriteError):
+    """The store's folder cannot be written (/etc under systemd's ProtectSystem=strict): a
+    setup mistake that no restart mends, so exit 2 (the unit's RestartPreventExitStatus)."""
+
+    exit_code = 2
 
 
 class SourceError(DigestdError):

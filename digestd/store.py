@@ -6,9 +6,11 @@ steps; the schema version is the number of steps applied.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -16,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import NotFound, StoreError
+from .errors import NotFound, StoreError, StoreFolderReadOnly, StoreMissing, StoreWriteError
 from .identity import conflicting, strong_kind, title_key
 from .models import Paper, Subscriber
 
@@ -309,23 +311,131 @@ class ScheduleMark:
     last_checked_at: str | None = None  # papers first seen before this were matched already
 
 
+# What the store's folder holds once digestd has used it (the store's own -wal and -shm aside):
+# with these and no store, a fresh store would send every paper again.
+SECRET_NAME = "digestd.secret"  # written next to the store by config.web_secret
+WHERE_THE_STORE_GOES = ("point [store] path at the state directory, e.g. "
+                        "/var/lib/digestd/digestd.sqlite3")
+
+
+def _refuse_to_start_over(path: Path) -> None:
+    """A StoreMissing when the store at `path` is missing or empty (truncated, say) but the
+    link secret made next to it, or its write-ahead log, is still there; a brand new setup
+    has neither."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    if size:
+        return
+    for left in (path.with_name(SECRET_NAME), path.with_name(path.name + "-wal")):
+        if left.exists():
+            state = "empty" if size == 0 else "missing"
+            raise StoreMissing(f"the store {path} is {state} but {left} exists: refusing to "
+                               f"start over (restore the store from a backup, or remove "
+                               f"{left} to start afresh)")
+
+
+def _read_only_folder(folder: Path) -> Path | None:
+    """The folder (or, when it is not made yet, its nearest existing parent) if it cannot
+    be written, as /etc under the unit's ProtectSystem=strict; else None."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return None if os.access(folder, os.W_OK) else folder
+
+
+def _no_space(folder: Path) -> bool:
+    """Next to nothing is left on the filesystem of `folder`: SQLite reports a full disk
+    as a "disk I/O error" where it maps memory (the -shm file of a store it opens)."""
+    try:
+        fs = os.statvfs(folder)
+    except OSError:
+        return False
+    return fs.f_bavail * fs.f_frsize < 128 * 1024
+
+
+def _cannot_write(path: str, e: BaseException) -> StoreWriteError | None:
+    """The error to raise for `e`, a failed write to the store at `path`, when it has a
+    cause the user can act on (a full disk, a read-only folder or file); else None."""
+    code = getattr(e, "sqlite_errorcode", None)  # Python 3.11+
+    text = str(e).lower()
+    folder = Path(path).parent
+    io_error = code is not None and code & 0xFF == sqlite3.SQLITE_IOERR \
+        or "disk i/o error" in text
+    if code == sqlite3.SQLITE_FULL or "database or disk is full" in text \
+            or getattr(e, "errno", None) == errno.ENOSPC or io_error and _no_space(folder):
+        return StoreWriteError(
+            f"disk full: the store {path} cannot be written, the filesystem that holds "
+            f"{folder} has no space left ({e}). Free space there (or point [store] path at "
+            "a larger disk), then run it again: nothing of the failed write was kept")
+    read_only = code == sqlite3.SQLITE_READONLY or "readonly database" in text \
+        or getattr(e, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM)
+    if not read_only and code != sqlite3.SQLITE_CANTOPEN and "unable to open" not in text:
+        return None
+    locked = _read_only_folder(folder)
+    if locked is not None:
+        return StoreFolderReadOnly(
+            f"the store {path} cannot be written: the folder {locked} is read-only ({e}). "
+            f"The store needs a folder digestd can write to: {WHERE_THE_STORE_GOES} (under "
+            "systemd, ProtectSystem=strict leaves /etc read-only and the unit's "
+            "StateDirectory writable)")
+    if read_only:
+        return StoreWriteError(
+            f"the store {path} cannot be written: the file is read-only ({e}); make it "
+            "writable by the user digestd runs as")
+    return None
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose failed writes say why, in words the user can act on."""
+
+    store_path = ""
+
+    def execute(self, *args):
+        try:
+            return super().execute(*args)
+        except sqlite3.OperationalError as e:
+            raise _cannot_write(self.store_path, e) or e
+
+    def executemany(self, *args):
+        try:
+            return super().executemany(*args)
+        except sqlite3.OperationalError as e:
+            raise _cannot_write(self.store_path, e) or e
+
+    def executescript(self, *args):
+        try:
+            return super().executescript(*args)
+        except sqlite3.OperationalError as e:
+            raise _cannot_write(self.store_path, e) or e
+
+
 class Store:
     """A connection to the SQLite file, migrated to the current schema on open."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _refuse_to_start_over(Path(self.path))
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise _cannot_write(self.path, e) or StoreError(
+                    f"cannot open store {self.path}: {e}") from None
         try:
             self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
-                                      check_same_thread=False)
+                                      check_same_thread=False, factory=_Connection)
+            self.db.store_path = self.path
             self.db.execute("PRAGMA journal_mode = WAL")
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
             self.db.execute("PRAGMA synchronous = NORMAL")
             self.migrate()
+        except StoreWriteError:
+            raise
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"cannot open store {self.path}: {e}") from None
+            raise _cannot_write(self.path, e) or StoreError(
+                f"cannot open store {self.path}: {e}") from None
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -352,9 +462,23 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk does): a failing ROLLBACK
+            # ("cannot rollback - no transaction is active") must not hide the cause
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error as e:
+                    log.warning("event=rollback_failed store=%s error=%r", self.path, str(e))
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise
 
     @contextmanager
     def checkpoints_in_background(self, every: float = 1.0) -> Iterator[None]:
@@ -405,7 +529,10 @@ class Store:
                                       "\nCOMMIT;")
             except BaseException:
                 if self.db.in_transaction:
-                    self.db.execute("ROLLBACK")
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:  # the step's own error says more
+                        pass
                 raise
         return SCHEMA_VERSION - version
 

@@ -148,9 +148,12 @@ async def test_every_matched_paper_is_on_the_digests_page_and_in_the_feed(day, c
     assert first.summary and first.authors and first.published and "Matched:" in first.content[
         0].value
     assert first.id.startswith("tag:testserver,2026:paper/")
-    # the sample papers have no page of their own: the entry links to its place on the
-    # digest's page
-    assert first.link == f"{archived}#paper-1"
+    # the entry links to the paper's own page (the sample's are arXiv's), and "via" to its
+    # place on the digest's page
+    paper = next(p for p in day_of_papers() if p.title == first.title)
+    assert paper.url.startswith("https://arxiv.org/abs/") and first.link == paper.url
+    assert {(link.rel, link.href) for link in first.links} >= {
+        ("alternate", paper.url), ("via", f"{archived}#paper-1")}
 
 
 def httpx_escape(text: str) -> str:
@@ -328,14 +331,21 @@ async def test_the_feed_answers_304_until_something_is_delivered(day):
         # with the same ids
         day.store.add_papers([Paper(id="arxiv:2611.99999", title="A learning paper",
                                     abstract="learning", source="sample",
-                                    url="https://example.org/new")])
+                                    url="https://example.org/new"),
+                              Paper(id="arxiv:2611.99998", title="A pageless learning paper",
+                                    abstract="learning", source="sample")])
         day.send()
         r = await client.get(feed, headers={"If-None-Match": etag})
         assert r.status_code == 200 and r.headers["etag"] != etag
         before = {e.id for e in feedparser.parse(full.content).entries}
         after = feedparser.parse(r.content).entries
-        assert {e.id for e in after} == before | {after[0].id}
-        assert after[0].link == "https://example.org/new"
+        new = {e.title: e for e in after if e.id not in before}
+        assert set(new) == {"A learning paper", "A pageless learning paper"}
+        assert {e.id for e in after} == before | {e.id for e in new.values()}
+        assert new["A learning paper"].link == "https://example.org/new"
+        # a paper without a page of its own links to its place on the digest's page
+        assert re.fullmatch(r"http://testserver/d/[^#]+#paper-[12]",
+                            new["A pageless learning paper"].link)
         # a new day moves the 30-day window: the ETag changes with it
         day.clock.advance(86400)
         r2 = await client.get(feed, headers={"If-None-Match": r.headers["etag"]})

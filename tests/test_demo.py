@@ -5,11 +5,11 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 
 from digestd.cli import main
 
 from .conftest import init_offline
-
 
 
 def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, capsys):
@@ -17,14 +17,23 @@ def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, c
     assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
     assert "papers stored   300" in out and "digests written 2" in out
+    # both subscribers have papers matched
+    matched = re.findall(r"(\S+@example\.org) +(\d+) papers matched", out)
+    assert [m[0] for m in matched] == ["ada@example.org", "grace@example.org"]
+    assert all(int(n) > 0 for _, n in matched)
     files = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))
     assert len(files) == 2
     for path in files:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         assert msg.get_content_type() == "multipart/alternative"
-        text = msg.get_body(("plain",)).get_content()
+        text = msg.get_body(("plain",)).get_content().replace("\r\n", "\n")
         html = msg.get_body(("html",)).get_content()
         assert "matched:" in text and "<html" in html
+        # real papers a reader can follow: links, authors, categories, the day
+        assert re.search(r"\n   https://arxiv\.org/abs/\d{4}\.\d{5}\n", text)
+        assert re.search(r"\n   PDF: https://arxiv\.org/pdf/\d{4}\.\d{5}\n", text)
+        assert re.search(r"\n   sample \| cs\.[A-Z]{2}.* \| 2025-05-27\n", text)
+        assert 'href="https://arxiv.org/abs/' in html
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     # a second run starts over and gives the same result
     assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0

@@ -84,8 +84,9 @@ def test_a_changed_header_or_body_breaks_the_signature(signed_config, keypair):
 
 async def test_the_signature_survives_smtp(signed_config, keypair, smtp_sink, tmp_path):
     _, record = keypair
-    message_id, raw = make_renderer(signed_config).message(sample_digest())
-    with Store(tmp_path / "s.sqlite3") as store:
+    # the setup's store first, as digestd opens it before it makes the link secret
+    with Store(signed_config.store.path) as store:
+        message_id, raw = make_renderer(signed_config).message(sample_digest())
         sub = store.add_subscriber("ada@example.org", ["x"])
         store.queue_digest(sub.id, "2026-11-23", recipient=sub.email, message_id=message_id,
                            message=raw, paper_pks=[])

@@ -46,3 +46,31 @@ def test_debug_level_still_quiets_libraries_to_warnings():
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_interactive_commands_are_quiet_unless_asked_and_services_keep_info(tmp_path, capfd):
+    from digestd.cli import main
+    from digestd.config import LogConfig
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = tmp_path / "digestd.toml"
+    capfd.readouterr()
+    # by default: the summary on stdout, no info lines on stderr
+    assert main(["-c", str(cfg), "poll"]) == 0
+    out, err = capfd.readouterr()
+    assert "300 new papers" in out and "level=info" not in err
+    # more when asked for, on the command line or in the config
+    assert main(["-c", str(cfg), "poll", "--log-level", "info"]) == 0
+    out, err = capfd.readouterr()
+    assert "0 new papers" in out and "level=info" in err and "source=sample" in err
+    cfg.write_text(cfg.read_text() + '\n[log]\nlevel = "info"\n')
+    assert main(["-c", str(cfg), "poll"]) == 0
+    out, err = capfd.readouterr()
+    assert "level=info" in err and "source=sample" in err
+    # `run` and `web` log at info unless the config says otherwise
+    assert LogConfig().level_for(service=True) == "info"
+    assert LogConfig().level_for(service=False) == "warning"
+    assert LogConfig(level="debug").level_for(service=False) == "debug"
+    assert LogConfig(level="error").level_for(service=True) == "error"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import re
@@ -16,9 +17,11 @@ import httpx
 import pytest
 
 from digestd import PROJECT_URL
+from digestd.cli import DEMO_SUBSCRIBERS
 from digestd.config import SOURCE_KINDS, SourceConfig
 from digestd.errors import NotFound, SourceError
 from digestd.jobs_poll import PollReport, poll_sources
+from digestd.match import match_rules
 from digestd.sources import SOURCE_CLASSES, USER_AGENT, Http, make_source
 from digestd.sources.arxiv_api import parse_api_feed
 from digestd.sources.base import parse_retry_after
@@ -32,6 +35,7 @@ from digestd.sources.ids import (
     parse_arxiv,
     url_id,
 )
+from digestd.sources.sample import sample_papers
 from digestd.store import SourceState, Store
 
 from .http_fixtures import Reply, fixture_bytes, server_fixture  # noqa: F401 (a fixture)
@@ -898,3 +902,36 @@ async def test_poll_sources_creates_and_closes_its_own_http(server, store):
     (report,) = await poll_sources([cfg("biorxiv", "biorxiv", url=server.url("/details"))],
                                    store)
     assert report.new == 3
+
+
+# -- the bundled sample ---------------------------------------------------------------------------
+
+def test_the_bundled_sample_is_real_arxiv_papers_a_reader_can_follow():
+    papers = sample_papers()
+    assert len(papers) == len({p.id for p in papers}) == 300
+    for p in papers:
+        bare = p.id.removeprefix("arxiv:")
+        assert p.id.startswith("arxiv:") and re.fullmatch(r"\d{4}\.\d{5}", bare)
+        assert (p.url, p.pdf_url) == (f"https://arxiv.org/abs/{bare}",
+                                      f"https://arxiv.org/pdf/{bare}")
+        assert p.title and p.abstract and p.authors and p.categories
+        assert p.published == "2025-05-27" and p.source == "sample"
+        # the TeX was converted when the file was built
+        assert "$" not in p.title + p.abstract and "\\" not in p.title + p.abstract
+    # a mix of fields, not only the two big ones
+    assert len({p.categories[0] for p in papers}) >= 10
+    # both demo subscribers get a digest
+    for _email, _name, rules in DEMO_SUBSCRIBERS:
+        assert 10 <= len(match_rules(list(rules), papers)) < 300
+
+
+def test_the_bundled_sample_is_what_its_script_builds():
+    spec = importlib.util.spec_from_file_location(
+        "make_sample", Path(__file__).parent.parent / "bench" / "make_sample.py")
+    make_sample = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_sample)
+    if not make_sample.DAY.exists():
+        pytest.skip(f"the day of arXiv it is built from is not here ({make_sample.DAY})")
+    day = json.loads(make_sample.DAY.read_text(encoding="utf-8"))
+    bundled = json.loads(make_sample.OUT.read_text(encoding="utf-8"))
+    assert [make_sample.paper(r) for r in make_sample.choose(day)] == bundled

@@ -11,12 +11,13 @@ from .base import PollResult, Source
 
 
 def sample_papers(source: str = "sample") -> list[Paper]:
-    """The papers shipped in digestd/data/sample_papers.json."""
+    """The papers shipped in digestd/data/sample_papers.json (rebuilt by bench/make_sample.py)."""
     raw = json.loads(resources.files("digestd.data").joinpath("sample_papers.json")
                      .read_text(encoding="utf-8"))
     return [Paper(id=r["id"], title=r["title"], abstract=r["abstract"],
                   authors=tuple(r.get("authors", ())), categories=tuple(r.get("categories", ())),
-                  source=source, url=r.get("url", ""), published=r.get("published") or "",
+                  source=source, url=r.get("url", ""), pdf_url=r.get("pdf_url", ""),
+                  published=r.get("published") or "",
                   upvotes=r.get("upvotes"))
             for r in raw]
 
