@@ -802,3 +802,11 @@ async def test_the_preferences_page_fits_the_status(site):
         page = (await client.get(prefs)).text
         assert "Pause or leave" not in page and ">Leave<" not in page
         assert "Resubscribe" in page
+
+
+async def test_the_confirmation_link_is_whole_in_the_raw_message(site):
+    async with site.client() as client:
+        await client.post("/", data=form())
+    (received,) = [r for r in site.sink.received if "ada@example.org" in r.rcpt_tos]
+    link = link_in(received.message, "/confirm")
+    assert link.encode() in received.data  # the bytes sent: no soft line break, no =3D

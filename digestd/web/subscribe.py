@@ -64,8 +64,10 @@ class SubscribePages:
         if self.site.config.delivery.reply_to:
             msg["Reply-To"] = self.site.config.delivery.reply_to
         msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
+        # 7bit where it can be (nearly always: the link is ASCII), so the link stays whole in
+        # the .eml an admin reads without a mail client, not cut by quoted-printable
+        msg.set_content(text, cte=_plain_cte(text))
+        msg.add_alternative(html, subtype="html", cte=_plain_cte(html))
         return message_id, msg.as_bytes()
 
     def maybe_prune(self) -> None:
@@ -175,3 +177,10 @@ class SubscribePages:
                              "so it changes nothing now. To manage your subscription, use the link "
                              "at the bottom of any digest, or subscribe again.",
                              link=("Go to the start page", self.site.url("/")))
+
+
+def _plain_cte(body: str) -> str | None:
+    """"7bit" for ASCII whose lines fit SMTP's 998-octet limit (RFC 5322 2.1.1), else None
+    (the email package picks quoted-printable or base64)."""
+    fits = body.isascii() and all(len(line) <= 998 for line in body.splitlines())
+    return "7bit" if fits else None
