@@ -341,7 +341,8 @@ def cmd_papers(args: argparse.Namespace) -> int:
         except ValueError:
             raise UsageError(f'--since must be a date as YYYY-MM-DD, got "{args.since}"') from None
     with _store(config) as store:
-        papers = store.papers_since(since, with_aliases=True, limit=args.limit)
+        papers = store.papers_since(since, with_aliases=True, limit=args.limit,
+                                    newest_first=True)
     if args.json:
         _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title, "source": p.source,
                       "published": p.published, "url": p.url, "authors": list(p.authors),
@@ -790,9 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="poll only this source (repeatable)")
     p = add("sources", cmd_sources, "list sources with last success, errors, papers seen")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = add("papers", cmd_papers, "list stored papers")
+    p = add("papers", cmd_papers, "list stored papers, the most recently seen first")
     p.add_argument("--since", metavar="DATE", help="first seen on or after DATE (YYYY-MM-DD)")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N papers")
+    p.add_argument("--limit", type=int, metavar="N", help="the N most recently seen papers")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     subs = add("subscribers", None, "add, list, change, pause, resume, unsubscribe and remove "

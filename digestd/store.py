@@ -622,10 +622,12 @@ class Store:
                      aliases=tuple(a for a in aliases if a != row[1]))
 
     def papers_since(self, since: str, *, with_aliases: bool = False,
-                     limit: int | None = None) -> list[Paper]:
-        """Papers first seen at or after `since` (ISO timestamp), oldest first."""
+                     limit: int | None = None, newest_first: bool = False) -> list[Paper]:
+        """Papers first seen at or after `since` (ISO timestamp), oldest first (or, with
+        `newest_first`, the most recently seen first, so `limit` keeps the newest)."""
+        order = "DESC" if newest_first else ""
         sql = (f"SELECT {self._PAPER_COLUMNS} FROM papers p WHERE p.first_seen >= ? "
-               "ORDER BY p.first_seen, p.pk")
+               f"ORDER BY p.first_seen {order}, p.pk {order}")
         if limit:
             sql += f" LIMIT {int(limit)}"
         rows = self.db.execute(sql, (since,)).fetchall()

@@ -42,7 +42,7 @@ class RuleTest:
         return {"rule": self.rule, "ok": self.error is None, "error": self.error,
                 "column": self.column, "matches": self.matches, "days": days,
                 "estimated": self.estimated,
-                "per_day": round(self.matches / days, 1), "examples": self.examples}
+                "per_day": round(self.matches / days, 2), "examples": self.examples}
 
 
 @dataclass
