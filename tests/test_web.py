@@ -810,3 +810,13 @@ async def test_the_confirmation_link_is_whole_in_the_raw_message(site):
     (received,) = [r for r in site.sink.received if "ada@example.org" in r.rcpt_tos]
     link = link_in(received.message, "/confirm")
     assert link.encode() in received.data  # the bytes sent: no soft line break, no =3D
+
+
+async def test_after_confirming_the_page_says_when_the_first_digest_comes(site):
+    async with site.client() as client:
+        r = await client.post("/", data=form())  # weekdays at 07:30 Europe/Berlin
+        r = await client.get(path_of(link_in(site.mails("ada@example.org")[-1], "/confirm")))
+    assert r.status_code == 200
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', r.text, re.S)[1]
+    assert "You are subscribed." in notice and "Your next digest comes" in notice
+    assert re.search(r"(today|tomorrow|on) .*at 07:30 Europe/Berlin, if papers matched", notice)

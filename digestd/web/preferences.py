@@ -4,12 +4,14 @@ links, and the archive of past digests."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..models import Subscriber
 from ..render import period_label
+from ..schedule import Schedule, next_slot
 from ..validators import time_zones
 from .feed import FEED_DAYS, FEED_ENTRIES
 from .forms import SubscriptionForm
@@ -33,6 +35,21 @@ class PreferencePages:
         self.tokens = tokens
         self.tester = tester
 
+    def next_digest(self, sub: Subscriber) -> str:
+        """When the subscriber's next digest is due, in their own words and zone:
+        "tomorrow (Monday 30 November) at 07:00 Europe/Berlin"; '' if it cannot be told."""
+        schedule = Schedule.of(sub)
+        now = datetime.fromtimestamp(self.site.clock(), timezone.utc)
+        try:
+            at = next_slot(schedule, now).at.astimezone(schedule.zone)
+        except (ValueError, KeyError):
+            return ""
+        today = now.astimezone(schedule.zone).date()
+        ahead = (at.date() - today).days
+        day = f"{at:%A} {at.day} {at:%B}"
+        when = {0: f"today ({day})", 1: f"tomorrow ({day})"}.get(ahead, f"on {day}")
+        return f"{when} at {at:%H:%M} {sub.timezone}"
+
     def preferences_page(self, request: Request, sub: Subscriber, token: str, *,
                          form: SubscriptionForm | None = None, status: int = 200,
                          notice: str | None = None, tests: RuleTests | None = None,
@@ -45,6 +62,7 @@ class PreferencePages:
                     "built": d.created_at[:10], "papers": d.papers, "checked": d.checked,
                     "status": d.status} for d in digests]
         pages = max(1, -(-total // ARCHIVE_PAGE))
+        next_digest = self.next_digest(sub) if notice in ("welcome", "resumed", "saved") else ""
         response = self.site.page(
             "preferences", status=status, sub=sub, form=form or SubscriptionForm.of(sub),
             token=token, csrf=csrf, notice=notice, tests=tests, delete_error=delete_error,
@@ -52,7 +70,7 @@ class PreferencePages:
             unsubscribe_url=self.site.url(f"/u/{links.unsubscribe_token(sub.id, sub.link_gen)}"),
             feed_url=links.feed(sub.id, sub.link_gen), archive=archive,
             archive_total=total, archive_page=page, archive_pages=pages,
-            feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES)
+            feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest)
         return self.guard.with_cookie(response, cookie)
 
     def prefs_subscriber(self, request: Request) -> tuple[Subscriber, str]:
