@@ -528,42 +528,45 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
         raise ConfigError(message, path=str(path), line=line, key=key)
 
     values: dict[str, Any] = {}
+    errors: list[ConfigError] = []  # every mistake, so that one check names them all
     for section, table in data.items():
         if section == "sources":
             continue
-        cls = SECTIONS.get(section)
-        if cls is None:
-            fail(f'unknown section [{section}] (sections: {", ".join([*SECTIONS, "sources"])})',
-                 section)
-        if not isinstance(table, dict):
-            fail(f"{section} must be a table", section)
-        values[section] = _build(cls, table, section, None, fail)
+        try:
+            cls = SECTIONS.get(section)
+            if cls is None:
+                fail(f'unknown section [{section}] (sections: '
+                     f'{", ".join([*SECTIONS, "sources"])})', section)
+            if not isinstance(table, dict):
+                fail(f"{section} must be a table", section)
+        except ConfigError as e:
+            errors.append(e)
+            continue
+        built = _build(cls, table, section, None, fail, errors)
+        if built is not None:
+            values[section] = built
 
     sources_data = data.get("sources", [])
     if not isinstance(sources_data, list):
-        fail("sources must be an array of tables: write [[sources]]", "sources")
+        errors.append(_caught(fail, "sources must be an array of tables: write [[sources]]",
+                              "sources"))
+        sources_data = []
     sources = []
     names: set[str] = set()
     for i, table in enumerate(sources_data):
-        src = _build(SourceConfig, table, "sources", i, fail)
-        for key in ("name", "kind"):
-            if not getattr(src, key):
-                fail(f"sources.{key} is required", "sources", None, i)
-        if src.name in names:
-            fail(f'sources.name "{src.name}" is used twice', "sources", "name", i)
-        names.add(src.name)
-        for f in settings(SourceConfig):
-            kinds = f.metadata["kinds"]
-            if kinds and src.kind not in kinds and toml_key(f) in table:
-                fail(f"sources.{toml_key(f)} does not apply to kind \"{src.kind}\" "
-                     f"(only to {', '.join(kinds)})", "sources", toml_key(f), i)
-        if src.kind == "arxiv-rss" and not src.categories:
-            fail('sources.categories is required for kind "arxiv-rss"', "sources", None, i)
-        if src.kind == "arxiv-api" and not src.query:
-            fail('sources.query is required for kind "arxiv-api"', "sources", None, i)
-        if src.kind == "feed" and not src.url:
-            fail('sources.url is required for kind "feed"', "sources", None, i)
-        sources.append(src)
+        if not isinstance(table, dict):
+            errors.append(_caught(fail, "sources must be an array of tables: write [[sources]]",
+                                  "sources"))
+            continue
+        src = _build(SourceConfig, table, "sources", i, fail, errors)
+        if src is None:
+            continue
+        try:
+            sources.append(_check_source(src, table, i, names, fail))
+        except ConfigError as e:
+            errors.append(e)
+    if errors:
+        raise _all_of(errors)
 
     config = Config(path=path.resolve(), sources=tuple(sources), **values)
     if config.delivery.method == "smtp" and config.smtp is None:
@@ -711,17 +714,73 @@ def default_source() -> SourceConfig:
     return SourceConfig(name="sample", kind="sample")
 
 
-def _build(cls: type, table: dict, section: str, index: int | None, fail) -> Any:
+
+def _caught(fail, message: str, section: str) -> ConfigError:
+    """The ConfigError that `fail` raises, as a value."""
+    try:
+        fail(message, section)
+    except ConfigError as e:
+        return e
+    raise AssertionError("fail() must raise")  # pragma: no cover
+
+
+def _check_source(src: SourceConfig, table: dict, i: int, names: set[str],
+                  fail) -> SourceConfig:
+    """What one [[sources]] table needs beyond its keys' own checks; raises ConfigError."""
+    for key in ("name", "kind"):
+        if not getattr(src, key):
+            fail(f"sources.{key} is required", "sources", None, i)
+    if src.name in names:
+        fail(f'sources.name "{src.name}" is used twice', "sources", "name", i)
+    names.add(src.name)
+    for f in settings(SourceConfig):
+        kinds = f.metadata["kinds"]
+        if kinds and src.kind not in kinds and toml_key(f) in table:
+            fail(f"sources.{toml_key(f)} does not apply to kind \"{src.kind}\" "
+                 f"(only to {', '.join(kinds)})", "sources", toml_key(f), i)
+    if src.kind == "arxiv-rss" and not src.categories:
+        fail('sources.categories is required for kind "arxiv-rss"', "sources", None, i)
+    if src.kind == "arxiv-api" and not src.query:
+        fail('sources.query is required for kind "arxiv-api"', "sources", None, i)
+    if src.kind == "feed" and not src.url:
+        fail('sources.url is required for kind "feed"', "sources", None, i)
+    return src
+
+def _build(cls: type, table: dict, section: str, index: int | None, fail,
+           errors: list[ConfigError] | None = None) -> Any:
+    """The dataclass `cls` from a TOML table. With `errors`, every key's mistake is added
+    to it (and None returned) instead of raising at the first, so that one `config check`
+    names them all."""
     known = {toml_key(f): f for f in settings(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
+    failed = False
     for key, raw in table.items():
-        f = known.get(key)
-        if f is None:
-            fail(f'unknown key "{section}.{key}" (known: {", ".join(known)})', section, key, index)
-        kwargs[f.name] = _coerce(raw, hints[f.name], f, f"{section}.{key}",
-                                 lambda msg, key=key: fail(msg, section, key, index))
-    return cls(**kwargs)
+        try:
+            f = known.get(key)
+            if f is None:
+                fail(f'unknown key "{section}.{key}" (known: {", ".join(known)})', section, key,
+                     index)
+            kwargs[f.name] = _coerce(raw, hints[f.name], f, f"{section}.{key}",
+                                     lambda msg, key=key: fail(msg, section, key, index))
+        except ConfigError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+            failed = True
+    return None if failed else cls(**kwargs)
+
+
+def _all_of(errors: list[ConfigError]) -> ConfigError:
+    """One error for several: the first's file, line and key; every message, in file order."""
+    ordered = sorted(errors, key=lambda e: e.line or 0)
+    first = ordered[0]
+    if len(ordered) == 1:
+        return first
+    combined = ConfigError(first.message, path=first.path, line=first.line, key=first.key)
+    combined.args = ("\n".join(str(e) for e in ordered)
+                     + f"\n({len(ordered)} mistakes in the config)",)
+    return combined
 
 
 def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:

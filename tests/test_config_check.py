@@ -436,3 +436,17 @@ def test_other_one_line_settings(check):
     refused(check, '[web]\ntrusted_proxies = ["10.0.0.0/33"]\n', 2,
             'web.trusted_proxies must be IP addresses or networks such as "127.0.0.1" or '
             '"10.0.0.0/8", got ["10.0.0.0/33"]: "10.0.0.0/33" is not one')
+
+
+def test_one_check_names_every_mistake(tmp_path, capsys):
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text('[smtp]\nport = 70000\nhost = "bad host"\n\n[delivery]\nfrom = "nobody"\n\n'
+                   '[[sources]]\nname = "a"\nkind = "sample"\nfoo = 1\n\n[[sources]]\n'
+                   'name = "b"\nkind = "arxiv-rss"\ncategories = ["cs.XX.YY"]\n',
+                   encoding="utf-8")
+    assert main(["--config", str(cfg), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    for line, key in ((2, "smtp.port"), (3, "smtp.host"), (6, "delivery.from"),
+                      (11, "sources.foo"), (16, "sources.categories")):
+        assert f"{cfg}:{line}: " in err and key in err, (line, key, err)
+    assert "(5 mistakes in the config)" in err
