@@ -166,7 +166,9 @@ class Outcome:
 def classify(stage: str, e: BaseException) -> Outcome:
     """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it.
 
-    5xx to RCPT means the address is refused: a hard bounce. 5xx to DATA is one only when
+    5xx to RCPT means the address is refused: a hard bounce, except 552 (read as 452, RFC
+    5321 4.5.3.1.10) and a full mailbox, X.2.2 at any stage (RFC 3463: temporary, however
+    it is coded), which are deferred. 5xx to DATA is one only when
     the enhanced status says the mailbox is the problem (5.1.x, 5.2.x; or no enhanced status
     and 550/551/553); other 5xx to DATA (a policy or content rejection, 5.7.x) fail the
     message without blaming the subscriber. A 5xx to MAIL FROM is our sender's problem, the
@@ -177,9 +179,13 @@ def classify(stage: str, e: BaseException) -> Outcome:
         text = f"{stage} {e.code} {_one_line(e.message)}"
         if e.code < 500 or stage == "MAIL":
             return Outcome("deferred", text)
+        enhanced = re.match(r"\s*5\.(\d+)\.(\d+)", e.message)
+        if enhanced and enhanced[1] == "2" and enhanced[2] == "2":
+            # mailbox full (RFC 3463 X.2.2): a condition of the moment, tried again later
+            return Outcome("deferred", text)
         if stage == "RCPT":
-            return Outcome("bounced", text)
-        enhanced = re.match(r"\s*5\.(\d+)\.\d+", e.message)
+            # 552 to RCPT is "too much mail" and to be read as 452 (RFC 5321 4.5.3.1.10)
+            return Outcome("deferred" if e.code == 552 else "bounced", text)
         if enhanced:
             return Outcome("bounced" if enhanced[1] in ("1", "2") else "failed", text)
         return Outcome("bounced" if e.code in (550, 551, 553) else "failed", text)
@@ -330,6 +336,7 @@ class SmtpSender:
         self.marks: list[tuple[int, str]] = []  # journaled, not yet in the store
         self.marks_due = asyncio.Event()
         self.clients: list[aiosmtplib.SMTP] = []
+        self.connecting = 0  # workers in the middle of connecting
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
         # the claim must outlive the time its rows may wait for the rate limit
@@ -462,11 +469,15 @@ class SmtpSender:
         try:
             while (row := await self._next_row()) is not None:
                 if client is None or not client.is_connected:
+                    self.connecting += 1
                     try:
                         client = await connect(self.smtp)
                     except (aiosmtplib.SMTPException, OSError) as e:
                         client = None
-                        if any(c.is_connected for c in self.clients):
+                        # other workers connect at the same moment: while one of them may
+                        # still get through, this failure only says the server takes fewer
+                        # connections (a 421 "too many connections" at the greeting)
+                        if any(c.is_connected for c in self.clients) or self.connecting > 1:
                             # the server takes fewer connections than configured: the others
                             # carry on, this row goes back to them
                             self.buffer.appendleft(row)
@@ -477,6 +488,8 @@ class SmtpSender:
                         await self._finish(row, Outcome("deferred", error))
                         self.report.stopped = error
                         return
+                    finally:
+                        self.connecting -= 1
                     self.clients.append(client)
                 await self.rate.wait()
                 if self._stopping():  # asked to stop while connecting or waiting: not started

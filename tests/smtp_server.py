@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 @dataclass
@@ -102,15 +103,46 @@ class Handler:
         return "250 OK queued"
 
 
+class _FewSessions(SMTP):
+    """A server that takes `limit` sessions at once and greets every further connection
+    with `421 4.7.0 Too many concurrent SMTP connections`, as relays in the field do."""
+
+    limit = 1
+    active = 0
+
+    async def _handle_client(self):
+        cls = type(self)
+        if cls.active >= cls.limit:
+            await self.push("421 4.7.0 Too many concurrent SMTP connections")
+            self.transport.close()
+            return
+        cls.active += 1
+        try:
+            await super()._handle_client()
+        finally:
+            cls.active -= 1
+
+
+class _FewSessionsController(Controller):
+    def factory(self):
+        return _FewSessions(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpSink:
-    def __init__(self, port: int, host: str = "127.0.0.1", **controller_options) -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1", *, max_sessions: int | None = None,
+                 **controller_options) -> None:
         """`controller_options` go to aiosmtpd's Controller: tls_context and
-        require_starttls for STARTTLS, ssl_context for implicit TLS, authenticator ..."""
+        require_starttls for STARTTLS, ssl_context for implicit TLS, authenticator ...
+        `max_sessions`: connections beyond that many at once are greeted with a 421."""
         self.host, self.port = host, port
         self.handler = Handler()
-        self.controller = Controller(self.handler, hostname=host, port=port,
-                                     decode_data=False, data_size_limit=50 * 1024 * 1024,
-                                     **controller_options)
+        cls = Controller
+        if max_sessions is not None:
+            cls = type("Limited", (_FewSessionsController,), {})
+            _FewSessions.limit, _FewSessions.active = max_sessions, 0
+        self.controller = cls(self.handler, hostname=host, port=port,
+                              decode_data=False, data_size_limit=50 * 1024 * 1024,
+                              **controller_options)
 
     @property
     def received(self) -> list[Received]:

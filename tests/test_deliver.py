@@ -525,3 +525,43 @@ async def test_implicit_tls(store, certificate):
         assert report.sent == 1 and len(sink.received) == 1
     finally:
         sink.stop()
+
+
+# -- SMTP answers as the field sends them (shared/field/README.md) ---------------------------------
+
+async def test_a_relay_that_takes_one_connection_gets_all_six_over_it(store, tmp_path):
+    """The relay greets every connection beyond the first with 421 4.7.0; with
+    max_connections = 4 and six digests, all six go out in this run over the one that works:
+    none deferred, nothing stopped early."""
+    from .conftest import free_port
+    sink = SmtpSink(port=free_port(), max_sessions=1)
+    sink.start()
+    try:
+        ids = queue(store, [f"r{i}@example.org" for i in range(6)])
+        report = await send_smtp(store, smtp(sink, max_connections=4), "digest@example.org")
+    finally:
+        sink.stop()
+    assert (report.sent, report.deferred, report.failed, report.stopped) == (6, 0, 0, None)
+    assert len(sink.received) == 6
+    assert {status_of(store, i)[0] for i in ids} == {"sent"}
+
+
+async def test_a_full_mailbox_is_temporary_and_5_1_1_stays_hard(store, smtp_sink):
+    """552 5.2.2 to RCPT (RFC 3463 X.2.2, RFC 5321 4.5.3.1.10): retry later, no bounce
+    counted, the subscriber stays active; 550 5.1.1 is a hard bounce."""
+    smtp_sink.handler.rcpt_answers.update({"full@example.org": "552 5.2.2 Mailbox full",
+                                           "quota@example.org": "452 4.2.2 Over quota",
+                                           "gone@example.org": "550 5.1.1 User unknown"})
+    full, quota, gone = queue(store, ["full@example.org", "quota@example.org",
+                                      "gone@example.org"])
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org",
+                             bounce_threshold=1)
+    assert (report.sent, report.deferred, report.bounced) == (0, 2, 1)
+    for did in (full, quota):
+        status, attempts, error, next_at, _ = status_of(store, did)
+        assert status == "queued" and "2.2" in error and next_at
+    for email in ("full@example.org", "quota@example.org"):
+        sub = store.get_subscriber(email)
+        assert (sub.status, sub.bounces) == ("active", 0)
+    assert store.get_subscriber("gone@example.org").status == "bouncing"
+    assert status_of(store, gone)[0] == "failed"
