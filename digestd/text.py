@@ -1,13 +1,10 @@
-"""Text normalization shared by every side: sources clean with it, rules and matching compare with it."""
+"""Text normalization shared by every side: rules and matching compare with it, sources collapse whitespace with it."""
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
-_WS = re.compile(r"\s+")
-_TAG = re.compile(r"<[^>]{0,2000}>")
 # A word is a maximal run of Unicode letters and digits (RULES.md, "Words").
 _WORD = re.compile(r"[^\W_]+")
 
@@ -37,14 +34,3 @@ def words(text: str) -> list[str]:
 def collapse(text: str) -> str:
     """Collapse runs of whitespace (line breaks included) into one space and strip."""
     return " ".join(text.split())  # str.split splits on the same Unicode spaces as \s, 4x faster
-
-
-def clean(text: str | None, *, strip_tags: bool = False) -> str:
-    """Clean text at the edge: optional tag stripping, entities decoded, whitespace collapsed."""
-    if not text:
-        return ""
-    if strip_tags and "<" in text:
-        text = _TAG.sub(" ", text)
-    if "&" in text:
-        text = html.unescape(text)
-    return collapse(text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email.utils
 import html
 import re
-import time
 from datetime import date, datetime, timedelta, timezone
 from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC 5322 4.3
 from urllib.parse import urljoin, urlsplit
@@ -305,6 +304,11 @@ _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 MAX_AUTHORS_TEXT = 30_000  # characters of one author list kept (about 1,000 names)
 
 
+def _has_entities(value: object) -> bool:
+    """Whether a name field carries HTML entities, so it is read as HTML (decoded once)."""
+    return isinstance(value, str) and "&" in value and bool(_ENTITY.search(value))
+
+
 def _one_word(text: str) -> bool:
     return bool(text) and " " not in text.strip()
 
@@ -329,8 +333,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     "and") splits. `html`: the string is HTML (dc:creator with links); entities are
     decoded either way; `tex`: TeX accents are converted.
     """
-    if isinstance(value, str) and not html and "&" in value and _ENTITY.search(value):
-        html = True  # "M&#252;ller": its ";" must not split the list
+    html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
     text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
@@ -375,8 +378,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
 def clean_name(value: object, *, html: bool = False, tex: bool = False) -> str:
     """One person's name (a feed that gives each author apart): affiliations in
     parentheses and affiliation marks dropped, entities decoded."""
-    if isinstance(value, str) and not html and "&" in value and _ENTITY.search(value):
-        html = True
+    html = html or _has_entities(value)
     text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHOR * 2)
     while True:
         text, n = _PARENS.subn(" ", text)
@@ -431,7 +433,7 @@ def _plausible(when: date) -> bool:
     return 1900 <= when.year <= datetime.now(timezone.utc).year + 1
 
 
-def iso_datetime(value: object, parsed: time.struct_time | None = None) -> str:
+def iso_datetime(value: object) -> str:
     """A feed's date as ISO 8601 in the source's own zone, as precise as it says; '' when
     it cannot be read with confidence.
 
@@ -439,10 +441,9 @@ def iso_datetime(value: object, parsed: time.struct_time | None = None) -> str:
     offset; a date without a time stays a date ("2026-11-27", no invented midnight); a
     zone name that RFC 5322 knows (EST, PDT, ...) gives its offset, another one keeps the
     local date and time without an offset. Impossible dates (31 November), impossible
-    offsets and years outside 1900..next year are not believed. `parsed` (feedparser's
-    UTC reading) is never used: it rolls impossible dates over onto the next month.
+    offsets and years outside 1900..next year are not believed. feedparser's own UTC
+    reading (`*_parsed`) is not used: it rolls impossible dates over onto the next month.
     """
-    del parsed  # kept for callers; see above
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         return ""
