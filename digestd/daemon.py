@@ -40,6 +40,7 @@ from .config import Config, SourceConfig, load_config
 from .deliver import DeliveryReport
 from .errors import DigestdError
 from .jobs import build_and_send, poll_sources, send_outbox
+from .logs import quiet_libraries
 from .schedule import (
     ARXIV_KINDS,
     ARXIV_POLL_HOURS,
@@ -287,10 +288,8 @@ class Daemon:
 
     @staticmethod
     def _quiet_libraries() -> None:
-        # their INFO lines say nothing our own lines do not
-        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-            for name in ("apscheduler", "uvicorn", "httpx", "httpcore"):
-                logging.getLogger(name).setLevel(logging.WARNING)
+        # their INFO lines say nothing our own lines do not (one list, in logs.py)
+        quiet_libraries()
         for name in FOREIGN_LOGGERS:
             logger = logging.getLogger(name)
             if not any(isinstance(f, LibraryLines) for f in logger.filters):

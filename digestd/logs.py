@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 
 # Libraries whose routine lines (httpx's "HTTP Request: GET ..." for every fetch) would drown
 # digestd's own: only their warnings and errors are shown.
-QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "aiosmtplib", "apscheduler", "asyncio")
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "aiosmtplib", "apscheduler", "asyncio",
+                   "uvicorn")
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -53,6 +54,11 @@ def setup_logging(level: str | int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    quiet = max(logging.WARNING, root.level)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Libraries' own lines at warning at least (or the root's level, if higher)."""
+    quiet = max(logging.WARNING, logging.getLogger().level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)
