@@ -609,7 +609,7 @@ def test_the_reload_check_takes_credentials_it_cannot_see_as_given(tmp_path, cap
     if hidden == "unreadable":  # as the service's user sees it under ExecReload= (v252)
         creds.mkdir()
         real_access = os.access
-        monkeypatch.setattr(cli.os, "access", lambda p, mode: p != str(creds)
+        monkeypatch.setattr(cli.start.os, "access", lambda p, mode: p != str(creds)
                             and real_access(p, mode))
     monkeypatch.delenv("DIGESTD_SMTP_PASSWORD", raising=False)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))

@@ -1,0 +1,237 @@
+"""The command line: argparse subcommands, each a thin call into jobs and the store.
+
+One module per group of commands (`start`, `papers`, `subscribers`, `mail`, `service`);
+this one builds the parser and runs the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+
+from .. import __version__
+from ..config import LogConfig, find_config, load_config
+from ..errors import DigestdError
+from ..logs import setup_logging
+from .common import Progress
+from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
+from .papers import cmd_papers, cmd_poll, cmd_sources
+from .service import cmd_run, cmd_web
+from .start import (
+    CREDENTIALS,
+    DEMO_SUBSCRIBERS,
+    cmd_config_check,
+    cmd_config_example,
+    cmd_demo,
+    cmd_init,
+)
+from .subscribers import (
+    WEEKDAYS,
+    cmd_rules_add,
+    cmd_rules_list,
+    cmd_rules_remove,
+    cmd_rules_test,
+    cmd_subscribers_add,
+    cmd_subscribers_list,
+    cmd_subscribers_pause,
+    cmd_subscribers_remove,
+    cmd_subscribers_resume,
+    cmd_subscribers_set,
+    cmd_subscribers_unsubscribe,
+)
+
+__all__ = ["CREDENTIALS", "DEMO_SUBSCRIBERS", "Progress", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="digestd",
+        description="An email digest daemon for research papers: polls paper sources, matches "
+                    "each subscriber's keyword rules, and sends one digest email per period.",
+        epilog="Try it offline: `digestd demo`. Config file: --config, $DIGESTD_CONFIG, "
+               "./digestd.toml, or $CONFIGURATION_DIRECTORY/config.toml; without one, "
+               "embedded defaults are used.")
+    parser.add_argument("--config", "-c", metavar="PATH", help="the config file (TOML)")
+    parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        help="override [log] level")
+    parser.add_argument("--version", action="version", version=f"digestd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # --config and --log-level work after the subcommand too ("digestd send --config x");
+    # SUPPRESS keeps a value given before the subcommand when none is given after it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="PATH", default=argparse.SUPPRESS,
+                        help="the config file (TOML)")
+    common.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                        default=argparse.SUPPRESS, help="override [log] level")
+
+    def add(name: str, func: Callable, help: str, parent=sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help, description=help, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "write a starter digestd.toml and create the store")
+    p.add_argument("--dir", default=".", help="where to write digestd.toml (default: here)")
+    p = add("demo", cmd_demo, "run the whole pipeline offline on bundled sample papers")
+    p.add_argument("--dir", default="digestd-demo",
+                   help="folder for the demo store and outbox (default: ./digestd-demo)")
+
+    config = add("config", None, "check the config or print an example").add_subparsers(
+        dest="config_command", metavar="SUBCOMMAND", required=True)
+    p = add("check", cmd_config_check, "validate the config file and summarize it", config)
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print only errors (the unit's ExecReload= check)")
+    add("example", cmd_config_example, "print a config documenting every setting", config)
+
+    p = add("poll", cmd_poll, "poll the sources now and store new papers")
+    p.add_argument("--source", action="append", metavar="NAME",
+                   help="poll only this source (repeatable)")
+    p = add("sources", cmd_sources, "list sources with last success, errors, papers seen")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("papers", cmd_papers, "list stored papers, the most recently seen first")
+    p.add_argument("--since", metavar="DATE", help="first seen on or after DATE (YYYY-MM-DD)")
+    p.add_argument("--limit", type=int, metavar="N", help="the N most recently seen papers")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    subs = add("subscribers", None, "add, list, change, pause, resume, unsubscribe and remove "
+               "subscribers").add_subparsers(
+        dest="subscribers_command", metavar="SUBCOMMAND", required=True)
+    p = add("add", cmd_subscribers_add, "add an active subscriber (no confirmation)", subs)
+    p.add_argument("email")
+    p.add_argument("--rule", action="append", required=True, metavar="RULE",
+                   help="a keyword rule (repeatable), e.g. 'title:(prun* OR sparsit*) -survey'; "
+                        "a rule that starts with - is written --rule=-RULE")
+    p.add_argument("--name", help="display name")
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
+    p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
+    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--weekday", choices=WEEKDAYS, default="mon",
+                   help="the day of a weekly digest (default: mon)")
+    p.add_argument("--send-empty", action="store_true",
+                   help='on days without matches, send a short "nothing matched" note '
+                        "instead of no email")
+    p.add_argument("--feed-only", action="store_true",
+                   help="send no email: matches go into the subscriber's Atom feed and list of "
+                        "past digests only (see the preferences page)")
+    p = add("list", cmd_subscribers_list, "list subscribers", subs)
+    p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
+                                        "bouncing"))
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = add("set", cmd_subscribers_set, "change a subscriber's schedule (what is not given "
+            "stays)", subs)
+    p.add_argument("email")
+    p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
+    p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
+    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--weekday", choices=WEEKDAYS, help="the day of a weekly digest")
+    p.add_argument("--send-empty", action=argparse.BooleanOptionalAction, default=None,
+                   help='send a short "nothing matched" note on days without matches '
+                        "(--no-send-empty: no email on such days)")
+    for name, func, what in (
+            ("pause", cmd_subscribers_pause, "stop sending digests for now (rules and "
+             "history kept; resume undoes it)"),
+            ("resume", cmd_subscribers_resume, "send digests again (after pause, "
+             "unsubscribe or bounces)"),
+            ("unsubscribe", cmd_subscribers_unsubscribe, "unsubscribe, keeping the rules and "
+             "the history (unlike remove)")):
+        p = add(name, func, what, subs)
+        p.add_argument("email")
+        if name == "resume":
+            p.add_argument("--force", action="store_true",
+                           help="also resume an unsubscribed (or unconfirmed) address: only "
+                                "when the person asked you to")
+    p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
+            "(unsubscribe keeps it)", subs)
+    p.add_argument("email")
+
+    rules = add("rules", None, "test a rule, or add, list and remove a subscriber's rules"
+                ).add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
+    p = add("test", cmd_rules_test, "backtest a rule: which papers would it have matched, and why",
+            rules)
+    p.add_argument("rule", metavar="RULE", help="e.g. 'title:(prun* OR sparsit*) -survey' "
+                   "(write -- before a rule that starts with -)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--days", type=int, default=30, metavar="N",
+                       help="papers stored in the last N days (default 30)")
+    which.add_argument("--papers", metavar="FILE",
+                       help="a JSON array of papers (title, abstract, authors, categories, "
+                            "source) instead of the store")
+    p.add_argument("--json", action="store_true", help="print JSON (title, why, hits, ...)")
+    p = add("add", cmd_rules_add, "add a rule to a subscriber (validated first)", rules)
+    p.add_argument("email")
+    p.add_argument("rule", metavar="RULE")
+    p = add("list", cmd_rules_list, "list a subscriber's rules, numbered", rules)
+    p.add_argument("email")
+    p = add("remove", cmd_rules_remove, "remove a subscriber's rule N (see rules list)", rules)
+    p.add_argument("email")
+    p.add_argument("n", type=int, metavar="N")
+
+    p = add("send", cmd_send, "build the digests that are due and deliver the outbox")
+    p.add_argument("--now", action="store_true",
+                   help="build for every active subscriber with unsent matches, whatever "
+                        "their schedule; a second --now on the same day builds a second "
+                        "digest of what matched since (a paper is still sent only once)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="show what would be built; queue and send nothing")
+    p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why")
+    p.add_argument("--failed", action="store_true", help="list failed ones too")
+    p.add_argument("--limit", type=int, default=200, metavar="N",
+                   help="show at most N rows (default 200; 0: all)")
+    p.add_argument("--json", action="store_true", help="print JSON (waiting and failed)")
+    outbox = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
+    p = add("retry", cmd_outbox_retry, "make waiting digests due now and send them", outbox)
+    p.add_argument("id", nargs="*", type=int, help="only these digests (ids from `outbox`)")
+    p.add_argument("--failed", action="store_true",
+                   help="also requeue failed digests, with their attempts reset")
+    p.add_argument("--no-send", action="store_true",
+                   help="only make them due; the service sends them at its next round")
+    p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
+            "(keeps the store small; history and sent marks stay)", outbox)
+    p.add_argument("--days", type=int, metavar="N",
+                   help="older than N days (default: store.keep_sent_days, 30)")
+    add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
+        "the DKIM key and the From domain's SPF/DKIM/DMARC records")
+    add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "
+        "cleanly, SIGHUP reloads the config")
+    p = add("web", cmd_web, "serve only the web app: subscribe, confirm, preferences, "
+             "one-click unsubscribe, /healthz and /metrics (the service runs it too)")
+    p.add_argument("--listen", metavar="ADDR",
+                   help='address to listen on, e.g. "127.0.0.1:8080", "[::]:8080" or '
+                        '"unix:/run/digestd/web.sock" (default: [web] listen)')
+    return parser
+
+
+def _stop_before_the_daemon_listens(signum: int, _frame: object) -> None:
+    # A SIGTERM before the daemon's own handlers are in place (loading the config, opening
+    # the store) is a stop like any other: exit 0, nothing has started that needs ending.
+    raise SystemExit(0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if hasattr(signal, "SIGPIPE") and argv is None:
+        # `digestd papers --json | head`: the reader went away, stop quietly as Unix tools do
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is cmd_run:
+        signal.signal(signal.SIGTERM, _stop_before_the_daemon_listens)
+    try:
+        level = args.log_level
+        if level is None:
+            # the services log what they do; an interactive command prints a summary, and
+            # logs only what went wrong unless asked for more
+            service = args.func in (cmd_run, cmd_web)
+            try:
+                level = load_config(find_config(args.config)).log.level_for(service)
+            except (DigestdError, OSError):  # the command itself says what is wrong
+                level = LogConfig().level_for(service)
+        setup_logging(level)
+        return args.func(args)
+    except DigestdError as e:
+        print(f"digestd: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+

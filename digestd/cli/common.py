@@ -1,0 +1,115 @@
+"""What the commands share: the config and store they open, counts, JSON, progress."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta, timezone
+
+from ..config import (
+    Config,
+    find_config,
+    load_config,
+)
+from ..store import Store
+
+
+def _count(n: int, noun: str) -> str:
+    """'1 paper', '2 papers', '0 papers'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = find_config(args.config)
+    if path is None:
+        # a command run in the wrong folder must not look like "every subscriber is gone"
+        print("digestd: warning: no config file (--config, $DIGESTD_CONFIG, ./digestd.toml): "
+              "using the embedded defaults, with the store ./digestd.sqlite3", file=sys.stderr)
+    return load_config(path)
+
+
+def _store(config: Config) -> Store:
+    return Store(config.store.path)
+
+
+def _days_ago(days: int) -> str:
+    """The ISO timestamp `days` days ago, as the store compares times."""
+    return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+class Progress:
+    """A progress bar on stderr when it is a terminal (rich: done/total, rate, time left,
+    and how many were sent, deferred and failed); silent otherwise (the command prints one
+    summary line at the end)."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.bar = None  # made on the first report, when the total is known
+        self.task = None
+
+    def __call__(self, report) -> None:
+        if not self.enabled:
+            return
+        total = max(report.total, report.done, 1)
+        if self.bar is None:
+            self.bar, self.task = _rich_bar(self.stream, total)
+        self.bar.update(self.task, completed=report.done, total=total, sent=report.sent,
+                        deferred=report.deferred, failed=report.failed)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()  # draws the last state and ends the line
+            self.bar = None
+
+
+def _rich_bar(stream, total: int):
+    """A started rich.progress bar with one task on `stream`, redrawn 10 times a second."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.progress import Progress as Bar
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.0f}/s" if task.speed else "", style="progress.data.speed")
+
+    bar = Bar(BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+              TextColumn("sent {task.fields[sent]}  deferred {task.fields[deferred]}  "
+                         "failed {task.fields[failed]}"),
+              console=Console(file=stream), refresh_per_second=10,
+              redirect_stdout=False, redirect_stderr=False)
+    task = bar.add_task("send", total=total, sent=0, deferred=0, failed=0)
+    bar.start()
+    return bar, task
+
+
+def _progress_line(report) -> None:  # kept for callers of the old name
+    bar = Progress()
+    bar(report)
+    bar.close()
+
+
+def _delivery_summary(config: Config, report) -> str:
+    how = "written to " + config.delivery.outbox_dir if config.delivery_method == "outbox" \
+        else "sent"
+    line = f"{report.sent} {how}, {report.deferred} deferred, {report.failed} failed"
+    details = [f"{n} {what}" for n, what in ((report.bounced, "bounced"),
+                                             (report.cancelled, "cancelled: subscriber "
+                                                                "no longer active")) if n]
+    if details:
+        line += f" ({', '.join(details)})"
+    if report.stopped:
+        line += f"; stopped early: {report.stopped}"
+    return line

@@ -1,0 +1,135 @@
+"""Mail: `send`, `outbox` (list, retry, prune) and `doctor`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from ..errors import UsageError
+from .common import Progress, _config, _count, _days_ago, _delivery_summary, _print_json, _store
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from ..jobs import build_and_send, build_digests
+
+    config = _config(args)
+    with _store(config) as store:
+        if args.dry_run:
+            built = build_digests(config, store, force=args.now, dry_run=True)
+            for email, n in built.matches.items():
+                print(f"would send {email}: {_count(n, 'paper')}")
+            print(f"{built.digests} digests would be built ({built.papers_checked} papers "
+                  "checked); nothing queued or sent")
+            return 0
+        # building and sending overlap: the first digests go out while the rest render
+        progress = Progress()
+        try:
+            built, report = asyncio.run(build_and_send(config, store, force=args.now,
+                                                       progress=progress))
+        finally:
+            progress.close()
+    print(f"built {_count(built.digests, 'digest')} ({_count(built.papers_checked, 'paper')} "
+          "checked)"
+          + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
+             else "")
+          + (f"; {built.failed} could not be built (`digestd outbox --failed` says why)"
+             if built.failed else ""))
+    print(_delivery_summary(config, report))
+    return 1 if report.failed or report.stopped or built.failed else 0
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from ..deliver import owner_alive
+    from ..store import utcnow
+
+    config = _config(args)
+    with _store(config) as store:
+        waiting = store.outbox()
+        failed = store.outbox(status="failed") if args.failed or args.json else []
+        counts = store.digest_counts()
+    now = utcnow()
+
+    def state(r) -> str:
+        if r.status == "failed":
+            return "failed"
+        if r.claimed_by and r.claimed_until and r.claimed_until >= now:
+            alive = owner_alive(r.claimed_by)
+            return ("sending" if alive else "in flight when its sender died: resent next run")
+        if r.next_attempt_at and r.next_attempt_at > now:
+            return f"retry at {r.next_attempt_at} (attempt {r.attempts + 1})"
+        return "due now" if not r.attempts else f"due now (attempt {r.attempts + 1})"
+
+    rows = waiting + failed
+    if args.json:
+        _print_json([{"id": r.id, "recipient": r.recipient, "period": r.period,
+                      "papers": r.papers, "status": r.status, "state": state(r),
+                      "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
+                      "last_error": r.last_error, "message_id": r.message_id,
+                      "bytes": len(r.message)} for r in rows])
+        return 0
+    for r in rows[: args.limit] if args.limit else rows:
+        print(f"{r.id:>6} {r.recipient:<30} {r.period:<12} {r.papers:>3} papers  {state(r)}"
+              + (f"  last error: {r.last_error}" if r.last_error else ""))
+    shown = min(len(rows), args.limit) if args.limit else len(rows)
+    if shown < len(rows):
+        print(f"... {len(rows) - shown} more (--limit 0 shows all)")
+    print(f"{len(waiting)} waiting, {counts.get('failed', 0)} failed"
+          + ("" if args.failed else " (--failed lists them)")
+          + f", {counts.get('sent', 0)} sent in all")
+    return 0
+
+
+def cmd_outbox_prune(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if args.days is None:
+        args.days = config.store.keep_sent_days
+    before = _days_ago(args.days)
+    with _store(config) as store:
+        dropped = store.prune_sent(before)
+    print(f"dropped the message of {dropped} digests sent more than {args.days} days ago "
+          "(their history and sent marks stay)")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace) -> int:
+    from ..jobs import send_outbox
+
+    config = _config(args)
+    with _store(config) as store:
+        if args.id:
+            known = store.digest_statuses(args.id)
+            unknown = [str(i) for i in args.id if i not in known]
+            if unknown:
+                raise UsageError(f"no such id in the outbox: {', '.join(unknown)} "
+                                 "(`digestd outbox --failed` lists them)")
+            done = [str(i) for i in args.id if known[i] == "sent"]
+            if done:
+                print(f"already sent, not sent again: {', '.join(done)}")
+            failed = [str(i) for i in args.id if known[i] == "failed"]
+            if failed and not args.failed:
+                print(f"failed, left as they are (add --failed to try again): "
+                      f"{', '.join(failed)}")
+        n = store.retry_outbox(args.id or (), failed=args.failed)
+        print(f"{n} message{'s' if n != 1 else ''} due now", flush=True)
+        if args.no_send or not n:
+            return 0
+        progress = Progress()
+        try:
+            report = asyncio.run(send_outbox(config, store, progress=progress))
+        finally:
+            progress.close()
+    print(_delivery_summary(config, report))
+    return 1 if report.failed or report.stopped else 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ..doctor import run_checks
+
+    config = _config(args)
+    checks = asyncio.run(run_checks(config))
+    marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "info": "info"}
+    for c in checks:
+        print(f"{marks[c.status]}  {c.name:<22} {c.detail}")
+    failed = sum(1 for c in checks if c.status == "fail")
+    warned = sum(1 for c in checks if c.status == "warn")
+    print(f"{failed} failed, {warned} warnings")
+    return 1 if failed else 0

@@ -1,0 +1,77 @@
+"""Sources and papers: `poll`, `sources`, `papers`."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import date
+
+from ..errors import UsageError
+from .common import _config, _count, _print_json, _store
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from ..jobs import poll_sources
+
+    config = _config(args)
+    names = set(args.source) if args.source else None
+    with _store(config) as store:
+        reports = asyncio.run(poll_sources(config.sources, store, names=names))
+    print(f"{'source':<20} {'fetched':>7} {'new':>5} {'skipped':>7} {'took':>7}  status")
+    for r in reports:
+        status = f"error ({r.reason}): {r.error}" if r.error else (
+            "not modified" if r.not_modified else "ok")
+        print(f"{r.source:<20} {r.fetched:>7} {r.new:>5} {r.skipped:>7} {r.duration_s:>6.1f}s  "
+              f"{status}")
+    failed = sum(1 for r in reports if r.error)
+    print(f"{_count(len(reports), 'source')} polled, "
+          f"{_count(sum(r.new for r in reports), 'new paper')}, {failed} failed")
+    return 1 if failed else 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        states = {s.name: s for s in store.source_states()}
+    rows = []
+    for src in config.sources:
+        st = states.get(src.name)
+        rows.append({"name": src.name, "kind": src.kind, "enabled": src.enabled,
+                     "last_success": st.last_success if st else None,
+                     "last_error": st.last_error if st else None,
+                     "last_error_at": st.last_error_at if st else None,
+                     "consecutive_errors": st.consecutive_errors if st else 0,
+                     "papers_seen": st.papers_seen if st else 0})
+    if args.json:
+        _print_json(rows)
+        return 0
+    for r in rows:
+        health = "never polled" if not r["last_success"] and not r["last_error"] else (
+            f"{r['consecutive_errors']} consecutive errors, last: {r['last_error']}"
+            if r["consecutive_errors"] else "ok")
+        if not r["enabled"]:
+            health = f"disabled (enabled = false), {health}"
+        print(f"{r['name']:<20} {r['kind']:<10} last success {r['last_success'] or '-':<26} "
+              f"papers {r['papers_seen']:>6}  {health}")
+    return 0
+
+
+def cmd_papers(args: argparse.Namespace) -> int:
+    config = _config(args)
+    since = "0000"
+    if args.since:
+        try:
+            since = date.fromisoformat(args.since).isoformat()
+        except ValueError:
+            raise UsageError(f'--since must be a date as YYYY-MM-DD, got "{args.since}"') from None
+    with _store(config) as store:
+        papers = store.papers_since(since, with_aliases=True, limit=args.limit,
+                                    newest_first=True)
+    if args.json:
+        _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title, "source": p.source,
+                      "published": p.published, "url": p.url, "authors": list(p.authors),
+                      "categories": list(p.categories), "upvotes": p.upvotes} for p in papers])
+        return 0
+    for p in papers:
+        print(f"{p.id:<28} {p.published[:10]:<10} {p.source:<12} {p.title[:80]}")
+    print(_count(len(papers), "paper"))
+    return 0

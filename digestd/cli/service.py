@@ -1,0 +1,44 @@
+"""The services: `run` (the daemon) and `web` (only the web app)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from .common import _config, _store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..daemon import run
+
+    config = _config(args)
+    return run(config)
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the web app alone (subscribe, preferences, unsubscribe, /healthz, /metrics)."""
+    from ..web import create_app, serve_web
+
+    config = _config(args)
+    listen = args.listen or config.web.listen
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        ready = asyncio.Event()
+        with _store(config) as store:
+            app = create_app(config, store)
+            server = asyncio.ensure_future(serve_web(app, listen, ready=ready, stop=stop))
+            waiter = asyncio.ensure_future(ready.wait())
+            await asyncio.wait({server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if ready.is_set():
+                print(f"serving on {app.state.listening}; links in emails use "
+                      f"{config.web.base_url}. Ctrl-C stops.", file=sys.stderr, flush=True)
+            await server
+
+    asyncio.run(serve())
+    return 0

@@ -1,0 +1,240 @@
+"""Subscribers and their rules: `subscribers ...` and `rules ...`."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import (
+    Config,
+)
+from ..errors import DigestdError, RuleError, UsageError
+from .common import _config, _count, _days_ago, _print_json, _store
+
+
+def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    from ..rules import validate
+    from ..validators import EmailNotValidError, email_address
+
+    config = _config(args)
+    try:
+        email = email_address(args.email)  # as the web form checks it (no DNS lookup)
+    except EmailNotValidError as e:
+        raise UsageError(f'"{args.email}" is not a valid email address: {e}') from None
+    for n, rule in enumerate(args.rule, start=1):
+        try:
+            validate(rule)
+        except RuleError as e:  # say which one: there may be several --rule
+            raise RuleError(f'rule {n} "{rule}": {e}', e.column) from None
+    schedule = _schedule_args(args, config)
+    with _store(config) as store:
+        sub = store.add_subscriber(email, args.rule, name=args.name or "",
+                                   feed_only=args.feed_only, **schedule)
+    print(f"added {sub.email} (active{', feed only' if sub.feed_only else ''}) with "
+          f"{len(sub.rules)} rule(s)")
+    return 0
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WEEKDAYS_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
+    """--timezone/--send-at/--frequency/--weekday/--send-empty, checked like the config is."""
+    import re
+
+    from ..validators import is_time_zone
+
+    tz = args.timezone or config.digest.timezone
+    if not is_time_zone(tz):  # the rule of the config and the web form
+        raise UsageError(f'--timezone must be an IANA time zone name such as "Europe/Berlin" '
+                           f'(or "UTC"), as the web form offers them, got "{tz}"')
+    send_at = args.send_at or config.digest.send_at
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", send_at):
+        raise UsageError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
+    return {"timezone": tz, "send_at": send_at,
+            "frequency": args.frequency or config.digest.frequency,
+            "weekday": WEEKDAYS.index(args.weekday), "send_empty": args.send_empty}
+
+
+def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        subs = store.subscribers(args.status)
+    if args.json:
+        _print_json([{"email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
+                      "timezone": s.timezone, "send_at": s.send_at, "frequency": s.frequency,
+                      "weekday": WEEKDAYS[s.weekday], "send_empty": s.send_empty,
+                      "last_digest_at": s.last_digest_at, "bounces": s.bounces,
+                      "feed_only": s.feed_only} for s in subs])
+        return 0
+    for s in subs:
+        # a bouncing subscriber gets no digests until they subscribe again on the web
+        status = f"{s.status} ({s.bounces} hard bounces)" if s.status == "bouncing" else (
+            f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
+            else s.status)
+        status += " (feed only)" if s.feed_only else ""
+        when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
+        when += " +empty" if s.send_empty else ""
+        print(f"{s.email:<30} {status:<12} {when} {s.send_at} {s.timezone}  "
+              + " | ".join(s.rules))
+    print(_count(len(subs), "subscriber"))
+    bouncing = sum(1 for s in subs if s.status == "bouncing")
+    if bouncing:
+        print(f"{bouncing} bouncing: their server refused mail for the address; they get no "
+              "digests until they subscribe again")
+    return 0
+
+
+def cmd_subscribers_set(args: argparse.Namespace) -> int:
+    """Change a subscriber's schedule; what is not given stays as it is."""
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        merged = argparse.Namespace(
+            timezone=args.timezone or sub.timezone, send_at=args.send_at or sub.send_at,
+            frequency=args.frequency or sub.frequency,
+            weekday=args.weekday or WEEKDAYS[sub.weekday],
+            send_empty=sub.send_empty if args.send_empty is None else args.send_empty)
+        schedule = _schedule_args(merged, config)
+        store.update_preferences(sub.id, sub.rules, **schedule)
+    day = f" on {WEEKDAYS_LONG[schedule['weekday']]}" if schedule["frequency"] == "weekly" else ""
+    print(f"{sub.email}: {schedule['frequency']}{day} at {schedule['send_at']} "
+          f"{schedule['timezone']}, "
+          f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches")
+    return 0
+
+
+def _set_status(args: argparse.Namespace, status: str) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        if sub.status == status:
+            print(f"{sub.email} is already {status}")
+            return 0
+        if status == "active" and sub.status in ("unsubscribed", "pending") \
+                and not getattr(args, "force", False):
+            raise UsageError(f"{sub.email} is {sub.status}: resuming mails someone who did not "
+                             "ask (or no longer asks) for digests. Add --force if they asked "
+                             "you to; otherwise let them subscribe again on the web page.")
+        if status == "active":
+            store.resume_subscriber(sub.id)
+        else:
+            store.set_status(sub.id, status)
+    print(f"{sub.email}: {sub.status} -> {status} (rules and history kept)")
+    return 0
+
+
+def cmd_subscribers_pause(args: argparse.Namespace) -> int:
+    return _set_status(args, "paused")
+
+
+def cmd_subscribers_resume(args: argparse.Namespace) -> int:
+    return _set_status(args, "active")
+
+
+def cmd_subscribers_unsubscribe(args: argparse.Namespace) -> int:
+    return _set_status(args, "unsubscribed")
+
+
+def cmd_subscribers_remove(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        store.remove_subscriber(args.email)
+    print(f"removed {args.email} and their history")
+    return 0
+
+
+def _papers_from_file(path: str) -> list:
+    """Papers from a JSON array of objects (title, abstract, authors, categories, source)."""
+    from ..models import Paper
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        raise DigestdError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise DigestdError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    if not isinstance(data, list):
+        raise DigestdError(f"{path}: expected a JSON array of paper objects")
+    papers = []
+    for i, rec in enumerate(data):
+        if not isinstance(rec, dict) or not isinstance(rec.get("title"), str):
+            raise DigestdError(f"{path}: item {i} is not a paper object with a title")
+
+        def strings(value) -> tuple[str, ...]:
+            items = value if isinstance(value, list) else []
+            return tuple(x if isinstance(x, str) else str(x.get("name", "")) if isinstance(
+                x, dict) else str(x) for x in items)
+
+        papers.append(Paper(id=str(rec.get("id") or f"file:{i}"), title=rec["title"],
+                            abstract=rec.get("abstract") or "",
+                            authors=strings(rec.get("authors")),
+                            categories=strings(rec.get("categories")),
+                            source=str(rec.get("source") or ""), url=str(rec.get("url") or ""),
+                            published=str(rec.get("published") or "")))
+    return papers
+
+
+def cmd_rules_test(args: argparse.Namespace) -> int:
+    from ..match import match_rules
+    from ..rules import validate
+
+    validate(args.rule)
+    if args.papers:
+        papers, where = _papers_from_file(args.papers), args.papers
+    else:
+        config = _config(args)
+        since = _days_ago(args.days)
+        with _store(config) as store:
+            papers = store.papers_since(since)
+        where = f"papers stored in the last {args.days} days"
+    matches = match_rules([args.rule], papers)
+    if args.json:
+        _print_json([{"id": m.paper.id, "title": m.paper.title, "source": m.paper.source,
+                      "url": m.paper.url, "why": m.why,
+                      "hits": [{"field": h.field, "text": h.text}
+                               for r in m.rules for h in r.hits]} for m in matches])
+        return 0
+    for m in matches:
+        print(m.paper.title)
+        print(f"    matched: {', '.join(str(h) for r in m.rules for h in r.hits)}")
+    print(f"{len(matches)} of {len(papers)} {where} match {args.rule}")
+    return 0
+
+
+def cmd_rules_add(args: argparse.Namespace) -> int:
+    from ..rules import validate
+
+    validate(args.rule)
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        store.set_rules(sub.id, [*sub.rules, args.rule])
+    print(f"rule {len(sub.rules) + 1} added for {sub.email}: {args.rule}")
+    return 0
+
+
+def cmd_rules_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+    for i, rule in enumerate(sub.rules, 1):
+        print(f"{i:>3}  {rule}")
+    if not sub.rules:
+        print(f"{sub.email} has no rules: they get no digests")
+    return 0
+
+
+def cmd_rules_remove(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        sub = store.get_subscriber(args.email)
+        if not 1 <= args.n <= len(sub.rules):
+            raise DigestdError(f"{sub.email} has {len(sub.rules)} rule(s); "
+                               f"no rule {args.n} (see `digestd rules list {sub.email}`)")
+        rules = list(sub.rules)
+        removed = rules.pop(args.n - 1)
+        store.set_rules(sub.id, rules)
+    print(f"removed rule {args.n} of {sub.email}: {removed}")
+    return 0

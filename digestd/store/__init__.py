@@ -1,0 +1,18 @@
+"""The SQLite store: papers and their aliases, source state, subscribers, rules, the outbox.
+
+This is the only module that speaks SQL. Migrations are an ordered list of named
+steps; the schema version is the number of steps applied.
+
+The package: `schema` (the migrations), `records` (what the store returns), `files` (the file
+on disk and its failure modes), and one class per part of the data (`papers`, `subscribers`,
+`digests`, `web`), joined in `sqlite.Store`.
+"""
+
+from .files import SECRET_NAME, WHERE_THE_STORE_GOES
+from .records import ArchivedDigest, DeliveredPaper, OutboxRow, ScheduleMark, SourceState, utcnow
+from .schema import MIGRATIONS, SCHEMA_VERSION
+from .sqlite import Store
+
+__all__ = ["ArchivedDigest", "DeliveredPaper", "MIGRATIONS", "OutboxRow", "SCHEMA_VERSION",
+           "SECRET_NAME", "ScheduleMark", "SourceState", "Store", "WHERE_THE_STORE_GOES",
+           "utcnow"]

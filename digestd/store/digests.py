@@ -1,0 +1,355 @@
+"""The store's digests: the outbox, its claims, bounces and retries, and the archive
+(each digest's page, the list of past digests, the feed).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+
+from ..errors import NotFound
+from .records import PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, utcnow
+
+
+class DigestStore:
+    """Digests from queueing to sent (or failed), and the archive of what each held."""
+
+    # -- the outbox ----------------------------------------------------------------------------
+
+    def sent_among(self, paper_pks: Iterable[int]) -> dict[int, set[int]]:
+        """Subscriber id -> those of the given papers already sent (or queued) to them."""
+        pks = list(paper_pks)
+        out: dict[int, set[int]] = {}
+        for i in range(0, len(pks), 500):
+            chunk = pks[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for sid, pk in self.db.execute(
+                    f"SELECT subscriber_id, paper_pk FROM sent WHERE paper_pk IN ({marks})", chunk):
+                out.setdefault(sid, set()).add(pk)
+        return out
+
+    def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
+                     message: bytes, paper_pks: Sequence[int], whys: Sequence[str] = (),
+                     why_ids: Mapping[str, int] | None = None, checked: int | None = None,
+                     deliver: bool = True, now: str | None = None,
+                     slot_at: str | None = None, checked_through: str | None = None
+                     ) -> int | None:
+        """Put one digest in the outbox and mark its papers as sent, in one transaction;
+        with `slot_at`, also what mark_slot records (in the same statement).
+
+        `paper_pks` are all the digest's papers in the digest's order (those the email
+        leaves out too), `whys` why each matched, in the same order; both are kept for the
+        digest's web page and the feed (`why_ids`, from why_ids() in the same transaction,
+        saves looking the texts up digest by digest). `checked` is how many papers the
+        digest checked.
+        With `deliver` False (a feed-only subscriber) nothing is mailed: the row is stored
+        as sent at once, without a message.
+
+        Returns the digest id, or None when this subscriber already has a digest for
+        this period (so a rebuild after a crash cannot queue a second one); the slot is
+        not marked then.
+        """
+        now = now or utcnow()
+        with self.transaction() as db:
+            try:
+                if deliver:
+                    did = db.execute(
+                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                        "message_id, recipient, message, next_attempt_at, checked) "
+                        "VALUES (?,?,?,?,?,?,x'',?,?)",
+                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
+                         now, checked)).lastrowid
+                else:
+                    did = db.execute(
+                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                        "message_id, recipient, message, status, sent_at, checked) "
+                        "VALUES (?,?,?,?,?,?,x'','sent',?,?)",
+                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
+                         now, checked)).lastrowid
+            except sqlite3.IntegrityError:
+                return None
+            if deliver:
+                db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
+                           (did, message))
+            if whys and why_ids is None:
+                why_ids = self.why_ids(whys)
+            db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
+                           "position, why_id) VALUES (?,?,?,?,?)",
+                           [(subscriber_id, pk, did, i,
+                             why_ids[whys[i]] if why_ids is not None and i < len(whys) else None)
+                            for i, pk in enumerate(paper_pks)])
+            if slot_at is None:
+                db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
+                           (now, subscriber_id))
+            else:
+                db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._MARK_SLOT} "
+                           "WHERE id = ?", (now, slot_at, checked_through, subscriber_id))
+        return did
+
+    # -- the archive: each digest's page, the list of past digests, the feed -----------------
+
+    _ARCHIVED = "id, subscriber_id, period, created_at, papers, status, sent_at, checked"
+    # rows of queue_message (confirmation emails ...) are not digests
+    _NOT_WEB_MAIL = "NOT (papers = 0 AND period GLOB '[a-z]*-[0-9]*')"
+
+    def digest_of(self, subscriber_id: int, period: str) -> ArchivedDigest | None:
+        """The digest of `subscriber_id` for `period`, whatever its status; None if there is
+        none (never built, or its subscriber was deleted)."""
+        row = self.db.execute(f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? "
+                              f"AND period = ? AND {self._NOT_WEB_MAIL}",
+                              (subscriber_id, period)).fetchone()
+        return ArchivedDigest(*row) if row else None
+
+    def digest_archive(self, subscriber_id: int, *, limit: int = 20, offset: int = 0
+                       ) -> tuple[list[ArchivedDigest], int]:
+        """(a page of the subscriber's digests, newest first; how many there are in all)."""
+        rows = self.db.execute(
+            f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? AND "
+            f"{self._NOT_WEB_MAIL} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            (subscriber_id, int(limit), int(offset))).fetchall()
+        total = self.db.execute(f"SELECT count(*) FROM digests WHERE subscriber_id = ? AND "
+                                f"{self._NOT_WEB_MAIL}", (subscriber_id,)).fetchone()[0]
+        return [ArchivedDigest(*r) for r in rows], total
+
+    # sent is keyed by (subscriber, paper): these read a subscriber's marks in key order
+    # (CROSS JOIN keeps that loop outermost) rather than add an index every build must fill
+    _DELIVERED = (f"SELECT {PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
+                  "d.sent_at FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
+                  "JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON w.id = s.why_id "
+                  "WHERE s.subscriber_id = ? ")
+
+    def _delivered(self, row: Sequence) -> DeliveredPaper:
+        return DeliveredPaper(self._paper(row), *row[12:])
+
+    def digest_papers(self, digest: ArchivedDigest) -> list[DeliveredPaper]:
+        """Every paper of `digest`, in the digest's order (best first), with why it matched.
+        Read from the sent marks, so it works after the stored message was pruned."""
+        return [self._delivered(r) for r in self.db.execute(
+            self._DELIVERED + "AND s.digest_id = ? ORDER BY s.position IS NULL, s.position, "
+            "p.pk", (digest.subscriber_id, digest.id))]
+
+    def feed_entries(self, subscriber_id: int, *, since: str, limit: int = 500
+                     ) -> list[DeliveredPaper]:
+        """The papers of the subscriber's digests delivered (status sent) at or after `since`
+        (ISO time), newest digest first and each digest in its order; at most `limit`."""
+        return [self._delivered(r) for r in self.db.execute(
+            self._DELIVERED + "AND d.status = 'sent' AND d.sent_at >= ? ORDER BY d.sent_at "
+            "DESC, d.id DESC, s.position IS NULL, s.position, p.pk LIMIT ?",
+            (subscriber_id, since, int(limit)))]
+
+    def feed_validators(self, subscriber_id: int) -> tuple[int, int, str | None] | None:
+        """(link generation, digests delivered, when the last one was) for the feed's ETag
+        and Last-Modified, from one index; None when there is no such subscriber."""
+        return self.db.execute(
+            "SELECT link_gen, (SELECT count(*) FROM digests WHERE subscriber_id = s.id AND "
+            "status = 'sent'), (SELECT max(sent_at) FROM digests WHERE subscriber_id = s.id "
+            "AND status = 'sent') FROM subscribers s WHERE s.id = ?",
+            (subscriber_id,)).fetchone()
+
+    def reset_links(self, subscriber_id: int) -> int:
+        """Retire the subscriber's /p/ and /f/ links (a new link generation); returns it."""
+        with self.transaction() as db:
+            db.execute("UPDATE subscribers SET link_gen = link_gen + 1 WHERE id = ?",
+                       (subscriber_id,))
+            row = db.execute("SELECT link_gen FROM subscribers WHERE id = ?",
+                             (subscriber_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no subscriber {subscriber_id}")
+        return row[0]
+
+    def why_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """Text -> its number in the whys table, adding the texts not there yet. Call it in
+        the transaction that uses the numbers (a build's batch): a rolled-back number may be
+        given to another text later."""
+        unique = list(dict.fromkeys(texts))
+        out: dict[str, int] = {}
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO whys (text) VALUES (?)", [(t,) for t in unique])
+            for i in range(0, len(unique), 500):
+                chunk = unique[i:i + 500]
+                out.update(db.execute(f"SELECT text, id FROM whys WHERE text IN "
+                                      f"({','.join('?' * len(chunk))})", chunk))
+        return out
+
+    def record_build_failure(self, subscriber_id: int, period: str, *, recipient: str,
+                             error: str, papers: int, now: str | None = None,
+                             slot_at: str | None = None) -> int | None:
+        """Record a digest that could not be built or rendered: an outbox row in state
+        failed with the reason and no message (message_id ''), so `digestd outbox --failed`
+        and /metrics show it. Its papers are not marked sent and the subscriber's papers stay
+        unchecked, so the next digest that builds carries them; with `slot_at` the slot is
+        marked handled, so a broken digest is not tried again every minute.
+
+        Returns the row id, or None when the subscriber has a digest for this period.
+        """
+        now = now or utcnow()
+        with self.transaction() as db:
+            try:
+                did = db.execute(
+                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                    "recipient, message, status, last_error) VALUES (?,?,?,?,'',?,x'','failed',?)",
+                    (subscriber_id, period, now, papers, recipient, error[:500])).lastrowid
+            except sqlite3.IntegrityError:
+                return None
+            if slot_at is not None:
+                db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
+                           (slot_at, None, subscriber_id))
+        return did
+
+    def has_digest(self, subscriber_id: int, period: str) -> bool:
+        return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",
+                               (subscriber_id, period)).fetchone() is not None
+
+    # the message is read from digest_bodies (see the "message_bodies" migration)
+    _OUTBOX_COLUMNS = ("id, subscriber_id, period, recipient, message_id, coalesce((SELECT "
+                       "b.message FROM digest_bodies b WHERE b.digest_id = digests.id), message), "
+                       "status, attempts, next_attempt_at, last_error, papers, claimed_by, "
+                       "claimed_until")
+
+    def outbox(self, *, due_before: str | None = None, status: str = "queued",
+               limit: int | None = None) -> list[OutboxRow]:
+        """Digests waiting to be sent (`due_before`: only those whose next attempt is due)."""
+        sql = f"SELECT {self._OUTBOX_COLUMNS} FROM digests WHERE status = ?"
+        args: list = [status]
+        if due_before:
+            sql += " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            args.append(due_before)
+        sql += " ORDER BY id"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [OutboxRow(*r) for r in self.db.execute(sql, args)]
+
+    def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
+        self.mark_sent_many([(digest_id, now or utcnow())])
+
+    def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
+        """(digest id, sent at) pairs, in one transaction; rows already marked stay as they
+        are, so a mark written twice (a sent journal replayed, see deliver.py) is harmless.
+        The bounce count is reset by a trigger. Returns the rows newly marked."""
+        with self.transaction() as db:
+            return db.executemany(
+                "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
+                "last_error = NULL, claimed_by = NULL, claimed_until = NULL "
+                "WHERE id = ? AND status = 'queued'", [(at, did) for did, at in marks]).rowcount
+
+    def mark_deferred(self, digest_id: int, error: str, next_attempt_at: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE digests SET attempts = attempts + 1, last_error = ?, "
+                       "next_attempt_at = ?, claimed_by = NULL, claimed_until = NULL "
+                       "WHERE id = ?", (error, next_attempt_at, digest_id))
+
+    def mark_failed(self, digest_id: int, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
+                       "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                       (error, digest_id))
+
+    def prune_sent(self, before: str, *, chunk: int = 1000) -> int:
+        """Drop the message bytes of digests sent before `before` (ISO time). The rows and
+        the sent marks stay, so nothing is ever sent twice; the freed pages are reused.
+        `chunk` messages per transaction: a sender or build waits for one chunk at most."""
+        dropped = 0
+        while True:
+            with self.transaction() as db:
+                # driven by digest_bodies, which holds only the messages not yet dropped
+                n = db.execute(
+                    "DELETE FROM digest_bodies WHERE digest_id IN (SELECT b.digest_id FROM "
+                    "digest_bodies b JOIN digests d ON d.id = b.digest_id WHERE "
+                    "d.status = 'sent' AND d.sent_at < ? LIMIT ?)", (before, chunk)).rowcount
+            dropped += n
+            if n < chunk:
+                return dropped
+
+    def digest_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
+
+    # -- the outbox: claims, bounces and retries (used by deliver.py) ---------------------------
+
+    def claim_outbox(self, owner: str, *, limit: int, lease_s: float,
+                     now: datetime | None = None) -> tuple[list[OutboxRow], int]:
+        """Claim up to `limit` due rows nobody holds for `owner`, the longest due first.
+
+        Digests (not confirmation mails) of subscribers who are no longer active are
+        cancelled instead of claimed: status failed, with the reason. Returns the claimed
+        rows and the number cancelled.
+        """
+        now = now or datetime.now(timezone.utc)
+        stamp = now.isoformat(timespec="seconds")
+        until = datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
+            timespec="seconds")
+        with self.transaction() as db:
+            found = db.execute(
+                "SELECT d.id, s.status, d.papers = 0 AND d.period GLOB '[a-z]*-[0-9]*' "
+                "FROM digests d JOIN subscribers s ON s.id = d.subscriber_id "
+                "WHERE d.status = 'queued' AND d.next_attempt_at <= ? "
+                "AND (d.claimed_until IS NULL OR d.claimed_until < ?) "
+                "ORDER BY d.next_attempt_at, d.id LIMIT ?", (stamp, stamp, limit)).fetchall()
+            cancel = [(f"not sent: the subscriber is {status}", did)
+                      for did, status, web_mail in found if status != "active" and not web_mail]
+            db.executemany("UPDATE digests SET status = 'failed', last_error = ? WHERE id = ?",
+                           cancel)
+            ids = [did for did, status, web_mail in found if status == "active" or web_mail]
+            if not ids:
+                return [], len(cancel)
+            marks = ",".join("?" * len(ids))
+            db.execute(f"UPDATE digests SET claimed_by = ?, claimed_until = ? "
+                       f"WHERE id IN ({marks})", (owner, until, *ids))
+            rows = [OutboxRow(*r) for r in db.execute(
+                f"SELECT {self._OUTBOX_COLUMNS} FROM digests WHERE id IN ({marks}) "
+                "ORDER BY next_attempt_at, id", ids)]
+        return rows, len(cancel)
+
+    def release_claims(self, owner: str) -> int:
+        """Hand back what `owner` claimed and did not finish (nothing is counted as tried)."""
+        with self.transaction() as db:
+            return db.execute("UPDATE digests SET claimed_by = NULL, claimed_until = NULL "
+                              "WHERE claimed_by = ?", (owner,)).rowcount
+
+    def outbox_claimants(self) -> dict[str, int]:
+        """Owner -> rows it holds, for the rows claimed right now (live or stale)."""
+        return dict(self.db.execute(
+            "SELECT claimed_by, count(*) FROM digests WHERE claimed_by IS NOT NULL "
+            "GROUP BY claimed_by"))
+
+    def count_due(self, *, now: str | None = None) -> int:
+        return self.db.execute("SELECT count(*) FROM digests WHERE status = 'queued' AND "
+                               "next_attempt_at <= ?", (now or utcnow(),)).fetchone()[0]
+
+    def record_bounce(self, digest_id: int, error: str, *, threshold: int) -> bool:
+        """A hard bounce (5xx for the recipient): the message failed, the subscriber's count
+        of bounces in a row goes up, and at `threshold` an active subscriber becomes
+        bouncing and gets no more digests. True when this bounce made them bouncing."""
+        with self.transaction() as db:
+            row = db.execute("SELECT subscriber_id FROM digests WHERE id = ?",
+                             (digest_id,)).fetchone()
+            db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
+                       "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                       (error, digest_id))
+            if row is None:
+                return False
+            db.execute("UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?", (row[0],))
+            return db.execute("UPDATE subscribers SET status = 'bouncing' WHERE id = ? AND "
+                              "status = 'active' AND bounces >= ?",
+                              (row[0], threshold)).rowcount == 1
+
+    def digest_statuses(self, ids: Sequence[int]) -> dict[int, str]:
+        """Digest id -> its status (queued, sent, failed), for those of `ids` that exist."""
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, status FROM digests WHERE id IN ({marks})",
+                                    [int(i) for i in ids])) if ids else {}
+
+    def retry_outbox(self, ids: Sequence[int] = (), *, failed: bool = False,
+                     now: str | None = None) -> int:
+        """Make queued rows (and with `failed`, failed ones, attempts reset) due now.
+        `ids` limits it to those rows. Returns how many rows changed."""
+        now = now or utcnow()
+        where = f" AND id IN ({','.join(str(int(i)) for i in ids)})" if ids else ""
+        with self.transaction() as db:
+            n = db.execute("UPDATE digests SET next_attempt_at = ? WHERE status = 'queued'"
+                           + where, (now,)).rowcount
+            if failed:  # a digest that was never built has no message to send
+                n += db.execute("UPDATE digests SET status = 'queued', attempts = 0, "
+                                "next_attempt_at = ? WHERE status = 'failed' "
+                                "AND message_id != ''" + where, (now,)).rowcount
+        return n

@@ -1,0 +1,178 @@
+"""The store's papers, their aliases, and the state of each source."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from ..identity import conflicting, strong_kind, title_key
+from ..models import Paper
+from .records import PAPER_COLUMNS, SourceState, _names, utcnow
+
+log = logging.getLogger("digestd.store")
+
+
+class PaperStore:
+    """Papers seen once, ever (with their aliases), and each source's poll state."""
+
+    # -- papers --------------------------------------------------------------------------------
+
+    def add_papers(self, papers: Iterable[Paper], *, now: str | None = None) -> list[Paper]:
+        """Store papers never seen under any of their ids; return only those, in order.
+
+        A paper known by one of its strong ids (arXiv id, DOI, guid of its feed) is not
+        new. One known only by a weak id (its link, its normalized title) is the same paper
+        unless the two disagree on a strong id (two DOIs, two arXiv ids, two guids of one
+        feed: identity.conflicting). A paper met again has its new aliases recorded and its
+        upvotes and version refreshed, so the next source meets it in the same row. Every
+        merge is logged at debug with the id that matched.
+        """
+        now = now or utcnow()
+        new: list[Paper] = []
+        with self.transaction() as db:
+            for paper in papers:
+                ids = list(dict.fromkeys(paper.ids))
+                key = title_key(paper.title)
+                if key and key not in ids:
+                    ids.append(key)
+                marks = ",".join("?" * len(ids))
+                found = dict(db.execute(f"SELECT alias, paper_pk FROM paper_ids "
+                                        f"WHERE alias IN ({marks})", ids).fetchall())
+                pk = self._same_paper(db, paper, ids, found) if found else None
+                if pk is not None:
+                    if paper.upvotes is not None or paper.version is not None:
+                        db.execute("UPDATE papers SET upvotes = coalesce(?, upvotes), "
+                                   "version = max(coalesce(version, 0), coalesce(?, 0)) "
+                                   "WHERE pk = ?", (paper.upvotes, paper.version, pk))
+                else:
+                    if paper.id in found:  # its canonical id names another paper (a conflict)
+                        free = [i for i in ids if i not in found and not i.startswith("title:")]
+                        if not free:
+                            free = [f"{paper.id}#{hashlib.sha256(paper.title.encode()).hexdigest()[:12]}"]
+                        paper = replace(paper, id=free[0])
+                    pk = db.execute(
+                        "INSERT INTO papers (id, title, abstract, authors, categories, source, "
+                        "url, pdf_url, published, upvotes, version, first_seen) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (paper.id, paper.title, paper.abstract, _names(paper.authors),
+                         _names(paper.categories), paper.source, paper.url, paper.pdf_url,
+                         paper.published, paper.upvotes, paper.version, now)).lastrowid
+                    new.append(paper)
+                db.executemany("INSERT OR IGNORE INTO paper_ids (alias, paper_pk) VALUES (?, ?)",
+                               [(alias, pk) for alias in ids])
+        return new
+
+    @staticmethod
+    def _same_paper(db: sqlite3.Connection, paper: Paper, ids: list[str],
+                    found: dict[str, int]) -> int | None:
+        """The row of the stored paper that `paper` is, among those its ids `found`, or None.
+
+        Candidates met by a strong id come first; any candidate that disagrees with the
+        paper on a strong id of another kind (the same guid, another DOI) is another paper.
+        """
+        order = sorted((alias for alias in ids if alias in found),
+                       key=lambda alias: strong_kind(alias) is None)
+        tried: set[int] = set()
+        for alias in order:
+            pk = found[alias]
+            if pk in tried:
+                continue
+            tried.add(pk)
+            theirs = [r[0] for r in db.execute("SELECT alias FROM paper_ids WHERE paper_pk = ?",
+                                               (pk,))]
+            clash = conflicting(ids, theirs)
+            if clash:
+                log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
+                          paper.id, paper.source, pk, alias, clash)
+                continue
+            log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source, pk,
+                      alias)
+            return pk
+        return None
+
+    _PAPER_COLUMNS = PAPER_COLUMNS
+
+    def _paper(self, row: Sequence, aliases: Sequence[str] = ()) -> Paper:
+        return Paper(id=row[1], title=row[2], abstract=row[3],
+                     authors=tuple(json.loads(row[4])), categories=tuple(json.loads(row[5])),
+                     source=row[6], url=row[7], pdf_url=row[8], published=row[9],
+                     upvotes=row[10], version=row[11],
+                     aliases=tuple(a for a in aliases if a != row[1]))
+
+    def papers_since(self, since: str, *, with_aliases: bool = False,
+                     limit: int | None = None, newest_first: bool = False) -> list[Paper]:
+        """Papers first seen at or after `since` (ISO timestamp), oldest first (or, with
+        `newest_first`, the most recently seen first, so `limit` keeps the newest)."""
+        order = "DESC" if newest_first else ""
+        sql = (f"SELECT {self._PAPER_COLUMNS} FROM papers p WHERE p.first_seen >= ? "
+               f"ORDER BY p.first_seen {order}, p.pk {order}")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        rows = self.db.execute(sql, (since,)).fetchall()
+        if not with_aliases:
+            return [self._paper(r) for r in rows]
+        aliases: dict[int, list[str]] = {}
+        for alias, pk in self.db.execute(
+                "SELECT i.alias, i.paper_pk FROM paper_ids i JOIN papers p ON p.pk = i.paper_pk "
+                "WHERE p.first_seen >= ? ORDER BY i.alias", (since,)):
+            aliases.setdefault(pk, []).append(alias)
+        return [self._paper(r, aliases.get(r[0], ())) for r in rows]
+
+    def first_seen_since(self, since: str) -> list[str]:
+        """The first-seen times of `papers_since(since)`, in the same order."""
+        return [r[0] for r in self.db.execute(
+            "SELECT first_seen FROM papers WHERE first_seen >= ? ORDER BY first_seen, pk",
+            (since,))]
+
+    def paper_pks(self, ids: Iterable[str]) -> dict[str, int]:
+        """Canonical id -> row key, for the given canonical ids."""
+        ids = list(ids)
+        out: dict[str, int] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})", chunk))
+        return out
+
+    def count_subscribers(self, status: str = "active") -> int:
+        return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?",
+                               (status,)).fetchone()[0]
+
+    def count_papers(self) -> int:
+        return self.db.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+    # -- sources -------------------------------------------------------------------------------
+
+    def source_state(self, name: str) -> SourceState:
+        row = self.db.execute("SELECT * FROM source_state WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return SourceState(name=name)
+        return SourceState(*row)
+
+    def source_states(self) -> list[SourceState]:
+        return [SourceState(*r) for r in
+                self.db.execute("SELECT * FROM source_state ORDER BY name")]
+
+    def record_poll(self, name: str, *, ok: bool, new: int = 0, error: str | None = None,
+                    etag: str | None = None, last_modified: str | None = None,
+                    cursor: str | None = None, now: str | None = None) -> None:
+        """Remember the outcome of one poll: conditional-GET validators on success, the
+        error and the consecutive-error count on failure."""
+        now = now or utcnow()
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO source_state (name) VALUES (?)", (name,))
+            if ok:
+                db.execute("UPDATE source_state SET etag = ?, last_modified = ?, "
+                           "cursor = coalesce(?, cursor), last_poll = ?, last_success = ?, "
+                           "consecutive_errors = 0, polls = polls + 1, "
+                           "papers_seen = papers_seen + ? WHERE name = ?",
+                           (etag, last_modified, cursor, now, now, new, name))
+            else:
+                db.execute("UPDATE source_state SET last_poll = ?, last_error = ?, "
+                           "last_error_at = ?, consecutive_errors = consecutive_errors + 1, "
+                           "errors_total = errors_total + 1, polls = polls + 1 WHERE name = ?",
+                           (now, error, now, name))

@@ -1,0 +1,91 @@
+"""What the store hands back: plain frozen records, and the helpers its writers share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from ..models import Paper
+
+# a paper's columns, in the order PaperStore._paper reads them
+PAPER_COLUMNS = ("p.pk, p.id, p.title, p.abstract, p.authors, p.categories, p.source, "
+                 "p.url, p.pdf_url, p.published, p.upvotes, p.version")
+
+
+def _names(values: Sequence) -> str:
+    """A JSON list of strings: what is not a string (None, a number from a store written
+    by hand or a bug) is left out or made a string, so matching never meets it."""
+    return json.dumps([v if isinstance(v, str) else str(v) for v in values if v is not None])
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class SourceState:
+    name: str
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: str | None = None
+    last_poll: str | None = None
+    last_success: str | None = None
+    last_error: str | None = None
+    last_error_at: str | None = None
+    consecutive_errors: int = 0
+    errors_total: int = 0
+    polls: int = 0
+    papers_seen: int = 0
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    subscriber_id: int
+    period: str
+    recipient: str
+    message_id: str
+    message: bytes
+    status: str
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    papers: int
+    claimed_by: str | None = None
+    claimed_until: str | None = None
+
+
+@dataclass(frozen=True)
+class ArchivedDigest:
+    """One digest (or "nothing matched" note) as its page and the archive list show it."""
+
+    id: int
+    subscriber_id: int
+    period: str
+    created_at: str  # ISO time it was built
+    papers: int  # papers it matched, those the email left out included
+    status: str  # queued, sent or failed (see the outbox)
+    sent_at: str | None
+    checked: int | None  # papers it checked; None for digests built before digest pages
+
+
+@dataclass(frozen=True)
+class DeliveredPaper:
+    """One paper of a digest, for the digest's page and the feed."""
+
+    paper: Paper
+    why: str  # the rules' hits, as the digest said; "" for digests built before digest pages
+    position: int | None  # 0-based place in the digest's order
+    digest_id: int
+    period: str
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleMark:
+    """What the scheduler remembers per subscriber (see schedule.py)."""
+
+    last_slot_at: str | None = None  # the last scheduled send time handled, UTC
+    last_checked_at: str | None = None  # papers first seen before this were matched already

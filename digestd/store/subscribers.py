@@ -1,0 +1,130 @@
+"""The store's subscribers, their rules, and what the scheduler remembers of each."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from ..errors import NotFound, StoreError
+from ..models import Subscriber
+from .records import ScheduleMark, utcnow
+
+
+class SubscriberStore:
+    """Subscribers, their rules and schedule marks."""
+
+    # -- subscribers ---------------------------------------------------------------------------
+
+    _SUB_COLUMNS = ("id, email, status, name, timezone, send_at, frequency, weekday, send_empty, "
+                    "created_at, last_digest_at, bounces, feed_only, link_gen")
+
+    def _subscriber(self, row: Sequence, rules: Sequence[str]) -> Subscriber:
+        (id_, email, status, name, tz, send_at, frequency, weekday, send_empty, created_at,
+         last_digest_at, bounces, feed_only, link_gen) = row
+        return Subscriber(id=id_, email=email, status=status, rules=tuple(rules), name=name,
+                          timezone=tz, send_at=send_at, frequency=frequency, weekday=weekday,
+                          send_empty=bool(send_empty), created_at=created_at,
+                          last_digest_at=last_digest_at, bounces=bounces,
+                          feed_only=bool(feed_only), link_gen=link_gen)
+
+    def _rules_of(self, ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+        rules: dict[int, list[str]] = {}
+        sql = "SELECT subscriber_id, text FROM rules"
+        if ids is not None:
+            sql += f" WHERE subscriber_id IN ({','.join(str(int(i)) for i in ids) or 'NULL'})"
+        for sid, text in self.db.execute(sql + " ORDER BY subscriber_id, position"):
+            rules.setdefault(sid, []).append(text)
+        return rules
+
+    def add_subscriber(self, email: str, rules: Sequence[str] = (), *, status: str = "active",
+                       name: str = "", timezone: str = "UTC", send_at: str = "07:00",
+                       frequency: str = "daily", weekday: int = 0, send_empty: bool = False,
+                       feed_only: bool = False, now: str | None = None) -> Subscriber:
+        now = now or utcnow()
+        with self.transaction() as db:
+            try:
+                # the id is past every id ever used (id_high_water): links signed for a
+                # deleted subscriber must never reach a new one
+                sid = db.execute(
+                    "INSERT INTO subscribers (id, email, status, name, timezone, send_at, "
+                    "frequency, weekday, send_empty, created_at, confirmed_at, feed_only) VALUES "
+                    "((SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), coalesce("
+                    "(SELECT value FROM id_high_water WHERE name = 'subscribers'), 0)) + 1),"
+                    "?,?,?,?,?,?,?,?,?,?,?)",
+                    (email, status, name, timezone, send_at, frequency, weekday, int(send_empty),
+                     now, now if status == "active" else None, int(feed_only))).lastrowid
+            except sqlite3.IntegrityError:
+                raise StoreError(f"subscriber {email} exists already") from None
+            db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
+                           [(sid, i, r) for i, r in enumerate(rules)])
+        return self.get_subscriber(email)
+
+    def get_subscriber(self, email_or_id: str | int) -> Subscriber:
+        column = "id" if isinstance(email_or_id, int) else "email"
+        row = self.db.execute(f"SELECT {self._SUB_COLUMNS} FROM subscribers WHERE {column} = ?",
+                              (email_or_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no subscriber {email_or_id}")
+        return self._subscriber(row, self._rules_of([row[0]]).get(row[0], []))
+
+    def subscribers(self, status: str | None = None) -> list[Subscriber]:
+        sql = f"SELECT {self._SUB_COLUMNS} FROM subscribers"
+        args: tuple = ()
+        if status:
+            sql, args = sql + " WHERE status = ?", (status,)
+        rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
+        rules = self._rules_of()
+        return [self._subscriber(r, rules.get(r[0], [])) for r in rows]
+
+    def remove_subscriber(self, email: str) -> None:
+        with self.transaction() as db:
+            if db.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount == 0:
+                raise NotFound(f"no subscriber {email}")
+
+    def set_status(self, subscriber_id: int, status: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE subscribers SET status = ? WHERE id = ?", (status, subscriber_id))
+
+    def set_rules(self, subscriber_id: int, rules: Sequence[str]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM rules WHERE subscriber_id = ?", (subscriber_id,))
+            db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
+                           [(subscriber_id, i, r) for i, r in enumerate(rules)])
+
+    def active_rules(self) -> dict[int, list[str]]:
+        """Subscriber id -> rules, for every active subscriber with at least one rule."""
+        rows = self.db.execute(
+            "SELECT r.subscriber_id, r.text FROM rules r JOIN subscribers s "
+            "ON s.id = r.subscriber_id WHERE s.status = 'active' "
+            "ORDER BY r.subscriber_id, r.position")
+        out: dict[int, list[str]] = {}
+        for sid, text in rows:
+            out.setdefault(sid, []).append(text)
+        return out
+
+    # -- the schedule: which slot each subscriber had last -------------------------------------
+
+    def schedule_fingerprint(self) -> str:
+        """A number that changes whenever something that decides when digests are due
+        changes: a subscriber added or removed, a schedule or status changed, a rule added,
+        changed or removed (the "schedule_version" migration's triggers). One row read."""
+        row = self.db.execute("SELECT value FROM schedule_version").fetchone()
+        return str(row[0] if row else 0)
+
+    def schedule_marks(self) -> dict[int, ScheduleMark]:
+        """Subscriber id -> the last slot handled and how far their papers were checked."""
+        return {sid: ScheduleMark(slot, checked) for sid, slot, checked in self.db.execute(
+            "SELECT id, last_slot_at, last_checked_at FROM subscribers")}
+
+    def mark_slot(self, subscriber_id: int, slot_at: str, *,
+                  checked_through: str | None = None) -> None:
+        """Remember that the slot at `slot_at` was handled (sent, empty or merged into the
+        next one), and, if given, that papers up to `checked_through` were matched."""
+        with self.transaction() as db:
+            db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
+                       (slot_at, checked_through, subscriber_id))
+
+    # max(): a slot handled once never becomes due again, whatever the order of calls
+    _MARK_SLOT = ("last_slot_at = max(coalesce(last_slot_at, ''), ?), "
+                  "last_checked_at = nullif(max(coalesce(last_checked_at, ''), "
+                  "coalesce(?, '')), '')")
