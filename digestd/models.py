@@ -52,6 +52,8 @@ class Subscriber:
     bounces: int = 0
     feed_only: bool = False  # matches fill the feed and the archive; no email is sent
     link_gen: int = 0  # signed into /p/, /f/ and /u/ links; "reset my links" raises it
+    recommend: int = 0  # "also recommended" papers beyond the rules per digest, 0..10
+    min_score: float | None = None  # rule matches less similar than this are left out
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,3 +85,22 @@ def test_no_config_file_is_said(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
     assert main(["subscribers", "list"]) == 0
     assert "no config file" in capsys.readouterr().err
+
+
+def test_set_chooses_recommendations_and_the_threshold(site, capsys):
+    config, db = site
+    assert main(["subscribers", "set", "a@example.org", "--recommend", "3", "--min-score",
+                 "0.05", "-c", str(config)]) == 0
+    assert "3 recommendations beyond the rules" in capsys.readouterr().out
+    assert main(["subscribers", "set", "a@example.org", "--send-at", "09:00",
+                 "-c", str(config)]) == 0  # what is not given stays
+    with Store(db) as store:
+        sub = store.get_subscriber("a@example.org")
+    assert (sub.recommend, sub.min_score, sub.send_at) == (3, 0.05, "09:00")
+    assert main(["subscribers", "set", "a@example.org", "--min-score", "2",
+                 "-c", str(config)]) == 2
+    assert "--min-score must be a similarity from 0 to 1" in capsys.readouterr().err
+    assert main(["subscribers", "set", "a@example.org", "--min-score", "off",
+                 "-c", str(config)]) == 0
+    with Store(db) as store:
+        assert store.get_subscriber("a@example.org").min_score is None

@@ -525,6 +525,32 @@ async def test_preference_edits_persist(site):
         assert r.status_code == 303 and site.status("ada@example.org") == "active"
 
 
+async def test_relevance_settings_are_chosen_on_the_preferences_page(site):
+    async with site.client() as client:
+        prefs = await subscribed(site, client)
+        page = await client.get(prefs)
+        assert 'name="recommend"' in page.text and 'name="min_score"' in page.text
+        token = csrf_of(page.text)
+        base = {"csrf": token, "rule": ["diffusion"], "send_at": "07:00", "timezone": "UTC",
+                "frequency": "daily", "weekday": "0", "action": "save"}
+        r = await client.post(prefs, data={**base, "recommend": "4", "min_score": "0.05"})
+        assert r.status_code == 303
+        sub = site.store.get_subscriber("ada@example.org")
+        assert (sub.recommend, sub.min_score) == (4, 0.05)
+        page = await client.get(prefs)
+        assert '<option value="4" selected>' in page.text
+        assert '<option value="0.05" selected>' in page.text
+        # a value the form does not offer changes nothing and says why
+        for bad in ({"recommend": "11"}, {"recommend": "x"}, {"min_score": "0.5"}):
+            r = await client.post(prefs, data={**base, "recommend": "1", **bad})
+            assert r.status_code == 400 and 'class="error"' in r.text, bad
+        assert (site.store.get_subscriber("ada@example.org").recommend) == 4
+        # "keep every match" turns the threshold off
+        r = await client.post(prefs, data={**base, "recommend": "0", "min_score": ""})
+        sub = site.store.get_subscriber("ada@example.org")
+        assert r.status_code == 303 and (sub.recommend, sub.min_score) == (0, None)
+
+
 async def test_preference_forms_need_the_csrf_token_and_cookie(site):
     async with site.client() as client:
         prefs = await subscribed(site, client)

@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send-empty", action=argparse.BooleanOptionalAction, default=None,
                    help='send a short "nothing matched" note on days without matches '
                         "(--no-send-empty: no email on such days)")
+    p.add_argument("--recommend", type=int, choices=range(11), metavar="N",
+                   help='up to N (0 to 10) "also recommended" papers a digest that matched no '
+                        "rule but are most like the subscriber's seeds and liked papers "
+                        "(default 0: none)")
+    p.add_argument("--min-score", metavar="S",
+                   help="leave out rule matches whose similarity to the seeds and liked papers "
+                        "is below S (0 to 1, e.g. 0.05; the digest says how many it left out), "
+                        'or "off" (the default) to keep every match')
     for name, func, what in (
             ("pause", cmd_subscribers_pause, "stop sending digests for now (rules and "
              "history kept; resume undoes it)"),

@@ -5,9 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..config import (
-    Config,
-)
+from ..config import Config
 from ..errors import DigestdError, RuleError, UsageError
 from .common import _config, _count, _days_ago, _print_json, _store
 
@@ -66,7 +64,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "timezone": s.timezone, "send_at": s.send_at, "frequency": s.frequency,
                       "weekday": WEEKDAYS[s.weekday], "send_empty": s.send_empty,
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces,
-                      "feed_only": s.feed_only} for s in subs])
+                      "feed_only": s.feed_only, "recommend": s.recommend,
+                      "min_score": s.min_score} for s in subs])
         return 0
     for s in subs:
         # a bouncing subscriber gets no digests until they subscribe again on the web
@@ -98,11 +97,34 @@ def cmd_subscribers_set(args: argparse.Namespace) -> int:
             send_empty=sub.send_empty if args.send_empty is None else args.send_empty)
         schedule = _schedule_args(merged, config)
         store.update_preferences(sub.id, sub.rules, **schedule)
+        min_score = _min_score(args.min_score)
+        store.set_relevance(sub.id, recommend=args.recommend,
+                            min_score=None if min_score == "off" else min_score,
+                            clear_min_score=min_score == "off")
+        sub = store.get_subscriber(sub.id)
     day = f" on {WEEKDAYS_LONG[schedule['weekday']]}" if schedule["frequency"] == "weekly" else ""
     print(f"{sub.email}: {schedule['frequency']}{day} at {schedule['send_at']} "
           f"{schedule['timezone']}, "
-          f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches")
+          f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches; "
+          f"{sub.recommend or 'no'} recommendation{'s' if sub.recommend != 1 else ''} beyond "
+          f"the rules, "
+          + ("every rule match kept" if sub.min_score is None
+             else f"rule matches less similar than {sub.min_score:g} left out"))
     return 0
+
+
+def _min_score(value: str | None) -> float | str | None:
+    """--min-score: a similarity from 0 to 1, or "off"; None when not given."""
+    if value is None or value.strip().lower() == "off":
+        return None if value is None else "off"
+    try:
+        score = float(value)
+    except ValueError:
+        score = -1.0
+    if not 0.0 <= score <= 1.0:
+        raise UsageError(f'--min-score must be a similarity from 0 to 1 (e.g. 0.05) or "off", '
+                         f'got "{value}"')
+    return score
 
 
 def _set_status(args: argparse.Namespace, status: str) -> int:

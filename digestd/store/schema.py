@@ -209,6 +209,14 @@ MIGRATIONS: list[tuple[str, str]] = [
             UPDATE schedule_version SET value = value + 1;
         END;
     """),
+    # a subscriber's relevance settings: how many "also recommended" papers beyond the rules
+    # (0: none) and the similarity below which a rule match is left out (NULL: never)
+    ("relevance_settings", """
+        ALTER TABLE subscribers ADD COLUMN recommend INTEGER NOT NULL DEFAULT 0
+            CHECK (recommend BETWEEN 0 AND 10);
+        ALTER TABLE subscribers ADD COLUMN min_score REAL
+            CHECK (min_score IS NULL OR min_score BETWEEN 0 AND 1);
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

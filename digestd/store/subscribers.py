@@ -16,16 +16,17 @@ class SubscriberStore:
     # -- subscribers ---------------------------------------------------------------------------
 
     _SUB_COLUMNS = ("id, email, status, name, timezone, send_at, frequency, weekday, send_empty, "
-                    "created_at, last_digest_at, bounces, feed_only, link_gen")
+                    "created_at, last_digest_at, bounces, feed_only, link_gen, recommend, min_score")
 
     def _subscriber(self, row: Sequence, rules: Sequence[str]) -> Subscriber:
         (id_, email, status, name, tz, send_at, frequency, weekday, send_empty, created_at,
-         last_digest_at, bounces, feed_only, link_gen) = row
+         last_digest_at, bounces, feed_only, link_gen, recommend, min_score) = row
         return Subscriber(id=id_, email=email, status=status, rules=tuple(rules), name=name,
                           timezone=tz, send_at=send_at, frequency=frequency, weekday=weekday,
                           send_empty=bool(send_empty), created_at=created_at,
                           last_digest_at=last_digest_at, bounces=bounces,
-                          feed_only=bool(feed_only), link_gen=link_gen)
+                          feed_only=bool(feed_only), link_gen=link_gen,
+                          recommend=recommend, min_score=min_score)
 
     def _rules_of(self, ids: Sequence[int] | None = None) -> dict[int, list[str]]:
         rules: dict[int, list[str]] = {}
@@ -80,6 +81,22 @@ class SubscriberStore:
         with self.transaction() as db:
             if db.execute("DELETE FROM subscribers WHERE email = ?", (email,)).rowcount == 0:
                 raise NotFound(f"no subscriber {email}")
+
+    def set_relevance(self, subscriber_id: int, *, recommend: int | None = None,
+                      min_score: float | None = None, clear_min_score: bool = False) -> None:
+        """A subscriber's relevance settings: `recommend` (0..10 "also recommended" papers
+        a digest), `min_score` (cosine similarity 0..1 below which a rule match is left
+        out; `clear_min_score` turns it off). None leaves a setting as it is."""
+        if recommend is not None and not 0 <= recommend <= 10:
+            raise StoreError(f"recommend must be 0 to 10, got {recommend}")
+        if min_score is not None and not 0.0 <= min_score <= 1.0:
+            raise StoreError(f"min_score must be 0 to 1, got {min_score}")
+        with self.transaction() as db:
+            if db.execute("UPDATE subscribers SET recommend = coalesce(?, recommend), "
+                          "min_score = CASE WHEN ? THEN NULL ELSE coalesce(?, min_score) END "
+                          "WHERE id = ?", (recommend, int(clear_min_score), min_score,
+                                           subscriber_id)).rowcount == 0:
+                raise NotFound(f"no subscriber {subscriber_id}")
 
     def set_status(self, subscriber_id: int, status: str) -> None:
         with self.transaction() as db:

@@ -163,6 +163,7 @@ class WebStore:
                 "rules": list(sub.rules), "timezone": sub.timezone, "send_at": sub.send_at,
                 "frequency": sub.frequency, "weekday": sub.weekday,
                 "send_empty": sub.send_empty, "feed_only": sub.feed_only,
+                "recommend": sub.recommend, "min_score": sub.min_score,
                 "created_at": created, "confirmed_at": confirmed,
                 "last_digest_at": sub.last_digest_at, "bounces": sub.bounces,
                 "messages": digests, "papers_sent": papers}

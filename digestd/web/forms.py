@@ -13,6 +13,13 @@ from ..rules import validate
 from ..validators import EmailNotValidError, email_address, is_time_zone
 
 MAX_RULES = 20
+# the preferences form's choices for min_score: (value, label); None keeps every rule match
+MIN_SCORES: tuple[tuple[float | None, str], ...] = (
+    (None, "Keep every paper my rules match"),
+    (0.02, "Leave out matches that share almost nothing with my seeds and liked papers"),
+    (0.05, "Leave out matches clearly unlike my seeds and liked papers"),
+    (0.10, "Keep only matches close to my seeds and liked papers"),
+)
 
 
 @dataclass
@@ -27,6 +34,8 @@ class SubscriptionForm:
     weekday: int = 0
     send_empty: bool = False
     feed_only: bool = False  # the preferences form's "Feed only, no email"
+    recommend: int = 0  # "also recommended" papers a digest, 0..10 (preferences only)
+    min_score: float | None = None  # see MIN_SCORES (preferences only)
     errors: dict[str, str] = field(default_factory=dict)  # field (or "rule-N") -> message
     error_columns: dict[int, int] = field(default_factory=dict)  # input N -> 1-based column
 
@@ -34,7 +43,8 @@ class SubscriptionForm:
     def of(cls, sub: Subscriber) -> SubscriptionForm:
         return cls(email=sub.email, rules=list(sub.rules), send_at=sub.send_at,
                    timezone=sub.timezone, frequency=sub.frequency, weekday=sub.weekday,
-                   send_empty=sub.send_empty, feed_only=sub.feed_only)
+                   send_empty=sub.send_empty, feed_only=sub.feed_only,
+                   recommend=sub.recommend, min_score=sub.min_score)
 
     @classmethod
     def parse(cls, form: FormData, defaults: SubscriptionForm, *, with_email: bool
@@ -51,6 +61,20 @@ class SubscriptionForm:
             f.weekday = int(str(form.get("weekday", defaults.weekday)))
         except ValueError:
             f.weekday = -1
+        try:
+            f.recommend = int(str(form.get("recommend", defaults.recommend)))
+        except ValueError:
+            f.recommend = -1
+        if not 0 <= f.recommend <= 10:
+            f.errors["recommend"] = "Pick from 0 to 10 recommendations."
+        f.min_score = defaults.min_score
+        if "min_score" in form:
+            chosen = str(form.get("min_score", ""))
+            known = {"" if v is None else f"{v:g}": v for v, _ in MIN_SCORES}
+            if chosen in known:
+                f.min_score = known[chosen]
+            else:
+                f.errors["min_score"] = "Pick one of the choices for leaving out matches."
         if with_email:
             if not f.email:
                 f.errors["email"] = "Enter your email address."

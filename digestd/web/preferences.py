@@ -14,7 +14,7 @@ from ..render import period_label
 from ..schedule import Schedule, next_slot
 from ..validators import time_zones
 from .feed import FEED_DAYS, FEED_ENTRIES
-from .forms import SubscriptionForm
+from .forms import MIN_SCORES, SubscriptionForm
 from .guard import Guard
 from .links import Tokens
 from .ruletest import TEST_DAYS, RuleTester, RuleTests
@@ -70,7 +70,8 @@ class PreferencePages:
             unsubscribe_url=self.site.url(f"/u/{links.unsubscribe_token(sub.id, sub.link_gen)}"),
             feed_url=links.feed(sub.id, sub.link_gen), archive=archive,
             archive_total=total, archive_page=page, archive_pages=pages,
-            feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest)
+            feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest,
+            min_scores=[("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES])
         return self.guard.with_cookie(response, cookie)
 
     def prefs_subscriber(self, request: Request) -> tuple[Subscriber, str]:
@@ -103,6 +104,9 @@ class PreferencePages:
                                            send_at=form.send_at, frequency=form.frequency,
                                            weekday=form.weekday, send_empty=form.send_empty,
                                            feed_only=form.feed_only)
+        self.site.store.set_relevance(sub.id, recommend=form.recommend,
+                                      min_score=form.min_score,
+                                      clear_min_score=form.min_score is None)
         self.site.count("preferences_saved")
         log.info("event=preferences_saved subscriber=%d rules=%d feed_only=%d", sub.id,
                  len(form.clean_rules), form.feed_only)
