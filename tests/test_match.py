@@ -330,7 +330,7 @@ def test_empty_inputs() -> None:
 
 
 def test_fast_constructors_build_the_same_values() -> None:
-    from digestd import match as M
+    from digestd.match import plan as M
 
     hits = (Hit("title", "x"),)
     rm = M._new_rule_match(1, "rule", hits)

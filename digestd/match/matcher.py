@@ -1,307 +1,34 @@
-"""Match every subscriber's rules against a batch of papers at once, through an index of atoms."""
+"""The matcher: every subscriber's rules indexed once, a batch of papers run against all."""
 
 from __future__ import annotations
 
-import dataclasses
-import gc
-import types
 from collections import Counter
-from collections.abc import Callable, Collection, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping, Sequence
 from itertools import chain
-from typing import Generic, TypeVar
+from typing import Generic
 
-from . import rules as R
-from .errors import RuleError
-from .models import Hit, Paper, PaperMatch, RuleMatch
-
-K = TypeVar("K", bound=Hashable)
-
-# A rule whose DNF has more clauses than this is evaluated as a tree instead (rare: it takes
-# something like (a OR b) (c OR d) (e OR f) ...); the clause form is faster but can explode.
-MAX_CLAUSES = 32
-_TEXT_FIELDS = ("title", "abstract", "author")
-
-# A rule over atom ids: ("a", atom id) | ("n", tree) | ("&", trees) | ("|", trees).
-_Tree = tuple
-_Clause = tuple[frozenset, frozenset]  # (atoms that must be present, atoms that must not)
-
-
-def _tree(node: R.Node, intern: dict[R.Atom, int]) -> _Tree:
-    if isinstance(node, R.Not):
-        return ("n", _tree(node.child, intern))
-    if isinstance(node, R.And):
-        return ("&", tuple(_tree(c, intern) for c in node.children))
-    if isinstance(node, R.Or):
-        return ("|", tuple(_tree(c, intern) for c in node.children))
-    aid = intern.get(node)
-    if aid is None:
-        aid = intern[node] = len(intern)
-    return ("a", aid)
-
-
-def _dnf(tree: _Tree, positive: bool = True) -> list[_Clause] | None:
-    """Disjunctive normal form, or None if it exceeds MAX_CLAUSES."""
-    op, arg = tree
-    if op == "a":
-        one = frozenset((arg,))
-        return [(one, frozenset())] if positive else [(frozenset(), one)]
-    if op == "n":
-        return _dnf(arg, not positive)
-    parts = []
-    for child in arg:
-        part = _dnf(child, positive)
-        if part is None:
-            return None
-        parts.append(part)
-    if (op == "|") == positive:  # OR, or a negated AND (De Morgan)
-        clauses = [c for part in parts for c in part]
-    else:
-        clauses = [(frozenset(), frozenset())]
-        for part in parts:
-            clauses = [(p1 | p2, n1 | n2) for p1, n1 in clauses for p2, n2 in part]
-            if len(clauses) > MAX_CLAUSES:
-                return None
-    return clauses if len(clauses) <= MAX_CLAUSES else None
-
-
-def _positive_atoms(tree: _Tree, positive: bool = True) -> Iterator[int]:
-    op, arg = tree
-    if op == "a":
-        if positive:
-            yield arg
-    elif op == "n":
-        yield from _positive_atoms(arg, not positive)
-    else:
-        for child in arg:
-            yield from _positive_atoms(child, positive)
-
-
-def _plan(tree: _Tree) -> tuple[int, ...] | None:
-    """A shortcut for explaining a matched rule, when its shape allows one.
-
-    For a conjunction of atoms and negations (a word, "model merging -survey") and for a
-    disjunction of atoms ("merge OR merging"), the evidence is exactly the hits of its
-    non-negated atoms that occur, in rule order. None: walk the tree (rules._collect).
-    """
-    op, arg = tree
-    if op == "a":
-        return (arg,)
-    if op == "&" and all(c[0] == "a" or c[0] == "n" and c[1][0] == "a" for c in arg):
-        return tuple(c[1] for c in arg if c[0] == "a")
-    if op == "|" and all(c[0] == "a" for c in arg):
-        return tuple(c[1] for c in arg)
-    return None
-
-
-_WORD, _PREFIX, _PHRASE, _VALUE = range(4)
-
-
-def _atom_spec(aid: int, atom: R.Atom) -> tuple[int, object, tuple[str, ...]]:
-    """(kind, key of what the scan recorded for it, fields it searches)."""
-    names = ("title", "abstract") if atom.field is None else (atom.field,)
-    if isinstance(atom, R.Word):
-        return _WORD, atom.word, names
-    if isinstance(atom, R.Prefix):
-        return _PREFIX, atom.prefix, names
-    if isinstance(atom, R.Phrase):
-        return _PHRASE, aid, names
-    return _VALUE, (atom.value, atom.prefix), names
-
-
-def _eval_tree(tree: _Tree, present: set[int]) -> bool:
-    op, arg = tree
-    if op == "a":
-        return arg in present
-    if op == "n":
-        return not _eval_tree(arg, present)
-    if op == "&":
-        return all(_eval_tree(t, present) for t in arg)
-    return any(_eval_tree(t, present) for t in arg)
-
-
-def _slot_constructor(cls: type) -> Callable[..., object]:
-    """A faster constructor for a frozen, slotted dataclass such as RuleMatch.
-
-    The generated __init__ of a frozen dataclass sets each field through
-    object.__setattr__, about twice the cost of setting the slots directly, and a run over
-    100,000 subscribers creates a million of these. Same object, same invariants (the
-    models have no __post_init__); if the class ever loses its slots, it is used as is.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]
-    slots = [cls.__dict__.get(n) for n in names]
-    if (not dataclasses.is_dataclass(cls) or "__post_init__" in cls.__dict__
-            or not all(isinstance(d, types.MemberDescriptorType) for d in slots)):
-        return cls
-    new = object.__new__
-    if len(names) == 2:
-        set0, set1 = (d.__set__ for d in slots)  # type: ignore[union-attr]
-
-        def make2(a: object, b: object) -> object:
-            obj = new(cls)
-            set0(obj, a)
-            set1(obj, b)
-            return obj
-        return make2
-    if len(names) == 3:
-        set0, set1, set2 = (d.__set__ for d in slots)  # type: ignore[union-attr]
-
-        def make3(a: object, b: object, c: object) -> object:
-            obj = new(cls)
-            set0(obj, a)
-            set1(obj, b)
-            set2(obj, c)
-            return obj
-        return make3
-    return cls
-
-
-_new_paper_match = _slot_constructor(PaperMatch)
-_new_rule_match = _slot_constructor(RuleMatch)
-_new_hit = _slot_constructor(Hit)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building millions of small objects makes the cyclic GC rescan them over and over
-    (half the run time at 100k subscribers); none of them form cycles, so pause it."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-class _FieldIndex:
-    """Every atom that searches one word field, keyed so one pass over the words finds them."""
-
-    __slots__ = ("heads", "pairs", "prefix_lens", "prefixes", "words")
-
-    def __init__(self) -> None:
-        self.words: dict[str, list[int]] = {}
-        self.prefixes: dict[str, list[int]] = {}
-        self.prefix_lens: list[int] = []
-        # Phrases keyed by their first two words (all phrases have >= 2 words); a two-word
-        # phrase ending in a prefix ("self-sup*") can only be keyed by its first word.
-        self.pairs: dict[tuple[str, str], list[tuple[int, tuple[str, ...], bool]]] = {}
-        self.heads: dict[str, list[tuple[int, tuple[str, ...], bool]]] = {}
-
-    def add(self, atom: R.Atom, aid: int) -> None:
-        if isinstance(atom, R.Word):
-            self.words.setdefault(atom.word, []).append(aid)
-        elif isinstance(atom, R.Prefix):
-            self.prefixes.setdefault(atom.prefix, []).append(aid)
-        elif isinstance(atom, R.Phrase):
-            entry = (aid, atom.words, atom.prefix)
-            if len(atom.words) == 2 and atom.prefix:
-                self.heads.setdefault(atom.words[0], []).append(entry)
-            else:
-                self.pairs.setdefault(atom.words[:2], []).append(entry)
-
-    def finish(self) -> None:
-        self.prefix_lens = sorted({len(p) for p in self.prefixes})
-
-    def scan(self, seqs: list[list[str]], vocab: dict[str, None], found: _Found, name: str) -> None:
-        present = found.present
-        words, prefixes, lens = self.words, self.prefixes, self.prefix_lens
-        if lens:
-            # `vocab` is in order of first occurrence, so the first word recorded for a prefix
-            # is the one rules.explain reports.
-            first = found.prefix_words[name]
-            for w in vocab:
-                ids = words.get(w)
-                if ids:
-                    present.update(ids)
-                for n in lens:
-                    if n > len(w):
-                        break
-                    ids = prefixes.get(w[:n])
-                    if ids:
-                        present.update(ids)
-                        first.setdefault(w[:n], w)
-        else:
-            for w in vocab:
-                ids = words.get(w)
-                if ids:
-                    present.update(ids)
-        pairs, heads = self.pairs, self.heads
-        if not (pairs or heads):
-            return
-        seen = found.phrase_texts[name]
-        for seq in seqs:  # each title, abstract, author name alone: phrases never span two
-            for i in range(len(seq) - 1):
-                for candidates in (pairs.get((seq[i], seq[i + 1])), heads.get(seq[i])):
-                    if candidates:
-                        for aid, phrase, is_prefix in candidates:
-                            if aid not in seen and _phrase_at(seq, i, phrase, is_prefix):
-                                seen[aid] = '"' + " ".join(seq[i:i + len(phrase)]) + '"'
-                                present.add(aid)
-
-
-def _phrase_at(seq: list[str], i: int, phrase: tuple[str, ...], is_prefix: bool) -> bool:
-    n = len(phrase)
-    if i + n > len(seq):
-        return False
-    for k in range(2, n - 1):  # the first two words were the lookup key
-        if seq[i + k] != phrase[k]:
-            return False
-    last = seq[i + n - 1]
-    return last == phrase[-1] or is_prefix and last.startswith(phrase[-1])
-
-
-class _ValueIndex:
-    """Category or source atoms: whole normalized values and value prefixes."""
-
-    __slots__ = ("prefix_lens", "prefixes", "values")
-
-    def __init__(self) -> None:
-        self.values: dict[str, list[int]] = {}
-        self.prefixes: dict[str, list[int]] = {}
-        self.prefix_lens: list[int] = []
-
-    def add(self, atom: R.Value, aid: int) -> None:
-        (self.prefixes if atom.prefix else self.values).setdefault(atom.value, []).append(aid)
-
-    def finish(self) -> None:
-        self.prefix_lens = sorted({len(p) for p in self.prefixes})
-
-    def scan(self, raw: list[str], values: list[str], found: _Found, name: str) -> None:
-        present, first = found.present, found.value_raw[name]
-        for v, original in zip(values, raw):
-            ids = self.values.get(v)
-            if ids:
-                present.update(ids)
-                first.setdefault((v, False), original)
-            for n in self.prefix_lens:
-                if n > len(v):
-                    break
-                ids = self.prefixes.get(v[:n])
-                if ids:
-                    present.update(ids)
-                    first.setdefault((v[:n], True), original)
-
-
-class _Found:
-    """What one paper contains: the atoms present, and for explanations the text each was
-    first found as, per field (a prefix's word, a phrase's words, a category as written)."""
-
-    __slots__ = ("hits", "interned", "joined", "phrase_texts", "prefix_words", "present",
-                 "value_raw", "vocab")
-
-    def __init__(self, fields: R.Fields, interned: dict, joined: dict) -> None:
-        # Shared by the batch: evidence -> one tuple of Hits; ids of parts -> their join.
-        self.interned, self.joined = interned, joined
-        # Only the distinct words are kept, not the word lists: a weekly digest matches
-        # tens of thousands of papers in one batch.
-        self.vocab = fields.vocab
-        self.present: set[int] = set()
-        self.hits: dict[int, tuple[Hit, ...]] = {}  # atom -> its hits, once asked
-        self.prefix_words: dict[str, dict[str, str]] = {n: {} for n in _TEXT_FIELDS}
-        self.phrase_texts: dict[str, dict[int, str]] = {n: {} for n in _TEXT_FIELDS}
-        self.value_raw: dict[str, dict[tuple[str, bool], str]] = {
-            n: {} for n in R.VALUE_FIELDS}
+from .. import rules as R
+from ..errors import RuleError
+from ..models import Hit, Paper, PaperMatch, RuleMatch
+from .index import _FieldIndex, _Found, _ValueIndex
+from .plan import (
+    _PHRASE,
+    _PREFIX,
+    _TEXT_FIELDS,
+    _WORD,
+    K,
+    _atom_spec,
+    _dnf,
+    _eval_tree,
+    _gc_paused,
+    _new_hit,
+    _new_paper_match,
+    _new_rule_match,
+    _plan,
+    _positive_atoms,
+    _Tree,
+    _tree,
+)
 
 
 class Matcher(Generic[K]):
