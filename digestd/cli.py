@@ -235,7 +235,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # the systemd credentials digestd reads (read_secret's first argument in config.py)
-CREDENTIALS = ("smtp-password", "secret", "dkim-key")
+CREDENTIALS = ("smtp-password", "secret", "dkim-key", "imap-password")
 
 
 def _credentials_hidden() -> bool:

@@ -99,3 +99,9 @@ class DeliveryError(DigestdError):
 
 class NotFound(DigestdError):
     """A subscriber, rule or other object named on the command line does not exist."""
+
+
+class InboundTempFail(DigestdError):
+    """A message that came back cannot be handled now, but may be later (the store is busy,
+    say). Raised by the inbound handler: the message stays where it is, unread, and the
+    next run tries it again. Anything else the handler raises counts as failed for good."""
