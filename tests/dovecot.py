@@ -35,7 +35,7 @@ state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -58,7 +58,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -75,6 +76,8 @@ class Mailbox:
     port: int
     username: str
     password: str
+    tls_port: int = 0  # implicit TLS (0: none, openssl is missing); STARTTLS on `port`
+    cert: Path | None = None  # the server's self-signed certificate: trust it as a CA
 
     def client(self) -> IMAPClient:
         client = IMAPClient(self.host, port=self.port, ssl=False, timeout=10)
@@ -128,8 +131,14 @@ class Dovecot:
             home = self.dir / "home" / f"user{n}"
             home.mkdir()
             os.chown(home, self.uid, self.gid)
+        # TLS where openssl can make a certificate: imaps on tls_port, STARTTLS on port
+        self.cert = _certificate(self.dir)
+        self.tls_port = _free_port() if self.cert else 0
+        ssl = (f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.dir / 'key.pem'}"
+               if self.cert else "ssl = no")
         self.config.write_text(CONFIG.format(dir=self.dir, internal=internal, login=login,
-                                             uid=self.uid, gid=self.gid, port=self.port))
+                                             uid=self.uid, gid=self.gid, port=self.port,
+                                             tls_port=self.tls_port, ssl=ssl))
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> None:
@@ -158,7 +167,7 @@ class Dovecot:
         n = next(self.names)
         if n > USERS:
             raise RuntimeError(f"more than {USERS} mailboxes in one session: raise USERS")
-        return Mailbox("127.0.0.1", self.port, f"user{n}", PASSWORD)
+        return Mailbox("127.0.0.1", self.port, f"user{n}", PASSWORD, self.tls_port, self.cert)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -171,6 +180,21 @@ class Dovecot:
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _certificate(folder: Path) -> Path | None:
+    """A self-signed certificate for 127.0.0.1 and localhost (cert.pem, key.pem), or None
+    without openssl."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    cert = folder / "cert.pem"
+    made = subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(folder / "key.pem"), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        capture_output=True)
+    return cert if made.returncode == 0 else None
 
 
 def _user(name: str) -> str:

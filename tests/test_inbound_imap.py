@@ -4,6 +4,7 @@ unread for a retry, filed as failed; the config of it; the daemon's job."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from email.message import EmailMessage
 
@@ -170,12 +171,24 @@ def test_no_server_is_a_clear_error_not_a_crash():
     assert run.error == f"IMAP u@127.0.0.1:{c.port} (none): Connection refused"
 
 
-def test_tls_to_a_server_without_it_is_refused(mailbox):
-    run = fetch_and_handle(cfg(mailbox, imap_security="starttls"), mailbox.password, Handler())
-    assert run.error.endswith("(starttls): Server does not support STARTTLS capability")
-    run = fetch_and_handle(cfg(mailbox, imap_security="tls"), mailbox.password, Handler())
-    assert "(tls): [SSL: WRONG_VERSION_NUMBER]" in run.error
-    assert run.fetched == 0
+def test_tls_and_starttls_check_the_certificate(mailbox):
+    if not mailbox.tls_port:
+        pytest.skip("no TLS on the test server: openssl is missing")
+    tls = cfg(mailbox, imap_security="tls", ca_file=str(mailbox.cert))
+    tls = dataclasses.replace(tls, imap_port=mailbox.tls_port)
+    starttls = cfg(mailbox, imap_security="starttls", ca_file=str(mailbox.cert))
+    for c in (tls, starttls):
+        mailbox.append(message(f"bounce over {c.imap_security}"))
+        run = fetch_and_handle(c, mailbox.password, Handler())
+        assert (run.error, run.handled) == (None, 1), run.error
+    # a certificate no CA vouches for: refused before the password goes out
+    for c in (tls, starttls):
+        run = fetch_and_handle(dataclasses.replace(c, ca_file=""), mailbox.password, Handler())
+        assert f"({c.imap_security}): [SSL: CERTIFICATE_VERIFY_FAILED]" in run.error
+    # implicit TLS to the plain port
+    run = fetch_and_handle(dataclasses.replace(tls, imap_port=mailbox.port), mailbox.password,
+                           Handler())
+    assert "(tls): [SSL: WRONG_VERSION_NUMBER]" in run.error and run.fetched == 0
 
 
 # -- the config --------------------------------------------------------------------------------
@@ -212,6 +225,18 @@ def test_inbound_config_reads_the_password_and_picks_the_port(write_config, tmp_
     """)
     assert config.inbound.password == "from-systemd" and config.inbound.port == 143
     assert not config.warnings
+
+
+def test_config_check_shows_the_mailbox(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DIGESTD_IMAP_PASSWORD", "pw")
+    path = tmp_path / "digestd.toml"
+    path.write_text('[inbound]\nimap_host = "imap.example.org"\nusername = "bounces"\n')
+    assert main(["--config", str(path), "config", "check"]) == 0
+    assert ("  inbound   IMAP bounces@imap.example.org:993 (tls), folder 'INBOX', every 5m\n"
+            in capsys.readouterr().out)
+    path.write_text("")
+    assert main(["--config", str(path), "config", "check"]) == 0
+    assert "  inbound   off\n" in capsys.readouterr().out
 
 
 def check(tmp_path, capsys, text: str) -> tuple[int, str]:
