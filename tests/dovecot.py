@@ -5,11 +5,13 @@ of its own, one of the USERS users written into the passwd-file before the start
 root the mail is stored as the user "nobody" and the server's own processes run as
 Debian's "dovecot" and "dovenull"; as any other user, everything runs as that user.
 Without Dovecot (`apt-get install dovecot-imapd`, which `.ci/run` does) or where it
-cannot start, the tests that need it skip with the reason.
+cannot start, the tests that need it skip with the reason (the fixtures `dovecot_server`
+and `mailbox` are in conftest.py).
 """
 
 from __future__ import annotations
 
+import grp
 import itertools
 import os
 import pwd
@@ -21,7 +23,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 from imapclient import IMAPClient
 
 DOVECOT = shutil.which("dovecot") or next(
@@ -39,6 +40,7 @@ listen = 127.0.0.1
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
+default_internal_group = {group}
 default_login_user = {login}
 first_valid_uid = {uid}
 last_valid_uid = 0
@@ -120,9 +122,11 @@ class Dovecot:
         if os.geteuid() == 0:
             mail = pwd.getpwnam("nobody")
             internal, login = _user("dovecot"), _user("dovenull")
+            group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
         else:
             mail = pwd.getpwuid(os.geteuid())
             internal = login = mail.pw_name
+            group = grp.getgrgid(mail.pw_gid).gr_name
         self.uid, self.gid = mail.pw_uid, mail.pw_gid
         # every user now: Dovecot may not notice a change made within the second it read it
         self.passwd.write_text("".join(f"user{n}:{{PLAIN}}{PASSWORD}::::::\n"
@@ -136,7 +140,8 @@ class Dovecot:
         self.tls_port = _free_port() if self.cert else 0
         ssl = (f"ssl = yes\nssl_cert = <{self.cert}\nssl_key = <{self.dir / 'key.pem'}"
                if self.cert else "ssl = no")
-        self.config.write_text(CONFIG.format(dir=self.dir, internal=internal, login=login,
+        self.config.write_text(CONFIG.format(dir=self.dir, internal=internal, group=group,
+                                             login=login,
                                              uid=self.uid, gid=self.gid, port=self.port,
                                              tls_port=self.tls_port, ssl=ssl))
         self.proc: subprocess.Popen | None = None
@@ -193,7 +198,7 @@ def _certificate(folder: Path) -> Path | None:
         [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-keyout", str(folder / "key.pem"), "-out", str(cert), "-days", "2",
          "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        capture_output=True)
+        capture_output=True, check=False)
     return cert if made.returncode == 0 else None
 
 
@@ -209,22 +214,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def dovecot_server():
-    if DOVECOT is None:
-        pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd)")
-    server = Dovecot()
-    try:
-        server.start()
-    except (OSError, RuntimeError) as e:
-        server.stop()
-        pytest.skip(f"Dovecot cannot start here: {e}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def mailbox(dovecot_server: Dovecot) -> Mailbox:
-    return dovecot_server.mailbox()

@@ -10,16 +10,16 @@ from email.message import EmailMessage
 
 import pytest
 
+from digestd import daemon
 from digestd.cli import main
 from digestd.config import InboundConfig
-from digestd import daemon
 from digestd.daemon import Daemon
 from digestd.errors import InboundTempFail
 from digestd.inbound.imap import FAILED, PROCESSED, connect, fetch_and_handle
 from digestd.sdnotify import Notifier
 
 from .conftest import free_port
-from .dovecot import Mailbox, dovecot_server, mailbox  # noqa: F401 - fixtures
+from .dovecot import Mailbox
 
 
 def message(subject: str, body: str = "hello") -> bytes:

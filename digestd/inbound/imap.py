@@ -154,7 +154,8 @@ def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], st
             log.warning("event=inbound_message_retry folder=%r uid=%d error=%r "
                         "action=left_unread", folder, uid, str(e))
             continue
-        except Exception as e:  # one message that breaks the handler must not stop the rest
+        # one message that breaks the handler must not stop the rest
+        except Exception as e:  # noqa: BLE001
             run.failed += 1
             log.error("event=inbound_message_failed folder=%r uid=%d error=%r where=%r "
                       "action=moved_to_%s", folder, uid, f"{type(e).__name__}: {e}",
