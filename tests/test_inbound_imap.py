@@ -15,6 +15,7 @@ from digestd.cli import main
 from digestd.config import InboundConfig
 from digestd.daemon import Daemon
 from digestd.errors import InboundTempFail
+from digestd.inbound import imap
 from digestd.inbound.imap import FAILED, PROCESSED, connect, fetch_and_handle
 from digestd.sdnotify import Notifier
 
@@ -65,7 +66,7 @@ def test_each_message_is_handled_once_and_moved(mailbox):
     assert handle.seen == ["bounce for a@example.org", "unsubscribe TOKEN"]  # oldest first
     folders = mailbox.folders()
     assert folders["INBOX"]["messages"] == 0
-    assert folders[PROCESSED]["messages"] == 2 and FAILED not in folders
+    assert folders[PROCESSED] == {"messages": 2, "unseen": 0} and FAILED not in folders
     # a new connection, as after a restart: nothing left to handle
     again = fetch_and_handle(cfg(mailbox), mailbox.password, handle)
     assert (again.error, again.fetched, again.handled) == (None, 0, 0)
@@ -111,6 +112,27 @@ def test_a_message_that_breaks_the_handler_is_filed_and_the_rest_handled(mailbox
     # not tried again every few minutes
     assert fetch_and_handle(cfg(mailbox), mailbox.password, handle).fetched == 0
     assert handle.seen.count("complaint two") == 1
+
+
+def test_a_message_too_big_for_a_bounce_is_filed_unread(mailbox, monkeypatch):
+    monkeypatch.setattr(imap, "MAX_MESSAGE_BYTES", 2000)
+    monkeypatch.setattr(imap, "SIZES_AT_ONCE", 2)  # sizes asked for in two FETCHes
+    mailbox.append(message("bounce one"), message("huge", "x" * 3000), message("bounce three"))
+    handle = Handler()
+    run = fetch_and_handle(cfg(mailbox), mailbox.password, handle)
+    assert (run.fetched, run.handled, run.failed) == (2, 2, 1)
+    assert handle.seen == ["bounce one", "bounce three"]  # never read into memory
+    assert mailbox.folders()[FAILED] == {"messages": 1, "unseen": 1}
+
+
+def test_a_stopping_daemon_leaves_the_rest_for_the_next_run(mailbox):
+    mailbox.append(message("bounce one"), message("bounce two"), message("bounce three"))
+    handle = Handler()
+    run = fetch_and_handle(cfg(mailbox), mailbox.password, handle,
+                           stop=lambda: len(handle.seen) == 1)
+    assert run.stopped and run.handled == 1
+    assert mailbox.folders()["INBOX"] == {"messages": 2, "unseen": 2}
+    assert fetch_and_handle(cfg(mailbox), mailbox.password, handle).handled == 2
 
 
 def test_a_message_read_by_a_person_is_left_alone(mailbox):

@@ -7,17 +7,19 @@ one, oldest first:
 - fetches it with BODY.PEEK[], which leaves it unread: whatever goes wrong before it is
   filed away, the next run sees it again;
 - calls `handle(raw)`, which returns the kind of what it found ("bounce", "unsubscribe", ...);
-- moves it into `digestd-processed`, or, when the handler raised InboundTempFail (the
-  store is busy, say), leaves it where it is, unread, for the next run; when the handler
-  raised anything else (a message it cannot make sense of, a bug), moves it into
-  `digestd-failed`, where it waits for a look and is not tried again every few minutes
-  (move it back into the folder, unread, to have it handled again).
+- marks it read and moves it into `digestd-processed`; or, when the handler raised
+  InboundTempFail (the store is busy, say), leaves it where it is, unread, for the next
+  run; or, when the handler raised anything else (a message it cannot make sense of, a
+  bug), moves it into `digestd-failed`, unread, where it waits for a look and is not tried
+  again every few minutes (move it back into the folder, unread, to have it handled again).
 
 The two folders are made when first needed, under the server's personal namespace
 ("INBOX." on some servers). MOVE (RFC 6851) where the server has it, else COPY, \\Deleted
-and UID EXPUNGE (or EXPUNGE without UIDPLUS). A message is moved right after it was
-handled: a connection lost in between has it handled a second time at the next run, so
-the handler must be idempotent (at-least-once, never lost).
+and UID EXPUNGE (or EXPUNGE without UIDPLUS). A handled message is marked read at once
+(one command), then moved: only a connection lost between the handler's return and that
+flag has a message handled a second time at the next run, so the handler must still be
+idempotent (at-least-once, never lost). One lost between the flag and the move leaves it
+read in the folder, handled, as a message a person read is.
 
 The calls block: the daemon runs a whole run in a thread (asyncio.to_thread).
 """
@@ -35,7 +37,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from imapclient import DELETED, IMAPClient
+from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import LoginError
 
 from ..config import InboundConfig
@@ -48,6 +50,7 @@ FAILED = "digestd-failed"
 # a bounce quotes at most the digest it returns (well under 1 MB); a message this big is
 # not one, and is not read into memory
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+SIZES_AT_ONCE = 200  # messages whose sizes one FETCH asks for (a short command line)
 
 
 @dataclass
@@ -130,41 +133,50 @@ def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], st
     folders = _Folders(client)
     client.select_folder(folder)
     uids = sorted(client.search(["UNSEEN", "UNDELETED"]))
-    sizes = client.fetch(uids, ["RFC822.SIZE"]) if uids else {}
-    for uid in uids:
-        if stop():
-            run.stopped = True
-            return
-        size = sizes.get(uid, {}).get(b"RFC822.SIZE", 0)
-        if size > MAX_MESSAGE_BYTES:
-            run.failed += 1
-            log.error("event=inbound_message_failed folder=%r uid=%d error=%r action=moved_to_%s",
-                      folder, uid, f"{size} bytes, more than a bounce or complaint ever is",
-                      FAILED)
-            folders.move(uid, FAILED)
-            continue
-        raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
-        if raw is None:  # expunged by another client meanwhile
-            continue
-        run.fetched += 1
-        try:
-            kind = handle(raw)
-        except InboundTempFail as e:
-            run.retry += 1
-            log.warning("event=inbound_message_retry folder=%r uid=%d error=%r "
-                        "action=left_unread", folder, uid, str(e))
-            continue
-        # one message that breaks the handler must not stop the rest
-        except Exception as e:  # noqa: BLE001
-            run.failed += 1
-            log.error("event=inbound_message_failed folder=%r uid=%d error=%r where=%r "
-                      "action=moved_to_%s", folder, uid, f"{type(e).__name__}: {e}",
-                      _where(e), FAILED)
-            folders.move(uid, FAILED)
-            continue
-        run.handled += 1
-        run.kinds[str(kind)] += 1
-        folders.move(uid, PROCESSED)
+    for start in range(0, len(uids), SIZES_AT_ONCE):
+        chunk = uids[start:start + SIZES_AT_ONCE]
+        sizes = client.fetch(chunk, ["RFC822.SIZE"])
+        for uid in chunk:
+            if stop():
+                run.stopped = True
+                return
+            _handle_one(client, folders, folder, uid,
+                        sizes.get(uid, {}).get(b"RFC822.SIZE", 0), handle, run)
+
+
+def _handle_one(client: IMAPClient, folders: "_Folders", folder: str, uid: int, size: int,
+                handle: Callable[[bytes], str], run: InboundRun) -> None:
+    if size > MAX_MESSAGE_BYTES:
+        run.failed += 1
+        log.error("event=inbound_message_failed folder=%r uid=%d error=%r action=moved_to_%s",
+                  folder, uid, f"{size} bytes, more than a bounce or complaint ever is", FAILED)
+        folders.move(uid, FAILED)
+        return
+    raw = client.fetch([uid], ["BODY.PEEK[]"]).get(uid, {}).get(b"BODY[]")
+    if raw is None:  # expunged by another client meanwhile
+        return
+    run.fetched += 1
+    try:
+        kind = handle(raw)
+    except InboundTempFail as e:
+        run.retry += 1
+        log.warning("event=inbound_message_retry folder=%r uid=%d error=%r action=left_unread",
+                    folder, uid, str(e))
+        return
+    # one message that breaks the handler must not stop the rest
+    except Exception as e:  # noqa: BLE001
+        run.failed += 1
+        log.error("event=inbound_message_failed folder=%r uid=%d error=%r where=%r "
+                  "action=moved_to_%s", folder, uid, f"{type(e).__name__}: {e}", _where(e),
+                  FAILED)
+        folders.move(uid, FAILED)
+        return
+    run.handled += 1
+    run.kinds[str(kind)] += 1
+    # read first: should the move not happen (the connection lost), the message stays
+    # here, and a read one is not handled again
+    client.add_flags([uid], [SEEN], silent=True)
+    folders.move(uid, PROCESSED)
 
 
 class _Folders:
