@@ -42,6 +42,7 @@ from . import __version__
 from .config import Config, InboundConfig, SourceConfig, load_config
 from .deliver import DeliveryReport
 from .errors import DigestdError
+from .inbound.imap import fetch_and_handle
 from .jobs import build_and_send, poll_sources, send_outbox
 from .logs import quiet_libraries
 from .schedule import (
@@ -410,6 +411,8 @@ class Daemon:
         cfg = self.config.inbound
         if self.scheduler.get_job("inbound") is not None:
             self.scheduler.remove_job("inbound")
+            if not cfg.enabled:
+                log.info("event=inbound_off reason=no_imap_host")
         if not cfg.enabled:
             return
         self.scheduler.add_job(
@@ -422,8 +425,6 @@ class Daemon:
     async def _inbound(self) -> None:
         """Read the [inbound] mailbox once: in a thread (imapclient blocks), with a store
         connection of its own; one key=value line says what it did."""
-        from .inbound.imap import fetch_and_handle
-
         cfg: InboundConfig = self.config.inbound
         path = self.config.store.path
         config = self.config

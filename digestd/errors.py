@@ -104,4 +104,7 @@ class NotFound(DigestdError):
 class InboundTempFail(DigestdError):
     """A message that came back cannot be handled now, but may be later (the store is busy,
     say). Raised by the inbound handler: the message stays where it is, unread, and the
-    next run tries it again. Anything else the handler raises counts as failed for good."""
+    next run tries it again. Anything else the handler raises counts as failed for good.
+    Exit code 75 (EX_TEMPFAIL): an MTA that pipes the message in keeps it and tries again."""
+
+    exit_code = 75

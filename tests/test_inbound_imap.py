@@ -382,3 +382,33 @@ async def test_the_daemon_logs_a_refused_login_and_goes_on(write_config, tmp_pat
     [line] = [r for r in caplog.records if "event=inbound_run" in r.getMessage()]
     assert line.levelno == logging.ERROR
     assert "error='the IMAP server refused the login of" in line.getMessage()
+
+
+async def test_a_reload_starts_and_stops_reading_the_mailbox(write_config, tmp_path, caplog):
+    plain = f"""
+        [store]
+        path = "{tmp_path / 'd.sqlite3'}"
+        [delivery]
+        method = "outbox"
+        [web]
+        enabled = false
+    """
+    config = write_config(plain)
+    d = Daemon(config, notifier=Notifier({}))
+    task = asyncio.create_task(d.run())
+    while d.scheduler is None or not d.scheduler.running:
+        await asyncio.sleep(0.02)
+    assert d.scheduler.get_job("inbound") is None
+    write_config(plain + '[inbound]\nimap_host = "imap.example.org"\nusername = "u"\n'
+                 'every = "10m"\n')
+    with caplog.at_level(logging.INFO, "digestd"):
+        d.reload()
+        job = d.scheduler.get_job("inbound")
+        assert job is not None and job.trigger.interval.total_seconds() == 600
+        write_config(plain)
+        d.reload()
+        assert d.scheduler.get_job("inbound") is None
+    assert "event=inbound_scheduled server=imap.example.org:993 security=tls" in caplog.text
+    assert "event=inbound_off" in caplog.text
+    d.request_stop("test")
+    await asyncio.wait_for(task, 10)
