@@ -213,6 +213,24 @@ def test_tls_and_starttls_check_the_certificate(mailbox):
     assert "(tls): [SSL: WRONG_VERSION_NUMBER]" in run.error and run.fetched == 0
 
 
+def test_doctor_logs_in_and_touches_nothing(mailbox, tmp_path, capsys, monkeypatch):
+    mailbox.append(message("bounce one"), message("bounce two"))
+    monkeypatch.setenv("DIGESTD_IMAP_PASSWORD", mailbox.password)
+    path = tmp_path / "digestd.toml"
+    path.write_text(f'[inbound]\nimap_host = "127.0.0.1"\nimap_port = {mailbox.port}\n'
+                    f'imap_security = "none"\nusername = "{mailbox.username}"\n')
+    main(["--config", str(path), "doctor"])
+    out = capsys.readouterr().out
+    assert (f"ok    imap                   logged in as {mailbox.username} at 127.0.0.1:"
+            f"{mailbox.port} (none); 'INBOX' holds 2 messages, 2 unread (to be handled); "
+            "moves by MOVE; nothing was read or moved") in out
+    assert mailbox.folders() == {"INBOX": {"messages": 2, "unseen": 2}}
+    monkeypatch.setenv("DIGESTD_IMAP_PASSWORD", "wrong")
+    assert main(["--config", str(path), "doctor"]) == 1
+    assert (f"FAIL  imap                   the server refused the login of {mailbox.username}: "
+            "[AUTHENTICATIONFAILED]") in capsys.readouterr().out
+
+
 # -- the config --------------------------------------------------------------------------------
 
 def test_no_inbound_table_means_no_mailbox(write_config):

@@ -50,6 +50,8 @@ FAILED = "digestd-failed"
 # a bounce quotes at most the digest it returns (well under 1 MB); a message this big is
 # not one, and is not read into memory
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+NO_PASSWORD = ("no IMAP password: set inbound.password_file, the environment variable "
+               'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password"')
 SIZES_AT_ONCE = 200  # messages whose sizes one FETCH asks for (a short command line)
 
 
@@ -101,8 +103,7 @@ def fetch_and_handle(cfg: InboundConfig, password: str, handle: Callable[[bytes]
     run = InboundRun(folder=cfg.folder)
     where = f"{cfg.username}@{cfg.imap_host}:{cfg.port}"
     if not password:
-        run.error = ("no IMAP password: set inbound.password_file, the environment variable "
-                     'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password"')
+        run.error = NO_PASSWORD
         return run
     client = None
     try:
@@ -114,18 +115,49 @@ def fetch_and_handle(cfg: InboundConfig, password: str, handle: Callable[[bytes]
             return run
         _handle_unread(client, cfg.folder, handle, run, stop)
     except (imaplib.IMAP4.error, OSError) as e:
-        if isinstance(e, TimeoutError):
-            why = f"no answer within {cfg.timeout:g} s"
-        elif isinstance(e, OSError):
-            why = e.strerror or str(e) or type(e).__name__
-        else:
-            why = _text(e)
-        run.error = f"IMAP {where} ({cfg.imap_security}): {why}"
+        run.error = _failed(cfg, e)
     finally:
         if client is not None:
             _close(client)
         run.took_s = time.monotonic() - began
     return run
+
+
+def probe(cfg: InboundConfig, password: str) -> tuple[bool, str]:
+    """`digestd doctor`'s check: log in and look at the folder read-only (EXAMINE); no
+    message is read, marked or moved. (ok, one line saying what was found or what failed)."""
+    if not password:
+        return False, NO_PASSWORD
+    client = None
+    try:
+        client = connect(cfg)
+        try:
+            client.login(cfg.username, password)
+        except LoginError as e:
+            return False, f"the server refused the login of {cfg.username}: {_text(e)}"
+        status = client.select_folder(cfg.folder, readonly=True)
+        unread = len(client.search(["UNSEEN", "UNDELETED"]))
+        moves = "MOVE" if client.has_capability("MOVE") else "COPY and EXPUNGE (no MOVE)"
+        return True, (f"logged in as {cfg.username} at {cfg.imap_host}:{cfg.port} "
+                      f"({cfg.imap_security}); {cfg.folder!r} holds {status[b'EXISTS']} "
+                      f"messages, {unread} unread (to be handled); moves by {moves}; nothing "
+                      "was read or moved")
+    except (imaplib.IMAP4.error, OSError) as e:
+        return False, _failed(cfg, e)
+    finally:
+        if client is not None:
+            _close(client)
+
+
+def _failed(cfg: InboundConfig, e: BaseException) -> str:
+    """What a connection, TLS or IMAP error means, in one line."""
+    if isinstance(e, TimeoutError):
+        why = f"no answer within {cfg.timeout:g} s"
+    elif isinstance(e, OSError):
+        why = e.strerror or str(e) or type(e).__name__
+    else:
+        why = _text(e)
+    return f"IMAP {cfg.username}@{cfg.imap_host}:{cfg.port} ({cfg.imap_security}): {why}"
 
 
 def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], str],
