@@ -288,16 +288,17 @@ def check(tmp_path, capsys, text: str) -> tuple[int, str]:
 
 @pytest.mark.parametrize("body, error", [
     ('imap_host = "imap.example.org"\nimap_security = "none"\nusername = "u"',
-     'LINE:3: inbound.imap_security "none" sends the password in clear text: it is allowed '
-     'only for a server on this machine (127.0.0.1, ::1, localhost), not "imap.example.org"'),
-    ('imap_host = "imap.example.org"', "LINE:2: inbound.username is required with "
-     "inbound.imap_host"),
+     ('LINE:3: inbound.imap_security "none" sends the password in clear text: it is allowed '
+      'only for a server on this machine (127.0.0.1, ::1, localhost), not "imap.example.org"')),
+    ('imap_host = "imap.example.org"', ("LINE:2: inbound.username is required with "
+                                      "inbound.imap_host")),
     ('imap_host = "imap.example.org"\nusername = ""', "LINE:3: inbound.username is required"),
-    ('imap_host = "imap example.org"', 'LINE:2: inbound.imap_host must be a host name or IP '
-     'address such as "smtp.example.org", got "imap example.org"'),
+    ('imap_host = "imap example.org"',
+     ('LINE:2: inbound.imap_host must be a host name or IP address such as '
+      '"smtp.example.org", got "imap example.org"')),
     ('imap_port = 99999', "LINE:2: inbound.imap_port must be at most 65535, got 99999"),
-    ('imap_security = "ssl"', 'LINE:2: inbound.imap_security must be one of "tls", "starttls",'
-     ' "none", got "ssl"'),
+    ('imap_security = "ssl"', ('LINE:2: inbound.imap_security must be one of "tls", "starttls",'
+                               ' "none", got "ssl"')),
     ('every = "10s"', 'LINE:2: inbound.every must be at least "30s", got "10s"'),
     ('folder = ""', 'LINE:2: inbound.folder must be a folder name such as "INBOX"'),
     ('imap_host = "imap.example.org"\nusername = "u"\npassword_file = "nope.pw"',

@@ -176,7 +176,7 @@ def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], st
                         sizes.get(uid, {}).get(b"RFC822.SIZE", 0), handle, run)
 
 
-def _handle_one(client: IMAPClient, folders: "_Folders", folder: str, uid: int, size: int,
+def _handle_one(client: IMAPClient, folders: _Folders, folder: str, uid: int, size: int,
                 handle: Callable[[bytes], str], run: InboundRun) -> None:
     if size > MAX_MESSAGE_BYTES:
         run.failed += 1
