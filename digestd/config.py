@@ -434,6 +434,69 @@ class DkimConfig:
     private_key: bytes = derived(b"")
 
 
+IMAP_PORTS = {"tls": 993, "starttls": 143, "none": 143}
+
+
+def check_folder(value: str) -> str:
+    if not value.strip() or any(unicodedata.category(c)[0] == "C" for c in value):
+        raise ValueError('must be a folder name such as "INBOX" or "bounces" (one line, not '
+                         "empty)")
+    return value
+
+
+def check_optional_host(value: str) -> str:
+    return check_host(value) if value else value
+
+
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address: where a password may go over IMAP without TLS."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or \
+            host.lower().rstrip(".").endswith(".localhost")
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    imap_host: str = setting("", "The IMAP server of the mailbox that receives the mail that "
+                             "comes back (bounces, complaints, unsubscribe mails): `digestd "
+                             "run` reads it every `every`. Empty, or no [inbound] table, means "
+                             "no mailbox is read.", check=check_optional_host)
+    imap_port: int = setting(0, "The IMAP port; 0 means the usual one for imap_security: 993 "
+                             "for tls, 143 for starttls and none. At most 65535.", minimum=0,
+                             maximum=65535)
+    imap_security: str = setting("tls", '"tls" (implicit TLS), "starttls" or "none" (only '
+                                 "for a server on this machine: 127.0.0.1, ::1 or localhost).",
+                                 choices=("tls", "starttls", "none"))
+    username: str = setting("", "The mailbox's login name; required with imap_host.",
+                            check=check_one_line)
+    password_file: str = setting("", "File holding the IMAP password. Alternatives: the "
+                                 "environment variable DIGESTD_IMAP_PASSWORD or the systemd "
+                                 'credential "imap-password".', path=True)
+    folder: str = setting("INBOX", "The folder read. digestd handles its unread messages and "
+                          'moves each one it handled into "digestd-processed" (one it could '
+                          'not handle into "digestd-failed"), both made when first needed; a '
+                          "message marked read is left alone.", check=check_folder)
+    every: float = setting(300.0, 'How often `digestd run` reads the mailbox, e.g. "5m"; at '
+                           'least "30s", at most "1d".', minimum=30, maximum=86400,
+                           duration=True)
+    timeout: float = setting(60.0, "Seconds to wait for the server at each step; at most 600.",
+                             minimum=1, maximum=600)
+    ca_file: str = setting("", "A PEM file of certificate authorities to trust for the "
+                           "server's certificate (a private CA); empty means the system's.",
+                           path=True)
+    password: str = derived()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.imap_host)
+
+    @property
+    def port(self) -> int:
+        return self.imap_port or IMAP_PORTS[self.imap_security]
+
+
 SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "delivery": DeliveryConfig,
@@ -442,6 +505,7 @@ SECTIONS: dict[str, type] = {
     "digest": DigestConfig,
     "log": LogConfig,
     "dkim": DkimConfig,
+    "inbound": InboundConfig,
 }
 
 
@@ -455,6 +519,7 @@ class Config:
     digest: DigestConfig = DigestConfig()
     log: LogConfig = LogConfig()
     dkim: DkimConfig = DkimConfig()
+    inbound: InboundConfig = InboundConfig()
     sources: tuple[SourceConfig, ...] = ()
     # what `config check` warns about (see _warnings), each "file:line: message"
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -579,8 +644,22 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
              "between two checks would be merged into the next one instead of sent",
              "digest", "check_every" if "check_every" in written or "max_lateness" not in
              written else "max_lateness")
+    _check_inbound(config.inbound, data.get("inbound", {}), fail)
     config = _finish(config, path, env, locate)
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
+
+
+def _check_inbound(inbound: InboundConfig, written: dict, fail) -> None:
+    """What [inbound] needs beyond its keys' own checks; raises ConfigError."""
+    if not inbound.enabled:
+        return
+    if not inbound.username:
+        fail("inbound.username is required with inbound.imap_host (the mailbox's login name)",
+             "inbound", "username" if "username" in written else "imap_host")
+    if inbound.imap_security == "none" and not is_loopback(inbound.imap_host):
+        fail(f'inbound.imap_security "none" sends the password in clear text: it is allowed '
+             f'only for a server on this machine (127.0.0.1, ::1, localhost), not '
+             f'"{inbound.imap_host}"; use "tls" or "starttls"', "inbound", "imap_security")
 
 
 def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
@@ -593,7 +672,7 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
 
     base = config.base_dir
     replaced = {}
-    for name in ("store", "delivery", "smtp", "web", "digest", "dkim"):
+    for name in ("store", "delivery", "smtp", "web", "digest", "dkim", "inbound"):
         section = getattr(config, name)
         if section is None:
             continue
@@ -635,6 +714,18 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
                           "DIGESTD_SMTP_PASSWORD")
         config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp,
                                                                       password=password or ""))
+    if config.inbound.enabled:
+        if config.inbound.ca_file:
+            try:
+                with open(config.inbound.ca_file, "rb"):
+                    pass
+            except OSError as e:
+                fail(f'inbound.ca_file must be a readable file, got "{config.inbound.ca_file}": '
+                     f"{e.strerror}", "inbound", "ca_file")
+        password = secret("imap-password", "inbound", "password_file",
+                          config.inbound.password_file, "DIGESTD_IMAP_PASSWORD")
+        config = dataclasses.replace(config, inbound=dataclasses.replace(
+            config.inbound, password=password or ""))
     if config.web.secret_file:  # read when the web app starts or a digest is built: check now
         secret("secret", "web", "secret_file", config.web.secret_file, "")
     if config.dkim.selector:
@@ -703,6 +794,12 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
                    "smtp.password_file, the environment variable DIGESTD_SMTP_PASSWORD or the "
                    'systemd credential "smtp-password" (else AUTH is tried with an empty '
                    "password)")
+    inbound = config.inbound
+    if inbound.enabled and not inbound.password:
+        out.append(where("inbound", "imap_host") + "inbound.imap_host is set but no IMAP "
+                   "password is: set inbound.password_file, the environment variable "
+                   'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password" (else '
+                   "`digestd run` reads no mailbox)")
     unsubscribe = unsubscribe_warning(config)
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)

@@ -7,7 +7,10 @@ Jobs (all in the one asyncio loop, none of them one-per-subscriber):
 - `digests`, every `digest.check_every`: build the digests that are due now (the
   schedule is computed from the store) while the outbox is sent (jobs.build_and_send:
   the build runs in a child process, or a thread for the outbox method, so the web app
-  and the watchdog keep answering during a long build).
+  and the watchdog keep answering during a long build);
+- `inbound`, every `inbound.every` when [inbound] names an IMAP server: read the mail that
+  came back (bounces, complaints, unsubscribes) from that mailbox, in a thread
+  (digestd.inbound.imap).
 
 SIGTERM/SIGINT stop taking new work: the sender starts no new message, the build is
 stopped (what it committed stays, the rest is built at the next start), in-flight jobs get
@@ -36,9 +39,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from . import __version__
-from .config import Config, SourceConfig, load_config
+from .config import Config, InboundConfig, SourceConfig, load_config
 from .deliver import DeliveryReport
 from .errors import DigestdError
+from .inbound.imap import fetch_and_handle
 from .jobs import build_and_send, poll_sources, send_outbox
 from .logs import quiet_libraries
 from .schedule import (
@@ -55,6 +59,9 @@ from .store import Store
 
 log = logging.getLogger("digestd.daemon")
 
+# handle(raw message) -> the kind of what it was ("bounce", "unsubscribe", ...)
+InboundHandle = Callable[[bytes], str]
+
 # APScheduler drops a run that starts more than misfire_grace_time late, 1 s by default:
 # a busy loop or a suspended machine would silently lose polls. A run may be late, never
 # lost; coalesce folds the runs that piled up meanwhile into one.
@@ -64,6 +71,7 @@ STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most 
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
 ARXIV_POLL_JITTER = 600.0
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
+INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
 
 
 # the library loggers that speak in the daemon, each a logger that records are made on
@@ -82,6 +90,18 @@ class LibraryLines(logging.Filter):
         record.msg = "event=%s message=%s"
         record.args = (record.name.partition(".")[0], json.dumps(text))
         return True
+
+
+def inbound_handler(config: Config, store: Store) -> InboundHandle:
+    """The handler of one message read from the [inbound] mailbox, on `store` (a connection
+    of the thread the IMAP run is in): digestd.inbound's, which raises InboundTempFail for
+    what may work later. Daemon(inbound_handler=...) takes another one (tests)."""
+    from .inbound import handle_message  # the message handler of issue 16
+
+    def handle(raw: bytes) -> str:
+        return handle_message(raw, store=store).kind
+
+    return handle
 
 
 def poll_trigger(cfg: SourceConfig, every: float) -> BaseTrigger:
@@ -134,8 +154,11 @@ class Daemon:
     """
 
     def __init__(self, config: Config, *, notifier: Notifier | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 inbound_handler: Callable[[Config, Store], InboundHandle] = inbound_handler
+                 ) -> None:
         self.config = config
+        self.inbound_handler = inbound_handler
         self.notifier = notifier or Notifier()
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.stop_requested = asyncio.Event()
@@ -180,6 +203,7 @@ class Daemon:
                     self._job, IntervalTrigger(seconds=PRUNE_EVERY, timezone=timezone.utc),
                     id="prune", name="prune", args=("prune", self._prune),
                     next_run_time=first + timedelta(minutes=10))
+            self._schedule_inbound()
             self.scheduler.start()
             await self._start_web()
             if not self.stop_requested.is_set():
@@ -381,6 +405,47 @@ class Daemon:
             log.info("event=sent_messages_dropped count=%d older_than_days=%d took_ms=%d",
                      dropped, days, (time.monotonic() - began) * 1000)
 
+    def _schedule_inbound(self) -> None:
+        """(Re)create the job that reads the [inbound] mailbox, or remove it."""
+        assert self.scheduler is not None
+        cfg = self.config.inbound
+        if self.scheduler.get_job("inbound") is not None:
+            self.scheduler.remove_job("inbound")
+            if not cfg.enabled:
+                log.info("event=inbound_off reason=no_imap_host")
+        if not cfg.enabled:
+            return
+        self.scheduler.add_job(
+            self._job, IntervalTrigger(seconds=cfg.every, timezone=timezone.utc), id="inbound",
+            name="inbound", args=("inbound", self._inbound),
+            next_run_time=datetime.now(timezone.utc) + timedelta(seconds=INBOUND_FIRST_RUN))
+        log.info("event=inbound_scheduled server=%s:%d security=%s folder=%r every_s=%g",
+                 cfg.imap_host, cfg.port, cfg.imap_security, cfg.folder, cfg.every)
+
+    async def _inbound(self) -> None:
+        """Read the [inbound] mailbox once: in a thread (imapclient blocks), with a store
+        connection of its own; one key=value line says what it did."""
+        cfg: InboundConfig = self.config.inbound
+        path = self.config.store.path
+        config = self.config
+
+        def fetch():
+            with Store(path) as store:
+                handle = self.inbound_handler(config, store)
+                return fetch_and_handle(cfg, cfg.password, handle, stop=self._stop_asked)
+
+        run = await asyncio.to_thread(fetch)
+        if run.error:
+            log.error("event=inbound_run %s error=%r", run.log_fields(), run.error)
+        else:
+            # a quiet mailbox every few minutes is not news
+            level = logging.INFO if run.fetched or run.failed else logging.DEBUG
+            log.log(level, "event=inbound_run %s%s", run.log_fields(),
+                    " stopped=shutdown" if run.stopped else "")
+
+    def _stop_asked(self) -> bool:
+        return self.stopping or self.stop_requested.is_set()
+
     def _run_digests_now(self) -> None:
         """Run the digest job now (the first polls are done, or the web app queued mail)."""
         assert self.scheduler is not None
@@ -488,8 +553,8 @@ class Daemon:
     # -- reload ------------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: re-read the config file. Sources, schedule, delivery, SMTP, digest and log
-        settings apply at once; [store] and [web] changes need a restart (logged)."""
+        """SIGHUP: re-read the config file. Sources, schedule, delivery, SMTP, digest, inbound
+        and log settings apply at once; [store] and [web] changes need a restart (logged)."""
         path = self.config.path
         if path is None:
             log.warning("event=reload_skipped reason=no_config_file")
@@ -513,11 +578,14 @@ class Daemon:
         if new.log.level != self.config.log.level:
             logging.getLogger().setLevel(new.log.level_for(service=True).upper())
         check_changed = new.digest.check_every != self.config.digest.check_every
+        old_inbound = self.config.inbound
         self.config = new
         if self.scheduler.running:
             self._schedule_polls()
             if check_changed:
                 self.scheduler.reschedule_job("digests", trigger=self._digest_trigger())
+            if new.inbound != old_inbound:
+                self._schedule_inbound()
         log.info("event=reloaded config=%s sources=%d", path, len(self._poll_jobs()))
         self.notifier.ready(self.status_text())
 

@@ -1,7 +1,8 @@
 """`digestd doctor`: checks the sending setup (SMTP, TLS, AUTH, SPF/DKIM/DMARC) without mailing.
 
 Each check is one line a user can act on. SMTP is probed through deliver.probe (EHLO,
-STARTTLS, AUTH, then QUIT before any MAIL FROM); DNS records are looked up with dnspython
+STARTTLS, AUTH, then QUIT before any MAIL FROM); the [inbound] mailbox through
+inbound.imap.probe (login, the folder examined read-only); DNS records are looked up with dnspython
 when the resolver answers at all, and the report says so plainly when it does not.
 """
 
@@ -41,6 +42,11 @@ async def run_checks(config: Config) -> list[Check]:
     else:
         checks.append(Check("info", "smtp", f'delivery method is "{config.delivery_method}": '
                             f"digests are written into {config.delivery.outbox_dir}"))
+    if config.inbound.enabled:
+        from .inbound.imap import probe
+
+        ok, detail = await asyncio.to_thread(probe, config.inbound, config.inbound.password)
+        checks.append(Check("ok" if ok else "fail", "imap", detail))
     checks.extend(await asyncio.to_thread(dns_checks, config))
     return checks
 

@@ -11,6 +11,7 @@ import pytest
 from digestd.config import load_config
 from digestd.store import Store
 
+from .dovecot import DOVECOT, Dovecot, Mailbox
 from .smtp_server import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -32,6 +33,27 @@ def smtp_sink():
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server():
+    """A real Dovecot IMAP server on 127.0.0.1 for the session (tests/dovecot.py)."""
+    if DOVECOT is None:
+        pytest.skip("Dovecot is not installed (apt-get install dovecot-imapd)")
+    server = Dovecot()
+    try:
+        server.start()
+    except (OSError, RuntimeError) as e:
+        server.stop()
+        pytest.skip(f"Dovecot cannot start here: {e}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox(dovecot_server: Dovecot) -> Mailbox:
+    """An empty mailbox of its own on the session's Dovecot."""
+    return dovecot_server.mailbox()
 
 
 @pytest.fixture

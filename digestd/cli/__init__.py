@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, metavar="N",
                    help="older than N days (default: store.keep_sent_days, 30)")
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
-        "the DKIM key and the From domain's SPF/DKIM/DMARC records")
+        "the [inbound] mailbox (login; nothing read or moved), the DKIM key and the From "
+        "domain's SPF/DKIM/DMARC records")
     add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "
         "cleanly, SIGHUP reloads the config")
     p = add("web", cmd_web, "serve only the web app: subscribe, confirm, preferences, "

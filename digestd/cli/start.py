@@ -16,6 +16,7 @@ from ..config import (
     DeliveryConfig,
     StoreConfig,
     default_source,
+    duration_text,
     example_config,
     find_config,
     load_config,
@@ -119,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # the systemd credentials digestd reads (read_secret's first argument in config.py)
-CREDENTIALS = ("smtp-password", "secret", "dkim-key")
+CREDENTIALS = ("smtp-password", "secret", "dkim-key", "imap-password")
 
 
 def _credentials_hidden() -> bool:
@@ -160,6 +161,10 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
           + ", ".join(f"{s.name} ({s.kind})" for s in config.sources))
+    inbound = config.inbound
+    print("  inbound   " + (f"IMAP {inbound.username}@{inbound.imap_host}:{inbound.port} "
+                            f"({inbound.imap_security}), folder {inbound.folder!r}, every "
+                            f"{duration_text(inbound.every)}" if inbound.enabled else "off"))
     for warning in config.warnings:
         print(f"digestd: warning: {warning}", file=sys.stderr)
     return 0

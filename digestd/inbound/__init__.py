@@ -1,0 +1,1 @@
+"""The mail that comes back: bounces (DSNs), ARF complaints and mailto unsubscribes."""
