@@ -99,3 +99,12 @@ class DeliveryError(DigestdError):
 
 class NotFound(DigestdError):
     """A subscriber, rule or other object named on the command line does not exist."""
+
+
+class InboundTempFail(DigestdError):
+    """A message that came back cannot be handled now, but may be later (the store is busy,
+    say). Raised by the inbound handler: the message stays where it is, unread, and the
+    next run tries it again. Anything else the handler raises counts as failed for good.
+    Exit code 75 (EX_TEMPFAIL): an MTA that pipes the message in keeps it and tries again."""
+
+    exit_code = 75
