@@ -32,8 +32,8 @@ NOTICE_HTML = """\
 or you change your mind, subscribe again:</p>
 <p><a href="{url}" style="display: inline-block; padding: 10px 16px; background: #1a56a0;
 color: #ffffff; text-decoration: none; border-radius: 4px">Subscribe again</a></p>
-<p style="font-size: 13px; color: #555555">Or copy this address into your browser:<br>
-{url}</p>
+<p style="font-size: 13px; color: #555555">If the button does not work, copy this address
+into your browser:<br><a href="{url}" style="color: #1a56a0">{url}</a></p>
 </body></html>
 """
 
