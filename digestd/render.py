@@ -39,9 +39,12 @@ WHY_CHARS = 200  # the email's "matched:" line at most (a digest's page shows al
 TEXT_WIDTH = 78  # the plain-text part wraps here (RFC 5322 2.1.1 recommends 78)
 
 # RFC 6376 lets the signer choose; these are the headers a forger would want to change, plus
-# the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured.
+# the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured, the
+# Feedback-ID that complaints are grouped by, and the MIME headers that say how to read the
+# body (a body re-labelled with another Content-Type would still verify otherwise). A header
+# a message lacks (List-Id in a confirmation) is signed as absent: it cannot be added later.
 DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
-                "List-Unsubscribe-Post")
+                "List-Unsubscribe-Post", "Feedback-ID", "MIME-Version", "Content-Type")
 
 
 def bundled_templates() -> Path:
