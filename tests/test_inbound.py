@@ -462,3 +462,14 @@ def test_counts_persist_and_reach_metrics(site, capsys):
     assert 'digestd_inbound_messages_total{kind="bounce"} 1.0' in text
     assert 'digestd_inbound_messages_total{kind="unrecognized"} 1.0' in text
     assert 'digestd_inbound_messages_total{kind="complaint"} 0.0' in text
+
+
+def test_keys_of_handled_messages_are_forgotten_after_30_days(site):
+    raw = fill(site, "postfix.eml", ADDRESSES[0])
+    assert pipe(site, raw).stdout.startswith(b"bounce")
+    with site.store() as store:
+        with store.transaction() as db:
+            db.execute("UPDATE inbound_seen SET at = '2000-01-01T00:00:00+00:00'")
+    assert pipe(site, b"Subject: x\r\n\r\nx\r\n").stdout.strip() == b"unrecognized"
+    with site.store() as store:
+        assert store.db.execute("SELECT count(*) FROM inbound_seen").fetchone() == (0,)

@@ -28,6 +28,7 @@ import logging
 import re
 import sqlite3
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from email.message import Message
 
 from ..config import Config, web_secret
@@ -43,6 +44,7 @@ __all__ = ["KINDS", "Handled", "InboundTempFail", "handle_message"]
 log = logging.getLogger("digestd.inbound")
 
 KINDS = ("bounce", "delay", "complaint", "unsubscribe", "unrecognized", "duplicate")
+SEEN_KEPT = timedelta(days=30)  # how long a handled message's key is kept
 MAX_BYTES = 10 * 1024 * 1024  # a bounce returns at most our message: more is not ours
 
 _BOUNCE_SENDER = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mdaemon)@", re.IGNORECASE)
@@ -191,6 +193,8 @@ def _act(found: _Found, raw: bytes, store: Store, config: Config, now: float | N
     else:
         handled = Handled("unrecognized", detail=found.reason)
     store.record_inbound(handled.kind, found.key if handled.kind != "unrecognized" else None)
+    # an MTA retries a message for days, an IMAP run for minutes: older keys can go
+    store.prune_inbound((datetime.now(timezone.utc) - SEEN_KEPT).isoformat(timespec="seconds"))
     return handled
 
 
