@@ -473,3 +473,11 @@ def test_keys_of_handled_messages_are_forgotten_after_30_days(site):
     assert pipe(site, b"Subject: x\r\n\r\nx\r\n").stdout.strip() == b"unrecognized"
     with site.store() as store:
         assert store.db.execute("SELECT count(*) FROM inbound_seen").fetchone() == (0,)
+
+
+def test_without_a_config_file_it_exits_75_and_makes_no_store(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "digestd.cli", "inbound"], input=b"x",
+                          capture_output=True, cwd=tmp_path, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 75 and b"no config file" in done.stderr
+    assert list(tmp_path.iterdir()) == []

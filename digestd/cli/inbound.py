@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import find_config
 from ..errors import ConfigError, InboundTempFail, StoreError
 from .common import _config, _print_json
 
@@ -17,6 +18,10 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     from ..inbound import KINDS, handle_message
     from ..store import Store
 
+    if find_config(args.config) is None:
+        # the embedded defaults would make an empty store wherever the MTA runs us
+        raise InboundTempFail("cannot handle mail now: no config file; pass --config "
+                              "/etc/digestd/config.toml (or set DIGESTD_CONFIG)")
     try:
         config = _config(args)
         store = Store(config.store.path, timeout=args.timeout)
