@@ -430,10 +430,9 @@ def test_handle_message_raises_inbound_temp_fail_on_a_busy_store(site):
     lock = sqlite3.connect(site.store_path, isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")
     try:
-        with Store(site.store_path, timeout=0.2) as store:
-            with pytest.raises(InboundTempFail) as e:
-                handle_message(fill(site, "postfix.eml", ADDRESSES[0]), config=config,
-                               store=store)
+        with Store(site.store_path, timeout=0.2) as store, \
+                pytest.raises(InboundTempFail) as e:
+            handle_message(fill(site, "postfix.eml", ADDRESSES[0]), config=config, store=store)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
@@ -467,9 +466,8 @@ def test_counts_persist_and_reach_metrics(site, capsys):
 def test_keys_of_handled_messages_are_forgotten_after_30_days(site):
     raw = fill(site, "postfix.eml", ADDRESSES[0])
     assert pipe(site, raw).stdout.startswith(b"bounce")
-    with site.store() as store:
-        with store.transaction() as db:
-            db.execute("UPDATE inbound_seen SET at = '2000-01-01T00:00:00+00:00'")
+    with site.store() as store, store.transaction() as db:
+        db.execute("UPDATE inbound_seen SET at = '2000-01-01T00:00:00+00:00'")
     assert pipe(site, b"Subject: x\r\n\r\nx\r\n").stdout.strip() == b"unrecognized"
     with site.store() as store:
         assert store.db.execute("SELECT count(*) FROM inbound_seen").fetchone() == (0,)

@@ -8,8 +8,7 @@ import re
 from email.message import Message
 from email.utils import getaddresses
 
-from ..tokens import MailToken, find_mail_tokens, parse_subscriber_value, verify, \
-    verify_mail_token
+from ..tokens import MailToken, find_mail_tokens, parse_subscriber_value, verify, verify_mail_token
 
 # the headers in which a receiving MTA writes the envelope recipient, most exact first
 RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
