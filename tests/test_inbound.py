@@ -479,3 +479,25 @@ def test_without_a_config_file_it_exits_75_and_makes_no_store(tmp_path):
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 75 and b"no config file" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_non_standard_bounce_that_says_mailbox_full_never_counts(site):
+    address = ADDRESSES[1]
+    raw = fill(site, "exim.eml", address).replace(
+        b"550 5.1.1 <" + address.encode() + b">: No such user here",
+        b"552 5.2.2 <" + address.encode() + b">: Mailbox full")
+    before = state(site)
+    with site.store() as store:
+        handled = handle_message(raw, config=load_config(site.cfg), store=store)
+    assert (handled.kind, handled.changed) == ("delay", False)
+    assert state(site)[:2] == before[:2]
+
+
+def test_a_success_notice_is_not_a_bounce(site):
+    address = ADDRESSES[0]
+    raw = fill(site, "postfix.eml", address).replace(b"Action: failed", b"Action: delivered")
+    before = state(site)
+    with site.store() as store:
+        handled = handle_message(raw, config=load_config(site.cfg), store=store)
+    assert handled.kind == "unrecognized"
+    assert state(site)[:2] == before[:2]
