@@ -318,7 +318,7 @@ class DeliveryConfig:
                                       '"unsubscribe@" the From domain) with the subject '
                                       '"unsubscribe TOKEN", for `digestd inbound`; without '
                                       "return_path, to this address (empty: the From address).",
-                                      check=check_mailto_address)
+                                      check=check_optional_address)
 
 
 @dataclass(frozen=True)
@@ -628,6 +628,15 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
              "between two checks would be merged into the next one instead of sent",
              "digest", "check_every" if "check_every" in written or "max_lateness" not in
              written else "max_lateness")
+    mailto = config.delivery.unsubscribe_mailto
+    if config.delivery.return_path and mailto:
+        try:
+            check_mailto_address(mailto)
+        except ValueError as e:
+            fail(f"delivery.unsubscribe_mailto {e.args[0]}"
+                 + (f" ({e.args[1]})" if len(e.args) > 1 else "")
+                 + ' once delivery.return_path is set (it becomes "LOCAL+TOKEN@DOMAIN")',
+                 "delivery", "unsubscribe_mailto")
     config = _finish(config, path, env, locate)
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
 

@@ -501,3 +501,15 @@ def test_a_success_notice_is_not_a_bounce(site):
         handled = handle_message(raw, config=load_config(site.cfg), store=store)
     assert handled.kind == "unrecognized"
     assert state(site)[:2] == before[:2]
+
+
+def test_unsubscribe_mailto_must_take_a_token_only_with_a_return_path(tmp_path):
+    from digestd.errors import ConfigError
+
+    path = tmp_path / "c.toml"
+    path.write_text('[delivery]\nunsubscribe_mailto = "digest+unsub@example.org"\n')
+    assert load_config(str(path)).delivery.unsubscribe_mailto == "digest+unsub@example.org"
+    path.write_text('[delivery]\nunsubscribe_mailto = "digest+unsub@example.org"\n'
+                    'return_path = "bounces@example.org"\n')
+    with pytest.raises(ConfigError, match=r"c.toml:2: delivery.unsubscribe_mailto .*\+TOKEN"):
+        load_config(str(path))
