@@ -513,3 +513,8 @@ def test_unsubscribe_mailto_must_take_a_token_only_with_a_return_path(tmp_path):
                     'return_path = "bounces@example.org"\n')
     with pytest.raises(ConfigError, match=r"c.toml:2: delivery.unsubscribe_mailto .*\+TOKEN"):
         load_config(str(path))
+
+
+def test_config_check_names_the_return_path(site, capsys):
+    assert main(["-c", site.cfg, "config", "check"]) == 0
+    assert "bounces   return path bounces+TOKEN@example.org" in capsys.readouterr().out
