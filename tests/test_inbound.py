@@ -518,3 +518,16 @@ def test_unsubscribe_mailto_must_take_a_token_only_with_a_return_path(tmp_path):
 def test_config_check_names_the_return_path(site, capsys):
     assert main(["-c", site.cfg, "config", "check"]) == 0
     assert "bounces   return path bounces+TOKEN@example.org" in capsys.readouterr().out
+
+
+def test_a_bug_of_ours_exits_75_without_quoting_the_message(site, monkeypatch, capsys):
+    import digestd.inbound
+
+    def broken(*args, **kwargs):
+        raise ValueError("secret text from the message")
+
+    monkeypatch.setattr(digestd.inbound, "handle_message", broken)
+    monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": __import__("io").BytesIO(b"x")}))
+    assert main(["-c", site.cfg, "inbound"]) == 75
+    err = capsys.readouterr().err
+    assert "event=inbound_failed error=ValueError" in err and "secret text" not in err

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import traceback
 
 from ..config import find_config
 from ..errors import ConfigError, InboundTempFail, StoreError
 from .common import _config, _print_json
+
+log = logging.getLogger("digestd.inbound")
 
 # sysexits.h: what an MTA's pipe (Postfix pipe(8), local(8) aliases, procmail, fetchmail
 # --mda) reads from the exit status
@@ -39,7 +43,18 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                     print(f"{kind:<13} {counts.get(kind, 0)}")
             return EX_OK
         raw = sys.stdin.buffer.read()
-        handled = handle_message(raw, config=config, store=store, recipient=args.recipient)
+        try:
+            handled = handle_message(raw, config=config, store=store,
+                                     recipient=args.recipient)
+        except InboundTempFail:
+            raise
+        except Exception as e:  # a bug of ours, not the message's fault: keep it for later
+            # where, but not the exception's text: it may quote the message
+            frame = traceback.extract_tb(e.__traceback__)[-1]
+            log.error("event=inbound_failed error=%s at=%s:%d", type(e).__name__,
+                      frame.filename.rpartition("/")[2], frame.lineno)
+            raise InboundTempFail(f"cannot handle this message now ({type(e).__name__}); "
+                                  "the MTA keeps it and tries again") from None
     print(f"{handled.kind}" + (f" subscriber={handled.subscriber_id}"
                                if handled.subscriber_id is not None else "")
           + (" (changed)" if handled.changed else ""))
