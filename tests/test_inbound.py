@@ -531,3 +531,27 @@ def test_a_bug_of_ours_exits_75_without_quoting_the_message(site, monkeypatch, c
     assert main(["-c", site.cfg, "inbound"]) == 75
     err = capsys.readouterr().err
     assert "event=inbound_failed error=ValueError" in err and "secret text" not in err
+
+
+def test_the_subject_of_an_older_mailto_unsubscribes_too(site):
+    """Digests sent without a return path (or before it was set) carry the /u/ token in the
+    mailto:'s subject, to the From address: piping that mailbox in works as well."""
+    from digestd.render import Links
+
+    address = ADDRESSES[4]
+    sub = subscriber(site, address)
+    token = Links("https://digest.example.org", site.secret).unsubscribe_token(sub.id)
+    raw = (f"From: {address}\r\nTo: digest@example.org\r\nSubject: unsubscribe {token}\r\n"
+           "Message-ID: <old.1@example.net>\r\n\r\nunsubscribe\r\n").encode()
+    with site.store() as store:
+        handled = handle_message(raw, config=load_config(site.cfg), store=store)
+    assert (handled.kind, handled.subscriber_id, handled.changed) == ("unsubscribe", sub.id,
+                                                                     True)
+    assert subscriber(site, address).status == "unsubscribed"
+    # and a forged one changes nothing
+    other = subscriber(site, ADDRESSES[5])
+    forged = Links("https://digest.example.org", b"x" * 32).unsubscribe_token(other.id)
+    with site.store() as store:
+        handled = handle_message(raw.replace(token.encode(), forged.encode()).replace(
+            b"old.1", b"old.2"), config=load_config(site.cfg), store=store)
+    assert handled.kind == "unrecognized" and subscriber(site, ADDRESSES[5]).status == "active"

@@ -76,7 +76,7 @@ def handle_message(raw: bytes, *, config: Config, store: Store, recipient: str =
         secret = web_secret(config) if secret is None else secret
         found = _classify(raw, secret, recipient)
         with store.transaction():
-            handled = _act(found, raw, store, config, now)
+            handled = _act(found, store, config, now)
     except (sqlite3.OperationalError, sqlite3.DatabaseError, StoreError) as e:
         raise InboundTempFail(f"the store {store.path} cannot take the message now, try again "
                               f"later: {e}") from None
@@ -172,7 +172,7 @@ def _scan_returned(msg: Message, tokens: Tokens, found: _Found) -> None:
 
 # -- acting --------------------------------------------------------------------------------------
 
-def _act(found: _Found, raw: bytes, store: Store, config: Config, now: float | None) -> Handled:
+def _act(found: _Found, store: Store, config: Config, now: float | None) -> Handled:
     """Inside one transaction: the message's effect, and its count."""
     if found.key is not None and found.kind != "unrecognized" and store.inbound_seen(found.key):
         store.record_inbound("duplicate")
