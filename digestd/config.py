@@ -27,6 +27,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import ConfigError, StoreError
+from .tokens import MAIL_TOKEN_MAX
 from .validators import EmailNotValidError, is_time_zone, mailbox
 
 CONFIG_ENV = "DIGESTD_CONFIG"
@@ -87,6 +88,41 @@ def check_address(value: str) -> str:
 
 def check_optional_address(value: str) -> str:
     return check_address(value) if value else value
+
+
+def _plain_address(value: str, what: str) -> str:
+    """A bare addr-spec whose local part leaves room for "+TOKEN" (RFC 5321: 64 octets)."""
+    check_address(value)
+    if "<" in value or " " in value.strip() or not value.isascii():
+        raise ValueError(f'must be a plain ASCII address such as "{what}@example.org", '
+                         "without a name")
+    local = value.strip().rpartition("@")[0]
+    if "+" in local or len(local) + 1 + MAIL_TOKEN_MAX > 64:
+        raise ValueError(f'must be a plain ASCII address such as "{what}@example.org"',
+                         f"its local part takes \"+TOKEN\" ({MAIL_TOKEN_MAX} characters) and "
+                         f"must stay within 64 characters with it, without a \"+\" of its own")
+    return value.strip()
+
+
+def check_return_path(value: str) -> str:
+    return _plain_address(value, "bounces") if value else value
+
+
+def check_mailto_address(value: str) -> str:
+    """unsubscribe_mailto: as from (a name is ignored); its local part must take "+TOKEN"."""
+    if not value:
+        return value
+    check_address(value)
+    address = value.rpartition("<")[2].partition(">")[0] if "<" in value else value
+    _plain_address(address.strip(), "unsubscribe")
+    return value
+
+
+def check_feedback_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,30}", value):
+        raise ValueError("must be a short id of letters, digits, '-' and '_' (Google advises "
+                         "5 to 15 characters), such as \"digestd\"")
+    return value
 
 
 def check_url(value: str, *, query: bool = False) -> str:
@@ -264,11 +300,24 @@ class DeliveryConfig:
                                     "address) after which a subscriber is marked bouncing and "
                                     "gets no more digests.", minimum=1)
     feedback_id: str = setting("", "The sender id at the end of the Feedback-ID header that "
-                               "Gmail's postmaster tools group complaints by; empty means the "
-                               "From domain.")
+                               "Gmail's postmaster tools group complaints by: 5 to 15 letters, "
+                               "digits, '-' or '_' (Google's advice). Empty means one made from "
+                               "the From domain: its first label, at most 15 characters "
+                               '(digest@example.org gives "example"; a shorter label than 5 '
+                               'is padded: "ab.io" gives "ab-mail").', check=check_feedback_id)
+    return_path: str = setting("", "The envelope sender (MAIL FROM) of every message, as "
+                               '"bounces@example.org": each message goes out from '
+                               '"bounces+TOKEN@example.org" (VERP: TOKEN, signed, names the '
+                               "subscriber and the message), so `digestd inbound` knows who "
+                               "bounced. The mail server must deliver that address, plus any "
+                               '"+TOKEN", to `digestd inbound`. Empty means the From address, '
+                               "without tokens.", check=check_return_path)
     unsubscribe_mailto: str = setting("", "The mailto: address in List-Unsubscribe (next to the "
-                                      "one-click https link); the mail's subject is "
-                                      '"unsubscribe TOKEN". Empty means the From address.',
+                                      "one-click https link). With return_path set, the mail "
+                                      'goes to "LOCAL+TOKEN@DOMAIN" of this address (empty: '
+                                      '"unsubscribe@" the From domain) with the subject '
+                                      '"unsubscribe TOKEN", for `digestd inbound`; without '
+                                      "return_path, to this address (empty: the From address).",
                                       check=check_optional_address)
 
 
@@ -645,6 +694,15 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
              "digest", "check_every" if "check_every" in written or "max_lateness" not in
              written else "max_lateness")
     _check_inbound(config.inbound, data.get("inbound", {}), fail)
+    mailto = config.delivery.unsubscribe_mailto
+    if config.delivery.return_path and mailto:
+        try:
+            check_mailto_address(mailto)
+        except ValueError as e:
+            fail(f"delivery.unsubscribe_mailto {e.args[0]}"
+                 + (f" ({e.args[1]})" if len(e.args) > 1 else "")
+                 + ' once delivery.return_path is set (it becomes "LOCAL+TOKEN@DOMAIN")',
+                 "delivery", "unsubscribe_mailto")
     config = _finish(config, path, env, locate)
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
 

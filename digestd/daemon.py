@@ -42,6 +42,7 @@ from . import __version__
 from .config import Config, InboundConfig, SourceConfig, load_config
 from .deliver import DeliveryReport
 from .errors import DigestdError
+from .inbound import handle_message
 from .inbound.imap import fetch_and_handle
 from .jobs import build_and_send, poll_sources, send_outbox
 from .logs import quiet_libraries
@@ -96,10 +97,8 @@ def inbound_handler(config: Config, store: Store) -> InboundHandle:
     """The handler of one message read from the [inbound] mailbox, on `store` (a connection
     of the thread the IMAP run is in): digestd.inbound's, which raises InboundTempFail for
     what may work later. Daemon(inbound_handler=...) takes another one (tests)."""
-    from .inbound import handle_message  # the message handler of issue 16
-
     def handle(raw: bytes) -> str:
-        return handle_message(raw, store=store).kind
+        return handle_message(raw, config=config, store=store).kind
 
     return handle
 

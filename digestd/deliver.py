@@ -39,6 +39,7 @@ import aiosmtplib
 from .config import SmtpConfig
 from .render import to_7bit
 from .store import OutboxRow, Store, utcnow
+from .tokens import bounce_token, plus_address
 
 log = logging.getLogger("digestd.deliver")
 
@@ -304,8 +305,13 @@ class SmtpSender:
                  bounce_threshold: int = 3, limit: int | None = None,
                  progress: Callable[[DeliveryReport], None] | None = None,
                  follow: asyncio.Future | None = None,
-                 stop: asyncio.Event | None = None) -> None:
-        """`follow`: keep looking for new rows until this future is done (a build running
+                 stop: asyncio.Event | None = None, return_path: str = "",
+                 secret: bytes = b"") -> None:
+        """`return_path` (with the link `secret`): every message goes out from
+        `LOCAL+TOKEN@DOMAIN` of it, TOKEN naming the row and its subscriber (VERP, see
+        tokens.bounce_token); empty: from the address of `sender`.
+
+        `follow`: keep looking for new rows until this future is done (a build running
         at the same time), instead of stopping at the first empty outbox.
 
         `stop`: once set (a shutdown), no row is claimed or started any more; the
@@ -316,6 +322,8 @@ class SmtpSender:
         self.stop = stop
         self.smtp = smtp
         self.envelope_from = parseaddr(sender)[1]
+        self.return_path = return_path
+        self.secret = secret
         self.max_attempts = max_attempts
         self.bounce_threshold = bounce_threshold
         self.limit = limit
@@ -511,7 +519,10 @@ class SmtpSender:
             options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
             if eight_bit:
                 options.append("BODY=8BITMIME")
-            await client.mail(self.envelope_from, options=options)
+            sender = plus_address(self.return_path, bounce_token(
+                self.secret, row.id, row.subscriber_id)) if self.return_path \
+                else self.envelope_from
+            await client.mail(sender, options=options)
             stage = "RCPT"
             await client.rcpt(row.recipient)
             stage = "DATA"
@@ -610,12 +621,14 @@ async def send_smtp(store: Store, smtp: SmtpConfig, sender: str, *, max_attempts
                     bounce_threshold: int = 3, limit: int | None = None,
                     progress: Callable[[DeliveryReport], None] | None = None,
                     follow: asyncio.Future | None = None,
-                    stop: asyncio.Event | None = None) -> DeliveryReport:
+                    stop: asyncio.Event | None = None, return_path: str = "",
+                    secret: bytes = b"") -> DeliveryReport:
     """Send the due rows of the outbox (at most `limit`) until done or `stop` is set;
     see SmtpSender."""
     return await SmtpSender(store, smtp, sender, max_attempts=max_attempts,
                             bounce_threshold=bounce_threshold, limit=limit,
-                            progress=progress, follow=follow, stop=stop).run()
+                            progress=progress, follow=follow, stop=stop,
+                            return_path=return_path, secret=secret).run()
 
 
 # -- doctor ----------------------------------------------------------------------------------------

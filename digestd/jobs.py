@@ -24,7 +24,7 @@ from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: uni
 from .logs import setup_logging
 from .match import Matcher
 from .models import Digest, Subscriber
-from .render import Links, Renderer, by_relevance, why_text
+from .render import DkimSigner, Links, Renderer, by_relevance, why_text
 from .schedule import (
     Decision,
     Schedule,
@@ -95,23 +95,34 @@ def _window_start(sub: Subscriber, mark: ScheduleMark | None) -> str:
     return iso(parse_iso(sub.created_at) - FIRST_LOOKBACK)
 
 
-def make_renderer(config: Config) -> Renderer:
-    """The renderer of one run: templates, styles and the DKIM key load once."""
+def return_path(config: Config) -> dict:
+    """send_smtp's VERP arguments: the return path and the secret that signs its tokens."""
+    if not config.delivery.return_path:
+        return {}
+    return {"return_path": config.delivery.return_path, "secret": web_secret(config)}
+
+
+def make_dkim(config: Config) -> DkimSigner | None:
+    """The DKIM signer of [dkim], None when it is not set."""
     from email.utils import parseaddr
 
-    from .render import DkimSigner
+    if not config.dkim.selector:
+        return None
+    domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
+    return DkimSigner(config.dkim.selector, domain, config.dkim.private_key)
 
-    dkim = None
-    if config.dkim.selector:
-        domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
-        dkim = DkimSigner(config.dkim.selector, domain, config.dkim.private_key)
+
+def make_renderer(config: Config) -> Renderer:
+    """The renderer of one run: templates, styles and the DKIM key load once."""
+    dkim = make_dkim(config)
     return Renderer(links=Links(config.web.base_url, web_secret(config),
                                 archive_url=config.digest.archive_url),
                     from_addr=config.delivery.from_, reply_to=config.delivery.reply_to,
                     max_papers=config.digest.max_papers,
                     templates_dir=config.digest.templates_dir,
                     feedback_id=config.delivery.feedback_id,
-                    unsubscribe_mailto=config.delivery.unsubscribe_mailto, dkim=dkim)
+                    unsubscribe_mailto=config.delivery.unsubscribe_mailto,
+                    return_path=config.delivery.return_path, dkim=dkim)
 
 
 def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: datetime, *,
@@ -350,7 +361,7 @@ async def send_outbox(config: Config, store: Store, *, progress=None,
     return await send_smtp(store, config.smtp, config.delivery.from_,
                            max_attempts=config.delivery.max_attempts,
                            bounce_threshold=config.delivery.bounce_threshold, limit=limit,
-                           progress=progress, stop=stop)
+                           progress=progress, stop=stop, **return_path(config))
 
 
 # seconds a stopped build process gets to end after SIGTERM before it is killed
@@ -411,7 +422,8 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
             report = await send_smtp(store, smtp, config.delivery.from_,
                                      max_attempts=config.delivery.max_attempts,
                                      bounce_threshold=config.delivery.bounce_threshold,
-                                     progress=progress, follow=building, stop=stop)
+                                     progress=progress, follow=building, stop=stop,
+                                     **return_path(config))
         except BaseException:
             # the sender failed or was cancelled: the build must not outlive it
             building.cancel()
@@ -652,4 +664,5 @@ async def _help_send(config: Config, store: Store, helpers: int,
     share = max(1, config.smtp.max_connections // (helpers + 1))
     return await send_smtp(store, replace(config.smtp, max_connections=share),
                            config.delivery.from_, max_attempts=config.delivery.max_attempts,
-                           bounce_threshold=config.delivery.bounce_threshold, stop=stop)
+                           bounce_threshold=config.delivery.bounce_threshold, stop=stop,
+                           **return_path(config))

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 # Libraries whose routine lines (httpx's "HTTP Request: GET ..." for every fetch) would drown
 # digestd's own: only their warnings and errors are shown.
 QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "aiosmtplib", "apscheduler", "asyncio",
-                   "uvicorn")
+                   "uvicorn", "flufl.bounce")
 
 
 class KeyValueFormatter(logging.Formatter):

@@ -26,16 +26,25 @@ from markupsafe import Markup, escape
 
 from .models import Digest, Paper, PaperMatch
 from .text import words
-from .tokens import digest_value, sign, subscriber_value
+from .tokens import (
+    digest_value,
+    plus_address,
+    sign,
+    subscriber_value,
+    unsubscribe_mail_token,
+)
 
 ABSTRACT_CHARS = 300
 WHY_CHARS = 200  # the email's "matched:" line at most (a digest's page shows all of it)
 TEXT_WIDTH = 78  # the plain-text part wraps here (RFC 5322 2.1.1 recommends 78)
 
 # RFC 6376 lets the signer choose; these are the headers a forger would want to change, plus
-# the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured.
+# the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured, the
+# Feedback-ID that complaints are grouped by, and the MIME headers that say how to read the
+# body (a body re-labelled with another Content-Type would still verify otherwise). A header
+# a message lacks (List-Id in a confirmation) is signed as absent: it cannot be added later.
 DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
-                "List-Unsubscribe-Post")
+                "List-Unsubscribe-Post", "Feedback-ID", "MIME-Version", "Content-Type")
 
 
 def bundled_templates() -> Path:
@@ -331,7 +340,11 @@ class Renderer:
 
     def __init__(self, *, links: Links, from_addr: str, max_papers: int = 25,
                  templates_dir: str = "", reply_to: str = "", feedback_id: str = "",
-                 unsubscribe_mailto: str = "", dkim: DkimSigner | None = None) -> None:
+                 unsubscribe_mailto: str = "", return_path: str = "",
+                 dkim: DkimSigner | None = None) -> None:
+        """`return_path` set (mail that comes back is read, see digestd.inbound): the
+        mailto: of List-Unsubscribe is `LOCAL+TOKEN@DOMAIN` of `unsubscribe_mailto` (empty:
+        unsubscribe@ the From domain), TOKEN naming the subscriber."""
         # The text part goes out as UTF-8 8bit (RFC 6152), which costs nothing to encode;
         # deliver.py converts it for the rare server without 8BITMIME. A signed message
         # must not change on the way, so with DKIM it is quoted-printable from the start.
@@ -363,8 +376,11 @@ class Renderer:
         self.from_header = _address_header(name, address)
         self.reply_to_header = _address_header(*parseaddr(reply_to)) if reply_to else ""
         self.mailto = parseaddr(unsubscribe_mailto)[1] if unsubscribe_mailto else address
+        self.mailto_tokens = bool(return_path)
+        if return_path and not unsubscribe_mailto:
+            self.mailto = f"unsubscribe@{self.domain}"
         _check_address(self.mailto)
-        self.feedback_id = _one_line(feedback_id) or self.domain
+        self.feedback_id = _one_line(feedback_id) or sender_id(self.domain)
         self.list_id = _encode_text(f"{self.list_name} <digest.{self.domain}>")
 
     def context(self, digest: Digest) -> dict:
@@ -447,6 +463,9 @@ class Renderer:
         message_id = (f"<digest.{_safe(digest.period)}.{sub.id}.{secrets.token_hex(8)}"
                       f"@{self.domain}>")
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"
+        if self.mailto_tokens:
+            token = unsubscribe_mail_token(self.links.secret, sub.id)
+            mailto = f"mailto:{plus_address(self.mailto, token)}?subject=unsubscribe%20{token}"
         headers = [
             ("From", self.from_header),
             ("To", _address_header(sub.name, sub.email)),
@@ -470,6 +489,37 @@ class Renderer:
         if self.dkim is not None:
             raw = self.dkim.sign(raw)
         return message_id, raw
+
+
+def notice_message(*, from_addr: str, to: str, subject: str, text: str, html: str, kind: str,
+                   reply_to: str = "", feedback_id: str = "", dkim: DkimSigner | None = None,
+                   now: datetime | None = None) -> tuple[str, bytes]:
+    """(Message-ID, RFC 5322 bytes) of a short message that is not a digest (a
+    confirmation, a preferences link, an unsubscribe notice), built as digests are: CRLF line
+    ends, the same From, Date, Message-ID, Auto-Submitted and Feedback-ID headers, a text and
+    an HTML part, DKIM-signed when `dkim` is given. `kind` names it in the Message-ID and
+    the Feedback-ID ("confirm", "manage", "unsubscribed")."""
+    name, address = parseaddr(from_addr)
+    domain = _domain(address)
+    message_id = f"<{_safe(kind)}.{secrets.token_hex(10)}@{domain}>"
+    headers = [
+        ("From", _address_header(name, address)),
+        ("To", _address_header("", to)),
+        ("Subject", _encode_text(subject)),
+        ("Date", format_datetime(now or datetime.now(timezone.utc))),
+        ("Message-ID", message_id),
+    ]
+    if reply_to:
+        headers.append(("Reply-To", _address_header(*parseaddr(reply_to))))
+    headers += [
+        ("Auto-Submitted", "auto-generated"),
+        ("Feedback-ID", f"{_safe(kind)}:notice:digestd:"
+                        f"{_one_line(feedback_id) or sender_id(domain)}"),
+    ]
+    raw = build_alternative(headers, text, ascii_html(html), eight_bit=dkim is None)
+    if dkim is not None:
+        raw = dkim.sign(raw)
+    return message_id, raw
 
 
 @functools.lru_cache(maxsize=64)  # a build stamps all its digests with the same time
@@ -596,6 +646,13 @@ def _fold(value: str) -> str:
 def _one_line(text: str) -> str:
     """User-supplied header text on one line: CR/LF can never start a new header."""
     return re.sub(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+", " ", text).strip()
+
+
+def sender_id(domain: str) -> str:
+    """The Feedback-ID sender id made from the From domain: its first label, 5 to 15
+    characters as Google advises ("example" for example.org, "ab-mail" for ab.io)."""
+    label = re.sub(r"[^a-z0-9-]", "", domain.lower().partition(".")[0])[:15] or "digestd"
+    return label if len(label) >= 5 else f"{label}-mail"
 
 
 def _domain(address: str) -> str:

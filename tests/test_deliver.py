@@ -118,7 +118,7 @@ def test_a_full_digest_arrives_with_every_header_and_both_parts(tmp_path, smtp_s
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["Auto-Submitted"] == "auto-generated"
     assert msg["Precedence"] == "bulk"
-    assert msg["Feedback-ID"].endswith(":example.org")
+    assert msg["Feedback-ID"] == "daily:digest:digestd:example"  # a 5-15 character sender id
     assert msg.get_content_type() == "multipart/alternative"
     parts = msg.get_payload()
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]

@@ -77,6 +77,11 @@ def test_a_changed_header_or_body_breaks_the_signature(signed_config, keypair):
     for before, after in ((b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
                            b"List-Unsubscribe-Post: nothing"),
                           (b"Subject: Paper digest", b"Subject: Cheap digest"),
+                          (b"Feedback-ID: daily:digest:digestd:example",
+                           b"Feedback-ID: daily:digest:digestd:other"),
+                          (b"Content-Type: multipart/alternative",
+                           b"Content-Type: multipart/mixed"),
+                          (b"MIME-Version: 1.0", b"MIME-Version: 1.1"),
                           (b"Pruning at Scale", b"Pruning at Sale!")):
         assert before in raw
         assert not dkim.verify(raw.replace(before, after, 1), dnsfunc=dns_for(record))

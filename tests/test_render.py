@@ -376,3 +376,12 @@ def test_rates_never_read_about_0_a_day():
     assert [str(per_day(r)).strip() for r in (2.46, 1.0, 0.3, 0.02, 0)] == [
         "about 2.5 a day", "about 1.0 a day", "about 2 a week", "fewer than one a week",
         "none lately"]
+
+
+@pytest.mark.parametrize("domain, expected", [
+    ("example.org", "example"), ("ab.io", "ab-mail"), ("mail.example.org", "mail-mail"),
+    ("a-very-long-organisation-name.org", "a-very-long-org"), ("localhost", "localhost")])
+def test_feedback_id_sender_id_is_5_to_15_characters(domain, expected):
+    from digestd.render import sender_id
+
+    assert sender_id(domain) == expected and 5 <= len(expected) <= 15

@@ -1,6 +1,7 @@
 """The command line: argparse subcommands, each a thin call into jobs and the store.
 
-One module per group of commands (`start`, `papers`, `subscribers`, `mail`, `service`);
+One module per group of commands (`start`, `papers`, `subscribers`, `mail`, `inbound`,
+`service`);
 this one builds the parser and runs the command.
 """
 
@@ -16,6 +17,7 @@ from ..config import LogConfig, find_config, load_config
 from ..errors import DigestdError
 from ..logs import setup_logging
 from .common import Progress
+from .inbound import add_inbound_parser
 from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
 from .papers import cmd_papers, cmd_poll, cmd_sources
 from .service import cmd_run, cmd_web
@@ -202,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
         "the [inbound] mailbox (login; nothing read or moved), the DKIM key and the From "
         "domain's SPF/DKIM/DMARC records")
+    add_inbound_parser(add)
     add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "
         "cleanly, SIGHUP reloads the config")
     p = add("web", cmd_web, "serve only the web app: subscribe, confirm, preferences, "

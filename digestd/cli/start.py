@@ -158,6 +158,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
           + (f" via {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"
              if config.smtp and config.delivery_method == "smtp"
              else f" into {config.delivery.outbox_dir}"))
+    if config.delivery.return_path:
+        local, _, domain = config.delivery.return_path.rpartition("@")
+        print(f"  bounces   return path {local}+TOKEN@{domain}: pipe it to `digestd inbound`")
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
           + ", ".join(f"{s.name} ({s.kind})" for s in config.sources))

@@ -324,8 +324,8 @@ class DigestStore:
             row = db.execute("SELECT subscriber_id FROM digests WHERE id = ?",
                              (digest_id,)).fetchone()
             db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
-                       "last_error = ?, claimed_by = NULL, claimed_until = NULL WHERE id = ?",
-                       (error, digest_id))
+                       "last_error = ?, claimed_by = NULL, claimed_until = NULL, "
+                       "bounced_at = ? WHERE id = ?", (error, utcnow(), digest_id))
             if row is None:
                 return False
             db.execute("UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?", (row[0],))

@@ -217,6 +217,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE subscribers ADD COLUMN min_score REAL
             CHECK (min_score IS NULL OR min_score BETWEEN 0 AND 1);
     """),
+    ("inbound", """
+        -- a message that bounced after the server accepted it (a DSN, read by `digestd
+        -- inbound`), or at SMTP time: the rows bounced in a row are what bounces counts
+        ALTER TABLE digests ADD COLUMN bounced_at TEXT;
+        -- mail that came back and was handled, by a hash of its Message-ID (or of its
+        -- bytes), so the same message twice changes nothing; never the address itself
+        CREATE TABLE inbound_seen (
+            key  TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            at   TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX inbound_seen_at ON inbound_seen(at);
+        -- messages read, by what they were (bounce, delay, complaint, unsubscribe, ...):
+        -- `digestd inbound` is a process per message, /metrics reads these
+        CREATE TABLE inbound_counts (
+            kind TEXT PRIMARY KEY,
+            n    INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX digests_message_id ON digests(message_id);
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

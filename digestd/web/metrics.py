@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import __version__
+from ..inbound import KINDS
 from ..store import Store
 from .site import Site
 
@@ -140,6 +141,16 @@ class StoreCollector(Collector):
         yield gauge
         yield GaugeMetricFamily("digestd_bounces", "Hard bounces counted over all subscribers.",
                                 value=bounces)
+        counts = self.store.inbound_counts()
+        counter = CounterMetricFamily(
+            "digestd_inbound_messages",
+            "Mail that came back, read by `digestd inbound` or from the [inbound] mailbox, by "
+            "what it was: bounce (a permanent failure), delay (a temporary one), complaint, "
+            "unsubscribe (by mail), unrecognized, duplicate (handled before).",
+            labels=["kind"])
+        for kind in KINDS:
+            counter.add_metric([kind], counts.get(kind, 0))
+        yield counter
         counter = CounterMetricFamily("digestd_web_events",
                                       "Web events since this process started.",
                                       labels=["event"])

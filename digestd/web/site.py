@@ -73,6 +73,17 @@ class Site:
         self.send_lock = asyncio.Lock()
         self.events: Counter[str] = Counter({e: 0 for e in WEB_EVENTS})
 
+        self._dkim: list = []  # [signer or None], made on the first mail
+
+    def dkim(self):
+        """The DKIM signer of [dkim] for the web's emails (None without one); the key is
+        read once."""
+        if not self._dkim:
+            from ..jobs import make_dkim
+
+            self._dkim.append(make_dkim(self.config))
+        return self._dkim[0]
+
     # -- plumbing ------------------------------------------------------------------------------
 
     def url(self, path: str) -> str:

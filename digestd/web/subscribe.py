@@ -6,14 +6,13 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from ..models import Subscriber
+from ..render import notice_message
 from ..tokens import sign
 from ..validators import time_zones
 from .forms import MAX_RULES, SubscriptionForm
@@ -46,29 +45,21 @@ class SubscribePages:
 
     def mail(self, sub: Subscriber, kind: str, link: str) -> tuple[str, bytes]:
         """(Message-ID, bytes) of a confirmation ("confirm") or preferences-link ("manage")
-        email: a text part and an HTML part from templates/web/KIND_email.*."""
+        email: a text part and an HTML part from templates/web/KIND_email.*, built as digests
+        are (CRLF, the same headers, DKIM-signed when [dkim] is set)."""
         context = {"email": sub.email, "rules": sub.rules, "link": link, "sub": sub,
                    "hours": CONFIRM_TTL // 3600, "base_url": self.site.config.web.base_url}
         text = self.site.env.get_template(f"web/{kind}_email.txt").render(context)
         html = self.site.env.get_template(f"web/{kind}_email.html").render(context)
         title = self.site.config.web.title
-        msg = EmailMessage()
-        msg["From"] = self.site.config.delivery.from_
-        msg["To"] = sub.email
-        msg["Subject"] = (f"Confirm your subscription to {title}" if kind == "confirm"
-                          else f"Your {title} subscription")
-        msg["Date"] = format_datetime(datetime.fromtimestamp(self.site.clock(), timezone.utc))
-        domain = parseaddr(self.site.config.delivery.from_)[1].rpartition("@")[2] or "localhost"
-        message_id = make_msgid(f"{kind}.{sub.id}", domain=domain)
-        msg["Message-ID"] = message_id
-        if self.site.config.delivery.reply_to:
-            msg["Reply-To"] = self.site.config.delivery.reply_to
-        msg["Auto-Submitted"] = "auto-generated"
-        # 7bit where it can be (nearly always: the link is ASCII), so the link stays whole in
-        # the .eml an admin reads without a mail client, not cut by quoted-printable
-        msg.set_content(text, cte=_plain_cte(text))
-        msg.add_alternative(html, subtype="html", cte=_plain_cte(html))
-        return message_id, msg.as_bytes()
+        delivery = self.site.config.delivery
+        return notice_message(
+            from_addr=delivery.from_, to=sub.email,
+            subject=(f"Confirm your subscription to {title}" if kind == "confirm"
+                     else f"Your {title} subscription"),
+            text=text, html=html, kind=kind, reply_to=delivery.reply_to,
+            feedback_id=delivery.feedback_id, dkim=self.site.dkim(),
+            now=datetime.fromtimestamp(self.site.clock(), timezone.utc))
 
     def maybe_prune(self) -> None:
         now = self.site.clock()
@@ -178,9 +169,3 @@ class SubscribePages:
                              "at the bottom of any digest, or subscribe again.",
                              link=("Go to the start page", self.site.url("/")))
 
-
-def _plain_cte(body: str) -> str | None:
-    """"7bit" for ASCII whose lines fit SMTP's 998-octet limit (RFC 5322 2.1.1), else None
-    (the email package picks quoted-printable or base64)."""
-    fits = body.isascii() and all(len(line) <= 998 for line in body.splitlines())
-    return "7bit" if fits else None
