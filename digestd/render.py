@@ -28,8 +28,10 @@ from .models import Digest, Paper, PaperMatch
 from .text import words
 from .tokens import (
     digest_value,
+    feedback_value,
     plus_address,
     sign,
+    sign_short,
     subscriber_value,
     unsubscribe_mail_token,
 )
@@ -179,7 +181,9 @@ def _day(published: str | None) -> int:
 @dataclass(frozen=True)
 class Links:
     """The signed links of a subscriber, on the web app's URL shapes: /u/TOKEN (unsubscribe),
-    /p/TOKEN (preferences), /f/TOKEN.atom (the feed), /d/TOKEN (a digest's page).
+    /p/TOKEN (preferences), /f/TOKEN.atom (the feed), /d/TOKEN (a digest's page),
+    /r/TOKEN/N/more, /less and /a/K (feedback on the N-th paper of a digest, following its
+    K-th author).
 
     `generation` is the subscriber's link generation ("reset my links" raises it).
     `archive_url`, when set, replaces /d/TOKEN: an external archive's URL with {token}
@@ -215,6 +219,14 @@ class Links:
         if self.archive_url:
             return self.archive_url.replace("{token}", token).replace("{period}", quote(period))
         return self.url(f"/d/{token}")
+
+    def feedback(self, subscriber_id: int, generation: int, period: str) -> str:
+        """/r/TOKEN: what the feedback links of one digest start with; the paper's place
+        (1-based, the digest's order) and the action follow ("/3/more"). One short token per
+        digest, signed with the link generation, so "reset my links" retires them."""
+        token = sign_short(self.secret, "feedback",
+                           feedback_value(subscriber_id, generation, period))
+        return self.url(f"/r/{token}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +317,15 @@ def _paper_fields(p: Paper) -> tuple:
             ", ".join(p.categories), (p.published or "")[:10], p.upvotes, shorten(p.abstract))
 
 
+def _feedback_lines(url: str) -> str:
+    """The text part's "   More or less like this: URL" line (the URL on a line of its own
+    when both do not fit in TEXT_WIDTH), as it follows the indent."""
+    label = "More or less like this:"
+    if len(label) + 4 + len(url) <= TEXT_WIDTH:
+        return f"{label} {url}"
+    return f"{label}\n   {url}"
+
+
 def period_label(period: str) -> str:
     """'2026-11-23', 'week 2026-W48', or the date of a forced digest's timestamp."""
     if re.fullmatch(r"\d{4}-W\d{2}", period):
@@ -364,8 +385,9 @@ class Renderer:
         # so it is rendered once with placeholders that each digest fills in
         self.blocks: dict[str, tuple[Block, Block]] = {}
         tag = secrets.token_hex(6)
-        self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in ("number", "why")}
-        self._mark_rx = re.compile(f"\x00{tag}:(number|why)\x00")
+        slots = ("number", "why", "fb", "feedback")
+        self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in slots}
+        self._mark_rx = re.compile(f"\x00{tag}:({'|'.join(slots)})\x00")
         self.links = links
         self.max_papers = max_papers
         self.dkim = dkim
@@ -393,11 +415,18 @@ class Renderer:
         texts, htmls = [], []
         # the build worked out why each paper matched already, for the digest's page
         known = digest.whys if digest.ordered and len(digest.whys) == len(digest.items) else ()
+        # a feedback link names the paper by its number: the build stores a digest's papers
+        # in the order it shows them (sent.position = number - 1)
+        fb = self.links.feedback(sub.id, sub.link_gen, digest.period)
+        fb_html = str(escape(fb))
         for number, item in enumerate(shown, 1):
             text, html = self.paper(item)
             why = shorten(known[number - 1] if known else why_text(item), WHY_CHARS)
-            texts.append(text.fill({"number": str(number), "why": _why_lines(why)}))
-            htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why))}))
+            texts.append(text.fill({"number": str(number), "why": _why_lines(why),
+                                    "fb": f"{fb}/{number}",
+                                    "feedback": _feedback_lines(f"{fb}/{number}")}))
+            htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why)),
+                                    "fb": f"{fb_html}/{number}", "feedback": ""}))
         digest_url = self.links.digest(sub.id, digest.period)
         return {
             "subscriber": sub,

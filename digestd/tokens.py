@@ -1,9 +1,13 @@
 """Signed tokens for the links in emails (unsubscribe, preferences, confirmation, a digest's
-page, the feed) and for the addresses of mail that comes back (VERP, mailto: unsubscribe).
+page, the feed, feedback on a digest's papers) and for the addresses of mail that comes back
+(VERP, mailto: unsubscribe).
 
 A token is `base64url(payload).base64url(hmac_sha256(secret, payload))` where the
 payload is `purpose:value:expiry`. The purpose is signed too, so an unsubscribe
 token can never be replayed as a preferences token.
+
+Feedback links, a few in every paper of every digest, use a shorter form (sign_short): the
+value in clear, then a 12-byte MAC over `purpose:value`.
 """
 
 from __future__ import annotations
@@ -167,3 +171,49 @@ def verify_mail_token(secret: bytes, token: str) -> MailToken | None:
     if not hmac.compare_digest(m[3], expected):
         return None
     return MailToken(kind, sid, did)
+
+
+# -- short tokens: the feedback links of a digest ----------------------------------------------
+
+_SHORT_MAC = 12   # bytes: 96 bits, 16 characters; a forged link is a guess in 2**96
+_PLAIN = re.compile(r"[A-Za-z0-9-]+")
+
+
+def sign_short(secret: bytes, purpose: str, value: str) -> str:
+    """`value.MAC`: a token that never expires, for a `value` made of URL-safe characters
+    without "%" (it goes into a path as it is). Shorter than sign(): it carries no
+    purpose or expiry, but the purpose is under the MAC all the same."""
+    mac = hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()[:_SHORT_MAC]
+    return f"{value}.{_b64(mac)}"
+
+
+def verify_short(secret: bytes, purpose: str, token: str) -> str | None:
+    """The value of a sign_short token, or None if it is forged, cut off or for another
+    purpose."""
+    value, dot, mac = token.rpartition(".")
+    if not dot or not token.isascii():
+        return None
+    expected = hmac.new(secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+    return value if hmac.compare_digest(mac, _b64(expected[:_SHORT_MAC])) else None
+
+
+def feedback_value(subscriber_id: int, generation: int, period: str) -> str:
+    """The value signed into a digest's feedback links: subscriber, link generation and the
+    digest's period ("7.0.2026-11-30"); a period with other characters than letters, digits
+    and "-" (a forced digest's "2026-11-30T07:15:00+01:00") is written "~" + base64url."""
+    shown = period if _PLAIN.fullmatch(period) else "~" + _b64(period.encode())
+    return f"{subscriber_id}.{generation}.{shown}"
+
+
+def parse_feedback_value(value: str) -> tuple[int, int, str] | None:
+    """(subscriber id, link generation, period) of a feedback_value; None if it is not one."""
+    parts = value.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or not parts[2]:
+        return None
+    period = parts[2]
+    if period.startswith("~"):
+        try:
+            period = _unb64(period[1:]).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+    return int(parts[0]), int(parts[1]), period

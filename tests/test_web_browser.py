@@ -315,3 +315,44 @@ def test_a_digests_page_and_the_archive_on_a_phone(server, browser):
     served = (tmp_path / "web.log").read_text()
     assert "/d/" not in served.replace("/d/<token>", "") and "/f/" not in served.replace(
         "/f/<token>", "")
+
+
+def test_a_feedback_link_records_by_script_and_undo_works(server, browser):
+    """A "less like this" link from a digest: the page's script records the choice by a POST
+    on load, the page says so, and its undo button takes it back."""
+    base, cfg, tmp_path = server
+    digestd("-c", str(cfg), "subscribers", "add", "ada@example.org", "--rule",
+            "learning OR model*")
+    digestd("-c", str(cfg), "send", "--now")
+    (eml,) = sorted((tmp_path / "outbox").glob("*.eml"))
+    msg = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    html = msg.get_body(("html",)).get_content()
+    less = re.search(rf'href="({re.escape(base)}/r/[^"]+/1/less)"', html)[1]
+    sys.path.insert(0, str(ROOT))
+    from digestd.store import Store
+
+    def counts() -> tuple[int, int]:
+        with Store(tmp_path / "digestd.sqlite3") as store:
+            return store.feedback_counts(store.get_subscriber("ada@example.org").id)
+
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto(less)
+    page.wait_for_url(re.compile(r"/less\?done=recorded$"))
+    assert "Noted: fewer papers like this one" in page.inner_text("h1")
+    assert counts() == (0, 1)
+    page.screenshot(path=str(shots_dir(tmp_path) / "feedback.png"), full_page=True)
+    page.click("text=Undo")
+    page.wait_for_url(re.compile(r"/less\?done=undone$"))
+    assert "taken back" in page.inner_text("h1")
+    assert counts() == (0, 0)
+    assert not problems, problems
+
+    # without script: the page waits for its button
+    nojs = browser.new_context(java_script_enabled=False).new_page()
+    nojs.goto(less)
+    assert "Less like this?" in nojs.inner_text("h1") and counts() == (0, 0)
+    nojs.click("text=Yes, less like this")
+    assert "Noted" in nojs.inner_text("h1") and counts() == (0, 1)

@@ -5,7 +5,7 @@ steps; the schema version is the number of steps applied.
 
 The package: `schema` (the migrations), `records` (what the store returns), `files` (the file
 on disk and its failure modes), and one class per part of the data (`papers`, `subscribers`,
-`digests`, `web`, `inbound`), joined in `sqlite.Store`.
+`digests`, `web`, `inbound`, `feedback`), joined in `sqlite.Store`.
 """
 
 from .files import SECRET_NAME, WHERE_THE_STORE_GOES

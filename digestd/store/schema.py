@@ -237,6 +237,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE INDEX digests_message_id ON digests(message_id);
     """),
+    ("feedback", """
+        -- "more like this" (+1) and "less like this" (-1) from the links in digests: one row
+        -- per subscriber and paper, a later choice replaces the earlier, undo deletes it
+        CREATE TABLE feedback (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            paper_pk      INTEGER NOT NULL REFERENCES papers(pk) ON DELETE CASCADE,
+            value         INTEGER NOT NULL CHECK (value IN (-1, 1)),
+            at            TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, paper_pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX feedback_paper ON feedback(paper_pk);
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

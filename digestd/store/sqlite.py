@@ -1,6 +1,6 @@
 """The SQLite store: one connection, migrated to the current schema on open; its
 methods come from one class per part of the data (papers, subscribers, digests, web,
-mail that comes back).
+mail that comes back, feedback).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import StoreError, StoreWriteError
 from .digests import DigestStore
+from .feedback import FeedbackStore
 from .files import _cannot_write, _Connection, _refuse_to_start_over
 from .inbound import InboundStore
 from .papers import PaperStore
@@ -23,7 +24,8 @@ from .web import WebStore
 log = logging.getLogger("digestd.store")
 
 
-class Store(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore):
+class Store(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore,
+            FeedbackStore):
     """A connection to the SQLite file, migrated to the current schema on open."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:

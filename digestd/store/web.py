@@ -166,7 +166,8 @@ class WebStore:
                 "recommend": sub.recommend, "min_score": sub.min_score,
                 "created_at": created, "confirmed_at": confirmed,
                 "last_digest_at": sub.last_digest_at, "bounces": sub.bounces,
-                "messages": digests, "papers_sent": papers}
+                "messages": digests, "papers_sent": papers,
+                "feedback": self.feedback_export(subscriber_id)}
 
     def outbox_stats(self, *, now: str | None = None) -> dict[str, dict[str, int]]:
         """Outbox rows by kind ("digest", or the kind of queue_message) and state: queued

@@ -18,6 +18,7 @@ from ..config import Config
 from ..store import Store
 from .digests import DigestPages
 from .feed import FeedPages
+from .feedback import FeedbackPages
 from .guard import Guard
 from .links import TOKEN_PATH, Tokens, redact
 from .metrics import Monitoring
@@ -169,6 +170,7 @@ def create_app(config: Config, store: Store, *, mailer: Mailer | None = None,
     unsubscribe = UnsubscribePages(site, tokens)
     digests, feeds = DigestPages(site, tokens), FeedPages(site, tokens)
     monitoring, errors = Monitoring(site), Errors(site)
+    feedback = FeedbackPages(site, guard, tokens, prefs)
     routes = [
         Route("/", start.home, methods=["GET"]),
         Route("/", start.subscribe, methods=["POST"]),
@@ -181,7 +183,13 @@ def create_app(config: Config, store: Store, *, mailer: Mailer | None = None,
         Route("/p/{token}/delete", prefs.delete, methods=["POST"]),
         Route("/p/{token}/data.json", prefs.export, methods=["GET"]),
         Route("/p/{token}/reset", prefs.reset_links, methods=["POST"]),
+        Route("/p/{token}/feedback/forget", feedback.forget, methods=["POST"]),
         Route("/d/{token}", digests.digest_page, methods=["GET"]),
+        Route("/r/{token}/{place}", feedback.paper_page, methods=["GET"]),
+        Route("/r/{token}/{place}/{action}", feedback.choice_page, methods=["GET"]),
+        Route("/r/{token}/{place}/{action}", feedback.choose, methods=["POST"]),
+        Route("/r/{token}/{place}/a/{author}", feedback.author_page, methods=["GET"]),
+        Route("/r/{token}/{place}/a/{author}", feedback.follow, methods=["POST"]),
         Route("/f/{name}", feeds.feed, methods=["GET"]),
         Route("/u/{token}", unsubscribe.unsubscribe_page, methods=["GET"]),
         Route("/u/{token}", unsubscribe.unsubscribe, methods=["POST"]),

@@ -25,6 +25,7 @@ log = logging.getLogger("digestd.web")
 IP_WINDOW = 3600                 # web.subscribe_per_ip counts requests in this window
 ADDRESS_WINDOW = 24 * 3600       # web.mails_per_address counts mails in this window
 TESTS_PER_IP = 600               # rule tests per client and hour (the live test is per keystroke)
+FEEDBACK_PER_IP = 300            # feedback POSTs (choices, undos, follows) per client and hour
 CSRF_COOKIE = "digestd_csrf"
 HONEYPOT = "website"             # a field people never see and bots love to fill
 
@@ -36,6 +37,7 @@ class Guard:
         self.site = site
         self.proxies = _networks(site.config.web.trusted_proxies)
         self.test_hits: dict[str, deque] = {}
+        self.feedback_hits: dict[str, deque] = {}
 
     def keyed(self, kind: str, value: str) -> str:
         """A keyed hash: rate limits are counted without storing addresses or IPs."""
@@ -75,7 +77,10 @@ class Guard:
         value = hmac.new(self.site.secret, f"csrf:{cookie}:{sid}".encode(), hashlib.sha256)
         return value.hexdigest()[:40], new
 
-    def check_csrf(self, request: Request, form: FormData, sid: int, token: str) -> None:
+    def check_csrf(self, request: Request, form: FormData, sid: int, token: str, *,
+                   reload: str | None = None) -> None:
+        """A 403 page unless the form's CSRF value is this browser's for this subscriber;
+        the page links to `reload` (by default the preferences page of `token`)."""
         cookie = request.cookies.get(CSRF_COOKIE)
         expected = self.csrf(request, sid)[0] if cookie else ""
         sent = str(form.get("csrf", ""))
@@ -83,6 +88,12 @@ class Guard:
                 or not hmac.compare_digest(sent.encode(), expected.encode())):
             self.site.count("csrf_rejected")
             log.warning("event=csrf_rejected subscriber=%d", sid)
+            if reload is not None:
+                raise self.site.fail(403, "This form has expired",
+                                     "For your safety this page only accepts forms it showed "
+                                     "in this browser (cookies must be on). Nothing was changed: "
+                                     "reload the page and try again.",
+                                     link=("Reload the page", reload))
             raise self.site.fail(403, "This form has expired",
                                  "For your safety the preferences page only accepts forms it "
                                  "showed in this browser (cookies must be on). Reload the page and "
@@ -133,19 +144,29 @@ class Guard:
         self.site.store.add_event("address", key, now)
 
     def allow_test(self, request: Request) -> None:
+        self._allow(request, self.test_hits, TESTS_PER_IP, "Too many rule tests",
+                    "Please wait a few minutes before testing more rules.")
+
+    def allow_feedback(self, request: Request) -> None:
+        """Counts a feedback POST (a choice, an undo, a follow) from this client; a 429 page
+        past FEEDBACK_PER_IP in the last hour."""
+        self._allow(request, self.feedback_hits, FEEDBACK_PER_IP, "Too many requests",
+                    "Please wait a few minutes before sending more feedback. Nothing was "
+                    "changed.")
+
+    def _allow(self, request: Request, clients: dict[str, deque], limit: int, heading: str,
+               text: str) -> None:
         who = self.client(request)
-        hits = self.test_hits.setdefault(who, deque())
+        hits = clients.setdefault(who, deque())
         now = time.monotonic()
         while hits and hits[0] < now - IP_WINDOW:
             hits.popleft()
-        if len(hits) >= TESTS_PER_IP:
-            raise self.site.fail(429, "Too many rule tests",
-                                 "Please wait a few minutes before testing more rules.",
-                                 headers={"Retry-After": "600"})
+        if len(hits) >= limit:
+            raise self.site.fail(429, heading, text, headers={"Retry-After": "600"})
         hits.append(now)
-        if len(self.test_hits) > 10_000:  # forget idle clients
-            for key in [k for k, v in self.test_hits.items() if not v or v[-1] < now - 600]:
-                del self.test_hits[key]
+        if len(clients) > 10_000:  # forget idle clients
+            for key in [k for k, v in clients.items() if not v or v[-1] < now - 600]:
+                del clients[key]
 
 
 def _networks(items: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

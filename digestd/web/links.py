@@ -1,4 +1,4 @@
-"""The signed tokens in links: what a /confirm/, /p/, /u/, /d/ or /f/ token names, or the
+"""The signed tokens in links: what a /confirm/, /p/, /u/, /d/, /f/ or /r/ token names, or the
 page that says what is wrong with it; and paths with their tokens left out, for logs."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import re
 
 from ..errors import NotFound
 from ..models import Subscriber
-from ..tokens import parse_subscriber_value, verify
+from ..tokens import parse_feedback_value, parse_subscriber_value, verify, verify_short
 from .site import Site
 
-TOKEN_PATH = re.compile(r"^(/(?:u|p|d|f|confirm)/)[^/]+")
+TOKEN_PATH = re.compile(r"^(/(?:u|p|d|f|r|confirm)/)[^/]+")
 
 
 def redact(path: str) -> str:
@@ -69,6 +69,27 @@ class Tokens:
                                  "digest.",
                                  link=("Go to the start page", self.site.url("/")))
         return sub
+
+    def feedback_link(self, token: str) -> tuple[Subscriber, str]:
+        """(subscriber, digest period) of a /r/ link: 400 for a forged or cut link, 404 for a
+        deleted subscriber, 410 for a link retired by "reset my links"."""
+        value = verify_short(self.site.secret, "feedback", token)
+        parsed = parse_feedback_value(value) if value is not None else None
+        if parsed is None:
+            self.site.count("token_rejected")
+            raise self.site.fail(400, "This link is not valid",
+                                 "It may have been cut off or changed on the way (some mail "
+                                 "programs break long links). Copy the whole link from the "
+                                 "email. Nothing was changed.",
+                                 link=("Go to the start page", self.site.url("/")))
+        sub = self.subscriber(parsed[0])
+        if parsed[1] != sub.link_gen:
+            self.site.count("link_replaced")
+            raise self.site.fail(410, "This link was replaced",
+                                 "New links were made for this subscription (\"Reset my links\"), "
+                                 "so the links of older digests no longer work. Nothing was "
+                                 "changed.", link=("Go to the start page", self.site.url("/")))
+        return sub, parsed[2]
 
     def prefs_token(self, sub: Subscriber) -> str:
         return self.site.links.preferences_token(sub.id, sub.link_gen)

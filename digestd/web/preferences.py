@@ -23,7 +23,8 @@ from .site import Site
 log = logging.getLogger("digestd.web")
 
 ARCHIVE_PAGE = 20                # past digests per page of the archive list
-NOTICES = ("saved", "paused", "resumed", "welcome", "already", "links_reset")
+NOTICES = ("saved", "paused", "resumed", "welcome", "already", "links_reset",
+           "feedback_forgotten")
 
 
 class PreferencePages:
@@ -71,7 +72,8 @@ class PreferencePages:
             feed_url=links.feed(sub.id, sub.link_gen), archive=archive,
             archive_total=total, archive_page=page, archive_pages=pages,
             feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest,
-            min_scores=[("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES])
+            min_scores=[("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES],
+            feedback=self.site.store.feedback_counts(sub.id))
         return self.guard.with_cookie(response, cookie)
 
     def prefs_subscriber(self, request: Request) -> tuple[Subscriber, str]:

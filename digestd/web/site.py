@@ -35,7 +35,9 @@ WEB_EVENTS = ("subscribe_confirmation_queued", "subscribe_manage_link_queued",
               "subscribe_honeypot", "subscribe_invalid", "confirmed", "unsubscribed",
               "preferences_saved", "paused", "resumed", "deleted", "links_reset",
               "csrf_rejected", "token_rejected", "link_replaced", "mail_kick_failed",
-              "digest_page", "feed_full", "feed_not_modified")
+              "digest_page", "feed_full", "feed_not_modified", "feedback_more",
+              "feedback_less", "feedback_undone", "feedback_forgotten", "author_followed",
+              "author_unfollowed")
 
 Mailer = Callable[[], Awaitable[Any]]
 Clock = Callable[[], float]

@@ -1,6 +1,8 @@
 // Optional comfort for the subscribe and preferences forms; everything works without it.
 // - live "test this rule": counts the last 30 days' matches as you type (GET /rules/test)
 // - a time zone guess from the browser on the subscribe form
+// - a feedback page records the choice its link was opened for: by a POST sent here, on load,
+//   never by the GET (mail scanners open links; they do not press buttons)
 "use strict";
 (function () {
   var base = (document.querySelector("link[rel=stylesheet]").getAttribute("href") || "")
@@ -76,5 +78,13 @@
         tz.value = guess;
       }
     } catch (e) { /* keep the default */ }
+  }
+
+  var auto = document.querySelector("form[data-auto-submit]");
+  if (auto && !auto.dataset.sent) {
+    auto.dataset.sent = "1";
+    var button = auto.querySelector("button");
+    if (button) button.disabled = true;
+    auto.submit();
   }
 })();
