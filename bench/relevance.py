@@ -18,8 +18,9 @@ Methods, in one run on the same draws:
   default    digestd.relevance.rank.rank(method="tfidf")
   semantic   digestd.relevance.rank.rank(method="semantic") (the [semantic] extra)
   feedback   default, then "less like this" on 5 of its top 25 that are not of the
-             category, ranked again; precision@25 before and after on the same candidates
-             (all but the 5 disliked)
+             category, ranked again: precision@25 before and after, on the same candidates
+             (the next ranking of the same day) and on the others (the 5 disliked left out
+             of both orders: what the profile learned for papers it has not seen)
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def run(path: Path, draws: int, n_seeds: int, min_papers: int, seed: int,
     methods = ["random", "today", "baseline", "default"] + (["semantic"] if semantic else [])
     per: dict[str, dict[str, list[dict]]] = {m: {c: [] for c in cats} for m in methods}
     took = Counter()
-    feedback = {c: {"before": [], "after": []} for c in cats}
+    feedback = {c: {k: [] for k in ("same_before", "same_after", "held_before", "held_after")}
+                for c in cats}
     expected = []
     for c in cats:
         members = [i for i, p in enumerate(primary) if p == c]
@@ -126,16 +128,21 @@ def run(path: Path, draws: int, n_seeds: int, min_papers: int, seed: int,
                 if m == "default":
                     # "less like this" on the first 5 of the top 25 not of the category
                     disliked = [i for i in order[:25] if not rel[i]][:5]
-                    rest = [i for i in range(len(cands)) if i not in set(disliked)]
-                    sub = [cands[i] for i in rest]
-                    sub_rel = [rel[i] for i in rest]
-                    before = [i for i in order if i not in set(disliked)]
-                    pos_in_sub = {i: k for k, i in enumerate(rest)}
-                    after = ours_order(seeds, sub, "tfidf", [cands[i] for i in disliked])
-                    feedback[c]["before"].append(
-                        metrics([sub_rel[pos_in_sub[i]] for i in before], n_rel)["p25"])
-                    feedback[c]["after"].append(metrics([sub_rel[k] for k in after],
-                                                        n_rel)["p25"])
+                    neg = [cands[i] for i in disliked]
+                    # the next ranking of the same papers: the disliked ones among them
+                    after = ours_order(seeds, cands, "tfidf", neg)
+                    feedback[c]["same_before"].append(per[m][c][-1]["p25"])
+                    feedback[c]["same_after"].append(
+                        metrics([rel[i] for i in after], n_rel)["p25"])
+                    # held out: the disliked papers leave the candidates, as they would not
+                    # come again on another day; what changes is the rest's order
+                    gone = set(disliked)
+                    rest = [i for i in range(len(cands)) if i not in gone]
+                    after = ours_order(seeds, [cands[i] for i in rest], "tfidf", neg)
+                    feedback[c]["held_before"].append(
+                        metrics([rel[i] for i in order if i not in gone], n_rel)["p25"])
+                    feedback[c]["held_after"].append(
+                        metrics([rel[rest[k]] for k in after], n_rel)["p25"])
     base_rate = sum(expected) / len(expected)
 
     def mean(xs):
@@ -155,11 +162,11 @@ def run(path: Path, draws: int, n_seeds: int, min_papers: int, seed: int,
         row["lift"] = row["p25"] / base_rate
         rows.append(row)
     by = {r["method"]: r for r in rows}
-    fb_before = mean([x for c in cats for x in feedback[c]["before"]])
-    fb_after = mean([x for c in cats for x in feedback[c]["after"]])
+    fb = {k: mean([x for c in cats for x in feedback[c][k]])
+          for k in ("same_before", "same_after", "held_before", "held_after")}
     goals = {"default_vs_baseline": by["default"]["lift"] / by["baseline"]["lift"],
-             "feedback_p25_before": fb_before, "feedback_p25_after": fb_after,
-             "feedback_raises_p25": fb_after > fb_before}
+             **{f"feedback_p25_{k}": v for k, v in fb.items()},
+             "feedback_raises_p25": fb["same_after"] > fb["same_before"]}
     if semantic:
         goals["semantic_vs_baseline"] = by["semantic"]["lift"] / by["baseline"]["lift"]
     return {"file": str(path), "papers": len(papers),
@@ -185,8 +192,10 @@ def table(res: dict) -> str:
     lines.append(f"default / baseline lift: {g['default_vs_baseline']:.3f}")
     if "semantic_vs_baseline" in g:
         lines.append(f"semantic / baseline lift: {g['semantic_vs_baseline']:.3f}")
-    lines.append(f"feedback (less like this on 5 of the top 25): p@25 "
-                 f"{g['feedback_p25_before']:.3f} -> {g['feedback_p25_after']:.3f}")
+    lines.append(f"feedback, less like this on 5 of the top 25 not of the category: p@25 of "
+                 f"the next ranking of the same papers {g['feedback_p25_same_before']:.3f} -> "
+                 f"{g['feedback_p25_same_after']:.3f}; of the others (the disliked left out) "
+                 f"{g['feedback_p25_held_before']:.3f} -> {g['feedback_p25_held_after']:.3f}")
     return "\n".join(lines)
 
 

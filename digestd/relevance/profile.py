@@ -13,8 +13,11 @@ from scipy import sparse
 # ALPHA * mean(positives) - GAMMA * mean(negatives) - BACKGROUND * mean(today's papers).
 # Taking the day's mean out ranks papers by what sets them apart from the rest of the day
 # rather than by the words every paper of the day shares.
+# GAMMA is small on purpose: on the bench, "less like this" pushes the disliked papers and
+# their near twins down, but a larger GAMMA also pushes down unseen papers the reader wants
+# (the dislikes share much of the seeds' vocabulary; see docs/relevance.md).
 ALPHA = 1.0
-GAMMA = 0.5
+GAMMA = 0.25
 BACKGROUND = 0.5
 CHUNK = 2048  # profiles scored per matrix product: CHUNK x papers float32 at a time
 SHARED_TERMS = 3
