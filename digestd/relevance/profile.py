@@ -19,7 +19,8 @@ from scipy import sparse
 ALPHA = 1.0
 GAMMA = 0.25
 BACKGROUND = 0.5
-CHUNK = 2048  # profiles scored per matrix product: CHUNK x papers float32 at a time
+CHUNK = 2048  # profiles per block that iter_scores yields
+MAX_BYTES = 256 << 20  # scores of a group of profiles; one slice of seed x paper cosines
 SHARED_TERMS = 3
 
 
@@ -48,36 +49,62 @@ def profile_weights(positives: Sequence[Sequence[int]], negatives: Sequence[Sequ
 
 
 def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
-                background: float = BACKGROUND,
-                chunk: int = CHUNK) -> Iterator[tuple[int, np.ndarray]]:
+                background: float = BACKGROUND, chunk: int = CHUNK,
+                max_bytes: int = MAX_BYTES) -> Iterator[tuple[int, np.ndarray]]:
     """Cosine of every profile with every paper, in blocks of `chunk` profiles.
 
     `weights`: (n_profiles, n_seeds) from profile_weights; `seed_vectors`: (n_seeds, dim)
     and `paper_vectors`: (n_papers, dim), rows L2-normalized, sparse (TF-IDF) or dense
     (embeddings), in one space. Yields (first profile row, (rows, n_papers) float32 block)
     with scores in [-1, 1]; 0 for an empty profile. The day's background (the mean paper
-    vector times `background`) is subtracted from each profile by linearity, so profiles stay
-    as sparse as their seeds. Peak extra memory: one block of centroids plus one score block.
+    vector times `background`) is taken out of each profile by linearity.
+
+    Sparse vectors: the seed x paper cosines are computed once per distinct seed used (a
+    TF-IDF centroid of 30 seeds is as dense as 30 abstracts, and sparse-by-sparse products
+    with a dense result are slow), in slices of papers, then mixed by `weights` (a sparse by
+    dense product). Memory: at most about `max_bytes` for the scores of a group of profiles
+    (n_profiles x n_papers x 4 bytes; more profiles are done in groups) plus as much for
+    one slice of seed x paper cosines.
     """
-    papers_t = paper_vectors.T.tocsc() if sparse.issparse(paper_vectors) else paper_vectors.T
-    n_papers = paper_vectors.shape[0]
-    mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel()
+    n_prof, n_papers = weights.shape[0], paper_vectors.shape[0]
+    mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers else (
+        np.zeros(paper_vectors.shape[1], np.float32))
     bg_scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)  # mean . paper
     bg_norm2 = float(mean @ mean)
-    for start in range(0, weights.shape[0], chunk):
-        cents = weights[start:start + chunk] @ seed_vectors  # (rows, dim)
-        raw = _dense(cents @ papers_t).astype(np.float32, copy=False)  # (rows, n_papers)
-        if sparse.issparse(cents):
-            c_norm2 = np.asarray(cents.multiply(cents).sum(axis=1), np.float32).ravel()
+    is_sparse = sparse.issparse(seed_vectors)
+    group = max(chunk, (max_bytes // max(4 * n_papers, 1)) // chunk * chunk)
+    for g0 in range(0, n_prof, group if is_sparse else chunk):
+        w = weights[g0:g0 + (group if is_sparse else chunk)]
+        if is_sparse:
+            used = np.unique(w.indices)
+            w_used, s_used = w[:, used], seed_vectors[used]
+            raw_all = np.empty((w.shape[0], n_papers), np.float32)
+            step = max(1, max_bytes // max(4 * len(used), 1))
+            for p0 in range(0, n_papers, step):
+                sd = _dense(s_used @ paper_vectors[p0:p0 + step].T).astype(np.float32)
+                raw_all[:, p0:p0 + step] = w_used @ sd
         else:
-            c_norm2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
-        c_bg = _dense(cents @ mean).ravel().astype(np.float32)
-        b = background
-        raw -= b * bg_scores[None, :]
-        norm = np.sqrt(np.maximum(c_norm2 - 2 * b * c_bg + b * b * bg_norm2, 0.0))
-        norm[norm == 0] = np.inf  # an empty profile scores 0 everywhere
-        raw /= norm[:, None]
-        yield start, raw if n_papers else raw.reshape(len(norm), 0)
+            w_used, s_used = w, seed_vectors
+            raw_all = None
+        for c0 in range(0, w.shape[0], chunk):
+            cents = w_used[c0:c0 + chunk] @ s_used  # (rows, dim) centroids
+            if raw_all is None:
+                raw = np.asarray(cents @ paper_vectors.T, dtype=np.float32)
+            else:
+                raw = raw_all[c0:c0 + chunk]
+            if sparse.issparse(cents):
+                c_norm2 = np.asarray(cents.multiply(cents).sum(axis=1), np.float32).ravel()
+            else:
+                c_norm2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
+            c_bg = _dense(cents @ mean).ravel().astype(np.float32)
+            b = background
+            raw -= b * bg_scores[None, :]
+            norm = np.sqrt(np.maximum(c_norm2 - 2 * b * c_bg + b * b * bg_norm2, 0.0))
+            # an empty profile (no seed) scores 0 everywhere, not minus the background
+            empty = np.diff(w_used[c0:c0 + chunk].indptr) == 0
+            norm[empty | (norm < 1e-12)] = np.inf
+            raw /= norm[:, None]
+            yield g0 + c0, raw
 
 
 def scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,

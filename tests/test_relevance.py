@@ -1,0 +1,198 @@
+"""Relevance: seed files, TF-IDF and semantic vectors, profiles, scores, `digestd similar`."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.preprocessing import normalize
+
+from digestd.errors import DigestdError
+from digestd.models import Paper
+from digestd.relevance import profile as P
+from digestd.relevance.rank import rank
+from digestd.relevance.seedfile import Seed, parse_seeds, read_seeds, resolve
+from digestd.relevance.similar import similar
+from digestd.relevance.text import TfidfSpace, paper_text
+from digestd.sources.sample import sample_papers
+
+SEEDS = Path(__file__).parent / "data" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    return sample_papers()
+
+
+# -- seed files ----------------------------------------------------------------------------------
+
+def test_zotero_bibtex():
+    got = read_seeds(SEEDS / "zotero.bib")
+    by_key = {s.where.split()[-1]: s for s in got.seeds}
+    assert list(by_key) == ["vaswani_attention_2017", "ho_video_2022", "scholkopf_toward_2021",
+                            "dupre_apprentissage_2019"]
+    v = by_key["vaswani_attention_2017"]
+    # url, arXiv's DOI and the note all name one paper: one id, braces gone
+    assert (v.id, v.ids, v.title) == ("arxiv:1706.03762", ("arxiv:1706.03762",),
+                                      "Attention Is All You Need")
+    assert v.abstract.startswith("The dominant sequence transduction models")
+    assert by_key["ho_video_2022"].id == "arxiv:2204.03458"  # versioned abs URL
+    s = by_key["scholkopf_toward_2021"]
+    assert s.id == "doi:10.1109/jproc.2021.3058954"
+    assert s.ids[1:] == ("url:https://ieeexplore.ieee.org/document/9363924",)
+    d = by_key["dupre_apprentissage_2019"]  # no id at all: kept by its title, accents decoded
+    assert d.id == "" and d.title.startswith("Apprentissage automatique et réseaux")
+    assert "à l'état de l'art" in d.title
+    assert got.problems == (f"{SEEDS / 'zotero.bib'}:51 noname_2023: "
+                            "no title and no arXiv id, DOI or URL",)
+
+
+def test_google_scholar_bibtex_reports_the_broken_entry():
+    got = read_seeds(SEEDS / "scholar.bib")
+    assert [(s.id, s.title) for s in got.seeds] == [
+        ("arxiv:2106.09685", "Lora: Low-rank adaptation of large language models"),
+        ("", "Deep residual learning for image recognition"),
+        ("", "Denoising diffusion probabilistic models"),
+        ("arxiv:2112.10752", "High-Resolution Image Synthesis with Latent Diffusion Models"),
+        ("", "Image quality assessment: from error visibility to structural similarity")]
+    assert len(got.problems) == 1
+    assert got.problems[0].startswith(f"{SEEDS / 'scholar.bib'}:34: not parsed: "
+                                      "@article{broken2020,")
+
+
+def test_mendeley_ris():
+    got = read_seeds(SEEDS / "mendeley.ris")
+    assert [(s.id, s.title[:30]) for s in got.seeds] == [
+        ("doi:10.1145/3528223.3530127", "Instant Neural Graphics Primit"),
+        ("arxiv:2106.09685", "LoRA: Low-Rank Adaptation of L"),
+        ("", "U-Net: Convolutional Networks ")]
+    assert got.seeds[0].abstract.startswith("We demonstrate near-instant training")
+    assert got.problems == (f"{SEEDS / 'mendeley.ris'}:40: no title and no arXiv id, DOI or URL",)
+
+
+def test_id_list_and_json():
+    got = read_seeds(SEEDS / "ids.txt")
+    assert [s.id for s in got.seeds] == [
+        "arxiv:2204.03458", "arxiv:2112.10752", "arxiv:2505.18291", "arxiv:hep-th/9901001",
+        "doi:10.1145/3528223.3530127", "doi:10.1109/jproc.2021.3058954"]
+    assert got.problems == (f"{SEEDS / 'ids.txt'}:8: not an arXiv id, DOI or URL: "
+                            "not a paper id",)
+    text = json.dumps([{"id": "2401.01234", "title": "A", "abstract": "x"},
+                       "https://arxiv.org/pdf/2402.00001v2", 7, {"authors": ["N"]}])
+    got = parse_seeds(text, "json", name="p.json")
+    assert [(s.id, s.title) for s in got.seeds] == [("arxiv:2401.01234", "A"),
+                                                    ("arxiv:2402.00001", "")]
+    assert got.problems == ("p.json: item 2: not a paper object",
+                            "p.json: item 3: no title and no arXiv id, DOI or URL")
+    with pytest.raises(DigestdError, match="expected a JSON array"):
+        parse_seeds("{}", "json")
+
+
+def test_unknown_ids_are_reported_not_dropped(papers):
+    got = read_seeds(SEEDS / "ids.txt")
+    known = {i: p for p in papers for i in p.ids}
+    known["arxiv:2204.03458"] = Paper(id="arxiv:2204.03458", title="Video Diffusion Models")
+    usable, unknown = resolve([*got.seeds, got.seeds[0]], known)
+    assert [(s.id, s.title[:22]) for s in usable] == [
+        ("arxiv:2204.03458", "Video Diffusion Models"), ("arxiv:2505.18291", "InstructPart: Task-Ori")]
+    assert [s.id for s in unknown] == [
+        "arxiv:2112.10752", "arxiv:hep-th/9901001",
+        "doi:10.1145/3528223.3530127", "doi:10.1109/jproc.2021.3058954"]
+
+
+# -- vectors, profiles, scores -----------------------------------------------------------------
+
+def test_tfidf_space_is_deterministic_and_normalized(papers):
+    texts = [paper_text(p.title, p.abstract) for p in papers[:50]]
+    a, b = TfidfSpace.fit(texts), TfidfSpace.fit(texts[::-1])
+    va, vb = a.vectors(texts), b.vectors(texts)
+    assert list(a.terms) == list(b.terms)
+    assert abs(va - vb).max() == 0
+    assert np.allclose(sparse.linalg.norm(va, axis=1), 1, atol=1e-5)
+    assert "state-of-the-art" in set(a.terms)  # hyphenated words stay one term
+
+
+def test_iter_scores_is_the_cosine_with_the_rocchio_centroid():
+    s = normalize(sparse.random(50, 300, density=0.05, random_state=1, format="csr",
+                                dtype=np.float32))
+    d = normalize(sparse.random(40, 300, density=0.05, random_state=2, format="csr",
+                                dtype=np.float32))
+    pos, neg = [[0, 1, 2], [3, 4], [5], []], [[6], [], [7, 8], []]
+    w = P.profile_weights(pos, neg, 50)
+    got = P.scores(w, s, d)
+    mean = np.asarray(d.mean(axis=0)).ravel()
+    for i in range(3):
+        c = (w[i] @ s).toarray().ravel() - P.BACKGROUND * mean
+        assert np.allclose(got[i], d @ (c / np.linalg.norm(c)), atol=1e-5)
+    assert not got[3].any()  # an empty profile scores 0
+    # in groups of one profile and slices of one paper; and dense vectors: the same
+    small = np.vstack([b for _, b in P.iter_scores(w, s, d, chunk=1, max_bytes=1)])
+    assert np.allclose(small, got, atol=1e-5)
+    assert np.allclose(P.scores(w, s.toarray(), d.toarray()), got, atol=1e-5)
+
+
+def test_rank_explains_with_shared_terms_and_the_closest_seed(papers):
+    seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    rest = [p for p in papers if p not in seeds]
+    ranked = rank(seeds, rest, top=10)
+    assert len(ranked) == 10 and ranked[0].score >= ranked[-1].score
+    assert sum("diffusion" in r.paper.title.lower() for r in ranked[:5]) >= 3
+    top = ranked[0]
+    assert top.similar_to in {s.title for s in seeds}
+    assert top.shares and len(top.shares) <= P.SHARED_TERMS
+    assert top.why.startswith("shares: ") and " · similar to: " in top.why
+
+
+def test_less_like_this_moves_a_paper_down(papers):
+    seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    rest = [p for p in papers if p not in seeds]
+    before = [r.paper for r in rank(seeds, rest, explain=False)]
+    disliked = before[1]
+    after = [r.paper for r in rank(seeds, rest, [disliked], explain=False)]
+    assert after.index(disliked) > before.index(disliked) + 10
+
+
+# -- digestd similar ---------------------------------------------------------------------------
+
+def test_similar_resolves_bare_ids_from_the_papers(papers):
+    ids = "\n".join(p.id for p in papers if "diffusion" in p.title.lower()) + "\n2501.99999\n"
+    got = similar(parse_seeds(ids, "ids"), papers, top=5)
+    assert [s.id for s in got.unknown] == ["arxiv:2501.99999"]
+    seed_ids = {s.id for s in got.seeds}
+    assert len(got.ranked) == 5 and not seed_ids & {r.paper.id for r in got.ranked}
+    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown ids: arxiv:2501"):
+        similar(parse_seeds("2501.99999", "ids"), papers)
+
+
+# -- the semantic extra ------------------------------------------------------------------------
+
+def test_semantic_extra_never_touches_the_network(monkeypatch, papers):
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    from digestd.relevance import semantic
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HOME", "/nonexistent")  # no cached files either
+    semantic._model.cache_clear()
+    try:
+        space = semantic.SemanticSpace.load()
+        v = space.vectors(["video diffusion models", "speech recognition"])
+        assert v.shape == (2, semantic.DIM) and v.dtype == np.float32
+        assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+        import os
+        assert os.environ["HF_HUB_OFFLINE"] == "1"
+        seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+        ranked = rank(seeds, [p for p in papers if p not in seeds], method="semantic", top=5)
+        assert ranked[0].similar_to and not ranked[0].shares
+    finally:
+        semantic._model.cache_clear()
