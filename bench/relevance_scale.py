@@ -55,16 +55,18 @@ def run(subscribers: int, papers: int, fraction: float, pool: int, keep: int, se
     def phase(name, t0):
         phases[name] = {"s": round(time.perf_counter() - t0, 2),
                         "peak_extra_mb": round(peak_rss_mb() - base, 1)}
+        reset_peak_rss()
 
     reset_peak_rss()
     t0 = time.perf_counter()
     paper_texts = [paper_text(p.title, p.abstract) for p in day]
     seed_texts = [paper_text(stored[i].title, stored[i].abstract) for i in used]
-    space = TfidfSpace.fit(paper_texts + seed_texts if fit_seeds else paper_texts)
-    phase("fit", t0)
-    t0 = time.perf_counter()
-    docs = space.vectors(paper_texts)
-    seeds = space.vectors(seed_texts)
+    if fit_seeds:
+        space, vectors = TfidfSpace.fit_vectors(paper_texts + seed_texts)
+        docs, seeds = vectors[:len(paper_texts)], vectors[len(paper_texts):]
+    else:
+        space, docs = TfidfSpace.fit_vectors(paper_texts)
+        seeds = space.vectors(seed_texts)
     phase("vectorize", t0)
     t0 = time.perf_counter()
     weights = P.profile_weights(positives, negatives, len(used))

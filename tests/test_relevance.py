@@ -130,7 +130,8 @@ def test_iter_scores_is_the_cosine_with_the_rocchio_centroid():
         assert np.allclose(got[i], d @ (c / np.linalg.norm(c)), atol=1e-5)
     assert not got[3].any()  # an empty profile scores 0
     # in groups of one profile and slices of one paper; and dense vectors: the same
-    small = np.vstack([b for _, b in P.iter_scores(w, s, d, chunk=1, max_bytes=1)])
+    small = np.vstack([b for _, b in P.iter_scores(w, s, d, chunk=1, group_bytes=1,
+                                                     slice_bytes=1)])
     assert np.allclose(small, got, atol=1e-5)
     assert np.allclose(P.scores(w, s.toarray(), d.toarray()), got, atol=1e-5)
 

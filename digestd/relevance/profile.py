@@ -20,7 +20,8 @@ ALPHA = 1.0
 GAMMA = 0.25
 BACKGROUND = 0.5
 CHUNK = 2048  # profiles per block that iter_scores yields
-MAX_BYTES = 256 << 20  # scores of a group of profiles; one slice of seed x paper cosines
+GROUP_BYTES = 512 << 20  # the scores of a group of profiles (n_profiles x n_papers float32)
+SLICE_BYTES = 96 << 20  # one slice of paper x seed cosines, sparse then dense
 SHARED_TERMS = 3
 
 
@@ -50,7 +51,8 @@ def profile_weights(positives: Sequence[Sequence[int]], negatives: Sequence[Sequ
 
 def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
                 background: float = BACKGROUND, chunk: int = CHUNK,
-                max_bytes: int = MAX_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+                group_bytes: int = GROUP_BYTES,
+                slice_bytes: int = SLICE_BYTES) -> Iterator[tuple[int, np.ndarray]]:
     """Cosine of every profile with every paper, in blocks of `chunk` profiles.
 
     `weights`: (n_profiles, n_seeds) from profile_weights; `seed_vectors`: (n_seeds, dim)
@@ -62,9 +64,9 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
     Sparse vectors: the seed x paper cosines are computed once per distinct seed used (a
     TF-IDF centroid of 30 seeds is as dense as 30 abstracts, and sparse-by-sparse products
     with a dense result are slow), in slices of papers, then mixed by `weights` (a sparse by
-    dense product). Memory: at most about `max_bytes` for the scores of a group of profiles
-    (n_profiles x n_papers x 4 bytes; more profiles are done in groups) plus as much for
-    one slice of seed x paper cosines.
+    dense product). Memory: about `group_bytes` for the scores of a group of profiles
+    (n_profiles x n_papers x 4 bytes; more profiles are done in groups, each computing the
+    cosines of the seeds it uses again) plus `slice_bytes` for one slice of cosines.
     """
     n_prof, n_papers = weights.shape[0], paper_vectors.shape[0]
     mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers else (
@@ -72,17 +74,19 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
     bg_scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)  # mean . paper
     bg_norm2 = float(mean @ mean)
     is_sparse = sparse.issparse(seed_vectors)
-    group = max(chunk, (max_bytes // max(4 * n_papers, 1)) // chunk * chunk)
+    group = max(chunk, (group_bytes // max(4 * n_papers, 1)) // chunk * chunk)
     for g0 in range(0, n_prof, group if is_sparse else chunk):
         w = weights[g0:g0 + (group if is_sparse else chunk)]
         if is_sparse:
             used = np.unique(w.indices)
             w_used, s_used = w[:, used], seed_vectors[used]
             raw_all = np.empty((w.shape[0], n_papers), np.float32)
-            step = max(1, max_bytes // max(4 * len(used), 1))
+            # the product is nearly dense (common words): 8 bytes an entry as sparse, then 4
+            step = max(1, slice_bytes // max(12 * len(used), 1))
             for p0 in range(0, n_papers, step):
-                sd = _dense(s_used @ paper_vectors[p0:p0 + step].T).astype(np.float32)
-                raw_all[:, p0:p0 + step] = w_used @ sd
+                ds = (paper_vectors[p0:p0 + step] @ s_used.T).toarray()  # (slice, seeds)
+                raw_all[:, p0:p0 + step] = w_used @ ds.T
+                del ds
         else:
             w_used, s_used = w, seed_vectors
             raw_all = None

@@ -40,12 +40,14 @@ class Ranked:
         return " · ".join(parts)
 
 
-def _space(method: str, texts: list[str]):
+def _vectors(method: str, texts: list[str]):
+    """(space, vectors of texts) in the space of `method`."""
     if method == "tfidf":
-        return TfidfSpace.fit(texts)
+        return TfidfSpace.fit_vectors(texts)
     if method == "semantic":
         from .semantic import SemanticSpace
-        return SemanticSpace.load()
+        space = SemanticSpace.load()
+        return space, space.vectors(texts)
     raise ValueError(f"unknown ranking method {method!r}: one of {', '.join(METHODS)}")
 
 
@@ -61,9 +63,8 @@ def rank(positives: Sequence[HasText], papers: Sequence[HasText],
     """
     seed_texts = [paper_text(s.title, s.abstract) for s in (*positives, *negatives)]
     paper_texts = [paper_text(p.title, p.abstract) for p in papers]
-    space = _space(method, paper_texts + seed_texts)
-    seeds = space.vectors(seed_texts)
-    docs = space.vectors(paper_texts)
+    space, vectors = _vectors(method, paper_texts + seed_texts)
+    docs, seeds = vectors[:len(paper_texts)], vectors[len(paper_texts):]
     pos = list(range(len(positives)))
     neg = list(range(len(positives), len(seed_texts)))
     weights = P.profile_weights([pos], [neg], len(seed_texts), alpha=alpha, gamma=gamma)

@@ -40,3 +40,36 @@ def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
     candidates = [p for p in papers if not seed_ids.intersection(p.ids)]
     ranked = rank(usable, candidates, method=method, top=top)
     return Similar(ranked, usable, unknown, seeds.problems)
+
+
+def as_json(result: Similar) -> list[dict]:
+    """The ranked papers as `digestd similar --json` prints them, best first: id, title,
+    score (cosine, rounded to 4 places), why, shares, similar_to, url."""
+    return [{"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4),
+             "why": r.why, "shares": list(r.shares), "similar_to": r.similar_to,
+             "url": getattr(r.paper, "url", "")} for r in result.ranked]
+
+
+def seeds_summary(result: Similar, total: int) -> str:
+    """'kept 12 of 14 seeds; 2 unknown ids: arxiv:..., doi:...; 1 entry not read' (`total`:
+    the seeds the file named plus its problem entries)."""
+    text = f"kept {len(result.seeds)} of {total} seeds"
+    if result.unknown:
+        text += (f"; {len(result.unknown)} unknown ids: "
+                 + ", ".join(s.id for s in result.unknown))
+    if result.problems:
+        n = len(result.problems)
+        text += f"; {n} {'entry' if n == 1 else 'entries'} not read"
+    return text
+
+
+def as_text(result: Similar) -> list[str]:
+    """Lines for a terminal: rank, score and title, then why and the link, indented."""
+    lines = []
+    for n, r in enumerate(result.ranked, 1):
+        lines.append(f"{n:>3}. {r.score:.3f}  {r.paper.title}")
+        if r.why:
+            lines.append(f"           {r.why}")
+        if getattr(r.paper, "url", ""):
+            lines.append(f"           {r.paper.url}")
+    return lines
