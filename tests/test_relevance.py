@@ -197,3 +197,49 @@ def test_semantic_extra_never_touches_the_network(monkeypatch, papers):
         assert ranked[0].similar_to and not ranked[0].shares
     finally:
         semantic._model.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def papers_file(tmp_path_factory, papers) -> Path:
+    path = tmp_path_factory.mktemp("similar") / "papers.json"
+    path.write_text(json.dumps([{"id": p.id.removeprefix("arxiv:"), "title": p.title,
+                                 "abstract": p.abstract, "url": p.url} for p in papers]))
+    return path
+
+
+def test_similar_cli_with_two_files_needs_no_config(papers_file, capsys, monkeypatch, tmp_path):
+    from digestd.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no digestd.toml here, and no store is made
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    assert main(["similar", "--seeds", str(SEEDS / "zotero.bib"), "--papers",
+                 str(papers_file), "--top", "5"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("  1. 0.") and "similar to: " in lines[1]
+    assert lines[-1] == (f"5 of 300 {papers_file}, by likeness to {SEEDS / 'zotero.bib'} "
+                         "(kept 4 of 5 seeds; 1 entry not read)")
+    assert "zotero.bib:51 noname_2023: no title and no arXiv id, DOI or URL" in err
+    assert list(tmp_path.iterdir()) == []
+
+    assert main(["similar", "--seeds", str(SEEDS / "zotero.bib"), "--papers",
+                 str(papers_file), "--top", "7", "--json"]) == 0
+    out, err = capsys.readouterr()
+    got = json.loads(out)
+    assert len(got) == 7 and {"id", "title", "score", "why"} <= set(got[0])
+    scores = [g["score"] for g in got]
+    assert scores == sorted(scores, reverse=True)
+    assert "kept 4 of 5 seeds" in err
+
+
+def test_similar_cli_reports_unknown_ids(papers_file, capsys, tmp_path):
+    from digestd.cli import main
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("arXiv:2505.18291\n10.1145/3528223.3530127\nnonsense\n")
+    assert main(["similar", "--seeds", str(ids), "--papers", str(papers_file), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "2505.18291" not in {g["id"] for g in json.loads(out)}  # the seed is not ranked
+    assert "kept 1 of 3 seeds; 1 unknown ids: doi:10.1145/3528223.3530127; 1 entry not read" in err
+    assert main(["similar", "--subscriber", "a@example.org", "--papers", str(papers_file)]) != 0
+    assert "not there yet" in capsys.readouterr().err

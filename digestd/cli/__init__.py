@@ -18,6 +18,7 @@ from ..logs import setup_logging
 from .common import Progress
 from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
 from .papers import cmd_papers, cmd_poll, cmd_sources
+from .relevance import cmd_similar
 from .service import cmd_run, cmd_web
 from .start import (
     CREDENTIALS,
@@ -175,6 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remove", cmd_rules_remove, "remove a subscriber's rule N (see rules list)", rules)
     p.add_argument("email")
     p.add_argument("n", type=int, metavar="N")
+
+    p = add("similar", cmd_similar, "rank papers by likeness to seed papers (a BibTeX, RIS or "
+            "JSON file, or a list of arXiv ids and DOIs), with why")
+    seeds = p.add_mutually_exclusive_group(required=True)
+    seeds.add_argument("--seeds", metavar="FILE",
+                       help="seed papers: .bib (Zotero, Mendeley, Google Scholar), .ris, a "
+                            "JSON array of papers, or one arXiv id, URL or DOI a line")
+    seeds.add_argument("--subscriber", metavar="EMAIL",
+                       help="a subscriber's stored seeds and feedback (not there yet)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--days", type=int, default=30, metavar="N",
+                       help="papers stored in the last N days (default 30)")
+    which.add_argument("--papers", metavar="FILE",
+                       help="a JSON array of papers, as rules test takes, instead of the store")
+    p.add_argument("--top", type=int, default=20, metavar="K",
+                   help="the K most similar papers (default 20)")
+    p.add_argument("--method", choices=("tfidf", "semantic"), default="tfidf",
+                   help="tfidf (default) or semantic (needs pip install 'digestd[semantic]')")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON array, best first (id, title, score, why, ...)")
 
     p = add("send", cmd_send, "build the digests that are due and deliver the outbox")
     p.add_argument("--now", action="store_true",

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import DigestdError
 from .rank import Ranked, rank
-from .seedfile import Seed, SeedFile, resolve
+from .seedfile import Seed, SeedFile, id_of, resolve
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,10 @@ def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
     known = {}
     for p in papers:
         for i in p.ids:
-            known.setdefault(i, p)
+            # a papers file may name ids bare ("2505.18291"): their store spelling too
+            for key in (i, id_of(i)):
+                if key:
+                    known.setdefault(key, p)
     usable, unknown = resolve(seeds.seeds, known)
     if not usable:
         raise DigestdError("no usable seed paper: "
@@ -37,7 +40,8 @@ def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
                            + (f"; {len(unknown)} unknown ids: "
                               + ", ".join(s.id for s in unknown) if unknown else ""))
     seed_ids = {i for s in usable for i in s.ids}
-    candidates = [p for p in papers if not seed_ids.intersection(p.ids)]
+    candidates = [p for p in papers
+                  if not seed_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
     ranked = rank(usable, candidates, method=method, top=top)
     return Similar(ranked, usable, unknown, seeds.problems)
 
