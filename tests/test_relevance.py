@@ -243,3 +243,45 @@ def test_similar_cli_reports_unknown_ids(papers_file, capsys, tmp_path):
     assert "kept 1 of 3 seeds; 1 unknown ids: doi:10.1145/3528223.3530127; 1 entry not read" in err
     assert main(["similar", "--subscriber", "a@example.org", "--papers", str(papers_file)]) != 0
     assert "not there yet" in capsys.readouterr().err
+
+
+# -- stored seeds ------------------------------------------------------------------------------
+
+def test_subscribers_seed_add_list_remove(tmp_path, capsys):
+    from digestd.cli import main
+    from digestd.store import Store
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0  # the bundled sample papers into the store
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    capsys.readouterr()
+    # 2505.18291 is a stored paper (its text comes from the store); 2401.01234 is not;
+    # 2112.10752 is given bare and in the file: once
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "2505.18291", "2401.01234",
+                 "arXiv:2112.10752", "--file", str(SEEDS / "scholar.bib")]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown ids: "
+                   "arxiv:2401.01234; 1 given twice; 1 not read (above)\n")
+    assert "scholar.bib:34: not parsed" in err
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        seeds = {s.paper_id: s for s in store.seeds(store.get_subscriber("a@example.org").id)}
+    assert seeds["arxiv:2505.18291"].title.startswith("InstructPart")
+    assert seeds["arxiv:2505.18291"].abstract and seeds["arxiv:2505.18291"].origin == ""
+    assert seeds["arxiv:2112.10752"].origin == "scholar.bib"
+    assert "title:deep residual learning for image recognition" in seeds
+
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 6 and {"id", "title", "origin", "added_at"} <= set(listed[0])
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--remove",
+                 "https://arxiv.org/abs/2505.18291", "doi:10.1/none"]) == 1
+    assert capsys.readouterr().out == ("removed 1 of 2 seeds of a@example.org; not seeds of "
+                                       "theirs: doi:10.1/none\n")
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "2401.01234"]) == 1
+    assert "kept 0 of 1 seeds" in capsys.readouterr().out
+    assert main([*cfg, "subscribers", "remove", "a@example.org"]) == 0
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        assert store.seeds_of() == {}  # gone with the subscriber

@@ -18,7 +18,7 @@ from ..logs import setup_logging
 from .common import Progress
 from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
 from .papers import cmd_papers, cmd_poll, cmd_sources
-from .relevance import cmd_similar
+from .relevance import cmd_similar, cmd_subscribers_seed
 from .service import cmd_run, cmd_web
 from .start import (
     CREDENTIALS,
@@ -151,6 +151,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true",
                            help="also resume an unsubscribed (or unconfirmed) address: only "
                                 "when the person asked you to")
+    p = add("seed", cmd_subscribers_seed, "give a subscriber seed papers that describe their "
+            "interests (a BibTeX, RIS or JSON file, arXiv ids, URLs, DOIs); list or remove them",
+            subs)
+    p.add_argument("email")
+    p.add_argument("ids", nargs="*", metavar="ID",
+                   help="arXiv ids or URLs, DOIs (right after EMAIL)")
+    p.add_argument("--file", metavar="FILE",
+                   help="a .bib (Zotero, Mendeley, Google Scholar), .ris, JSON array of papers "
+                        "or a list of ids, one a line")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="list the subscriber's seeds")
+    what.add_argument("--remove", nargs="+", metavar="ID",
+                      help="remove these seeds (ids as --list shows them)")
+    p.add_argument("--json", action="store_true", help="with --list: print JSON")
     p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
             "(unsubscribe keeps it)", subs)
     p.add_argument("email")

@@ -15,13 +15,14 @@ from .digests import DigestStore
 from .files import _cannot_write, _Connection, _refuse_to_start_over
 from .papers import PaperStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .seeds import SeedStore
 from .subscribers import SubscriberStore
 from .web import WebStore
 
 log = logging.getLogger("digestd.store")
 
 
-class Store(PaperStore, SubscriberStore, DigestStore, WebStore):
+class Store(PaperStore, SubscriberStore, DigestStore, WebStore, SeedStore):
     """A connection to the SQLite file, migrated to the current schema on open."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
