@@ -179,9 +179,9 @@ def run(path: Path, draws: int, n_seeds: int, min_papers: int, seed: int,
 
 def table(res: dict) -> str:
     cats = ", ".join(f"{c} {n}" for c, n in res["categories"].items())
-    lines = [f"{res['papers']} papers; categories with >= 20: {cats}; "
-             f"{res['draws']} draws x {res['seeds']} seeds each; "
-             f"random p@25 expected {res['random_p25_expected']:.3f}", "",
+    lines = [(f"{res['papers']} papers; categories with >= 20: {cats}; "
+              f"{res['draws']} draws x {res['seeds']} seeds each; "
+              f"random p@25 expected {res['random_p25_expected']:.3f}"), "",
              "| method | p@10 | p@25 | nDCG@25 | lift | ms/ranking |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in res["methods"]:

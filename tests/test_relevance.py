@@ -15,7 +15,7 @@ from digestd.errors import DigestdError
 from digestd.models import Paper
 from digestd.relevance import profile as P
 from digestd.relevance.rank import rank
-from digestd.relevance.seedfile import Seed, parse_seeds, read_seeds, resolve
+from digestd.relevance.seedfile import parse_seeds, read_seeds, resolve
 from digestd.relevance.similar import similar
 from digestd.relevance.text import TfidfSpace, paper_text
 from digestd.sources.sample import sample_papers
@@ -47,8 +47,8 @@ def test_zotero_bibtex():
     d = by_key["dupre_apprentissage_2019"]  # no id at all: kept by its title, accents decoded
     assert d.id == "" and d.title.startswith("Apprentissage automatique et réseaux")
     assert "à l'état de l'art" in d.title
-    assert got.problems == (f"{SEEDS / 'zotero.bib'}:51 noname_2023: "
-                            "no title and no arXiv id, DOI or URL",)
+    assert got.problems == ((f"{SEEDS / 'zotero.bib'}:51 noname_2023: "
+                             "no title and no arXiv id, DOI or URL"),)
 
 
 def test_google_scholar_bibtex_reports_the_broken_entry():
@@ -79,8 +79,8 @@ def test_id_list_and_json():
     assert [s.id for s in got.seeds] == [
         "arxiv:2204.03458", "arxiv:2112.10752", "arxiv:2505.18291", "arxiv:hep-th/9901001",
         "doi:10.1145/3528223.3530127", "doi:10.1109/jproc.2021.3058954"]
-    assert got.problems == (f"{SEEDS / 'ids.txt'}:8: not an arXiv id, DOI or URL: "
-                            "not a paper id",)
+    assert got.problems == ((f"{SEEDS / 'ids.txt'}:8: not an arXiv id, DOI or URL: "
+                             "not a paper id"),)
     text = json.dumps([{"id": "2401.01234", "title": "A", "abstract": "x"},
                        "https://arxiv.org/pdf/2402.00001v2", 7, {"authors": ["N"]}])
     got = parse_seeds(text, "json", name="p.json")
@@ -285,3 +285,24 @@ def test_subscribers_seed_add_list_remove(tmp_path, capsys):
     assert main([*cfg, "subscribers", "remove", "a@example.org"]) == 0
     with Store(tmp_path / "digestd.sqlite3") as store:
         assert store.seeds_of() == {}  # gone with the subscriber
+
+
+def test_day_scores_many_profiles_as_rank_does_one(papers):
+    from digestd.relevance.day import DayScores, ProfileSeeds
+
+    diffusion = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    speech = [p for p in papers if "speech" in p.title.lower()][:3]
+    day_papers = [p for p in papers if p not in diffusion and p not in speech]
+    profiles = {1: ProfileSeeds(tuple(diffusion)), 2: ProfileSeeds(tuple(speech)),
+                3: ProfileSeeds(tuple(diffusion), (day_papers[0],)), 4: ProfileSeeds(())}
+    day = DayScores.build(day_papers, profiles)
+    assert len(day.seed_titles) == 8  # shared seeds vectorized once
+    got = {k: b for keys, block in day.blocks(chunk=3) for k, b in zip(keys, block)}
+    assert set(got) == {1, 2, 3, 4} and not got[4].any()
+    for key in (1, 2):
+        alone = rank(profiles[key].positives, day_papers, explain=False)
+        assert [r.paper for r in alone[:10]] == [day_papers[j] for j in np.argsort(
+            -got[key], kind="stable")[:10]]
+    best = day.ranked(2, top=1)[0]
+    assert best.similar_to in {p.title for p in speech} and best.why == day.why(
+        2, day_papers.index(best.paper))

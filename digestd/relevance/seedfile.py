@@ -108,7 +108,7 @@ def _ids_in(fields: Mapping[str, object], *, arxiv_fields: Iterable[str],
     for key in doi_fields:
         found += [doi_id(v) for v in values(key)]
     for key in url_fields:
-        found += [url_id(v) for v in values(key) if re.match(r"https?://", v.strip(), re.I)]
+        found += [url_id(v) for v in values(key) if re.match(r"https?://", v.strip(), re.IGNORECASE)]
     picked = canonical(*found)
     return (picked[0], *picked[1]) if picked else ()
 
@@ -168,7 +168,7 @@ def _ris(text: str, name: str) -> SeedFile:
     starts = [i + 1 for i, line in enumerate(text.splitlines()) if line.startswith("TY  -")]
     try:
         records = rispy.loads(text, skip_unknown_tags=False)
-    except Exception as e:  # rispy raises IOError/ValueError/KeyError on malformed input
+    except (OSError, ValueError, KeyError, TypeError) as e:  # what rispy raises on garbage
         raise DigestdError(f"{name}: not a RIS file: {e}") from None
     for i, rec in enumerate(records):
         line = starts[i] if i < len(starts) else 0

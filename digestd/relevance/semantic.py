@@ -4,10 +4,10 @@ tokenizer ship inside its wheel, loaded so that nothing is ever fetched from a m
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
