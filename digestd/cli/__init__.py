@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seed papers: .bib (Zotero, Mendeley, Google Scholar), .ris, a "
                             "JSON array of papers, or one arXiv id, URL or DOI a line")
     seeds.add_argument("--subscriber", metavar="EMAIL",
-                       help="a subscriber's stored seeds and feedback (not there yet)")
+                       help="a subscriber's stored seeds (digestd subscribers seed)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--days", type=int, default=30, metavar="N",
                        help="papers stored in the last N days (default 30)")

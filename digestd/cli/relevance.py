@@ -12,17 +12,26 @@ from .subscribers import _papers_from_file
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from ..relevance.seedfile import read_seeds
+    from ..relevance.seedfile import Seed, SeedFile, read_seeds
     from ..relevance.similar import as_json, as_text, seeds_summary, similar
 
+    config = _config(args) if args.subscriber or not args.papers else None
     if args.subscriber:
-        raise DigestdError("similar --subscriber: stored seeds are not there yet "
-                           "(digestd subscribers seed); give the seeds with --seeds FILE")
-    seeds = read_seeds(args.seeds)
+        # the stored seeds; "more/less like this" join them once their table is there
+        with _store(config) as store:
+            sub = store.get_subscriber(args.subscriber)
+            seeds = SeedFile(tuple(Seed(id=s.paper_id, title=s.title, abstract=s.abstract,
+                                        ids=(s.paper_id,), where=sub.email)
+                                   for s in store.seeds(sub.id)))
+        if not seeds.seeds:
+            raise DigestdError(f"{sub.email} has no seed papers: digestd subscribers seed "
+                               f"{sub.email} --file FILE")
+        named = f"the seeds of {sub.email}"
+    else:
+        seeds, named = read_seeds(args.seeds), args.seeds
     if args.papers:
         papers, where = _papers_from_file(args.papers), args.papers
     else:
-        config = _config(args)
         with _store(config) as store:
             papers = store.papers_since(_days_ago(args.days))
         where = f"papers stored in the last {args.days} days"
@@ -36,7 +45,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         return 0
     for line in as_text(result):
         print(line)
-    print(f"{len(result.ranked)} of {len(papers)} {where}, by likeness to {args.seeds} "
+    print(f"{len(result.ranked)} of {len(papers)} {where}, by likeness to {named} "
           f"({summary})")
     return 0
 
