@@ -20,6 +20,7 @@ from .common import Progress
 from .inbound import add_inbound_parser
 from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
 from .papers import cmd_papers, cmd_poll, cmd_sources
+from .relevance import cmd_similar, cmd_subscribers_seed
 from .service import cmd_run, cmd_web
 from .start import (
     CREDENTIALS,
@@ -152,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--force", action="store_true",
                            help="also resume an unsubscribed (or unconfirmed) address: only "
                                 "when the person asked you to")
+    p = add("seed", cmd_subscribers_seed, "give a subscriber seed papers that describe their "
+            "interests (a BibTeX, RIS or JSON file, arXiv ids, URLs, DOIs); list or remove them",
+            subs)
+    p.add_argument("email")
+    p.add_argument("ids", nargs="*", metavar="ID",
+                   help="arXiv ids or URLs, DOIs (right after EMAIL)")
+    p.add_argument("--file", metavar="FILE",
+                   help="a .bib (Zotero, Mendeley, Google Scholar), .ris, JSON array of papers "
+                        "or a list of ids, one a line")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--list", action="store_true", help="list the subscriber's seeds")
+    what.add_argument("--remove", nargs="+", metavar="ID",
+                      help="remove these seeds (ids as --list shows them)")
+    p.add_argument("--json", action="store_true", help="with --list: print JSON")
     p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
             "(unsubscribe keeps it)", subs)
     p.add_argument("email")
@@ -177,6 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("remove", cmd_rules_remove, "remove a subscriber's rule N (see rules list)", rules)
     p.add_argument("email")
     p.add_argument("n", type=int, metavar="N")
+
+    p = add("similar", cmd_similar, "rank papers by likeness to seed papers (a BibTeX, RIS or "
+            "JSON file, or a list of arXiv ids and DOIs), with why")
+    seeds = p.add_mutually_exclusive_group(required=True)
+    seeds.add_argument("--seeds", metavar="FILE",
+                       help="seed papers: .bib (Zotero, Mendeley, Google Scholar), .ris, a "
+                            "JSON array of papers, or one arXiv id, URL or DOI a line")
+    seeds.add_argument("--subscriber", metavar="EMAIL",
+                       help="a subscriber's stored seeds (digestd subscribers seed)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--days", type=int, default=30, metavar="N",
+                       help="papers stored in the last N days (default 30)")
+    which.add_argument("--papers", metavar="FILE",
+                       help="a JSON array of papers, as rules test takes, instead of the store")
+    p.add_argument("--top", type=int, default=20, metavar="K",
+                   help="the K most similar papers (default 20)")
+    p.add_argument("--method", choices=("tfidf", "semantic"), default="tfidf",
+                   help="tfidf (default) or semantic (needs pip install 'digestd[semantic]')")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON array, best first (id, title, score, why, ...)")
 
     p = add("send", cmd_send, "build the digests that are due and deliver the outbox")
     p.add_argument("--now", action="store_true",

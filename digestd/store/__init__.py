@@ -5,14 +5,22 @@ steps; the schema version is the number of steps applied.
 
 The package: `schema` (the migrations), `records` (what the store returns), `files` (the file
 on disk and its failure modes), and one class per part of the data (`papers`, `subscribers`,
-`digests`, `web`, `inbound`, `feedback`), joined in `sqlite.Store`.
+`digests`, `web`, `inbound`, `feedback`, `seeds`), joined in `sqlite.Store`.
 """
 
 from .files import SECRET_NAME, WHERE_THE_STORE_GOES
-from .records import ArchivedDigest, DeliveredPaper, OutboxRow, ScheduleMark, SourceState, utcnow
+from .records import (
+    ArchivedDigest,
+    DeliveredPaper,
+    OutboxRow,
+    ScheduleMark,
+    SourceState,
+    StoredSeed,
+    utcnow,
+)
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .sqlite import Store
 
 __all__ = ["ArchivedDigest", "DeliveredPaper", "MIGRATIONS", "OutboxRow", "SCHEMA_VERSION",
-           "SECRET_NAME", "ScheduleMark", "SourceState", "Store", "WHERE_THE_STORE_GOES",
-           "utcnow"]
+           "SECRET_NAME", "ScheduleMark", "SourceState", "Store", "StoredSeed",
+           "WHERE_THE_STORE_GOES", "utcnow"]

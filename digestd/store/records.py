@@ -89,3 +89,16 @@ class ScheduleMark:
 
     last_slot_at: str | None = None  # the last scheduled send time handled, UTC
     last_checked_at: str | None = None  # papers first seen before this were matched already
+
+
+@dataclass(frozen=True)
+class StoredSeed:
+    """A subscriber's seed paper: `paper_id` is the canonical id (`arxiv:...`, `doi:...`,
+    `url:...`) or `title:<words>` for an entry that named none; the text is kept with it
+    (from the seed file, else from the stored paper), so it outlives the paper's row."""
+
+    paper_id: str
+    title: str
+    abstract: str = ""
+    origin: str = ""  # the file it came from; "" for ids given on the command line
+    added_at: str = ""

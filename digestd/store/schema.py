@@ -249,6 +249,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         CREATE INDEX feedback_paper ON feedback(paper_pk);
     """),
+    # a subscriber's seed papers (digestd subscribers seed, the preferences page): by id, with
+    # the text the profile is built from, kept here so a seed outlives the paper's row
+    ("seeds", """
+        CREATE TABLE seeds (
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            paper_id      TEXT NOT NULL,  -- canonical id, or title:<words> without one
+            title         TEXT NOT NULL,
+            abstract      TEXT NOT NULL DEFAULT '',
+            origin        TEXT NOT NULL DEFAULT '',  -- the seed file's name, '' for ids
+            added_at      TEXT NOT NULL,
+            PRIMARY KEY (subscriber_id, paper_id)
+        ) WITHOUT ROWID;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

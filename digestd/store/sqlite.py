@@ -1,6 +1,6 @@
 """The SQLite store: one connection, migrated to the current schema on open; its
 methods come from one class per part of the data (papers, subscribers, digests, web,
-mail that comes back, feedback).
+mail that comes back, feedback, seeds).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .files import _cannot_write, _Connection, _refuse_to_start_over
 from .inbound import InboundStore
 from .papers import PaperStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
+from .seeds import SeedStore
 from .subscribers import SubscriberStore
 from .web import WebStore
 
@@ -25,7 +26,7 @@ log = logging.getLogger("digestd.store")
 
 
 class Store(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore,
-            FeedbackStore):
+            FeedbackStore, SeedStore):
     """A connection to the SQLite file, migrated to the current schema on open."""
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:

@@ -1,0 +1,174 @@
+"""Subscriber profiles: a Rocchio centroid of seed and liked papers minus disliked ones, scored
+against a day's papers with one matrix product per chunk of profiles, and explained."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+# Rocchio weights, measured on bench/relevance.py (docs/relevance.md): the profile is
+# ALPHA * mean(positives) - GAMMA * mean(negatives) - BACKGROUND * mean(today's papers).
+# Taking the day's mean out ranks papers by what sets them apart from the rest of the day
+# rather than by the words every paper of the day shares.
+# GAMMA is small on purpose: on the bench, "less like this" pushes the disliked papers and
+# their near twins down, but a larger GAMMA also pushes down unseen papers the reader wants
+# (the dislikes share much of the seeds' vocabulary; see docs/relevance.md).
+ALPHA = 1.0
+GAMMA = 0.25
+BACKGROUND = 0.5
+CHUNK = 2048  # profiles per block that iter_scores yields
+GROUP_BYTES = 512 << 20  # the scores of a group of profiles (n_profiles x n_papers float32)
+SLICE_BYTES = 96 << 20  # one slice of paper x seed cosines, sparse then dense
+SHARED_TERMS = 3
+
+
+def _dense(m) -> np.ndarray:
+    return m.toarray() if sparse.issparse(m) else np.asarray(m)
+
+
+def profile_weights(positives: Sequence[Sequence[int]], negatives: Sequence[Sequence[int]],
+                    n_seeds: int, *, alpha: float = ALPHA,
+                    gamma: float = GAMMA) -> sparse.csr_matrix:
+    """(n_profiles, n_seeds) float32: row i holds alpha/|pos_i| at each positive seed row of
+    profile i and -gamma/|neg_i| at each negative one, so `weights @ seed_vectors` is the
+    profiles' Rocchio centroids. `positives[i]`/`negatives[i]` are row numbers into the
+    seed vectors (a seed shared by many profiles is vectorized once)."""
+    rows, cols, vals = [], [], []
+    for i, pos in enumerate(positives):
+        neg = negatives[i] if i < len(negatives) else ()
+        for group, w in ((pos, alpha), (neg, -gamma)):
+            group = list(dict.fromkeys(group))
+            for j in group:
+                rows.append(i)
+                cols.append(j)
+                vals.append(w / len(group))
+    return sparse.csr_matrix((np.asarray(vals, np.float32), (rows, cols)),
+                             shape=(len(positives), n_seeds), dtype=np.float32)
+
+
+def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
+                background: float = BACKGROUND, chunk: int = CHUNK,
+                group_bytes: int = GROUP_BYTES,
+                slice_bytes: int = SLICE_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """Cosine of every profile with every paper, in blocks of `chunk` profiles.
+
+    `weights`: (n_profiles, n_seeds) from profile_weights; `seed_vectors`: (n_seeds, dim)
+    and `paper_vectors`: (n_papers, dim), rows L2-normalized, sparse (TF-IDF) or dense
+    (embeddings), in one space. Yields (first profile row, (rows, n_papers) float32 block)
+    with scores in [-1, 1]; 0 for an empty profile. The day's background (the mean paper
+    vector times `background`) is taken out of each profile by linearity.
+
+    Sparse vectors: the seed x paper cosines are computed once per distinct seed used (a
+    TF-IDF centroid of 30 seeds is as dense as 30 abstracts, and sparse-by-sparse products
+    with a dense result are slow), in slices of papers, then mixed by `weights` (a sparse by
+    dense product). Memory: about `group_bytes` for the scores of a group of profiles
+    (n_profiles x n_papers x 4 bytes; more profiles are done in groups, each computing the
+    cosines of the seeds it uses again) plus `slice_bytes` for one slice of cosines.
+    """
+    n_prof, n_papers = weights.shape[0], paper_vectors.shape[0]
+    mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers else (
+        np.zeros(paper_vectors.shape[1], np.float32))
+    bg_scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)  # mean . paper
+    bg_norm2 = float(mean @ mean)
+    is_sparse = sparse.issparse(seed_vectors)
+    group = max(chunk, (group_bytes // max(4 * n_papers, 1)) // chunk * chunk)
+    for g0 in range(0, n_prof, group if is_sparse else chunk):
+        w = weights[g0:g0 + (group if is_sparse else chunk)]
+        if is_sparse:
+            used = np.unique(w.indices)
+            w_used, s_used = w[:, used], seed_vectors[used]
+            raw_all = np.empty((w.shape[0], n_papers), np.float32)
+            # the product is nearly dense (common words): 8 bytes an entry as sparse, then 4
+            step = max(1, slice_bytes // max(12 * len(used), 1))
+            for p0 in range(0, n_papers, step):
+                ds = (paper_vectors[p0:p0 + step] @ s_used.T).toarray()  # (slice, seeds)
+                raw_all[:, p0:p0 + step] = w_used @ ds.T
+                del ds
+        else:
+            w_used, s_used = w, seed_vectors
+            raw_all = None
+        for c0 in range(0, w.shape[0], chunk):
+            cents = w_used[c0:c0 + chunk] @ s_used  # (rows, dim) centroids
+            if raw_all is None:
+                raw = np.asarray(cents @ paper_vectors.T, dtype=np.float32)
+            else:
+                raw = raw_all[c0:c0 + chunk]
+            if sparse.issparse(cents):
+                c_norm2 = np.asarray(cents.multiply(cents).sum(axis=1), np.float32).ravel()
+            else:
+                c_norm2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
+            c_bg = _dense(cents @ mean).ravel().astype(np.float32)
+            b = background
+            raw -= b * bg_scores[None, :]
+            norm = np.sqrt(np.maximum(c_norm2 - 2 * b * c_bg + b * b * bg_norm2, 0.0))
+            # an empty profile (no seed) scores 0 everywhere, not minus the background
+            empty = np.diff(w_used[c0:c0 + chunk].indptr) == 0
+            norm[empty | (norm < 1e-12)] = np.inf
+            raw /= norm[:, None]
+            yield g0 + c0, raw
+
+
+def scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
+           background: float = BACKGROUND) -> np.ndarray:
+    """All of iter_scores in one (n_profiles, n_papers) float32 array: for a few profiles
+    (`digestd similar`, the bench); the daily build should consume iter_scores's blocks."""
+    out = np.zeros((weights.shape[0], paper_vectors.shape[0]), np.float32)
+    for start, block in iter_scores(weights, seed_vectors, paper_vectors,
+                                    background=background):
+        out[start:start + block.shape[0]] = block
+    return out
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a paper ranked where it did for one profile.
+
+    `shares`: the terms that gave the most to its score (TF-IDF only; empty for embeddings);
+    `similar_to`: the row of the positive seed most like it, and `similarity` its cosine."""
+
+    shares: tuple[str, ...]
+    similar_to: int | None
+    similarity: float
+
+    def text(self, titles: Sequence[str]) -> str:
+        """'shares: diffusion, video, temporal · similar to: <title>' (`titles` of the seed
+        rows)."""
+        parts = []
+        if self.shares:
+            parts.append("shares: " + ", ".join(self.shares))
+        if self.similar_to is not None:
+            parts.append(f"similar to: {titles[self.similar_to]}")
+        return " · ".join(parts)
+
+
+def explain(paper_vector, seed_vectors, positives: Sequence[int],
+            negatives: Sequence[int] = (), terms: np.ndarray | None = None, *,
+            alpha: float = ALPHA, gamma: float = GAMMA,
+            n_terms: int = SHARED_TERMS) -> Explanation:
+    """The explanation of one paper (`paper_vector`: (1, dim) row) for one profile.
+
+    `terms` (the TfidfSpace's column terms) turns on "shares": the `n_terms` columns with the
+    largest positive product of the profile centroid and the paper, and a unigram already
+    inside a chosen bigram is not repeated."""
+    pos = list(positives)
+    if not pos:
+        return Explanation((), None, 0.0)
+    sims = _dense(seed_vectors[pos] @ paper_vector.T).ravel()
+    best = int(np.argmax(sims))
+    shares: list[str] = []
+    if terms is not None and sparse.issparse(paper_vector):
+        w = profile_weights([pos], [list(negatives)], seed_vectors.shape[0],
+                            alpha=alpha, gamma=gamma)
+        contrib = (w @ seed_vectors).multiply(paper_vector).tocoo()
+        order = np.argsort(-contrib.data, kind="stable")
+        for k in order:
+            if contrib.data[k] <= 0 or len(shares) >= n_terms:
+                break
+            term = str(terms[contrib.col[k]])
+            if any(term in s.split() or s in term.split() for s in shares):
+                continue
+            shares.append(term)
+    return Explanation(tuple(shares), pos[best], float(sims[best]))

@@ -1,0 +1,79 @@
+"""`digestd similar`: papers ranked by likeness to a reader's seed papers, without a store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import DigestdError
+from .rank import Ranked, rank
+from .seedfile import Seed, SeedFile, id_of, resolve
+
+
+@dataclass(frozen=True)
+class Similar:
+    """The answer of similar(): `ranked` best first; `seeds` used; `unknown` bare ids that
+    neither the seed file nor the papers could give a text for; `problems` of the file."""
+
+    ranked: list[Ranked]
+    seeds: list[Seed]
+    unknown: list[Seed]
+    problems: tuple[str, ...]
+
+
+def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
+            method: str = "tfidf") -> Similar:
+    """Rank `papers` (models.Paper) by likeness to the seeds. A seed given only by id takes
+    its text from the paper of that id among `papers` (which then is not ranked); papers
+    that are seeds are left out. Raises DigestdError when no seed has a text."""
+    known = {}
+    for p in papers:
+        for i in p.ids:
+            # a papers file may name ids bare ("2505.18291"): their store spelling too
+            for key in (i, id_of(i)):
+                if key:
+                    known.setdefault(key, p)
+    usable, unknown = resolve(seeds.seeds, known)
+    if not usable:
+        raise DigestdError("no usable seed paper: "
+                           + ("; ".join(seeds.problems) or "the file names none")
+                           + (f"; {len(unknown)} unknown ids: "
+                              + ", ".join(s.id for s in unknown) if unknown else ""))
+    seed_ids = {i for s in usable for i in s.ids}
+    candidates = [p for p in papers
+                  if not seed_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
+    ranked = rank(usable, candidates, method=method, top=top)
+    return Similar(ranked, usable, unknown, seeds.problems)
+
+
+def as_json(result: Similar) -> list[dict]:
+    """The ranked papers as `digestd similar --json` prints them, best first: id, title,
+    score (cosine, rounded to 4 places), why, shares, similar_to, url."""
+    return [{"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4),
+             "why": r.why, "shares": list(r.shares), "similar_to": r.similar_to,
+             "url": getattr(r.paper, "url", "")} for r in result.ranked]
+
+
+def seeds_summary(result: Similar, total: int) -> str:
+    """'kept 12 of 14 seeds; 2 unknown ids: arxiv:..., doi:...; 1 entry not read' (`total`:
+    the seeds the file named plus its problem entries)."""
+    text = f"kept {len(result.seeds)} of {total} seeds"
+    if result.unknown:
+        text += (f"; {len(result.unknown)} unknown ids: "
+                 + ", ".join(s.id for s in result.unknown))
+    if result.problems:
+        n = len(result.problems)
+        text += f"; {n} {'entry' if n == 1 else 'entries'} not read"
+    return text
+
+
+def as_text(result: Similar) -> list[str]:
+    """Lines for a terminal: rank, score and title, then why and the link, indented."""
+    lines = []
+    for n, r in enumerate(result.ranked, 1):
+        lines.append(f"{n:>3}. {r.score:.3f}  {r.paper.title}")
+        if r.why:
+            lines.append(f"           {r.why}")
+        if getattr(r.paper, "url", ""):
+            lines.append(f"           {r.paper.url}")
+    return lines

@@ -1,0 +1,313 @@
+"""Relevance: seed files, TF-IDF and semantic vectors, profiles, scores, `digestd similar`."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.preprocessing import normalize
+
+from digestd.errors import DigestdError
+from digestd.models import Paper
+from digestd.relevance import profile as P
+from digestd.relevance.rank import rank
+from digestd.relevance.seedfile import parse_seeds, read_seeds, resolve
+from digestd.relevance.similar import similar
+from digestd.relevance.text import TfidfSpace, paper_text
+from digestd.sources.sample import sample_papers
+
+SEEDS = Path(__file__).parent / "data" / "seeds"
+
+
+@pytest.fixture(scope="module")
+def papers() -> list[Paper]:
+    return sample_papers()
+
+
+# -- seed files ----------------------------------------------------------------------------------
+
+def test_zotero_bibtex():
+    got = read_seeds(SEEDS / "zotero.bib")
+    by_key = {s.where.split()[-1]: s for s in got.seeds}
+    assert list(by_key) == ["vaswani_attention_2017", "ho_video_2022", "scholkopf_toward_2021",
+                            "dupre_apprentissage_2019"]
+    v = by_key["vaswani_attention_2017"]
+    # url, arXiv's DOI and the note all name one paper: one id, braces gone
+    assert (v.id, v.ids, v.title) == ("arxiv:1706.03762", ("arxiv:1706.03762",),
+                                      "Attention Is All You Need")
+    assert v.abstract.startswith("The dominant sequence transduction models")
+    assert by_key["ho_video_2022"].id == "arxiv:2204.03458"  # versioned abs URL
+    s = by_key["scholkopf_toward_2021"]
+    assert s.id == "doi:10.1109/jproc.2021.3058954"
+    assert s.ids[1:] == ("url:https://ieeexplore.ieee.org/document/9363924",)
+    d = by_key["dupre_apprentissage_2019"]  # no id at all: kept by its title, accents decoded
+    assert d.id == "" and d.title.startswith("Apprentissage automatique et réseaux")
+    assert "à l'état de l'art" in d.title
+    assert got.problems == ((f"{SEEDS / 'zotero.bib'}:51 noname_2023: "
+                             "no title and no arXiv id, DOI or URL"),)
+
+
+def test_google_scholar_bibtex_reports_the_broken_entry():
+    got = read_seeds(SEEDS / "scholar.bib")
+    assert [(s.id, s.title) for s in got.seeds] == [
+        ("arxiv:2106.09685", "Lora: Low-rank adaptation of large language models"),
+        ("", "Deep residual learning for image recognition"),
+        ("", "Denoising diffusion probabilistic models"),
+        ("arxiv:2112.10752", "High-Resolution Image Synthesis with Latent Diffusion Models"),
+        ("", "Image quality assessment: from error visibility to structural similarity")]
+    assert len(got.problems) == 1
+    assert got.problems[0].startswith(f"{SEEDS / 'scholar.bib'}:34: not parsed: "
+                                      "@article{broken2020,")
+
+
+def test_mendeley_ris():
+    got = read_seeds(SEEDS / "mendeley.ris")
+    assert [(s.id, s.title[:30]) for s in got.seeds] == [
+        ("doi:10.1145/3528223.3530127", "Instant Neural Graphics Primit"),
+        ("arxiv:2106.09685", "LoRA: Low-Rank Adaptation of L"),
+        ("", "U-Net: Convolutional Networks ")]
+    assert got.seeds[0].abstract.startswith("We demonstrate near-instant training")
+    assert got.problems == (f"{SEEDS / 'mendeley.ris'}:40: no title and no arXiv id, DOI or URL",)
+
+
+def test_id_list_and_json():
+    got = read_seeds(SEEDS / "ids.txt")
+    assert [s.id for s in got.seeds] == [
+        "arxiv:2204.03458", "arxiv:2112.10752", "arxiv:2505.18291", "arxiv:hep-th/9901001",
+        "doi:10.1145/3528223.3530127", "doi:10.1109/jproc.2021.3058954"]
+    assert got.problems == ((f"{SEEDS / 'ids.txt'}:8: not an arXiv id, DOI or URL: "
+                             "not a paper id"),)
+    text = json.dumps([{"id": "2401.01234", "title": "A", "abstract": "x"},
+                       "https://arxiv.org/pdf/2402.00001v2", 7, {"authors": ["N"]}])
+    got = parse_seeds(text, "json", name="p.json")
+    assert [(s.id, s.title) for s in got.seeds] == [("arxiv:2401.01234", "A"),
+                                                    ("arxiv:2402.00001", "")]
+    assert got.problems == ("p.json: item 2: not a paper object",
+                            "p.json: item 3: no title and no arXiv id, DOI or URL")
+    with pytest.raises(DigestdError, match="expected a JSON array"):
+        parse_seeds("{}", "json")
+
+
+def test_unknown_ids_are_reported_not_dropped(papers):
+    got = read_seeds(SEEDS / "ids.txt")
+    known = {i: p for p in papers for i in p.ids}
+    known["arxiv:2204.03458"] = Paper(id="arxiv:2204.03458", title="Video Diffusion Models")
+    usable, unknown = resolve([*got.seeds, got.seeds[0]], known)
+    assert [(s.id, s.title[:22]) for s in usable] == [
+        ("arxiv:2204.03458", "Video Diffusion Models"), ("arxiv:2505.18291", "InstructPart: Task-Ori")]
+    assert [s.id for s in unknown] == [
+        "arxiv:2112.10752", "arxiv:hep-th/9901001",
+        "doi:10.1145/3528223.3530127", "doi:10.1109/jproc.2021.3058954"]
+
+
+# -- vectors, profiles, scores -----------------------------------------------------------------
+
+def test_tfidf_space_is_deterministic_and_normalized(papers):
+    texts = [paper_text(p.title, p.abstract) for p in papers[:50]]
+    a, b = TfidfSpace.fit(texts), TfidfSpace.fit(texts[::-1])
+    va, vb = a.vectors(texts), b.vectors(texts)
+    assert list(a.terms) == list(b.terms)
+    assert abs(va - vb).max() == 0
+    assert np.allclose(sparse.linalg.norm(va, axis=1), 1, atol=1e-5)
+    assert "state-of-the-art" in set(a.terms)  # hyphenated words stay one term
+
+
+def test_iter_scores_is_the_cosine_with_the_rocchio_centroid():
+    s = normalize(sparse.random(50, 300, density=0.05, random_state=1, format="csr",
+                                dtype=np.float32))
+    d = normalize(sparse.random(40, 300, density=0.05, random_state=2, format="csr",
+                                dtype=np.float32))
+    pos, neg = [[0, 1, 2], [3, 4], [5], []], [[6], [], [7, 8], []]
+    w = P.profile_weights(pos, neg, 50)
+    got = P.scores(w, s, d)
+    mean = np.asarray(d.mean(axis=0)).ravel()
+    for i in range(3):
+        c = (w[i] @ s).toarray().ravel() - P.BACKGROUND * mean
+        assert np.allclose(got[i], d @ (c / np.linalg.norm(c)), atol=1e-5)
+    assert not got[3].any()  # an empty profile scores 0
+    # in groups of one profile and slices of one paper; and dense vectors: the same
+    small = np.vstack([b for _, b in P.iter_scores(w, s, d, chunk=1, group_bytes=1,
+                                                     slice_bytes=1)])
+    assert np.allclose(small, got, atol=1e-5)
+    assert np.allclose(P.scores(w, s.toarray(), d.toarray()), got, atol=1e-5)
+
+
+def test_rank_explains_with_shared_terms_and_the_closest_seed(papers):
+    seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    rest = [p for p in papers if p not in seeds]
+    ranked = rank(seeds, rest, top=10)
+    assert len(ranked) == 10 and ranked[0].score >= ranked[-1].score
+    assert sum("diffusion" in r.paper.title.lower() for r in ranked[:5]) >= 3
+    top = ranked[0]
+    assert top.similar_to in {s.title for s in seeds}
+    assert top.shares and len(top.shares) <= P.SHARED_TERMS
+    assert top.why.startswith("shares: ") and " · similar to: " in top.why
+
+
+def test_less_like_this_moves_a_paper_down(papers):
+    seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    rest = [p for p in papers if p not in seeds]
+    before = [r.paper for r in rank(seeds, rest, explain=False)]
+    disliked = before[1]
+    after = [r.paper for r in rank(seeds, rest, [disliked], explain=False)]
+    assert after.index(disliked) > before.index(disliked) + 10
+
+
+# -- digestd similar ---------------------------------------------------------------------------
+
+def test_similar_resolves_bare_ids_from_the_papers(papers):
+    ids = "\n".join(p.id for p in papers if "diffusion" in p.title.lower()) + "\n2501.99999\n"
+    got = similar(parse_seeds(ids, "ids"), papers, top=5)
+    assert [s.id for s in got.unknown] == ["arxiv:2501.99999"]
+    seed_ids = {s.id for s in got.seeds}
+    assert len(got.ranked) == 5 and not seed_ids & {r.paper.id for r in got.ranked}
+    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown ids: arxiv:2501"):
+        similar(parse_seeds("2501.99999", "ids"), papers)
+
+
+# -- the semantic extra ------------------------------------------------------------------------
+
+def test_semantic_extra_never_touches_the_network(monkeypatch, papers):
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    from digestd.relevance import semantic
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network access: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HOME", "/nonexistent")  # no cached files either
+    semantic._model.cache_clear()
+    try:
+        space = semantic.SemanticSpace.load()
+        v = space.vectors(["video diffusion models", "speech recognition"])
+        assert v.shape == (2, semantic.DIM) and v.dtype == np.float32
+        assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-4)
+        import os
+        assert os.environ["HF_HUB_OFFLINE"] == "1"
+        seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+        ranked = rank(seeds, [p for p in papers if p not in seeds], method="semantic", top=5)
+        assert ranked[0].similar_to and not ranked[0].shares
+    finally:
+        semantic._model.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def papers_file(tmp_path_factory, papers) -> Path:
+    path = tmp_path_factory.mktemp("similar") / "papers.json"
+    path.write_text(json.dumps([{"id": p.id.removeprefix("arxiv:"), "title": p.title,
+                                 "abstract": p.abstract, "url": p.url} for p in papers]))
+    return path
+
+
+def test_similar_cli_with_two_files_needs_no_config(papers_file, capsys, monkeypatch, tmp_path):
+    from digestd.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no digestd.toml here, and no store is made
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    assert main(["similar", "--seeds", str(SEEDS / "zotero.bib"), "--papers",
+                 str(papers_file), "--top", "5"]) == 0
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("  1. 0.") and "similar to: " in lines[1]
+    assert lines[-1] == (f"5 of 300 {papers_file}, by likeness to {SEEDS / 'zotero.bib'} "
+                         "(kept 4 of 5 seeds; 1 entry not read)")
+    assert "zotero.bib:51 noname_2023: no title and no arXiv id, DOI or URL" in err
+    assert list(tmp_path.iterdir()) == []
+
+    assert main(["similar", "--seeds", str(SEEDS / "zotero.bib"), "--papers",
+                 str(papers_file), "--top", "7", "--json"]) == 0
+    out, err = capsys.readouterr()
+    got = json.loads(out)
+    assert len(got) == 7 and {"id", "title", "score", "why"} <= set(got[0])
+    scores = [g["score"] for g in got]
+    assert scores == sorted(scores, reverse=True)
+    assert "kept 4 of 5 seeds" in err
+
+
+def test_similar_cli_reports_unknown_ids(papers_file, capsys, tmp_path):
+    from digestd.cli import main
+
+    ids = tmp_path / "ids.txt"
+    ids.write_text("arXiv:2505.18291\n10.1145/3528223.3530127\nnonsense\n")
+    assert main(["similar", "--seeds", str(ids), "--papers", str(papers_file), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "2505.18291" not in {g["id"] for g in json.loads(out)}  # the seed is not ranked
+    assert "kept 1 of 3 seeds; 1 unknown ids: doi:10.1145/3528223.3530127; 1 entry not read" in err
+
+
+# -- stored seeds ------------------------------------------------------------------------------
+
+def test_subscribers_seed_add_list_remove(tmp_path, capsys):
+    from digestd.cli import main
+    from digestd.store import Store
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0  # the bundled sample papers into the store
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    capsys.readouterr()
+    # 2505.18291 is a stored paper (its text comes from the store); 2401.01234 is not;
+    # 2112.10752 is given bare and in the file: once
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "2505.18291", "2401.01234",
+                 "arXiv:2112.10752", "--file", str(SEEDS / "scholar.bib")]) == 0
+    out, err = capsys.readouterr()
+    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown ids: "
+                   "arxiv:2401.01234; 1 given twice; 1 not read (above)\n")
+    assert "scholar.bib:34: not parsed" in err
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        seeds = {s.paper_id: s for s in store.seeds(store.get_subscriber("a@example.org").id)}
+    assert seeds["arxiv:2505.18291"].title.startswith("InstructPart")
+    assert seeds["arxiv:2505.18291"].abstract and seeds["arxiv:2505.18291"].origin == ""
+    assert seeds["arxiv:2112.10752"].origin == "scholar.bib"
+    assert "title:deep residual learning for image recognition" in seeds
+
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert len(listed) == 6 and {"id", "title", "origin", "added_at"} <= set(listed[0])
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--remove",
+                 "https://arxiv.org/abs/2505.18291", "doi:10.1/none"]) == 1
+    assert capsys.readouterr().out == ("removed 1 of 2 seeds of a@example.org; not seeds of "
+                                       "theirs: doi:10.1/none\n")
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "2401.01234"]) == 1
+    assert "kept 0 of 1 seeds" in capsys.readouterr().out
+    # similar --subscriber ranks the store's papers by the stored seeds
+    assert main([*cfg, "similar", "--subscriber", "a@example.org", "--days", "30",
+                 "--top", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    got = json.loads(out)
+    assert len(got) == 3 and got[0]["score"] >= got[2]["score"]
+    assert "kept 5 of 5 seeds" in err
+    assert main([*cfg, "subscribers", "remove", "a@example.org"]) == 0
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        assert store.seeds_of() == {}  # gone with the subscriber
+
+
+def test_day_scores_many_profiles_as_rank_does_one(papers):
+    from digestd.relevance.day import DayScores, ProfileSeeds
+
+    diffusion = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    speech = [p for p in papers if "speech" in p.title.lower()][:3]
+    day_papers = [p for p in papers if p not in diffusion and p not in speech]
+    profiles = {1: ProfileSeeds(tuple(diffusion)), 2: ProfileSeeds(tuple(speech)),
+                3: ProfileSeeds(tuple(diffusion), (day_papers[0],)), 4: ProfileSeeds(())}
+    day = DayScores.build(day_papers, profiles)
+    assert len(day.seed_titles) == 8  # shared seeds vectorized once
+    got = {k: b for keys, block in day.blocks(chunk=3) for k, b in zip(keys, block)}
+    assert set(got) == {1, 2, 3, 4} and not got[4].any()
+    for key in (1, 2):
+        alone = rank(profiles[key].positives, day_papers, explain=False)
+        assert [r.paper for r in alone[:10]] == [day_papers[j] for j in np.argsort(
+            -got[key], kind="stable")[:10]]
+    best = day.ranked(2, top=1)[0]
+    assert best.similar_to in {p.title for p in speech} and best.why == day.why(
+        2, day_papers.index(best.paper))
