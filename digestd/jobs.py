@@ -23,8 +23,10 @@ from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .logs import setup_logging
 from .match import Matcher
-from .models import Digest, Subscriber
-from .render import DkimSigner, Links, Renderer, by_relevance, why_text
+from .models import Digest, Paper, PaperMatch, Subscriber
+from .ranking import LEFT_OUT, MATCH, RECOMMENDED, Ranking, Wanted, profiles_of, rank_day, \
+    todays_order
+from .render import DkimSigner, Links, Renderer
 from .schedule import (
     Decision,
     Schedule,
@@ -64,20 +66,26 @@ class BuildReport:
     quiet: int = 0  # due, nothing matched, no note wanted: no email
     merged: int = 0  # slots missed by more than max_lateness, merged into the next digest
     caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
-    match_s: float = 0.0  # seconds spent matching, and rendering (for bench/cycle.py)
+    match_s: float = 0.0  # seconds spent matching, ranking and rendering (bench/cycle.py)
+    rank_s: float = 0.0
     render_s: float = 0.0
+    ranked: int = 0  # digests ordered by the reader's profile (seeds, feedback)
+    recommended: int = 0  # "also recommended" papers added beyond the rules
+    left_out: int = 0  # rule matches min_score left out of the emails
     stopped: bool = False  # cut short by a stop (shutdown): the rest is built next run
     next_due: str | None = None  # ISO time of the earliest slot after this build (scheduled runs)
     took_s: float = 0.0  # wall time of the build (set by build_and_send)
 
     def add(self, other: BuildReport) -> None:
         """Fold in the report of another shard of the same build."""
-        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up", "failed"):
+        for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up", "failed",
+                     "ranked", "recommended", "left_out"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.papers_checked = max(self.papers_checked, other.papers_checked)
         self.matches.update(other.matches)
         self.match_s = max(self.match_s, other.match_s)
         self.render_s += other.render_s
+        self.rank_s = max(self.rank_s, other.rank_s)
         self.stopped = self.stopped or other.stopped
         if other.next_due is not None:
             self.next_due = other.next_due if self.next_due is None \
@@ -232,6 +240,12 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
     position = {p.id: i for i, p in enumerate(papers)}
+    first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
+    started = time.perf_counter()
+    ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
+                       first_index, sent)
+    report.rank_s = time.perf_counter() - started
+    report.ranked = len(ranked)
     batch = list(due.items())
     for first in range(0, len(batch), BUILD_BATCH):
         if stop is not None and stop():
@@ -248,8 +262,11 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         failures: list[tuple[int, Slot | None, str, str, int]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
-            start_index = bisect.bisect_left(seen_at, starts[sid])
+            start_index = first_index[sid]
             items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start_index]
+            # with a profile: the profile's order, recommendations, what min_score left out
+            ranking = ranked.get(sid)
+            left_out = ranking.left_out if ranking is not None else []
             if slot is None:  # forced
                 if not items:
                     continue
@@ -263,22 +280,38 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 if not dry_run:
                     writes.append((sid, slot, None))
                 continue
+            kept = ranking.items if ranking is not None else items
+            recs = ranking.recommended if ranking is not None else []
             if dry_run:
                 report.digests += 1
-                if items:
-                    report.matches[sub.email] = len(items)
+                report.recommended += len(recs)
+                report.left_out += len(left_out)
+                if kept:
+                    report.matches[sub.email] = len(kept)
                 else:
                     report.empty += 1
                 continue
             try:
                 # the digest's order, best first, is also its page's and the feed's
-                items = by_relevance(items)
-                whys = [why_text(m) for m in items]
-                digest = Digest(subscriber=sub, period=period, items=tuple(items),
+                if ranking is None:
+                    ranking = todays_order(items)
+                digest = Digest(subscriber=sub, period=period, items=tuple(ranking.items),
                                 papers_checked=len(papers) - start_index, ordered=True,
-                                whys=tuple(whys))
-                if sub.feed_only:  # recorded for the feed and the archive; nothing to mail
-                    writes.append((sid, slot, (period, items, whys, "", b"",
+                                whys=tuple(ranking.whys),
+                                recommended=tuple(ranking.recommended),
+                                recommended_whys=tuple(ranking.recommended_whys),
+                                left_out=len(ranking.left_out))
+                # every paper is stored: the matches, then the recommendations (so feedback
+                # link N names the N-th paper shown), then the matches left out
+                stored = (ranking.items + ranking.recommended + ranking.left_out,
+                          ranking.whys + ranking.recommended_whys + ranking.left_out_whys,
+                          [MATCH] * len(ranking.items) + [RECOMMENDED] * len(ranking.recommended)
+                          + [LEFT_OUT] * len(ranking.left_out))
+                # left out all (min_score) and no note wanted: recorded, so they are never
+                # offered again and the page lists them, but no email
+                silent = not ranking.items and not sub.send_empty
+                if sub.feed_only or silent:  # recorded for the feed and the archive
+                    writes.append((sid, slot, (period, stored, "", b"",
                                                digest.papers_checked)))
                     continue
                 started = time.perf_counter()
@@ -293,7 +326,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                           sid, period, type(e).__name__)
                 failures.append((sid, slot, period, f"{type(e).__name__}: {e}", len(items)))
                 continue
-            writes.append((sid, slot, (period, items, whys, message_id, message,
+            writes.append((sid, slot, (period, stored, message_id, message,
                                        digest.papers_checked)))
         for sid, slot, period, error, count in failures:
             store.record_build_failure(sid, period, recipient=subs[sid].email, error=error,
@@ -304,34 +337,68 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         # one commit per batch: each digest's outbox row and its sent marks still commit
         # together, and a crash loses at most the uncommitted batch, rebuilt on restart
         with store.transaction():
-            why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[2])
+            why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[1][1])
             for sid, slot, queued in writes:
                 if queued is None:
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
                     continue
-                period, items, whys, message_id, message, checked = queued
+                period, (items, whys, kinds), message_id, message, checked = queued
                 sub = subs[sid]
                 did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
                                          message=message, now=iso(now),
                                          paper_pks=[pks[m.paper.id] for m in items],
                                          whys=whys, why_ids=why_ids, checked=checked,
-                                         deliver=not sub.feed_only,
+                                         kinds=kinds, deliver=bool(message_id),
                                          slot_at=slot.at_iso if slot is not None else None,
                                          checked_through=checked_through)
                 if did is not None:
+                    matches = kinds.count(MATCH)
+                    report.recommended += kinds.count(RECOMMENDED)
+                    report.left_out += kinds.count(LEFT_OUT)
                     if sub.feed_only:
                         report.feed_only += 1
+                    elif not message_id:  # every match left out, no note wanted: no email
+                        report.quiet += 1
                     else:
                         report.digests += 1
-                    if items:
-                        report.matches[sub.email] = len(items)
-                    else:
+                    if matches:
+                        report.matches[sub.email] = matches
+                    elif message_id:
                         report.empty += 1
                     log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",
                               did, sid, period, len(items))
                 elif slot is not None:  # built before: the slot is done all the same
                     store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
     return report
+
+
+def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
+              matched: dict[int, list[PaperMatch]], position: dict[str, int],
+              first_index: dict[int, int], sent: dict[int, set[str]]) -> dict[int, Ranking]:
+    """Subscriber id -> their digest ranked by their profile (ranking.py), for the due
+    subscribers (of this shard) with seeds or "more like this" papers; the others are not
+    in it and keep today's order."""
+    if not papers or not due:
+        return {}
+    ids = list(due)
+    seeds = store.seeds_of(ids)
+    feedback = store.feedback_values(ids)
+    if not seeds and not any(v > 0 for marks in feedback.values() for v in marks.values()):
+        return {}  # nobody has a profile: nothing to read or vectorize
+    liked = store.papers_by_pk({pk for marks in feedback.values() for pk in marks})
+    profiles = profiles_of(ids, seeds, feedback, liked)
+    wanted = {}
+    for sid in profiles:
+        start = first_index[sid]
+        sub = due[sid]
+        wanted[sid] = Wanted(
+            items=[m for m in matched.get(sid, ()) if position[m.paper.id] >= start],
+            start=start, sent=sent.get(sid, set()), recommend=sub.recommend,
+            min_score=sub.min_score)
+    ranked = rank_day(papers, profiles, wanted)
+    log.info("event=ranked profiles=%d ranked=%d papers=%d", len(profiles), len(ranked),
+             len(papers))
+    return ranked
 
 
 # -- send ----------------------------------------------------------------------------------------

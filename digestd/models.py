@@ -108,4 +108,9 @@ class Digest:
     more: int = 0  # matches left out beyond max_papers
     ordered: bool = False  # items are in the digest's order already (render.by_relevance)
     whys: tuple[str, ...] = ()  # why each item matched (render.why_text), if known already
+    # "also recommended" papers beyond the rules (PaperMatch without rules), shown after the
+    # matches and numbered after all of them, with why each (digestd/ranking.py)
+    recommended: tuple[PaperMatch, ...] = ()
+    recommended_whys: tuple[str, ...] = ()
+    left_out: int = 0  # rule matches min_score left out of the email (on the digest's page)
     extra: dict = field(default_factory=dict, compare=False)

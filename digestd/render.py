@@ -302,14 +302,15 @@ class Block:
         return "".join(parts)
 
 
-def _why_lines(why: str) -> str:
+def _why_lines(why: str, label: str = "matched") -> str:
     """The text part's "   matched: WHY" line, wrapped at TEXT_WIDTH with a hanging indent:
-    `why` as it follows "matched: " (the template prints that label)."""
-    if len(why) <= TEXT_WIDTH - len("   matched: ") and "  " not in why and "\n" not in why:
+    `why` as it follows "LABEL: " (the template prints the label)."""
+    head = f"{label}: "
+    if len(why) <= TEXT_WIDTH - 3 - len(head) and "  " not in why and "\n" not in why:
         return why  # the common case: it fits
-    lines = wrap("matched: " + why, TEXT_WIDTH - 3, "   ")
+    lines = wrap(head + why, TEXT_WIDTH - 3, "   ")
     # a first word too long to follow the label starts on the next line
-    return lines[len("matched: "):] if lines.startswith("matched: ") else lines[len("matched:"):]
+    return lines[len(head):] if lines.startswith(head) else lines[len(head) - 1:]
 
 
 def _paper_fields(p: Paper) -> tuple:
@@ -385,7 +386,7 @@ class Renderer:
         # so it is rendered once with placeholders that each digest fills in
         self.blocks: dict[str, tuple[Block, Block]] = {}
         tag = secrets.token_hex(6)
-        slots = ("number", "why", "fb", "feedback")
+        slots = ("number", "label", "why", "fb", "feedback")
         self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in slots}
         self._mark_rx = re.compile(f"\x00{tag}:({'|'.join(slots)})\x00")
         self.links = links
@@ -412,21 +413,22 @@ class Renderer:
                  else by_relevance(digest.items, self.max_papers))
         sub = digest.subscriber
         more = len(digest.items) - len(shown) + digest.more
-        texts, htmls = [], []
         # the build worked out why each paper matched already, for the digest's page
         known = digest.whys if digest.ordered and len(digest.whys) == len(digest.items) else ()
         # a feedback link names the paper by its number: the build stores a digest's papers
         # in the order it shows them (sent.position = number - 1)
         fb = self.links.feedback(sub.id, sub.link_gen, digest.period)
         fb_html = str(escape(fb))
-        for number, item in enumerate(shown, 1):
-            text, html = self.paper(item)
-            why = shorten(known[number - 1] if known else why_text(item), WHY_CHARS)
-            texts.append(text.fill({"number": str(number), "why": _why_lines(why),
-                                    "fb": f"{fb}/{number}",
-                                    "feedback": _feedback_lines(f"{fb}/{number}")}))
-            htmls.append(html.fill({"number": str(number), "why": ascii_html(escape(why)),
-                                    "fb": f"{fb_html}/{number}", "feedback": ""}))
+        numbered = [(n, item, known[n - 1] if known else why_text(item))
+                    for n, item in enumerate(shown, 1)]
+        texts, htmls = self._fill(numbered, "matched", fb, fb_html)
+        # recommended papers are stored after all the matches (those the email leaves out
+        # too): their numbers, and so their feedback links, go on from there
+        after = len(digest.items)
+        recs = [(after + k, item, digest.recommended_whys[k - 1]
+                 if len(digest.recommended_whys) == len(digest.recommended) else "")
+                for k, item in enumerate(digest.recommended, 1)]
+        rec_texts, rec_htmls = self._fill(recs, "recommended", fb, fb_html)
         digest_url = self.links.digest(sub.id, digest.period)
         return {
             "subscriber": sub,
@@ -434,6 +436,9 @@ class Renderer:
             "period_label": period_label(digest.period),
             "subject": self.subject(digest),
             "items": ("".join(texts), Markup("".join(htmls))),
+            "recommended": ("".join(rec_texts), Markup("".join(rec_htmls))),
+            "recommended_count": len(recs),
+            "left_out": digest.left_out,
             "count": len(digest.items) + digest.more,
             "shown": len(shown),
             "more": more,
@@ -446,6 +451,21 @@ class Renderer:
             "rules": sub.rules,
             "css": self.css,
         }
+
+    def _fill(self, numbered: list[tuple[int, PaperMatch, str]], label: str, fb: str,
+              fb_html: str) -> tuple[list[str], list[str]]:
+        """The text and HTML blocks of (number, paper, why) with this digest's values."""
+        texts, htmls = [], []
+        for number, item, why in numbered:
+            text, html = self.paper(item)
+            why = shorten(why, WHY_CHARS)
+            texts.append(text.fill({"number": str(number), "label": label,
+                                    "why": _why_lines(why, label), "fb": f"{fb}/{number}",
+                                    "feedback": _feedback_lines(f"{fb}/{number}")}))
+            htmls.append(html.fill({"number": str(number), "label": label,
+                                    "why": ascii_html(escape(why)),
+                                    "fb": f"{fb_html}/{number}", "feedback": ""}))
+        return texts, htmls
 
     def paper(self, item: PaperMatch) -> tuple[Block, Block]:
         """The text and HTML blocks of one paper, rendered once per run and paper."""
@@ -462,8 +482,11 @@ class Renderer:
         return cached
 
     def subject(self, digest: Digest) -> str:
-        n = len(digest.items) + digest.more
+        # the papers this email brings: its rule matches and its recommendations
+        n = len(digest.items) + digest.more + len(digest.recommended)
         prefix = f"{self.list_name} {period_label(digest.period)}"
+        if not n and digest.left_out:  # every match was unlike the reader's seeds (min_score)
+            return f"{prefix}: no paper kept ({digest.left_out} unlike your seeds)"
         if not n:  # the empty-day note: say how much was checked, so silence is never ambiguous
             c = digest.papers_checked
             return f"{prefix}: nothing matched ({c} paper{'s' if c != 1 else ''} checked)"
@@ -479,8 +502,9 @@ class Renderer:
         if not digest.items:
             return self.empty_text.render(ctx), ascii_html(self.empty_html.render(ctx))
         text, html = ctx["items"]
-        return (self.text_template.render(ctx, items=text),
-                ascii_html(self.html_template.render(ctx, items=html)))
+        rec_text, rec_html = ctx["recommended"]
+        return (self.text_template.render(ctx, items=text, recommended=rec_text),
+                ascii_html(self.html_template.render(ctx, items=html, recommended=rec_html)))
 
     def message(self, digest: Digest, *, now: datetime | None = None) -> tuple[str, bytes]:
         """(Message-ID, RFC 5322 bytes with CRLF line ends) for one digest or empty-day

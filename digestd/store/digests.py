@@ -32,7 +32,7 @@ class DigestStore:
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
                      message: bytes, paper_pks: Sequence[int], whys: Sequence[str] = (),
                      why_ids: Mapping[str, int] | None = None, checked: int | None = None,
-                     deliver: bool = True, now: str | None = None,
+                     kinds: Sequence[int] = (), deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
         """Put one digest in the outbox and mark its papers as sent, in one transaction;
@@ -42,7 +42,8 @@ class DigestStore:
         leaves out too), `whys` why each matched, in the same order; both are kept for the
         digest's web page and the feed (`why_ids`, from why_ids() in the same transaction,
         saves looking the texts up digest by digest). `checked` is how many papers the
-        digest checked.
+        digest checked. `kinds` says what each paper was, in the same order (0 a rule match,
+        1 recommended, 2 left out by min_score; none given: all 0).
         With `deliver` False (a feed-only subscriber) nothing is mailed: the row is stored
         as sent at once, without a message.
 
@@ -75,9 +76,10 @@ class DigestStore:
             if whys and why_ids is None:
                 why_ids = self.why_ids(whys)
             db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
-                           "position, why_id) VALUES (?,?,?,?,?)",
+                           "position, why_id, kind) VALUES (?,?,?,?,?,?)",
                            [(subscriber_id, pk, did, i,
-                             why_ids[whys[i]] if why_ids is not None and i < len(whys) else None)
+                             why_ids[whys[i]] if why_ids is not None and i < len(whys) else None,
+                             kinds[i] if i < len(kinds) else 0)
                             for i, pk in enumerate(paper_pks)])
             if slot_at is None:
                 db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
@@ -115,7 +117,7 @@ class DigestStore:
     # sent is keyed by (subscriber, paper): these read a subscriber's marks in key order
     # (CROSS JOIN keeps that loop outermost) rather than add an index every build must fill
     _DELIVERED = (f"SELECT {PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
-                  "d.sent_at FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
+                  "d.sent_at, s.kind FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
                   "JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON w.id = s.why_id "
                   "WHERE s.subscriber_id = ? ")
 
@@ -132,9 +134,11 @@ class DigestStore:
     def feed_entries(self, subscriber_id: int, *, since: str, limit: int = 500
                      ) -> list[DeliveredPaper]:
         """The papers of the subscriber's digests delivered (status sent) at or after `since`
-        (ISO time), newest digest first and each digest in its order; at most `limit`."""
+        (ISO time), newest digest first and each digest in its order; at most `limit`. Papers
+        min_score left out of a digest (kind 2) are not delivered, and not here."""
         return [self._delivered(r) for r in self.db.execute(
-            self._DELIVERED + "AND d.status = 'sent' AND d.sent_at >= ? ORDER BY d.sent_at "
+            self._DELIVERED + "AND d.status = 'sent' AND d.sent_at >= ? AND s.kind != 2 "
+            "ORDER BY d.sent_at "
             "DESC, d.id DESC, s.position IS NULL, s.position, p.pk LIMIT ?",
             (subscriber_id, since, int(limit)))]
 

@@ -81,6 +81,7 @@ class DeliveredPaper:
     digest_id: int
     period: str
     sent_at: str | None
+    kind: int = 0  # 0 a rule match, 1 recommended beyond the rules, 2 left out by min_score
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (subscriber_id, paper_id)
         ) WITHOUT ROWID;
     """),
+    # what each paper of a digest was (digestd/ranking.py): 0 a rule match, 1 an "also
+    # recommended" paper beyond the rules, 2 a rule match min_score left out of the email
+    # (listed on the digest's page only, and never offered again)
+    ("sent_kinds", """
+        ALTER TABLE sent ADD COLUMN kind INTEGER NOT NULL DEFAULT 0 CHECK (kind IN (0, 1, 2));
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

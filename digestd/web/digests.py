@@ -39,8 +39,13 @@ class DigestPages:
         papers = self.site.store.digest_papers(digest)
         self.site.count("digest_page")
         url = self.site.links.digest(sub.id, digest.period)
+        pages = [PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)]
+        # the rule matches, then the papers recommended beyond the rules, then the matches
+        # min_score left out of the email (digestd/ranking.py), each in its own section
         return self.site.page("digest", digest=digest, label=period_label(digest.period),
-                              papers=[PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)])
+                              papers=[p for p in pages if p.kind == 0],
+                              recommended=[p for p in pages if p.kind == 1],
+                              left_out=[p for p in pages if p.kind == 2])
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class PaperPage:
     period: str
     number: int  # 1-based place in its digest
     page_url: str  # its place on the digest's page
+    kind: int = 0  # 0 a rule match, 1 recommended beyond the rules, 2 left out by min_score
 
     @classmethod
     def of(cls, d: DeliveredPaper, digest_url: str, number: int = 0) -> PaperPage:
@@ -78,7 +84,7 @@ class PaperPage:
                    published_rfc3339=rfc3339(p.published), upvotes=p.upvotes,
                    abstract=_xml_text(p.abstract), why=d.why,
                    sent_rfc3339=rfc3339(d.sent_at) if d.sent_at else "", period=d.period,
-                   number=number, page_url=f"{digest_url}#paper-{number}")
+                   number=number, page_url=f"{digest_url}#paper-{number}", kind=d.kind)
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

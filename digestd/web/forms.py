@@ -13,12 +13,15 @@ from ..rules import validate
 from ..validators import EmailNotValidError, email_address, is_time_zone
 
 MAX_RULES = 20
-# the preferences form's choices for min_score: (value, label); None keeps every rule match
+# the preferences form's choices for min_score: (value, label); None keeps every rule match.
+# The values are cosines in the build's TF-IDF space (digestd/ranking.py), where a profile's
+# rule matches score about 0.01 (a quarter of them below), 0.03 (the median) and 0.06 (the
+# best tenth), and its best papers 0.08 to 0.3 (docs/relevance.md, "In the digest")
 MIN_SCORES: tuple[tuple[float | None, str], ...] = (
     (None, "Keep every paper my rules match"),
-    (0.02, "Leave out matches that share almost nothing with my seeds and liked papers"),
-    (0.05, "Leave out matches clearly unlike my seeds and liked papers"),
-    (0.10, "Keep only matches close to my seeds and liked papers"),
+    (0.01, "Leave out matches that share almost nothing with my seeds and liked papers"),
+    (0.025, "Leave out matches clearly unlike my seeds and liked papers"),
+    (0.05, "Keep only matches close to my seeds and liked papers"),
 )
 
 

@@ -1,0 +1,207 @@
+"""The reader's relevance in the daily build: profiles from seeds and feedback, each digest's
+order, the matches min_score leaves out, and the "also recommended" papers (plain data in,
+plain data out; the build in jobs.py reads and writes the store).
+
+A subscriber without a positive (no seed, no "more like this") gets no profile and today's
+order (render.by_relevance), untouched. For the others, one DayScores over the build's
+papers is read in blocks of profiles, and each block is turned into small results at once,
+so no subscriber's full row of scores outlives its block.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .models import Paper, PaperMatch
+from .relevance.day import DayScores, ProfileSeeds
+from .render import by_relevance, shorten, why_text
+
+log = logging.getLogger("digestd.ranking")
+
+# How a rule match's place is decided (docs/relevance.md, "In the digest"): its similarity to
+# the profile (a cosine; a profile's best papers score 0.05 to 0.3 in the TF-IDF space) plus
+# RULE_BONUS for every rule of the subscriber's it matched beyond the first, plus TITLE_BONUS
+# when a rule hit its title. The bonuses are of the size of the gaps between a profile's good
+# papers: two rules or a title hit lift a paper past near ties, not past a paper much more
+# like the reader's seeds. Ties keep today's order.
+RULE_BONUS = 0.03
+TITLE_BONUS = 0.01
+# "similar to: <title>" is said, and a paper is recommended, only above these similarities:
+# below them the best seed is nearest by accident (a few common words)
+SIMILAR_FLOOR = 0.05
+RECOMMEND_FLOOR = 0.08
+SEED_TITLE_CHARS = 60  # a seed's title in a why line at most
+METHOD = "tfidf"  # the build's text space (relevance/text.py): no download, deterministic
+
+MATCH, RECOMMENDED, LEFT_OUT = 0, 1, 2  # the kinds of a digest's papers (the sent marks)
+
+_WORD = re.compile(r"\w\w")
+
+
+@dataclass
+class Ranking:
+    """One subscriber's digest, ranked: `items` (the rule matches kept, best first) with
+    `whys`, `recommended` papers beyond the rules with theirs (each a PaperMatch without
+    rules), and `left_out`, the matches min_score dropped, with theirs."""
+
+    items: list[PaperMatch]
+    whys: list[str]
+    recommended: list[PaperMatch] = field(default_factory=list)
+    recommended_whys: list[str] = field(default_factory=list)
+    left_out: list[PaperMatch] = field(default_factory=list)
+    left_out_whys: list[str] = field(default_factory=list)
+
+
+def todays_order(items: Iterable[PaperMatch]) -> Ranking:
+    """The order without a profile: render.by_relevance, why_text (the golden digests)."""
+    ordered = by_relevance(list(items))
+    return Ranking(ordered, [why_text(m) for m in ordered])
+
+
+def _has_text(paper) -> bool:
+    return bool(_WORD.search(paper.title or "") or _WORD.search(paper.abstract or ""))
+
+
+def profiles_of(subscriber_ids: Iterable[int], seeds: Mapping[int, Sequence],
+                feedback: Mapping[int, Mapping[int, int]],
+                papers: Mapping[int, Paper]) -> dict[int, ProfileSeeds]:
+    """Subscriber id -> ProfileSeeds for those with at least one usable positive: their
+    seeds (store.seeds_of) and the papers they marked "more like this" (value +1 in
+    store.feedback_values, papers from store.papers_by_pk); "less like this" (-1) are the
+    negatives. A seed or paper without a word of text cannot describe anything and is left
+    out (a profile of only such seeds is no profile)."""
+    out: dict[int, ProfileSeeds] = {}
+    for sid in subscriber_ids:
+        marks = feedback.get(sid, {})
+        positives = [s for s in seeds.get(sid, ()) if _has_text(s)]
+        positives += [papers[pk] for pk, v in marks.items()
+                      if v > 0 and pk in papers and _has_text(papers[pk])]
+        if not positives:
+            continue
+        negatives = [papers[pk] for pk, v in marks.items()
+                     if v < 0 and pk in papers and _has_text(papers[pk])]
+        out[sid] = ProfileSeeds(tuple(positives), tuple(negatives))
+    return out
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What the build asks of one subscriber's ranking: their matches (in any order), the
+    index in the build's papers where their window starts, the ids of papers ever sent to
+    them, how many recommendations they want and their min_score (None: keep all)."""
+
+    items: Sequence[PaperMatch]
+    start: int = 0
+    sent: frozenset[str] | set[str] = frozenset()
+    recommend: int = 0
+    min_score: float | None = None
+
+
+def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
+             wanted: Mapping[Hashable, Wanted], *, method: str = METHOD
+             ) -> dict[Hashable, Ranking]:
+    """Subscriber key -> Ranking, for the keys of `profiles` (the others keep today's order:
+    the caller gives them todays_order). The papers and every profile's seeds are vectorized
+    once (DayScores) and the scores read in blocks of profiles. A profile whose ranking
+    fails is logged and gets today's order; if the day's space cannot be built at all,
+    nobody is ranked (an empty dict), and the digests go out in today's order."""
+    keys = [k for k in profiles if k in wanted]
+    if not keys or not papers:
+        return {}
+    try:
+        day = DayScores.build(papers, {k: profiles[k] for k in keys}, method=method)
+    except Exception as e:  # noqa: BLE001 (relevance must never hold the digests back)
+        log.error("event=ranking_failed scope=day profiles=%d error_type=%s error=%r",
+                  len(keys), type(e).__name__, str(e)[:200])
+        return {}
+    index = {p.id: j for j, p in enumerate(papers)}
+    out: dict[Hashable, Ranking] = {}
+    for block_keys, block in day.blocks():
+        for i, key in enumerate(block_keys):
+            try:
+                out[key] = _rank_one(day, key, block[i], wanted[key], index)
+            except Exception as e:  # noqa: BLE001 (one broken profile: today's order)
+                log.error("event=ranking_failed subscriber=%s error_type=%s error=%r", key,
+                          type(e).__name__, str(e)[:200])
+    return out
+
+
+def _title_hit(m: PaperMatch) -> bool:
+    return any(h.field == "title" for r in m.rules for h in r.hits)
+
+
+def combined(similarity: float, m: PaperMatch) -> float:
+    """A rule match's ranking score: its similarity plus the bonuses of its rule evidence."""
+    return (similarity + RULE_BONUS * max(len(m.rules) - 1, 0)
+            + (TITLE_BONUS if _title_hit(m) else 0.0))
+
+
+def _rank_one(day: DayScores, key: Hashable, row: np.ndarray, want: Wanted,
+              index: Mapping[str, int]) -> Ranking:
+    base = by_relevance(list(want.items))  # today's order: the tie-breaker
+    sims = [float(row[index[m.paper.id]]) for m in base]
+    if not np.all(np.isfinite(sims)):
+        raise ValueError("a score is not a number")
+    kept, dropped = [], []
+    for m, s in zip(base, sims):
+        if want.min_score is not None and s < want.min_score:
+            dropped.append((m, s))
+        else:
+            kept.append((m, s))
+    # sorted() is stable: equal scores keep today's order
+    kept.sort(key=lambda ms: -combined(ms[1], ms[0]))
+    recs: list[tuple[PaperMatch, float]] = []
+    if want.recommend > 0 and kept:  # recommendations ride along with rule matches only
+        window = row[want.start:].astype(np.float32, copy=True)
+        skip = {m.paper.id for m in want.items} | set(want.sent)
+        for pid in skip:
+            j = index.get(pid)
+            if j is not None and j >= want.start:
+                window[j - want.start] = -np.inf
+        window[~np.isfinite(window)] = -np.inf
+        n = min(want.recommend, len(window))
+        if n:
+            top = np.argpartition(-window, n - 1)[:n] if n < len(window) else \
+                np.arange(len(window))
+            # best first; equal scores: the newer paper (later in the build's list)
+            top = sorted(top, key=lambda t: (-window[t], -t))
+            for t in top:
+                if window[t] < RECOMMEND_FLOOR:
+                    break
+                recs.append((PaperMatch(day.papers[want.start + t], ()), float(window[t])))
+    # the best seed of each paper said "similar to", computed for those that need it only
+    similar = _similar_to(day, key, [m.paper.id for m, s in kept if s >= SIMILAR_FLOOR]
+                          + [m.paper.id for m, _ in recs], index)
+    whys = []
+    for m, s in kept:
+        why = why_text(m)
+        if m.paper.id in similar:
+            why = f"{why} · similar to: {similar[m.paper.id]}" if why else \
+                f"similar to: {similar[m.paper.id]}"
+        whys.append(why)
+    return Ranking(
+        items=[m for m, _ in kept], whys=whys,
+        recommended=[m for m, _ in recs],
+        recommended_whys=[f"similar to {similar.get(m.paper.id, 'your seeds')}"
+                          for m, _ in recs],
+        left_out=[m for m, _ in dropped], left_out_whys=[why_text(m) for m, _ in dropped])
+
+
+def _similar_to(day: DayScores, key: Hashable, paper_ids: Sequence[str],
+                index: Mapping[str, int]) -> dict[str, str]:
+    """Paper id -> the (shortened) title of the profile's positive seed most like it: one
+    small product of the profile's seeds with these papers."""
+    if not paper_ids:
+        return {}
+    pos = day.positives[day.row[key]]
+    cols = [index[pid] for pid in paper_ids]
+    sims = day.seed_vectors[pos] @ day.paper_vectors[cols].T
+    sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+    best = np.argmax(sims, axis=0)
+    return {pid: shorten(" ".join(day.seed_titles[pos[int(b)]].split()), SEED_TITLE_CHARS)
+            for pid, b in zip(paper_ids, best)}
