@@ -1,0 +1,268 @@
+"""The reader's relevance in the daily build (digestd/ranking.py): seeds and "more/less like
+this" order each digest, min_score leaves matches out (the email counts them, the digest's
+page lists them, they are never offered again), recommend adds papers beyond the rules; a
+subscriber without a profile gets today's digest. Real store, real `digestd send --now`
+(its build runs in a child process), the real messages and pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from markupsafe import escape
+
+from digestd.match import Matcher
+from digestd.models import Paper
+from digestd.ranking import LEFT_OUT, RECOMMENDED, Wanted, rank_day
+from digestd.relevance.day import ProfileSeeds
+from digestd.render import by_relevance
+from digestd.sources.sample import sample_papers
+from digestd.store import StoredSeed
+from digestd.store.feedback import LESS
+
+from .test_archive import BROAD, Day, day_of_papers, papers_on_page
+from .test_feedback import feedback_links, form_of, shown_titles
+from .test_web import path_of
+
+NARROW = "title:model*"  # 37 of the day's 120 papers
+
+
+@pytest.fixture
+def day(tmp_path, smtp_sink):
+    d = Day(tmp_path, smtp_sink)
+    yield d
+    d.store.close()
+
+
+def todays(rule: str) -> list[Paper]:
+    """The day's papers `rule` matches, in today's order (no profile)."""
+    matched = Matcher({0: (rule,)}).match(day_of_papers())[0]
+    return [m.paper for m in by_relevance(matched)]
+
+
+def seed(p: Paper) -> StoredSeed:
+    """A seed with the text of `p` (as from a seed file: by title, not the stored paper)."""
+    return StoredSeed(paper_id=f"title:{p.id}", title=p.title, abstract=p.abstract)
+
+
+def subscriber(day: Day, address: str, rules=(BROAD,), seeds=(), **relevance) -> int:
+    sid = day.store.add_subscriber(address, list(rules)).id
+    if seeds:
+        day.store.add_seeds(sid, [seed(p) if isinstance(p, Paper) else p for p in seeds])
+    if relevance:
+        day.store.set_relevance(sid, **relevance)
+    return sid
+
+
+def parts(mail) -> tuple[str, str]:
+    return mail.get_body(("plain",)).get_content(), mail.get_body(("html",)).get_content()
+
+
+def labelled(text: str, label: str) -> list[str]:
+    """The text part's "   LABEL: ..." lines (unwrapped)."""
+    return [" ".join(m.split()) for m in
+            re.findall(rf"^   {label}: (.*(?:\n {{3}}(?!\S+: |http)\S.*)*)", text, re.M)]
+
+
+def kinds(day: Day, address: str) -> list[tuple[str, int, int]]:
+    """(title, position, kind) of the subscriber's latest digest, in stored order."""
+    sub = day.store.get_subscriber(address)
+    digest = day.store.digest_archive(sub.id, limit=1)[0][0]
+    return [(d.paper.title, d.position, d.kind) for d in day.store.digest_papers(digest)]
+
+
+# -- order ---------------------------------------------------------------------------------------
+
+async def test_seeds_move_the_papers_like_them_to_the_top(day):
+    order = todays(BROAD)
+    liked = order[-3:]  # today's order puts them last of 107
+    subscriber(day, "plain@example.org")
+    subscriber(day, "seeded@example.org", seeds=liked)
+    day.send()
+    plain_text, plain_html = parts(day.mails("plain@example.org")[-1])
+    seeded_text, seeded_html = parts(day.mails("seeded@example.org")[-1])
+    plain, seeded = shown_titles(plain_html), shown_titles(seeded_html)
+    assert plain == [p.title for p in order[:25]]  # no profile: today's order
+    assert set(seeded[:3]) == {p.title for p in liked}
+    assert not {p.title for p in liked} & set(plain)
+    # the why line says what ranked them high: the rule's hits, then the seed
+    for why in labelled(seeded_text, "matched")[:3]:
+        like = why.split(" · similar to: ")[1].rstrip("…")  # a long title is shortened
+        assert any(t.startswith(like) for t in seeded[:3])
+    # the same order on the digest's page (every paper, the same whys)
+    archived = re.fullmatch(r"<(.+)>", day.mails("seeded@example.org")[-1]["Archived-At"])[1]
+    async with day.client() as client:
+        page = await client.get(path_of(archived))
+    assert papers_on_page(page.text)[:25] == [str(escape(t)) for t in seeded]
+    assert page.text.count("similar to: ") >= 3
+
+
+async def test_less_like_this_on_the_top_paper_changes_the_next_order(day):
+    # two readers with the same rule and seeds (papers of another day) get the same digest;
+    # one says "less like this" to its top paper; the next day their orders part
+    later = sample_papers()[120:240]
+    seeds = sample_papers()[240:300:6]
+    subscriber(day, "ada@example.org", seeds=seeds)
+    subscriber(day, "bob@example.org", seeds=seeds)
+    day.send()
+    ada, bob = day.mails("ada@example.org")[-1], day.mails("bob@example.org")[-1]
+    assert shown_titles(parts(ada)[1]) == shown_titles(parts(bob)[1])
+    actions, _pages, html = feedback_links(ada)
+    top = shown_titles(html)[0]
+    less = path_of(actions[1])
+    async with day.client() as client:
+        page = await client.get(less)
+        assert str(escape(top)) in page.text
+        r = await client.post(less, data=form_of(page.text, "/less"))
+        assert r.status_code == 303
+    sub = day.store.get_subscriber("ada@example.org")
+    assert day.store.feedback_counts(sub.id) == (0, 1)
+
+    day.store.add_papers(later)
+    day.send()
+    ada_next = [t for t, _, _ in kinds(day, "ada@example.org")]
+    bob_next = [t for t, _, _ in kinds(day, "bob@example.org")]
+    assert sorted(ada_next) == sorted(bob_next) and len(ada_next) > 20
+    assert ada_next != bob_next
+
+
+# -- recommendations -----------------------------------------------------------------------------
+
+async def test_recommendations_only_when_asked_never_a_rule_match_and_linked_by_number(day):
+    matched = todays(NARROW)
+    beyond = [p for p in day_of_papers() if p not in matched][:3]
+    seeds = [*beyond, matched[-1]]  # one seed is a rule match: it must stay a match only
+    subscriber(day, "asks@example.org", rules=(NARROW,), seeds=seeds, recommend=3)
+    subscriber(day, "not@example.org", rules=(NARROW,), seeds=seeds)
+    day.send()
+
+    text, html = parts(day.mails("not@example.org")[-1])
+    assert "Also recommended" not in text and "Also recommended" not in html
+    assert "recommended: " not in text
+    assert all(k == 0 for _, _, k in kinds(day, "not@example.org"))
+
+    mail = day.mails("asks@example.org")[-1]
+    text, html = parts(mail)
+    assert "Also recommended" in text and "Also recommended" in html
+    stored = kinds(day, "asks@example.org")
+    rule_matches = [t for t, _, k in stored if k == 0]
+    recs = [(t, pos) for t, pos, k in stored if k == RECOMMENDED]
+    assert len(rule_matches) == len(matched) and len(recs) == 3
+    assert {t for t, _ in recs} == {p.title for p in beyond}  # the copies of the seeds
+    assert not {t for t, _ in recs} & set(rule_matches)
+    assert [pos for _, pos in recs] == list(range(len(matched), len(matched) + 3))
+    # each labelled with the seed it is like, in both parts
+    lines = labelled(text, "recommended")
+    assert len(lines) == 3
+    for (title, _), line in zip(recs, lines):  # each is like its own copy among the seeds
+        assert line.startswith("similar to ") and title.startswith(
+            line.removeprefix("similar to ").rstrip("…"))
+    assert html.count("recommended: similar to ") == 3
+    # the subject counts what the email brings: the matches shown and the recommendations
+    assert mail["Subject"].endswith(f": {len(matched) + 3} new papers")
+    # feedback link N names the paper shown under number N, recommendations included
+    shown = shown_titles(html)
+    numbers = [int(n) for n in re.findall(r'<h2 class="title"[^>]*>(\d+)\. ', html)]
+    assert numbers[-3:] == [len(matched) + k for k in (1, 2, 3)]
+    _actions, pages, _ = feedback_links(mail)
+    async with day.client() as client:
+        for title, number in zip(shown[-3:], numbers[-3:]):
+            page = await client.get(path_of(pages[shown.index(title)]))
+            assert pages[shown.index(title)].endswith(f"/{number}")
+            assert page.status_code == 200 and str(escape(title)) in page.text
+        archived = re.fullmatch(r"<(.+)>", mail["Archived-At"])[1]
+        page = (await client.get(path_of(archived))).text
+    assert 'id="recommended"' in page and "Recommended: similar to " in page
+
+
+# -- min_score -----------------------------------------------------------------------------------
+
+async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_again(day):
+    seeds = todays(BROAD)[40:43]
+    sid = subscriber(day, "strict@example.org", seeds=seeds, min_score=0.05)
+    day.send()
+    mail = day.mails("strict@example.org")[-1]
+    text, html = parts(mail)
+    stored = kinds(day, "strict@example.org")
+    kept = [t for t, _, k in stored if k == 0]
+    dropped = [t for t, _, k in stored if k == LEFT_OUT]
+    assert len(kept) >= 3 and len(dropped) > 20 and len(kept) + len(dropped) == 107
+    assert {p.title for p in seeds} <= set(kept)
+    assert mail["Subject"].endswith(f": {len(kept)} new papers")
+    assert f"{len(kept)} new papers matched your rules" in " ".join(text.split())
+    line = f"{len(dropped)} more matched your rules but looked unlike your seeds"
+    assert line in " ".join(text.split()) and line in html
+    assert not set(dropped) & set(shown_titles(html))
+    archived = re.fullmatch(r"<(.+)>", mail["Archived-At"])[1]
+    async with day.client() as client:
+        page = (await client.get(path_of(archived))).text
+        feed = (await client.get(day.feed_path("strict@example.org"))).text
+    listed = page[page.index('id="left-out"'):]
+    assert f"{len(dropped)} papers matched your rules but looked unlike" in listed
+    assert papers_on_page(listed) == [str(escape(t)) for t in dropped]
+    assert papers_on_page(page[:page.index('id="left-out"')]) == [
+        str(escape(t)) for t in kept]
+    # the feed has what was delivered: not what was left out
+    assert all(str(escape(t)) not in feed for t in dropped[:10])
+
+    # the next day, without min_score and with a window that covers the first day again
+    # (as after a catch-up), nothing of the first digest comes back: left out is recorded
+    day.store.set_relevance(sid, clear_min_score=True)
+    with day.store.transaction() as db:
+        db.execute("UPDATE subscribers SET last_checked_at = NULL, last_digest_at = NULL, "
+                   "created_at = '2000-01-01T00:00:00+00:00' WHERE id = ?", (sid,))
+    day.store.add_papers(sample_papers()[120:160])
+    day.send()
+    second = [t for t, _, _ in kinds(day, "strict@example.org")]
+    assert second and not set(second) & (set(dropped) | set(kept))
+
+
+async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records_them(day):
+    seeds = [StoredSeed("title:x", "Protein folding kinetics of yeast prions",
+                        "Yeast prion proteins fold through amyloid intermediates.")]
+    subscriber(day, "picky@example.org", rules=(NARROW,), seeds=seeds, min_score=0.3)
+    day.send()
+    assert day.mails("picky@example.org") == []
+    stored = kinds(day, "picky@example.org")
+    assert len(stored) == 37 and {k for _, _, k in stored} == {LEFT_OUT}
+
+
+# -- no profile, broken profiles ----------------------------------------------------------------
+
+def matched_lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if re.match(r"\d+\. |   matched: ", ln)]
+
+
+async def test_a_subscriber_without_a_profile_gets_todays_digest(day):
+    subscriber(day, "plain@example.org")
+    # settings and "less like this" alone make no profile: there is nothing to be like
+    sid = subscriber(day, "settings@example.org", recommend=5, min_score=0.05)
+    pk = day.store.paper_pks([todays(BROAD)[0].id])[todays(BROAD)[0].id]
+    day.store.record_feedback(sid, pk, LESS)
+    day.send()
+    plain_text, plain_html = parts(day.mails("plain@example.org")[-1])
+    text, html = parts(day.mails("settings@example.org")[-1])
+    assert matched_lines(text) == matched_lines(plain_text)
+    assert shown_titles(html) == shown_titles(plain_html)
+    assert "similar to" not in text and "Also recommended" not in text
+    assert {k for _, _, k in kinds(day, "settings@example.org")} == {0}
+
+
+async def test_a_broken_profile_does_not_break_the_build(day):
+    subscriber(day, "plain@example.org")
+    empty = [StoredSeed("title:a", "", ""), StoredSeed("title:b", "...", "--")]
+    subscriber(day, "empty@example.org", seeds=empty, recommend=3, min_score=0.05)
+    subscriber(day, "good@example.org", seeds=todays(BROAD)[-2:])
+    day.send()
+    plain = parts(day.mails("plain@example.org")[-1])
+    broken = parts(day.mails("empty@example.org")[-1])
+    good = parts(day.mails("good@example.org")[-1])
+    assert matched_lines(broken[0]) == matched_lines(plain[0])  # no usable seed: today's
+    assert shown_titles(good[1])[:2] != shown_titles(plain[1])[:2]  # the others are ranked
+    assert day.store.digest_counts().get("failed", 0) == 0
+
+
+def test_a_day_that_cannot_be_vectorized_ranks_nobody():
+    blank = [Paper(id=f"x:{i}", title="", abstract="") for i in range(3)]
+    profiles = {1: ProfileSeeds((StoredSeed("title:a", "", ""),))}
+    assert rank_day(blank, profiles, {1: Wanted(items=())}) == {}
