@@ -382,7 +382,8 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
         return {}
     ids = list(due)
     seeds = store.seeds_of(ids)
-    feedback = store.feedback_values(ids)
+    # one read: a list of 100,000 ids would pass SQLite's limit of bound variables
+    feedback = {sid: marks for sid, marks in store.feedback_values().items() if sid in due}
     if not seeds and not any(v > 0 for marks in feedback.values() for v in marks.values()):
         return {}  # nobody has a profile: nothing to read or vectorize
     liked = store.papers_by_pk({pk for marks in feedback.values() for pk in marks})
