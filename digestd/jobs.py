@@ -283,9 +283,12 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
             kept = ranking.items if ranking is not None else items
             recs = ranking.recommended if ranking is not None else []
             if dry_run:
-                report.digests += 1
                 report.recommended += len(recs)
                 report.left_out += len(left_out)
+                if not kept and not sub.send_empty and not sub.feed_only:
+                    report.quiet += 1  # every match left out: recorded, no email
+                    continue
+                report.digests += 1
                 if kept:
                     report.matches[sub.email] = len(kept)
                 else:
@@ -391,13 +394,14 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
     wanted = {}
     for sid in profiles:
         start = first_index[sid]
+        items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start]
+        if not items:  # nothing to order, and recommendations ride along with matches only
+            continue
         sub = due[sid]
-        wanted[sid] = Wanted(
-            items=[m for m in matched.get(sid, ()) if position[m.paper.id] >= start],
-            start=start, sent=sent.get(sid, set()), recommend=sub.recommend,
-            min_score=sub.min_score)
+        wanted[sid] = Wanted(items=items, start=start, sent=sent.get(sid, set()),
+                             recommend=sub.recommend, min_score=sub.min_score)
     ranked = rank_day(papers, profiles, wanted)
-    log.info("event=ranked profiles=%d ranked=%d papers=%d", len(profiles), len(ranked),
+    log.info("event=ranked profiles=%d ranked=%d papers=%d", len(wanted), len(ranked),
              len(papers))
     return ranked
 

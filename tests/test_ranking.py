@@ -221,10 +221,20 @@ async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records
     seeds = [StoredSeed("title:x", "Protein folding kinetics of yeast prions",
                         "Yeast prion proteins fold through amyloid intermediates.")]
     subscriber(day, "picky@example.org", rules=(NARROW,), seeds=seeds, min_score=0.3)
+    noted = day.store.add_subscriber("noted@example.org", [NARROW], send_empty=True).id
+    day.store.add_seeds(noted, seeds)
+    day.store.set_relevance(noted, min_score=0.3)
     day.send()
     assert day.mails("picky@example.org") == []
     stored = kinds(day, "picky@example.org")
     assert len(stored) == 37 and {k for _, _, k in stored} == {LEFT_OUT}
+    # who wants a note on empty days hears that nothing was kept, and why
+    (mail,) = day.mails("noted@example.org")
+    text, html = parts(mail)
+    assert mail["Subject"].endswith(": no paper kept (37 unlike your seeds)")
+    assert "No paper kept for " in text and "37 matched your rules but looked unlike your seeds" \
+        in " ".join(text.split())
+    assert "No paper kept" in html and "Nothing matched" not in text
 
 
 # -- no profile, broken profiles ----------------------------------------------------------------
