@@ -14,19 +14,24 @@ from .subscribers import _papers_from_file
 def cmd_similar(args: argparse.Namespace) -> int:
     from ..relevance.seedfile import Seed, SeedFile, read_seeds
     from ..relevance.similar import as_json, as_text, seeds_summary, similar
+    from ..store.feedback import LESS, MORE
 
     config = _config(args) if args.subscriber or not args.papers else None
+    liked, disliked = [], []
     if args.subscriber:
-        # the stored seeds; "more/less like this" join them once their table is there
+        # the profile the digest build makes: stored seeds and "more like this" papers as
+        # positives, "less like this" papers as negatives
         with _store(config) as store:
             sub = store.get_subscriber(args.subscriber)
             seeds = SeedFile(tuple(Seed(id=s.paper_id, title=s.title, abstract=s.abstract,
                                         ids=(s.paper_id,), where=sub.email)
                                    for s in store.seeds(sub.id)))
-        if not seeds.seeds:
-            raise DigestdError(f"{sub.email} has no seed papers: digestd subscribers seed "
-                               f"{sub.email} --file FILE")
-        named = f"the seeds of {sub.email}"
+            liked = [p for _pk, p in store.feedback_papers(sub.id, MORE)]
+            disliked = [p for _pk, p in store.feedback_papers(sub.id, LESS)]
+        if not seeds.seeds and not liked:
+            raise DigestdError(f"{sub.email} has no seed papers and no \"more like this\": "
+                               f"digestd subscribers seed {sub.email} --file FILE")
+        named = f"the seeds and feedback of {sub.email}"
     else:
         seeds, named = read_seeds(args.seeds), args.seeds
     if args.papers:
@@ -35,7 +40,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         with _store(config) as store:
             papers = store.papers_since(_days_ago(args.days))
         where = f"papers stored in the last {args.days} days"
-    result = similar(seeds, papers, top=args.top, method=args.method)
+    result = similar(seeds, papers, liked=liked, disliked=disliked, top=args.top,
+                     method=args.method)
     for problem in result.problems:
         print(problem, file=sys.stderr)
     summary = seeds_summary(result, len(seeds.seeds) + len(seeds.problems))
