@@ -109,6 +109,13 @@ class SeedPages:
         sub, token = self.prefs.prefs_subscriber(request)
         self.guard.allow_seeds(request)
         form = await self.read_form(request)
+        try:
+            return await self.add_from(request, sub, token, form)
+        finally:
+            await form.close()  # the upload's temporary file
+
+    async def add_from(self, request: Request, sub: Subscriber, token: str, form: FormData
+                       ) -> Response:
         self.guard.check_csrf(request, form, sub.id, token)
         parts: list[tuple[SeedFile, str]] = []
         upload = form.get("file")
