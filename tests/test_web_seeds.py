@@ -113,7 +113,7 @@ async def test_add_from_a_bibtex_and_an_ris_upload(site):
         # RIS, with ids typed in the same POST; a browser on Windows sends a whole path
         ris = (SEEDS / "mendeley.ris").read_bytes()
         r, page = await add(client, prefs, csrf, ids="2505.18291",
-                            file=(r"C:\Users\ada\mendeley.ris", ris, "application/x-research-info-systems"))
+                            file=(r"C:\Users\ada\mendeley.ris", ris, "application/x-research"))
         text = card(page.text)
         assert "kept 4 of 5 seeds (4 new); 1 not read (below)" in text
         seeds = stored(site)

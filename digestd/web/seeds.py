@@ -96,7 +96,8 @@ class SeedPages:
             raise self.site.fail(400, "That form did not arrive whole",
                                  f"{e.detail} Nothing was changed.") from None
 
-    def refuse(self, request: Request, sub: Subscriber, token: str, status: int, text: str) -> Response:
+    def refuse(self, request: Request, sub: Subscriber, token: str, status: int, text: str
+               ) -> Response:
         self.site.count("seeds_refused")
         return self.prefs.preferences_page(request, sub, token, status=status, seed_error=text)
 
