@@ -147,7 +147,7 @@ async def test_hostile_titles_and_file_names_are_escaped(site):
         assert "kept 1 of" in text and "and a real title" in text
         # typed garbage is reported, escaped
         assert "not an arXiv id, DOI or URL: <script>alert(1)</script><img" in text
-        # the remove button carries the id, escaped too
+        # kept by its title, under a key of its words only
         (seed,) = stored(site).values()
         assert seed.paper_id.startswith("title:")
 
