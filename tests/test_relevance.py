@@ -311,3 +311,95 @@ def test_day_scores_many_profiles_as_rank_does_one(papers):
     best = day.ranked(2, top=1)[0]
     assert best.similar_to in {p.title for p in speech} and best.why == day.why(
         2, day_papers.index(best.paper))
+
+
+def test_subscribers_seed_takes_ids_after_its_options(tmp_path, capsys):
+    from digestd.cli import main
+    from digestd.store import Store
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    capsys.readouterr()
+    # ids before, between and after the options are all ids
+    assert main(["subscribers", "seed", "a@example.org", "2505.18291", "--file",
+                 str(SEEDS / "mendeley.ris"), "2401.01234", *cfg, "hep-th/9901001"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kept 4 of 7 seeds for a@example.org (4 new); 2 unknown ids: "
+                          "arxiv:2401.01234, arxiv:hep-th/9901001; 1 not read (above)")
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        seeds = {s.paper_id for s in store.seeds(store.get_subscriber("a@example.org").id)}
+    assert "arxiv:2505.18291" in seeds and "arxiv:2106.09685" in seeds
+    # an option it does not know is still an error, named alone
+    with pytest.raises(SystemExit) as e:
+        main([*cfg, "subscribers", "seed", "a@example.org", "--file", "x.bib", "2401.01234",
+              "--bogus"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err
+    # other commands take no loose arguments
+    with pytest.raises(SystemExit):
+        main([*cfg, "papers", "2401.01234"])
+    assert "unrecognized arguments: 2401.01234" in capsys.readouterr().err
+
+
+def test_similar_for_a_subscriber_learns_from_more_and_less_like_this(tmp_path, capsys):
+    """`similar --subscriber`: the stored seeds and "more like this" papers are the profile's
+    positives, "less like this" its negatives; none of them is ranked itself."""
+    from digestd.cli import main
+    from digestd.store import Store
+    from digestd.store.feedback import LESS, MORE
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        papers = store.papers_since("0000")
+        sid = store.get_subscriber("a@example.org").id
+        diffusion = [p for p in papers if "diffusion" in p.title.lower()]
+        speech = [p for p in papers if "speech" in p.title.lower()]
+        pks = store.paper_pks(p.id for p in (*diffusion[:3], *speech[:3]))
+    capsys.readouterr()
+
+    def top(k: int = 10) -> list[dict]:
+        assert main([*cfg, "similar", "--subscriber", "a@example.org", "--days", "30",
+                     "--top", str(k), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    # no seeds and no feedback: nothing to rank by
+    assert main([*cfg, "similar", "--subscriber", "a@example.org"]) == 1
+    assert 'no seed papers and no "more like this"' in capsys.readouterr().err
+
+    # "more like this" alone makes a profile
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        for p in diffusion[:3]:
+            store.record_feedback(sid, pks[p.id], MORE)
+    liked = top()
+    assert not {p.id for p in diffusion[:3]} & {g["id"] for g in liked}
+    assert sum("diffusion" in g["title"].lower() for g in liked) >= 5
+    assert main([*cfg, "similar", "--subscriber", "a@example.org", "--top", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "by likeness to the seeds and feedback of a@example.org (kept 0 of 0 seeds; "
+        "3 more like this, 0 less like this)")
+
+    # a seed, and "less like this" on speech papers: those and their like go down
+    assert main([*cfg, "subscribers", "seed", "a@example.org", speech[3].id]) == 0
+    capsys.readouterr()
+    before = top(300)
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        for p in speech[:3]:
+            store.record_feedback(sid, pks[p.id], LESS)
+    after = top(300)
+    disliked = {p.id for p in speech[:3]}
+    assert disliked <= {g["id"] for g in before} and not disliked & {g["id"] for g in after}
+
+    def place(ranking: list[dict]) -> float:
+        spoken = [n for n, g in enumerate(ranking) if "speech" in g["title"].lower()]
+        return sum(spoken) / len(spoken)
+
+    assert place(after) > place(before)

@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
             subs)
     p.add_argument("email")
     p.add_argument("ids", nargs="*", metavar="ID",
-                   help="arXiv ids or URLs, DOIs (right after EMAIL)")
+                   help="arXiv ids or URLs, DOIs (before or after the options)")
+    p.set_defaults(loose_ids=True)  # `seed EMAIL --file F ID ...`: see main()
     p.add_argument("--file", metavar="FILE",
                    help="a .bib (Zotero, Mendeley, Google Scholar), .ris, JSON array of papers "
                         "or a list of ids, one a line")
@@ -261,7 +262,17 @@ def main(argv: list[str] | None = None) -> int:
         # `digestd papers --json | head`: the reader went away, stop quietly as Unix tools do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse takes a nargs="*" positional in one run, so the ids of `subscribers seed
+        # EMAIL --file F ID ...` that follow an option come back as extras: they are ids too
+        # (parse_intermixed_args would do it, but refuses parsers with subcommands)
+        if getattr(args, "loose_ids", False):
+            if options := [x for x in extra if x.startswith("-")]:
+                parser.error(f"unrecognized arguments: {' '.join(options)}")
+            args.ids = [*args.ids, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.func is cmd_run:
         signal.signal(signal.SIGTERM, _stop_before_the_daemon_listens)
     try:
