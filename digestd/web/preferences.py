@@ -65,7 +65,8 @@ class PreferencePages:
         digests, total = self.site.store.digest_archive(sub.id, limit=ARCHIVE_PAGE,
                                                         offset=(page - 1) * ARCHIVE_PAGE)
         links = self.site.links
-        archive = [{"label": period_label(d.period), "url": links.digest(sub.id, d.period),
+        archive = [{"label": period_label(d.period),
+                    "url": links.digest(sub.id, d.period, sub.link_gen),
                     "built": d.created_at[:10], "papers": d.papers, "checked": d.checked,
                     "status": d.status} for d in digests]
         pages = max(1, -(-total // ARCHIVE_PAGE))
