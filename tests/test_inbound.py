@@ -265,6 +265,26 @@ def test_a_bounce_without_a_token_is_found_by_its_failed_address(site):
     assert subscriber(site, address).bounces == 1
 
 
+def test_bounces_without_a_token_never_count_more_than_the_messages_sent(site):
+    """Found by address, a bounce does not say which message failed: copies of it (new
+    Message-IDs, as a relay that reports twice sends them) count the one message once, and
+    after a counted bounce with a token, one without adds nothing either."""
+    for address, first in ((ADDRESSES[4], None), (ADDRESSES[5], "postfix.eml")):
+        if first:
+            assert pipe(site, fill(site, first, address)).returncode == 0
+        for n in range(3):
+            raw = fill(site, "exim.eml", address, VERP="digest@example.org")
+            raw = raw.replace(b"Message-Id: <", f"Message-Id: <copy{n}.".encode(), 1)
+            assert f"copy{n}.".encode() in raw
+            done = pipe(site, raw)
+            assert done.returncode == 0, done.stderr
+        sub = subscriber(site, address)
+        assert (sub.bounces, sub.status) == (1, "active"), address
+        with site.store() as store:
+            assert store.db.execute("SELECT count(*) FROM digests WHERE subscriber_id = ? AND "
+                                    "bounced_at IS NOT NULL", (sub.id,)).fetchone()[0] == 1
+
+
 def test_after_bounce_threshold_dsns_the_subscriber_is_bouncing_and_gets_nothing(site, capsys):
     """Each DSN arrives after the next digest went out (a relay accepts everything, so the
     SMTP-time count starts again with every message): the bounces in a row still add up."""
