@@ -165,7 +165,7 @@ def test_similar_resolves_bare_ids_from_the_papers(papers):
     assert [s.id for s in got.unknown] == ["arxiv:2501.99999"]
     seed_ids = {s.id for s in got.seeds}
     assert len(got.ranked) == 5 and not seed_ids & {r.paper.id for r in got.ranked}
-    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown ids: arxiv:2501"):
+    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown id: arxiv:2501"):
         similar(parse_seeds("2501.99999", "ids"), papers)
 
 
@@ -240,7 +240,7 @@ def test_similar_cli_reports_unknown_ids(papers_file, capsys, tmp_path):
     assert main(["similar", "--seeds", str(ids), "--papers", str(papers_file), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "2505.18291" not in {g["id"] for g in json.loads(out)}  # the seed is not ranked
-    assert "kept 1 of 3 seeds; 1 unknown ids: doi:10.1145/3528223.3530127; 1 entry not read" in err
+    assert "kept 1 of 3 seeds; 1 unknown id: doi:10.1145/3528223.3530127; 1 entry not read" in err
 
 
 # -- stored seeds ------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_subscribers_seed_add_list_remove(tmp_path, capsys):
     assert main([*cfg, "subscribers", "seed", "a@example.org", "2505.18291", "2401.01234",
                  "arXiv:2112.10752", "--file", str(SEEDS / "scholar.bib")]) == 0
     out, err = capsys.readouterr()
-    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown ids: "
+    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown id: "
                    "arxiv:2401.01234; 1 given twice; 1 not read (above)\n")
     assert "scholar.bib:34: not parsed" in err
     with Store(tmp_path / "digestd.sqlite3") as store:

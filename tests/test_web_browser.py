@@ -181,7 +181,7 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_a_browser(server, browser):
     page.click("#seeds button.primary")
     page.wait_for_load_state()
     assert page.url.endswith("#seeds")
-    assert ("kept 5 of 7 seeds (5 new); 1 unknown ids: arxiv:2401.01234; 1 not read (below)"
+    assert ("kept 5 of 7 seeds (5 new); 1 unknown id: arxiv:2401.01234; 1 not read (below)"
             in page.inner_text("#seeds .notice"))
     assert page.locator("ul.seeds li").count() == 5
     page.screenshot(path=str(shots / "preferences.png"), full_page=True)

@@ -62,7 +62,8 @@ class SeedChoice:
         text = f"kept {len(self.rows)} of {self.total} seeds"
         text += (f" for {who}" if who else "") + f" ({new} new)"
         if self.unknown:
-            text += f"; {len(self.unknown)} unknown ids: {', '.join(self.unknown)}"
+            n = len(self.unknown)
+            text += f"; {n} unknown id{'s' if n != 1 else ''}: {', '.join(self.unknown)}"
         if self.over:
             text += (f"; {self.over} more would pass the limit of {self.limit} seeds: "
                      "remove some first")

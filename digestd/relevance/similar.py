@@ -44,7 +44,7 @@ def similar(seeds: SeedFile, papers: Sequence, *, liked: Sequence = (),
     if not usable and not liked:
         raise DigestdError("no usable seed paper: "
                            + ("; ".join(seeds.problems) or "the file names none")
-                           + (f"; {len(unknown)} unknown ids: "
+                           + (f"; {len(unknown)} unknown id{'s' if len(unknown) != 1 else ''}: "
                               + ", ".join(s.id for s in unknown) if unknown else ""))
     profile_ids = seed_ids.union(*(p.ids for p in (*liked, *disliked)))
     candidates = [p for p in papers
@@ -66,7 +66,8 @@ def seeds_summary(result: Similar, total: int) -> str:
     the seeds the file named plus its problem entries)."""
     text = f"kept {len(result.seeds)} of {total} seeds"
     if result.unknown:
-        text += (f"; {len(result.unknown)} unknown ids: "
+        n = len(result.unknown)
+        text += (f"; {n} unknown id{'s' if n != 1 else ''}: "
                  + ", ".join(s.id for s in result.unknown))
     if result.problems:
         n = len(result.problems)

@@ -30,6 +30,17 @@ NOTICES = ("saved", "paused", "resumed", "welcome", "already", "links_reset",
 SEED_NOTICES = ("seeded", "seed_removed", "seed_gone")  # shown in the "Seed papers" card
 
 
+
+def min_score_choices(current: float | None) -> list[tuple[str, str]]:
+    """The preferences form's min_score options as (value, label): MIN_SCORES, plus the
+    subscriber's own value when it is another (set with `subscribers set --min-score`), so
+    saving the form keeps it."""
+    choices = [("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES]
+    if current is not None and f"{current:g}" not in {v for v, _ in choices}:
+        choices.append((f"{current:g}", f"Leave out matches less similar than {current:g} "
+                                        "(as set for you)"))
+    return choices
+
 class PreferencePages:
     """GET and POST /p/TOKEN and its actions: /pause, /resume, /delete, /reset, /data.json."""
 
@@ -79,7 +90,7 @@ class PreferencePages:
             feed_url=links.feed(sub.id, sub.link_gen), archive=archive,
             archive_total=total, archive_page=page, archive_pages=pages,
             feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest,
-            min_scores=[("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES],
+            min_scores=min_score_choices(sub.min_score),
             feedback=self.site.store.feedback_counts(sub.id),
             seeds=self.site.store.seeds(sub.id), seed_notice=seed_notice,
             seed_report=self.seed_reports.get(seed_report, sub.id), seed_error=seed_error,
