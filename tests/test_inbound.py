@@ -609,3 +609,26 @@ def test_a_bounce_and_an_unsubscribe_in_a_real_mailbox_are_handled_once(site, ma
             assert store.inbound_counts() == {"bounce": 1, "unsubscribe": 1}
     folders = mailbox.folders()
     assert folders["INBOX"]["messages"] == 0 and folders[PROCESSED]["messages"] == 2
+
+
+@pytest.mark.parametrize("value, says", [
+    ("bounces+x@example.org", 'without a "+" of its own'),
+    (f"{'b' * 28}@example.org", "has 28 characters, at most 27"),
+    ("Bounces <bounces@example.org>", "without a name"),
+    ("not-an-address", 'such as "bounces@example.org"'),
+])
+def test_config_check_says_what_is_wrong_with_a_return_path(tmp_path, capsys, value, says):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[delivery]\nfrom = "D <digest@example.org>"\nreturn_path = "{value}"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:3: delivery.return_path must be a plain ASCII address" in err and says in err
+    assert "Paper digest <" not in err  # the From address's example does not fit here
+
+
+def test_config_check_warns_of_a_feedback_id_google_would_not_advise(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[delivery]\nfrom = "D <digest@example.org>"\nfeedback_id = "ab"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 0
+    assert (f'{cfg}:3: delivery.feedback_id "ab" has 2 characters: Google\'s Feedback-ID '
+            "advice is 5 to 15") in capsys.readouterr().err
