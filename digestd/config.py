@@ -303,8 +303,10 @@ class DeliveryConfig:
                                 "(4xx and network errors are retried with backoff); at most 100.",
                                 minimum=1, maximum=100)
     bounce_threshold: int = setting(3, "Hard bounces in a row (the server answered 5xx for the "
-                                    "address) after which a subscriber is marked bouncing and "
-                                    "gets no more digests.", minimum=1)
+                                    "address, or a bounce report read by `digestd inbound` "
+                                    "said the delivery failed for good) after which a "
+                                    "subscriber is marked bouncing and gets no more digests.",
+                                    minimum=1)
     feedback_id: str = setting("", "The sender id at the end of the Feedback-ID header that "
                                "Gmail's postmaster tools group complaints by: 5 to 15 letters, "
                                "digits, '-' or '_' (Google's advice). Empty means one made from "
@@ -316,8 +318,10 @@ class DeliveryConfig:
                                '"bounces+TOKEN@example.org" (VERP: TOKEN, signed, names the '
                                "subscriber and the message), so `digestd inbound` knows who "
                                "bounced. The mail server must deliver that address, plus any "
-                               '"+TOKEN", to `digestd inbound`. Empty means the From address, '
-                               "without tokens.", check=check_return_path)
+                               '"+TOKEN", to `digestd inbound`. Its local part may have at most '
+                               "27 characters (the token takes the rest of RFC 5321's 64). "
+                               "Empty means the From address, without tokens.",
+                               check=check_return_path)
     unsubscribe_mailto: str = setting("", "The mailto: address in List-Unsubscribe (next to the "
                                       "one-click https link). With return_path set, the mail "
                                       'goes to "LOCAL+TOKEN@DOMAIN" of this address (empty: '
