@@ -632,3 +632,24 @@ def test_config_check_warns_of_a_feedback_id_google_would_not_advise(tmp_path, c
     assert main(["-c", str(cfg), "config", "check"]) == 0
     assert (f'{cfg}:3: delivery.feedback_id "ab" has 2 characters: Google\'s Feedback-ID '
             "advice is 5 to 15") in capsys.readouterr().err
+
+
+def test_the_outbox_method_writes_the_return_path_a_delivery_would(tmp_path, capsys):
+    """With method "outbox" no SMTP envelope exists: each .eml starts with the Return-Path
+    header a final delivery adds, so a bounce can be written for it."""
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[delivery]\n'
+                   f'outbox_dir = "{tmp_path / "outbox"}"\nfrom = "D <digest@example.org>"\n'
+                   'return_path = "bounces@example.org"\n'
+                   '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    assert main(["-c", str(cfg), "poll"]) == 0
+    assert main(["-c", str(cfg), "subscribers", "add", "a@example.net", "--rule",
+                 "diffusion"]) == 0
+    assert main(["-c", str(cfg), "send", "--now"]) == 0
+    capsys.readouterr()
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    first = eml.read_bytes().split(b"\r\n", 1)[0].decode()
+    m = re.fullmatch(r"Return-Path: <bounces\+(d-[0-9a-z-]+)@example\.org>", first)
+    assert m, first
+    token = verify_mail_token(web_secret(load_config(str(cfg))), m[1])
+    assert token is not None and token.kind == "bounce"
