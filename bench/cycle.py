@@ -4,10 +4,13 @@
     python bench/cycle.py --subscribers 5000 --papers 1000 --seen 50000 --skip-rss2email
     python bench/cycle.py --cycles 5                       # memory and time over growing days
     python bench/cycle.py --json
+    python bench/cycle.py --profiles 0                     # nobody has seeds or feedback
 
 Generates (seeded) a store with S subscribers holding 1-5 rules drawn from the corpus
 vocabulary, P new papers derived from the corpus and served as an arXiv RSS feed from a
-local HTTP server, and `--seen` already-seen papers. Mail goes to Postfix's smtp-sink on
+local HTTP server, and `--seen` already-seen papers; a fraction `--profiles` (0.3) of the
+subscribers has 5 to 50 seed papers and a few "more/less like this" marks on seen papers, so
+their digests are ranked by relevance (issue 17). Mail goes to Postfix's smtp-sink on
 127.0.0.1 when installed (Debian package postfix), else to an aiosmtpd sink in its own
 process. It runs the functions the daemon runs (jobs.poll_sources, jobs.build_digests,
 jobs.send_outbox) and, in the same run, two baselines on the same sink: raw aiosmtplib
@@ -50,6 +53,8 @@ from digestd.config import load_config  # noqa: E402
 from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
 from digestd.store import Store  # noqa: E402
+from digestd.store.feedback import LESS, MORE  # noqa: E402
+from digestd.store.records import StoredSeed  # noqa: E402
 
 DEFAULT_CORPUS = ROOT / "tests" / "data" / "hf_listings.json"
 RESULTS = ROOT / "bench" / "results"
@@ -219,6 +224,31 @@ def fill_subscribers(store: Store, count: int, gen: RuleGenerator, rng: random.R
     return rules_total
 
 
+def fill_profiles(store: Store, records, fraction: float, rng: random.Random, names,
+                  seen: int) -> tuple[int, int, int]:
+    """Give `fraction` of the subscribers 5-50 seed papers (from a pool of 20,000 corpus-
+    derived papers, so profiles share seeds as readers of one field do) and 0-6 "more/less
+    like this" marks on seen papers. Returns (profiles, seeds, feedback marks)."""
+    if fraction <= 0:
+        return 0, 0, 0
+    pool = [StoredSeed(paper_id=f"arxiv:seed.{i}", title=p.title, abstract=p.abstract)
+            for i, p in enumerate(make_papers(records, 20_000, rng, names))]
+    seen_pks = [r[0] for r in store.db.execute(
+        "SELECT pk FROM papers ORDER BY pk LIMIT ?", (max(seen, 1),))]
+    profiles = seeds = marks = 0
+    with store.transaction():
+        for (sid,) in store.db.execute("SELECT id FROM subscribers ORDER BY id").fetchall():
+            if rng.random() >= fraction:
+                continue
+            profiles += 1
+            chosen = rng.sample(pool, rng.randint(5, 50))
+            seeds += store.add_seeds(sid, chosen)
+            for pk in rng.sample(seen_pks, min(len(seen_pks), rng.randint(0, 6))):
+                store.record_feedback(sid, pk, MORE if rng.random() < 0.6 else LESS)
+                marks += 1
+    return profiles, seeds, marks
+
+
 # -- baselines ---------------------------------------------------------------------------------
 
 async def raw_smtp(store_path: str, ids: tuple[int, int], port: int, connections: int
@@ -330,7 +360,9 @@ url = "{feed_url}"
 def build_counts(built) -> dict:
     return {"digests": built.digests, "matches": sum(built.matches.values()),
             "quiet": built.quiet, "match_s": round(built.match_s, 2),
-            "render_s": round(built.render_s, 2), "build_took_s": round(built.took_s, 2)}
+            "render_s": round(built.render_s, 2), "build_took_s": round(built.took_s, 2),
+            # the ranking step (issue 17), where the build reports it
+            **({"rank_s": round(built.rank_s, 2)} if hasattr(built, "rank_s") else {})}
 
 
 def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int]:
@@ -401,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-rss2email", action="store_true")
     ap.add_argument("--sequential", action="store_true",
                     help="build everything, then send (instead of overlapping the two)")
+    ap.add_argument("--profiles", type=float, default=0.3, metavar="F",
+                    help="the fraction of subscribers with seed papers and feedback, whose "
+                         "digests are ranked by relevance (default 0.3; 0: none)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -436,8 +471,12 @@ def main(argv: list[str] | None = None) -> int:
                                      (first_day - timedelta(hours=1)).isoformat(
                                          timespec="seconds"))
             subs_s = time.perf_counter() - t
+            t = time.perf_counter()
+            profiles, seeds, marks = fill_profiles(store, records, args.profiles, rng, names,
+                                                   args.seen)
             say(f"setup: seen papers {seen_s:.1f}s, subscribers ({rules:,} rules) "
-                f"{subs_s:.1f}s")
+                f"{subs_s:.1f}s, {profiles:,} profiles ({seeds:,} seeds, {marks:,} feedback "
+                f"marks) {time.perf_counter() - t:.1f}s")
         days = []
         raw_rate = None
         for day_index in range(args.cycles):
@@ -502,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         "sink": sink_kind,
         "subscribers": args.subscribers, "papers": args.papers, "seen": args.seen,
         "connections": args.connections,
+        "profiles": profiles, "profile_fraction": args.profiles,
         "cycle_s": first["cycle_s"],
         "digests": first["digests"],
         "digests_per_s": first["digests_per_s"],
@@ -510,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         "delivery_vs_raw": round(first["send_per_s"] / raw_rate, 3)
         if raw_rate and first["send_per_s"] else None,
         "match_share": first["match_share"],
+        # the ranking step's share of the cycle (issue 17: at most 0.2)
+        "rank_share": round(build["rank_s"] / first["cycle_s"], 3)
+        if build.get("rank_s") is not None and first["cycle_s"] else None,
         "peak_rss_mb": max(p["peak_rss_mb"] for p in first["phases"].values()),
         "poll_304_s": first["phases"]["poll-304"]["wall_s"],
         "rss2email_per_s": round(r2e["per_s"], 2) if r2e else None,
@@ -548,6 +591,11 @@ def summary(r: dict) -> str:
             f"({r['raw_smtp_per_s']:.0f}/s); matching took {100 * (r['match_share'] or 0):.1f}% "
             f"of the cycle; peak memory {r['peak_rss_mb']:.0f} MB; a poll answered 304 took "
             f"{r['poll_304_s'] * 1000:.0f} ms.")
+    if r.get("profiles"):
+        text += (f" {r['profiles']:,} subscribers ({100 * r['profile_fraction']:.0f}%) had seed "
+                 "papers and feedback, so their digests were ranked by relevance"
+                 + (f"; ranking took {100 * r['rank_share']:.1f}% of the cycle."
+                    if r.get("rank_share") is not None else "."))
     if r.get("rss2email_per_s"):
         text += (f" rss2email delivered the same feed at {r['rss2email_per_s']:.1f} emails/s "
                  f"(one item each): digestd is {r['vs_rss2email']:.1f}x faster.")

@@ -92,15 +92,21 @@ def check_optional_address(value: str) -> str:
 
 def _plain_address(value: str, what: str) -> str:
     """A bare addr-spec whose local part leaves room for "+TOKEN" (RFC 5321: 64 octets)."""
-    check_address(value)
+    example = f'must be a plain ASCII address such as "{what}@example.org"'
     if "<" in value or " " in value.strip() or not value.isascii():
-        raise ValueError(f'must be a plain ASCII address such as "{what}@example.org", '
-                         "without a name")
+        raise ValueError(example, "without a name or spaces")
+    try:
+        check_address(value)
+    except ValueError as e:
+        raise ValueError(example, *e.args[1:]) from None
     local = value.strip().rpartition("@")[0]
-    if "+" in local or len(local) + 1 + MAIL_TOKEN_MAX > 64:
-        raise ValueError(f'must be a plain ASCII address such as "{what}@example.org"',
-                         f"its local part takes \"+TOKEN\" ({MAIL_TOKEN_MAX} characters) and "
-                         f"must stay within 64 characters with it, without a \"+\" of its own")
+    if "+" in local:
+        raise ValueError(example, f'without a "+" of its own: digestd adds "+TOKEN" to it')
+    longest = 64 - 1 - MAIL_TOKEN_MAX
+    if len(local) > longest:
+        raise ValueError(example, f"its local part ({local!r}) has {len(local)} characters, at "
+                         f"most {longest} leave room for \"+TOKEN\" ({MAIL_TOKEN_MAX} "
+                         "characters) within RFC 5321's 64")
     return value.strip()
 
 
@@ -297,8 +303,10 @@ class DeliveryConfig:
                                 "(4xx and network errors are retried with backoff); at most 100.",
                                 minimum=1, maximum=100)
     bounce_threshold: int = setting(3, "Hard bounces in a row (the server answered 5xx for the "
-                                    "address) after which a subscriber is marked bouncing and "
-                                    "gets no more digests.", minimum=1)
+                                    "address, or a bounce report read by `digestd inbound` "
+                                    "said the delivery failed for good) after which a "
+                                    "subscriber is marked bouncing and gets no more digests.",
+                                    minimum=1)
     feedback_id: str = setting("", "The sender id at the end of the Feedback-ID header that "
                                "Gmail's postmaster tools group complaints by: 5 to 15 letters, "
                                "digits, '-' or '_' (Google's advice). Empty means one made from "
@@ -310,8 +318,10 @@ class DeliveryConfig:
                                '"bounces+TOKEN@example.org" (VERP: TOKEN, signed, names the '
                                "subscriber and the message), so `digestd inbound` knows who "
                                "bounced. The mail server must deliver that address, plus any "
-                               '"+TOKEN", to `digestd inbound`. Empty means the From address, '
-                               "without tokens.", check=check_return_path)
+                               '"+TOKEN", to `digestd inbound`. Its local part may have at most '
+                               "27 characters (the token takes the rest of RFC 5321's 64). "
+                               "Empty means the From address, without tokens.",
+                               check=check_return_path)
     unsubscribe_mailto: str = setting("", "The mailto: address in List-Unsubscribe (next to the "
                                       "one-click https link). With return_path set, the mail "
                                       'goes to "LOCAL+TOKEN@DOMAIN" of this address (empty: '
@@ -858,6 +868,10 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
                    "password is: set inbound.password_file, the environment variable "
                    'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password" (else '
                    "`digestd run` reads no mailbox)")
+    sender_id = config.delivery.feedback_id
+    if sender_id and not 5 <= len(sender_id) <= 15:
+        out.append(where("delivery", "feedback_id") + f'delivery.feedback_id "{sender_id}" has '
+                   f"{len(sender_id)} characters: Google's Feedback-ID advice is 5 to 15")
     unsubscribe = unsubscribe_warning(config)
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)

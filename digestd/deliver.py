@@ -83,10 +83,14 @@ def _file_name(row: OutboxRow) -> str:
 
 
 def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
-                 stop: Callable[[], bool] | None = None) -> DeliveryReport:
+                 stop: Callable[[], bool] | None = None, return_path: str = "",
+                 secret: bytes = b"") -> DeliveryReport:
     """Write each queued digest as an .eml file, atomically, then mark it sent.
 
-    `stop` is asked before each file: once it says yes, the rest stays queued."""
+    `stop` is asked before each file: once it says yes, the rest stays queued. With
+    `return_path` (and the `secret` of its tokens) each file starts with the Return-Path
+    header a final delivery adds (RFC 5321 4.4): the VERP address SMTP would have sent it
+    from, so a bounce can be written (or tested) for it."""
     report = DeliveryReport()
     folder = Path(outbox_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +99,11 @@ def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] 
             break
         path = folder / _file_name(row)
         tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(row.message)
+        head = b""
+        if return_path:
+            verp = plus_address(return_path, bounce_token(secret, row.id, row.subscriber_id))
+            head = f"Return-Path: <{verp}>\r\n".encode()
+        tmp.write_bytes(head + row.message)
         os.replace(tmp, path)
         store.mark_sent(row.id)
         report.sent += 1

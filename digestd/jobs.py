@@ -427,7 +427,8 @@ async def send_outbox(config: Config, store: Store, *, progress=None,
     if config.delivery_method == "outbox":
         return write_outbox(store, config.delivery.outbox_dir,
                             rows=store.outbox(limit=limit) if limit else None,
-                            stop=stop.is_set if stop is not None else None)
+                            stop=stop.is_set if stop is not None else None,
+                            **return_path(config))
     assert config.smtp is not None
     _warn_once(config)
     return await send_smtp(store, config.smtp, config.delivery.from_,
@@ -572,7 +573,8 @@ async def _build_and_write_in_thread(config: Config, path: str, force: bool,
         with Store(path) as store, store.checkpoints_in_background():
             built = build_digests(config, store, force=force, now=now, stop=halt.is_set)
             built.took_s = time.monotonic() - began
-            return built, write_outbox(store, config.delivery.outbox_dir, stop=halt.is_set)
+            return built, write_outbox(store, config.delivery.outbox_dir, stop=halt.is_set,
+                                       **return_path(config))
 
     try:
         return await asyncio.to_thread(work)

@@ -212,10 +212,11 @@ class Links:
     def preferences_token(self, subscriber_id: int, generation: int = 0) -> str:
         return sign(self.secret, "prefs", subscriber_value(subscriber_id, generation))
 
-    def digest(self, subscriber_id: int, period: str) -> str:
+    def digest(self, subscriber_id: int, period: str, generation: int = 0) -> str:
         """The page of one digest: all its papers. Never expires; it works as long as the
-        digest is kept (until the subscriber is deleted)."""
-        token = sign(self.secret, "digest", digest_value(subscriber_id, period))
+        digest is kept (until the subscriber is deleted) and the subscriber's links are not
+        reset (`generation`: Subscriber.link_gen)."""
+        token = sign(self.secret, "digest", digest_value(subscriber_id, period, generation))
         if self.archive_url:
             return self.archive_url.replace("{token}", token).replace("{period}", quote(period))
         return self.url(f"/d/{token}")
@@ -429,7 +430,7 @@ class Renderer:
                  if len(digest.recommended_whys) == len(digest.recommended) else "")
                 for k, item in enumerate(digest.recommended, 1)]
         rec_texts, rec_htmls = self._fill(recs, "recommended", fb, fb_html)
-        digest_url = self.links.digest(sub.id, digest.period)
+        digest_url = self.links.digest(sub.id, digest.period, sub.link_gen)
         return {
             "subscriber": sub,
             "period": digest.period,

@@ -78,17 +78,21 @@ def parse_subscriber_value(value: str) -> tuple[int, int] | None:
     return int(sid), int(gen or 0)
 
 
-def digest_value(subscriber_id: int, period: str) -> str:
-    """The value signed into a /d/ link: the subscriber and the period of the digest (a
-    subscriber has one digest per period). The period is percent-encoded: it may hold a ':'."""
-    return f"{subscriber_id}/{quote(period, safe='')}"
+def digest_value(subscriber_id: int, period: str, generation: int = 0) -> str:
+    """The value signed into a /d/ link: the subscriber (with the link generation, as
+    subscriber_value writes it, so "reset my links" retires it) and the period of the digest
+    (a subscriber has one digest per period). The period is percent-encoded: it may hold a
+    ':'."""
+    return f"{subscriber_value(subscriber_id, generation)}/{quote(period, safe='')}"
 
 
-def parse_digest_value(value: str) -> tuple[int, str] | None:
-    sid, _, period = value.partition("/")
-    if not sid.isdigit() or not period:
+def parse_digest_value(value: str) -> tuple[int, int, str] | None:
+    """(subscriber id, link generation, period) of a digest_value; None if it is not one."""
+    who, _, period = value.partition("/")
+    parsed = parse_subscriber_value(who)
+    if parsed is None or not period:
         return None
-    return int(sid), unquote(period)
+    return parsed[0], parsed[1], unquote(period)
 
 
 # -- tokens in email addresses (VERP return paths, mailto: unsubscribes) -----------------------

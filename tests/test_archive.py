@@ -260,7 +260,7 @@ async def test_forged_cut_and_misused_tokens_on_d_and_f(day):
         assert (await client.get(f"/f/{good_f}")).status_code == 404
 
 
-async def test_reset_links_retires_p_and_f_but_old_u_links_still_unsubscribe(day):
+async def test_reset_links_retires_p_f_and_d_but_old_u_links_still_unsubscribe(day):
     day.store.add_subscriber("ada@example.org", [BROAD])
     day.send()
     (old_mail,) = day.mails("ada@example.org")
@@ -281,9 +281,15 @@ async def test_reset_links_retires_p_and_f_but_old_u_links_still_unsubscribe(day
             r = await client.get(path)
             assert r.status_code == 410 and "replaced" in r.text
         assert (await client.get(new_feed)).status_code == 200
-        # the archive's pages keep working: they name the digest, not the link generation
-        assert (await client.get(path_of(old_mail["Archived-At"].strip("<>")))).status_code \
-            == 200
+        # a digest's page from before is retired too (a feed shared by mistake carries them);
+        # the list of past digests on the new preferences page links the page anew
+        old_page = path_of(old_mail["Archived-At"].strip("<>"))
+        r = await client.get(old_page)
+        assert r.status_code == 410 and "replaced" in r.text
+        new_page_link = re.findall(r'<li><a href="([^"]+)">', new_page.text)
+        assert new_page_link and path_of(new_page_link[0]) != old_page
+        r = await client.get(path_of(new_page_link[0]))
+        assert r.status_code == 200 and "A learning paper" not in r.text
         # emails from now on carry the new /p/ and /u/ links
         day.store.add_papers([Paper(id="arxiv:2611.99999", title="A learning paper",
                                     abstract="learning", source="sample")])

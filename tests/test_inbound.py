@@ -265,6 +265,26 @@ def test_a_bounce_without_a_token_is_found_by_its_failed_address(site):
     assert subscriber(site, address).bounces == 1
 
 
+def test_bounces_without_a_token_never_count_more_than_the_messages_sent(site):
+    """Found by address, a bounce does not say which message failed: copies of it (new
+    Message-IDs, as a relay that reports twice sends them) count the one message once, and
+    after a counted bounce with a token, one without adds nothing either."""
+    for address, first in ((ADDRESSES[4], None), (ADDRESSES[5], "postfix.eml")):
+        if first:
+            assert pipe(site, fill(site, first, address)).returncode == 0
+        for n in range(3):
+            raw = fill(site, "exim.eml", address, VERP="digest@example.org")
+            raw = raw.replace(b"Message-Id: <", f"Message-Id: <copy{n}.".encode(), 1)
+            assert f"copy{n}.".encode() in raw
+            done = pipe(site, raw)
+            assert done.returncode == 0, done.stderr
+        sub = subscriber(site, address)
+        assert (sub.bounces, sub.status) == (1, "active"), address
+        with site.store() as store:
+            assert store.db.execute("SELECT count(*) FROM digests WHERE subscriber_id = ? AND "
+                                    "bounced_at IS NOT NULL", (sub.id,)).fetchone()[0] == 1
+
+
 def test_after_bounce_threshold_dsns_the_subscriber_is_bouncing_and_gets_nothing(site, capsys):
     """Each DSN arrives after the next digest went out (a relay accepts everything, so the
     SMTP-time count starts again with every message): the bounces in a row still add up."""
@@ -589,3 +609,47 @@ def test_a_bounce_and_an_unsubscribe_in_a_real_mailbox_are_handled_once(site, ma
             assert store.inbound_counts() == {"bounce": 1, "unsubscribe": 1}
     folders = mailbox.folders()
     assert folders["INBOX"]["messages"] == 0 and folders[PROCESSED]["messages"] == 2
+
+
+@pytest.mark.parametrize("value, says", [
+    ("bounces+x@example.org", 'without a "+" of its own'),
+    (f"{'b' * 28}@example.org", "has 28 characters, at most 27"),
+    ("Bounces <bounces@example.org>", "without a name"),
+    ("not-an-address", 'such as "bounces@example.org"'),
+])
+def test_config_check_says_what_is_wrong_with_a_return_path(tmp_path, capsys, value, says):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[delivery]\nfrom = "D <digest@example.org>"\nreturn_path = "{value}"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert f"{cfg}:3: delivery.return_path must be a plain ASCII address" in err and says in err
+    assert "Paper digest <" not in err  # the From address's example does not fit here
+
+
+def test_config_check_warns_of_a_feedback_id_google_would_not_advise(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[delivery]\nfrom = "D <digest@example.org>"\nfeedback_id = "ab"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 0
+    assert (f'{cfg}:3: delivery.feedback_id "ab" has 2 characters: Google\'s Feedback-ID '
+            "advice is 5 to 15") in capsys.readouterr().err
+
+
+def test_the_outbox_method_writes_the_return_path_a_delivery_would(tmp_path, capsys):
+    """With method "outbox" no SMTP envelope exists: each .eml starts with the Return-Path
+    header a final delivery adds, so a bounce can be written for it."""
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[delivery]\n'
+                   f'outbox_dir = "{tmp_path / "outbox"}"\nfrom = "D <digest@example.org>"\n'
+                   'return_path = "bounces@example.org"\n'
+                   '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    assert main(["-c", str(cfg), "poll"]) == 0
+    assert main(["-c", str(cfg), "subscribers", "add", "a@example.net", "--rule",
+                 "diffusion"]) == 0
+    assert main(["-c", str(cfg), "send", "--now"]) == 0
+    capsys.readouterr()
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    first = eml.read_bytes().split(b"\r\n", 1)[0].decode()
+    m = re.fullmatch(r"Return-Path: <bounces\+(d-[0-9a-z-]+)@example\.org>", first)
+    assert m, first
+    token = verify_mail_token(web_secret(load_config(str(cfg))), m[1])
+    assert token is not None and token.kind == "bounce"

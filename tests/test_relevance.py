@@ -165,7 +165,7 @@ def test_similar_resolves_bare_ids_from_the_papers(papers):
     assert [s.id for s in got.unknown] == ["arxiv:2501.99999"]
     seed_ids = {s.id for s in got.seeds}
     assert len(got.ranked) == 5 and not seed_ids & {r.paper.id for r in got.ranked}
-    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown ids: arxiv:2501"):
+    with pytest.raises(DigestdError, match="no usable seed paper.*1 unknown id: arxiv:2501"):
         similar(parse_seeds("2501.99999", "ids"), papers)
 
 
@@ -240,7 +240,7 @@ def test_similar_cli_reports_unknown_ids(papers_file, capsys, tmp_path):
     assert main(["similar", "--seeds", str(ids), "--papers", str(papers_file), "--json"]) == 0
     out, err = capsys.readouterr()
     assert "2505.18291" not in {g["id"] for g in json.loads(out)}  # the seed is not ranked
-    assert "kept 1 of 3 seeds; 1 unknown ids: doi:10.1145/3528223.3530127; 1 entry not read" in err
+    assert "kept 1 of 3 seeds; 1 unknown id: doi:10.1145/3528223.3530127; 1 entry not read" in err
 
 
 # -- stored seeds ------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_subscribers_seed_add_list_remove(tmp_path, capsys):
     assert main([*cfg, "subscribers", "seed", "a@example.org", "2505.18291", "2401.01234",
                  "arXiv:2112.10752", "--file", str(SEEDS / "scholar.bib")]) == 0
     out, err = capsys.readouterr()
-    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown ids: "
+    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown id: "
                    "arxiv:2401.01234; 1 given twice; 1 not read (above)\n")
     assert "scholar.bib:34: not parsed" in err
     with Store(tmp_path / "digestd.sqlite3") as store:
@@ -311,3 +311,95 @@ def test_day_scores_many_profiles_as_rank_does_one(papers):
     best = day.ranked(2, top=1)[0]
     assert best.similar_to in {p.title for p in speech} and best.why == day.why(
         2, day_papers.index(best.paper))
+
+
+def test_subscribers_seed_takes_ids_after_its_options(tmp_path, capsys):
+    from digestd.cli import main
+    from digestd.store import Store
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    capsys.readouterr()
+    # ids before, between and after the options are all ids
+    assert main(["subscribers", "seed", "a@example.org", "2505.18291", "--file",
+                 str(SEEDS / "mendeley.ris"), "2401.01234", *cfg, "hep-th/9901001"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kept 4 of 7 seeds for a@example.org (4 new); 2 unknown ids: "
+                          "arxiv:2401.01234, arxiv:hep-th/9901001; 1 not read (above)")
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        seeds = {s.paper_id for s in store.seeds(store.get_subscriber("a@example.org").id)}
+    assert "arxiv:2505.18291" in seeds and "arxiv:2106.09685" in seeds
+    # an option it does not know is still an error, named alone
+    with pytest.raises(SystemExit) as e:
+        main([*cfg, "subscribers", "seed", "a@example.org", "--file", "x.bib", "2401.01234",
+              "--bogus"])
+    assert e.value.code == 2
+    assert "unrecognized arguments: --bogus\n" in capsys.readouterr().err
+    # other commands take no loose arguments
+    with pytest.raises(SystemExit):
+        main([*cfg, "papers", "2401.01234"])
+    assert "unrecognized arguments: 2401.01234" in capsys.readouterr().err
+
+
+def test_similar_for_a_subscriber_learns_from_more_and_less_like_this(tmp_path, capsys):
+    """`similar --subscriber`: the stored seeds and "more like this" papers are the profile's
+    positives, "less like this" its negatives; none of them is ranked itself."""
+    from digestd.cli import main
+    from digestd.store import Store
+    from digestd.store.feedback import LESS, MORE
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "poll"]) == 0
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        papers = store.papers_since("0000")
+        sid = store.get_subscriber("a@example.org").id
+        diffusion = [p for p in papers if "diffusion" in p.title.lower()]
+        speech = [p for p in papers if "speech" in p.title.lower()]
+        pks = store.paper_pks(p.id for p in (*diffusion[:3], *speech[:3]))
+    capsys.readouterr()
+
+    def top(k: int = 10) -> list[dict]:
+        assert main([*cfg, "similar", "--subscriber", "a@example.org", "--days", "30",
+                     "--top", str(k), "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    # no seeds and no feedback: nothing to rank by
+    assert main([*cfg, "similar", "--subscriber", "a@example.org"]) == 1
+    assert 'no seed papers and no "more like this"' in capsys.readouterr().err
+
+    # "more like this" alone makes a profile
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        for p in diffusion[:3]:
+            store.record_feedback(sid, pks[p.id], MORE)
+    liked = top()
+    assert not {p.id for p in diffusion[:3]} & {g["id"] for g in liked}
+    assert sum("diffusion" in g["title"].lower() for g in liked) >= 5
+    assert main([*cfg, "similar", "--subscriber", "a@example.org", "--top", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "by likeness to the seeds and feedback of a@example.org (kept 0 of 0 seeds; "
+        "3 more like this, 0 less like this)")
+
+    # a seed, and "less like this" on speech papers: those and their like go down
+    assert main([*cfg, "subscribers", "seed", "a@example.org", speech[3].id]) == 0
+    capsys.readouterr()
+    before = top(300)
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        for p in speech[:3]:
+            store.record_feedback(sid, pks[p.id], LESS)
+    after = top(300)
+    disliked = {p.id for p in speech[:3]}
+    assert disliked <= {g["id"] for g in before} and not disliked & {g["id"] for g in after}
+
+    def place(ranking: list[dict]) -> float:
+        spoken = [n for n, g in enumerate(ranking) if "speech" in g["title"].lower()]
+        return sum(spoken) / len(spoken)
+
+    assert place(after) > place(before)

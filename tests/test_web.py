@@ -545,6 +545,13 @@ async def test_relevance_settings_are_chosen_on_the_preferences_page(site):
             r = await client.post(prefs, data={**base, "recommend": "1", **bad})
             assert r.status_code == 400 and 'class="error"' in r.text, bad
         assert (site.store.get_subscriber("ada@example.org").recommend) == 4
+        # a value set with the CLI is offered and kept by a save that does not touch it
+        site.store.set_relevance(sub.id, min_score=0.07)
+        page = await client.get(prefs)
+        assert '<option value="0.07" selected>' in page.text
+        r = await client.post(prefs, data={**base, "recommend": "4", "min_score": "0.07"})
+        assert r.status_code == 303
+        assert site.store.get_subscriber("ada@example.org").min_score == 0.07
         # "keep every match" turns the threshold off
         r = await client.post(prefs, data={**base, "recommend": "0", "min_score": ""})
         sub = site.store.get_subscriber("ada@example.org")

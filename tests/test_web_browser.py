@@ -175,6 +175,15 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_a_browser(server, browser):
     page.click("button.primary[value=save]")
     page.wait_for_load_state()
     assert "Saved." in page.inner_text(".notice")
+    # seed papers: a Zotero export (a real multipart upload) and ids typed in the box
+    page.set_input_files("#seed-file", str(ROOT / "tests" / "data" / "seeds" / "zotero.bib"))
+    page.fill("#seed-ids", "2505.18291 2401.01234")
+    page.click("#seeds button.primary")
+    page.wait_for_load_state()
+    assert page.url.endswith("#seeds")
+    assert ("kept 5 of 7 seeds (5 new); 1 unknown id: arxiv:2401.01234; 1 not read (below)"
+            in page.inner_text("#seeds .notice"))
+    assert page.locator("ul.seeds li").count() == 5
     page.screenshot(path=str(shots / "preferences.png"), full_page=True)
     subs = json.loads(digestd("-c", str(cfg), "subscribers", "list", "--json").stdout)
     assert subs == [{**subs[0], "email": "ada@example.org", "status": "active",

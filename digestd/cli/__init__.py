@@ -122,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
                                         "bouncing"))
     p.add_argument("--json", action="store_true", help="print JSON")
-    p = add("set", cmd_subscribers_set, "change a subscriber's schedule (what is not given "
-            "stays)", subs)
+    p = add("set", cmd_subscribers_set, "change a subscriber's schedule and relevance settings "
+            "(what is not given stays)", subs)
     p.add_argument("email")
     p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
@@ -133,9 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='send a short "nothing matched" note on days without matches '
                         "(--no-send-empty: no email on such days)")
     p.add_argument("--recommend", type=int, choices=range(11), metavar="N",
-                   help='up to N (0 to 10) "also recommended" papers a digest that matched no '
-                        "rule but are most like the subscriber's seeds and liked papers "
-                        "(default 0: none)")
+                   help='add up to N (0 to 10) "also recommended" papers to each digest: '
+                        "papers no rule matched that are most like the subscriber's seed "
+                        "papers and \"more like this\" choices (default 0: none)")
     p.add_argument("--min-score", metavar="S",
                    help="leave out rule matches whose similarity to the seeds and liked papers "
                         "is below S (0 to 1, e.g. 0.05; the digest says how many it left out), "
@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
             subs)
     p.add_argument("email")
     p.add_argument("ids", nargs="*", metavar="ID",
-                   help="arXiv ids or URLs, DOIs (right after EMAIL)")
+                   help="arXiv ids or URLs, DOIs (before or after the options)")
+    p.set_defaults(loose_ids=True)  # `seed EMAIL --file F ID ...`: see main()
     p.add_argument("--file", metavar="FILE",
                    help="a .bib (Zotero, Mendeley, Google Scholar), .ris, JSON array of papers "
                         "or a list of ids, one a line")
@@ -261,7 +262,17 @@ def main(argv: list[str] | None = None) -> int:
         # `digestd papers --json | head`: the reader went away, stop quietly as Unix tools do
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse takes a nargs="*" positional in one run, so the ids of `subscribers seed
+        # EMAIL --file F ID ...` that follow an option come back as extras: they are ids too
+        # (parse_intermixed_args would do it, but refuses parsers with subcommands)
+        if getattr(args, "loose_ids", False):
+            if options := [x for x in extra if x.startswith("-")]:
+                parser.error(f"unrecognized arguments: {' '.join(options)}")
+            args.ids = [*args.ids, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.func is cmd_run:
         signal.signal(signal.SIGTERM, _stop_before_the_daemon_listens)
     try:

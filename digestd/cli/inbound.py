@@ -63,7 +63,9 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
 def add_inbound_parser(add) -> None:
     p = add("inbound", cmd_inbound, "read one message that came back (a bounce, a complaint, a "
-            "mailto: unsubscribe) on standard input and act on it; for an MTA to pipe to")
+            "mailto: unsubscribe) on standard input and act on it; for an MTA to pipe to. Exit "
+            "0 when handled or not understood (nothing to bounce back), 75 (EX_TEMPFAIL) when "
+            "the store is busy or the config cannot be read, so the MTA tries again")
     p.add_argument("--recipient", default="", metavar="ADDR",
                    help="the envelope recipient (Postfix pipe: --recipient ${recipient}); "
                         "else the Delivered-To, X-Original-To and To headers are read")

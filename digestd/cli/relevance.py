@@ -14,19 +14,24 @@ from .subscribers import _papers_from_file
 def cmd_similar(args: argparse.Namespace) -> int:
     from ..relevance.seedfile import Seed, SeedFile, read_seeds
     from ..relevance.similar import as_json, as_text, seeds_summary, similar
+    from ..store.feedback import LESS, MORE
 
     config = _config(args) if args.subscriber or not args.papers else None
+    liked, disliked = [], []
     if args.subscriber:
-        # the stored seeds; "more/less like this" join them once their table is there
+        # the profile the digest build makes: stored seeds and "more like this" papers as
+        # positives, "less like this" papers as negatives
         with _store(config) as store:
             sub = store.get_subscriber(args.subscriber)
             seeds = SeedFile(tuple(Seed(id=s.paper_id, title=s.title, abstract=s.abstract,
                                         ids=(s.paper_id,), where=sub.email)
                                    for s in store.seeds(sub.id)))
-        if not seeds.seeds:
-            raise DigestdError(f"{sub.email} has no seed papers: digestd subscribers seed "
-                               f"{sub.email} --file FILE")
-        named = f"the seeds of {sub.email}"
+            liked = [p for _pk, p in store.feedback_papers(sub.id, MORE)]
+            disliked = [p for _pk, p in store.feedback_papers(sub.id, LESS)]
+        if not seeds.seeds and not liked:
+            raise DigestdError(f"{sub.email} has no seed papers and no \"more like this\": "
+                               f"digestd subscribers seed {sub.email} --file FILE")
+        named = f"the seeds and feedback of {sub.email}"
     else:
         seeds, named = read_seeds(args.seeds), args.seeds
     if args.papers:
@@ -35,7 +40,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
         with _store(config) as store:
             papers = store.papers_since(_days_ago(args.days))
         where = f"papers stored in the last {args.days} days"
-    result = similar(seeds, papers, top=args.top, method=args.method)
+    result = similar(seeds, papers, liked=liked, disliked=disliked, top=args.top,
+                     method=args.method)
     for problem in result.problems:
         print(problem, file=sys.stderr)
     summary = seeds_summary(result, len(seeds.seeds) + len(seeds.problems))
@@ -50,17 +56,9 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed_key(seed) -> str:
-    """The id a seed is stored under: its canonical id, else the title key."""
-    from ..identity import title_key
-    from ..text import words
-
-    return seed.id or title_key(seed.title) or "title:" + " ".join(words(seed.title))
-
-
 def cmd_subscribers_seed(args: argparse.Namespace) -> int:
-    from ..relevance.seedfile import SeedFile, id_of, parse_seeds, read_seeds
-    from ..store import StoredSeed
+    from ..relevance.seedfile import id_of, read_seeds
+    from ..relevance.seeding import all_ids, choose, typed_seeds
 
     config = _config(args)
     with _store(config) as store:
@@ -86,40 +84,14 @@ def cmd_subscribers_seed(args: argparse.Namespace) -> int:
         if not args.file and not args.ids:
             raise DigestdError("give seed papers: --file FILE and/or arXiv ids, URLs or DOIs "
                                "(or --list, --remove ID ...)")
-        parts = [read_seeds(args.file)] if args.file else []
+        # the preferences page's "Seed papers" card takes the same path (web/seeds.py)
+        parts = [(read_seeds(args.file), Path(args.file).name)] if args.file else []
         if args.ids:
-            parts.append(parse_seeds("\n".join(args.ids), "ids", name="argument"))
-        given = SeedFile(tuple(s for p in parts for s in p.seeds),
-                         tuple(x for p in parts for x in p.problems))
-        known = store.papers_by_alias(i for s in given.seeds for i in s.ids)
-        origin = Path(args.file).name if args.file else ""
-        rows: dict[str, StoredSeed] = {}
-        unknown, twice = [], 0
-        # seeds with a text first, so an id also given bare is not "unknown"
-        for s in sorted(given.seeds, key=lambda s: not s.title):
-            paper = next((known[i] for i in s.ids if i in known), None)
-            key = paper.id if paper is not None else _seed_key(s)
-            if key in rows or any(i in rows for i in s.ids):
-                twice += 1
-                continue
-            if not s.title and paper is None:
-                unknown.append(s.id)
-                continue
-            # Google Scholar's BibTeX has no abstracts: the stored paper's is better than none
-            abstract = s.abstract or (paper.abstract if paper is not None else "")
-            from_file = bool(args.file) and s.where.startswith(str(args.file))
-            rows[key] = StoredSeed(key, s.title or paper.title, abstract,
-                                   origin if from_file else "")
-        new = store.add_seeds(sub.id, list(rows.values()))
-    for problem in given.problems:
+            parts.append((typed_seeds("\n".join(args.ids), name="argument"), ""))
+        known = store.papers_by_alias(all_ids(parts))
+        choice = choose(parts, known, have={s.paper_id for s in store.seeds(sub.id)})
+        new = store.add_seeds(sub.id, list(choice.rows))
+    for problem in choice.problems:
         print(problem, file=sys.stderr)
-    total = len(given.seeds) + len(given.problems)
-    text = f"kept {len(rows)} of {total} seeds for {sub.email} ({new} new)"
-    if unknown:
-        text += f"; {len(unknown)} unknown ids: {', '.join(unknown)}"
-    if twice:
-        text += f"; {twice} given twice"
-    if given.problems:
-        text += f"; {len(given.problems)} not read (above)"
-    print(text)
-    return 0 if rows or not total else 1
+    print(choice.summary(new, who=sub.email, where_problems="above"))
+    return 0 if choice.rows or not choice.total else 1

@@ -68,7 +68,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "min_score": s.min_score} for s in subs])
         return 0
     for s in subs:
-        # a bouncing subscriber gets no digests until they subscribe again on the web
+        # a bouncing subscriber gets no digests until they subscribe again on the web, or
+        # `subscribers resume` (the mailbox works again)
         status = f"{s.status} ({s.bounces} hard bounces)" if s.status == "bouncing" else (
             f"{s.status} ({s.bounces} bounce{'s' if s.bounces != 1 else ''})" if s.bounces
             else s.status)
@@ -81,7 +82,7 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     bouncing = sum(1 for s in subs if s.status == "bouncing")
     if bouncing:
         print(f"{bouncing} bouncing: their server refused mail for the address; they get no "
-              "digests until they subscribe again")
+              "digests until they subscribe again (or `digestd subscribers resume EMAIL`)")
     return 0
 
 

@@ -217,12 +217,17 @@ def _bounce(found: _Found, store: Store, config: Config) -> Handled:
                                                        error, threshold=threshold)
         return Handled("bounce", token.subscriber_id, token.digest_id, counted,
                        f"{status}" + (" now_bouncing" if bouncing else ""))
-    # no token (a return path without VERP): the subscribers with a failed address
+    # no token (a return path without VERP): the subscribers with a failed address, and the
+    # message the DSN returns (its Message-ID) when it is theirs
     for failure in permanent:
         sub = store.find_subscriber(failure.address) if failure.address else None
         if sub is None:
             continue
-        counted, bouncing = store.record_mailed_bounce(sub.id, None, error, threshold=threshold)
+        returned = (store.digest_by_message_id(found.returned_message_id)
+                    if found.returned_message_id else None)
+        digest_id = returned[0] if returned and returned[1] == sub.id else None
+        counted, bouncing = store.record_mailed_bounce(sub.id, digest_id, error,
+                                                       threshold=threshold)
         return Handled("bounce", sub.id, None, counted,
                        f"{status} by_address" + (" now_bouncing" if bouncing else ""))
     return Handled("bounce", detail=f"{status} unknown_address")

@@ -64,12 +64,20 @@ def read_seeds(path: str | Path, fmt: str | None = None) -> SeedFile:
     """Read a seed file (`fmt`: one of FORMATS, else sniffed). Raises DigestdError when the
     file cannot be read or is not of its format at all (e.g. JSON that is not an array)."""
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        data = Path(path).read_bytes()
     except OSError as e:
         raise DigestdError(f"cannot read {path}: {e.strerror}") from None
+    return seeds_from_bytes(data, str(path), fmt)
+
+
+def seeds_from_bytes(data: bytes, name: str, fmt: str | None = None) -> SeedFile:
+    """Seeds from the bytes of a file named `name` (a path, or an upload's file name: its
+    extension picks the format unless `fmt` does). Raises DigestdError as read_seeds does."""
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise DigestdError(f"{path}: not UTF-8 text") from None
-    return parse_seeds(text, fmt or sniff(path, text), name=str(path))
+        raise DigestdError(f"{name}: not UTF-8 text") from None
+    return parse_seeds(text, fmt or sniff(name, text), name=name)
 
 
 def parse_seeds(text: str, fmt: str, *, name: str = "<seeds>") -> SeedFile:

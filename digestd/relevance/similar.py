@@ -13,19 +13,24 @@ from .seedfile import Seed, SeedFile, id_of, resolve
 @dataclass(frozen=True)
 class Similar:
     """The answer of similar(): `ranked` best first; `seeds` used; `unknown` bare ids that
-    neither the seed file nor the papers could give a text for; `problems` of the file."""
+    neither the seed file nor the papers could give a text for; `problems` of the file;
+    `liked` and `disliked` the papers of the profile's "more/less like this"."""
 
     ranked: list[Ranked]
     seeds: list[Seed]
     unknown: list[Seed]
     problems: tuple[str, ...]
+    liked: tuple = ()
+    disliked: tuple = ()
 
 
-def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
-            method: str = "tfidf") -> Similar:
-    """Rank `papers` (models.Paper) by likeness to the seeds. A seed given only by id takes
-    its text from the paper of that id among `papers` (which then is not ranked); papers
-    that are seeds are left out. Raises DigestdError when no seed has a text."""
+def similar(seeds: SeedFile, papers: Sequence, *, liked: Sequence = (),
+            disliked: Sequence = (), top: int | None = 20, method: str = "tfidf") -> Similar:
+    """Rank `papers` (models.Paper) by likeness to the seeds and the `liked` papers (a
+    subscriber's "more like this"), and unlike the `disliked` ("less like this"). A seed
+    given only by id takes its text from the paper of that id among `papers` (which then is
+    not ranked); papers that are seeds, liked or disliked are left out. Raises DigestdError
+    when neither a seed nor a liked paper has a text."""
     known = {}
     for p in papers:
         for i in p.ids:
@@ -34,16 +39,18 @@ def similar(seeds: SeedFile, papers: Sequence, *, top: int | None = 20,
                 if key:
                     known.setdefault(key, p)
     usable, unknown = resolve(seeds.seeds, known)
-    if not usable:
+    seed_ids = {i for s in usable for i in s.ids}
+    liked = tuple(p for p in liked if not seed_ids.intersection(p.ids))  # a seed counts once
+    if not usable and not liked:
         raise DigestdError("no usable seed paper: "
                            + ("; ".join(seeds.problems) or "the file names none")
-                           + (f"; {len(unknown)} unknown ids: "
+                           + (f"; {len(unknown)} unknown id{'s' if len(unknown) != 1 else ''}: "
                               + ", ".join(s.id for s in unknown) if unknown else ""))
-    seed_ids = {i for s in usable for i in s.ids}
+    profile_ids = seed_ids.union(*(p.ids for p in (*liked, *disliked)))
     candidates = [p for p in papers
-                  if not seed_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
-    ranked = rank(usable, candidates, method=method, top=top)
-    return Similar(ranked, usable, unknown, seeds.problems)
+                  if not profile_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
+    ranked = rank([*usable, *liked], candidates, tuple(disliked), method=method, top=top)
+    return Similar(ranked, usable, unknown, seeds.problems, liked, tuple(disliked))
 
 
 def as_json(result: Similar) -> list[dict]:
@@ -59,11 +66,15 @@ def seeds_summary(result: Similar, total: int) -> str:
     the seeds the file named plus its problem entries)."""
     text = f"kept {len(result.seeds)} of {total} seeds"
     if result.unknown:
-        text += (f"; {len(result.unknown)} unknown ids: "
+        n = len(result.unknown)
+        text += (f"; {n} unknown id{'s' if n != 1 else ''}: "
                  + ", ".join(s.id for s in result.unknown))
     if result.problems:
         n = len(result.problems)
         text += f"; {n} {'entry' if n == 1 else 'entries'} not read"
+    if result.liked or result.disliked:
+        text += (f"; {len(result.liked)} more like this, {len(result.disliked)} less like "
+                 "this")
     return text
 
 

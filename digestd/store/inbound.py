@@ -66,7 +66,9 @@ class InboundStore:
                              threshold: int, now: str | None = None) -> tuple[bool, bool]:
         """A permanent failure reported by mail (a DSN) for one message we sent: the row is
         marked bounced and counts as a hard bounce, like a 5xx at SMTP time. `digest_id`
-        None: the subscriber's newest delivered message not yet bounced.
+        None (a bounce found by its address, which does not say which message): the
+        subscriber's newest delivered message, and nothing is counted when that one is
+        counted already: without a token, never more than the messages sent.
 
         Bounces in a row are counted over the subscriber's delivered messages in order, not
         only since the last one accepted: a relay accepts every message, and the DSN for one
@@ -78,25 +80,24 @@ class InboundStore:
         with self.transaction() as db:
             if digest_id is None:
                 row = db.execute(f"SELECT id FROM digests WHERE subscriber_id = ? AND "
-                                 f"{_DELIVERED} AND bounced_at IS NULL ORDER BY id DESC LIMIT 1",
+                                 f"{_DELIVERED} ORDER BY id DESC LIMIT 1",
                                  (subscriber_id,)).fetchone()
-                digest_id = row[0] if row else None
-            if digest_id is not None:
-                changed = db.execute(
-                    "UPDATE digests SET bounced_at = ?, last_error = ? WHERE id = ? AND "
-                    "subscriber_id = ? AND bounced_at IS NULL AND message_id != ''",
-                    (now, error[:500], digest_id, subscriber_id)).rowcount
-                if not changed:
+                if row is None:  # nothing was delivered to them: nothing to count
                     return False, False
-                marks = [bool(b) for (b,) in db.execute(
-                    f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
-                    f"{_DELIVERED} AND id <= ? ORDER BY id DESC", (subscriber_id, digest_id))]
-                after = [bool(b) for (b,) in db.execute(
-                    f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
-                    f"{_DELIVERED} AND id > ? ORDER BY id", (subscriber_id, digest_id))]
-                run = _leading(marks) + _leading(after)
-            else:
-                run = 1
+                digest_id = row[0]
+            changed = db.execute(
+                "UPDATE digests SET bounced_at = ?, last_error = ? WHERE id = ? AND "
+                "subscriber_id = ? AND bounced_at IS NULL AND message_id != ''",
+                (now, error[:500], digest_id, subscriber_id)).rowcount
+            if not changed:
+                return False, False
+            marks = [bool(b) for (b,) in db.execute(
+                f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
+                f"{_DELIVERED} AND id <= ? ORDER BY id DESC", (subscriber_id, digest_id))]
+            after = [bool(b) for (b,) in db.execute(
+                f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
+                f"{_DELIVERED} AND id > ? ORDER BY id", (subscriber_id, digest_id))]
+            run = _leading(marks) + _leading(after)
             db.execute("UPDATE subscribers SET bounces = max(bounces + 1, ?) WHERE id = ?",
                        (run, subscriber_id))
             now_bouncing = db.execute(

@@ -167,7 +167,9 @@ class WebStore:
                 "created_at": created, "confirmed_at": confirmed,
                 "last_digest_at": sub.last_digest_at, "bounces": sub.bounces,
                 "messages": digests, "papers_sent": papers,
-                "feedback": self.feedback_export(subscriber_id)}
+                "feedback": self.feedback_export(subscriber_id),
+                "seeds": [{"id": s.paper_id, "title": s.title, "origin": s.origin,
+                           "added_at": s.added_at} for s in self.seeds(subscriber_id)]}
 
     def outbox_stats(self, *, now: str | None = None) -> dict[str, dict[str, int]]:
         """Outbox rows by kind ("digest", or the kind of queue_message) and state: queued

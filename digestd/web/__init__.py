@@ -5,8 +5,9 @@ A Starlette (ASGI) app made by `create_app` (app.py), served by uvicorn in the c
 loop through `serve_web` (serve.py). Pages need no JavaScript; /static/app.js only adds a
 live rule test. The modules, from the request inwards: app (routes, the layer around every
 request, error pages), guard (client addresses, rate limits, CSRF), links (tokens in links),
-subscribe, preferences, unsubscribe, digests, feed, metrics (the pages by area), ruletest
-and forms (what the forms hold and test), site (what every page shares), serve (uvicorn).
+subscribe, preferences, seeds, feedback, unsubscribe, digests, feed, metrics (the pages by
+area), ruletest and forms (what the forms hold and test), site (what every page shares),
+serve (uvicorn).
 """
 
 from .app import MAX_BODY, create_app

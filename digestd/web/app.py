@@ -24,13 +24,15 @@ from .links import TOKEN_PATH, Tokens, redact
 from .metrics import Monitoring
 from .preferences import PreferencePages
 from .ruletest import RuleTester
+from .seeds import FILE_TOO_BIG, MAX_FILE, SEED_PATH, SeedPages
 from .site import STATIC, Clock, Mailer, PageError, Site
 from .subscribe import SubscribePages
 from .unsubscribe import UnsubscribePages
 
 log = logging.getLogger("digestd.web")
 
-MAX_BODY = 64 * 1024             # no form of ours is bigger
+MAX_BODY = 64 * 1024             # no form of ours is bigger, but the seed file's
+MAX_SEED_BODY = MAX_FILE + MAX_BODY
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = [
@@ -108,8 +110,15 @@ class Envelope:
             # a proxy that passes /papers/... on unchanged works as well as one that strips it
             scope = dict(scope, path=path[len(prefix):] or "/", raw_path=None)
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            response = self.site.message(413, "Too much data", "That request is too large.")
+        upload = scope["method"] == "POST" and SEED_PATH.match(scope["path"]) is not None
+        limit = MAX_SEED_BODY if upload else MAX_BODY
+        if not length.isdigit() or int(length) > limit:
+            if upload:  # say what the limit is, and the way back to the card
+                back = self.site.url(scope["path"].removesuffix("/seeds") + "#seeds")
+                response = self.site.message(413, "That file is too large", FILE_TOO_BIG,
+                                             link=("Back to your preferences", back))
+            else:
+                response = self.site.message(413, "Too much data", "That request is too large.")
             await response(scope, receive, self._with_headers(send, scope, [0]))
             return
         received = 0
@@ -118,7 +127,7 @@ class Envelope:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY:
+            if received > limit:
                 raise HTTPException(413, "That request is too large.")
             return message
 
@@ -171,6 +180,7 @@ def create_app(config: Config, store: Store, *, mailer: Mailer | None = None,
     digests, feeds = DigestPages(site, tokens), FeedPages(site, tokens)
     monitoring, errors = Monitoring(site), Errors(site)
     feedback = FeedbackPages(site, guard, tokens, prefs)
+    seeds = SeedPages(site, guard, prefs)
     routes = [
         Route("/", start.home, methods=["GET"]),
         Route("/", start.subscribe, methods=["POST"]),
@@ -184,6 +194,8 @@ def create_app(config: Config, store: Store, *, mailer: Mailer | None = None,
         Route("/p/{token}/data.json", prefs.export, methods=["GET"]),
         Route("/p/{token}/reset", prefs.reset_links, methods=["POST"]),
         Route("/p/{token}/feedback/forget", feedback.forget, methods=["POST"]),
+        Route("/p/{token}/seeds", seeds.add, methods=["POST"]),
+        Route("/p/{token}/seeds/remove", seeds.remove, methods=["POST"]),
         Route("/d/{token}", digests.digest_page, methods=["GET"]),
         Route("/r/{token}/{place}", feedback.paper_page, methods=["GET"]),
         Route("/r/{token}/{place}/{action}", feedback.choice_page, methods=["GET"]),

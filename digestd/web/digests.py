@@ -31,14 +31,21 @@ class DigestPages:
             raise self.site.fail(400, "This link is not valid", "Nothing was changed.",
                                  link=("Go to the start page", self.site.url("/")))
         sub = self.tokens.subscriber(parsed[0])
-        digest = self.site.store.digest_of(sub.id, parsed[1])
+        if parsed[1] != sub.link_gen:
+            self.site.count("link_replaced")
+            raise self.site.fail(410, "This link was replaced",
+                                 "New links were made for this subscription (\"Reset my links\"), "
+                                 "so the links of older digests no longer work: the list of past "
+                                 "digests on your preferences page has the new ones.",
+                                 link=("Go to the start page", self.site.url("/")))
+        digest = self.site.store.digest_of(sub.id, parsed[2])
         if digest is None:
             raise self.site.fail(404, "No such digest",
                                  "This digest is not kept (any more).",
                                  link=("Go to the start page", self.site.url("/")))
         papers = self.site.store.digest_papers(digest)
         self.site.count("digest_page")
-        url = self.site.links.digest(sub.id, digest.period)
+        url = self.site.links.digest(sub.id, digest.period, sub.link_gen)
         pages = [PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)]
         # the rule matches, then the papers recommended beyond the rules, then the matches
         # min_score left out of the email (digestd/ranking.py), each in its own section

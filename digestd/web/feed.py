@@ -68,7 +68,8 @@ class FeedPages:
         self.site.count("feed_full")
         # one signed link per digest, not per paper
         links = self.site.links
-        pages = {period: links.digest(sid, period) for period in {e.period for e in entries}}
+        pages = {period: links.digest(sid, period, link_gen)
+                 for period in {e.period for e in entries}}
         xml = self.site.env.get_template("web/feed.xml").render(
             entries=[PaperPage.of(e, pages[e.period]) for e in entries], subscriber_id=sid,
             self_url=self.site.links.feed(sid, link_gen),

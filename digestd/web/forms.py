@@ -74,6 +74,8 @@ class SubscriptionForm:
         if "min_score" in form:
             chosen = str(form.get("min_score", ""))
             known = {"" if v is None else f"{v:g}": v for v, _ in MIN_SCORES}
+            if defaults.min_score is not None:  # a value set with the CLI stays choosable
+                known.setdefault(f"{defaults.min_score:g}", defaults.min_score)
             if chosen in known:
                 f.min_score = known[chosen]
             else:

@@ -26,6 +26,8 @@ IP_WINDOW = 3600                 # web.subscribe_per_ip counts requests in this 
 ADDRESS_WINDOW = 24 * 3600       # web.mails_per_address counts mails in this window
 TESTS_PER_IP = 600               # rule tests per client and hour (the live test is per keystroke)
 FEEDBACK_PER_IP = 300            # feedback POSTs (choices, undos, follows) per client and hour
+SEEDS_PER_IP = 300               # seed POSTs (add, remove) per client and hour
+SEED_FILES_PER_IP = 30           # of which with a file (up to 2 MB to parse) per client and hour
 CSRF_COOKIE = "digestd_csrf"
 HONEYPOT = "website"             # a field people never see and bots love to fill
 
@@ -38,6 +40,8 @@ class Guard:
         self.proxies = _networks(site.config.web.trusted_proxies)
         self.test_hits: dict[str, deque] = {}
         self.feedback_hits: dict[str, deque] = {}
+        self.seed_hits: dict[str, deque] = {}
+        self.seed_file_hits: dict[str, deque] = {}
 
     def keyed(self, kind: str, value: str) -> str:
         """A keyed hash: rate limits are counted without storing addresses or IPs."""
@@ -152,6 +156,20 @@ class Guard:
         past FEEDBACK_PER_IP in the last hour."""
         self._allow(request, self.feedback_hits, FEEDBACK_PER_IP, "Too many requests",
                     "Please wait a few minutes before sending more feedback. Nothing was "
+                    "changed.")
+
+    def allow_seeds(self, request: Request) -> None:
+        """Counts a seed POST (add or remove) from this client; a 429 page past
+        SEEDS_PER_IP in the last hour."""
+        self._allow(request, self.seed_hits, SEEDS_PER_IP, "Too many requests",
+                    "Please wait a few minutes before changing your seed papers again. "
+                    "Nothing was changed.")
+
+    def allow_seed_file(self, request: Request) -> None:
+        """Counts a seed file uploaded from this client; a 429 page past SEED_FILES_PER_IP
+        in the last hour."""
+        self._allow(request, self.seed_file_hits, SEED_FILES_PER_IP, "Too many files",
+                    "Please wait a while before sending another seed file. Nothing was "
                     "changed.")
 
     def _allow(self, request: Request, clients: dict[str, deque], limit: int, heading: str,

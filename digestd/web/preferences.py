@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from ..models import Subscriber
+from ..relevance.seeding import MAX_SEEDS
 from ..render import period_label
 from ..schedule import Schedule, next_slot
 from ..validators import time_zones
@@ -18,6 +19,7 @@ from .forms import MIN_SCORES, SubscriptionForm
 from .guard import Guard
 from .links import Tokens
 from .ruletest import TEST_DAYS, RuleTester, RuleTests
+from .seeds import MAX_FILE, SeedReports
 from .site import Site
 
 log = logging.getLogger("digestd.web")
@@ -25,7 +27,19 @@ log = logging.getLogger("digestd.web")
 ARCHIVE_PAGE = 20                # past digests per page of the archive list
 NOTICES = ("saved", "paused", "resumed", "welcome", "already", "links_reset",
            "feedback_forgotten")
+SEED_NOTICES = ("seeded", "seed_removed", "seed_gone")  # shown in the "Seed papers" card
 
+
+
+def min_score_choices(current: float | None) -> list[tuple[str, str]]:
+    """The preferences form's min_score options as (value, label): MIN_SCORES, plus the
+    subscriber's own value when it is another (set with `subscribers set --min-score`), so
+    saving the form keeps it."""
+    choices = [("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES]
+    if current is not None and f"{current:g}" not in {v for v, _ in choices}:
+        choices.append((f"{current:g}", f"Leave out matches less similar than {current:g} "
+                                        "(as set for you)"))
+    return choices
 
 class PreferencePages:
     """GET and POST /p/TOKEN and its actions: /pause, /resume, /delete, /reset, /data.json."""
@@ -35,6 +49,7 @@ class PreferencePages:
         self.guard = guard
         self.tokens = tokens
         self.tester = tester
+        self.seed_reports = SeedReports(site.clock)
 
     def next_digest(self, sub: Subscriber) -> str:
         """When the subscriber's next digest is due, in their own words and zone:
@@ -54,12 +69,15 @@ class PreferencePages:
     def preferences_page(self, request: Request, sub: Subscriber, token: str, *,
                          form: SubscriptionForm | None = None, status: int = 200,
                          notice: str | None = None, tests: RuleTests | None = None,
-                         delete_error: str | None = None, page: int = 1) -> Response:
+                         delete_error: str | None = None, page: int = 1,
+                         seed_notice: str | None = None, seed_report: str | None = None,
+                         seed_error: str | None = None) -> Response:
         csrf, cookie = self.guard.csrf(request, sub.id)
         digests, total = self.site.store.digest_archive(sub.id, limit=ARCHIVE_PAGE,
                                                         offset=(page - 1) * ARCHIVE_PAGE)
         links = self.site.links
-        archive = [{"label": period_label(d.period), "url": links.digest(sub.id, d.period),
+        archive = [{"label": period_label(d.period),
+                    "url": links.digest(sub.id, d.period, sub.link_gen),
                     "built": d.created_at[:10], "papers": d.papers, "checked": d.checked,
                     "status": d.status} for d in digests]
         pages = max(1, -(-total // ARCHIVE_PAGE))
@@ -72,8 +90,11 @@ class PreferencePages:
             feed_url=links.feed(sub.id, sub.link_gen), archive=archive,
             archive_total=total, archive_page=page, archive_pages=pages,
             feed_days=FEED_DAYS, feed_entries=FEED_ENTRIES, next_digest=next_digest,
-            min_scores=[("" if v is None else f"{v:g}", label) for v, label in MIN_SCORES],
-            feedback=self.site.store.feedback_counts(sub.id))
+            min_scores=min_score_choices(sub.min_score),
+            feedback=self.site.store.feedback_counts(sub.id),
+            seeds=self.site.store.seeds(sub.id), seed_notice=seed_notice,
+            seed_report=self.seed_reports.get(seed_report, sub.id), seed_error=seed_error,
+            max_seeds=MAX_SEEDS, max_seed_file_mb=MAX_FILE // (1024 * 1024))
         return self.guard.with_cookie(response, cookie)
 
     def prefs_subscriber(self, request: Request) -> tuple[Subscriber, str]:
@@ -88,7 +109,9 @@ class PreferencePages:
         except ValueError:
             page = 1
         return self.preferences_page(request, sub, token, page=page,
-                                     notice=notice if notice in NOTICES else None)
+                                     notice=notice if notice in NOTICES else None,
+                                     seed_notice=notice if notice in SEED_NOTICES else None,
+                                     seed_report=request.query_params.get("report"))
 
     async def save_preferences(self, request: Request) -> Response:
         sub, token = self.prefs_subscriber(request)

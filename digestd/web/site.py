@@ -37,7 +37,7 @@ WEB_EVENTS = ("subscribe_confirmation_queued", "subscribe_manage_link_queued",
               "csrf_rejected", "token_rejected", "link_replaced", "mail_kick_failed",
               "digest_page", "feed_full", "feed_not_modified", "feedback_more",
               "feedback_less", "feedback_undone", "feedback_forgotten", "author_followed",
-              "author_unfollowed")
+              "author_unfollowed", "seeds_added", "seeds_removed", "seeds_refused")
 
 Mailer = Callable[[], Awaitable[Any]]
 Clock = Callable[[], float]
