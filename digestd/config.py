@@ -101,7 +101,7 @@ def _plain_address(value: str, what: str) -> str:
         raise ValueError(example, *e.args[1:]) from None
     local = value.strip().rpartition("@")[0]
     if "+" in local:
-        raise ValueError(example, f'without a "+" of its own: digestd adds "+TOKEN" to it')
+        raise ValueError(example, 'without a "+" of its own: digestd adds "+TOKEN" to it')
     longest = 64 - 1 - MAIL_TOKEN_MAX
     if len(local) > longest:
         raise ValueError(example, f"its local part ({local!r}) has {len(local)} characters, at "

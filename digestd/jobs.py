@@ -24,8 +24,16 @@ from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: uni
 from .logs import setup_logging
 from .match import Matcher
 from .models import Digest, Paper, PaperMatch, Subscriber
-from .ranking import LEFT_OUT, MATCH, RECOMMENDED, Ranking, Wanted, profiles_of, rank_day, \
-    todays_order
+from .ranking import (
+    LEFT_OUT,
+    MATCH,
+    RECOMMENDED,
+    Ranking,
+    Wanted,
+    profiles_of,
+    rank_day,
+    todays_order,
+)
 from .render import DkimSigner, Links, Renderer
 from .schedule import (
     Decision,

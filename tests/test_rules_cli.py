@@ -9,7 +9,6 @@ from digestd.cli import main
 
 from .conftest import init_offline
 
-
 CORPUS = Path(__file__).parent / "data" / "hf_listings.json"
 
 
