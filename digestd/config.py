@@ -814,7 +814,7 @@ def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> Non
         return
     from email.utils import parseaddr
 
-    from .render import DkimSigner
+    from .mime import DkimSigner
 
     domain = config.dkim.domain or parseaddr(config.delivery.from_)[1].rpartition("@")[2]
     try:

@@ -37,7 +37,7 @@ from pathlib import Path
 import aiosmtplib
 
 from .config import SmtpConfig
-from .render import to_7bit
+from .mime import to_7bit
 from .store import OutboxRow, Store, utcnow
 from .tokens import bounce_token, plus_address
 

@@ -92,7 +92,7 @@ def dkim_domain(config: Config) -> str:
 
 
 def make_signer(config: Config):
-    from .render import DkimSigner
+    from .mime import DkimSigner
 
     return DkimSigner(config.dkim.selector, dkim_domain(config), config.dkim.private_key)
 

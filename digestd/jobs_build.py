@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from .config import Config, web_secret
 from .match import Matcher
+from .mime import DkimSigner
 from .models import Digest, Paper, PaperMatch, Subscriber
 from .ranking import (
     LEFT_OUT,
@@ -28,7 +29,7 @@ from .ranking import (
     rank_day,
     todays_order,
 )
-from .render import DkimSigner, Links, Renderer
+from .render import Links, Renderer
 from .schedule import (
     Decision,
     Schedule,

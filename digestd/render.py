@@ -1,21 +1,16 @@
-"""Render digests: the Jinja environment, the text and HTML bodies, the MIME message and its headers.
-
-The MIME bytes are assembled here by hand rather than with `email.message`: the stdlib's
-quoted-printable encoder is pure Python and costs ~14 ms for a 35 KB body, which would make
-rendering the slowest step of the daily cycle. `binascii.b2a_qp` does the same in C.
+"""Render digests: the Jinja environment, the text and HTML bodies, each digest's message and
+its headers. The MIME assembly, encodings and DKIM are in mime.py (re-exported here).
 """
 
 from __future__ import annotations
 
-import binascii
 import functools
 import heapq
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email.header import Header
-from email.utils import format_datetime, formataddr, parseaddr
+from email.utils import parseaddr
 from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +19,19 @@ import jinja2
 import jinja2.ext
 from markupsafe import Markup, escape
 
+from .mime import (
+    DkimSigner,
+    address_domain,
+    address_header,
+    ascii_html,
+    build_alternative,
+    check_address,
+    date_header,
+    encode_text,
+    one_line,
+    safe_token,
+    sender_id,
+)
 from .models import Digest, Paper, PaperMatch
 from .text import words
 from .tokens import (
@@ -39,14 +47,6 @@ from .tokens import (
 ABSTRACT_CHARS = 300
 WHY_CHARS = 200  # the email's "matched:" line at most (a digest's page shows all of it)
 TEXT_WIDTH = 78  # the plain-text part wraps here (RFC 5322 2.1.1 recommends 78)
-
-# RFC 6376 lets the signer choose; these are the headers a forger would want to change, plus
-# the RFC 8058 pair, which MUST be signed for one-click unsubscribe to be honoured, the
-# Feedback-ID that complaints are grouped by, and the MIME headers that say how to read the
-# body (a body re-labelled with another Content-Type would still verify otherwise). A header
-# a message lacks (List-Id in a confirmation) is signed as absent: it cannot be added later.
-DKIM_HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "List-Id", "List-Unsubscribe",
-                "List-Unsubscribe-Post", "Feedback-ID", "MIME-Version", "Content-Type")
 
 
 def bundled_templates() -> Path:
@@ -335,29 +335,6 @@ def period_label(period: str) -> str:
     return period[:10] if re.match(r"\d{4}-\d{2}-\d{2}T", period) else period
 
 
-class DkimSigner:
-    """DKIM-signs finished messages (dkimpy, rsa-sha256 or ed25519-sha256, relaxed/relaxed)."""
-
-    def __init__(self, selector: str, domain: str, private_key: bytes) -> None:
-        import dkim  # imported here: only needed when DKIM is configured
-
-        self._dkim = dkim
-        self.selector = selector.encode("ascii")
-        self.domain = domain.encode("ascii")
-        self.key = private_key
-        self.algorithm = (b"ed25519-sha256" if b"PRIVATE KEY" not in private_key
-                          else b"rsa-sha256")
-        # fail at startup, not on the first digest, when the key is unusable
-        self.sign(b"From: a@" + self.domain + b"\r\nTo: b@" + self.domain + b"\r\n\r\nx\r\n")
-
-    def sign(self, message: bytes) -> bytes:
-        header = self._dkim.sign(message, self.selector, self.domain, self.key,
-                                 canonicalize=(b"relaxed", b"relaxed"),
-                                 signature_algorithm=self.algorithm,
-                                 include_headers=[h.encode() for h in DKIM_HEADERS])
-        return header + message
-
-
 class Renderer:
     """Renders digests to message bytes. Build one per run: templates and styles load once."""
 
@@ -395,17 +372,17 @@ class Renderer:
         self.dkim = dkim
         name, address = parseaddr(from_addr)
         self.envelope_from = address
-        self.domain = _domain(address)
-        self.list_name = _one_line(name) or "Paper digest"
-        self.from_header = _address_header(name, address)
-        self.reply_to_header = _address_header(*parseaddr(reply_to)) if reply_to else ""
+        self.domain = address_domain(address)
+        self.list_name = one_line(name) or "Paper digest"
+        self.from_header = address_header(name, address)
+        self.reply_to_header = address_header(*parseaddr(reply_to)) if reply_to else ""
         self.mailto = parseaddr(unsubscribe_mailto)[1] if unsubscribe_mailto else address
         self.mailto_tokens = bool(return_path)
         if return_path and not unsubscribe_mailto:
             self.mailto = f"unsubscribe@{self.domain}"
-        _check_address(self.mailto)
-        self.feedback_id = _one_line(feedback_id) or sender_id(self.domain)
-        self.list_id = _encode_text(f"{self.list_name} <digest.{self.domain}>")
+        check_address(self.mailto)
+        self.feedback_id = one_line(feedback_id) or sender_id(self.domain)
+        self.list_id = encode_text(f"{self.list_name} <digest.{self.domain}>")
 
     def context(self, digest: Digest) -> dict:
         """The variables of digest.txt/.html (and empty.txt/.html); `items` are the papers
@@ -514,7 +491,7 @@ class Renderer:
         text, html = self._bodies(digest, ctx)
         sub = digest.subscriber
         token = ctx["unsubscribe_url"].rpartition("/")[2]
-        message_id = (f"<digest.{_safe(digest.period)}.{sub.id}.{secrets.token_hex(8)}"
+        message_id = (f"<digest.{safe_token(digest.period)}.{sub.id}.{secrets.token_hex(8)}"
                       f"@{self.domain}>")
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"
         if self.mailto_tokens:
@@ -522,9 +499,9 @@ class Renderer:
             mailto = f"mailto:{plus_address(self.mailto, token)}?subject=unsubscribe%20{token}"
         headers = [
             ("From", self.from_header),
-            ("To", _address_header(sub.name, sub.email)),
-            ("Subject", _encode_text(ctx["subject"])),
-            ("Date", _date_header(now or datetime.now(timezone.utc))),
+            ("To", address_header(sub.name, sub.email)),
+            ("Subject", encode_text(ctx["subject"])),
+            ("Date", date_header(now or datetime.now(timezone.utc))),
             ("Message-ID", message_id),
         ]
         if self.reply_to_header:
@@ -545,174 +522,3 @@ class Renderer:
         return message_id, raw
 
 
-def notice_message(*, from_addr: str, to: str, subject: str, text: str, html: str, kind: str,
-                   reply_to: str = "", feedback_id: str = "", dkim: DkimSigner | None = None,
-                   now: datetime | None = None) -> tuple[str, bytes]:
-    """(Message-ID, RFC 5322 bytes) of a short message that is not a digest (a
-    confirmation, a preferences link, an unsubscribe notice), built as digests are: CRLF line
-    ends, the same From, Date, Message-ID, Auto-Submitted and Feedback-ID headers, a text and
-    an HTML part, DKIM-signed when `dkim` is given. `kind` names it in the Message-ID and
-    the Feedback-ID ("confirm", "manage", "unsubscribed")."""
-    name, address = parseaddr(from_addr)
-    domain = _domain(address)
-    message_id = f"<{_safe(kind)}.{secrets.token_hex(10)}@{domain}>"
-    headers = [
-        ("From", _address_header(name, address)),
-        ("To", _address_header("", to)),
-        ("Subject", _encode_text(subject)),
-        ("Date", format_datetime(now or datetime.now(timezone.utc))),
-        ("Message-ID", message_id),
-    ]
-    if reply_to:
-        headers.append(("Reply-To", _address_header(*parseaddr(reply_to))))
-    headers += [
-        ("Auto-Submitted", "auto-generated"),
-        ("Feedback-ID", f"{_safe(kind)}:notice:digestd:"
-                        f"{_one_line(feedback_id) or sender_id(domain)}"),
-    ]
-    raw = build_alternative(headers, text, ascii_html(html), eight_bit=dkim is None)
-    if dkim is not None:
-        raw = dkim.sign(raw)
-    return message_id, raw
-
-
-@functools.lru_cache(maxsize=64)  # a build stamps all its digests with the same time
-def _date_header(when: datetime) -> str:
-    return format_datetime(when)
-
-
-def ascii_html(html: str) -> str:
-    # C speed, and the same document for every HTML parser (the text part keeps its UTF-8)
-    return html if html.isascii() else html.encode("ascii", "xmlcharrefreplace").decode("ascii")
-
-
-# -- MIME ----------------------------------------------------------------------------------------
-
-def build_alternative(headers: list[tuple[str, str]], text: str, html: str, *,
-                      eight_bit: bool = False) -> bytes:
-    """A multipart/alternative message (text first, then HTML) from already-safe headers.
-
-    Bodies are 7bit when they are plain ASCII with short lines, else 8bit UTF-8 when
-    `eight_bit` allows it, else quoted-printable (C speed via binascii). The boundary
-    starts with "=_", which quoted-printable can never produce, and is checked against
-    7bit and 8bit bodies.
-    """
-    text_cte, text_body = encode_body(text, eight_bit=eight_bit)
-    html_cte, html_body = encode_body(html, eight_bit=eight_bit)
-    boundary = "=_digestd_" + secrets.token_hex(12)
-    marker = boundary.encode("ascii")
-    while marker in text_body or marker in html_body:  # pragma: no cover - 2**-96
-        boundary = "=_digestd_" + secrets.token_hex(12)
-        marker = boundary.encode("ascii")
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    head += ("MIME-Version: 1.0\r\n"
-             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
-    return b"".join((
-        head.encode("ascii"),
-        b"--", marker, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
-        b"Content-Transfer-Encoding: ", text_cte, b"\r\n\r\n", text_body, b"\r\n",
-        b"--", marker, b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\n"
-        b"Content-Transfer-Encoding: ", html_cte, b"\r\n\r\n", html_body, b"\r\n",
-        b"--", marker, b"--\r\n",
-    ))
-
-
-# a line of at most this many characters fits the 998 octets of RFC 5322 in any UTF-8
-_SHORT_ANY_UTF8 = 998 // 4
-
-
-def encode_body(text: str, *, eight_bit: bool = False) -> tuple[bytes, bytes]:
-    """(Content-Transfer-Encoding, body bytes with CRLF line ends and lines <= 998 octets)."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    longest = max(map(len, lines))
-    if "\0" not in text and longest <= 998:
-        if text.isascii():
-            return b"7bit", "\r\n".join(lines).encode("ascii")
-        if eight_bit and (longest <= _SHORT_ANY_UTF8 or all(
-                len(line.encode("utf-8")) <= 998 for line in lines
-                if len(line) > _SHORT_ANY_UTF8)):
-            return b"8bit", "\r\n".join(lines).encode("utf-8")
-    # b2a_qp keeps the CRLF line ends it finds, encodes "=", non-ASCII bytes and trailing
-    # white space, and soft-breaks lines at 76 characters
-    body = binascii.b2a_qp("\r\n".join(lines).encode("utf-8"), istext=True)
-    if b"\r\n" not in body:
-        # no line end to copy (a one-line body): b2a_qp soft-breaks with a bare LF
-        body = body.replace(b"\n", b"\r\n")
-    return b"quoted-printable", body
-
-
-def to_7bit(message: bytes) -> bytes:
-    """The message with its 8bit parts made quoted-printable, for a server that does not
-    announce 8BITMIME (RFC 6152 forbids sending 8bit data to it). Rare, so the stdlib's
-    parser does the walking; the text of every part stays the same."""
-    if message.isascii():
-        return message
-    import email
-    import email.policy
-
-    msg = email.message_from_bytes(message, policy=email.policy.SMTP)
-    for part in msg.walk():
-        if part.is_multipart() or part.get("Content-Transfer-Encoding", "").lower() != "8bit":
-            continue
-        body = part.get_payload(decode=True).replace(b"\r\n", b"\n")
-        part.set_payload(binascii.b2a_qp(body, istext=True).decode("ascii"))
-        part.replace_header("Content-Transfer-Encoding", "quoted-printable")
-    return msg.as_bytes()
-
-
-# -- headers ------------------------------------------------------------------------------------
-
-_ADDR = re.compile(r"[^\s@<>()\[\],;:\"\\]+@[A-Za-z0-9.-]+")
-
-
-def _check_address(address: str) -> str:
-    """Refuse anything that is not a plain addr-spec: no CR/LF, spaces or brackets can slip
-    through into a header or the SMTP envelope."""
-    if not _ADDR.fullmatch(address) or not address.isascii():
-        raise ValueError(f"not a usable email address: {address!r}")
-    return address
-
-
-def _address_header(name: str, address: str) -> str:
-    """`Name <addr>` with the name quoted or RFC 2047-encoded as needed; CR/LF never survive."""
-    _check_address(address)
-    name = _one_line(name)
-    if not name:
-        return address
-    return _fold(formataddr((name, address), charset="utf-8"))
-
-
-def _encode_text(text: str) -> str:
-    """Unstructured header text on one line, RFC 2047-encoded when not ASCII."""
-    text = _one_line(text)
-    if text.isascii() and len(text) < 900:
-        return text
-    return _fold(Header(text, "utf-8").encode())
-
-
-def _fold(value: str) -> str:
-    # email.header folds with bare "\n "; on the wire a header continues after CRLF + space
-    return value.replace("\r\n", "\n").replace("\n", "\r\n")
-
-
-def _one_line(text: str) -> str:
-    """User-supplied header text on one line: CR/LF can never start a new header."""
-    return re.sub(r"[\r\n\t\x00-\x1f\x7f\u2028\u2029\x85]+", " ", text).strip()
-
-
-def sender_id(domain: str) -> str:
-    """The Feedback-ID sender id made from the From domain: its first label, 5 to 15
-    characters as Google advises ("example" for example.org, "ab-mail" for ab.io)."""
-    label = re.sub(r"[^a-z0-9-]", "", domain.lower().partition(".")[0])[:15] or "digestd"
-    return label if len(label) >= 5 else f"{label}-mail"
-
-
-def _domain(address: str) -> str:
-    domain = address.rpartition("@")[2]
-    return domain if re.fullmatch(r"[A-Za-z0-9.-]+", domain or "") else "localhost"
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text)

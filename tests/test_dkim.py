@@ -15,7 +15,7 @@ import pytest
 from digestd.deliver import send_smtp
 from digestd.errors import ConfigError
 from digestd.jobs import make_renderer
-from digestd.render import DKIM_HEADERS
+from digestd.mime import DKIM_HEADERS
 from digestd.store import Store
 
 from .test_deliver import smtp

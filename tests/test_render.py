@@ -76,7 +76,8 @@ import re  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from digestd.render import by_relevance, encode_body, inline_styles, to_7bit  # noqa: E402
+from digestd.mime import encode_body, to_7bit  # noqa: E402
+from digestd.render import by_relevance, inline_styles  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 
@@ -382,6 +383,6 @@ def test_rates_never_read_about_0_a_day():
     ("example.org", "example"), ("ab.io", "ab-mail"), ("mail.example.org", "mail-mail"),
     ("a-very-long-organisation-name.org", "a-very-long-org"), ("localhost", "localhost")])
 def test_feedback_id_sender_id_is_5_to_15_characters(domain, expected):
-    from digestd.render import sender_id
+    from digestd.mime import sender_id
 
     assert sender_id(domain) == expected and 5 <= len(expected) <= 15

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from email.utils import parseaddr
 
 from ..config import Config
-from ..render import notice_message
+from ..mime import notice_message
 from ..store import Store
 
 NOTICE_TEXT = """\

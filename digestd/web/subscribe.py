@@ -11,8 +11,8 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from ..mime import notice_message
 from ..models import Subscriber
-from ..render import notice_message
 from ..tokens import sign
 from ..validators import time_zones
 from .forms import MAX_RULES, SubscriptionForm
