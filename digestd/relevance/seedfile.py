@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +121,21 @@ def _ids_in(fields: Mapping[str, object], *, arxiv_fields: Iterable[str],
     return (picked[0], *picked[1]) if picked else ()
 
 
+def unknown_ids(ids: Sequence[str]) -> str:
+    """'2 unknown ids: arxiv:..., doi:...' (or '1 unknown id: ...'), as every seed report
+    says it; "" for none."""
+    n = len(ids)
+    return f"{n} unknown id{'s' if n != 1 else ''}: {', '.join(ids)}" if n else ""
+
+
+def _keep(seed: Seed | None, where: str, seeds: list[Seed], problems: list[str]) -> None:
+    """A parsed entry: kept as a seed, or reported when it names nothing usable."""
+    if seed is None:
+        problems.append(f"{where}: no title and no arXiv id, DOI or URL")
+    else:
+        seeds.append(seed)
+
+
 def _seed(ids: tuple[str, ...], title: object, abstract: object, where: str,
           tex: bool) -> Seed | None:
     t = clean_title(title, tex=tex) if isinstance(title, str) else ""
@@ -159,11 +174,8 @@ def _bibtex(text: str, name: str) -> SeedFile:
                                             "journal", "howpublished", "url", "doi"],
                       doi_fields=["doi"], url_fields=["url"])
         where = f"{name}:{line} {block.key}"
-        seed = _seed(ids, fields.get("title"), fields.get("abstract"), where, tex=True)
-        if seed is None:
-            problems.append(f"{where}: no title and no arXiv id, DOI or URL")
-        else:
-            seeds.append(seed)
+        _keep(_seed(ids, fields.get("title"), fields.get("abstract"), where, tex=True), where,
+              seeds, problems)
     return SeedFile(tuple(seeds), tuple(problems))
 
 
@@ -185,12 +197,8 @@ def _ris(text: str, name: str) -> SeedFile:
                       doi_fields=["doi"], url_fields=["urls"])
         title = rec.get("title") or rec.get("primary_title") or ""
         where = f"{name}:{line}"
-        seed = _seed(ids, title, rec.get("abstract") or rec.get("notes_abstract"), where,
-                     tex=False)
-        if seed is None:
-            problems.append(f"{where}: no title and no arXiv id, DOI or URL")
-        else:
-            seeds.append(seed)
+        _keep(_seed(ids, title, rec.get("abstract") or rec.get("notes_abstract"), where,
+                    tex=False), where, seeds, problems)
     if len(starts) > len(records):
         problems.append(f"{name}: {len(starts) - len(records)} records not parsed")
     return SeedFile(tuple(seeds), tuple(problems))
@@ -219,11 +227,8 @@ def _json(text: str, name: str) -> SeedFile:
         raw = [rec.get("id"), *(rec.get("ids") or []), rec.get("doi"), rec.get("url")]
         ids = canonical(*(id_of(x) for x in raw if isinstance(x, str)))
         ids_t = (ids[0], *ids[1]) if ids else ()
-        seed = _seed(ids_t, rec.get("title"), rec.get("abstract"), where, tex=False)
-        if seed is None:
-            problems.append(f"{where}: no title and no arXiv id, DOI or URL")
-        else:
-            seeds.append(seed)
+        _keep(_seed(ids_t, rec.get("title"), rec.get("abstract"), where, tex=False), where,
+              seeds, problems)
     return SeedFile(tuple(seeds), tuple(problems))
 
 

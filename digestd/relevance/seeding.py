@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..identity import title_key
 from ..store.records import StoredSeed
 from ..text import words
-from .seedfile import Seed, SeedFile, id_of, parse_seeds, sniff
+from .seedfile import Seed, SeedFile, id_of, parse_seeds, sniff, unknown_ids
 
 MAX_SEEDS = 200  # a subscriber's seeds: the daily cost grows with distinct seeds x papers
 
@@ -62,8 +62,7 @@ class SeedChoice:
         text = f"kept {len(self.rows)} of {self.total} seeds"
         text += (f" for {who}" if who else "") + f" ({new} new)"
         if self.unknown:
-            n = len(self.unknown)
-            text += f"; {n} unknown id{'s' if n != 1 else ''}: {', '.join(self.unknown)}"
+            text += f"; {unknown_ids(self.unknown)}"
         if self.over:
             text += (f"; {self.over} more would pass the limit of {self.limit} seeds: "
                      "remove some first")

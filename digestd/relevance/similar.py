@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import DigestdError
 from .rank import Ranked, rank
-from .seedfile import Seed, SeedFile, id_of, resolve
+from .seedfile import Seed, SeedFile, id_of, resolve, unknown_ids
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,7 @@ def similar(seeds: SeedFile, papers: Sequence, *, liked: Sequence = (),
     if not usable and not liked:
         raise DigestdError("no usable seed paper: "
                            + ("; ".join(seeds.problems) or "the file names none")
-                           + (f"; {len(unknown)} unknown id{'s' if len(unknown) != 1 else ''}: "
-                              + ", ".join(s.id for s in unknown) if unknown else ""))
+                           + (f"; {unknown_ids([s.id for s in unknown])}" if unknown else ""))
     profile_ids = seed_ids.union(*(p.ids for p in (*liked, *disliked)))
     candidates = [p for p in papers
                   if not profile_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
@@ -66,9 +65,7 @@ def seeds_summary(result: Similar, total: int) -> str:
     the seeds the file named plus its problem entries)."""
     text = f"kept {len(result.seeds)} of {total} seeds"
     if result.unknown:
-        n = len(result.unknown)
-        text += (f"; {n} unknown id{'s' if n != 1 else ''}: "
-                 + ", ".join(s.id for s in result.unknown))
+        text += f"; {unknown_ids([s.id for s in result.unknown])}"
     if result.problems:
         n = len(result.problems)
         text += f"; {n} {'entry' if n == 1 else 'entries'} not read"
