@@ -82,6 +82,12 @@ def _file_name(row: OutboxRow) -> str:
     return f"{row.id:06d}-{period}-{who}.eml"
 
 
+def verp_address(return_path: str, secret: bytes, row: OutboxRow) -> str:
+    """The envelope sender of one outbox row: `return_path` with the row's signed bounce
+    token, "bounces+TOKEN@domain" (tokens.bounce_token)."""
+    return plus_address(return_path, bounce_token(secret, row.id, row.subscriber_id))
+
+
 def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
                  stop: Callable[[], bool] | None = None, return_path: str = "",
                  secret: bytes = b"") -> DeliveryReport:
@@ -101,8 +107,7 @@ def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] 
         tmp = path.with_suffix(".tmp")
         head = b""
         if return_path:
-            verp = plus_address(return_path, bounce_token(secret, row.id, row.subscriber_id))
-            head = f"Return-Path: <{verp}>\r\n".encode()
+            head = f"Return-Path: <{verp_address(return_path, secret, row)}>\r\n".encode()
         tmp.write_bytes(head + row.message)
         os.replace(tmp, path)
         store.mark_sent(row.id)
@@ -527,8 +532,7 @@ class SmtpSender:
             options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
             if eight_bit:
                 options.append("BODY=8BITMIME")
-            sender = plus_address(self.return_path, bounce_token(
-                self.secret, row.id, row.subscriber_id)) if self.return_path \
+            sender = verp_address(self.return_path, self.secret, row) if self.return_path \
                 else self.envelope_from
             await client.mail(sender, options=options)
             stage = "RCPT"
