@@ -380,7 +380,7 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
     if not papers or not due:
         return {}
     ids = list(due)
-    seeds = store.seeds_of(ids)
+    seeds = store.seed_texts_of(ids)
     # one read: a list of 100,000 ids would pass SQLite's limit of bound variables
     feedback = {sid: marks for sid, marks in store.feedback_values().items() if sid in due}
     if not seeds and not any(v > 0 for marks in feedback.values() for v in marks.values()):

@@ -71,7 +71,7 @@ def profiles_of(subscriber_ids: Iterable[int], seeds: Mapping[int, Sequence],
                 feedback: Mapping[int, Mapping[int, int]],
                 papers: Mapping[int, Paper]) -> dict[int, ProfileSeeds]:
     """Subscriber id -> ProfileSeeds for those with at least one usable positive: their
-    seeds (store.seeds_of) and the papers they marked "more like this" (value +1 in
+    seeds (store.seed_texts_of) and the papers they marked "more like this" (value +1 in
     store.feedback_values, papers from store.papers_by_pk); "less like this" (-1) are the
     negatives. A seed or paper without a word of text cannot describe anything and is left
     out (a profile of only such seeds is no profile)."""
@@ -194,14 +194,9 @@ def _rank_one(day: DayScores, key: Hashable, row: np.ndarray, want: Wanted,
 
 def _similar_to(day: DayScores, key: Hashable, paper_ids: Sequence[str],
                 index: Mapping[str, int]) -> dict[str, str]:
-    """Paper id -> the (shortened) title of the profile's positive seed most like it: one
-    small product of the profile's seeds with these papers."""
+    """Paper id -> the (shortened) title of the profile's positive seed most like it."""
     if not paper_ids:
         return {}
-    pos = day.positives[day.row[key]]
-    cols = [index[pid] for pid in paper_ids]
-    sims = day.seed_vectors[pos] @ day.paper_vectors[cols].T
-    sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
-    best = np.argmax(sims, axis=0)
-    return {pid: shorten(" ".join(day.seed_titles[pos[int(b)]].split()), SEED_TITLE_CHARS)
+    best = day.nearest_positives(key, [index[pid] for pid in paper_ids])
+    return {pid: shorten(" ".join(day.seed_titles[b].split()), SEED_TITLE_CHARS)
             for pid, b in zip(paper_ids, best)}

@@ -49,6 +49,9 @@ class DayScores:
         self.negatives = negatives
         self.row = {k: i for i, k in enumerate(keys)}
         self.weights = P.profile_weights(positives, negatives, len(seed_titles))
+        # every seed against every paper, once, where it fits (profile.COSINE_BYTES): the
+        # scores and each paper's nearest seed are then read from it, not multiplied again
+        self.cosines = P.seed_paper_cosines(seed_vectors, paper_vectors)
 
     @classmethod
     def build(cls, papers: Sequence[HasText], profiles: Mapping[Hashable, ProfileSeeds], *,
@@ -82,13 +85,27 @@ class DayScores:
         """(profile keys, (len(keys), n_papers) float32 cosines), `chunk` profiles at a time;
         memory is bounded as profile.iter_scores says."""
         for start, block in P.iter_scores(self.weights, self.seed_vectors, self.paper_vectors,
-                                          chunk=chunk):
+                                          chunk=chunk, cosines=self.cosines):
             yield self.keys[start:start + len(block)], block
 
     def scores(self, key: Hashable) -> np.ndarray:
         """One profile's (n_papers,) cosines."""
         i = self.row[key]
         return P.scores(self.weights[i:i + 1], self.seed_vectors, self.paper_vectors)[0]
+
+    def nearest_positives(self, key: Hashable, paper_indexes: Sequence[int]) -> list[int]:
+        """For each paper (an index into `papers`), the seed row (into `seed_titles`) of the
+        profile's positive most like it; [] for a profile without positives."""
+        pos = self.positives[self.row[key]]
+        if not pos or not len(paper_indexes):
+            return []
+        cols = list(paper_indexes)
+        if self.cosines is not None:
+            sims = self.cosines[np.ix_(pos, cols)]
+        else:
+            sims = self.seed_vectors[pos] @ self.paper_vectors[cols].T
+            sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+        return [pos[int(b)] for b in np.argmax(sims, axis=0)]
 
     def ranked(self, key: Hashable, top: int | None = None) -> list[Ranked]:
         """One profile's papers best first, each with its score and why."""
