@@ -239,7 +239,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
     started = time.perf_counter()
     ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
-                       first_index, sent)
+                       first_index, sent, method=config.relevance.method)
     report.rank_s = time.perf_counter() - started
     report.ranked = len(ranked)
     batch = list(due.items())
@@ -373,10 +373,11 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
 
 def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
               matched: dict[int, list[PaperMatch]], position: dict[str, int],
-              first_index: dict[int, int], sent: dict[int, set[str]]) -> dict[int, Ranking]:
-    """Subscriber id -> their digest ranked by their profile (ranking.py), for the due
-    subscribers (of this shard) with seeds or "more like this" papers; the others are not
-    in it and keep today's order."""
+              first_index: dict[int, int], sent: dict[int, set[str]], *,
+              method: str = "tfidf") -> dict[int, Ranking]:
+    """Subscriber id -> their digest ranked by their profile (ranking.py) in the text space
+    `method` ([relevance] method), for the due subscribers (of this shard) with seeds or
+    "more like this" papers; the others are not in it and keep today's order."""
     if not papers or not due:
         return {}
     ids = list(due)
@@ -396,7 +397,7 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
         sub = due[sid]
         wanted[sid] = Wanted(items=items, start=start, sent=sent.get(sid, set()),
                              recommend=sub.recommend, min_score=sub.min_score)
-    ranked = rank_day(papers, profiles, wanted)
+    ranked = rank_day(papers, profiles, wanted, method=method)
     log.info("event=ranked profiles=%d ranked=%d papers=%d", len(wanted), len(ranked),
              len(papers))
     return ranked

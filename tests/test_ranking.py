@@ -276,3 +276,50 @@ def test_a_day_that_cannot_be_vectorized_ranks_nobody():
     blank = [Paper(id=f"x:{i}", title="", abstract="") for i in range(3)]
     profiles = {1: ProfileSeeds((StoredSeed("title:a", "", ""),))}
     assert rank_day(blank, profiles, {1: Wanted(items=())}) == {}
+
+
+async def test_the_semantic_extra_ranks_the_build_with_the_same_meaning_of_min_score(
+        tmp_path, smtp_sink):
+    """`[relevance] method = "semantic"`: the build ranks by WordLlama embeddings (from the
+    wheel), the seeds' papers lead, and its cosines are put on the TF-IDF scale, so the
+    same min_score leaves out a share of matches of the same size as with TF-IDF."""
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    order = todays(BROAD)
+    liked = order[-3:]
+    kept = {}
+    for method in ("tfidf", "semantic"):
+        (tmp_path / method).mkdir()
+        d = Day(tmp_path / method, smtp_sink, f'[relevance]\nmethod = "{method}"\n')
+        try:
+            assert d.config.relevance.method == method
+            subscriber(d, f"{method}@example.org", seeds=liked, min_score=0.025)
+            d.send()
+            text, html = parts(d.mails(f"{method}@example.org")[-1])
+            # today's order puts them last of 107; a centroid of three unlike seeds may put a
+            # paper near two of them above the third
+            assert {p.title for p in liked} <= set(shown_titles(html)[:5])
+            assert labelled(text, "matched")[0].count(" · similar to: ") == 1
+            got = kinds(d, f"{method}@example.org")
+            kept[method] = sum(1 for _, _, k in got if k != LEFT_OUT)
+        finally:
+            d.store.close()
+    # 0.025 keeps a like share of the 107 matches in either space (27 and 18 when written):
+    # without the map onto the TF-IDF scale, semantic cosines (0.3 to 0.7) would keep all
+    assert all(10 <= n <= 60 for n in kept.values()), kept
+    assert max(kept.values()) <= 2 * min(kept.values()), kept
+
+
+def test_config_check_says_how_to_get_the_semantic_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from digestd.config import load_config
+    from digestd.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wordllama" else real(name, *a))
+    path = tmp_path / "c.toml"
+    path.write_text('[relevance]\nmethod = "semantic"\n')
+    with pytest.raises(ConfigError, match=r"c.toml:2: relevance.method must be \"tfidf\" unless "
+                       r"the semantic extra is installed.*pip install 'digestd\[semantic\]'"):
+        load_config(path)
