@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -109,23 +109,34 @@ class Wanted:
 
 
 def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
-             wanted: Mapping[Hashable, Wanted], *, method: str = METHOD
+             wanted: Mapping[Hashable, Wanted], *, method: str = METHOD,
+             known: Mapping[tuple[str, str], np.ndarray] | None = None,
+             remember: Callable[[dict[tuple[str, str], np.ndarray]], None] | None = None
              ) -> dict[Hashable, Ranking]:
     """Subscriber key -> Ranking, for the keys of `profiles` (the others keep today's order:
     the caller gives them todays_order). The papers and every profile's seeds are vectorized
     once (DayScores) and the scores read in blocks of profiles. A profile whose ranking
     fails is logged and gets today's order; if the day's space cannot be built at all,
     nobody is ranked (an empty dict), and the digests go out in today's order. `method`:
-    "tfidf" or "semantic" (scores mapped onto the TF-IDF scale, see SCALE)."""
+    "tfidf" or "semantic" (scores mapped onto the TF-IDF scale, see SCALE). `known` and
+    `remember` (semantic): the seed vectors kept from earlier builds, by (title, abstract),
+    and where to hand the ones embedded now (DayScores.build)."""
     keys = [k for k in profiles if k in wanted]
     if not keys or not papers:
         return {}
     try:
-        day = DayScores.build(papers, {k: profiles[k] for k in keys}, method=method)
+        day = DayScores.build(papers, {k: profiles[k] for k in keys}, method=method,
+                              known=known)
     except Exception as e:  # noqa: BLE001 (relevance must never hold the digests back)
         log.error("event=ranking_failed scope=day profiles=%d error_type=%s error=%r",
                   len(keys), type(e).__name__, str(e)[:200])
         return {}
+    if remember is not None and day.embedded:
+        try:
+            remember(day.embedded)
+        except Exception as e:  # noqa: BLE001 (not kept: embedded again next time)
+            log.warning("event=seed_vectors_not_kept count=%d error_type=%s error=%r",
+                        len(day.embedded), type(e).__name__, str(e)[:200])
     index = {p.id: j for j, p in enumerate(papers)}
     a, b = SCALE.get(method, (1.0, 0.0))
     out: dict[Hashable, Ranking] = {}

@@ -323,3 +323,47 @@ def test_config_check_says_how_to_get_the_semantic_extra(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"c.toml:2: relevance.method must be \"tfidf\" unless "
                        r"the semantic extra is installed.*pip install 'digestd\[semantic\]'"):
         load_config(path)
+
+
+def test_the_semantic_build_embeds_each_seed_text_once(tmp_path, monkeypatch):
+    """A seed's embedding never changes: the first build keeps the vectors of the seed texts
+    it embedded (seed_vectors), the next embeds the day's papers only and ranks the same;
+    a dry run keeps nothing."""
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    from digestd.jobs_build import _rankings
+    from digestd.relevance import semantic
+    from digestd.store import Store
+
+    papers = day_of_papers()
+    order = todays(BROAD)
+    embedded: list[int] = []
+    real = semantic.SemanticSpace.vectors
+    monkeypatch.setattr(semantic.SemanticSpace, "vectors",
+                        lambda self, texts: embedded.append(len(texts)) or real(self, texts))
+    with Store(tmp_path / "s.sqlite3") as store:
+        sids = [store.add_subscriber(f"r{i}@example.org", [BROAD]).id for i in range(3)]
+        for i, sid in enumerate(sids):  # four distinct texts among six seeds
+            store.add_seeds(sid, [seed(p) for p in order[-2 - i:][:2]])
+        subs = {s.id: s for s in store.subscribers("active")}
+        matched = Matcher({sid: (BROAD,) for sid in sids}).match(papers)
+        position = {p.id: i for i, p in enumerate(papers)}
+
+        def rank(keep=True):
+            embedded.clear()
+            got = _rankings(store, subs, papers, matched, position, dict.fromkeys(sids, 0), {},
+                            method="semantic", keep=keep)
+            return {sid: [m.paper.id for m in r.items] for sid, r in got.items()}, embedded[:]
+
+        dry, calls = rank(keep=False)
+        assert calls == [len(papers) + 4] and store.seed_vectors(range(100), semantic.MODEL_KEY) == {}
+        first, calls = rank()
+        assert calls == [len(papers) + 4] and first == dry
+        kept = store.seed_vectors(range(100), semantic.MODEL_KEY)
+        assert len(kept) == 4 and all(len(v) == 4 * semantic.DIM for v in kept.values())
+        again, calls = rank()
+        assert calls == [len(papers)] and again == first  # the papers only, the same order
+        # a text no reader names any more goes, with its vectors
+        store.remove_seeds(sids[0], [seed(order[-2]).paper_id])
+        assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 4  # r1 names it
+        store.remove_seeds(sids[1], [seed(p).paper_id for p in order[-3:-1]])
+        assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 3  # r2 names o[-3]

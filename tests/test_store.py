@@ -233,7 +233,7 @@ def test_seeds_made_before_seed_texts_keep_their_text_shared_after_the_migration
             ("arxiv:2", "Two, with an abstract from a RIS file.", "x.ris")]
         texts = lambda: store.db.execute("SELECT count(*) FROM seed_texts").fetchone()[0]  # noqa: E731
         assert texts() == 3  # arxiv:1 once; arxiv:2 with and without its abstract
-        shared = store.seed_texts_of([1, 2])
+        shared, _ = store.seed_texts_of([1, 2])
         assert shared[1][0] is shared[2][0]  # one object for the text both gave
         assert [s.abstract for s in shared[2]] == ["About one.",
                                                     "Two, with an abstract from a RIS file."]

@@ -306,6 +306,16 @@ MIGRATIONS: list[tuple[str, str]] = [
                 AND NOT EXISTS (SELECT 1 FROM seeds WHERE text_id = old.text_id);
         END;
     """),
+    # the semantic extra's vector of each seed text ([relevance] method = "semantic"): a
+    # text's embedding never changes, so the build embeds only the texts it has not seen
+    ("seed_vectors", """
+        CREATE TABLE seed_vectors (
+            text_id INTEGER NOT NULL REFERENCES seed_texts(id) ON DELETE CASCADE,
+            model   TEXT NOT NULL,  -- the model and its size, e.g. wordllama/l2_supercat/256
+            vector  BLOB NOT NULL,  -- float32, little-endian
+            PRIMARY KEY (text_id, model)
+        ) WITHOUT ROWID;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..models import Paper
 from .records import PAPER_COLUMNS, StoredSeed, utcnow
@@ -66,10 +66,11 @@ class SeedStore:
         return out
 
     def seed_texts_of(self, subscriber_ids: Sequence[int] | None = None
-                      ) -> dict[int, list[StoredSeed]]:
+                      ) -> tuple[dict[int, list[StoredSeed]], dict[int, StoredSeed]]:
         """Like seeds_of, but one StoredSeed object per distinct text, shared by every reader
         who gave it (without `origin` and `added_at`): the daily build's profiles need the
-        text only, and 800,000 seed rows name tens of thousands of texts."""
+        text only, and 800,000 seed rows name tens of thousands of texts. Returns (seeds by
+        subscriber id, the same objects by text id: the key of seed_vectors)."""
         rows, texts = self._seed_rows(subscriber_ids)
         shared: dict[int, StoredSeed] = {}
         out: dict[int, list[StoredSeed]] = {}
@@ -78,7 +79,32 @@ class SeedStore:
             if seed is None:
                 seed = shared[text_id] = StoredSeed(paper_id, *texts[text_id])
             out.setdefault(sid, []).append(seed)
+        return out, shared
+
+    def seed_vectors(self, text_ids: Iterable[int], model: str) -> dict[int, bytes]:
+        """Text id -> its stored vector under `model` (float32 bytes), for those that have
+        one."""
+        ids = sorted(set(text_ids))
+        out: dict[int, bytes] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT text_id, vector FROM seed_vectors WHERE model = ? AND text_id IN "
+                f"({marks})", [model, *chunk]).fetchall())
         return out
+
+    def add_seed_vectors(self, model: str, vectors: Mapping[int, bytes]) -> int:
+        """Keep each text id's vector under `model` (one already kept stays); returns how
+        many rows were written. A text removed meanwhile is skipped."""
+        written = 0
+        with self.transaction() as db:
+            for text_id, vector in vectors.items():
+                written += db.execute(
+                    "INSERT INTO seed_vectors (text_id, model, vector) SELECT id, ?, ? FROM "
+                    "seed_texts WHERE id = ? ON CONFLICT (text_id, model) DO NOTHING",
+                    (model, vector, text_id)).rowcount
+        return written
 
     def _seed_rows(self, subscriber_ids: Sequence[int] | None
                    ) -> tuple[list[tuple], dict[int, tuple[str, str]]]:
