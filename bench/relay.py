@@ -18,7 +18,8 @@ and note the wall-clock time of the last.
 Reported per run: "handed over" (digestd's messages/s until its last 250: what the
 sender sees), "at the sink" (messages/s until the sink had all N: what recipients see),
 the ratios relay / direct, and CPU seconds of digestd, the sink and Postfix (the master
-plus its daemons, alive or reaped). Results: bench/results/relay-N.json and .txt.
+plus its daemons, alive or reaped). Results: bench/results/relay-N.json and .txt
+(relay-N-smtp-sink.* with --sink smtp-sink).
 """
 
 from __future__ import annotations

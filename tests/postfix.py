@@ -13,7 +13,7 @@ master.cf (the `digestd inbound` pipe of docs/inbound.md). Postfix's log goes to
 Postfix's master runs as root and its daemons as `mail_owner` (Debian's "postfix" user),
 so the instance starts only as root; elsewhere, or without Postfix (`apt-get install
 postfix`, which `.ci/run` does), the tests that need it skip with the reason (the fixture
-`postfix_relay` is in test_relay.py). Parameters: postconf(5); services: master(5).
+`relay` is in test_relay.py). Parameters: postconf(5); services: master(5).
 """
 
 from __future__ import annotations
