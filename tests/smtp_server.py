@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ class Received:
     data: bytes
     peer: tuple | None = None  # the client's (host, port): one per connection
     mail_options: list[str] = field(default_factory=list)  # MAIL FROM's, e.g. BODY=8BITMIME
+    at: float = field(default_factory=time.monotonic)  # when it was accepted (monotonic s)
 
     @property
     def message(self) -> email.message.EmailMessage:
