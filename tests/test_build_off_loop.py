@@ -155,10 +155,10 @@ async def test_the_daemon_answers_while_it_builds(write_config, tmp_path, smtp_s
         assert building, "the build ended before the stop: make it bigger"
         assert took_to_stop < 4.0  # the child is terminated, not waited for
     with Store(tmp_path / "d.sqlite3") as store:
-        if method == "outbox":
-            assert digests_per_subscriber(store) == Counter(emails)
-        else:  # what the stopped build did not commit is built by the next run, once
-            build_digests(config, store, now=NOW)
-            assert digests_per_subscriber(store) == Counter(emails)
+        # what the stopped build did not commit (on a busy machine the outbox build is
+        # stopped too) is built by the next run, once
+        build_digests(config, store, now=NOW)
+        assert digests_per_subscriber(store) == Counter(emails)
+        if method == "smtp":
             sent = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
             assert set(sent.values()) <= {1}
