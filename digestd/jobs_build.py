@@ -71,11 +71,16 @@ class BuildReport:
     stopped: bool = False  # cut short by a stop (shutdown): the rest is built next run
     next_due: str | None = None  # ISO time of the earliest slot after this build (scheduled runs)
     took_s: float = 0.0  # wall time of the build (set by build_and_send)
+    # what the build process spent building, as getrusage counts it (set by a build run in
+    # its own process, for bench/cycle.py): CPU seconds, and bytes it wrote to storage (the
+    # store's WAL, the checkpoints into its file; Linux counts them, elsewhere 0)
+    cpu_s: float = 0.0
+    written_bytes: int = 0
 
     def add(self, other: BuildReport) -> None:
         """Fold in the report of another shard of the same build."""
         for name in ("digests", "feed_only", "empty", "quiet", "merged", "caught_up", "failed",
-                     "ranked", "recommended", "left_out"):
+                     "ranked", "recommended", "left_out", "cpu_s", "written_bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.papers_checked = max(self.papers_checked, other.papers_checked)
         self.matches.update(other.matches)
