@@ -52,7 +52,7 @@ from send import free_port, start_sink, stop_sink  # noqa: E402
 from digestd.config import load_config  # noqa: E402
 from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
-from digestd.store import Store  # noqa: E402
+from digestd.store import Store, unpack_message  # noqa: E402
 from digestd.store.feedback import LESS, MORE  # noqa: E402
 from digestd.store.records import StoredSeed  # noqa: E402
 
@@ -286,8 +286,9 @@ async def raw_smtp(store_path: str, ids: tuple[int, int], port: int, connections
     def refill() -> None:
         lo = state["next"]
         state["next"] = lo + 2000
-        queue.extend(db.execute(
-            "SELECT d.recipient, b.message FROM digests d JOIN digest_bodies b "
+        # unpacked before the clock runs for them: the same bytes digestd sent
+        queue.extend((rcpt, unpack_message(data, packing)) for rcpt, data, packing in db.execute(
+            "SELECT d.recipient, b.message, b.packing FROM digests d JOIN digest_bodies b "
             "ON b.digest_id = d.id WHERE d.id >= ? AND d.id < ? AND d.id <= ? ORDER BY d.id "
             "DESC", (lo, lo + 2000, last)).fetchall())
 
@@ -387,15 +388,20 @@ def build_counts(built) -> dict:
             **({"rank_s": round(built.rank_s, 2)} if hasattr(built, "rank_s") else {})}
 
 
-def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int]:
-    """(first id, last id, bytes) of the digests queued by this cycle."""
-    if first is None:
-        return store.db.execute(
-            "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
-            "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.status = 'queued'").fetchone()
-    return store.db.execute(
-        "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
-        "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.id >= ?", (first,)).fetchone()
+def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int, int]:
+    """(first id, last id, bytes of mail, bytes stored) of the digests queued by this cycle:
+    the messages' own size, and the size of their bodies as stored (packed)."""
+    where, args = ("d.status = 'queued'", ()) if first is None else ("d.id >= ?", (first,))
+    lo = hi = None
+    mail = stored = 0
+    for did, data, packing in store.db.execute(
+            "SELECT d.id, b.message, b.packing FROM digests d JOIN digest_bodies b "
+            f"ON b.digest_id = d.id WHERE {where} ORDER BY d.id", args):
+        lo = did if lo is None else lo
+        hi = did
+        stored += len(data)
+        mail += len(unpack_message(data, packing))
+    return lo, hi, mail, stored
 
 
 def children_cpu_s() -> float:
@@ -424,11 +430,11 @@ def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: date
         with measure("match+build+render", phases) as ph:
             built = build_digests(config, store, now=day)
             ph.counts = build_counts(built)
-        first_id, last_id, size = queued_range(store)
+        first_id, last_id, size, stored = queued_range(store)
         with measure("send", phases) as ph:
             sent = asyncio.run(send_outbox(config, store))
             ph.counts = {"sent": sent.sent, "deferred": sent.deferred, "failed": sent.failed,
-                         "bytes": size}
+                         "bytes": size, "stored_bytes": stored}
     else:
         # what `digestd send` and the daemon run: the build in a child process, the sender
         # following it in this one, so rendering and delivery overlap on two cores
@@ -438,8 +444,9 @@ def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: date
             ph.counts = {**build_counts(built), "sent": sent.sent, "deferred": sent.deferred,
                          "failed": sent.failed}
             ph.peak_rss_mb = max(peak_rss_mb(), children_peak_mb())
-        first_id, last_id, size = queued_range(store, first)
+        first_id, last_id, size, stored = queued_range(store, first)
         ph.counts["bytes"] = size
+        ph.counts["stored_bytes"] = stored
     # what is still in the WAL goes to the store file at the next checkpoint: counted here
     flushed = checkpoint(store)
     grown = Path(store.path).stat().st_size - size_before

@@ -103,6 +103,10 @@ def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] 
     for row in rows if rows is not None else store.outbox():
         if stop is not None and stop():
             break
+        if not row.message:  # its stored message does not unpack (Store.outbox says why)
+            store.mark_failed(row.id, row.last_error or "no message stored")
+            report.failed += 1
+            continue
         path = folder / _file_name(row)
         tmp = path.with_suffix(".tmp")
         head = b""

@@ -40,7 +40,7 @@ from .schedule import (
     next_slot,
     parse_iso,
 )
-from .store import ScheduleMark, Store
+from .store import ScheduleMark, Store, pack_message
 
 log = logging.getLogger("digestd.jobs")
 
@@ -321,6 +321,8 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 started = time.perf_counter()
                 message_id, message = renderer.message(digest, now=now)  # no items: the note
                 report.render_s += time.perf_counter() - started
+                # packed here, so the write lock is not held while zlib runs
+                message = pack_message(message)
             except Exception as e:  # noqa: BLE001 (one broken digest must not stop the others)
                 # a bad address, a template error on one paper, a paper with broken data:
                 # this digest fails alone, with its reason on its outbox row; the log names
