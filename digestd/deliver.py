@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import random
@@ -249,6 +250,7 @@ class StoreThread:
         self.path = store.path
         self.inline = store if store.path == ":memory:" else None
         self.store: Store | None = None
+        self.checkpoints = contextlib.ExitStack()
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digestd-store")
 
     async def __call__(self, method: str, *args, **kwargs):
@@ -260,11 +262,18 @@ class StoreThread:
     def _open(self) -> Store:
         if self.store is None:
             self.store = Store(self.path)
+            # the sender commits ~20 times a second (its marks, its claims): checkpointing
+            # after each of them, as SQLite does once the WAL holds 1,000 pages (all the time
+            # while a build writes), copies the pages a build keeps changing (the sent
+            # marks' index) into the store file again and again; once a second copies each
+            # of them once
+            self.checkpoints.enter_context(self.store.checkpoints_in_background())
         return self.store
 
     async def close(self) -> None:
         def close() -> None:
             if self.store is not None:
+                self.checkpoints.close()
                 self.store.close()
         await asyncio.get_running_loop().run_in_executor(self.pool, close)
         self.pool.shutdown(wait=False)
