@@ -80,7 +80,7 @@ class BuildReport:
     took_s: float = 0.0  # wall time of the build (set by build_and_send)
     # what the build process spent building, as getrusage counts it (set by a build run in
     # its own process, for bench/cycle.py): CPU seconds, and bytes it wrote to storage (the
-    # store's WAL, the checkpoints into its file; Linux counts them, elsewhere 0)
+    # store's WAL, its checkpoints into the store file: ru_oublock x 512, as Linux counts)
     cpu_s: float = 0.0
     written_bytes: int = 0
 

@@ -34,9 +34,10 @@ class DigestStore:
         return out
 
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
-                     message: bytes | PackedMessage, paper_pks: Sequence[int], whys: Sequence[str] = (),
-                     why_ids: Mapping[str, int] | None = None, checked: int | None = None,
-                     kinds: Sequence[int] = (), deliver: bool = True, now: str | None = None,
+                     message: bytes | PackedMessage, paper_pks: Sequence[int],
+                     whys: Sequence[str] = (), why_ids: Mapping[str, int] | None = None,
+                     checked: int | None = None, kinds: Sequence[int] = (),
+                     deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
         """Put one digest in the outbox and mark its papers as sent, in one transaction;
