@@ -52,10 +52,12 @@ BUILD_BATCH = 50
 # digests committed together. A commit writes every page it changed, whole, to the WAL
 # (and a checkpoint copies it to the store file), and a batch's sent marks and reasons land
 # all over their indexes (sent_paper: a paper's marks sit together, a digest's papers do
-# not): at 20,000 subscribers x 1,000 papers, building wrote 29 KB per digest with 50 a
-# commit, 15 KB with 500 (of which 9 KB the packed message, twice). The write lock is
-# held ~0.1 s per 500 (0.2 s at most), which a sender on another connection waits out.
-COMMIT_BATCH = 500
+# not), so the pages written per commit hardly grow with the batch: at 20,000 subscribers
+# x 1,000 papers, building wrote 29 KB per digest with 50 a commit, 15 KB with 500 (9 KB
+# of it the packed message, twice); at 100,000 x 3,000 (17 papers a digest), 57 KB with
+# 500. The write lock is held ~0.1 s per 500 digests of 6 papers, which a sender on
+# another connection waits out with the rows it has claimed.
+COMMIT_BATCH = 1000
 
 
 @dataclass
