@@ -54,9 +54,9 @@ BUILD_BATCH = 50
 # all over their indexes (sent_paper: a paper's marks sit together, a digest's papers do
 # not), so the pages written per commit hardly grow with the batch: at 20,000 subscribers
 # x 1,000 papers, building wrote 29 KB per digest with 50 a commit, 15 KB with 500 (9 KB
-# of it the packed message, twice); at 100,000 x 3,000 (17 papers a digest), 57 KB with
-# 500. The write lock is held ~0.1 s per 500 digests of 6 papers, which a sender on
-# another connection waits out with the rows it has claimed.
+# of it the packed message, twice); at 100,000 x 3,000 (17 papers a digest), 56 KB with
+# 500 and 44 KB with 1,000. The write lock is held ~0.1 s per 500 digests of 6 papers,
+# which a sender on another connection waits out with the rows it has claimed.
 COMMIT_BATCH = 1000
 
 
