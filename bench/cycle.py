@@ -52,7 +52,7 @@ from send import free_port, start_sink, stop_sink  # noqa: E402
 from digestd.config import load_config  # noqa: E402
 from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
-from digestd.store import Store  # noqa: E402
+from digestd.store import Store, unpack_message  # noqa: E402
 from digestd.store.feedback import LESS, MORE  # noqa: E402
 from digestd.store.records import StoredSeed  # noqa: E402
 
@@ -87,17 +87,36 @@ def rss_mb() -> float:
     return 0.0
 
 
+def written_bytes() -> int:
+    """Bytes this process and its waited-for children caused to be written to storage so
+    far (getrusage's ru_oublock, 512-byte units; Linux's write_bytes of /proc/PID/io). A page
+    counts when it is dirtied, once until it is written back: the store's WAL frames and the
+    checkpoints' copies into the store file, the sent journal; the sink is another process."""
+    self_, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                             resource.RUSAGE_CHILDREN))
+    return 512 * (self_.ru_oublock + children.ru_oublock)
+
+
+def checkpoint(store: Store) -> int:
+    """Copy the whole WAL into the store file and empty it; returns the bytes that wrote."""
+    before = written_bytes()
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return written_bytes() - before
+
+
 @dataclass
 class Phase:
     name: str
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
+    written_bytes: int = 0
     counts: dict = field(default_factory=dict)
 
 
 class measure:
-    """Context manager: wall time, CPU time (children included) and peak RSS of a phase."""
+    """Context manager: wall time, CPU time and bytes written to storage (children included)
+    and peak RSS of a phase."""
 
     def __init__(self, name: str, phases: list[Phase]) -> None:
         self.phase = Phase(name)
@@ -105,13 +124,14 @@ class measure:
 
     def __enter__(self) -> Phase:
         reset_peak_rss()
-        self.t0, self.c0 = time.perf_counter(), os.times()
+        self.t0, self.c0, self.w0 = time.perf_counter(), os.times(), written_bytes()
         return self.phase
 
     def __exit__(self, *exc) -> None:
         c1 = os.times()
         self.phase.wall_s = time.perf_counter() - self.t0
         self.phase.cpu_s = sum(c1[:4]) - sum(self.c0[:4])
+        self.phase.written_bytes = written_bytes() - self.w0
         # a child process (the build) counts too: its peak is in RUSAGE_CHILDREN
         self.phase.peak_rss_mb = max(peak_rss_mb(), self.phase.peak_rss_mb)
 
@@ -266,8 +286,9 @@ async def raw_smtp(store_path: str, ids: tuple[int, int], port: int, connections
     def refill() -> None:
         lo = state["next"]
         state["next"] = lo + 2000
-        queue.extend(db.execute(
-            "SELECT d.recipient, b.message FROM digests d JOIN digest_bodies b "
+        # unpacked before the clock runs for them: the same bytes digestd sent
+        queue.extend((rcpt, unpack_message(data, packing)) for rcpt, data, packing in db.execute(
+            "SELECT d.recipient, b.message, b.packing FROM digests d JOIN digest_bodies b "
             "ON b.digest_id = d.id WHERE d.id >= ? AND d.id < ? AND d.id <= ? ORDER BY d.id "
             "DESC", (lo, lo + 2000, last)).fetchall())
 
@@ -361,19 +382,26 @@ def build_counts(built) -> dict:
     return {"digests": built.digests, "matches": sum(built.matches.values()),
             "quiet": built.quiet, "match_s": round(built.match_s, 2),
             "render_s": round(built.render_s, 2), "build_took_s": round(built.took_s, 2),
+            # the build process's own CPU and writes (BuildReport; 0 for a build in this one)
+            "build_cpu_s": round(built.cpu_s, 2), "build_written_bytes": built.written_bytes,
             # the ranking step (issue 17), where the build reports it
             **({"rank_s": round(built.rank_s, 2)} if hasattr(built, "rank_s") else {})}
 
 
-def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int]:
-    """(first id, last id, bytes) of the digests queued by this cycle."""
-    if first is None:
-        return store.db.execute(
-            "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
-            "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.status = 'queued'").fetchone()
-    return store.db.execute(
-        "SELECT min(d.id), max(d.id), coalesce(sum(length(b.message)), 0) FROM digests d "
-        "JOIN digest_bodies b ON b.digest_id = d.id WHERE d.id >= ?", (first,)).fetchone()
+def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int, int]:
+    """(first id, last id, bytes of mail, bytes stored) of the digests queued by this cycle:
+    the messages' own size, and the size of their bodies as stored (packed)."""
+    where, args = ("d.status = 'queued'", ()) if first is None else ("d.id >= ?", (first,))
+    lo = hi = None
+    mail = stored = 0
+    for did, data, packing in store.db.execute(
+            "SELECT d.id, b.message, b.packing FROM digests d JOIN digest_bodies b "
+            f"ON b.digest_id = d.id WHERE {where} ORDER BY d.id", args):
+        lo = did if lo is None else lo
+        hi = did
+        stored += len(data)
+        mail += len(unpack_message(data, packing))
+    return lo, hi, mail, stored
 
 
 def children_cpu_s() -> float:
@@ -395,15 +423,18 @@ def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: date
         if report.error:
             raise SystemExit(f"poll failed: {report.error}")
         ph.counts = {"fetched": report.fetched, "new": report.new}
+    # an empty WAL to start from: what the build and the send write is theirs alone
+    checkpoint(store)
+    size_before = Path(store.path).stat().st_size
     if sequential:
         with measure("match+build+render", phases) as ph:
             built = build_digests(config, store, now=day)
             ph.counts = build_counts(built)
-        first_id, last_id, size = queued_range(store)
+        first_id, last_id, size, stored = queued_range(store)
         with measure("send", phases) as ph:
             sent = asyncio.run(send_outbox(config, store))
             ph.counts = {"sent": sent.sent, "deferred": sent.deferred, "failed": sent.failed,
-                         "bytes": size}
+                         "bytes": size, "stored_bytes": stored}
     else:
         # what `digestd send` and the daemon run: the build in a child process, the sender
         # following it in this one, so rendering and delivery overlap on two cores
@@ -413,13 +444,47 @@ def cycle(config, store: Store, feed: FeedServer, papers: list[Paper], day: date
             ph.counts = {**build_counts(built), "sent": sent.sent, "deferred": sent.deferred,
                          "failed": sent.failed}
             ph.peak_rss_mb = max(peak_rss_mb(), children_peak_mb())
-        first_id, last_id, size = queued_range(store, first)
+        first_id, last_id, size, stored = queued_range(store, first)
         ph.counts["bytes"] = size
+        ph.counts["stored_bytes"] = stored
+    # what is still in the WAL goes to the store file at the next checkpoint: counted here
+    flushed = checkpoint(store)
+    grown = Path(store.path).stat().st_size - size_before
     with measure("poll-304", phases) as ph:
         (again,) = asyncio.run(poll_sources(config.sources, store))
         ph.counts = {"not_modified": again.not_modified, "new": again.new}
     return phases, {"digests": built.digests, "sent": sent.sent, "ids": (first_id, last_id),
-                    "bytes": size or 0}
+                    "bytes": size or 0,
+                    "store": store_figures(phases, built, flushed, grown, sequential)}
+
+
+def store_figures(phases: list[Phase], built, flushed: int, grown: int,
+                  sequential: bool) -> dict:
+    """Bytes written to the store and CPU per digest, build and send apart (issue 19).
+
+    `flushed`: bytes the checkpoint after the cycle wrote (WAL frames not yet in the store
+    file); `grown`: how much the store file grew. Overlapping, the build process reports its
+    own CPU and writes (BuildReport.cpu_s, .written_bytes) and the sending is the rest of the
+    phase: the sender in this process, the build process once it helps send, the checkpoint."""
+    n = built.digests
+    if not n:
+        return {}
+    if sequential:
+        build = next(p for p in phases if p.name == "match+build+render")
+        send = next(p for p in phases if p.name == "send")
+        build_cpu, build_w = build.cpu_s, build.written_bytes
+        send_cpu, send_w = send.cpu_s, send.written_bytes + flushed
+    else:
+        both = next(p for p in phases if p.name == "build+send")
+        build_cpu, build_w = built.cpu_s, built.written_bytes
+        send_cpu = both.cpu_s - build_cpu
+        send_w = both.written_bytes + flushed - build_w
+    return {"written_per_digest": round((build_w + send_w) / n),
+            "build_written_per_digest": round(build_w / n),
+            "send_written_per_digest": round(send_w / n),
+            "file_growth_per_digest": round(grown / n),
+            "build_cpu_ms_per_digest": round(1000 * build_cpu / n, 3),
+            "send_cpu_ms_per_digest": round(1000 * send_cpu / n, 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -498,9 +563,11 @@ def main(argv: list[str] | None = None) -> int:
                             "UPDATE digests SET status = 'queued', attempts = 0, sent_at = NULL, "
                             "claimed_by = NULL, claimed_until = NULL, next_attempt_at = created_at "
                             "WHERE id BETWEEN ? AND ?", out["ids"])
+                        checkpoint(store)
                         with measure("send-only", phases) as ph:
                             again = asyncio.run(send_outbox(config, store))
                             ph.counts = {"sent": again.sent, "failed": again.failed}
+                        ph.counts["written_with_checkpoint"] = ph.written_bytes + checkpoint(store)
                 say("baseline: raw aiosmtplib, the same messages ...")
                 raw_rate, _ = asyncio.run(raw_smtp(config.store.path, out["ids"], port,
                                                    args.connections))
@@ -512,15 +579,19 @@ def main(argv: list[str] | None = None) -> int:
                 "digests_per_s": round(out["digests"] / total, 1) if total else None,
                 "send_per_s": round(send.counts["sent"] / send.wall_s, 1) if send else None,
                 "match_share": round(build.counts.get("match_s", 0) / total, 3) if total else None,
+                "store": out["store"],
                 "phases": {p.name: {"wall_s": round(p.wall_s, 2), "cpu_s": round(p.cpu_s, 2),
-                                    "peak_rss_mb": round(p.peak_rss_mb, 1), **p.counts}
+                                    "peak_rss_mb": round(p.peak_rss_mb, 1),
+                                    "written_bytes": p.written_bytes, **p.counts}
                            for p in phases},
             })
             say(f"day {day_index}: cycle {total:.1f}s, {out['digests']:,} digests, "
                 f"{days[-1]['digests_per_s']} digests/s, RSS {rss_now:.0f} MB")
             for p in phases:
                 say(f"    {p.name:<20} wall {p.wall_s:7.2f}s  cpu {p.cpu_s:7.2f}s  "
-                    f"peak {p.peak_rss_mb:7.1f} MB  {p.counts}")
+                    f"peak {p.peak_rss_mb:7.1f} MB  written {p.written_bytes / 2**20:8.1f} MB  "
+                    f"{p.counts}")
+            say(f"    per digest: {out['store']}")
         r2e = None
         if not args.skip_rss2email:
             say("baseline: rss2email ...")
@@ -563,6 +634,16 @@ def main(argv: list[str] | None = None) -> int:
         "vs_rss2email_cpu": round(r2e["cpu_ms_per_email"] / cpu_ms, 2) if r2e and cpu_ms
         else None,
         "rss2email": r2e,
+        # bytes written to the store (WAL and file) and CPU, per digest (issue 19)
+        **{f"store_{k}" if "written" in k or "growth" in k else k: v
+           for k, v in first["store"].items()},
+        "send_only_cpu_ms_per_digest": round(
+            1000 * first["phases"]["send-only"]["cpu_s"] / first["phases"]["send-only"]["sent"],
+            3) if first["phases"].get("send-only", {}).get("sent") else None,
+        "send_only_store_written_per_digest": round(
+            first["phases"]["send-only"]["written_with_checkpoint"]
+            / first["phases"]["send-only"]["sent"])
+        if first["phases"].get("send-only", {}).get("sent") else None,
         "phases": first["phases"],
         "days": days,
     }
@@ -596,6 +677,13 @@ def summary(r: dict) -> str:
                  "papers and feedback, so their digests were ranked by relevance"
                  + (f"; ranking took {100 * r['rank_share']:.1f}% of the cycle."
                     if r.get("rank_share") is not None else "."))
+    if r.get("store_written_per_digest") is not None:
+        text += (f" Each digest wrote {r['store_written_per_digest'] / 1024:.1f} KB to the store "
+                 f"(WAL and file: {r['store_build_written_per_digest'] / 1024:.1f} KB building, "
+                 f"{r['store_send_written_per_digest'] / 1024:.1f} KB sending; the file grew "
+                 f"{r['store_file_growth_per_digest'] / 1024:.1f} KB) and cost "
+                 f"{r['build_cpu_ms_per_digest']:.2f} ms of CPU to build and "
+                 f"{r['send_cpu_ms_per_digest']:.2f} ms to send.")
     if r.get("rss2email_per_s"):
         text += (f" rss2email delivered the same feed at {r['rss2email_per_s']:.1f} emails/s "
                  f"(one item each): digestd is {r['vs_rss2email']:.1f}x faster.")

@@ -250,8 +250,8 @@ def run(n: int, connections: int, sink_kind: str, dkim: bool) -> dict:
             assert built.digests == len(digests) == report.sent, (built, report)
 
             # 3. raw aiosmtplib, the same bytes
-            messages = [(r[0], r[1]) for r in store.db.execute(
-                "SELECT d.recipient, b.message FROM digests d JOIN digest_bodies b "
+            messages = [(r[0], unpack_message(r[1], r[2])) for r in store.db.execute(
+                "SELECT d.recipient, b.message, b.packing FROM digests d JOIN digest_bodies b "
                 "ON b.digest_id = d.id ORDER BY d.id")]
         cpu2 = (time.process_time(), cpu_of(sink.pid))
         raw_s = asyncio.run(raw_send(port, messages, connections))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import os
 import random
@@ -103,6 +104,10 @@ def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] 
     for row in rows if rows is not None else store.outbox():
         if stop is not None and stop():
             break
+        if not row.message:  # its stored message does not unpack (Store.outbox says why)
+            store.mark_failed(row.id, row.last_error or "no message stored")
+            report.failed += 1
+            continue
         path = folder / _file_name(row)
         tmp = path.with_suffix(".tmp")
         head = b""
@@ -245,6 +250,7 @@ class StoreThread:
         self.path = store.path
         self.inline = store if store.path == ":memory:" else None
         self.store: Store | None = None
+        self.checkpoints = contextlib.ExitStack()
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digestd-store")
 
     async def __call__(self, method: str, *args, **kwargs):
@@ -256,11 +262,18 @@ class StoreThread:
     def _open(self) -> Store:
         if self.store is None:
             self.store = Store(self.path)
+            # the sender commits ~20 times a second (its marks, its claims): checkpointing
+            # after each of them, as SQLite does once the WAL holds 1,000 pages (all the time
+            # while a build writes), copies the pages a build keeps changing (the sent
+            # marks' index) into the store file again and again; once a second copies each
+            # of them once
+            self.checkpoints.enter_context(self.store.checkpoints_in_background())
         return self.store
 
     async def close(self) -> None:
         def close() -> None:
             if self.store is not None:
+                self.checkpoints.close()
                 self.store.close()
         await asyncio.get_running_loop().run_in_executor(self.pool, close)
         self.pool.shutdown(wait=False)

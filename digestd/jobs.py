@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import threading
 import time
@@ -333,10 +334,13 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:
         with Store(path) as store, store.checkpoints_in_background():
-            began = time.monotonic()
+            began, usage = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
             built = build_digests(config, store, force=force, now=now, shard=shard,
                                   stop=halt.is_set)
             built.took_s = time.monotonic() - began
+            done = resource.getrusage(resource.RUSAGE_SELF)
+            built.cpu_s = (done.ru_utime + done.ru_stime) - (usage.ru_utime + usage.ru_stime)
+            built.written_bytes = 512 * (done.ru_oublock - usage.ru_oublock)
             helped = DeliveryReport()
             if helpers and not halt.is_set() and config.smtp is not None:
                 helped = asyncio.run(_help_send(config, store, helpers, halt))

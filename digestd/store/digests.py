@@ -4,12 +4,16 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
-from ..errors import NotFound
+from ..errors import NotFound, StoreError
+from .bodies import PackedMessage, pack_message, unpack_message
 from .records import PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, utcnow
+
+log = logging.getLogger("digestd.store")
 
 
 class DigestStore:
@@ -30,9 +34,10 @@ class DigestStore:
         return out
 
     def queue_digest(self, subscriber_id: int, period: str, *, recipient: str, message_id: str,
-                     message: bytes, paper_pks: Sequence[int], whys: Sequence[str] = (),
-                     why_ids: Mapping[str, int] | None = None, checked: int | None = None,
-                     kinds: Sequence[int] = (), deliver: bool = True, now: str | None = None,
+                     message: bytes | PackedMessage, paper_pks: Sequence[int],
+                     whys: Sequence[str] = (), why_ids: Mapping[str, int] | None = None,
+                     checked: int | None = None, kinds: Sequence[int] = (),
+                     deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
         """Put one digest in the outbox and mark its papers as sent, in one transaction;
@@ -45,7 +50,8 @@ class DigestStore:
         digest checked. `kinds` says what each paper was, in the same order (0 a rule match,
         1 recommended, 2 left out by min_score; none given: all 0).
         With `deliver` False (a feed-only subscriber) nothing is mailed: the row is stored
-        as sent at once, without a message.
+        as sent at once, without a message. `message` is stored packed (store/bodies.py); a
+        caller in a transaction packs it first with pack_message, outside the write lock.
 
         Returns the digest id, or None when this subscriber already has a digest for
         this period (so a rebuild after a crash cannot queue a second one); the slot is
@@ -71,8 +77,7 @@ class DigestStore:
             except sqlite3.IntegrityError:
                 return None
             if deliver:
-                db.execute("INSERT INTO digest_bodies (digest_id, message) VALUES (?, ?)",
-                           (did, message))
+                self._store_body(did, message)
             if whys and why_ids is None:
                 why_ids = self.why_ids(whys)
             db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
@@ -201,28 +206,47 @@ class DigestStore:
                            (slot_at, None, subscriber_id))
         return did
 
+    def _store_body(self, digest_id: int, message: bytes | PackedMessage) -> None:
+        body = message if isinstance(message, PackedMessage) else pack_message(message)
+        self.db.execute("INSERT INTO digest_bodies (digest_id, message, packing) VALUES (?,?,?)",
+                        (digest_id, body.data, body.packing))
+
     def has_digest(self, subscriber_id: int, period: str) -> bool:
         return self.db.execute("SELECT 1 FROM digests WHERE subscriber_id = ? AND period = ?",
                                (subscriber_id, period)).fetchone() is not None
 
-    # the message is read from digest_bodies (see the "message_bodies" migration)
-    _OUTBOX_COLUMNS = ("id, subscriber_id, period, recipient, message_id, coalesce((SELECT "
-                       "b.message FROM digest_bodies b WHERE b.digest_id = digests.id), message), "
-                       "status, attempts, next_attempt_at, last_error, papers, claimed_by, "
-                       "claimed_until")
+    # the message is read from digest_bodies (see the "message_bodies" migration), packed as
+    # its packing says ("body_packing"); a row without a body has none (x'')
+    _OUTBOX_COLUMNS = ("d.id, d.subscriber_id, d.period, d.recipient, d.message_id, "
+                       "coalesce(b.message, d.message), coalesce(b.packing, 0), d.status, "
+                       "d.attempts, d.next_attempt_at, d.last_error, d.papers, d.claimed_by, "
+                       "d.claimed_until FROM digests d LEFT JOIN digest_bodies b "
+                       "ON b.digest_id = d.id")
+
+    @staticmethod
+    def _outbox_row(r: Sequence) -> tuple[OutboxRow, str | None]:
+        """(the row, with its message unpacked; why the message does not unpack, or None).
+        A row whose message does not unpack comes back with an empty message."""
+        try:
+            message, error = unpack_message(r[5], r[6]), None
+        except StoreError as e:
+            message, error = b"", str(e)
+        return OutboxRow(*r[:5], message, *r[7:9], error or r[9], *r[10:]), error
 
     def outbox(self, *, due_before: str | None = None, status: str = "queued",
                limit: int | None = None) -> list[OutboxRow]:
-        """Digests waiting to be sent (`due_before`: only those whose next attempt is due)."""
-        sql = f"SELECT {self._OUTBOX_COLUMNS} FROM digests WHERE status = ?"
+        """Digests waiting to be sent (`due_before`: only those whose next attempt is due),
+        each with its message unpacked. A row whose stored message does not unpack (a
+        damaged body) comes with an empty message and the reason as its last_error."""
+        sql = f"SELECT {self._OUTBOX_COLUMNS} WHERE d.status = ?"
         args: list = [status]
         if due_before:
-            sql += " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            sql += " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             args.append(due_before)
-        sql += " ORDER BY id"
+        sql += " ORDER BY d.id"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        return [OutboxRow(*r) for r in self.db.execute(sql, args)]
+        return [self._outbox_row(r)[0] for r in self.db.execute(sql, args)]
 
     def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
         self.mark_sent_many([(digest_id, now or utcnow())])
@@ -276,7 +300,8 @@ class DigestStore:
 
         Digests (not confirmation mails) of subscribers who are no longer active are
         cancelled instead of claimed: status failed, with the reason. Returns the claimed
-        rows and the number cancelled.
+        rows, their messages unpacked, and the number cancelled. A row whose stored message
+        does not unpack (a damaged body) is not claimed but failed, with the reason.
         """
         now = now or datetime.now(timezone.utc)
         stamp = now.isoformat(timespec="seconds")
@@ -299,9 +324,17 @@ class DigestStore:
             marks = ",".join("?" * len(ids))
             db.execute(f"UPDATE digests SET claimed_by = ?, claimed_until = ? "
                        f"WHERE id IN ({marks})", (owner, until, *ids))
-            rows = [OutboxRow(*r) for r in db.execute(
-                f"SELECT {self._OUTBOX_COLUMNS} FROM digests WHERE id IN ({marks}) "
-                "ORDER BY next_attempt_at, id", ids)]
+            rows = []
+            for r in db.execute(f"SELECT {self._OUTBOX_COLUMNS} WHERE d.id IN ({marks}) "
+                                "ORDER BY d.next_attempt_at, d.id", ids).fetchall():
+                row, error = self._outbox_row(r)
+                if error is None:
+                    rows.append(row)
+                    continue
+                db.execute("UPDATE digests SET status = 'failed', last_error = ?, "
+                           "claimed_by = NULL, claimed_until = NULL WHERE id = ?",
+                           (error, row.id))
+                log.error("event=message_unreadable digest=%d error=%r", row.id, error)
         return rows, len(cancel)
 
     def release_claims(self, owner: str) -> int:

@@ -114,11 +114,12 @@ class WebStore:
                 # due at once by the sender's (real) clock, whatever clock `now` came from
                 did = db.execute(
                     "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
-                    "recipient, message, next_attempt_at) VALUES (?,?,?,0,?,?,?,?)",
+                    "recipient, message, next_attempt_at) VALUES (?,?,?,0,?,?,x'',?)",
                     (subscriber_id, f"{kind}-{int(now)}", utcnow(), message_id, recipient,
-                     message, utcnow())).lastrowid
+                     utcnow())).lastrowid
             except sqlite3.IntegrityError:
                 return None
+            self._store_body(did, message)  # packed, as a digest's (DigestStore)
             db.execute("UPDATE subscribers SET web_mail_at = ? WHERE id = ?",
                        (stamp, subscriber_id))
         return did
