@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -45,29 +44,30 @@ class PaperStore:
                 pk = self._same_paper(db, paper, ids, found) if found else None
                 if pk is not None:
                     if paper.upvotes is not None or paper.version is not None:
-                        db.execute("UPDATE papers SET upvotes = coalesce(?, upvotes), "
-                                   "version = max(coalesce(version, 0), coalesce(?, 0)) "
-                                   "WHERE pk = ?", (paper.upvotes, paper.version, pk))
+                        db.execute("UPDATE papers SET upvotes = coalesce(?, upvotes), version = "
+                                   + self.sql.larger("coalesce(version, 0)", "coalesce(?, 0)")
+                                   + " WHERE pk = ?", (paper.upvotes, paper.version, pk))
                 else:
                     if paper.id in found:  # its canonical id names another paper (a conflict)
                         free = [i for i in ids if i not in found and not i.startswith("title:")]
                         if not free:
                             free = [f"{paper.id}#{hashlib.sha256(paper.title.encode()).hexdigest()[:12]}"]
                         paper = replace(paper, id=free[0])
-                    pk = db.execute(
+                    pk = db.insert_id(
                         "INSERT INTO papers (id, title, abstract, authors, categories, source, "
                         "url, pdf_url, published, upvotes, version, first_seen) "
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (paper.id, paper.title, paper.abstract, _names(paper.authors),
                          _names(paper.categories), paper.source, paper.url, paper.pdf_url,
-                         paper.published, paper.upvotes, paper.version, now)).lastrowid
+                         paper.published, paper.upvotes, paper.version, now), key="pk")
                     new.append(paper)
-                db.executemany("INSERT OR IGNORE INTO paper_ids (alias, paper_pk) VALUES (?, ?)",
+                db.executemany("INSERT INTO paper_ids (alias, paper_pk) VALUES (?, ?) "
+                               "ON CONFLICT DO NOTHING",
                                [(alias, pk) for alias in ids])
         return new
 
     @staticmethod
-    def _same_paper(db: sqlite3.Connection, paper: Paper, ids: list[str],
+    def _same_paper(db, paper: Paper, ids: list[str],
                     found: dict[str, int]) -> int | None:
         """The row of the stored paper that `paper` is, among those its ids `found`, or None.
 
@@ -164,7 +164,8 @@ class PaperStore:
         error and the consecutive-error count on failure."""
         now = now or utcnow()
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO source_state (name) VALUES (?)", (name,))
+            db.execute("INSERT INTO source_state (name) VALUES (?) ON CONFLICT DO NOTHING",
+                       (name,))
             if ok:
                 db.execute("UPDATE source_state SET etag = ?, last_modified = ?, "
                            "cursor = coalesce(?, cursor), last_poll = ?, last_success = ?, "
