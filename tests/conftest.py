@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digestd.config import load_config
-from digestd.store import open_store
+from digestd.store import is_postgres_url, open_store
 
 from .dovecot import DOVECOT, Dovecot, Mailbox
 from .postgres import Postgres
@@ -98,6 +98,12 @@ def store_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "digestd.sqlite3")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store_toml(store_url) -> str:
+    """The [store] table's line for this test's store: `path` (SQLite) or `url` (PostgreSQL)."""
+    return f'{"url" if is_postgres_url(store_url) else "path"} = "{store_url}"'
 
 
 @pytest.fixture

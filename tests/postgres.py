@@ -5,10 +5,10 @@ asks for it gets a database of its own, a copy of one migrated once (CREATE DATA
 TEMPLATE), dropped afterwards. PostgreSQL refuses to run as root: as root the cluster belongs
 to the user "nobody" in a folder it owns; as any other user, to that user. No TCP port is
 opened; clients reach it through the socket in the cluster's folder, as the database user
-"digestd" with trust authentication. Durability is off (fsync, synchronous_commit): a test
-database never outlives a crash. Without the server binaries (`apt-get install postgresql`,
-which `.ci/run` does) or where it cannot start, the tests that need it skip with the reason
-(the fixtures are in conftest.py).
+"digestd" with trust authentication (or as PASSWORD_USER, with its password). Durability is
+off (fsync, synchronous_commit): a test database never outlives a crash. Without the server
+binaries (`apt-get install postgresql`, which `.ci/run` does) or where it cannot start, the
+tests that need it skip with the reason (the fixtures are in conftest.py).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def _bin_dir() -> Path | None:
 
 BIN = _bin_dir()
 USER = "digestd"
+PASSWORD_USER, PASSWORD = "secretive", "pass word 1"
 
 
 class Postgres:
@@ -74,16 +75,21 @@ class Postgres:
         os.chmod(self.dir, 0o755)  # the socket is in here: the tests' user must reach it
         self._run("initdb", "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
+        # the user PASSWORD_USER logs in with a password (the tests of password_file and
+        # the like); everyone else is trusted
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"local all {PASSWORD_USER} scram-sha-256\nlocal all all trust\n")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
                   "-t", "60", "-o",
                   f"-k {self.dir} -c listen_addresses='' -c fsync=off "
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
                   "start")
         self.started = True
+        self.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
 
-    def url(self, dbname: str = "postgres") -> str:
+    def url(self, dbname: str = "postgres", user: str = USER) -> str:
         """A libpq URL for `dbname` through the socket (the host is the socket's folder)."""
-        return f"postgresql://{USER}@/{dbname}?host={self.dir}"
+        return f"postgresql://{user}@/{dbname}?host={self.dir}"
 
     def execute(self, sql: str) -> None:
         """One statement outside a transaction, as the cluster's owner (CREATE DATABASE ...)."""

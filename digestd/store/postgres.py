@@ -26,6 +26,9 @@ log = logging.getLogger("digestd.store")
 
 # held while migrating, so two instances starting at once apply each step once
 _MIGRATION_LOCK = 0x64696765  # "dige"
+# held by every write transaction: one writer at a time, as SQLite's BEGIN IMMEDIATE, so the
+# store's read-then-write steps (claiming outbox rows, the next subscriber id) stay atomic
+_WRITE_LOCK = 0x73746f72  # "stor"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -121,7 +124,10 @@ class PostgresStore(BaseStore):
 
     @contextmanager
     def transaction(self) -> Iterator[_Connection]:
-        """BEGIN ... COMMIT, rolled back on any exception.
+        """BEGIN ... COMMIT, rolled back on any exception; one at a time over all the
+        store's connections (a transaction-level advisory lock, waited for at most the
+        store's timeout), as SQLite's BEGIN IMMEDIATE: what a transaction read stays true
+        until it commits.
 
         Inside an open transaction it joins it: a caller can group many small writes
         (a batch of digests) into one commit, and they commit or roll back together.
@@ -130,6 +136,7 @@ class PostgresStore(BaseStore):
             yield self.db
             return
         with self.db.conn.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
             yield self.db
 
     def schema_version(self) -> int:
@@ -160,3 +167,27 @@ class PostgresStore(BaseStore):
                 db.execute("UPDATE schema_version SET version = ?", (version + 1,))
                 log.info("event=store_migrated step=%s version=%d", name, version + 1)
                 applied += 1
+
+
+def probe(target: Any, *, timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether the PostgreSQL store `target` (as for PostgresStore) can be reached, without
+    changing it: (True, its schema version in words) or (False, why not, naming the URL)."""
+    url = target if isinstance(target, str) else target.url
+    password = None if isinstance(target, str) else (target.password or None)
+    from . import without_password
+
+    where = without_password(url)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)),
+                             application_name="digestd",
+                             **({"password": password} if password else {})) as conn:
+            found = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = conn.execute("SELECT version FROM schema_version").fetchone()[0] \
+                if found[0] else 0
+            server = conn.info.server_version
+    except psycopg.Error as e:
+        return False, f"cannot reach the PostgreSQL store {where}: {str(e).strip()}"
+    state = (f"schema version {version} of {SCHEMA_VERSION}" if version
+             else "empty: digestd makes the tables when it first opens it")
+    return True, (f"PostgreSQL {server // 10000}.{server % 10000} at {where} reachable, "
+                  f"{state}")
