@@ -7,6 +7,7 @@ default, its help text and its constraints live there. The loader, the
 
 import dataclasses
 import errno
+import importlib.util
 import ipaddress
 import math
 import os
@@ -582,6 +583,27 @@ class InboundConfig:
         return self.imap_port or IMAP_PORTS[self.imap_security]
 
 
+def check_relevance_method(value: str) -> str:
+    """"semantic" needs the optional extra installed (its model ships in the wheel)."""
+    if value == "semantic" and importlib.util.find_spec("wordllama") is None:
+        raise ValueError('must be "tfidf" unless the semantic extra is installed',
+                         "pip install 'digestd[semantic]'")
+    return value
+
+
+@dataclass(frozen=True)
+class RelevanceConfig:
+    method: str = setting("tfidf", "How the daily build compares each day's papers with a "
+                          "reader's seed papers and \"more/less like this\" marks, for the "
+                          "readers who have them: \"tfidf\" (word statistics of the day's "
+                          "titles and abstracts; deterministic; the why line can name shared "
+                          "words) or \"semantic\" (WordLlama embeddings, from the optional "
+                          "extra `pip install 'digestd[semantic]'`, whose model ships inside "
+                          "the package: nothing is downloaded). Readers without seeds or liked "
+                          "papers get the rule order either way.", choices=("tfidf", "semantic"),
+                          check=check_relevance_method)
+
+
 SECTIONS: dict[str, type] = {
     "store": StoreConfig,
     "delivery": DeliveryConfig,
@@ -591,6 +613,7 @@ SECTIONS: dict[str, type] = {
     "log": LogConfig,
     "dkim": DkimConfig,
     "inbound": InboundConfig,
+    "relevance": RelevanceConfig,
 }
 
 
@@ -605,6 +628,7 @@ class Config:
     log: LogConfig = LogConfig()
     dkim: DkimConfig = DkimConfig()
     inbound: InboundConfig = InboundConfig()
+    relevance: RelevanceConfig = RelevanceConfig()
     sources: tuple[SourceConfig, ...] = ()
     # what `config check` warns about (see _warnings), each "file:line: message"
     warnings: tuple[str, ...] = field(default=(), compare=False)

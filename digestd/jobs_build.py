@@ -40,7 +40,7 @@ from .schedule import (
     next_slot,
     parse_iso,
 )
-from .store import ScheduleMark, Store
+from .store import ScheduleMark, Store, StoredSeed
 
 log = logging.getLogger("digestd.jobs")
 
@@ -239,7 +239,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
     started = time.perf_counter()
     ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
-                       first_index, sent)
+                       first_index, sent, method=config.relevance.method, keep=not dry_run)
     report.rank_s = time.perf_counter() - started
     report.ranked = len(ranked)
     batch = list(due.items())
@@ -373,14 +373,17 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
 
 def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
               matched: dict[int, list[PaperMatch]], position: dict[str, int],
-              first_index: dict[int, int], sent: dict[int, set[str]]) -> dict[int, Ranking]:
-    """Subscriber id -> their digest ranked by their profile (ranking.py), for the due
-    subscribers (of this shard) with seeds or "more like this" papers; the others are not
-    in it and keep today's order."""
+              first_index: dict[int, int], sent: dict[int, set[str]], *,
+              method: str = "tfidf", keep: bool = True) -> dict[int, Ranking]:
+    """Subscriber id -> their digest ranked by their profile (ranking.py) in the text space
+    `method` ([relevance] method), for the due subscribers (of this shard) with seeds or
+    "more like this" papers; the others are not in it and keep today's order. With the
+    semantic space, seed texts embedded by an earlier build are read back (seed_vectors)
+    and, with `keep`, the ones embedded now are stored."""
     if not papers or not due:
         return {}
     ids = list(due)
-    seeds = store.seeds_of(ids)
+    seeds, seed_texts = store.seed_texts_of(ids)
     # one read: a list of 100,000 ids would pass SQLite's limit of bound variables
     feedback = {sid: marks for sid, marks in store.feedback_values().items() if sid in due}
     if not seeds and not any(v > 0 for marks in feedback.values() for v in marks.values()):
@@ -396,7 +399,29 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
         sub = due[sid]
         wanted[sid] = Wanted(items=items, start=start, sent=sent.get(sid, set()),
                              recommend=sub.recommend, min_score=sub.min_score)
-    ranked = rank_day(papers, profiles, wanted)
+    known, remember = None, None
+    if method == "semantic" and wanted:
+        known, remember = _seed_vectors(store, seed_texts, keep)
+    ranked = rank_day(papers, profiles, wanted, method=method, known=known, remember=remember)
     log.info("event=ranked profiles=%d ranked=%d papers=%d", len(wanted), len(ranked),
              len(papers))
     return ranked
+
+
+def _seed_vectors(store: Store, texts: dict[int, StoredSeed], keep: bool):
+    """(the semantic vectors kept for these seed texts, by (title, abstract); a function
+    that stores new ones, or None without `keep`)."""
+    import numpy as np
+
+    from .relevance.semantic import MODEL_KEY
+
+    stored = store.seed_vectors(texts, MODEL_KEY)
+    known = {(texts[tid].title, texts[tid].abstract): np.frombuffer(v, "<f4")
+             for tid, v in stored.items()}
+    text_id = {(s.title, s.abstract): tid for tid, s in texts.items() if tid not in stored}
+
+    def remember(embedded) -> None:
+        store.add_seed_vectors(MODEL_KEY, {text_id[ident]: v.astype("<f4").tobytes()
+                                           for ident, v in embedded.items() if ident in text_id})
+
+    return known, (remember if keep else None)

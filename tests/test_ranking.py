@@ -276,3 +276,94 @@ def test_a_day_that_cannot_be_vectorized_ranks_nobody():
     blank = [Paper(id=f"x:{i}", title="", abstract="") for i in range(3)]
     profiles = {1: ProfileSeeds((StoredSeed("title:a", "", ""),))}
     assert rank_day(blank, profiles, {1: Wanted(items=())}) == {}
+
+
+async def test_the_semantic_extra_ranks_the_build_with_the_same_meaning_of_min_score(
+        tmp_path, smtp_sink):
+    """`[relevance] method = "semantic"`: the build ranks by WordLlama embeddings (from the
+    wheel), the seeds' papers lead, and its cosines are put on the TF-IDF scale, so the
+    same min_score leaves out a share of matches of the same size as with TF-IDF."""
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    order = todays(BROAD)
+    liked = order[-3:]
+    kept = {}
+    for method in ("tfidf", "semantic"):
+        (tmp_path / method).mkdir()
+        d = Day(tmp_path / method, smtp_sink, f'[relevance]\nmethod = "{method}"\n')
+        try:
+            assert d.config.relevance.method == method
+            subscriber(d, f"{method}@example.org", seeds=liked, min_score=0.025)
+            d.send()
+            text, html = parts(d.mails(f"{method}@example.org")[-1])
+            # today's order puts them last of 107; a centroid of three unlike seeds may put a
+            # paper near two of them above the third
+            assert {p.title for p in liked} <= set(shown_titles(html)[:5])
+            assert labelled(text, "matched")[0].count(" · similar to: ") == 1
+            got = kinds(d, f"{method}@example.org")
+            kept[method] = sum(1 for _, _, k in got if k != LEFT_OUT)
+        finally:
+            d.store.close()
+    # 0.025 keeps a like share of the 107 matches in either space (27 and 18 when written):
+    # without the map onto the TF-IDF scale, semantic cosines (0.3 to 0.7) would keep all
+    assert all(10 <= n <= 60 for n in kept.values()), kept
+    assert max(kept.values()) <= 2 * min(kept.values()), kept
+
+
+def test_config_check_says_how_to_get_the_semantic_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    from digestd.config import load_config
+    from digestd.errors import ConfigError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wordllama" else real(name, *a))
+    path = tmp_path / "c.toml"
+    path.write_text('[relevance]\nmethod = "semantic"\n')
+    with pytest.raises(ConfigError, match=r"c.toml:2: relevance.method must be \"tfidf\" unless "
+                       r"the semantic extra is installed.*pip install 'digestd\[semantic\]'"):
+        load_config(path)
+
+
+def test_the_semantic_build_embeds_each_seed_text_once(tmp_path, monkeypatch):
+    """A seed's embedding never changes: the first build keeps the vectors of the seed texts
+    it embedded (seed_vectors), the next embeds the day's papers only and ranks the same;
+    a dry run keeps nothing."""
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    from digestd.jobs_build import _rankings
+    from digestd.relevance import semantic
+    from digestd.store import Store
+
+    papers = day_of_papers()
+    order = todays(BROAD)
+    embedded: list[int] = []
+    real = semantic.SemanticSpace.vectors
+    monkeypatch.setattr(semantic.SemanticSpace, "vectors",
+                        lambda self, texts: embedded.append(len(texts)) or real(self, texts))
+    with Store(tmp_path / "s.sqlite3") as store:
+        sids = [store.add_subscriber(f"r{i}@example.org", [BROAD]).id for i in range(3)]
+        for i, sid in enumerate(sids):  # four distinct texts among six seeds
+            store.add_seeds(sid, [seed(p) for p in order[-2 - i:][:2]])
+        subs = {s.id: s for s in store.subscribers("active")}
+        matched = Matcher({sid: (BROAD,) for sid in sids}).match(papers)
+        position = {p.id: i for i, p in enumerate(papers)}
+
+        def rank(keep=True):
+            embedded.clear()
+            got = _rankings(store, subs, papers, matched, position, dict.fromkeys(sids, 0), {},
+                            method="semantic", keep=keep)
+            return {sid: [m.paper.id for m in r.items] for sid, r in got.items()}, embedded[:]
+
+        dry, calls = rank(keep=False)
+        assert calls == [len(papers) + 4] and store.seed_vectors(range(100), semantic.MODEL_KEY) == {}
+        first, calls = rank()
+        assert calls == [len(papers) + 4] and first == dry
+        kept = store.seed_vectors(range(100), semantic.MODEL_KEY)
+        assert len(kept) == 4 and all(len(v) == 4 * semantic.DIM for v in kept.values())
+        again, calls = rank()
+        assert calls == [len(papers)] and again == first  # the papers only, the same order
+        # a text no reader names any more goes, with its vectors
+        store.remove_seeds(sids[0], [seed(order[-2]).paper_id])
+        assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 4  # r1 names it
+        store.remove_seeds(sids[1], [seed(p).paper_id for p in order[-3:-1]])
+        assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 3  # r2 names o[-3]

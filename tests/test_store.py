@@ -200,3 +200,47 @@ def test_a_digest_keeps_its_order_and_reasons(store):
     assert store.db.execute("SELECT count(*) FROM whys").fetchone()[0] == 3
     assert [p.why for p in store.digest_papers(store.digest_of(other.id, "2026-11-23"))] == [
         "a", "a", "b"]
+
+
+def test_seeds_made_before_seed_texts_keep_their_text_shared_after_the_migration(tmp_path):
+    """A store of the version before "seed_texts": each seed row held its own text. After
+    the migration every reader's seeds read the same, one text row per distinct text, and
+    a text goes with the last seed that names it (removed, replaced, or its reader gone)."""
+    from digestd.store import StoredSeed
+
+    step = [name for name, _ in MIGRATIONS].index("seed_texts")
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for n, (_name, sql) in enumerate(MIGRATIONS[:step], start=1):
+        db.executescript(f"BEGIN;\n{sql}\n;PRAGMA user_version = {n};\nCOMMIT;")
+    db.executescript("""
+        INSERT INTO subscribers (id, email, created_at) VALUES (1, 'a@example.org', 'x'),
+            (2, 'b@example.org', 'x');
+        INSERT INTO seeds (subscriber_id, paper_id, title, abstract, origin, added_at) VALUES
+            (1, 'arxiv:1', 'One', 'About one.', 'lib.bib', '2026-11-01'),
+            (1, 'arxiv:2', 'Two', '', '', '2026-11-02'),
+            (2, 'arxiv:1', 'One', 'About one.', '', '2026-11-03'),
+            (2, 'arxiv:2', 'Two', 'Two, with an abstract from a RIS file.', 'x.ris', '2026-11-03');
+    """)
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version() == len(MIGRATIONS)
+        assert store.seeds(1) == [
+            StoredSeed("arxiv:1", "One", "About one.", "lib.bib", "2026-11-01"),
+            StoredSeed("arxiv:2", "Two", "", "", "2026-11-02")]
+        assert [(s.paper_id, s.abstract, s.origin) for s in store.seeds(2)] == [
+            ("arxiv:1", "About one.", ""),
+            ("arxiv:2", "Two, with an abstract from a RIS file.", "x.ris")]
+        texts = lambda: store.db.execute("SELECT count(*) FROM seed_texts").fetchone()[0]  # noqa: E731
+        assert texts() == 3  # arxiv:1 once; arxiv:2 with and without its abstract
+        shared, _ = store.seed_texts_of([1, 2])
+        assert shared[1][0] is shared[2][0]  # one object for the text both gave
+        assert [s.abstract for s in shared[2]] == ["About one.",
+                                                    "Two, with an abstract from a RIS file."]
+        # a new seed with a known text takes the kept one; a changed text replaces it
+        store.add_seeds(1, [StoredSeed("arxiv:2", "Two", "Two, with an abstract from a RIS file.")])
+        assert texts() == 2  # the abstract-less "Two" was named by no seed any more
+        assert store.remove_seeds(2, ["arxiv:1"]) == ["arxiv:1"]
+        assert texts() == 2  # reader 1 still names arxiv:1
+        store.remove_subscriber("a@example.org")
+        assert texts() == 1 and store.seeds_of() == {2: store.seeds(2)}

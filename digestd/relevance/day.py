@@ -48,13 +48,22 @@ class DayScores:
         self.positives = positives
         self.negatives = negatives
         self.row = {k: i for i, k in enumerate(keys)}
+        self.embedded: dict[tuple[str, str], np.ndarray] = {}  # build(known=...): new vectors
         self.weights = P.profile_weights(positives, negatives, len(seed_titles))
+        # every seed against every paper, once, where it fits (profile.COSINE_BYTES): the
+        # scores and each paper's nearest seed are then read from it, not multiplied again
+        self.cosines = P.seed_paper_cosines(seed_vectors, paper_vectors)
 
     @classmethod
     def build(cls, papers: Sequence[HasText], profiles: Mapping[Hashable, ProfileSeeds], *,
-              method: str = "tfidf") -> DayScores:
+              method: str = "tfidf",
+              known: Mapping[tuple[str, str], np.ndarray] | None = None) -> DayScores:
         """Vectorize `papers` and the profiles' seeds (TF-IDF fitted on both, or the
-        semantic extra's embeddings) and weigh each profile's seeds."""
+        semantic extra's embeddings) and weigh each profile's seeds.
+
+        `known` (semantic only): vectors of seed texts embedded before, by (title,
+        abstract); only the other seeds are embedded, and those new vectors are left in
+        `.embedded` for the caller to keep (a text's embedding never changes)."""
         seed_row: dict[tuple[str, str], int] = {}
         seed_texts, titles = [], []
         keys, positives, negatives = [], [], []
@@ -74,6 +83,19 @@ class DayScores:
             positives.append(rows[0])
             negatives.append(rows[1])
         paper_texts = [paper_text(p.title, p.abstract) for p in papers]
+        if method == "semantic" and known is not None:
+            idents = list(seed_row)
+            missing = [i for i, ident in enumerate(idents) if ident not in known]
+            space, vectors = _vectors(method, paper_texts + [seed_texts[i] for i in missing])
+            n = len(paper_texts)
+            seeds = np.empty((len(idents), vectors.shape[1]), np.float32)
+            for i, ident in enumerate(idents):
+                if ident in known:
+                    seeds[i] = known[ident]
+            seeds[missing] = vectors[n:]
+            day = cls(papers, keys, space, vectors[:n], seeds, titles, positives, negatives)
+            day.embedded = {idents[i]: seeds[i] for i in missing}
+            return day
         space, vectors = _vectors(method, paper_texts + seed_texts)
         n = len(paper_texts)
         return cls(papers, keys, space, vectors[:n], vectors[n:], titles, positives, negatives)
@@ -82,13 +104,27 @@ class DayScores:
         """(profile keys, (len(keys), n_papers) float32 cosines), `chunk` profiles at a time;
         memory is bounded as profile.iter_scores says."""
         for start, block in P.iter_scores(self.weights, self.seed_vectors, self.paper_vectors,
-                                          chunk=chunk):
+                                          chunk=chunk, cosines=self.cosines):
             yield self.keys[start:start + len(block)], block
 
     def scores(self, key: Hashable) -> np.ndarray:
         """One profile's (n_papers,) cosines."""
         i = self.row[key]
         return P.scores(self.weights[i:i + 1], self.seed_vectors, self.paper_vectors)[0]
+
+    def nearest_positives(self, key: Hashable, paper_indexes: Sequence[int]) -> list[int]:
+        """For each paper (an index into `papers`), the seed row (into `seed_titles`) of the
+        profile's positive most like it; [] for a profile without positives."""
+        pos = self.positives[self.row[key]]
+        if not pos or not len(paper_indexes):
+            return []
+        cols = list(paper_indexes)
+        if self.cosines is not None:
+            sims = self.cosines[np.ix_(pos, cols)]
+        else:
+            sims = self.seed_vectors[pos] @ self.paper_vectors[cols].T
+            sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+        return [pos[int(b)] for b in np.argmax(sims, axis=0)]
 
     def ranked(self, key: Hashable, top: int | None = None) -> list[Ranked]:
         """One profile's papers best first, each with its score and why."""

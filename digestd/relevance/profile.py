@@ -22,6 +22,9 @@ BACKGROUND = 0.5
 CHUNK = 2048  # profiles per block that iter_scores yields
 GROUP_BYTES = 512 << 20  # the scores of a group of profiles (n_profiles x n_papers float32)
 SLICE_BYTES = 96 << 20  # one slice of paper x seed cosines, sparse then dense
+# every seed's cosine with every paper is kept (seed_paper_cosines) when it fits in this: it
+# serves the scores and each paper's "similar to" seed; beyond it they are computed per group
+COSINE_BYTES = 512 << 20
 SHARED_TERMS = 3
 
 
@@ -49,10 +52,26 @@ def profile_weights(positives: Sequence[Sequence[int]], negatives: Sequence[Sequ
                              shape=(len(positives), n_seeds), dtype=np.float32)
 
 
+def seed_paper_cosines(seed_vectors, paper_vectors, *, max_bytes: int = COSINE_BYTES,
+                       slice_bytes: int = SLICE_BYTES) -> np.ndarray | None:
+    """(n_seeds, n_papers) float32: the cosine of every seed with every paper (rows
+    L2-normalized, sparse or dense, in one space), or None when that array would take more
+    than `max_bytes` (4 bytes a cell). Sparse products are done in slices of papers, each
+    at most about `slice_bytes` while it is turned dense."""
+    n_seeds, n_papers = seed_vectors.shape[0], paper_vectors.shape[0]
+    if 4 * n_seeds * n_papers > max_bytes:
+        return None
+    out = np.empty((n_seeds, n_papers), np.float32)
+    step = max(1, slice_bytes // max(12 * n_seeds, 1))
+    for p0 in range(0, n_papers, step):
+        out[:, p0:p0 + step] = _dense(seed_vectors @ paper_vectors[p0:p0 + step].T)
+    return out
+
+
 def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
                 background: float = BACKGROUND, chunk: int = CHUNK,
-                group_bytes: int = GROUP_BYTES,
-                slice_bytes: int = SLICE_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+                group_bytes: int = GROUP_BYTES, slice_bytes: int = SLICE_BYTES,
+                cosines: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Cosine of every profile with every paper, in blocks of `chunk` profiles.
 
     `weights`: (n_profiles, n_seeds) from profile_weights; `seed_vectors`: (n_seeds, dim)
@@ -67,17 +86,23 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
     dense product). Memory: about `group_bytes` for the scores of a group of profiles
     (n_profiles x n_papers x 4 bytes; more profiles are done in groups, each computing the
     cosines of the seeds it uses again) plus `slice_bytes` for one slice of cosines.
+
+    `cosines`, seed_paper_cosines of these vectors, saves computing them: each block is then
+    one sparse by dense product, and memory is that array plus one block.
     """
     n_prof, n_papers = weights.shape[0], paper_vectors.shape[0]
     mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers else (
         np.zeros(paper_vectors.shape[1], np.float32))
     bg_scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)  # mean . paper
     bg_norm2 = float(mean @ mean)
-    is_sparse = sparse.issparse(seed_vectors)
+    is_sparse = sparse.issparse(seed_vectors) and cosines is None
     group = max(chunk, (group_bytes // max(4 * n_papers, 1)) // chunk * chunk)
     for g0 in range(0, n_prof, group if is_sparse else chunk):
         w = weights[g0:g0 + (group if is_sparse else chunk)]
-        if is_sparse:
+        if cosines is not None:
+            w_used, s_used = w, seed_vectors
+            raw_all = None
+        elif is_sparse:
             used = np.unique(w.indices)
             w_used, s_used = w[:, used], seed_vectors[used]
             raw_all = np.empty((w.shape[0], n_papers), np.float32)
@@ -92,7 +117,9 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
             raw_all = None
         for c0 in range(0, w.shape[0], chunk):
             cents = w_used[c0:c0 + chunk] @ s_used  # (rows, dim) centroids
-            if raw_all is None:
+            if cosines is not None:
+                raw = np.asarray(w_used[c0:c0 + chunk] @ cosines, dtype=np.float32)
+            elif raw_all is None:
                 raw = np.asarray(cents @ paper_vectors.T, dtype=np.float32)
             else:
                 raw = raw_all[c0:c0 + chunk]

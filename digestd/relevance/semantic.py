@@ -15,6 +15,7 @@ from ..errors import DigestdError
 
 MODEL = "l2_supercat"  # the configuration whose files are in the wheel (wordllama/weights/)
 DIM = 256
+MODEL_KEY = f"wordllama/{MODEL}/{DIM}"  # what a stored vector was made with (seed_vectors)
 
 
 def available() -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..models import Paper
 from .records import PAPER_COLUMNS, StoredSeed, utcnow
@@ -28,19 +28,23 @@ class SeedStore:
     def add_seeds(self, subscriber_id: int, seeds: Sequence[StoredSeed], *,
                   now: str | None = None) -> int:
         """Store seeds for a subscriber (a seed already there gets the new text); returns
-        how many were new."""
+        how many were new. A text already kept for another reader is shared (seed_texts)."""
         now = now or utcnow()
         new = 0
         with self.transaction() as db:
             for s in seeds:
+                row = db.execute("SELECT id FROM seed_texts WHERE paper_id = ? AND title = ? "
+                                 "AND abstract = ?", (s.paper_id, s.title, s.abstract)).fetchone()
+                text_id = row[0] if row else db.execute(
+                    "INSERT INTO seed_texts (paper_id, title, abstract) VALUES (?, ?, ?) "
+                    "RETURNING id", (s.paper_id, s.title, s.abstract)).fetchone()[0]
                 had = db.execute("SELECT 1 FROM seeds WHERE subscriber_id = ? AND paper_id = ?",
                                  (subscriber_id, s.paper_id)).fetchone()
                 db.execute(
-                    "INSERT INTO seeds (subscriber_id, paper_id, title, abstract, origin, "
-                    "added_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (subscriber_id, paper_id) "
-                    "DO UPDATE SET title = excluded.title, abstract = excluded.abstract, "
-                    "origin = excluded.origin",
-                    (subscriber_id, s.paper_id, s.title, s.abstract, s.origin, now))
+                    "INSERT INTO seeds (subscriber_id, paper_id, text_id, origin, added_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (subscriber_id, paper_id) "
+                    "DO UPDATE SET text_id = excluded.text_id, origin = excluded.origin",
+                    (subscriber_id, s.paper_id, text_id, s.origin, now))
                 new += had is None
         return new
 
@@ -50,20 +54,80 @@ class SeedStore:
 
     def seeds_of(self, subscriber_ids: Sequence[int] | None = None) -> dict[int, list[StoredSeed]]:
         """Seeds by subscriber id (every subscriber with seeds when `subscriber_ids` is None),
-        each list in the order the seeds were added: what the daily build's profiles read."""
-        sql = ("SELECT subscriber_id, paper_id, title, abstract, origin, added_at FROM seeds")
+        each list in the order the seeds were added: what the daily build's profiles read.
+
+        Each distinct text is read once and its strings are shared by every reader's seed
+        (30,000 profiles of 5 to 50 seeds hold each shared abstract once, not per row)."""
+        rows, texts = self._seed_rows(subscriber_ids)
+        out: dict[int, list[StoredSeed]] = {}
+        for sid, paper_id, text_id, origin, added_at in rows:
+            title, abstract = texts[text_id]
+            out.setdefault(sid, []).append(StoredSeed(paper_id, title, abstract, origin, added_at))
+        return out
+
+    def seed_texts_of(self, subscriber_ids: Sequence[int] | None = None
+                      ) -> tuple[dict[int, list[StoredSeed]], dict[int, StoredSeed]]:
+        """Like seeds_of, but one StoredSeed object per distinct text, shared by every reader
+        who gave it (without `origin` and `added_at`): the daily build's profiles need the
+        text only, and 800,000 seed rows name tens of thousands of texts. Returns (seeds by
+        subscriber id, the same objects by text id: the key of seed_vectors)."""
+        rows, texts = self._seed_rows(subscriber_ids)
+        shared: dict[int, StoredSeed] = {}
+        out: dict[int, list[StoredSeed]] = {}
+        for sid, paper_id, text_id, _origin, _added_at in rows:
+            seed = shared.get(text_id)
+            if seed is None:
+                seed = shared[text_id] = StoredSeed(paper_id, *texts[text_id])
+            out.setdefault(sid, []).append(seed)
+        return out, shared
+
+    def seed_vectors(self, text_ids: Iterable[int], model: str) -> dict[int, bytes]:
+        """Text id -> its stored vector under `model` (float32 bytes), for those that have
+        one."""
+        ids = sorted(set(text_ids))
+        out: dict[int, bytes] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(self.db.execute(
+                f"SELECT text_id, vector FROM seed_vectors WHERE model = ? AND text_id IN "
+                f"({marks})", [model, *chunk]).fetchall())
+        return out
+
+    def add_seed_vectors(self, model: str, vectors: Mapping[int, bytes]) -> int:
+        """Keep each text id's vector under `model` (one already kept stays); returns how
+        many rows were written. A text removed meanwhile is skipped."""
+        written = 0
+        with self.transaction() as db:
+            for text_id, vector in vectors.items():
+                written += db.execute(
+                    "INSERT INTO seed_vectors (text_id, model, vector) SELECT id, ?, ? FROM "
+                    "seed_texts WHERE id = ? ON CONFLICT (text_id, model) DO NOTHING",
+                    (model, vector, text_id)).rowcount
+        return written
+
+    def _seed_rows(self, subscriber_ids: Sequence[int] | None
+                   ) -> tuple[list[tuple], dict[int, tuple[str, str]]]:
+        """(subscriber_id, paper_id, text_id, origin, added_at) rows in each subscriber's
+        order, and text id -> (title, abstract) for the texts they name."""
+        sql = "SELECT subscriber_id, paper_id, text_id, origin, added_at FROM seeds"
         if subscriber_ids is not None:
             sql += (" WHERE subscriber_id IN ("
                     + (",".join(str(int(i)) for i in subscriber_ids) or "NULL") + ")")
-        out: dict[int, list[StoredSeed]] = {}
-        # one copy of each distinct seed's text: readers of one field share seeds, and at
-        # 30,000 profiles of 5 to 50 seeds a copy per row would hold each abstract many times
-        shared: dict[tuple[str, str, str], tuple[str, str, str]] = {}
-        for sid, paper_id, title, abstract, origin, added_at in self.db.execute(
-                sql + " ORDER BY subscriber_id, added_at, paper_id"):
-            text = shared.setdefault((paper_id, title, abstract), (paper_id, title, abstract))
-            out.setdefault(sid, []).append(StoredSeed(*text, origin, added_at))
-        return out
+        rows = self.db.execute(sql + " ORDER BY subscriber_id, added_at, paper_id").fetchall()
+        wanted = {r[2] for r in rows}
+        texts: dict[int, tuple[str, str]] = {}
+        if len(wanted) > 500:  # many: one pass over the table beats thousands of lookups
+            for text_id, title, abstract in self.db.execute(
+                    "SELECT id, title, abstract FROM seed_texts"):
+                if text_id in wanted:
+                    texts[text_id] = (title, abstract)
+        else:
+            ids = sorted(wanted)
+            marks = ",".join("?" * len(ids))
+            texts = {r[0]: (r[1], r[2]) for r in self.db.execute(
+                f"SELECT id, title, abstract FROM seed_texts WHERE id IN ({marks})", ids)}
+        return rows, texts
 
     def remove_seeds(self, subscriber_id: int, paper_ids: Iterable[str]) -> list[str]:
         """Remove the given seeds; returns the ids that were there (and are gone now)."""
