@@ -18,11 +18,12 @@ log = logging.getLogger("digestd.store")
 # is each backend's own
 TABLES = ("papers", "paper_ids", "source_state", "subscribers", "rules", "digests",
           "digest_bodies", "whys", "sent", "web_events", "id_high_water", "schedule_version",
-          "inbound_seen", "inbound_counts", "feedback", "seeds")
+          "inbound_seen", "inbound_counts", "feedback", "seed_texts", "seeds",
+          "seed_vectors")
 # the tables whose keys PostgreSQL numbers itself (identity columns): after rows with their
 # own keys, the next key must come after the largest copied
 IDENTITIES = (("papers", "pk"), ("subscribers", "id"), ("rules", "id"), ("digests", "id"),
-              ("whys", "id"))
+              ("whys", "id"), ("seed_texts", "id"))
 # tables that are never empty in a fresh store (made by the migrations), so not checked as such
 SEEDED = ("schedule_version",)
 
