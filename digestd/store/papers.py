@@ -165,14 +165,16 @@ class PaperStore:
             (since,))]
 
     def paper_pks(self, ids: Iterable[str]) -> dict[str, int]:
-        """Canonical id -> row key, for the given canonical ids."""
+        """Canonical id -> row key, for the given canonical ids that are stored, in the order
+        given (whatever order the backend reads the rows in)."""
         ids = list(ids)
-        out: dict[str, int] = {}
+        found: dict[str, int] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            out.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})", chunk))
-        return out
+            found.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})",
+                                         chunk))
+        return {i: found[i] for i in ids if i in found}
 
     def count_subscribers(self, status: str = "active") -> int:
         return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?",
