@@ -278,15 +278,41 @@ def derived(default: Any = "") -> Any:
     return field(default=default, repr=False, compare=False, metadata={"derived": True})
 
 
+def check_store_url(value: str) -> str:
+    """Empty, or a libpq URL of a PostgreSQL database."""
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError('must be empty or a PostgreSQL URL "postgresql://user@host/database"')
+    return value
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     path: str = setting("digestd.sqlite3", "The SQLite file that holds papers, subscribers and "
                         "the outbox. Relative paths are relative to the config file.", path=True)
+    url: str = setting("", "A PostgreSQL database to use instead of the SQLite file: "
+                       '"postgresql://user@host:5432/digestd", with libpq\'s parameters in the '
+                       'query string ("?sslmode=verify-full"); libpq\'s environment variables '
+                       "(PGHOST, PGSSLMODE, ...) fill in what it leaves out. Empty: the SQLite "
+                       "file at path. See docs/postgresql.md.", check=check_store_url)
+    password_file: str = setting("", "File holding the PostgreSQL password (for url). "
+                                 "Alternatives: the environment variable DIGESTD_STORE_PASSWORD "
+                                 'or the systemd credential "store-password"; else libpq\'s '
+                                 "PGPASSWORD or ~/.pgpass.", path=True)
     keep_sent_days: int = setting(30, "Days the message of a sent digest stays in the store "
                                   "(for `digestd outbox` and a look at what went out); then "
                                   "`digestd run` drops it, keeping the row and the marks that "
                                   "stop a paper from being sent twice. 0 keeps them forever; "
                                   "at most 36500.", minimum=0, maximum=36500)
+    password: str = derived()
+
+    @property
+    def where(self) -> str:
+        """The store for messages: the PostgreSQL URL (without a password) or the file."""
+        if not self.url:
+            return self.path
+        from .store import without_password
+
+        return without_password(self.url)
 
 
 @dataclass(frozen=True)
@@ -794,6 +820,11 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
         except ConfigError as e:
             fail(f"{section}.{key}: {e.message}", section, key)
 
+    if config.store.url:
+        password = secret("store-password", "store", "password_file",
+                          config.store.password_file, "DIGESTD_STORE_PASSWORD")
+        config = dataclasses.replace(config, store=dataclasses.replace(
+            config.store, password=password or ""))
     if config.smtp is not None:
         if config.smtp.ca_file:
             try:

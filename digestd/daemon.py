@@ -56,7 +56,7 @@ from .schedule import (
 )
 from .sdnotify import Notifier
 from .sources import Http, make_source
-from .store import Store
+from .store import BaseStore, open_store
 
 log = logging.getLogger("digestd.daemon")
 
@@ -93,7 +93,7 @@ class LibraryLines(logging.Filter):
         return True
 
 
-def inbound_handler(config: Config, store: Store) -> InboundHandle:
+def inbound_handler(config: Config, store: BaseStore) -> InboundHandle:
     """The handler of one message read from the [inbound] mailbox, on `store` (a connection
     of the thread the IMAP run is in): digestd.inbound's, which raises InboundTempFail for
     what may work later. Daemon(inbound_handler=...) takes another one (tests)."""
@@ -154,7 +154,7 @@ class Daemon:
 
     def __init__(self, config: Config, *, notifier: Notifier | None = None,
                  clock: Callable[[], datetime] | None = None,
-                 inbound_handler: Callable[[Config, Store], InboundHandle] = inbound_handler
+                 inbound_handler: Callable[[Config, BaseStore], InboundHandle] = inbound_handler
                  ) -> None:
         self.config = config
         self.inbound_handler = inbound_handler
@@ -165,7 +165,7 @@ class Daemon:
         self.running: dict[asyncio.Task, str] = {}  # in-flight job tasks -> job id
         self.first_polls: set[str] = set()  # sources polled at start, not finished yet
         self.last_progress = time.monotonic()  # the digest job's last sign of life
-        self.store: Store | None = None
+        self.store: BaseStore | None = None
         self.http: Http | None = None
         self.scheduler: AsyncIOScheduler | None = None
         self.web: WebServer | None = None
@@ -183,7 +183,7 @@ class Daemon:
         signals = self._install_signals(loop)
         watchdog: asyncio.Task | None = None
         try:
-            self.store = Store(self.config.store.path)
+            self.store = open_store(self.config.store)
             self.http = Http()
             self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
@@ -395,7 +395,7 @@ class Daemon:
             timespec="seconds")
 
         def prune() -> int:
-            with Store(self.config.store.path) as store:
+            with open_store(self.config.store) as store:
                 return store.prune_sent(before)
 
         began = time.monotonic()
@@ -425,11 +425,11 @@ class Daemon:
         """Read the [inbound] mailbox once: in a thread (imapclient blocks), with a store
         connection of its own; one key=value line says what it did."""
         cfg: InboundConfig = self.config.inbound
-        path = self.config.store.path
+        target = self.config.store
         config = self.config
 
         def fetch():
-            with Store(path) as store:
+            with open_store(target) as store:
                 handle = self.inbound_handler(config, store)
                 return fetch_and_handle(cfg, cfg.password, handle, stop=self._stop_asked)
 

@@ -39,7 +39,7 @@ import aiosmtplib
 
 from .config import SmtpConfig
 from .mime import to_7bit
-from .store import OutboxRow, Store, utcnow
+from .store import BaseStore, OutboxRow, open_store, utcnow
 from .tokens import bounce_token, plus_address
 
 log = logging.getLogger("digestd.deliver")
@@ -89,7 +89,7 @@ def verp_address(return_path: str, secret: bytes, row: OutboxRow) -> str:
     return plus_address(return_path, bounce_token(secret, row.id, row.subscriber_id))
 
 
-def write_outbox(store: Store, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
+def write_outbox(store: BaseStore, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
                  stop: Callable[[], bool] | None = None, return_path: str = "",
                  secret: bytes = b"") -> DeliveryReport:
     """Write each queued digest as an .eml file, atomically, then mark it sent.
@@ -246,10 +246,10 @@ class StoreThread:
     for the lock (a build committing) never blocks the event loop. A ":memory:" store has
     no second connection: its methods run in the caller's thread."""
 
-    def __init__(self, store: Store) -> None:
-        self.path = store.path
+    def __init__(self, store: BaseStore) -> None:
+        self.target = store.target
         self.inline = store if store.path == ":memory:" else None
-        self.store: Store | None = None
+        self.store: BaseStore | None = None
         self.checkpoints = contextlib.ExitStack()
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="digestd-store")
 
@@ -259,9 +259,9 @@ class StoreThread:
         return await asyncio.get_running_loop().run_in_executor(
             self.pool, lambda: getattr(self._open(), method)(*args, **kwargs))
 
-    def _open(self) -> Store:
+    def _open(self) -> BaseStore:
         if self.store is None:
-            self.store = Store(self.path)
+            self.store = open_store(self.target)
             # the sender commits ~20 times a second (its marks, its claims): checkpointing
             # after each of them, as SQLite does once the WAL holds 1,000 pages (all the time
             # while a build writes), copies the pages a build keeps changing (the sent
@@ -327,7 +327,7 @@ class SmtpSender:
     """One delivery run: claims due rows a few at a time and sends them over a pool of
     `max_connections` connections, each reused for many messages."""
 
-    def __init__(self, store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+    def __init__(self, store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
                  bounce_threshold: int = 3, limit: int | None = None,
                  progress: Callable[[DeliveryReport], None] | None = None,
                  follow: asyncio.Future | None = None,
@@ -397,7 +397,7 @@ class SmtpSender:
 
     async def _deliver(self) -> None:
         if self.db.inline is None:
-            self.journal = SentJournal(self.store.path, self.owner)
+            self.journal = SentJournal(self.store.side_files, self.owner)
         writer = asyncio.ensure_future(self._write_marks())
         stored = False
         try:
@@ -437,7 +437,7 @@ class SmtpSender:
     async def _take_over_dead_senders(self) -> None:
         """Apply the sent journals of senders that died, then free their claims: the rows
         they sent stay sent, the others are sent again."""
-        for path, owner, marks in SentJournal.left_behind(self.store.path):
+        for path, owner, marks in SentJournal.left_behind(self.store.side_files):
             applied = await self.db("mark_sent_many", marks)
             path.unlink(missing_ok=True)
             log.warning("event=sent_journal_applied owner=%s marks=%d newly_marked=%d",
@@ -642,7 +642,7 @@ async def _quit(client: aiosmtplib.SMTP) -> None:
             client.close()
 
 
-async def send_smtp(store: Store, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+async def send_smtp(store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
                     bounce_threshold: int = 3, limit: int | None = None,
                     progress: Callable[[DeliveryReport], None] | None = None,
                     follow: asyncio.Future | None = None,

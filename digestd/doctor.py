@@ -27,6 +27,11 @@ class Check:
 async def run_checks(config: Config) -> list[Check]:
     """Every check, in the order a user would fix things."""
     checks = config_checks(config)
+    if config.store.url:
+        from .store.postgres import probe
+
+        ok, detail = await asyncio.to_thread(probe, config.store)
+        checks.append(Check("ok" if ok else "fail", "store", detail))
     if config.delivery_method == "smtp" and config.smtp is not None:
         from .deliver import probe
 

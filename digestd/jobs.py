@@ -31,7 +31,7 @@ from .jobs_build import (  # noqa: F401  (re-exported: units of work)
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
 from .logs import setup_logging
 from .schedule import iso
-from .store import Store
+from .store import BaseStore, open_store
 
 log = logging.getLogger("digestd.jobs")
 
@@ -54,7 +54,7 @@ def _warn_once(config: Config) -> None:
         log.warning("event=config_warning base_url=%s warning=%r", config.web.base_url, warning)
 
 
-async def send_outbox(config: Config, store: Store, *, progress=None,
+async def send_outbox(config: Config, store: BaseStore, *, progress=None,
                       limit: int | None = None, stop: asyncio.Event | None = None
                       ) -> DeliveryReport:
     """Deliver every queued digest that is due (at most `limit`), by the configured method.
@@ -78,7 +78,7 @@ BUILD_STOP_GRACE = 2.0
 HEARTBEAT_S = 1.0  # how often build_and_send's `heartbeat` is called while the build runs
 
 
-async def build_and_send(config: Config, store: Store, *, force: bool = False,
+async def build_and_send(config: Config, store: BaseStore, *, force: bool = False,
                          now: datetime | None = None, progress=None,
                          stop: asyncio.Event | None = None,
                          heartbeat: Callable[[], None] | None = None
@@ -104,7 +104,7 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
         return built, await send_outbox(config, store, progress=progress, stop=stop)
     if config.delivery_method != "smtp":
         working = asyncio.ensure_future(
-            _build_and_write_in_thread(config, store.path, force, now, stop))
+            _build_and_write_in_thread(config, store.target, force, now, stop))
         with _beating(working, heartbeat):
             return await working
     assert config.smtp is not None
@@ -125,7 +125,7 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
         smtp = replace(smtp, max_connections=smtp.max_connections - helpers * (
             smtp.max_connections // (helpers + 1)))
     building = asyncio.ensure_future(_build_in_children(
-        config, store.path, force, now, stop, workers, helpers))
+        config, store.target, force, now, stop, workers, helpers))
     with _beating(building, heartbeat):
         try:
             report = await send_smtp(store, smtp, config.delivery.from_,
@@ -152,9 +152,9 @@ async def build_and_send(config: Config, store: Store, *, force: bool = False,
 _IDLE: dict[str, tuple[str, str]] = {}
 
 
-def _nothing_due(store: Store, now: datetime | None) -> bool:
+def _nothing_due(store: BaseStore, now: datetime | None) -> bool:
     """True when the last scheduled build said nothing is due before a time still ahead,
-    and no subscriber, schedule or rule has changed since (Store.schedule_fingerprint)."""
+    and no subscriber, schedule or rule has changed since (BaseStore.schedule_fingerprint)."""
     if store.path == ":memory:":
         return False
     known = _IDLE.get(store.path)
@@ -206,7 +206,7 @@ async def _build_and_write_in_thread(config: Config, path: str, force: bool,
 
     def work() -> tuple[BuildReport, DeliveryReport]:
         began = time.monotonic()
-        with Store(path) as store, store.checkpoints_in_background():
+        with open_store(path) as store, store.checkpoints_in_background():
             built = build_digests(config, store, force=force, now=now, stop=halt.is_set)
             built.took_s = time.monotonic() - began
             return built, write_outbox(store, config.delivery.outbox_dir, stop=halt.is_set,
@@ -333,7 +333,7 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     halt = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:
-        with Store(path) as store, store.checkpoints_in_background():
+        with open_store(path) as store, store.checkpoints_in_background():
             began, usage = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
             built = build_digests(config, store, force=force, now=now, shard=shard,
                                   stop=halt.is_set)
@@ -366,7 +366,7 @@ def _die_with(parent: int | None) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-async def _help_send(config: Config, store: Store, helpers: int,
+async def _help_send(config: Config, store: BaseStore, helpers: int,
                      halt: threading.Event) -> DeliveryReport:
 
     assert config.smtp is not None

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from digestd.config import load_config
-from digestd.store import Store
+from digestd.store import is_postgres_url, open_store
 
 from .dovecot import DOVECOT, Dovecot, Mailbox
+from .postgres import Postgres
 from .smtp_server import SmtpSink
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -68,9 +70,46 @@ def write_config(tmp_path):
     return write
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster for the session (tests/postgres.py)."""
+    server = Postgres()
+    try:
+        server.start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+        server.stop()
+        pytest.skip(f"PostgreSQL cannot start here: {e}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def store(tmp_path):
-    with Store(tmp_path / "digestd.sqlite3") as s:
+def postgres_url(postgres_server: Postgres):
+    """The URL of a fresh, migrated PostgreSQL database of this test's own."""
+    name = postgres_server.new_database()
+    yield postgres_server.url(name)
+    postgres_server.drop(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> str:
+    """Where this test's store is: a SQLite file in tmp_path, then a PostgreSQL database
+    (the test runs once on each backend)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "digestd.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store_toml(store_url) -> str:
+    """The [store] table's line for this test's store: `path` (SQLite) or `url` (PostgreSQL)."""
+    return f'{"url" if is_postgres_url(store_url) else "path"} = "{store_url}"'
+
+
+@pytest.fixture
+def store(store_url):
+    """The store, once on each backend."""
+    with open_store(store_url) as s:
         yield s
 
 

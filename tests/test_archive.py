@@ -19,7 +19,7 @@ import pytest
 from digestd.config import load_config
 from digestd.models import Paper
 from digestd.sources.sample import sample_papers
-from digestd.store import Store
+from digestd.store import open_store
 from digestd.tokens import sign
 from digestd.web import create_app, redact
 
@@ -37,10 +37,11 @@ def day_of_papers() -> tuple[Paper, ...]:
 class Day:
     """A store holding one day of 120 papers, an SMTP sink, and the web app over the store."""
 
-    def __init__(self, tmp_path, smtp_sink, extra: str = "") -> None:
-        self.cfg = write_site_config(tmp_path, smtp_sink, extra)
+    def __init__(self, tmp_path, smtp_sink, extra: str = "", store_url: str = "") -> None:
+        """`store_url`: a PostgreSQL database, else digestd.sqlite3 in tmp_path."""
+        self.cfg = write_site_config(tmp_path, smtp_sink, extra, store_url=store_url)
         self.config = load_config(self.cfg)
-        self.store = Store(self.config.store.path)
+        self.store = open_store(self.config.store)
         self.store.add_papers(day_of_papers())
         self.sink = smtp_sink
         self.clock = Clock()
@@ -70,8 +71,9 @@ class Day:
 
 
 @pytest.fixture
-def day(tmp_path, smtp_sink):
-    d = Day(tmp_path, smtp_sink)
+def day(tmp_path, smtp_sink, store_url):
+    """The day's site, once on each backend."""
+    d = Day(tmp_path, smtp_sink, store_url=store_url)
     yield d
     d.store.close()
 

@@ -1,6 +1,7 @@
 """Building digests off the event loop: the daemon answers while it builds for thousands of
 subscribers, and a stop (SIGTERM) ends a running build at once without losing or repeating a
-digest. Real parts: a SQLite file in tmp_path, the aiosmtpd sink, the web app over HTTP."""
+digest. Real parts: the store (a SQLite file in tmp_path, then a PostgreSQL database), the
+aiosmtpd sink, the web app over HTTP."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from digestd.daemon import Daemon
 from digestd.jobs import build_and_send, build_digests
 from digestd.models import Paper
-from digestd.store import Store
+from digestd.store import BaseStore, open_store
 
 from .conftest import free_port
 
@@ -25,7 +26,7 @@ NOW = datetime(2026, 6, 2, 7, 1, tzinfo=timezone.utc)  # a minute after everybod
 def fill(path, subscribers: int, papers: int = 3) -> list[str]:
     """`subscribers` readers whose 07:00 UTC digest is due at NOW, each matching `papers`."""
     emails = [f"r{i:05d}@example.org" for i in range(subscribers)]
-    with Store(path) as store:
+    with open_store(path) as store:
         with store.transaction():
             for email in emails:
                 store.add_subscriber(email, ["diffusion"], send_at="07:00",
@@ -36,14 +37,14 @@ def fill(path, subscribers: int, papers: int = 3) -> list[str]:
     return emails
 
 
-def digests_per_subscriber(store: Store) -> Counter:
+def digests_per_subscriber(store: BaseStore) -> Counter:
     return Counter(r.recipient for r in store.outbox() + store.outbox(status="sent"))
 
 
-def smtp_config(write_config, tmp_path, sink, extra: str = ""):
+def smtp_config(write_config, store_toml, sink, extra: str = ""):
     return write_config(f"""
         [store]
-        path = "{tmp_path / 'd.sqlite3'}"
+        {store_toml}
         [delivery]
         from = "Digest <digest@example.org>"
         [smtp]
@@ -56,11 +57,11 @@ def smtp_config(write_config, tmp_path, sink, extra: str = ""):
 
 
 async def test_a_stop_ends_the_build_process_and_the_next_run_builds_the_rest(
-        write_config, tmp_path, smtp_sink):
-    emails = fill(tmp_path / "d.sqlite3", 5000, papers=1)
-    config = smtp_config(write_config, tmp_path, smtp_sink)
+        write_config, store_url, store_toml, smtp_sink):
+    emails = fill(store_url, 5000, papers=1)
+    config = smtp_config(write_config, store_toml, smtp_sink)
     stop = asyncio.Event()
-    with Store(tmp_path / "d.sqlite3") as store:
+    with open_store(store_url) as store:
         run = asyncio.ensure_future(build_and_send(config, store, now=NOW, stop=stop))
         while not smtp_sink.received:  # the child committed its first batch
             await asyncio.sleep(0.005)
@@ -80,19 +81,19 @@ async def test_a_stop_ends_the_build_process_and_the_next_run_builds_the_rest(
     assert len({r.rcpt_tos[0] for r in smtp_sink.received}) == len(smtp_sink.received)
 
 
-async def test_outbox_method_builds_in_a_thread_and_stops_between_batches(write_config,
-                                                                          tmp_path):
-    emails = fill(tmp_path / "d.sqlite3", 450)
+async def test_outbox_method_builds_in_a_thread_and_stops_between_batches(
+        write_config, tmp_path, store_url, store_toml):
+    emails = fill(store_url, 450)
     config = write_config(f"""
         [store]
-        path = "{tmp_path / 'd.sqlite3'}"
+        {store_toml}
         [delivery]
         method = "outbox"
         outbox_dir = "{tmp_path / 'outbox'}"
     """)
     stop = asyncio.Event()
     stop.set()
-    with Store(tmp_path / "d.sqlite3") as store:
+    with open_store(store_url) as store:
         built, written = await build_and_send(config, store, now=NOW, stop=stop)
         assert built.stopped and built.digests == 0 and written.sent == 0
         built, written = await build_and_send(config, store, now=NOW)
@@ -102,11 +103,12 @@ async def test_outbox_method_builds_in_a_thread_and_stops_between_batches(write_
 
 
 @pytest.mark.parametrize("method", ["outbox", "smtp"])
-async def test_the_daemon_answers_while_it_builds(write_config, tmp_path, smtp_sink, method):
+async def test_the_daemon_answers_while_it_builds(write_config, tmp_path, store_url, store_toml,
+                                                  smtp_sink, method):
     """The web app's /healthz and a loop-latency probe answer within a second while the
     digest job builds for thousands of subscribers; for SMTP, a stop mid-build is quick."""
     pytest.importorskip("digestd.web")
-    emails = fill(tmp_path / "d.sqlite3", 3000)
+    emails = fill(store_url, 3000)
     port = free_port()
     common = f"""
         [web]
@@ -115,11 +117,11 @@ async def test_the_daemon_answers_while_it_builds(write_config, tmp_path, smtp_s
         check_every = "1h"
     """
     if method == "smtp":
-        config = smtp_config(write_config, tmp_path, smtp_sink, common)
+        config = smtp_config(write_config, store_toml, smtp_sink, common)
     else:
         config = write_config(f"""
             [store]
-            path = "{tmp_path / 'd.sqlite3'}"
+            {store_toml}
             [delivery]
             method = "outbox"
             outbox_dir = "{tmp_path / 'outbox'}"
@@ -154,7 +156,7 @@ async def test_the_daemon_answers_while_it_builds(write_config, tmp_path, smtp_s
     if method == "smtp":
         assert building, "the build ended before the stop: make it bigger"
         assert took_to_stop < 4.0  # the child is terminated, not waited for
-    with Store(tmp_path / "d.sqlite3") as store:
+    with open_store(store_url) as store:
         # what the stopped build did not commit (on a busy machine the outbox build is
         # stopped too) is built by the next run, once
         build_digests(config, store, now=NOW)

@@ -7,12 +7,12 @@ import dataclasses
 
 from digestd.config import DigestConfig, load_config
 from digestd.jobs import build_and_send, build_digests, poll_sources
-from digestd.store import Store
+from digestd.store import open_store
 
 
-def test_shards_together_build_each_digest_once(write_config, tmp_path):
-    config = write_config('[[sources]]\nname = "sample"\nkind = "sample"\n')
-    with Store(config.store.path) as store:
+def test_shards_together_build_each_digest_once(write_config, store_toml):
+    config = write_config(f'[store]\n{store_toml}\n[[sources]]\nname = "sample"\nkind = "sample"\n')
+    with open_store(config.store) as store:
         asyncio.run(poll_sources(config.sources, store))
         for i in range(30):
             store.add_subscriber(f"r{i}@example.org", ["diffusion OR segmentation"])
@@ -24,16 +24,17 @@ def test_shards_together_build_each_digest_once(write_config, tmp_path):
         assert build_digests(config, store, force=True).digests == 0  # nothing left unsent
 
 
-def test_build_and_send_with_two_workers(tmp_path, smtp_sink, monkeypatch):
+def test_build_and_send_with_two_workers(tmp_path, store_toml, smtp_sink, monkeypatch):
     from digestd import jobs
 
     monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_WORKER", 10)  # 20 subscribers: 2 workers
     path = tmp_path / "digestd.toml"
-    path.write_text(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
+    path.write_text(f'[store]\n{store_toml}\n'
+                    f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
                     '[[sources]]\nname = "sample"\nkind = "sample"\n')
     config = load_config(path)
     config = dataclasses.replace(config, digest=DigestConfig(build_workers=2))
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         asyncio.run(poll_sources(config.sources, store))
         for i in range(20):
             store.add_subscriber(f"r{i}@example.org", ["diffusion"])

@@ -6,18 +6,18 @@ from __future__ import annotations
 import pytest
 
 from digestd.cli import main
-from digestd.store import Store
+from digestd.store import open_store
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
+def site(tmp_path, monkeypatch, store_url, store_toml):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
     config = tmp_path / "lab.toml"
-    config.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n', encoding="utf-8")
+    config.write_text(f'[store]\n{store_toml}\n', encoding="utf-8")
     assert main(["--config", str(config), "subscribers", "add", "a@example.org",
                  "--rule", "graphs"]) == 0
-    return config, tmp_path / "s.sqlite3"
+    return config, store_url
 
 
 def test_config_after_the_subcommand(site, capsys):
@@ -34,13 +34,13 @@ def test_set_changes_only_what_is_given(site, capsys):
                  "fri", "--send-empty", "--config", str(config)]) == 0
     assert main(["subscribers", "set", "a@example.org", "--send-at", "08:30",
                  "--config", str(config)]) == 0
-    with Store(db) as store:
+    with open_store(db) as store:
         sub = store.get_subscriber("a@example.org")
     assert (sub.frequency, sub.weekday, sub.send_empty, sub.send_at, sub.rules) == (
         "weekly", 4, True, "08:30", ("graphs",))
     assert main(["subscribers", "set", "a@example.org", "--no-send-empty",
                  "--config", str(config)]) == 0
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.get_subscriber("a@example.org").send_empty is False
     assert main(["subscribers", "set", "a@example.org", "--timezone", "CET",
                  "--config", str(config)]) != 0
@@ -52,7 +52,7 @@ def test_pause_resume_unsubscribe_keep_history(site, capsys):
     for command, status in (("pause", "paused"), ("resume", "active"),
                             ("unsubscribe", "unsubscribed")):
         assert main(["subscribers", command, "a@example.org", "--config", str(config)]) == 0
-        with Store(db) as store:
+        with open_store(db) as store:
             sub = store.get_subscriber("a@example.org")
         assert sub.status == status and sub.rules == ("graphs",)
     # someone who unsubscribed is mailed again only when they asked for it
@@ -94,7 +94,7 @@ def test_set_chooses_recommendations_and_the_threshold(site, capsys):
     assert "3 recommendations beyond the rules" in capsys.readouterr().out
     assert main(["subscribers", "set", "a@example.org", "--send-at", "09:00",
                  "-c", str(config)]) == 0  # what is not given stays
-    with Store(db) as store:
+    with open_store(db) as store:
         sub = store.get_subscriber("a@example.org")
     assert (sub.recommend, sub.min_score, sub.send_at) == (3, 0.05, "09:00")
     assert main(["subscribers", "set", "a@example.org", "--min-score", "2",
@@ -102,5 +102,5 @@ def test_set_chooses_recommendations_and_the_threshold(site, capsys):
     assert "--min-score must be a similarity from 0 to 1" in capsys.readouterr().err
     assert main(["subscribers", "set", "a@example.org", "--min-score", "off",
                  "-c", str(config)]) == 0
-    with Store(db) as store:
+    with open_store(db) as store:
         assert store.get_subscriber("a@example.org").min_score is None

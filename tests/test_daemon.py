@@ -28,7 +28,7 @@ from digestd.jobs import build_digests
 from digestd.models import Paper
 from digestd.schedule import iso
 from digestd.sdnotify import Notifier
-from digestd.store import Store
+from digestd.store import Store, is_postgres_url, open_store
 
 from .conftest import free_port
 
@@ -192,15 +192,15 @@ def test_forced_send_is_outside_the_schedule_and_never_resends(config, store):
     assert build_digests(config, store, now=utc(2026, 6, 2, 7, 0)).digests == 0
 
 
-def test_cli_sets_the_schedule_and_refuses_a_bad_one(tmp_path, capsys):
+def test_cli_sets_the_schedule_and_refuses_a_bad_one(tmp_path, store_url, store_toml, capsys):
     from digestd.cli import main
 
     cfg = tmp_path / "digestd.toml"
-    cfg.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n')
+    cfg.write_text(f'[store]\n{store_toml}\n')
     assert main(["-c", str(cfg), "subscribers", "add", "w@example.org", "--rule", "x",
                  "--timezone", "America/New_York", "--send-at", "06:45", "--frequency",
                  "weekly", "--weekday", "wed", "--send-empty"]) == 0
-    with Store(tmp_path / "s.sqlite3") as store:
+    with open_store(store_url) as store:
         sub = store.get_subscriber("w@example.org")
     assert (sub.timezone, sub.send_at, sub.frequency, sub.weekday, sub.send_empty) == (
         "America/New_York", "06:45", "weekly", 2, True)
@@ -296,10 +296,11 @@ def notify():
         listener.close()
 
 
-def _daemon_config(write_config, tmp_path: Path, web: str) -> object:
+def _daemon_config(write_config, tmp_path: Path, web: str, store: str = "") -> object:
+    """`store`: the [store] table's line (store_toml), else a SQLite file in tmp_path."""
     return write_config(f"""
         [store]
-        path = "{tmp_path / 'd.sqlite3'}"
+        {store or f'path = "{tmp_path / "d.sqlite3"}"'}
         [delivery]
         method = "outbox"
         outbox_dir = "{tmp_path / 'outbox'}"
@@ -412,10 +413,13 @@ def test_poll_triggers_follow_every_or_arxiv_announcements():
 
 # -- `digestd run` as a service --------------------------------------------------------------------
 
-def _write_service_config(path: Path, store: Path, smtp_port: int, *, extra: str = "") -> None:
+def _write_service_config(path: Path, store: Path | str, smtp_port: int, *,
+                          extra: str = "") -> None:
+    """`store`: a SQLite file, or a PostgreSQL URL."""
+    key = "url" if is_postgres_url(str(store)) else "path"
     path.write_text(textwrap.dedent(f"""
         [store]
-        path = "{store}"
+        {key} = "{store}"
         [delivery]
         from = "Digest <digest@example.org>"
         [smtp]
@@ -469,16 +473,16 @@ def _stop(proc: subprocess.Popen, notify: NotifyListener) -> float:
     return time.monotonic() - began
 
 
-def test_digestd_run_as_a_service(tmp_path, smtp_sink, notify):
+def test_digestd_run_as_a_service(tmp_path, store_url, smtp_sink, notify):
     """READY, watchdog pings, SIGHUP, SIGTERM mid-delivery, a restart: every subscriber gets
-    exactly one digest, and each stop takes less than 10 s."""
-    store_path = tmp_path / "digestd.sqlite3"
+    exactly one digest, and each stop takes less than 10 s (on each backend)."""
+    store_path = store_url
     config = tmp_path / "digestd.toml"
     _write_service_config(config, store_path, smtp_sink.port)
     now = datetime.now(UTC)
     due = (now - timedelta(hours=1)).strftime("%H:%M")  # today's slot was an hour ago
     emails = [f"reader{i:02d}@example.org" for i in range(30)]
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         for addr in emails:
             store.add_subscriber(addr, ["diffusion"], send_at=due,
                                  now=iso(now - timedelta(days=2)))
@@ -526,7 +530,7 @@ def test_digestd_run_as_a_service(tmp_path, smtp_sink, notify):
 
     recipients = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
     assert recipients == Counter({addr: 1 for addr in emails})
-    with Store(store_path) as store:
+    with open_store(store_path) as store:
         assert store.digest_counts() == {"sent": len(emails)}
     lines = log.read_text().splitlines()
     assert any("event=reloaded" in line and "sources=2" in line for line in lines)
@@ -633,15 +637,15 @@ def test_the_reload_check_stands_in_for_every_credential_digestd_reads():
     from digestd import cli
 
     source = (ROOT / "digestd" / "config.py").read_text(encoding="utf-8")
-    read = set(re.findall(r'read_secret\("([^"]+)"', source))
+    read = set(re.findall(r'\b(?:read_secret|secret)\("([^"]+)"', source))
     assert read and read <= set(cli.CREDENTIALS), read
 
 
-async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(write_config,
-                                                                             tmp_path):
-    config = _daemon_config(write_config, tmp_path, "")
+async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(
+        write_config, tmp_path, store_toml):
+    config = _daemon_config(write_config, tmp_path, "", store_toml)
     assert config.store.keep_sent_days == 30
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         sub = store.add_subscriber("a@example.org", ["t"])
         old, recent = (store.queue_digest(sub.id, period, recipient=sub.email,
                                           message_id=f"<{period}@x>", message=b"body",
@@ -649,7 +653,7 @@ async def test_the_daemon_drops_messages_sent_longer_ago_than_keep_sent_days(wri
         store.mark_sent(old, now="2020-01-01T08:00:00+00:00")
         store.mark_sent(recent)
     await Daemon(config)._prune()
-    with Store(config.store.path) as store:
+    with open_store(config.store) as store:
         assert [r[0] for r in store.db.execute("SELECT digest_id FROM digest_bodies")] == [recent]
         assert store.digest_counts() == {"sent": 2}
 

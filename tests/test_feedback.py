@@ -24,8 +24,9 @@ HOSTILE = "O'Brien \"quoted\" (x)"
 
 
 @pytest.fixture
-def day(tmp_path, smtp_sink):
-    d = Day(tmp_path, smtp_sink)
+def day(tmp_path, smtp_sink, store_url):
+    """The day's site, once on each backend."""
+    d = Day(tmp_path, smtp_sink, store_url=store_url)
     yield d
     d.store.close()
 

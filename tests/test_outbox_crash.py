@@ -1,12 +1,13 @@
 """kill -9 of a real `digestd` process while it builds or sends, then `digestd send` again:
 every digest arrives, and none twice (at worst the messages in flight at the kill, with the
-same Message-ID). The aiosmtpd server on 127.0.0.1 counts what it received."""
+same Message-ID). The aiosmtpd server on 127.0.0.1 counts what it received. The kills of
+sending and building run on each backend (SQLite, PostgreSQL); the sent journals are files
+beside [store] path with either."""
 
 from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from digestd.cli import main
-from digestd.store import Store
+from digestd.store import Store, open_store
 
 from .test_deliver import queue
 
@@ -26,9 +27,13 @@ CONNECTIONS = 3
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 
 
-def config(tmp_path: Path, sink, smtp_extra: str = "") -> Path:
+def config(tmp_path: Path, sink, smtp_extra: str = "", store: str = "") -> Path:
+    """`store`: the [store] table's line (store_toml); path stays digestd.sqlite3 here."""
     path = tmp_path / "digestd.toml"
     path.write_text(f"""
+[store]
+{store}
+
 [delivery]
 from = "Digest <digest@example.org>"
 
@@ -61,9 +66,9 @@ def digestd(cfg: Path, *args: str) -> subprocess.Popen:
     return python("-m", "digestd.cli", "-c", str(cfg), *args)
 
 
-def sent_in_store(db_path: Path) -> int:
-    with sqlite3.connect(db_path) as db:
-        return db.execute("SELECT count(*) FROM digests WHERE status = 'sent'").fetchone()[0]
+def sent_in_store(db_path: Path | str) -> int:
+    with open_store(db_path) as store:
+        return store.digest_counts().get("sent", 0)
 
 
 def wait_for(condition, what: str, timeout: float = 20.0) -> None:
@@ -74,7 +79,7 @@ def wait_for(condition, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def kill(proc: subprocess.Popen, db_path: Path | None = None) -> None:
+def kill(proc: subprocess.Popen, db_path: Path | str | None = None) -> None:
     """kill -9 of a digestd process; with `db_path`, also wait until every sender that
     holds claims is gone (a build process that helps send dies with its parent)."""
     from digestd.deliver import owner_alive
@@ -86,7 +91,7 @@ def kill(proc: subprocess.Popen, db_path: Path | None = None) -> None:
     assert proc.returncode == -signal.SIGKILL
     if db_path is not None:
         def claimants_gone() -> bool:
-            with Store(db_path) as store:
+            with open_store(db_path) as store:
                 return not any(owner_alive(o) for o in store.outbox_claimants())
         wait_for(claimants_gone, "the helpers of the killed process to die with it")
 
@@ -94,13 +99,14 @@ def kill(proc: subprocess.Popen, db_path: Path | None = None) -> None:
 @pytest.mark.parametrize("server_had_them", [False, True],
                          ids=["killed-before-the-server-took-them",
                               "killed-after-the-server-took-them-before-250"])
-def test_sigkill_mid_send_then_send_again(tmp_path, smtp_sink, capsys, server_had_them):
+def test_sigkill_mid_send_then_send_again(tmp_path, store_url, store_toml, smtp_sink, capsys,
+                                          server_had_them):
     # one sending process with CONNECTIONS connections (a rate limit keeps the build
     # process from helping, whose share of the rows would depend on timing)
-    cfg = config(tmp_path, smtp_sink, "max_per_second = 10000")
-    db_path = tmp_path / "digestd.sqlite3"
+    cfg = config(tmp_path, smtp_sink, "max_per_second = 10000", store_toml)
+    db_path = store_url
     emails = [f"reader{i:02d}@example.org" for i in range(30)]
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         queue(store, emails)
     # the first 10 messages go through; then every DATA hangs until the test says so, with
     # the message either not taken yet or already taken by the server (its 250 not yet sent)
@@ -129,13 +135,13 @@ def test_sigkill_mid_send_then_send_again(tmp_path, smtp_sink, capsys, server_ha
             assert len(copies) == 2 and copies[0] == copies[1]
     else:
         assert not repeated and not in_flight
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         assert store.digest_counts() == {"sent": 30}
         assert not store.outbox_claimants()
 
 
-def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
-    cfg = config(tmp_path, smtp_sink)
+def test_sigkill_between_build_and_send(tmp_path, store_toml, smtp_sink, capsys):
+    cfg = config(tmp_path, smtp_sink, store=store_toml)
     assert main(["-c", str(cfg), "poll"]) == 0
     rules = ["diffusion", "segmentation", '"language models"', "reinforcement", "3D"]
     for i in range(10):
@@ -145,9 +151,9 @@ def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
         "import os, signal, sys\n"
         "from digestd.config import load_config\n"
         "from digestd.jobs import build_digests\n"
-        "from digestd.store import Store\n"
+        "from digestd.store import open_store\n"
         "config = load_config(sys.argv[1])\n"
-        "with Store(config.store.path) as store:\n"
+        "with open_store(config.store) as store:\n"
         "    print(build_digests(config, store, force=True).digests, flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n")
     done = python("-c", build_then_die, str(cfg))
@@ -165,15 +171,16 @@ def test_sigkill_between_build_and_send(tmp_path, smtp_sink, capsys):
     assert len(smtp_sink.received) == 10
 
 
-def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, smtp_sink, capsys):
+def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, store_url, store_toml, smtp_sink,
+                                                     capsys):
     """The marks of messages the server took reach the store in batches; until then they
     are in the sent journal, which the next sender applies before anything else."""
     # a rate limit keeps the build process from helping: one sender, whose batches of
     # marks are held back below
-    cfg = config(tmp_path, smtp_sink, "max_per_second = 10000")
-    db_path = tmp_path / "digestd.sqlite3"
+    cfg = config(tmp_path, smtp_sink, "max_per_second = 10000", store_toml)
+    db_path = store_url
     emails = [f"reader{i:02d}@example.org" for i in range(30)]
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         queue(store, emails)
     smtp_sink.handler.hold_after = 10  # 10 accepted (250), then every DATA waits
     never_store_marks = (
@@ -186,7 +193,7 @@ def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, smtp_sink, capsys
     try:
         wait_for(lambda: smtp_sink.handler.parked == CONNECTIONS, "every connection in DATA")
         assert len(smtp_sink.received) == 10
-        with Store(db_path) as store:
+        with open_store(db_path) as store:
             assert store.digest_counts() == {"queued": 30}  # the marks are journaled only
         journals = list(tmp_path.glob("digestd.sqlite3.sent-journal.*"))
         assert len(journals) == 1 and len(journals[0].read_text().splitlines()) == 1 + 10
@@ -199,7 +206,7 @@ def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, smtp_sink, capsys
     counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
     assert set(counts) == set(emails) and set(counts.values()) == {1}
     assert not list(tmp_path.glob("digestd.sqlite3.sent-journal.*"))
-    with Store(db_path) as store:
+    with open_store(db_path) as store:
         assert store.digest_counts() == {"sent": 30}
         assert not store.outbox_claimants()
 

@@ -21,7 +21,7 @@ from digestd.config import load_config
 from digestd.errors import DigestdError
 from digestd.match import match_rules
 from digestd.sources.sample import sample_papers
-from digestd.store import Store
+from digestd.store import Store, is_postgres_url
 from digestd.tokens import sign
 from digestd.web import (
     CSRF_COOKIE,
@@ -61,12 +61,15 @@ class Clock:
 
 
 def write_site_config(tmp_path, smtp_sink, extra: str = "",
-                      base_url: str = "http://testserver"):
-    """digestd.toml in tmp_path: SMTP to the sink, the web app on `base_url`, the sample."""
+                      base_url: str = "http://testserver", store_url: str = ""):
+    """digestd.toml in tmp_path: SMTP to the sink, the web app on `base_url`, the sample;
+    the store digestd.sqlite3 there, or the PostgreSQL database `store_url`."""
     cfg = tmp_path / "digestd.toml"
+    url = f'url = "{store_url}"' if is_postgres_url(store_url) else ""
     cfg.write_text(f"""
 [store]
 path = "digestd.sqlite3"
+{url}
 
 [delivery]
 from = "Paper digest <digest@example.org>"

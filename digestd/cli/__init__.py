@@ -1,7 +1,7 @@
 """The command line: argparse subcommands, each a thin call into jobs and the store.
 
 One module per group of commands (`start`, `papers`, `subscribers`, `mail`, `inbound`,
-`service`);
+`service`, `store`);
 this one builds the parser and runs the command.
 """
 
@@ -22,6 +22,7 @@ from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cm
 from .papers import cmd_papers, cmd_poll, cmd_sources
 from .relevance import cmd_similar, cmd_subscribers_seed
 from .service import cmd_run, cmd_web
+from .store import cmd_store_copy
 from .start import (
     CREDENTIALS,
     DEMO_SUBSCRIBERS,
@@ -87,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true",
                    help="print only errors (the unit's ExecReload= check)")
     add("example", cmd_config_example, "print a config documenting every setting", config)
+
+    store = add("store", None, "move the store to PostgreSQL").add_subparsers(
+        dest="store_command", metavar="SUBCOMMAND", required=True)
+    p = add("copy", cmd_store_copy, "copy the SQLite store into an empty PostgreSQL database "
+            "and compare the counts (stop digestd first)", store)
+    p.add_argument("--to", required=True, metavar="URL",
+                   help='the database: "postgresql://user@host/db" (the password from '
+                        "DIGESTD_STORE_PASSWORD, the credential store-password or libpq's "
+                        "PGPASSWORD / ~/.pgpass)")
 
     p = add("poll", cmd_poll, "poll the sources now and store new papers")
     p.add_argument("--source", action="append", metavar="NAME",

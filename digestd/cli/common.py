@@ -11,7 +11,7 @@ from ..config import (
     find_config,
     load_config,
 )
-from ..store import Store
+from ..store import BaseStore, open_store
 
 
 def _count(n: int, noun: str) -> str:
@@ -28,8 +28,8 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def _store(config: Config) -> Store:
-    return Store(config.store.path)
+def _store(config: Config) -> BaseStore:
+    return open_store(config.store)
 
 
 def _days_ago(days: int) -> str:

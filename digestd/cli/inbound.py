@@ -20,7 +20,7 @@ EX_TEMPFAIL = 75  # the store is busy, unreachable, or the config broken: keep i
 
 def cmd_inbound(args: argparse.Namespace) -> int:
     from ..inbound import KINDS, handle_message
-    from ..store import Store
+    from ..store import open_store
 
     if find_config(args.config) is None:
         # the embedded defaults would make an empty store wherever the MTA runs us
@@ -28,7 +28,7 @@ def cmd_inbound(args: argparse.Namespace) -> int:
                               "/etc/digestd/config.toml (or set DIGESTD_CONFIG)")
     try:
         config = _config(args)
-        store = Store(config.store.path, timeout=args.timeout)
+        store = open_store(config.store, timeout=args.timeout)
     except (ConfigError, StoreError) as e:
         # an operator's mistake must not lose mail: the MTA keeps the message and retries
         # (Postfix for 5 days), while the error is in its log; EX_CONFIG would bounce it

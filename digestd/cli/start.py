@@ -119,8 +119,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-# the systemd credentials digestd reads (read_secret's first argument in config.py)
-CREDENTIALS = ("smtp-password", "secret", "dkim-key", "imap-password")
+# the systemd credentials digestd reads (read_secret's or secret()'s first argument in
+# config.py)
+CREDENTIALS = ("smtp-password", "secret", "dkim-key", "imap-password", "store-password")
 
 
 def _credentials_hidden() -> bool:
@@ -153,7 +154,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     print(f"config OK: {where}")
     if hidden:
         print("  credentials not readable here (as under ExecReload=): not checked")
-    print(f"  store     {config.store.path}")
+    reached = None
+    if config.store.url:
+        from ..store.postgres import probe
+
+        reached = probe(config.store)
+        print(f"  store     {reached[1]}" if reached[0] else f"  store     {config.store.where}")
+    else:
+        print(f"  store     {config.store.path}")
     print(f"  delivery  {config.delivery_method}"
           + (f" via {config.smtp.host}:{config.smtp.port} ({config.smtp.security})"
              if config.smtp and config.delivery_method == "smtp"
@@ -170,6 +178,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
                             f"{duration_text(inbound.every)}" if inbound.enabled else "off"))
     for warning in config.warnings:
         print(f"digestd: warning: {warning}", file=sys.stderr)
+    if reached is not None and not reached[0]:
+        print(f"digestd: error: {reached[1]}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 
@@ -59,29 +58,28 @@ class DigestStore:
         """
         now = now or utcnow()
         with self.transaction() as db:
-            try:
-                if deliver:
-                    did = db.execute(
-                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
-                        "message_id, recipient, message, next_attempt_at, checked) "
-                        "VALUES (?,?,?,?,?,?,x'',?,?)",
-                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
-                         now, checked)).lastrowid
-                else:
-                    did = db.execute(
-                        "INSERT INTO digests (subscriber_id, period, created_at, papers, "
-                        "message_id, recipient, message, status, sent_at, checked) "
-                        "VALUES (?,?,?,?,?,?,x'','sent',?,?)",
-                        (subscriber_id, period, now, len(paper_pks), message_id, recipient,
-                         now, checked)).lastrowid
-            except sqlite3.IntegrityError:
+            if deliver:
+                did = db.insert_id(
+                    "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                    "message_id, recipient, message, next_attempt_at, checked) "
+                    "VALUES (?,?,?,?,?,?,?,?,?)",
+                    (subscriber_id, period, now, len(paper_pks), message_id, recipient, b"",
+                     now, checked), or_none=True)
+            else:
+                did = db.insert_id(
+                    "INSERT INTO digests (subscriber_id, period, created_at, papers, "
+                    "message_id, recipient, message, status, sent_at, checked) "
+                    "VALUES (?,?,?,?,?,?,?,'sent',?,?)",
+                    (subscriber_id, period, now, len(paper_pks), message_id, recipient, b"",
+                     now, checked), or_none=True)
+            if did is None:
                 return None
             if deliver:
                 self._store_body(did, message)
             if whys and why_ids is None:
                 why_ids = self.why_ids(whys)
-            db.executemany("INSERT OR IGNORE INTO sent (subscriber_id, paper_pk, digest_id, "
-                           "position, why_id, kind) VALUES (?,?,?,?,?,?)",
+            db.executemany("INSERT INTO sent (subscriber_id, paper_pk, digest_id, position, "
+                           "why_id, kind) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                            [(subscriber_id, pk, did, i,
                              why_ids[whys[i]] if why_ids is not None and i < len(whys) else None,
                              kinds[i] if i < len(kinds) else 0)
@@ -90,21 +88,24 @@ class DigestStore:
                 db.execute("UPDATE subscribers SET last_digest_at = ? WHERE id = ?",
                            (now, subscriber_id))
             else:
-                db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._MARK_SLOT} "
+                db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._mark_slot()} "
                            "WHERE id = ?", (now, slot_at, checked_through, subscriber_id))
         return did
 
     # -- the archive: each digest's page, the list of past digests, the feed -----------------
 
     _ARCHIVED = "id, subscriber_id, period, created_at, papers, status, sent_at, checked"
-    # rows of queue_message (confirmation emails ...) are not digests
-    _NOT_WEB_MAIL = "NOT (papers = 0 AND period GLOB '[a-z]*-[0-9]*')"
+
+    def _web_mail(self, prefix: str = "") -> str:
+        """True for the rows of queue_message (confirmation emails ...), which are not
+        digests; `prefix` names the digests table ("d.")."""
+        return f"({prefix}papers = 0 AND {prefix}{self.sql.web_mail_period})"
 
     def digest_of(self, subscriber_id: int, period: str) -> ArchivedDigest | None:
         """The digest of `subscriber_id` for `period`, whatever its status; None if there is
         none (never built, or its subscriber was deleted)."""
         row = self.db.execute(f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? "
-                              f"AND period = ? AND {self._NOT_WEB_MAIL}",
+                              f"AND period = ? AND NOT {self._web_mail()}",
                               (subscriber_id, period)).fetchone()
         return ArchivedDigest(*row) if row else None
 
@@ -113,18 +114,19 @@ class DigestStore:
         """(a page of the subscriber's digests, newest first; how many there are in all)."""
         rows = self.db.execute(
             f"SELECT {self._ARCHIVED} FROM digests WHERE subscriber_id = ? AND "
-            f"{self._NOT_WEB_MAIL} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            f"NOT {self._web_mail()} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             (subscriber_id, int(limit), int(offset))).fetchall()
         total = self.db.execute(f"SELECT count(*) FROM digests WHERE subscriber_id = ? AND "
-                                f"{self._NOT_WEB_MAIL}", (subscriber_id,)).fetchone()[0]
+                                f"NOT {self._web_mail()}", (subscriber_id,)).fetchone()[0]
         return [ArchivedDigest(*r) for r in rows], total
 
     # sent is keyed by (subscriber, paper): these read a subscriber's marks in key order
     # (CROSS JOIN keeps that loop outermost) rather than add an index every build must fill
-    _DELIVERED = (f"SELECT {PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
-                  "d.sent_at, s.kind FROM sent s CROSS JOIN digests d ON d.id = s.digest_id "
-                  "JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON w.id = s.why_id "
-                  "WHERE s.subscriber_id = ? ")
+    def _delivered_sql(self) -> str:
+        return (f"SELECT {PAPER_COLUMNS}, coalesce(w.text, ''), s.position, d.id, d.period, "
+                f"d.sent_at, s.kind FROM sent s {self.sql.ordered_join} digests d ON "
+                "d.id = s.digest_id JOIN papers p ON p.pk = s.paper_pk LEFT JOIN whys w ON "
+                "w.id = s.why_id WHERE s.subscriber_id = ? ")
 
     def _delivered(self, row: Sequence) -> DeliveredPaper:
         return DeliveredPaper(self._paper(row), *row[12:])
@@ -133,7 +135,7 @@ class DigestStore:
         """Every paper of `digest`, in the digest's order (best first), with why it matched.
         Read from the sent marks, so it works after the stored message was pruned."""
         return [self._delivered(r) for r in self.db.execute(
-            self._DELIVERED + "AND s.digest_id = ? ORDER BY s.position IS NULL, s.position, "
+            self._delivered_sql() + "AND s.digest_id = ? ORDER BY s.position IS NULL, s.position, "
             "p.pk", (digest.subscriber_id, digest.id))]
 
     def feed_entries(self, subscriber_id: int, *, since: str, limit: int = 500
@@ -142,7 +144,7 @@ class DigestStore:
         (ISO time), newest digest first and each digest in its order; at most `limit`. Papers
         min_score left out of a digest (kind 2) are not delivered, and not here."""
         return [self._delivered(r) for r in self.db.execute(
-            self._DELIVERED + "AND d.status = 'sent' AND d.sent_at >= ? AND s.kind != 2 "
+            self._delivered_sql() + "AND d.status = 'sent' AND d.sent_at >= ? AND s.kind != 2 "
             "ORDER BY d.sent_at "
             "DESC, d.id DESC, s.position IS NULL, s.position, p.pk LIMIT ?",
             (subscriber_id, since, int(limit)))]
@@ -174,7 +176,8 @@ class DigestStore:
         unique = list(dict.fromkeys(texts))
         out: dict[str, int] = {}
         with self.transaction() as db:
-            db.executemany("INSERT OR IGNORE INTO whys (text) VALUES (?)", [(t,) for t in unique])
+            db.executemany("INSERT INTO whys (text) VALUES (?) ON CONFLICT DO NOTHING",
+                           [(t,) for t in unique])
             for i in range(0, len(unique), 500):
                 chunk = unique[i:i + 500]
                 out.update(db.execute(f"SELECT text, id FROM whys WHERE text IN "
@@ -194,15 +197,15 @@ class DigestStore:
         """
         now = now or utcnow()
         with self.transaction() as db:
-            try:
-                did = db.execute(
-                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
-                    "recipient, message, status, last_error) VALUES (?,?,?,?,'',?,x'','failed',?)",
-                    (subscriber_id, period, now, papers, recipient, error[:500])).lastrowid
-            except sqlite3.IntegrityError:
+            did = db.insert_id(
+                "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                "recipient, message, status, last_error) VALUES (?,?,?,?,'',?,?,'failed',?)",
+                (subscriber_id, period, now, papers, recipient, b"", error[:500]),
+                or_none=True)
+            if did is None:
                 return None
             if slot_at is not None:
-                db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
+                db.execute(f"UPDATE subscribers SET {self._mark_slot()} WHERE id = ?",
                            (slot_at, None, subscriber_id))
         return did
 
@@ -216,7 +219,7 @@ class DigestStore:
                                (subscriber_id, period)).fetchone() is not None
 
     # the message is read from digest_bodies (see the "message_bodies" migration), packed as
-    # its packing says ("body_packing"); a row without a body has none (x'')
+    # its packing says ("body_packing"); a row without a body has none (empty bytes)
     _OUTBOX_COLUMNS = ("d.id, d.subscriber_id, d.period, d.recipient, d.message_id, "
                        "coalesce(b.message, d.message), coalesce(b.packing, 0), d.status, "
                        "d.attempts, d.next_attempt_at, d.last_error, d.papers, d.claimed_by, "
@@ -309,7 +312,7 @@ class DigestStore:
             timespec="seconds")
         with self.transaction() as db:
             found = db.execute(
-                "SELECT d.id, s.status, d.papers = 0 AND d.period GLOB '[a-z]*-[0-9]*' "
+                f"SELECT d.id, s.status, {self._web_mail('d.')} "
                 "FROM digests d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.status = 'queued' AND d.next_attempt_at <= ? "
                 "AND (d.claimed_until IS NULL OR d.claimed_until < ?) "

@@ -86,7 +86,8 @@ class FeedbackStore:
     def feedback_counts(self, subscriber_id: int) -> tuple[int, int]:
         """(how many "more like this", how many "less like this") the subscriber gave."""
         more, less = self.db.execute(
-            "SELECT coalesce(sum(value = 1), 0), coalesce(sum(value = -1), 0) FROM feedback "
+            "SELECT count(*) FILTER (WHERE value = 1), count(*) FILTER (WHERE value = -1) "
+            "FROM feedback "
             "WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
         return more, less
 
@@ -110,7 +111,8 @@ class FeedbackStore:
         for `period`; None if there is no such digest or place (a link into a digest names
         the paper by its place: one signed token per digest, not per paper)."""
         row = self.db.execute(
-            f"SELECT {PAPER_COLUMNS} FROM digests d CROSS JOIN sent s ON s.digest_id = d.id "
+            f"SELECT {PAPER_COLUMNS} FROM digests d {self.sql.ordered_join} sent s "
+            "ON s.digest_id = d.id "
             "AND s.subscriber_id = d.subscriber_id JOIN papers p ON p.pk = s.paper_pk "
             "WHERE d.subscriber_id = ? AND d.period = ? AND s.position = ?",
             (subscriber_id, period, int(position))).fetchone()

@@ -103,6 +103,18 @@ class _Connection(sqlite3.Connection):
         except sqlite3.OperationalError as e:
             raise _cannot_write(self.store_path, e) or e
 
+    def insert_id(self, sql: str, args=(), *, key: str = "id", or_none: bool = False
+                  ) -> int | None:
+        """INSERT one row; its `key` (the INTEGER PRIMARY KEY: SQLite's rowid). With
+        `or_none`, None when a constraint refused the row (a UNIQUE key that exists, a
+        missing foreign key), and the transaction goes on."""
+        try:
+            return self.execute(sql, args).lastrowid
+        except sqlite3.IntegrityError:
+            if or_none:
+                return None
+            raise
+
     def executescript(self, *args):
         try:
             return super().executescript(*args)

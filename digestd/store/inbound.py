@@ -26,7 +26,8 @@ class InboundStore:
         between handling a message and moving it)."""
         with self.transaction() as db:
             if key is not None:
-                db.execute("INSERT OR IGNORE INTO inbound_seen (key, kind, at) VALUES (?,?,?)",
+                db.execute("INSERT INTO inbound_seen (key, kind, at) VALUES (?,?,?) "
+                           "ON CONFLICT DO NOTHING",
                            (key, kind, now or utcnow()))
             db.execute("INSERT INTO inbound_counts (kind, n) VALUES (?, 1) "
                        "ON CONFLICT (kind) DO UPDATE SET n = n + 1", (kind,))
@@ -98,8 +99,8 @@ class InboundStore:
                 f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
                 f"{_DELIVERED} AND id > ? ORDER BY id", (subscriber_id, digest_id))]
             run = _leading(marks) + _leading(after)
-            db.execute("UPDATE subscribers SET bounces = max(bounces + 1, ?) WHERE id = ?",
-                       (run, subscriber_id))
+            db.execute(f"UPDATE subscribers SET bounces = {self.sql.larger('bounces + 1', '?')} "
+                       "WHERE id = ?", (run, subscriber_id))
             now_bouncing = db.execute(
                 "UPDATE subscribers SET status = 'bouncing' WHERE id = ? AND status = 'active' "
                 "AND bounces >= ?", (subscriber_id, threshold)).rowcount == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -32,47 +31,86 @@ class PaperStore:
         merge is logged at debug with the id that matched.
         """
         now = now or utcnow()
+        batch = []
+        for paper in papers:
+            ids = list(dict.fromkeys(paper.ids))
+            key = title_key(paper.title)
+            if key and key not in ids:
+                ids.append(key)
+            batch.append((paper, ids))
         new: list[Paper] = []
+        # what the store knows of these ids is read up front, a few statements for the whole
+        # batch (a round trip each on PostgreSQL), and kept up to date as papers are added,
+        # so a paper later in the batch meets an earlier one as it would in the store
+        refreshed: list[tuple] = []
+        links: list[tuple[str, int]] = []
         with self.transaction() as db:
-            for paper in papers:
-                ids = list(dict.fromkeys(paper.ids))
-                key = title_key(paper.title)
-                if key and key not in ids:
-                    ids.append(key)
-                marks = ",".join("?" * len(ids))
-                found = dict(db.execute(f"SELECT alias, paper_pk FROM paper_ids "
-                                        f"WHERE alias IN ({marks})", ids).fetchall())
-                pk = self._same_paper(db, paper, ids, found) if found else None
+            known = self._paper_keys(db, {alias for _, ids in batch for alias in ids})
+            aliases_of = self._aliases_of(db, set(known.values()))
+            for paper, ids in batch:
+                found = {alias: known[alias] for alias in ids if alias in known}
+                pk = self._same_paper(paper, ids, found, aliases_of) if found else None
                 if pk is not None:
                     if paper.upvotes is not None or paper.version is not None:
-                        db.execute("UPDATE papers SET upvotes = coalesce(?, upvotes), "
-                                   "version = max(coalesce(version, 0), coalesce(?, 0)) "
-                                   "WHERE pk = ?", (paper.upvotes, paper.version, pk))
+                        refreshed.append((paper.upvotes, paper.version, pk))
                 else:
                     if paper.id in found:  # its canonical id names another paper (a conflict)
                         free = [i for i in ids if i not in found and not i.startswith("title:")]
                         if not free:
-                            free = [f"{paper.id}#{hashlib.sha256(paper.title.encode()).hexdigest()[:12]}"]
+                            digest = hashlib.sha256(paper.title.encode()).hexdigest()[:12]
+                            free = [f"{paper.id}#{digest}"]
                         paper = replace(paper, id=free[0])
-                    pk = db.execute(
+                    pk = db.insert_id(
                         "INSERT INTO papers (id, title, abstract, authors, categories, source, "
                         "url, pdf_url, published, upvotes, version, first_seen) "
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (paper.id, paper.title, paper.abstract, _names(paper.authors),
                          _names(paper.categories), paper.source, paper.url, paper.pdf_url,
-                         paper.published, paper.upvotes, paper.version, now)).lastrowid
+                         paper.published, paper.upvotes, paper.version, now), key="pk")
                     new.append(paper)
-                db.executemany("INSERT OR IGNORE INTO paper_ids (alias, paper_pk) VALUES (?, ?)",
-                               [(alias, pk) for alias in ids])
+                for alias in ids:  # an alias another paper has already stays with it
+                    if alias not in known:
+                        known[alias] = pk
+                        aliases_of.setdefault(pk, []).append(alias)
+                        links.append((alias, pk))
+            db.executemany("UPDATE papers SET upvotes = coalesce(?, upvotes), version = "
+                           + self.sql.larger("coalesce(version, 0)", "coalesce(?, 0)")
+                           + " WHERE pk = ?", refreshed)
+            db.executemany("INSERT INTO paper_ids (alias, paper_pk) VALUES (?, ?) "
+                           "ON CONFLICT DO NOTHING", links)
         return new
 
     @staticmethod
-    def _same_paper(db: sqlite3.Connection, paper: Paper, ids: list[str],
-                    found: dict[str, int]) -> int | None:
+    def _paper_keys(db, aliases: Iterable[str]) -> dict[str, int]:
+        """Alias -> the row of the paper it names, for those of `aliases` that are stored."""
+        aliases = list(aliases)
+        out: dict[str, int] = {}
+        for i in range(0, len(aliases), 500):
+            chunk = aliases[i:i + 500]
+            out.update(db.execute(f"SELECT alias, paper_pk FROM paper_ids WHERE alias IN "
+                                  f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
+    @staticmethod
+    def _aliases_of(db, pks: Iterable[int]) -> dict[int, list[str]]:
+        """Paper row -> every alias it has, for the rows `pks`."""
+        pks = list(pks)
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(pks), 500):
+            chunk = pks[i:i + 500]
+            for alias, pk in db.execute(f"SELECT alias, paper_pk FROM paper_ids WHERE paper_pk "
+                                        f"IN ({','.join('?' * len(chunk))})", chunk):
+                out.setdefault(pk, []).append(alias)
+        return out
+
+    @staticmethod
+    def _same_paper(paper: Paper, ids: list[str], found: dict[str, int],
+                    aliases_of: dict[int, list[str]]) -> int | None:
         """The row of the stored paper that `paper` is, among those its ids `found`, or None.
 
         Candidates met by a strong id come first; any candidate that disagrees with the
-        paper on a strong id of another kind (the same guid, another DOI) is another paper.
+        paper on a strong id of another kind (the same guid, another DOI) is another paper
+        (`aliases_of`: each candidate's aliases).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -82,9 +120,7 @@ class PaperStore:
             if pk in tried:
                 continue
             tried.add(pk)
-            theirs = [r[0] for r in db.execute("SELECT alias FROM paper_ids WHERE paper_pk = ?",
-                                               (pk,))]
-            clash = conflicting(ids, theirs)
+            clash = conflicting(ids, aliases_of.get(pk, ()))
             if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
@@ -129,14 +165,16 @@ class PaperStore:
             (since,))]
 
     def paper_pks(self, ids: Iterable[str]) -> dict[str, int]:
-        """Canonical id -> row key, for the given canonical ids."""
+        """Canonical id -> row key, for the given canonical ids that are stored, in the order
+        given (whatever order the backend reads the rows in)."""
         ids = list(ids)
-        out: dict[str, int] = {}
+        found: dict[str, int] = {}
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            out.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})", chunk))
-        return out
+            found.update(self.db.execute(f"SELECT id, pk FROM papers WHERE id IN ({marks})",
+                                         chunk))
+        return {i: found[i] for i in ids if i in found}
 
     def count_subscribers(self, status: str = "active") -> int:
         return self.db.execute("SELECT count(*) FROM subscribers WHERE status = ?",
@@ -164,7 +202,8 @@ class PaperStore:
         error and the consecutive-error count on failure."""
         now = now or utcnow()
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO source_state (name) VALUES (?)", (name,))
+            db.execute("INSERT INTO source_state (name) VALUES (?) ON CONFLICT DO NOTHING",
+                       (name,))
             if ok:
                 db.execute("UPDATE source_state SET etag = ?, last_modified = ?, "
                            "cursor = coalesce(?, cursor), last_poll = ?, last_success = ?, "

@@ -122,7 +122,7 @@ class SeedStore:
                     "SELECT id, title, abstract FROM seed_texts"):
                 if text_id in wanted:
                     texts[text_id] = (title, abstract)
-        else:
+        elif wanted:  # (PostgreSQL has no empty IN list)
             ids = sorted(wanted)
             marks = ",".join("?" * len(ids))
             texts = {r[0]: (r[1], r[2]) for r in self.db.execute(

@@ -12,25 +12,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import StoreError, StoreWriteError
-from .digests import DigestStore
-from .feedback import FeedbackStore
+from .base import BaseStore
+from .dialect import SQLITE
 from .files import _cannot_write, _Connection, _refuse_to_start_over
-from .inbound import InboundStore
-from .papers import PaperStore
 from .schema import MIGRATIONS, SCHEMA_VERSION
-from .seeds import SeedStore
-from .subscribers import SubscriberStore
-from .web import WebStore
 
 log = logging.getLogger("digestd.store")
 
 
-class Store(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore,
-            FeedbackStore, SeedStore):
+class Store(BaseStore):
     """A connection to the SQLite file, migrated to the current schema on open."""
+
+    sql = SQLITE
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = str(path)
+        self.target = self.path
+        self.side_files = self.path
         if self.path != ":memory:":
             _refuse_to_start_over(Path(self.path))
             try:
@@ -54,15 +52,6 @@ class Store(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore,
                 f"cannot open store {self.path}: {e}") from None
 
     # -- plumbing ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        self.db.close()
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

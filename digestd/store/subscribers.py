@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from ..errors import NotFound, StoreError
@@ -43,19 +42,19 @@ class SubscriberStore:
                        feed_only: bool = False, now: str | None = None) -> Subscriber:
         now = now or utcnow()
         with self.transaction() as db:
-            try:
-                # the id is past every id ever used (id_high_water): links signed for a
-                # deleted subscriber must never reach a new one
-                sid = db.execute(
-                    "INSERT INTO subscribers (id, email, status, name, timezone, send_at, "
-                    "frequency, weekday, send_empty, created_at, confirmed_at, feed_only) VALUES "
-                    "((SELECT max(coalesce((SELECT max(id) FROM subscribers), 0), coalesce("
-                    "(SELECT value FROM id_high_water WHERE name = 'subscribers'), 0)) + 1),"
-                    "?,?,?,?,?,?,?,?,?,?,?)",
-                    (email, status, name, timezone, send_at, frequency, weekday, int(send_empty),
-                     now, now if status == "active" else None, int(feed_only))).lastrowid
-            except sqlite3.IntegrityError:
-                raise StoreError(f"subscriber {email} exists already") from None
+            # the id is past every id ever used (id_high_water): links signed for a
+            # deleted subscriber must never reach a new one
+            next_id = self.sql.larger(
+                "coalesce((SELECT max(id) FROM subscribers), 0)",
+                "coalesce((SELECT value FROM id_high_water WHERE name = 'subscribers'), 0)")
+            sid = db.insert_id(
+                "INSERT INTO subscribers (id, email, status, name, timezone, send_at, "
+                "frequency, weekday, send_empty, created_at, confirmed_at, feed_only) VALUES "
+                f"({next_id} + 1,?,?,?,?,?,?,?,?,?,?,?)",
+                (email, status, name, timezone, send_at, frequency, weekday, int(send_empty),
+                 now, now if status == "active" else None, int(feed_only)), or_none=True)
+            if sid is None:
+                raise StoreError(f"subscriber {email} exists already")
             db.executemany("INSERT INTO rules (subscriber_id, position, text) VALUES (?,?,?)",
                            [(sid, i, r) for i, r in enumerate(rules)])
         return self.get_subscriber(email)
@@ -93,7 +92,7 @@ class SubscriberStore:
             raise StoreError(f"min_score must be 0 to 1, got {min_score}")
         with self.transaction() as db:
             if db.execute("UPDATE subscribers SET recommend = coalesce(?, recommend), "
-                          "min_score = CASE WHEN ? THEN NULL ELSE coalesce(?, min_score) END "
+                          "min_score = CASE WHEN ? = 1 THEN NULL ELSE coalesce(?, min_score) END "
                           "WHERE id = ?", (recommend, int(clear_min_score), min_score,
                                            subscriber_id)).rowcount == 0:
                 raise NotFound(f"no subscriber {subscriber_id}")
@@ -138,10 +137,17 @@ class SubscriberStore:
         """Remember that the slot at `slot_at` was handled (sent, empty or merged into the
         next one), and, if given, that papers up to `checked_through` were matched."""
         with self.transaction() as db:
-            db.execute(f"UPDATE subscribers SET {self._MARK_SLOT} WHERE id = ?",
+            db.execute(f"UPDATE subscribers SET {self._mark_slot()} WHERE id = ?",
                        (slot_at, checked_through, subscriber_id))
 
-    # max(): a slot handled once never becomes due again, whatever the order of calls
-    _MARK_SLOT = ("last_slot_at = max(coalesce(last_slot_at, ''), ?), "
-                  "last_checked_at = nullif(max(coalesce(last_checked_at, ''), "
-                  "coalesce(?, '')), '')")
+    def _mark_slot(self) -> str:
+        """The SET clause of mark_slot, with two parameters: slot_at, checked_through."""
+        # the larger: a slot handled once never becomes due again, whatever the order of calls
+        later = self.sql.larger
+        return (f"last_slot_at = {later(_or_empty('last_slot_at'), '?')}, last_checked_at = "
+                f"nullif({later(_or_empty('last_checked_at'), _or_empty('?'))}, '')")
+
+
+def _or_empty(value: str) -> str:
+    """SQL for `value`, or '' where it is NULL."""
+    return f"coalesce({value}, '')"

@@ -4,12 +4,15 @@ metrics.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from ..models import Subscriber
 from .records import utcnow
+
+
+# the rows for which a condition holds, closed by the caller: f"{_COUNT}status = 'sent')"
+_COUNT = "count(*) FILTER (WHERE "
 
 
 class WebStore:
@@ -110,14 +113,14 @@ class WebStore:
         last_digest_at alone. The period is "KIND-<unix time>"; None if that exists already."""
         stamp = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
         with self.transaction() as db:
-            try:
-                # due at once by the sender's (real) clock, whatever clock `now` came from
-                did = db.execute(
-                    "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
-                    "recipient, message, next_attempt_at) VALUES (?,?,?,0,?,?,x'',?)",
-                    (subscriber_id, f"{kind}-{int(now)}", utcnow(), message_id, recipient,
-                     utcnow())).lastrowid
-            except sqlite3.IntegrityError:
+            # due at once by the sender's (real) clock, whatever clock `now` came from; the
+            # message goes to digest_bodies, packed (_store_body), not into this row
+            did = db.insert_id(
+                "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                "recipient, message, next_attempt_at) VALUES (?,?,?,0,?,?,?,?)",
+                (subscriber_id, f"{kind}-{int(now)}", utcnow(), message_id, recipient,
+                 b"", utcnow()), or_none=True)
+            if did is None:
                 return None
             self._store_body(did, message)  # packed, as a digest's (DigestStore)
             db.execute("UPDATE subscribers SET web_mail_at = ? WHERE id = ?",
@@ -179,12 +182,14 @@ class WebStore:
         now = now or utcnow()
         out: dict[str, dict[str, int]] = {}
         for kind, queued, deferred, due, sent, failed, unbuilt in self.db.execute(
-                "SELECT CASE WHEN papers = 0 AND period GLOB '[a-z]*-[0-9]*' "
-                "THEN substr(period, 1, instr(period, '-') - 1) ELSE 'digest' END AS kind, "
-                "sum(status = 'queued' AND attempts = 0), sum(status = 'queued' AND attempts > 0), "
-                "sum(status = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)), "
-                "sum(status = 'sent'), sum(status = 'failed' AND message_id != ''), "
-                "sum(status = 'failed' AND message_id = '') FROM digests GROUP BY kind",
+                f"SELECT CASE WHEN {self._web_mail()} THEN {self.sql.web_mail_kind} "
+                "ELSE 'digest' END AS kind, "
+                f"{_COUNT}status = 'queued' AND attempts = 0), "
+                f"{_COUNT}status = 'queued' AND attempts > 0), "
+                f"{_COUNT}status = 'queued' AND (next_attempt_at IS NULL OR "
+                f"next_attempt_at <= ?)), {_COUNT}status = 'sent'), "
+                f"{_COUNT}status = 'failed' AND message_id != ''), "
+                f"{_COUNT}status = 'failed' AND message_id = '') FROM digests GROUP BY 1",
                 (now,)):
             out[kind] = {"queued": queued, "deferred": deferred, "due": due, "sent": sent,
                          "failed": failed, "build_failed": unbuilt}

@@ -18,7 +18,7 @@ from ..match import match_rules
 from ..models import Paper
 from ..render import short_authors, shorten
 from ..rules import And, Not, Or, Phrase, Prefix, Value, Word, parse
-from ..store import Store
+from ..store import BaseStore, open_store
 
 TEST_DAYS = 30                   # "test this rule" looks this far back
 TEST_EXAMPLES = 5
@@ -181,7 +181,7 @@ class RecentPapers:
 
 
 def _recent_papers(path: str, since: str) -> RecentPapers:
-    with Store(path) as store:
+    with open_store(path) as store:
         return RecentPapers.of(store.papers_since(since))
 
 
@@ -190,7 +190,7 @@ class RuleTester:
     """Runs rule tests for the pages: at most TEST_CONCURRENCY at once, on the recent papers
     loaded once per TEST_CACHE_SECONDS and forgotten when nobody tests."""
 
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(self, store: BaseStore, clock: Callable[[], float]) -> None:
         self.store = store
         self.clock = clock
         self.papers_cache: RecentPapers | None = None
@@ -211,7 +211,7 @@ class RuleTester:
             if self.store.path == ":memory:":
                 recent = RecentPapers.of(self.store.papers_since(since))
             else:
-                recent = await anyio.to_thread.run_sync(_recent_papers, self.store.path, since)
+                recent = await anyio.to_thread.run_sync(_recent_papers, self.store.target, since)
             self.papers_cache = recent
             asyncio.get_running_loop().call_later(TEST_CACHE_SECONDS, self._drop_idle_cache)
             return recent

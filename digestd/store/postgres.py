@@ -1,0 +1,193 @@
+"""The PostgreSQL store: one psycopg connection, migrated to the current schema on open; the
+same methods as the SQLite store (base.BaseStore), over a connection that speaks like
+sqlite3's (`?` placeholders, execute, executemany, insert_id).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import tempfile
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from ..errors import StoreError
+from .base import BaseStore
+from .dialect import POSTGRESQL
+from .postgres_schema import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("digestd.store")
+
+# held while migrating, so two instances starting at once apply each step once
+_MIGRATION_LOCK = 0x64696765  # "dige"
+# held by every write transaction: one writer at a time, as SQLite's BEGIN IMMEDIATE, so the
+# store's read-then-write steps (claiming outbox rows, the next subscriber id) stay atomic
+_WRITE_LOCK = 0x73746f72  # "stor"
+
+
+@functools.lru_cache(maxsize=1024)
+def _placeholders(sql: str) -> str:
+    """sqlite3's `?` placeholders as psycopg's `%s` (a literal % doubled). The store's SQL
+    has no `?` inside its string literals."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class _Connection:
+    """A psycopg connection in autocommit mode (a statement outside a transaction commits
+    alone), with the calls the store's classes make of a sqlite3 connection."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> psycopg.Cursor:
+        cur = self.conn.cursor()
+        if args:
+            cur.execute(_placeholders(sql), tuple(args))
+        else:
+            cur.execute(sql)
+        return cur
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
+        """One statement per row (pipelined); `rowcount` is the rows changed by all."""
+        cur = self.conn.cursor()
+        rows = [tuple(r) for r in rows]
+        if rows:
+            cur.executemany(_placeholders(sql), rows)
+        return cur
+
+    def insert_id(self, sql: str, args: Sequence[Any] = (), *, key: str = "id",
+                  or_none: bool = False) -> int | None:
+        """INSERT one row; its `key` (RETURNING). With `or_none`, None when a constraint
+        refused the row (a UNIQUE key that exists, a missing foreign key): the INSERT runs in
+        a savepoint, so the transaction it is part of goes on."""
+        sql = f"{sql} RETURNING {key}"
+        if not or_none:
+            return self.execute(sql, args).fetchone()[0]
+        try:
+            with self.conn.transaction():
+                return self.execute(sql, args).fetchone()[0]
+        except psycopg.errors.IntegrityError:
+            return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PostgresStore(BaseStore):
+    """A connection to a PostgreSQL database, migrated to the current schema on open.
+
+    `target` is a libpq URL (postgresql://user@host/db?sslmode=require ...) or a StoreConfig
+    with `url` and `password` set (config.py reads the password from its file, the
+    environment or the credential). libpq's own environment variables (PGHOST, PGPASSWORD,
+    PGSSLMODE, ...) and ~/.pgpass fill in what the URL leaves out. Raises StoreError when
+    the server cannot be reached or refuses the login, naming the URL (never the password).
+    """
+
+    sql = POSTGRESQL
+
+    def __init__(self, target: Any, *, timeout: float = 30.0) -> None:
+        url = target if isinstance(target, str) else target.url
+        password = None if isinstance(target, str) else (target.password or None)
+        self.target = target
+        from . import without_password
+
+        self.path = without_password(url)
+        # the sent journals (deliver.py) are files on this machine: beside the SQLite path
+        # of the config (its folder is the state directory), else in the temporary folder
+        self.side_files = getattr(target, "path", "") or os.path.join(
+            tempfile.gettempdir(), "digestd-" + hashlib.sha256(url.encode()).hexdigest()[:16])
+        extra = {"password": password} if password else {}
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)),
+                                   application_name="digestd", **extra)
+        except psycopg.Error as e:
+            raise StoreError(f"cannot reach the PostgreSQL store {self.path}: "
+                             f"{str(e).strip()}") from None
+        self.db = _Connection(conn)
+        try:
+            # a write waiting for a row lock gives up after `timeout`, as SQLite's busy timeout
+            self.db.execute(f"SET lock_timeout = {int(timeout * 1000)}")
+            self.migrate()
+        except BaseException:
+            conn.close()
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Connection]:
+        """BEGIN ... COMMIT, rolled back on any exception; one at a time over all the
+        store's connections (a transaction-level advisory lock, waited for at most the
+        store's timeout), as SQLite's BEGIN IMMEDIATE: what a transaction read stays true
+        until it commits.
+
+        Inside an open transaction it joins it: a caller can group many small writes
+        (a batch of digests) into one commit, and they commit or roll back together.
+        """
+        if self.db.in_transaction:
+            yield self.db
+            return
+        with self.db.conn.transaction():
+            self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+            yield self.db
+
+    def schema_version(self) -> int:
+        if self.db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+            return 0
+        row = self.db.execute("SELECT version FROM schema_version").fetchone()
+        return row[0] if row else 0
+
+    def migrate(self) -> int:
+        """Apply the steps not yet applied, each in its own transaction. Returns how many."""
+        applied = 0
+        while True:
+            with self.transaction() as db:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+                version = self.schema_version()
+                if version > SCHEMA_VERSION:
+                    raise StoreError(f"store {self.path} has schema version {version}, newer "
+                                     f"than this digestd ({SCHEMA_VERSION}); upgrade digestd")
+                if version == SCHEMA_VERSION:
+                    return applied
+                name, sql = MIGRATIONS[version]
+                if version == 0:
+                    db.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                               "(version integer NOT NULL)")
+                    db.execute("DELETE FROM schema_version")
+                    db.execute("INSERT INTO schema_version (version) VALUES (0)")
+                db.execute(sql)
+                db.execute("UPDATE schema_version SET version = ?", (version + 1,))
+                log.info("event=store_migrated step=%s version=%d", name, version + 1)
+                applied += 1
+
+
+def probe(target: Any, *, timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether the PostgreSQL store `target` (as for PostgresStore) can be reached, without
+    changing it: (True, its schema version in words) or (False, why not, naming the URL)."""
+    url = target if isinstance(target, str) else target.url
+    password = None if isinstance(target, str) else (target.password or None)
+    from . import without_password
+
+    where = without_password(url)
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)),
+                             application_name="digestd",
+                             **({"password": password} if password else {})) as conn:
+            found = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = conn.execute("SELECT version FROM schema_version").fetchone()[0] \
+                if found[0] else 0
+            server = conn.info.server_version
+    except psycopg.Error as e:
+        return False, f"cannot reach the PostgreSQL store {where}: {str(e).strip()}"
+    state = (f"schema version {version} of {SCHEMA_VERSION}" if version
+             else "empty: digestd makes the tables when it first opens it")
+    return True, (f"PostgreSQL {server // 10000}.{server % 10000} at {where} reachable, "
+                  f"{state}")

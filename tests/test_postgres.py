@@ -1,0 +1,208 @@
+"""The PostgreSQL backend itself: choosing it in the config, its password, what `config check`
+and `doctor` say about it, its migrations. (The store's behaviour on PostgreSQL is tested by
+the store, delivery, build and daemon tests, which run once on each backend.)"""
+
+from __future__ import annotations
+
+import pytest
+
+from digestd.cli import main
+from digestd.config import ConfigError, load_config
+from digestd.store import Store, open_store, without_password
+from digestd.store.postgres import PostgresStore, probe
+from digestd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
+
+from .postgres import PASSWORD, PASSWORD_USER, Postgres
+
+
+@pytest.fixture
+def database(postgres_server: Postgres):
+    """A fresh, empty database (never migrated) of this test's own: its name."""
+    name = postgres_server.new_database(migrated=False)
+    yield name
+    postgres_server.drop(name)
+
+
+def test_url_selects_postgresql_and_path_keeps_sqlite(write_config, postgres_url, tmp_path):
+    config = write_config(f'[store]\nurl = "{postgres_url}"\n')
+    with open_store(config.store) as store:
+        assert isinstance(store, PostgresStore) and store.sql.name == "postgresql"
+        assert store.schema_version() == SCHEMA_VERSION
+    config = write_config(f'[store]\npath = "{tmp_path / "d.sqlite3"}"\n')
+    assert not config.store.url
+    with open_store(config.store) as store:
+        assert isinstance(store, Store) and store.sql.name == "sqlite"
+
+
+def test_a_url_that_is_not_postgresql_is_a_config_error(write_config):
+    with pytest.raises(ConfigError, match="store.url must be empty or a PostgreSQL URL"):
+        write_config('[store]\nurl = "mysql://db/digestd"\n')
+
+
+@pytest.mark.parametrize("source", ["file", "environment", "credential"])
+def test_the_password_comes_from_a_file_the_environment_or_a_credential(
+        write_config, postgres_server, database, tmp_path, monkeypatch, source):
+    monkeypatch.delenv("DIGESTD_STORE_PASSWORD", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    url = postgres_server.url(database, user=PASSWORD_USER)
+    config = write_config(f'[store]\nurl = "{url}"\n')
+    ok, said = probe(config.store)
+    assert not ok and "password" in said and url in said
+    extra = ""
+    if source == "file":
+        (tmp_path / "pw").write_text(PASSWORD + "\n")
+        extra = f'password_file = "{tmp_path / "pw"}"\n'
+    elif source == "environment":
+        monkeypatch.setenv("DIGESTD_STORE_PASSWORD", PASSWORD)
+    else:
+        (tmp_path / "creds").mkdir()
+        (tmp_path / "creds" / "store-password").write_text(PASSWORD)
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path / "creds"))
+    config = write_config(f'[store]\nurl = "{url}"\n{extra}')
+    assert config.store.password == PASSWORD and PASSWORD not in repr(config.store)
+    with open_store(config.store) as store:
+        assert store.add_subscriber("a@example.org").id == 1
+        assert PASSWORD not in store.path
+
+
+def test_a_password_in_the_url_is_never_shown():
+    assert without_password("postgresql://me:s3cret@db.example.org/digestd?sslmode=require") \
+        == "postgresql://me:***@db.example.org/digestd?sslmode=require"
+    assert without_password("postgresql://me@db/x") == "postgresql://me@db/x"
+
+
+def test_config_check_and_doctor_say_when_postgresql_cannot_be_reached(tmp_path, capsys):
+    url = f"postgresql://digestd@/digestd?host={tmp_path / 'nothing-here'}"
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f'[store]\nurl = "{url}"\n[delivery]\nmethod = "outbox"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the PostgreSQL store {url}" in err and "Traceback" not in err
+    assert main(["-c", str(cfg), "doctor"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  store" in out and "cannot reach the PostgreSQL store" in out
+    assert main(["-c", str(cfg), "subscribers", "list"]) != 0
+    assert "cannot reach the PostgreSQL store" in capsys.readouterr().err
+
+
+def test_config_check_reaches_the_server_and_changes_nothing(postgres_server, database,
+                                                            tmp_path, capsys):
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text(f'[store]\nurl = "{postgres_server.url(database)}"\n')
+    assert main(["-c", str(cfg), "config", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "reachable" in out and "empty: digestd makes the tables" in out
+    ok, said = probe(postgres_server.url(database))
+    assert ok and "empty" in said  # config check made no table
+
+
+def test_migrations_are_named_steps_applied_once(postgres_server, database):
+    assert [name for name, _ in MIGRATIONS][:2] == ["tables", "triggers"]
+    url = postgres_server.url(database)
+    with PostgresStore(url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.migrate() == 0
+    with PostgresStore(url) as store:  # opened again: nothing to do
+        assert store.migrate() == 0
+        store.db.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(Exception, match="schema version 99, newer than this digestd"):
+        PostgresStore(url)
+
+
+def test_the_triggers_keep_ids_bodies_bounces_and_the_schedule_version(postgres_url):
+    with open_store(postgres_url) as store:
+        a = store.add_subscriber("a@example.org", ["x"])
+        version = store.schedule_fingerprint()
+        store.set_rules(a.id, ["y"])
+        assert store.schedule_fingerprint() != version
+        did = store.queue_message(a.id, "confirm", recipient=a.email, message_id="<m@x>",
+                                  message=b"the body", now=1_700_000_000)
+        assert store.db.execute("SELECT octet_length(message) FROM digests WHERE id = ?",
+                                (did,)).fetchone()[0] == 0
+        assert store.outbox()[0].message == b"the body"
+        store.db.execute("UPDATE subscribers SET bounces = 2")
+        store.mark_sent(did)
+        assert store.get_subscriber(a.id).bounces == 0
+        store.remove_subscriber("a@example.org")
+        assert store.add_subscriber("b@example.org").id == a.id + 1  # never given out twice
+        # addresses are the same whatever their case, as SQLite's COLLATE NOCASE
+        assert store.get_subscriber("B@Example.org").email == "b@example.org"
+
+
+def test_store_copy_moves_the_demo_store_and_sends_no_paper_twice(tmp_path, postgres_server,
+                                                                   database, capsys):
+    from digestd.jobs import build_digests
+
+    assert main(["demo", "--dir", str(tmp_path / "demo")]) == 0
+    cfg = tmp_path / "demo" / "digestd.toml"
+    if not cfg.exists():  # the demo runs on embedded settings: name its store
+        cfg.write_text(f'[store]\npath = "{tmp_path / "demo" / "digestd.sqlite3"}"\n'
+                       '[delivery]\nmethod = "outbox"\n'
+                       f'outbox_dir = "{tmp_path / "demo" / "outbox"}"\n')
+    capsys.readouterr()
+    url = postgres_server.url(database)
+    assert main(["-c", str(cfg), "store", "copy", "--to", url]) == 0
+    out = capsys.readouterr().out
+    assert "every table's count matches" in out and f'url = "{url}"' in out
+    with Store(tmp_path / "demo" / "digestd.sqlite3") as old, open_store(url) as new:
+        for table in ("papers", "paper_ids", "subscribers", "rules", "digests", "sent",
+                      "digest_bodies", "whys", "source_state"):
+            sql = f"SELECT count(*) FROM {table}"
+            assert old.db.execute(sql).fetchone() == new.db.execute(sql).fetchone(), table
+        assert old.db.execute("SELECT count(*) FROM sent").fetchone()[0] > 0
+        assert [r.message for r in old.outbox(status="sent") + old.outbox()] == \
+            [r.message for r in new.outbox(status="sent") + new.outbox()]
+        assert [s.email for s in old.subscribers()] == [s.email for s in new.subscribers()]
+        # the copied store sends no paper a second time, and new keys follow the copied ones
+        config = load_config(cfg)
+        assert build_digests(config, new, force=True).digests == 0
+        assert new.add_subscriber("late@example.org", ["x"]).id == \
+            max(s.id for s in old.subscribers()) + 1
+    # a second copy into the same database is refused: it is not empty any more
+    assert main(["-c", str(cfg), "store", "copy", "--to", url]) != 0
+    assert "is not empty" in capsys.readouterr().err
+
+
+def test_both_schemas_have_the_same_tables_and_columns(tmp_path, postgres_url):
+    """A migration step added to schema.py needs its twin in postgres_schema.py (and the
+    other way round): the columns of every table, by name, are the same on both."""
+    def sqlite_columns(store) -> dict[str, set[str]]:
+        tables = [r[0] for r in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {t: {r[1] for r in store.db.execute(f"PRAGMA table_info({t})")} for t in tables}
+
+    def postgres_columns(store) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for table, column in store.db.execute(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema()"):
+            out.setdefault(table, set()).add(column)
+        out.pop("schema_version")  # PRAGMA user_version on SQLite
+        return out
+
+    with Store(tmp_path / "d.sqlite3") as lite, open_store(postgres_url) as pg:
+        assert sqlite_columns(lite) == postgres_columns(pg)
+
+
+def test_seed_texts_and_vectors_go_with_their_last_seed(store):
+    """(on each backend) a text shared by two readers is kept once; its vector is read
+    back as bytes; both go when the last seed naming them is removed."""
+    from digestd.store import StoredSeed
+
+    a = store.add_subscriber("a@example.org", ["x"])
+    b = store.add_subscriber("b@example.org", ["x"])
+    seed = StoredSeed("arxiv:2401.00001", "Sparse attention", "We prune heads.")
+    store.add_seeds(a.id, [seed])
+    store.add_seeds(b.id, [seed])
+    by_sub, texts = store.seed_texts_of()
+    assert len(texts) == 1 and by_sub[a.id][0] is by_sub[b.id][0]
+    (text_id,) = texts
+    assert store.add_seed_vectors("m/1", {text_id: b"\x00\x01\xff"}) == 1
+    assert store.add_seed_vectors("m/1", {text_id: b"other"}) == 0  # one kept stays
+    assert store.seed_vectors([text_id], "m/1") == {text_id: b"\x00\x01\xff"}
+    assert store.seeds_of([]) == {} and store.seed_texts_of([]) == ({}, {})
+    store.remove_seeds(a.id, [seed.paper_id])
+    assert store.seed_vectors([text_id], "m/1") == {text_id: b"\x00\x01\xff"}
+    store.remove_seeds(b.id, [seed.paper_id])
+    assert store.seed_vectors([text_id], "m/1") == {} and store.seed_texts_of() == ({}, {})
