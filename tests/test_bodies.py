@@ -107,7 +107,8 @@ async def test_a_retried_message_goes_out_with_the_same_bytes_and_message_id(sto
 
 async def test_a_damaged_body_fails_its_row_alone(store, smtp_sink, caplog):
     bad, good = queue(store, ["a@example.org", "b@example.org"])
-    store.db.execute("UPDATE digest_bodies SET message = x'00ff00' WHERE digest_id = ?", (bad,))
+    store.db.execute("UPDATE digest_bodies SET message = ? WHERE digest_id = ?",
+                     (b"\x00\xff\x00", bad))
     report = await send_smtp(store, smtp(smtp_sink), "Digest <digest@example.org>")
     assert report.sent == 1 and [r.rcpt_tos for r in smtp_sink.received] == [["b@example.org"]]
     status, error = store.db.execute("SELECT status, last_error FROM digests WHERE id = ?",

@@ -28,7 +28,7 @@ import pytest
 
 from digestd.cli import main
 from digestd.config import load_config, web_secret
-from digestd.store import Store
+from digestd.store import Store, unpack_message
 from digestd.tokens import verify_mail_token
 
 from .postfix import POSTFIX, Postfix
@@ -105,8 +105,8 @@ def send_digests(cfg: str, capsys, addresses=ADDRESSES) -> str:
 def stored_messages(cfg: str) -> dict[str, tuple[int, str, bytes]]:
     """recipient -> (digest id, status, the message bytes digestd handed over)."""
     with Store(load_config(cfg).store.path) as store:
-        return {r[0]: (r[1], r[2], bytes(r[3])) for r in store.db.execute(
-            "SELECT d.recipient, d.id, d.status, b.message FROM digests d "
+        return {r[0]: (r[1], r[2], unpack_message(bytes(r[3]), r[4])) for r in store.db.execute(
+            "SELECT d.recipient, d.id, d.status, b.message, b.packing FROM digests d "
             "JOIN digest_bodies b ON b.digest_id = d.id")}
 
 
