@@ -58,20 +58,14 @@ class DigestStore:
         """
         now = now or utcnow()
         with self.transaction() as db:
-            if deliver:
-                did = db.insert_id(
-                    "INSERT INTO digests (subscriber_id, period, created_at, papers, "
-                    "message_id, recipient, message, next_attempt_at, checked) "
-                    "VALUES (?,?,?,?,?,?,?,?,?)",
-                    (subscriber_id, period, now, len(paper_pks), message_id, recipient, b"",
-                     now, checked), or_none=True)
-            else:
-                did = db.insert_id(
-                    "INSERT INTO digests (subscriber_id, period, created_at, papers, "
-                    "message_id, recipient, message, status, sent_at, checked) "
-                    "VALUES (?,?,?,?,?,?,?,'sent',?,?)",
-                    (subscriber_id, period, now, len(paper_pks), message_id, recipient, b"",
-                     now, checked), or_none=True)
+            # to deliver: queued and due now; else (no email: feed-only, all left out) sent
+            status, sent_at, due = ("queued", None, now) if deliver else ("sent", now, None)
+            did = db.insert_id(
+                "INSERT INTO digests (subscriber_id, period, created_at, papers, message_id, "
+                "recipient, message, status, sent_at, next_attempt_at, checked) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (subscriber_id, period, now, len(paper_pks), message_id, recipient, b"",
+                 status, sent_at, due, checked), or_none=True)
             if did is None:
                 return None
             if deliver:
