@@ -104,12 +104,60 @@ def checkpoint(store: Store) -> int:
     return written_bytes() - before
 
 
+def tree_pss_mb(root: int) -> float:
+    """The proportional set size (PSS) of process `root` and all its descendants, summed:
+    memory the whole process tree really holds (pages shared after a fork counted once,
+    split between the processes sharing them), from /proc/PID/smaps_rollup (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+        except OSError:
+            pass
+    return total / 1024
+
+
+class TreeMemory:
+    """A thread sampling tree_pss_mb of this process every `every` seconds; `peak` is the
+    largest sample (the sink runs as its own process tree and is not counted)."""
+
+    def __init__(self, every: float = 0.5) -> None:
+        self.peak, self._every = 0.0, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while not self._stop.wait(self._every):
+            self.peak = max(self.peak, tree_pss_mb(me))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
 @dataclass
 class Phase:
     name: str
     wall_s: float = 0.0
     cpu_s: float = 0.0
     peak_rss_mb: float = 0.0
+    peak_tree_mb: float = 0.0  # the largest PSS of this process and its children together
     written_bytes: int = 0
     counts: dict = field(default_factory=dict)
 
@@ -124,6 +172,7 @@ class measure:
 
     def __enter__(self) -> Phase:
         reset_peak_rss()
+        self.tree = TreeMemory()
         self.t0, self.c0, self.w0 = time.perf_counter(), os.times(), written_bytes()
         return self.phase
 
@@ -132,6 +181,7 @@ class measure:
         self.phase.wall_s = time.perf_counter() - self.t0
         self.phase.cpu_s = sum(c1[:4]) - sum(self.c0[:4])
         self.phase.written_bytes = written_bytes() - self.w0
+        self.phase.peak_tree_mb = self.tree.stop()
         # a child process (the build) counts too: its peak is in RUSAGE_CHILDREN
         self.phase.peak_rss_mb = max(peak_rss_mb(), self.phase.peak_rss_mb)
 
@@ -584,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
                     "poll-304", "send-only")), 2),
                          "build_cpu_s": next((p.counts.get("build_cpu_s") for p in phases
                                               if p.name == "build+send"), None),
-                         "peak_rss_mb": round(max(p.peak_rss_mb for p in phases), 1)}
+                         "peak_rss_mb": round(max(p.peak_rss_mb for p in phases), 1),
+                         "peak_tree_mb": round(max(p.peak_tree_mb for p in phases), 1)}
                 say(f"compare: without profiles the cycle took {plain['cycle_s']:.1f}s")
                 Path(plain_config.store.path).unlink()
             with Store(config.store.path) as store:
@@ -622,6 +673,7 @@ def main(argv: list[str] | None = None) -> int:
                 "store": out["store"],
                 "phases": {p.name: {"wall_s": round(p.wall_s, 2), "cpu_s": round(p.cpu_s, 2),
                                     "peak_rss_mb": round(p.peak_rss_mb, 1),
+                                    "peak_tree_mb": round(p.peak_tree_mb, 1),
                                     "written_bytes": p.written_bytes, **p.counts}
                            for p in phases},
             })
@@ -672,6 +724,10 @@ def main(argv: list[str] | None = None) -> int:
         "profiles_cost": round(first["cycle_s"] / plain["cycle_s"] - 1, 3) if plain else None,
         "profiles_extra_rss_mb": round(max(p["peak_rss_mb"] for p in first["phases"].values())
                                        - plain["peak_rss_mb"], 1) if plain else None,
+        # the whole process tree's memory (PSS: the build and the ranking it forks together)
+        "peak_tree_mb": max(p["peak_tree_mb"] for p in first["phases"].values()),
+        "profiles_extra_tree_mb": round(max(p["peak_tree_mb"] for p in first["phases"].values())
+                                        - plain["peak_tree_mb"], 1) if plain else None,
         "peak_rss_mb": max(p["peak_rss_mb"] for p in first["phases"].values()),
         "poll_304_s": first["phases"]["poll-304"]["wall_s"],
         "rss2email_per_s": round(r2e["per_s"], 2) if r2e else None,
@@ -728,7 +784,9 @@ def summary(r: dict) -> str:
     if r.get("profiles_cost") is not None:
         text += (f" The same day without any profile, in this run, took {r['plain']['cycle_s']:.0f}"
                  f" s: ranking added {100 * r['profiles_cost']:.0f}% to the cycle and "
-                 f"{r['profiles_extra_rss_mb']:.0f} MB to the peak memory.")
+                 f"{r['profiles_extra_rss_mb']:.0f} MB to the largest process's peak memory "
+                 f"({r['profiles_extra_tree_mb']:.0f} MB to the peak of all processes "
+                 "together, PSS).")
     if r.get("store_written_per_digest") is not None:
         text += (f" Each digest wrote {r['store_written_per_digest'] / 1024:.1f} KB to the store "
                  f"(WAL and file: {r['store_build_written_per_digest'] / 1024:.1f} KB building, "

@@ -14,12 +14,16 @@ import logging
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .models import Paper, PaperMatch
-from .relevance.day import DayScores, ProfileSeeds
 from .render import by_relevance, shorten, why_text
+
+if TYPE_CHECKING:  # imported where used: scikit-learn and SciPy take ~1 s of CPU to import,
+    # which every build process would pay even when nobody has a profile
+    from .relevance.day import DayScores, ProfileSeeds
 
 log = logging.getLogger("digestd.ranking")
 
@@ -113,6 +117,8 @@ def profiles_of(subscriber_ids: Iterable[int], seeds: Mapping[int, Sequence],
     store.feedback_values, papers from store.papers_by_pk); "less like this" (-1) are the
     negatives. A seed or paper without a word of text cannot describe anything and is left
     out (a profile of only such seeds is no profile)."""
+    from .relevance.day import ProfileSeeds
+
     out: dict[int, ProfileSeeds] = {}
     for sid in subscriber_ids:
         marks = feedback.get(sid, {})
@@ -156,6 +162,8 @@ def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
     keys = [k for k in profiles if k in wanted]
     if not keys or not papers:
         return {}
+    from .relevance.day import DayScores
+
     try:
         day = DayScores.build(papers, {k: profiles[k] for k in keys}, method=method,
                               known=known)
