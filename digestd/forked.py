@@ -53,11 +53,14 @@ class Forked(Generic[T]):
     of memory): the caller decides what to do without it. `cancel()` kills the child.
     """
 
-    def __init__(self, work: Callable[[], T], *, name: str = "digestd-forked") -> None:
+    def __init__(self, work: Callable[[], T], *, name: str = "digestd-forked",
+                 nice: int = 0) -> None:
+        """`nice`: added to the child's niceness (os.nice), so that work which can wait
+        yields the CPU to the caller's when both want it."""
         ctx = multiprocessing.get_context("fork")
         self._receive, send = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_run, args=(work, send, os.getpid()), name=name,
-                                    daemon=True)
+        self._process = ctx.Process(target=_run, args=(work, send, os.getpid(), nice),
+                                    name=name, daemon=True)
         self._process.start()
         send.close()  # the child's end: EOF here once the child is gone
         self.pid = self._process.pid
@@ -84,8 +87,10 @@ class Forked(Generic[T]):
         self._receive.close()
 
 
-def _run(work: Callable[[], object], send, parent: int) -> None:
+def _run(work: Callable[[], object], send, parent: int, nice: int) -> None:
     die_with(parent)
+    if nice:
+        os.nice(nice)
     # a SIGTERM meant for the caller (a shutdown) is the caller's to act on: it cancels
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:

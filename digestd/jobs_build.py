@@ -60,6 +60,9 @@ BUILD_BATCH = 50
 # 500 and 44 KB with 1,000. The write lock is held ~0.1 s per 500 digests of 6 papers,
 # which a sender on another connection waits out with the rows it has claimed.
 COMMIT_BATCH = 1000
+# the niceness the forked ranking process adds (RankedApart): on a busy machine the build and
+# the sender get the CPU first, the ranking what is left until the build needs its result
+RANK_NICE = 5
 
 
 @dataclass
@@ -503,7 +506,10 @@ class RankedApart:
     def __init__(self, target: str, args: tuple, kw: dict) -> None:
         self.collected = False
         self._started = time.perf_counter()
-        self._work = forked.Forked(lambda: _rank_rows(target, args, kw), name="digestd-rank")
+        # niced: the build and the sender are the cycle's critical path; the ranking is
+        # needed only once the other readers' digests are built
+        self._work = forked.Forked(lambda: _rank_rows(target, args, kw), name="digestd-rank",
+                                   nice=RANK_NICE)
 
     def collect(self, report: BuildReport, day: _Day) -> dict[int, Ranking]:
         """Subscriber id -> Ranking, as _rankings gives it; report.rank_s gets the ranking's
