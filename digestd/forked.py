@@ -9,7 +9,6 @@ Linux and other systems with fork() only; `available()` says whether it can be u
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
@@ -62,23 +61,9 @@ class Forked(Generic[T]):
         self._receive, send = ctx.Pipe(duplex=False)
         self._process = ctx.Process(target=_run, args=(work, send, os.getpid(), nice),
                                     name=name, daemon=True)
-        # the objects from before the fork are shared with the child page by page until one
-        # side writes to a page; a garbage collection writes to every object it visits, so
-        # they are frozen (gc.freeze: neither collector visits them) until the child is done
-        gc.freeze()
-        self._frozen = True
-        try:
-            self._process.start()
-        except BaseException:
-            self._thaw()
-            raise
+        self._process.start()
         send.close()  # the child's end: EOF here once the child is gone
         self.pid = self._process.pid
-
-    def _thaw(self) -> None:
-        if self._frozen:
-            self._frozen = False
-            gc.unfreeze()
 
     def result(self) -> T:
         try:
@@ -89,7 +74,6 @@ class Forked(Generic[T]):
                              f"(exit code {self._process.exitcode})") from None
         finally:
             self._receive.close()
-            self._thaw()
         self._process.join()
         if kind != "ok":
             raise ForkFailed(value)
@@ -101,7 +85,6 @@ class Forked(Generic[T]):
             self._process.kill()
         self._process.join()
         self._receive.close()
-        self._thaw()
 
 
 def _run(work: Callable[[], object], send, parent: int, nice: int) -> None:
