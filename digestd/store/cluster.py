@@ -49,14 +49,24 @@ class ClusterStore:
     def open_build_round(self, round_at: str, shards: int) -> bool:
         """Queue a build round: `shards` shards (k of `shards`), each to be claimed by one
         instance, all building as of `round_at` (ISO time). Nothing is queued (False) while
-        a round still has a shard not done. Rounds done before are forgotten."""
+        a round still has a shard not done, nor while the last round said nothing is due
+        before a time after `round_at` and no schedule changed since (schedule_fingerprint).
+        The rounds done before are forgotten. Returns whether a round was queued."""
+        fingerprint = self.schedule_fingerprint()
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM build_shards WHERE done_at IS NULL LIMIT 1").fetchone():
+            last = db.execute("SELECT count(*) FILTER (WHERE done_at IS NULL), min(next_due), "
+                              "count(next_due), count(*), min(fingerprint) FROM build_shards "
+                              "WHERE round = (SELECT max(round) FROM build_shards)").fetchone()
+            open_shards, next_due, with_next, count, last_fingerprint = last
+            if count and open_shards:
                 return False
-            db.execute("DELETE FROM build_shards WHERE round < ?", (round_at,))
-            db.executemany("INSERT INTO build_shards (round, shard, shards) VALUES (?,?,?) "
-                           "ON CONFLICT DO NOTHING",
-                           [(round_at, k, shards) for k in range(shards)])
+            if count and last_fingerprint == fingerprint and (
+                    with_next == 0 or next_due > round_at):
+                return False  # nothing can be due yet
+            db.execute("DELETE FROM build_shards")  # all done: only the last one was read
+            db.executemany("INSERT INTO build_shards (round, shard, shards, fingerprint) "
+                           "VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                           [(round_at, k, shards, fingerprint) for k in range(shards)])
         return True
 
     def claim_build_shard(self, holder: str, lease_s: float) -> tuple[str, int, int] | None:
@@ -83,13 +93,15 @@ class ClusterStore:
                 "shard = ? AND holder = ? AND done_at IS NULL",
                 (float(lease_s), round_at, shard, holder)).rowcount == 1
 
-    def finish_build_shard(self, round_at: str, shard: int, *, done: bool = True) -> None:
-        """The shard was built (`done`), or its build stopped early: handed back, for any
-        instance to claim at once."""
+    def finish_build_shard(self, round_at: str, shard: int, *, done: bool = True,
+                           next_due: str | None = None) -> None:
+        """The shard was built (`done`; `next_due`, ISO time: its earliest slot after the
+        round, None for none), or its build stopped early: handed back, for any instance to
+        claim at once."""
         with self.transaction(exclusive=False) as db:
             if done:
-                db.execute("UPDATE build_shards SET done_at = ?, until = NULL WHERE round = ? "
-                           "AND shard = ?", (utcnow(), round_at, shard))
+                db.execute("UPDATE build_shards SET done_at = ?, until = NULL, next_due = ? "
+                           "WHERE round = ? AND shard = ?", (utcnow(), next_due, round_at, shard))
             else:
                 db.execute("UPDATE build_shards SET holder = NULL, until = NULL WHERE "
                            "round = ? AND shard = ? AND done_at IS NULL", (round_at, shard))

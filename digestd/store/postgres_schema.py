@@ -273,6 +273,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             holder  {T},
             until   double precision,
             done_at {T},
+            next_due {T},
+            fingerprint {T} NOT NULL,
             PRIMARY KEY (round, shard)
         );
         CREATE TABLE rate_windows (

@@ -341,6 +341,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             holder   TEXT,
             until    REAL,              -- the holder's lease (store clock, epoch seconds)
             done_at  TEXT,
+            next_due TEXT,              -- built: the shard's earliest slot after the round
+            fingerprint TEXT NOT NULL,  -- the schedule fingerprint when the round was opened
             PRIMARY KEY (round, shard)
         );
         CREATE TABLE rate_windows (
