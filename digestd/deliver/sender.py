@@ -59,9 +59,10 @@ FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new ro
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
-# PostgreSQL: the 250s that arrive within this many seconds of the first are committed
-# together; each connection waits for its own mark's commit before it sends again
-GROUP_COMMIT_S = 0.003
+# PostgreSQL: how long a 250 waits for others to share its commit (the 250s that arrive while
+# a commit runs share the next one anyway); each connection waits for its own mark's commit
+# before it sends again
+GROUP_COMMIT_S = 0.001
 
 
 @dataclass
@@ -302,8 +303,9 @@ class SmtpSender:
 
     async def _commit_marks(self) -> None:
         """The group commit (PostgreSQL): once a 250 is waiting, gather the others that come
-        within GROUP_COMMIT_S, commit them in one transaction and wake their workers. A
-        failed commit fails those workers' runs: the marks stay for the final attempt."""
+        within GROUP_COMMIT_S or while the commit before runs, commit them in one
+        transaction and wake their workers. A failed commit fails those workers' runs: the
+        marks stay for the final attempt."""
         while True:
             await self.marks_due.wait()
             await asyncio.sleep(GROUP_COMMIT_S)
