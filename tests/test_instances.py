@@ -217,3 +217,39 @@ def test_the_leader_killed_while_polling_another_polls_within_its_lease(tmp_path
     with open_store(postgres_url) as store:
         state = {s.name: s for s in store.source_states()}["slow"]
         assert state.last_poll is not None and not state.consecutive_errors
+
+
+async def test_two_web_apps_on_one_store_share_rate_limits_and_csrf(tmp_path, smtp_sink,
+                                                                    postgres_url, monkeypatch):
+    """Two instances' web apps behind one proxy: a form shown by one is accepted by the
+    other (one link secret), and a client's feedback posts count against one limit
+    wherever they land (the store counts them)."""
+    import httpx
+
+    from digestd.web import create_app
+
+    from .test_archive import BROAD, Day
+    from .test_feedback import feedback_links, form_of, sent_digest
+    from .test_web import path_of
+
+    monkeypatch.setattr("digestd.web.guard.FEEDBACK_PER_IP", 3)
+    day = Day(tmp_path, smtp_sink, store_url=postgres_url)
+    other_store = open_store(day.config.store)
+    try:
+        other = create_app(day.config, other_store, clock=day.clock)
+        actions, _pages, _html = feedback_links(sent_digest(day, rules=(BROAD,)))
+        more = path_of(actions[0])
+
+        def client(app) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.ASGITransport(
+                app=app, client=("198.51.100.7", 4242)), base_url="http://testserver")
+
+        async with client(day.app) as first, client(other) as second:
+            fields = form_of((await first.get(more)).text, "/more")
+            second.cookies = first.cookies  # the same browser, behind one proxy
+            answers = [(await c.post(more, data=fields)).status_code
+                       for c in (first, second, first, second)]
+        assert answers == [303, 303, 303, 429]
+    finally:
+        other_store.close()
+        day.store.close()
