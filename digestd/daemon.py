@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 import signal
 import time
@@ -52,8 +51,8 @@ from .errors import DigestdError
 from .inbound import handle_message
 from .inbound.imap import fetch_and_handle
 from .jobs import build_and_send, poll_sources, send_outbox
-from .jobs_cluster import build_shards_and_send, open_round
-from .logs import quiet_libraries
+from .jobs_cluster import Leadership, build_shards_and_send, open_round
+from .logs import quiet_daemon_libraries
 from .schedule import (
     ARXIV_KINDS,
     ARXIV_POLL_HOURS,
@@ -81,25 +80,6 @@ STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings 
 ARXIV_POLL_JITTER = 600.0
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
-LEADER_LEASE = "leader"  # the name of the leader's lease in the store
-
-
-# the library loggers that speak in the daemon, each a logger that records are made on
-FOREIGN_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.error")
-
-
-class LibraryLines(logging.Filter):
-    """Library log lines in our key=value shape. APScheduler's "skipped: maximum number of
-    running instances reached" is dropped: with max_instances=1 a long run (a big outbox,
-    a slow source) just delays the next one, by design."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "maximum number of running instances reached" in text:
-            return False
-        record.msg = "event=%s message=%s"
-        record.args = (record.name.partition(".")[0], json.dumps(text))
-        return True
 
 
 def inbound_handler(config: Config, store: BaseStore) -> InboundHandle:
@@ -184,6 +164,7 @@ class Daemon:
         self.instance = new_owner()
         self.shared = False
         self.leader = True
+        self.leadership: Leadership | None = None
         self.leading: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -191,7 +172,7 @@ class Daemon:
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT (or `request_stop`), then shut down cleanly."""
         loop = asyncio.get_running_loop()
-        self._quiet_libraries()
+        quiet_daemon_libraries()
         previous = signal.getsignal(signal.SIGTERM)
         if previous is None:  # set outside Python: nothing to restore but the default
             previous = signal.SIG_DFL
@@ -204,7 +185,9 @@ class Daemon:
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
             self.shared = self.store.sql.name == "postgresql"
             if self.shared:
-                self.leader = self._take_lead()
+                self.leadership = Leadership(self.store, self.instance,
+                                             self.config.store.leader_lease)
+                self.leader = self.leadership.take()
             if self.leader:
                 self._schedule_polls(startup=True)
             # after downtime the digests that are due should include what the sources
@@ -223,8 +206,9 @@ class Daemon:
                     next_run_time=first + timedelta(minutes=10))
             self._schedule_inbound()
             self.scheduler.start()
-            if self.shared:
-                self.leading = asyncio.create_task(self._lead(), name="leader-lease")
+            if self.leadership is not None:
+                self.leading = asyncio.create_task(self.leadership.keep(self._lead_changed),
+                                                   name="leader-lease")
             await self._start_web()
             if not self.stop_requested.is_set():
                 self.notifier.ready(self.status_text())
@@ -323,11 +307,8 @@ class Daemon:
         if self.http is not None:
             await self.http.aclose()
         if self.store is not None:
-            if self.shared and self.leader:
-                try:  # another instance leads at its next try, not a lease later
-                    self.store.drop_lease(LEADER_LEASE, self.instance)
-                except Exception as e:  # the store is gone: the lease runs out by itself
-                    log.warning("event=leader_lease_not_dropped error=%r", str(e))
+            if self.leadership is not None:
+                self.leadership.give_up()
             self.store.close()
         log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
         self.notifier.close()
@@ -340,57 +321,21 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         return list(handlers)
 
-    @staticmethod
-    def _quiet_libraries() -> None:
-        # their INFO lines say nothing our own lines do not (one list, in logs.py)
-        quiet_libraries()
-        for name in FOREIGN_LOGGERS:
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, LibraryLines) for f in logger.filters):
-                logger.addFilter(LibraryLines())
-
     # -- the leader (several instances on one store) ---------------------------------------------
 
-    def _take_lead(self) -> bool:
-        """Take or renew the leader's lease for store.leader_lease seconds; whether this
-        instance leads now. A store that cannot be reached leads nobody here."""
-        assert self.store is not None
-        try:
-            return self.store.take_lease(LEADER_LEASE, self.instance,
-                                         self.config.store.leader_lease)
-        except Exception as e:
-            log.error("event=leader_lease_failed error=%r", f"{type(e).__name__}: {e}")
-            return False
-
-    async def _lead(self) -> None:
-        """Every third of store.leader_lease: renew the lease (the leader) or try to take it
-        (the others); a change of role adds or removes the poll jobs."""
-        while True:
-            await asyncio.sleep(self.config.store.leader_lease / 3)
-            if self.stopping:
-                return
-            leads = self._take_lead()
-            if leads == self.leader:
-                continue
-            self.leader = leads
-            assert self.scheduler is not None
-            if leads:
-                log.info("event=leader_elected instance=%s", self.instance)
-                # the sources the last leader polled lately wait for their turn; the others
-                # (its poll was cut short by its death) are polled now
-                self._schedule_polls()
-                self._run_digests_now()
-            else:
-                assert self.store is not None
-                try:
-                    found = self.store.lease_holder(LEADER_LEASE)
-                    holder = found[0] if found else "-"
-                except Exception:
-                    holder = "?"
-                log.warning("event=leader_lost instance=%s leader=%s", self.instance, holder)
-                for job in self._poll_jobs():
-                    job.remove()
-            self._update_status()
+    def _lead_changed(self, leads: bool) -> None:
+        """This instance became the leader (schedule the polls: the sources the last leader
+        polled lately wait for their turn, the others are polled now) or stopped being it."""
+        self.leader = leads
+        if self.stopping:
+            return
+        if leads:
+            self._schedule_polls()
+            self._run_digests_now()
+        else:
+            for job in self._poll_jobs():
+                job.remove()
+        self._update_status()
 
     # -- jobs --------------------------------------------------------------------------------------
 

@@ -120,4 +120,59 @@ async def _build_shard(config: Config, store: BaseStore, owner: str,
     return built
 
 
-__all__ = ["build_shards_and_send", "open_round"]
+LEADER_LEASE = "leader"  # the name of the leader's lease in the store
+
+
+class Leadership:
+    """One instance's hold on the leader's lease (store.leader_lease seconds, by the
+    store's clock): `take` once, then `keep` renews it (the leader) or tries to take it
+    (the others) every third of the lease, and says when the role changed."""
+
+    def __init__(self, store: BaseStore, instance: str, lease_s: float) -> None:
+        self.store = store
+        self.instance = instance
+        self.lease_s = lease_s
+        self.leads = False
+
+    def take(self) -> bool:
+        """Take or renew the lease; whether this instance leads now. A store that cannot
+        be reached makes nobody here the leader (logged)."""
+        try:
+            self.leads = self.store.take_lease(LEADER_LEASE, self.instance, self.lease_s)
+        except Exception as e:
+            log.error("event=leader_lease_failed error=%r", f"{type(e).__name__}: {e}")
+            self.leads = False
+        return self.leads
+
+    async def keep(self, changed: Callable[[bool], None]) -> None:
+        """Forever (until cancelled): every third of the lease, take() again; `changed(leads)`
+        is called when this instance became the leader or stopped being it."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            before = self.leads
+            if self.take() == before:
+                continue
+            if self.leads:
+                log.info("event=leader_elected instance=%s", self.instance)
+            else:
+                try:
+                    found = self.store.lease_holder(LEADER_LEASE)
+                except Exception:
+                    found = None
+                log.warning("event=leader_lost instance=%s leader=%s", self.instance,
+                            found[0] if found else "-")
+            changed(self.leads)
+
+    def give_up(self) -> None:
+        """A clean stop: drop the lease, so another instance leads at its next try rather
+        than a lease later. A store gone already lets the lease run out by itself."""
+        if not self.leads:
+            return
+        try:
+            self.store.drop_lease(LEADER_LEASE, self.instance)
+        except Exception as e:
+            log.warning("event=leader_lease_not_dropped error=%r", str(e))
+        self.leads = False
+
+
+__all__ = ["LEADER_LEASE", "Leadership", "build_shards_and_send", "open_round"]
