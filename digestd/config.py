@@ -267,7 +267,7 @@ def check_time_zone(value: str) -> str:
 
 
 def check_rate(value: float) -> float:
-    # a rate near 0 makes the claim on the outbox rows last for ages (deliver.py's lease)
+    # a rate near 0 makes the claim on the outbox rows last for ages (deliver/sender.py's lease)
     if 0 < value < 0.001:
         raise ValueError("must be 0 (no limit) or at least 0.001")
     return value

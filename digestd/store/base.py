@@ -31,7 +31,7 @@ class BaseStore(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore
     # where the store is, to open another connection to it (a path, or a StoreConfig)
     target: Any
     path: str  # the SQLite file, or the PostgreSQL URL without its password: for messages
-    # the path that files kept beside the store start with (deliver.py's sent journals)
+    # the path that files kept beside the store start with (deliver/journal.py's sent journals)
     side_files: str
 
     def close(self) -> None:

@@ -250,7 +250,7 @@ class DigestStore:
 
     def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
         """(digest id, sent at) pairs, in one transaction; rows already marked stay as they
-        are, so a mark written twice (a sent journal replayed, see deliver.py) is harmless.
+        are, so a mark written twice (a sent journal replayed, see deliver/sender.py) is harmless.
         The bounce count is reset by a trigger. Returns the rows newly marked."""
         with self.transaction(exclusive=False) as db:
             return db.executemany(
@@ -289,7 +289,7 @@ class DigestStore:
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
 
-    # -- the outbox: claims, bounces and retries (used by deliver.py) ---------------------------
+    # -- the outbox: claims, bounces and retries (used by deliver/) ---------------------------
 
     def claim_outbox(self, owner: str, *, limit: int, lease_s: float,
                      now: datetime | None = None) -> tuple[list[OutboxRow], int]:

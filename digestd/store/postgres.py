@@ -102,7 +102,7 @@ class PostgresStore(BaseStore):
         from . import without_password
 
         self.path = without_password(url)
-        # the sent journals (deliver.py) are files on this machine: beside the SQLite path
+        # the sent journals (deliver/journal.py) are files on this machine: beside the SQLite path
         # of the config (its folder is the state directory), else in the temporary folder
         self.side_files = getattr(target, "path", "") or os.path.join(
             tempfile.gettempdir(), "digestd-" + hashlib.sha256(url.encode()).hexdigest()[:16])
