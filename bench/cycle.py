@@ -385,7 +385,27 @@ def build_counts(built) -> dict:
             # the build process's own CPU and writes (BuildReport; 0 for a build in this one)
             "build_cpu_s": round(built.cpu_s, 2), "build_written_bytes": built.written_bytes,
             # the ranking step (issue 17), where the build reports it
-            **({"rank_s": round(built.rank_s, 2)} if hasattr(built, "rank_s") else {})}
+            **({"rank_s": round(built.rank_s, 2)} if hasattr(built, "rank_s") else {}),
+            **({"rank_wait_s": round(built.rank_wait_s, 2)}
+               if hasattr(built, "rank_wait_s") else {})}
+
+
+def copy_without_profiles(config, folder: Path, feed_url: str, port: int, connections: int):
+    """A config for a copy of the store (as set up, before the first day) without any seed
+    or feedback: the same subscribers, rules and papers, so the day differs by ranking only
+    (--compare)."""
+    folder.mkdir()
+    plain = load_config(write_config(folder, feed_url, port, connections))
+    with Store(config.store.path) as store:
+        checkpoint(store)
+        store.db.execute("VACUUM INTO ?", (plain.store.path,))
+    with Store(plain.store.path) as store:
+        with store.transaction() as db:
+            db.execute("DELETE FROM feedback")
+            db.execute("DELETE FROM seed_vectors")
+            db.execute("DELETE FROM seeds")
+        checkpoint(store)
+    return plain
 
 
 def queued_range(store: Store, first: int | None = None) -> tuple[int, int, int, int]:
@@ -501,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", type=float, default=0.3, metavar="F",
                     help="the fraction of subscribers with seed papers and feedback, whose "
                          "digests are ranked by relevance (default 0.3; 0: none)")
+    ap.add_argument("--compare", action="store_true",
+                    help="with profiles: first run the same first day on a copy of the store "
+                         "without seeds and feedback, and report what ranking adds to the "
+                         "cycle as a ratio of the two (issue 17: at most 20%%)")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -544,9 +568,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"marks) {time.perf_counter() - t:.1f}s")
         days = []
         raw_rate = None
+        plain = None  # the same first day without profiles (--compare)
+        if args.compare and profiles:
+            plain_config = copy_without_profiles(config, work / "plain", feed.url, port,
+                                                 args.connections)
+            say("compare: the first day on a copy of the store without profiles ...")
         for day_index in range(args.cycles):
             day = first_day + timedelta(days=day_index)
             papers = new_papers(records, args.papers, rng, names, day_index)
+            if day_index == 0 and args.compare and profiles:
+                with Store(plain_config.store.path) as store:
+                    phases, _ = cycle(plain_config, store, feed, papers, day, "day0-plain",
+                                      args.sequential)
+                plain = {"cycle_s": round(sum(p.wall_s for p in phases if p.name not in (
+                    "poll-304", "send-only")), 2),
+                         "build_cpu_s": next((p.counts.get("build_cpu_s") for p in phases
+                                              if p.name == "build+send"), None),
+                         "peak_rss_mb": round(max(p.peak_rss_mb for p in phases), 1)}
+                say(f"compare: without profiles the cycle took {plain['cycle_s']:.1f}s")
+                Path(plain_config.store.path).unlink()
             with Store(config.store.path) as store:
                 phases, out = cycle(config, store, feed, papers, day, f"day{day_index}",
                                     args.sequential)
@@ -621,9 +661,17 @@ def main(argv: list[str] | None = None) -> int:
         "delivery_vs_raw": round(first["send_per_s"] / raw_rate, 3)
         if raw_rate and first["send_per_s"] else None,
         "match_share": first["match_share"],
-        # the ranking step's share of the cycle (issue 17: at most 0.2)
+        # the ranking step's own time as a share of the cycle, and how long rendering waited
+        # for it (ranked in a forked process, it overlaps rendering the other digests)
         "rank_share": round(build["rank_s"] / first["cycle_s"], 3)
         if build.get("rank_s") is not None and first["cycle_s"] else None,
+        "rank_wait_s": build.get("rank_wait_s"),
+        # --compare: the same first day without profiles, in this run; what ranking adds to
+        # the cycle is cycle_s / plain["cycle_s"] - 1 (issue 17: at most 0.2)
+        "plain": plain,
+        "profiles_cost": round(first["cycle_s"] / plain["cycle_s"] - 1, 3) if plain else None,
+        "profiles_extra_rss_mb": round(max(p["peak_rss_mb"] for p in first["phases"].values())
+                                       - plain["peak_rss_mb"], 1) if plain else None,
         "peak_rss_mb": max(p["peak_rss_mb"] for p in first["phases"].values()),
         "poll_304_s": first["phases"]["poll-304"]["wall_s"],
         "rss2email_per_s": round(r2e["per_s"], 2) if r2e else None,
@@ -677,6 +725,10 @@ def summary(r: dict) -> str:
                  "papers and feedback, so their digests were ranked by relevance"
                  + (f"; ranking took {100 * r['rank_share']:.1f}% of the cycle."
                     if r.get("rank_share") is not None else "."))
+    if r.get("profiles_cost") is not None:
+        text += (f" The same day without any profile, in this run, took {r['plain']['cycle_s']:.0f}"
+                 f" s: ranking added {100 * r['profiles_cost']:.0f}% to the cycle and "
+                 f"{r['profiles_extra_rss_mb']:.0f} MB to the peak memory.")
     if r.get("store_written_per_digest") is not None:
         text += (f" Each digest wrote {r['store_written_per_digest'] / 1024:.1f} KB to the store "
                  f"(WAL and file: {r['store_build_written_per_digest'] / 1024:.1f} KB building, "

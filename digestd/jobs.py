@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 
+from . import forked
 from .config import Config, unsubscribe_warning
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_build import (  # noqa: F401  (re-exported: units of work)
@@ -336,13 +337,13 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     signal.signal(signal.SIGTERM, lambda *_: halt.set())
     try:
         with open_store(path) as store, store.checkpoints_in_background():
-            began, usage = time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+            began, usage = time.monotonic(), _usage()
             built = build_digests(config, store, force=force, now=now, shard=shard,
-                                  stop=halt.is_set)
+                                  stop=halt.is_set, rank_apart=True)
             built.took_s = time.monotonic() - began
-            done = resource.getrusage(resource.RUSAGE_SELF)
-            built.cpu_s = (done.ru_utime + done.ru_stime) - (usage.ru_utime + usage.ru_stime)
-            built.written_bytes = 512 * (done.ru_oublock - usage.ru_oublock)
+            done = _usage()
+            built.cpu_s = done[0] - usage[0]
+            built.written_bytes = 512 * (done[1] - usage[1])
             helped = DeliveryReport()
             if helpers and not halt.is_set() and config.smtp is not None:
                 helped = asyncio.run(_help_send(config, store, helpers, halt))
@@ -351,21 +352,20 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
         return e
 
 
+def _usage() -> tuple[float, int]:
+    """(CPU seconds, 512-byte blocks written) of this process and the children it reaped
+    (the ranking process the build forks)."""
+    own, reaped = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                       resource.RUSAGE_CHILDREN))
+    return (own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime,
+            own.ru_oublock + reaped.ru_oublock)
+
+
 def _die_with(parent: int | None) -> None:
-    """SIGKILL this process when `parent` ends (Linux's PR_SET_PDEATHSIG): a helper must
-    not go on sending for a digestd that was killed. Its sent journal and claims are
-    taken over by the next sender, as the parent's are."""
-
-    if parent is None:
-        return
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the helper ends when its run does
-        return
-    if os.getppid() != parent:  # the parent died before the line above
-        os.kill(os.getpid(), signal.SIGKILL)
+    """SIGKILL this process when `parent` ends (forked.die_with): a helper must not go on
+    sending for a digestd that was killed. Its sent journal and claims are taken over by
+    the next sender, as the parent's are."""
+    forked.die_with(parent)
 
 
 async def _help_send(config: Config, store: BaseStore, helpers: int,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from . import forked
 from .config import Config, web_secret
 from .match import Matcher
 from .mime import DkimSigner
@@ -24,6 +25,7 @@ from .ranking import (
     MATCH,
     RECOMMENDED,
     Ranking,
+    RankingRows,
     Wanted,
     profiles_of,
     rank_day,
@@ -40,7 +42,7 @@ from .schedule import (
     next_slot,
     parse_iso,
 )
-from .store import ScheduleMark, Store, StoredSeed, pack_message
+from .store import ScheduleMark, Store, StoredSeed, open_store, pack_message
 
 log = logging.getLogger("digestd.jobs")
 
@@ -72,7 +74,8 @@ class BuildReport:
     merged: int = 0  # slots missed by more than max_lateness, merged into the next digest
     caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
     match_s: float = 0.0  # seconds spent matching, ranking and rendering (bench/cycle.py)
-    rank_s: float = 0.0
+    rank_s: float = 0.0  # the ranking's own wall time (in a forked process: there)
+    rank_wait_s: float = 0.0  # how long rendering waited for a ranking done apart
     render_s: float = 0.0
     ranked: int = 0  # digests ordered by the reader's profile (seeds, feedback)
     recommended: int = 0  # "also recommended" papers added beyond the rules
@@ -96,6 +99,7 @@ class BuildReport:
         self.match_s = max(self.match_s, other.match_s)
         self.render_s += other.render_s
         self.rank_s = max(self.rank_s, other.rank_s)
+        self.rank_wait_s = max(self.rank_wait_s, other.rank_wait_s)
         self.stopped = self.stopped or other.stopped
         if other.next_due is not None:
             self.next_due = other.next_due if self.next_due is None \
@@ -210,7 +214,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                   force: bool = False, dry_run: bool = False,
                   renderer: Renderer | None = None,
                   stop: Callable[[], bool] | None = None,
-                  shard: tuple[int, int] = (0, 1)) -> BuildReport:
+                  shard: tuple[int, int] = (0, 1), rank_apart: bool = False) -> BuildReport:
     """Queue one digest for every subscriber whose slot is due (schedule.py says when).
 
     A due digest covers every paper not yet checked for the subscriber, however many
@@ -220,6 +224,11 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     schedule; `dry_run` counts what would be built and writes nothing. `stop` is asked
     between batches of BUILD_BATCH digests: once it says yes, the batches committed so
     far stay and the rest is built by the next run (report.stopped).
+
+    `rank_apart` (the build process of jobs.py): the digests of readers with a profile are
+    ranked in a forked process (digestd/forked.py) while this one renders the others', and
+    built last, so ranking costs the build little wall time where a core is free. Without
+    it, or where fork() is missing, ranking runs here first.
     """
     now = now or datetime.now(timezone.utc)
     report = BuildReport()
@@ -251,13 +260,58 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     renderer = renderer or make_renderer(config)
     position = {p.id: i for i, p in enumerate(papers)}
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
-    started = time.perf_counter()
-    ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
-                       first_index, sent, method=config.relevance.method, keep=not dry_run)
-    report.rank_s = time.perf_counter() - started
-    report.ranked = len(ranked)
     batch = list(due.items())
+    rank_args = ({sid: subs[sid] for sid in due}, papers, matched, position, first_index, sent)
+    rank_kw = {"method": config.relevance.method, "keep": not dry_run}
+    apart: RankedApart | None = None
+    profiled: set[int] = set()
+    if rank_apart and papers and store.target != ":memory:" and forked.available():
+        profiled = store.subscribers_with_positives() & due.keys()
+        if profiled:
+            apart = RankedApart(store.target, rank_args, rank_kw)
+            batch.sort(key=lambda due_slot: due_slot[0] in profiled)  # stable: theirs last
+    ranked: dict[int, Ranking] = {}
+    if apart is None:
+        started = time.perf_counter()
+        ranked = _rankings(store, *rank_args, **rank_kw)
+        report.rank_s = time.perf_counter() - started
+        report.ranked = len(ranked)
+    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through)
+    try:
+        _build_batches(config, store, report, day, batch, ranked, apart, profiled, renderer,
+                       dry_run=dry_run, stop=stop)
+    finally:
+        if apart is not None:
+            apart.cancel()  # stopped before its result was needed: not waited for
+    return report
+
+
+@dataclass
+class _Day:
+    """What one build read and matched, which rendering and queueing use."""
+
+    subs: dict[int, Subscriber]
+    papers: list[Paper]  # oldest first
+    matched: dict[int, list[PaperMatch]]
+    position: dict[str, int]  # paper id -> index in papers
+    first_index: dict[int, int]  # subscriber id -> index of the first paper of their window
+    pks: dict[str, int]
+    now: datetime
+    checked_through: str | None
+
+    def items(self, sid: int) -> list[PaperMatch]:
+        """The subscriber's matches within their window."""
+        start = self.first_index[sid]
+        return [m for m in self.matched.get(sid, ()) if self.position[m.paper.id] >= start]
+
+
+def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
+                   batch: list[tuple[int, Slot | None]], ranked: dict[int, Ranking],
+                   apart: RankedApart | None, profiled: set[int], renderer: Renderer, *,
+                   dry_run: bool, stop: Callable[[], bool] | None) -> None:
+    """build_digests's rendering and queueing, in batches (see build_digests)."""
     # rendered, not committed yet: one commit per COMMIT_BATCH digests (see COMMIT_BATCH)
+    subs, now = day.subs, day.now
     pending: list[tuple[int, Slot | None, tuple | None]] = []
     not_built = 0
     for first in range(0, len(batch), BUILD_BATCH):
@@ -274,8 +328,10 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         failures: list[tuple[int, Slot | None, str, str, int]] = []
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
-            start_index = first_index[sid]
-            items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start_index]
+            start_index = day.first_index[sid]
+            items = day.items(sid)
+            if apart is not None and sid in profiled and not apart.collected:
+                ranked.update(apart.collect(report, day))
             # with a profile: the profile's order, recommendations, what min_score left out
             ranking = ranked.get(sid)
             left_out = ranking.left_out if ranking is not None else []
@@ -311,7 +367,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                 if ranking is None:
                     ranking = todays_order(items)
                 digest = Digest(subscriber=sub, period=period, items=tuple(ranking.items),
-                                papers_checked=len(papers) - start_index, ordered=True,
+                                papers_checked=len(day.papers) - start_index, ordered=True,
                                 whys=tuple(ranking.whys),
                                 recommended=tuple(ranking.recommended),
                                 recommended_whys=tuple(ranking.recommended_whys),
@@ -351,13 +407,12 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
                                        slot_at=slot.at_iso if slot is not None else None)
         pending += writes
         if len(pending) >= COMMIT_BATCH:
-            _queue(store, pending, subs, pks, now, checked_through, report)
+            _queue(store, pending, subs, day.pks, now, day.checked_through, report)
             pending = []
     if pending:  # what was rendered before the end or a stop
-        _queue(store, pending, subs, pks, now, checked_through, report)
+        _queue(store, pending, subs, day.pks, now, day.checked_through, report)
     if report.stopped:
         log.info("event=build_stopped built=%d not_built=%d", report.digests, not_built)
-    return report
 
 
 def _queue(store: Store, writes: list[tuple[int, Slot | None, tuple | None]],
@@ -436,6 +491,53 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
     log.info("event=ranked profiles=%d ranked=%d papers=%d", len(wanted), len(ranked),
              len(papers))
     return ranked
+
+
+class RankedApart:
+    """_rankings in a forked process (forked.Forked), started now with the build's own
+    objects; `collect` waits for it. It opens its own connection to the store at `target`
+    (a connection must not cross a fork) and hands back RankingRows, not objects. If it
+    fails, nobody is ranked and the digests go out in today's order, as when rank_day
+    fails."""
+
+    def __init__(self, target: str, args: tuple, kw: dict) -> None:
+        self.collected = False
+        self._started = time.perf_counter()
+        self._work = forked.Forked(lambda: _rank_rows(target, args, kw), name="digestd-rank")
+
+    def collect(self, report: BuildReport, day: _Day) -> dict[int, Ranking]:
+        """Subscriber id -> Ranking, as _rankings gives it; report.rank_s gets the ranking's
+        time, report.rank_wait_s the time spent waiting for it here."""
+        self.collected = True
+        waited = time.perf_counter()
+        try:
+            took, rows = self._work.result()
+        except forked.ForkFailed as e:
+            log.error("event=ranking_failed scope=process error=%r", str(e)[:200])
+            took, rows = time.perf_counter() - self._started, {}
+        report.rank_wait_s += time.perf_counter() - waited
+        report.rank_s += took
+        report.ranked += len(rows)
+        return {sid: r.ranking(day.items(sid), day.papers) for sid, r in rows.items()}
+
+    def cancel(self) -> None:
+        if not self.collected:
+            self.collected = True
+            self._work.cancel()
+
+
+def _rank_rows(target: str, args: tuple, kw: dict) -> tuple[float, dict[int, RankingRows]]:
+    """RankedApart's work, in the forked process: (seconds it took, rows by subscriber)."""
+    started = time.perf_counter()
+    due, papers, matched, position, first_index, sent = args
+    with open_store(target) as store:
+        ranked = _rankings(store, due, papers, matched, position, first_index, sent, **kw)
+    rows = {}
+    for sid, ranking in ranked.items():
+        start = first_index[sid]
+        items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start]
+        rows[sid] = RankingRows.of(ranking, items, position)
+    return time.perf_counter() - started, rows
 
 
 def _seed_vectors(store: Store, texts: dict[int, StoredSeed], keep: bool):

@@ -367,3 +367,73 @@ def test_the_semantic_build_embeds_each_seed_text_once(tmp_path, monkeypatch):
         assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 4  # r1 names it
         store.remove_seeds(sids[1], [seed(p).paper_id for p in order[-3:-1]])
         assert len(store.seed_vectors(range(100), semantic.MODEL_KEY)) == 3  # r2 names o[-3]
+
+
+# -- ranking apart (the build process forks the ranking, digestd/forked.py) ----------------------
+
+def _built(day: Day, **kw) -> dict[str, list[tuple[str, str, int, int]]]:
+    """Address -> (title, why, position, kind) of each paper of their digest, after one
+    build_digests (forced, at one fixed moment) with `kw`."""
+    from datetime import datetime, timezone
+
+    from digestd.jobs import build_digests
+
+    report = build_digests(day.config, day.store, force=True,
+                           now=datetime(2026, 11, 30, 6, tzinfo=timezone.utc), **kw)
+    out = {}
+    for sub in day.store.subscribers("active"):
+        digest = day.store.digest_archive(sub.id, limit=1)[0][0]
+        out[sub.email] = [(d.paper.title, d.why, d.position, d.kind)
+                          for d in day.store.digest_papers(digest)]
+    return out, report
+
+
+def _readers(day: Day) -> None:
+    order = todays(BROAD)
+    subscriber(day, "plain@example.org")
+    subscriber(day, "seeded@example.org", seeds=order[-3:])
+    subscriber(day, "asks@example.org", rules=(NARROW,), seeds=order[:2] + order[-2:],
+               recommend=3)
+    subscriber(day, "strict@example.org", seeds=order[-4:], min_score=0.05)
+
+
+def test_ranking_apart_gives_every_digest_what_ranking_inline_gives(tmp_path, smtp_sink,
+                                                                    store_url):
+    # inline on SQLite; apart on each backend (the forked process opens its own connection)
+    for name in ("inline", "apart"):
+        (tmp_path / name).mkdir()
+    inline = Day(tmp_path / "inline", smtp_sink)
+    apart = Day(tmp_path / "apart", smtp_sink, store_url=store_url)
+    for d in (inline, apart):
+        _readers(d)
+    want, report_inline = _built(inline)
+    got, report_apart = _built(apart, rank_apart=True)
+    assert got == want
+    assert report_apart.ranked == report_inline.ranked == 3
+    assert report_apart.rank_s > 0 and report_apart.rank_wait_s <= report_apart.rank_s + 1
+    # the readers with a profile were built last, after the ranking came back
+    assert {k for _, _, _, k in got["asks@example.org"]} == {0, RECOMMENDED}
+    assert any(k == LEFT_OUT for _, _, _, k in got["strict@example.org"])
+    for d in (inline, apart):
+        d.store.close()
+
+
+def test_a_ranking_process_that_dies_leaves_todays_order_and_every_digest(
+        tmp_path, smtp_sink, monkeypatch, caplog):
+    import os
+    import signal
+
+    import digestd.jobs_build as jobs_build
+
+    def killed(*_args, **_kw):
+        os.kill(os.getpid(), signal.SIGKILL)  # the ranking process, killed (out of memory)
+
+    monkeypatch.setattr(jobs_build, "_rankings", killed)
+    day = Day(tmp_path, smtp_sink)
+    _readers(day)
+    got, report = _built(day, rank_apart=True)
+    assert report.ranked == 0 and report.failed == 0 and len(got) == 4
+    plain = got["plain@example.org"]
+    assert [t for t, *_ in got["seeded@example.org"]] == [t for t, *_ in plain]
+    assert "event=ranking_failed scope=process" in caplog.text
+    day.store.close()

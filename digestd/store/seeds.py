@@ -48,6 +48,13 @@ class SeedStore:
                 new += had is None
         return new
 
+    def subscribers_with_positives(self) -> set[int]:
+        """Ids of the subscribers with a seed or a "more like this" mark: those whose
+        digests the build may rank by a profile (a seed without text makes none)."""
+        return {sid for sid, in self.db.execute(
+            "SELECT subscriber_id FROM seeds UNION "
+            "SELECT subscriber_id FROM feedback WHERE value > 0")}
+
     def seeds(self, subscriber_id: int) -> list[StoredSeed]:
         """A subscriber's seeds, in the order they were added."""
         return self.seeds_of([subscriber_id]).get(subscriber_id, [])
