@@ -53,7 +53,10 @@ class ClusterStore:
         before a time after `round_at` and no schedule changed since (schedule_fingerprint).
         The rounds done before are forgotten. Returns whether a round was queued."""
         fingerprint = self.schedule_fingerprint()
-        with self.transaction() as db:
+        # row locks only, as everything here: the leader's event loop must not wait for a
+        # build's commit. Two leaders at once (one stalled past its lease) may both open a
+        # round; each shard is then built twice, which queues nothing twice.
+        with self.transaction(exclusive=False) as db:
             last = db.execute("SELECT count(*) FILTER (WHERE done_at IS NULL), min(next_due), "
                               "count(next_due), count(*), min(fingerprint) FROM build_shards "
                               "WHERE round = (SELECT max(round) FROM build_shards)").fetchone()
