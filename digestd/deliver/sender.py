@@ -227,6 +227,7 @@ class SmtpSender:
         # PostgreSQL: no journal; each 250 waits in `pending` for the next group commit
         self.group_commit = store.sql.name == "postgresql"
         self.pending: list[tuple[int, str, asyncio.Future]] = []
+        self.commit_error: BaseException | None = None  # the group commit failed: no more
         self.marks_due = asyncio.Event()
         self.clients: list[aiosmtplib.SMTP] = []
         self.connecting = 0  # workers in the middle of connecting
@@ -316,6 +317,7 @@ class SmtpSender:
             try:
                 await self.db("mark_sent_many", [(did, at) for did, at, _ in batch])
             except BaseException as e:
+                self.commit_error = e
                 self.marks.extend((did, at) for did, at, _ in batch)
                 for *_, done in batch:
                     if not done.done():
@@ -473,6 +475,9 @@ class SmtpSender:
         if outcome.kind == "sent":
             at = utcnow()
             if self.group_commit:
+                if self.commit_error is not None:  # kept for the final attempt; stop here
+                    self.marks.append((row.id, at))
+                    raise self.commit_error
                 # this connection sends again only once the mark is committed: a kill loses
                 # at most this one message's mark per connection
                 done = asyncio.get_running_loop().create_future()
