@@ -333,7 +333,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             name   TEXT PRIMARY KEY,
             holder TEXT NOT NULL,
             until  REAL NOT NULL
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE build_shards (
             round    TEXT NOT NULL,     -- the build's "now" (ISO time), the same for every shard
             shard    INTEGER NOT NULL,  -- k of shards: subscribers whose id is k modulo shards
@@ -344,13 +344,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             next_due TEXT,              -- built: the shard's earliest slot after the round
             fingerprint TEXT NOT NULL,  -- the schedule fingerprint when the round was opened
             PRIMARY KEY (round, shard)
-        );
+        ) WITHOUT ROWID;
         CREATE TABLE rate_windows (
             key    TEXT NOT NULL,       -- what is counted, keyed ("feedback:<hash of client>")
             started INTEGER NOT NULL,   -- the window's start, epoch seconds
             hits   INTEGER NOT NULL,
             PRIMARY KEY (key, started)
-        );
+        ) WITHOUT ROWID;
     """),
 ]
 
