@@ -267,7 +267,7 @@ def check_time_zone(value: str) -> str:
 
 
 def check_rate(value: float) -> float:
-    # a rate near 0 makes the claim on the outbox rows last for ages (deliver.py's lease)
+    # a rate near 0 makes the claim on the outbox rows last for ages (deliver/sender.py's lease)
     if 0 < value < 0.001:
         raise ValueError("must be 0 (no limit) or at least 0.001")
     return value
@@ -303,6 +303,21 @@ class StoreConfig:
                                   "`digestd run` drops it, keeping the row and the marks that "
                                   "stop a paper from being sent twice. 0 keeps them forever; "
                                   "at most 36500.", minimum=0, maximum=36500)
+    leader_lease: float = setting(30.0, "With several `digestd run` on one PostgreSQL store "
+                                  "(url): how long the lease of the leader, the one instance "
+                                  "that polls the sources and decides which digests are due, "
+                                  "lasts; it is renewed every third of it, and once a leader "
+                                  'dies another takes over within this time plus a third, e.g. '
+                                  '"30s"; at least "2s", at most "10m". With the SQLite file '
+                                  "there is one instance and it leads.", minimum=2,
+                                  maximum=600, duration=True)
+    claim_lease: float = setting(120.0, "With several `digestd run` on one PostgreSQL store: "
+                                 "how long a shard of a build or a batch of outbox rows stays "
+                                 "claimed by an instance that no longer renews it (it renews "
+                                 "every third of it while it works); then another instance "
+                                 'builds or sends it, e.g. "2m"; at least "3s", at most "1h". '
+                                 "With the SQLite file, a dead sender is known by its pid "
+                                 "at once.", minimum=3, maximum=3600, duration=True)
     password: str = derived()
 
     @property

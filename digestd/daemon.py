@@ -12,6 +12,13 @@ Jobs (all in the one asyncio loop, none of them one-per-subscriber):
   came back (bounces, complaints, unsubscribes) from that mailbox, in a thread
   (digestd.inbound.imap).
 
+Several instances on one PostgreSQL store (docs/postgresql.md): one of them, the leader
+(it holds the store's "leader" lease, renewed every third of store.leader_lease), polls
+the sources, reads the [inbound] mailbox, prunes, and opens each build round; every
+instance builds the round's shards it claims and sends the outbox (jobs_cluster.py), and
+serves the web app. When the leader dies, another takes the lease once it ran out and
+schedules the polls. With the SQLite file there is one instance and it leads.
+
 SIGTERM/SIGINT stop taking new work: the sender starts no new message, the build is
 stopped (what it committed stays, the rest is built at the next start), in-flight jobs get
 a few seconds, then are cancelled (a digest not yet accepted by the SMTP server stays
@@ -24,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 import signal
 import time
@@ -40,12 +46,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from . import __version__
 from .config import Config, InboundConfig, SourceConfig, load_config
-from .deliver import DeliveryReport
+from .deliver import DeliveryReport, new_owner
 from .errors import DigestdError
 from .inbound import handle_message
 from .inbound.imap import fetch_and_handle
 from .jobs import build_and_send, poll_sources, send_outbox
-from .logs import quiet_libraries
+from .jobs_cluster import Leadership, build_shards_and_send, open_round
+from .logs import quiet_daemon_libraries
 from .schedule import (
     ARXIV_KINDS,
     ARXIV_POLL_HOURS,
@@ -73,24 +80,6 @@ STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings 
 ARXIV_POLL_JITTER = 600.0
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
-
-
-# the library loggers that speak in the daemon, each a logger that records are made on
-FOREIGN_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.error")
-
-
-class LibraryLines(logging.Filter):
-    """Library log lines in our key=value shape. APScheduler's "skipped: maximum number of
-    running instances reached" is dropped: with max_instances=1 a long run (a big outbox,
-    a slow source) just delays the next one, by design."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
-        if "maximum number of running instances reached" in text:
-            return False
-        record.msg = "event=%s message=%s"
-        record.args = (record.name.partition(".")[0], json.dumps(text))
-        return True
 
 
 def inbound_handler(config: Config, store: BaseStore) -> InboundHandle:
@@ -170,13 +159,20 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.web: WebServer | None = None
         self.send_again = False  # the web app queued mail while the digest job was running
+        # several instances on one store: this one's name in leases and claims, and whether
+        # it leads (polls, reads [inbound], prunes, opens build rounds); alone, it always does
+        self.instance = new_owner()
+        self.shared = False
+        self.leader = True
+        self.leadership: Leadership | None = None
+        self.leading: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT (or `request_stop`), then shut down cleanly."""
         loop = asyncio.get_running_loop()
-        self._quiet_libraries()
+        quiet_daemon_libraries()
         previous = signal.getsignal(signal.SIGTERM)
         if previous is None:  # set outside Python: nothing to restore but the default
             previous = signal.SIG_DFL
@@ -187,7 +183,13 @@ class Daemon:
             self.http = Http()
             self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={
                 "coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE})
-            self._schedule_polls(startup=True)
+            self.shared = self.store.sql.name == "postgresql"
+            if self.shared:
+                self.leadership = Leadership(self.store, self.instance,
+                                             self.config.store.leader_lease)
+                self.leader = self.leadership.take()
+            if self.leader:
+                self._schedule_polls(startup=True)
             # after downtime the digests that are due should include what the sources
             # published meanwhile: the first digest run waits for the first polls (it is
             # moved to "now" when they are done), at most STARTUP_POLL_GRACE
@@ -204,6 +206,9 @@ class Daemon:
                     next_run_time=first + timedelta(minutes=10))
             self._schedule_inbound()
             self.scheduler.start()
+            if self.leadership is not None:
+                self.leading = asyncio.create_task(self.leadership.keep(self._lead_changed),
+                                                   name="leader-lease")
             await self._start_web()
             if not self.stop_requested.is_set():
                 self.notifier.ready(self.status_text())
@@ -211,10 +216,12 @@ class Daemon:
                 if interval:
                     watchdog = asyncio.create_task(self._watchdog(interval), name="watchdog")
                 log.info("event=ready version=%s store=%s sources=%d web=%s check_every_s=%g "
-                         "max_lateness_s=%g watchdog_s=%s", __version__, self.store.path,
-                         len(self._poll_jobs()), self.config.web.listen if self.web else "off",
+                         "max_lateness_s=%g watchdog_s=%s instance=%s leader=%s", __version__,
+                         self.store.path, len(self._poll_jobs()),
+                         self.config.web.listen if self.web else "off",
                          self.config.digest.check_every, self.config.digest.max_lateness,
-                         f"{interval:g}" if interval else "off")
+                         f"{interval:g}" if interval else "off", self.instance,
+                         "yes" if self.leader else "no")
             await self.stop_requested.wait()
         finally:
             await self._shutdown(watchdog)
@@ -276,6 +283,9 @@ class Daemon:
         if watchdog is not None:
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
+        if self.leading is not None:
+            self.leading.cancel()
+            await asyncio.gather(self.leading, return_exceptions=True)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.pause()  # no new runs; in-flight ones go on for now
         waiting: list[asyncio.Task] = list(self.running)
@@ -297,6 +307,8 @@ class Daemon:
         if self.http is not None:
             await self.http.aclose()
         if self.store is not None:
+            if self.leadership is not None:
+                self.leadership.give_up()
             self.store.close()
         log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
         self.notifier.close()
@@ -309,14 +321,21 @@ class Daemon:
             loop.add_signal_handler(sig, handler)
         return list(handlers)
 
-    @staticmethod
-    def _quiet_libraries() -> None:
-        # their INFO lines say nothing our own lines do not (one list, in logs.py)
-        quiet_libraries()
-        for name in FOREIGN_LOGGERS:
-            logger = logging.getLogger(name)
-            if not any(isinstance(f, LibraryLines) for f in logger.filters):
-                logger.addFilter(LibraryLines())
+    # -- the leader (several instances on one store) ---------------------------------------------
+
+    def _lead_changed(self, leads: bool) -> None:
+        """This instance became the leader (schedule the polls: the sources the last leader
+        polled lately wait for their turn, the others are polled now) or stopped being it."""
+        self.leader = leads
+        if self.stopping:
+            return
+        if leads:
+            self._schedule_polls()
+            self._run_digests_now()
+        else:
+            for job in self._poll_jobs():
+                job.remove()
+        self._update_status()
 
     # -- jobs --------------------------------------------------------------------------------------
 
@@ -378,7 +397,7 @@ class Daemon:
         assert self.store is not None
         cfg = next((s for s in self.config.sources if s.name == name), None)
         try:
-            if cfg is not None and not self.stopping:
+            if cfg is not None and not self.stopping and self.leader:
                 await poll_sources([cfg], self.store, http=self.http, names=[name])
         finally:
             if name in self.first_polls:
@@ -390,6 +409,8 @@ class Daemon:
     async def _prune(self) -> None:
         """Drop the messages of digests sent more than store.keep_sent_days ago, in a
         thread with its own connection (it can take seconds on a big store)."""
+        if not self.leader:  # the leader prunes for every instance
+            return
         days = self.config.store.keep_sent_days
         before = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(
             timespec="seconds")
@@ -424,6 +445,8 @@ class Daemon:
     async def _inbound(self) -> None:
         """Read the [inbound] mailbox once: in a thread (imapclient blocks), with a store
         connection of its own; one key=value line says what it did."""
+        if not self.leader:  # one instance reads the mailbox: the leader
+            return
         cfg: InboundConfig = self.config.inbound
         target = self.config.store
         config = self.config
@@ -479,9 +502,18 @@ class Daemon:
         """Build what is due while sending the outbox; off the event loop (see jobs)."""
         assert self.store is not None
         try:
-            built, report = await build_and_send(
-                self.config, self.store, now=self.clock(), stop=self.stop_requested,
-                progress=self._delivered, heartbeat=self._progress)
+            if self.shared and self.config.delivery_method == "smtp":
+                # the leader decides what is due (a round as of its clock); every instance
+                # builds the shards it claims and sends
+                if self.leader:
+                    open_round(self.store, self.clock())
+                built, report = await build_shards_and_send(
+                    self.config, self.store, self.instance, stop=self.stop_requested,
+                    progress=self._delivered, heartbeat=self._progress)
+            else:
+                built, report = await build_and_send(
+                    self.config, self.store, now=self.clock(), stop=self.stop_requested,
+                    progress=self._delivered, heartbeat=self._progress)
         except Exception as e:
             # logged, retried next tick; what is queued already (confirmations) still goes
             log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
@@ -542,8 +574,10 @@ class Daemon:
         failing = sum(1 for s in states if s.consecutive_errors)
         counts = self.store.digest_counts()
         last = max(polled)[:16].replace("T", " ") + " UTC" if polled else "never"
-        return (f"last poll {last} ({failing} of {len(self._poll_jobs())} sources failing); "
-                f"outbox {counts.get('queued', 0)} queued, {counts.get('failed', 0)} failed")
+        role = "" if not self.shared else "leader; " if self.leader else "not leading; "
+        return (f"{role}last poll {last} ({failing} of {len(self._poll_jobs())} sources "
+                f"failing); outbox {counts.get('queued', 0)} queued, "
+                f"{counts.get('failed', 0)} failed")
 
     def _update_status(self) -> None:
         if self.notifier.enabled and not self.stopping:
@@ -580,7 +614,8 @@ class Daemon:
         old_inbound = self.config.inbound
         self.config = new
         if self.scheduler.running:
-            self._schedule_polls()
+            if self.leader:
+                self._schedule_polls()
             if check_changed:
                 self.scheduler.reschedule_job("digests", trigger=self._digest_trigger())
             if new.inbound != old_inbound:

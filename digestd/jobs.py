@@ -71,7 +71,8 @@ async def send_outbox(config: Config, store: BaseStore, *, progress=None,
     return await send_smtp(store, config.smtp, config.delivery.from_,
                            max_attempts=config.delivery.max_attempts,
                            bounce_threshold=config.delivery.bounce_threshold, limit=limit,
-                           progress=progress, stop=stop, **return_path(config))
+                           progress=progress, stop=stop, claim_lease=config.store.claim_lease,
+                           **return_path(config))
 
 
 # seconds a stopped build process gets to end after SIGTERM before it is killed
@@ -133,6 +134,7 @@ async def build_and_send(config: Config, store: BaseStore, *, force: bool = Fals
                                      max_attempts=config.delivery.max_attempts,
                                      bounce_threshold=config.delivery.bounce_threshold,
                                      progress=progress, follow=building, stop=stop,
+                                     claim_lease=config.store.claim_lease,
                                      **return_path(config))
         except BaseException:
             # the sender failed or was cancelled: the build must not outlive it
@@ -378,4 +380,4 @@ async def _help_send(config: Config, store: BaseStore, helpers: int,
     return await send_smtp(store, replace(config.smtp, max_connections=share),
                            config.delivery.from_, max_attempts=config.delivery.max_attempts,
                            bounce_threshold=config.delivery.bounce_threshold, stop=stop,
-                           **return_path(config))
+                           claim_lease=config.store.claim_lease, **return_path(config))

@@ -62,3 +62,32 @@ def quiet_libraries() -> None:
     quiet = max(logging.WARNING, logging.getLogger().level)
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(quiet)
+
+
+# the library loggers that speak in the daemon, each a logger that records are made on
+FOREIGN_LOGGERS = ("apscheduler.scheduler", "apscheduler.executors.default", "uvicorn.error")
+
+
+class LibraryLines(logging.Filter):
+    """Library log lines in our key=value shape. APScheduler's "skipped: maximum number of
+    running instances reached" is dropped: with max_instances=1 a long run (a big outbox,
+    a slow source) just delays the next one, by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "maximum number of running instances reached" in text:
+            return False
+        record.msg = "event=%s message=%s"
+        record.args = (record.name.partition(".")[0], json.dumps(text))
+        return True
+
+
+def quiet_daemon_libraries() -> None:
+    """quiet_libraries, and the lines the daemon's libraries still log (FOREIGN_LOGGERS)
+    in our key=value shape."""
+    # their INFO lines say nothing our own lines do not
+    quiet_libraries()
+    for name in FOREIGN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, LibraryLines) for f in logger.filters):
+            logger.addFilter(LibraryLines())

@@ -346,7 +346,7 @@ class Renderer:
         mailto: of List-Unsubscribe is `LOCAL+TOKEN@DOMAIN` of `unsubscribe_mailto` (empty:
         unsubscribe@ the From domain), TOKEN naming the subscriber."""
         # The text part goes out as UTF-8 8bit (RFC 6152), which costs nothing to encode;
-        # deliver.py converts it for the rare server without 8BITMIME. A signed message
+        # deliver/ converts it for the rare server without 8BITMIME. A signed message
         # must not change on the way, so with DKIM it is quoted-printable from the start.
         self.eight_bit = dkim is None
         self.env = environment(templates_dir)

@@ -261,9 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_stopped_early = False  # a SIGTERM came before the daemon's own handlers were in place
+
+
 def _stop_before_the_daemon_listens(signum: int, _frame: object) -> None:
     # A SIGTERM before the daemon's own handlers are in place (loading the config, opening
     # the store) is a stop like any other: exit 0, nothing has started that needs ending.
+    global _stopped_early
+    _stopped_early = True
     raise SystemExit(0)
 
 
@@ -302,4 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         return 130
+    except ImportError:
+        # that SystemExit raised inside a C extension's module init (scipy's, while the
+        # ranking's modules load on a busy machine) comes out as "initialization failed"
+        if _stopped_early:
+            return 0
+        raise
 

@@ -5,7 +5,8 @@ default, a file) and PostgreSQL (`[store] url`). Each backend's migrations are a
 list of named steps; the schema version is the number of steps applied.
 
 The package: one class per part of the data, holding its SQL (`papers`, `subscribers`,
-`digests`, `web`, `inbound`, `feedback`, `seeds`), joined in `base.BaseStore`; `dialect`
+`digests`, `web`, `inbound`, `feedback`, `seeds`, `cluster`: leases, build shards and rate
+windows of several instances), joined in `base.BaseStore`; `dialect`
 (the few phrases the backends spell differently); `records` (what the store returns);
 `bodies` (how a queued message is packed); `sqlite.Store` with `schema` (its migrations)
 and `files` (the file on disk and its failure modes); `postgres.PostgresStore` with

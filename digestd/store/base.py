@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .dialect import Dialect
+from .cluster import ClusterStore
 from .digests import DigestStore
 from .feedback import FeedbackStore
 from .inbound import InboundStore
@@ -19,7 +20,7 @@ from .web import WebStore
 
 
 class BaseStore(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore,
-                FeedbackStore, SeedStore):
+                FeedbackStore, SeedStore, ClusterStore):
     """The store's methods over one connection, `db`, whose `execute(sql, args)` and
     `executemany(sql, rows)` take `?` placeholders and return a cursor (fetchone, fetchall,
     rowcount, iteration), and whose `insert_id(sql, args, key=, or_none=)` inserts one row
@@ -30,7 +31,7 @@ class BaseStore(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore
     # where the store is, to open another connection to it (a path, or a StoreConfig)
     target: Any
     path: str  # the SQLite file, or the PostgreSQL URL without its password: for messages
-    # the path that files kept beside the store start with (deliver.py's sent journals)
+    # the path that files kept beside the store start with (deliver/journal.py's sent journals)
     side_files: str
 
     def close(self) -> None:
@@ -43,7 +44,7 @@ class BaseStore(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:  # pragma: no cover - each backend has its own
+    def transaction(self, *, exclusive: bool = True) -> Iterator[Any]:  # pragma: no cover
         raise NotImplementedError
         yield
 

@@ -25,6 +25,13 @@ class Dialect:
     web_mail_period: str
     # the kind of such a row ("confirm"), from its period
     web_mail_kind: str
+    # the store's clock in seconds since the epoch (a float): leases are judged by it, so the
+    # clocks of the machines that share the store need not agree
+    epoch_now: str
+    # after a SELECT of the rows to claim (digests as `d`, or build_shards): lock them and
+    # pass over those another transaction holds (PostgreSQL); SQLite has one writer anyway
+    skip_locked: str
+    skip_locked_digests: str
 
     def larger(self, a: str, b: str) -> str:
         """SQL for the larger of the expressions `a` and `b` (neither is NULL)."""
@@ -37,6 +44,9 @@ SQLITE = Dialect(
     ordered_join="CROSS JOIN",
     web_mail_period="period GLOB '[a-z]*-[0-9]*'",
     web_mail_kind="substr(period, 1, instr(period, '-') - 1)",
+    epoch_now="((julianday('now') - 2440587.5) * 86400.0)",
+    skip_locked="",
+    skip_locked_digests="",
 )
 
 POSTGRESQL = Dialect(
@@ -46,4 +56,7 @@ POSTGRESQL = Dialect(
     # ~ is a regular expression match
     web_mail_period="period ~ '^[a-z].*-[0-9]'",
     web_mail_kind="split_part(period, '-', 1)",
+    epoch_now="extract(epoch from clock_timestamp())::float8",
+    skip_locked="FOR UPDATE SKIP LOCKED",
+    skip_locked_digests="FOR UPDATE OF d SKIP LOCKED",
 )

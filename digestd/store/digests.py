@@ -250,9 +250,9 @@ class DigestStore:
 
     def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
         """(digest id, sent at) pairs, in one transaction; rows already marked stay as they
-        are, so a mark written twice (a sent journal replayed, see deliver.py) is harmless.
+        are, so a mark written twice (a sent journal replayed, see deliver/sender.py) is harmless.
         The bounce count is reset by a trigger. Returns the rows newly marked."""
-        with self.transaction() as db:
+        with self.transaction(exclusive=False) as db:
             return db.executemany(
                 "UPDATE digests SET status = 'sent', sent_at = ?, attempts = attempts + 1, "
                 "last_error = NULL, claimed_by = NULL, claimed_until = NULL "
@@ -289,7 +289,7 @@ class DigestStore:
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
 
-    # -- the outbox: claims, bounces and retries (used by deliver.py) ---------------------------
+    # -- the outbox: claims, bounces and retries (used by deliver/) ---------------------------
 
     def claim_outbox(self, owner: str, *, limit: int, lease_s: float,
                      now: datetime | None = None) -> tuple[list[OutboxRow], int]:
@@ -299,18 +299,25 @@ class DigestStore:
         cancelled instead of claimed: status failed, with the reason. Returns the claimed
         rows, their messages unpacked, and the number cancelled. A row whose stored message
         does not unpack (a damaged body) is not claimed but failed, with the reason.
+
+        `owner` names the sender across machines (deliver.new_owner: host/pid/random); the
+        claim holds for `lease_s` seconds unless renewed (renew_outbox_claims), then any
+        sender may take the row. On PostgreSQL the rows are locked as they are read, and
+        rows another sender is claiming at that moment are passed over (SKIP LOCKED): two
+        instances never claim one row, and neither waits for the other or for a build.
         """
         now = now or datetime.now(timezone.utc)
         stamp = now.isoformat(timespec="seconds")
         until = datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
             timespec="seconds")
-        with self.transaction() as db:
+        with self.transaction(exclusive=False) as db:
             found = db.execute(
                 f"SELECT d.id, s.status, {self._web_mail('d.')} "
                 "FROM digests d JOIN subscribers s ON s.id = d.subscriber_id "
                 "WHERE d.status = 'queued' AND d.next_attempt_at <= ? "
                 "AND (d.claimed_until IS NULL OR d.claimed_until < ?) "
-                "ORDER BY d.next_attempt_at, d.id LIMIT ?", (stamp, stamp, limit)).fetchall()
+                f"ORDER BY d.next_attempt_at, d.id LIMIT ? {self.sql.skip_locked_digests}",
+                (stamp, stamp, limit)).fetchall()
             cancel = [(f"not sent: the subscriber is {status}", did)
                       for did, status, web_mail in found if status != "active" and not web_mail]
             db.executemany("UPDATE digests SET status = 'failed', last_error = ? WHERE id = ?",
@@ -336,7 +343,7 @@ class DigestStore:
 
     def release_claims(self, owner: str) -> int:
         """Hand back what `owner` claimed and did not finish (nothing is counted as tried)."""
-        with self.transaction() as db:
+        with self.transaction(exclusive=False) as db:
             return db.execute("UPDATE digests SET claimed_by = NULL, claimed_until = NULL "
                               "WHERE claimed_by = ?", (owner,)).rowcount
 

@@ -102,7 +102,7 @@ class PostgresStore(BaseStore):
         from . import without_password
 
         self.path = without_password(url)
-        # the sent journals (deliver.py) are files on this machine: beside the SQLite path
+        # the sent journals (deliver/journal.py) are files on this machine: beside the SQLite path
         # of the config (its folder is the state directory), else in the temporary folder
         self.side_files = getattr(target, "path", "") or os.path.join(
             tempfile.gettempdir(), "digestd-" + hashlib.sha256(url.encode()).hexdigest()[:16])
@@ -123,11 +123,15 @@ class PostgresStore(BaseStore):
             raise
 
     @contextmanager
-    def transaction(self) -> Iterator[_Connection]:
+    def transaction(self, *, exclusive: bool = True) -> Iterator[_Connection]:
         """BEGIN ... COMMIT, rolled back on any exception; one at a time over all the
         store's connections (a transaction-level advisory lock, waited for at most the
         store's timeout), as SQLite's BEGIN IMMEDIATE: what a transaction read stays true
         until it commits.
+
+        With `exclusive` False, no such lock: for the writes that row locks make safe
+        (claims with SKIP LOCKED, sent marks, leases), so a sender never waits for a build's
+        commit of a thousand digests.
 
         Inside an open transaction it joins it: a caller can group many small writes
         (a batch of digests) into one commit, and they commit or roll back together.
@@ -136,7 +140,8 @@ class PostgresStore(BaseStore):
             yield self.db
             return
         with self.db.conn.transaction():
-            self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+            if exclusive:
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
             yield self.db
 
     def schema_version(self) -> int:

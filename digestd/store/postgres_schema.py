@@ -259,6 +259,31 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("body_packing", """
         ALTER TABLE digest_bodies ADD COLUMN packing integer NOT NULL DEFAULT 0;
     """),
+    # schema.py's "cluster": leases, build shards, the web app's rate windows
+    ("cluster", f"""
+        CREATE TABLE leases (
+            name   {T} PRIMARY KEY,
+            holder {T} NOT NULL,
+            until  double precision NOT NULL
+        );
+        CREATE TABLE build_shards (
+            round   {T} NOT NULL,
+            shard   integer NOT NULL,
+            shards  integer NOT NULL,
+            holder  {T},
+            until   double precision,
+            done_at {T},
+            next_due {T},
+            fingerprint {T} NOT NULL,
+            PRIMARY KEY (round, shard)
+        );
+        CREATE TABLE rate_windows (
+            key    {T} NOT NULL,
+            started bigint NOT NULL,
+            hits   integer NOT NULL,
+            PRIMARY KEY (key, started)
+        );
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -323,6 +323,35 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("body_packing", """
         ALTER TABLE digest_bodies ADD COLUMN packing INTEGER NOT NULL DEFAULT 0;
     """),
+    # several `digestd run` against one store (PostgreSQL; on SQLite one instance holds them
+    # all): `leases` are named leases (the leader's "poll", ...) held until `until` (seconds
+    # since the epoch by the store's own clock, so the instances' clocks need not agree);
+    # `build_shards` are the shards of one build round, decided by the leader and claimed
+    # by any instance; `rate_windows` count the web app's requests per client and window
+    ("cluster", """
+        CREATE TABLE leases (
+            name   TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            until  REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE build_shards (
+            round    TEXT NOT NULL,     -- the build's "now" (ISO time), the same for every shard
+            shard    INTEGER NOT NULL,  -- k of shards: subscribers whose id is k modulo shards
+            shards   INTEGER NOT NULL,
+            holder   TEXT,
+            until    REAL,              -- the holder's lease (store clock, epoch seconds)
+            done_at  TEXT,
+            next_due TEXT,              -- built: the shard's earliest slot after the round
+            fingerprint TEXT NOT NULL,  -- the schedule fingerprint when the round was opened
+            PRIMARY KEY (round, shard)
+        ) WITHOUT ROWID;
+        CREATE TABLE rate_windows (
+            key    TEXT NOT NULL,       -- what is counted, keyed ("feedback:<hash of client>")
+            started INTEGER NOT NULL,   -- the window's start, epoch seconds
+            hits   INTEGER NOT NULL,
+            PRIMARY KEY (key, started)
+        ) WITHOUT ROWID;
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -54,8 +54,9 @@ class Store(BaseStore):
     # -- plumbing ------------------------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception.
+    def transaction(self, *, exclusive: bool = True) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception. (`exclusive` is for
+        PostgreSQL; SQLite has one writer at a time anyway.)
 
         Inside an open transaction it joins it: a caller can group many small writes
         (a batch of digests) into one commit, and they commit or roll back together.

@@ -140,6 +140,8 @@ class WebStore:
         `pending_before` and never confirmed. Returns (events, subscribers) removed."""
         with self.transaction() as db:
             events = db.execute("DELETE FROM web_events WHERE at < ?", (events_before,)).rowcount
+            # the rate windows of clients not seen since (ClusterStore.rate_hit)
+            db.execute("DELETE FROM rate_windows WHERE started < ?", (int(events_before),))
             subs = db.execute("DELETE FROM subscribers WHERE status = 'pending' AND "
                               "confirmed_at IS NULL AND created_at < ?",
                               (pending_before,)).rowcount

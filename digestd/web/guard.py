@@ -1,4 +1,9 @@
-"""Who a client is (behind trusted proxies), rate limits, CSRF and the honeypot."""
+"""Who a client is (behind trusted proxies), rate limits, CSRF and the honeypot.
+
+With several instances behind one proxy (a PostgreSQL store) every limit is counted in the
+store, so a client meets the same limit whichever instance answers; the CSRF value is an
+HMAC of the shared link secret (web.secret_file), which any instance checks alike.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ TESTS_PER_IP = 600               # rule tests per client and hour (the live test
 FEEDBACK_PER_IP = 300            # feedback POSTs (choices, undos, follows) per client and hour
 SEEDS_PER_IP = 300               # seed POSTs (add, remove) per client and hour
 SEED_FILES_PER_IP = 30           # of which with a file (up to 2 MB to parse) per client and hour
+RATE_WINDOW = 600                # shared limits (PostgreSQL) count in windows of this many s
 CSRF_COOKIE = "digestd_csrf"
 HONEYPOT = "website"             # a field people never see and bots love to fill
 
@@ -148,33 +154,44 @@ class Guard:
         self.site.store.add_event("address", key, now)
 
     def allow_test(self, request: Request) -> None:
-        self._allow(request, self.test_hits, TESTS_PER_IP, "Too many rule tests",
+        self._allow(request, "test", self.test_hits, TESTS_PER_IP, "Too many rule tests",
                     "Please wait a few minutes before testing more rules.")
 
     def allow_feedback(self, request: Request) -> None:
         """Counts a feedback POST (a choice, an undo, a follow) from this client; a 429 page
         past FEEDBACK_PER_IP in the last hour."""
-        self._allow(request, self.feedback_hits, FEEDBACK_PER_IP, "Too many requests",
+        self._allow(request, "feedback", self.feedback_hits, FEEDBACK_PER_IP,
+                    "Too many requests",
                     "Please wait a few minutes before sending more feedback. Nothing was "
                     "changed.")
 
     def allow_seeds(self, request: Request) -> None:
         """Counts a seed POST (add or remove) from this client; a 429 page past
         SEEDS_PER_IP in the last hour."""
-        self._allow(request, self.seed_hits, SEEDS_PER_IP, "Too many requests",
+        self._allow(request, "seeds", self.seed_hits, SEEDS_PER_IP, "Too many requests",
                     "Please wait a few minutes before changing your seed papers again. "
                     "Nothing was changed.")
 
     def allow_seed_file(self, request: Request) -> None:
         """Counts a seed file uploaded from this client; a 429 page past SEED_FILES_PER_IP
         in the last hour."""
-        self._allow(request, self.seed_file_hits, SEED_FILES_PER_IP, "Too many files",
+        self._allow(request, "seed_file", self.seed_file_hits, SEED_FILES_PER_IP,
+                    "Too many files",
                     "Please wait a while before sending another seed file. Nothing was "
                     "changed.")
 
-    def _allow(self, request: Request, clients: dict[str, deque], limit: int, heading: str,
-               text: str) -> None:
+    def _allow(self, request: Request, kind: str, clients: dict[str, deque], limit: int,
+               heading: str, text: str) -> None:
+        """Count a request of `kind` from this client; a 429 page past `limit` in the last
+        hour. In this process's memory (`clients`), or in the store when it is shared by
+        several instances (PostgreSQL), in windows of RATE_WINDOW seconds."""
         who = self.client(request)
+        store = self.site.store
+        if store.sql.name == "postgresql":
+            if not store.rate_hit(self.keyed(kind, who), limit, now=self.site.clock(),
+                                  window_s=RATE_WINDOW, span_s=IP_WINDOW):
+                raise self.site.fail(429, heading, text, headers={"Retry-After": "600"})
+            return
         hits = clients.setdefault(who, deque())
         now = time.monotonic()
         while hits and hits[0] < now - IP_WINDOW:

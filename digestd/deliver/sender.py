@@ -1,16 +1,27 @@
-"""Delivery of queued digests: SMTP through aiosmtplib, or .eml files into an outbox folder.
+"""The outbox on its way out: claims due rows a few at a time, sends them over a pool of SMTP
+connections (or writes .eml files), and records each outcome.
 
 Crash safety comes from the order of writes. Building a digest stores the finished message
 (with its Message-ID) in the outbox together with the "already sent" marks, in one
-transaction. Sending claims a few rows at a time, and right after the server's 250 the row's
-id is appended to this run's sent journal (one write() to a file beside the store, which a
-killed process cannot take back). The journal's marks reach the store in batches, from a
-thread of their own, and a journal left behind by a sender that died is applied before its
-claims are taken over. So a crash (kill -9) at any point leaves every digest either sent or
-queued; the only message that can go out twice is one the server accepted in the instant
-before the crash, and it goes out again with the same Message-ID.
+transaction. Sending claims a few rows at a time, and right after the server's 250 the mark
+is made durable before anything else can fail:
 
-The sender's store calls all run in that one thread, on its own connection: while a build
+- on SQLite (one machine), the row's id is appended to this run's sent journal (one write()
+  to a file beside the store, which a killed process cannot take back, journal.py); the
+  journal's marks reach the store in batches, from a thread of their own, and a journal left
+  behind by a sender that died is applied before its claims are taken over;
+- on PostgreSQL (several machines, no shared file), by a group commit: the 250s that arrive
+  within GROUP_COMMIT_S are committed together, and the connection that got one sends its
+  next message only once that commit is done.
+
+So a crash (kill -9) at any point leaves every digest either sent or queued; the only
+message that can go out twice is one the server accepted in the instant before the crash
+(at most one per connection), and it goes out again with the same Message-ID. Claims are
+leased (`claim_lease` seconds, renewed every third of it while the run goes on): the claims
+of a sender that died are taken over at once on its own host (its pid is gone), and by any
+instance anywhere once the lease ran out.
+
+The sender's store calls all run in one thread, on its own connection: while a build
 commits a batch of digests, the writes that wait for the lock hold up neither the event
 loop nor the other connections.
 """
@@ -25,9 +36,6 @@ import logging
 import os
 import random
 import re
-import secrets
-import socket
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,18 +45,24 @@ from pathlib import Path
 
 import aiosmtplib
 
-from .config import SmtpConfig
-from .mime import to_7bit
-from .store import BaseStore, OutboxRow, open_store, utcnow
-from .tokens import bounce_token, plus_address
+from ..config import SmtpConfig
+from ..mime import to_7bit
+from ..store import BaseStore, OutboxRow, open_store, utcnow
+from ..tokens import bounce_token, plus_address
+from .journal import SentJournal, new_owner, owner_alive
+from .smtp import Outcome, RateLimit, _one_line, _quit, backoff, classify, connect, send_data
 
 log = logging.getLogger("digestd.deliver")
 
-LEASE_S = 900.0  # a claim not finished by then is taken over by the next sender
+LEASE_S = 900.0  # a claim not renewed for this long is taken over (without claim_lease)
 FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
+# PostgreSQL: how long a 250 waits for others to share its commit (the 250s that arrive while
+# a commit runs share the next one anyway); each connection waits for its own mark's commit
+# before it sends again
+GROUP_COMMIT_S = 0.001
 
 
 @dataclass
@@ -121,125 +135,6 @@ def write_outbox(store: BaseStore, outbox_dir: str | Path, *, rows: list[OutboxR
     return report
 
 
-def backoff(attempts: int, base: float = 60.0, cap: float = 6 * 3600.0) -> float:
-    """Seconds before the next attempt: 1, 2, 4 ... minutes, at most 6 hours."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
-
-
-# -- SMTP ------------------------------------------------------------------------------------------
-
-def smtp_client(smtp: SmtpConfig) -> aiosmtplib.SMTP:
-    """An unconnected client for the configured server, security and timeouts."""
-    context = None
-    if smtp.security != "none":
-        context = ssl.create_default_context(cafile=smtp.ca_file or None)
-    return aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
-                           use_tls=smtp.security == "tls",
-                           start_tls=smtp.security == "starttls", tls_context=context)
-
-
-async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
-    """Connect, EHLO, STARTTLS and log in as configured."""
-    client = smtp_client(smtp)
-    await client.connect()
-    try:
-        if client.is_ehlo_or_helo_needed:
-            # now, not at the first MAIL: SIZE and 8BITMIME are asked for before it
-            try:
-                await client.ehlo()
-            except aiosmtplib.SMTPHeloError:
-                await client.helo()
-        if smtp.username:
-            await client.login(smtp.username, smtp.password)
-    except BaseException:
-        client.close()
-        raise
-    return client
-
-
-class RateLimit:
-    """At most `per_second` starts per second, shared by every connection (0: no limit)."""
-
-    def __init__(self, per_second: float) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self.next_at = 0.0
-
-    async def wait(self) -> None:
-        if not self.interval:
-            return
-        now = time.monotonic()
-        at = max(now, self.next_at)
-        self.next_at = at + self.interval
-        if at > now:
-            await asyncio.sleep(at - now)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the server said about one message."""
-
-    kind: str  # "sent", "deferred", "failed" or "bounced"
-    error: str = ""
-
-
-def classify(stage: str, e: BaseException) -> Outcome:
-    """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it.
-
-    5xx to RCPT means the address is refused: a hard bounce, except 552 (read as 452, RFC
-    5321 4.5.3.1.10) and a full mailbox, X.2.2 at any stage (RFC 3463: temporary, however
-    it is coded), which are deferred. 5xx to DATA is one only when
-    the enhanced status says the mailbox is the problem (5.1.x, 5.2.x; or no enhanced status
-    and 550/551/553); other 5xx to DATA (a policy or content rejection, 5.7.x) fail the
-    message without blaming the subscriber. A 5xx to MAIL FROM is our sender's problem, the
-    same for every message: deferred, so a fixed config still delivers. 4xx, timeouts and
-    dropped connections are deferred.
-    """
-    if isinstance(e, aiosmtplib.SMTPResponseException):
-        text = f"{stage} {e.code} {_one_line(e.message)}"
-        if e.code < 500 or stage == "MAIL":
-            return Outcome("deferred", text)
-        enhanced = re.match(r"\s*5\.(\d+)\.(\d+)", e.message)
-        if enhanced and enhanced[1] == "2" and enhanced[2] == "2":
-            # mailbox full (RFC 3463 X.2.2): a condition of the moment, tried again later
-            return Outcome("deferred", text)
-        if stage == "RCPT":
-            # 552 to RCPT is "too much mail" and to be read as 452 (RFC 5321 4.5.3.1.10)
-            return Outcome("deferred" if e.code == 552 else "bounced", text)
-        if enhanced:
-            return Outcome("bounced" if enhanced[1] in ("1", "2") else "failed", text)
-        return Outcome("bounced" if e.code in (550, 551, 553) else "failed", text)
-    return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:300]
-
-
-def new_owner() -> str:
-    """This run's claim owner: host/pid/random, so a dead pid can be recognised."""
-    return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
-
-
-def owner_alive(owner: str) -> bool:
-    """Whether the sender that holds a claim may still be running. Only a process on this
-    host with a pid that no longer exists (or is a zombie nobody reaped) is known to be
-    dead; others wait for the lease."""
-    host, _, rest = owner.partition("/")
-    pid_text = rest.partition("/")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return True
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, another user's (the daemon's DynamicUser)
-        return True
-    try:  # Linux: "pid (name) S ...", where Z is a zombie and X a process being reaped
-        state = Path(f"/proc/{pid_text}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
 
 class StoreThread:
     """Runs store methods in one thread with a connection of its own, so a write waiting
@@ -279,49 +174,6 @@ class StoreThread:
         self.pool.shutdown(wait=False)
 
 
-class SentJournal:
-    """Ids of messages the server accepted, appended one line each ("id sent-at") right
-    after its 250, to a file beside the store named after this run. One write() per line:
-    once it returns, the mark outlives a killed process (like a WAL commit with
-    synchronous=NORMAL, it is not flushed to the disk itself). The first line names the
-    owner, so a journal left behind is applied only once its sender is gone."""
-
-    PREFIX = ".sent-journal."
-
-    def __init__(self, store_path: str, owner: str) -> None:
-        self.path = Path(store_path + self.PREFIX + owner.replace("/", "_"))
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.write(self.fd, f"owner {owner}\n".encode())
-
-    def record(self, digest_id: int, at: str) -> None:
-        os.write(self.fd, f"{digest_id} {at}\n".encode())
-
-    def close(self, *, remove: bool) -> None:
-        os.close(self.fd)
-        if remove:
-            self.path.unlink(missing_ok=True)
-
-    @classmethod
-    def left_behind(cls, store_path: str) -> list[tuple[Path, str, list[tuple[int, str]]]]:
-        """(file, owner, marks) of every journal beside the store whose sender is gone."""
-        found = []
-        folder, name = Path(store_path).parent, Path(store_path).name
-        for path in sorted(folder.glob(name + cls.PREFIX + "*")):
-            try:
-                lines = path.read_text(encoding="ascii", errors="replace").splitlines()
-            except FileNotFoundError:  # applied by another sender just now
-                continue
-            owner = lines[0].removeprefix("owner ") if lines else ""
-            if owner and owner_alive(owner):
-                continue
-            marks = []
-            for line in lines[1:]:
-                did, _, at = line.partition(" ")
-                if did.isdigit() and at:  # a line cut short by the crash is no mark
-                    marks.append((int(did), at))
-            found.append((path, owner, marks))
-        return found
-
 
 class SmtpSender:
     """One delivery run: claims due rows a few at a time and sends them over a pool of
@@ -332,7 +184,7 @@ class SmtpSender:
                  progress: Callable[[DeliveryReport], None] | None = None,
                  follow: asyncio.Future | None = None,
                  stop: asyncio.Event | None = None, return_path: str = "",
-                 secret: bytes = b"") -> None:
+                 secret: bytes = b"", claim_lease: float | None = None) -> None:
         """`return_path` (with the link `secret`): every message goes out from
         `LOCAL+TOKEN@DOMAIN` of it, TOKEN naming the row and its subscriber (VERP, see
         tokens.bounce_token); empty: from the address of `sender`.
@@ -342,7 +194,11 @@ class SmtpSender:
 
         `stop`: once set (a shutdown), no row is claimed or started any more; the
         transactions in flight finish (one per connection) and the rows claimed but not
-        started are handed back to the outbox, for the next run."""
+        started are handed back to the outbox, for the next run.
+
+        `claim_lease` (seconds; [store] claim_lease): how long the rows this run claims stay
+        its own unless renewed; they are renewed every third of it while the run goes on.
+        None: LEASE_S (and the batch's wait for the rate limit)."""
         self.store = store
         self.follow = follow
         self.stop = stop
@@ -368,13 +224,18 @@ class SmtpSender:
         self.db = StoreThread(store)
         self.journal: SentJournal | None = None
         self.marks: list[tuple[int, str]] = []  # journaled, not yet in the store
+        # PostgreSQL: no journal; each 250 waits in `pending` for the next group commit
+        self.group_commit = store.sql.name == "postgresql"
+        self.pending: list[tuple[int, str, asyncio.Future]] = []
+        self.commit_error: BaseException | None = None  # the group commit failed: no more
         self.marks_due = asyncio.Event()
         self.clients: list[aiosmtplib.SMTP] = []
         self.connecting = 0  # workers in the middle of connecting
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
         # the claim must outlive the time its rows may wait for the rate limit
-        self.lease = LEASE_S + (self.batch / smtp.max_per_second if smtp.max_per_second else 0)
+        wait = self.batch / smtp.max_per_second if smtp.max_per_second else 0
+        self.lease = (claim_lease if claim_lease else LEASE_S) + wait
 
     async def run(self) -> DeliveryReport:
         started = time.monotonic()
@@ -396,17 +257,24 @@ class SmtpSender:
         return r
 
     async def _deliver(self) -> None:
-        if self.db.inline is None:
+        if self.db.inline is None and not self.group_commit:
             self.journal = SentJournal(self.store.side_files, self.owner)
-        writer = asyncio.ensure_future(self._write_marks())
+        writer = asyncio.ensure_future(self._commit_marks() if self.group_commit
+                                       else self._write_marks())
+        renewer = asyncio.ensure_future(self._renew_claims())
         stored = False
         try:
             await asyncio.gather(*(self._worker(n) for n in range(self.smtp.max_connections)))
         finally:
             writer.cancel()
+            renewer.cancel()
             # a claim still running ends first: its rows are handed back below
-            await asyncio.gather(writer, *([self.claim_task] if self.claim_task else []),
+            await asyncio.gather(writer, renewer,
+                                 *([self.claim_task] if self.claim_task else []),
                                  return_exceptions=True)
+            # marks a cancelled group commit never wrote (their workers were cancelled too)
+            self.marks.extend((did, at) for did, at, _ in self.pending)
+            self.pending = []
             try:
                 await self._store_marks()
                 stored = True
@@ -433,6 +301,42 @@ class SmtpSender:
         while self.marks:
             marks, self.marks = self.marks, []
             await self.db("mark_sent_many", marks)
+
+    async def _commit_marks(self) -> None:
+        """The group commit (PostgreSQL): once a 250 is waiting, gather the others that come
+        within GROUP_COMMIT_S or while the commit before runs, commit them in one
+        transaction and wake their workers. A failed commit fails those workers' runs: the
+        marks stay for the final attempt."""
+        while True:
+            await self.marks_due.wait()
+            await asyncio.sleep(GROUP_COMMIT_S)
+            self.marks_due.clear()
+            batch, self.pending = self.pending, []
+            if not batch:
+                continue
+            try:
+                await self.db("mark_sent_many", [(did, at) for did, at, _ in batch])
+            except BaseException as e:
+                self.commit_error = e
+                self.marks.extend((did, at) for did, at, _ in batch)
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(e if isinstance(e, Exception)
+                                           else asyncio.CancelledError())
+                raise
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _renew_claims(self) -> None:
+        """Every third of the lease, push the lease of this run's claims on: a long run
+        (a slow server, a rate limit) keeps them, a dead one loses them in time."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            until = datetime.now(timezone.utc) + timedelta(seconds=self.lease)
+            held = await self.db("renew_outbox_claims", self.owner,
+                                 until.isoformat(timespec="seconds"))
+            log.debug("event=claims_renewed owner=%s rows=%d", self.owner, held)
 
     async def _take_over_dead_senders(self) -> None:
         """Apply the sent journals of senders that died, then free their claims: the rows
@@ -570,7 +474,17 @@ class SmtpSender:
         r = self.report
         if outcome.kind == "sent":
             at = utcnow()
-            if self.journal is None:  # a ":memory:" store: no crash to survive
+            if self.group_commit:
+                if self.commit_error is not None:  # kept for the final attempt; stop here
+                    self.marks.append((row.id, at))
+                    raise self.commit_error
+                # this connection sends again only once the mark is committed: a kill loses
+                # at most this one message's mark per connection
+                done = asyncio.get_running_loop().create_future()
+                self.pending.append((row.id, at, done))
+                self.marks_due.set()
+                await done
+            elif self.journal is None:  # a ":memory:" store: no crash to survive
                 self.store.mark_sent(row.id, now=at)
             else:
                 self.journal.record(row.id, at)
@@ -606,133 +520,19 @@ class SmtpSender:
             self.progress(r)
 
 
-async def send_data(client: aiosmtplib.SMTP, message: bytes) -> None:
-    """The DATA command and the message. aiosmtplib's data() runs two regular expressions
-    over the whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third
-    of the sender's CPU. A message whose every line ends in CRLF, as render.py builds them,
-    needs only the dot-stuffing, which one bytes.replace does at C speed; any other
-    message goes through data() itself."""
-    protocol = client.protocol
-    crlf = message.count(b"\r\n")
-    if (protocol is None or message.count(b"\n") != crlf or message.count(b"\r") != crlf
-            or not message.endswith(b"\r\n")):
-        await client.data(message)
-        return
-    if message.startswith(b"."):
-        message = b"." + message
-    response = await client.execute_command(b"DATA")
-    if response.code != 354:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-    try:
-        protocol.write(message.replace(b"\r\n.", b"\r\n.."))
-        protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=client.timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-        client.close()  # as data() does: the session is out of step
-        raise
-    if response.code != 250:
-        raise aiosmtplib.SMTPDataError(response.code, response.message)
-
-
-async def _quit(client: aiosmtplib.SMTP) -> None:
-    if client.is_connected:
-        try:
-            await client.quit()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
-
 
 async def send_smtp(store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
                     bounce_threshold: int = 3, limit: int | None = None,
                     progress: Callable[[DeliveryReport], None] | None = None,
                     follow: asyncio.Future | None = None,
                     stop: asyncio.Event | None = None, return_path: str = "",
-                    secret: bytes = b"") -> DeliveryReport:
+                    secret: bytes = b"", claim_lease: float | None = None) -> DeliveryReport:
     """Send the due rows of the outbox (at most `limit`) until done or `stop` is set;
     see SmtpSender."""
     return await SmtpSender(store, smtp, sender, max_attempts=max_attempts,
                             bounce_threshold=bounce_threshold, limit=limit,
                             progress=progress, follow=follow, stop=stop,
-                            return_path=return_path, secret=secret).run()
+                            return_path=return_path, secret=secret,
+                            claim_lease=claim_lease).run()
 
 
-# -- doctor ----------------------------------------------------------------------------------------
-
-@dataclass
-class Probe:
-    """What talking to the SMTP server showed, step by step; no mail is sent."""
-
-    steps: list[tuple[str, bool, str]] = field(default_factory=list)  # (step, ok, detail)
-    banner: str = ""
-    extensions: dict[str, str] = field(default_factory=dict)  # advertised after TLS/AUTH
-    auth_methods: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return all(ok for _, ok, _ in self.steps)
-
-
-async def probe(smtp: SmtpConfig) -> Probe:
-    """Connect, EHLO, STARTTLS and AUTH as configured, and QUIT before any MAIL FROM."""
-    result = Probe()
-    context = ssl.create_default_context(cafile=smtp.ca_file or None) \
-        if smtp.security != "none" else None
-    client = aiosmtplib.SMTP(hostname=smtp.host, port=smtp.port, timeout=smtp.timeout,
-                             use_tls=smtp.security == "tls", start_tls=False,
-                             tls_context=context)
-    where = f"{smtp.host}:{smtp.port}"
-    try:
-        response = await client.connect()
-    except (aiosmtplib.SMTPException, OSError) as e:
-        result.steps.append(("connect", False, f"{where}: {_one_line(str(e)) or type(e)}"))
-        return result
-    try:
-        result.banner = _one_line(response.message)
-        tls = " over TLS" if smtp.security == "tls" else ""
-        result.steps.append(("connect", True, f"{where}{tls}: {response.code} {result.banner}"))
-        await _ehlo(client, result, "EHLO")
-        if smtp.security == "starttls":
-            if not client.supports_extension("starttls"):
-                result.steps.append(("STARTTLS", False, "the server does not offer STARTTLS "
-                                     '(set security = "none" only on a trusted network)'))
-                return result
-            try:
-                await client.starttls()
-            except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as e:
-                result.steps.append(("STARTTLS", False, _one_line(str(e))))
-                return result
-            result.steps.append(("STARTTLS", True, _tls_info(client)))
-            await _ehlo(client, result, "EHLO after STARTTLS")
-        elif smtp.security == "tls":
-            result.steps.append(("TLS", True, _tls_info(client)))
-        if smtp.username:
-            try:
-                await client.login(smtp.username, smtp.password)
-            except (aiosmtplib.SMTPException, OSError) as e:
-                detail = f"{e.code} {_one_line(e.message)}" \
-                    if isinstance(e, aiosmtplib.SMTPResponseException) else _one_line(str(e))
-                result.steps.append(("AUTH", False, f"as {smtp.username}: {detail}"))
-                return result
-            result.steps.append(("AUTH", True, f"logged in as {smtp.username}"))
-        else:
-            result.steps.append(("AUTH", True, "no username configured: not logging in"))
-    finally:
-        await _quit(client)
-    return result
-
-
-async def _ehlo(client: aiosmtplib.SMTP, result: Probe, step: str) -> None:
-    response = await client.ehlo()
-    result.extensions = dict(client.esmtp_extensions)
-    result.auth_methods = list(client.server_auth_methods)
-    shown = ", ".join(f"{k.upper()} {v}".strip() for k, v in result.extensions.items())
-    result.steps.append((step, response.code == 250, f"{response.code}; advertises: "
-                         f"{shown or 'nothing'}"))
-
-
-def _tls_info(client: aiosmtplib.SMTP) -> str:
-    ssl_object = client.get_transport_info("ssl_object")
-    if ssl_object is None:
-        return "encrypted"
-    cipher = ssl_object.cipher()
-    return f"{ssl_object.version()} {cipher[0] if cipher else ''}, certificate verified".strip()

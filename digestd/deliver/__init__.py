@@ -1,0 +1,41 @@
+"""Delivery of queued digests: SMTP through aiosmtplib, or .eml files into an outbox folder.
+
+The package: `sender` (the delivery run: claims, the pool of connections, the outcome of
+each message, the group commit of 250s on PostgreSQL; and the outbox method), `smtp` (SMTP
+itself: connecting, one transaction, what a reply means, the doctor's probe), `journal`
+(claim owners, whether one is alive, and the sent journal of the SQLite store). Only this
+package talks SMTP; crash safety is explained in `sender`.
+"""
+
+from .journal import SentJournal, new_owner, owner_alive
+from .sender import (
+    BATCH_PER_CONNECTION,
+    FOLLOW_POLL_S,
+    GROUP_COMMIT_S,
+    LEASE_S,
+    MARKS_EVERY_S,
+    MARKS_PER_WRITE,
+    DeliveryReport,
+    SmtpSender,
+    StoreThread,
+    send_smtp,
+    verp_address,
+    write_outbox,
+)
+from .smtp import (
+    Outcome,
+    Probe,
+    RateLimit,
+    backoff,
+    classify,
+    connect,
+    probe,
+    send_data,
+    smtp_client,
+)
+
+__all__ = ["BATCH_PER_CONNECTION", "DeliveryReport", "FOLLOW_POLL_S", "GROUP_COMMIT_S",
+           "LEASE_S", "MARKS_EVERY_S", "MARKS_PER_WRITE", "Outcome", "Probe", "RateLimit",
+           "SentJournal", "SmtpSender", "StoreThread", "backoff", "classify", "connect",
+           "new_owner", "owner_alive", "probe", "send_data", "send_smtp", "smtp_client",
+           "verp_address", "write_outbox"]

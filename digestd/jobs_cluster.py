@@ -1,0 +1,178 @@
+"""Units of work of several `digestd run` on one PostgreSQL store: the leader's build round,
+and the shards of it that every instance claims, builds and sends.
+
+The leader (the one instance that holds the "leader" lease, see daemon.py) opens a round:
+the time the digests are due as of, cut into shards (subscribers whose id is k modulo n).
+Every instance claims shards one at a time with a lease, builds each in a child process as
+of the round's time, and sends the outbox meanwhile (claims of their own, SKIP LOCKED). A
+shard whose instance died is claimed again once its lease ran out; building it twice is
+harmless, since a subscriber has at most one digest per period (the store refuses a second
+one, and the slot marks commit with the digest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from .config import Config
+from .deliver import DeliveryReport, send_smtp
+from .jobs import _build_in_child, _warn_once, build_workers
+from .jobs_build import BuildReport, return_path
+from .schedule import iso, parse_iso
+from .store import BaseStore
+
+log = logging.getLogger("digestd.jobs")
+
+SUBSCRIBERS_PER_SHARD = 2000  # a round has one shard per this many subscribers (at least 1)
+MAX_SHARDS = 64
+
+
+def open_round(store: BaseStore, now: datetime) -> bool:
+    """The leader's part: queue a build round as of `now` (see BaseStore.open_build_round,
+    which says no while a round is open or nothing can be due yet). True when queued."""
+    shards = max(1, min(MAX_SHARDS, store.count_subscribers() // SUBSCRIBERS_PER_SHARD))
+    opened = store.open_build_round(iso(now), shards)
+    if opened:
+        log.info("event=build_round_opened round=%s shards=%d", iso(now), shards)
+    return opened
+
+
+async def build_shards_and_send(config: Config, store: BaseStore, owner: str, *,
+                                progress=None, stop: asyncio.Event | None = None,
+                                heartbeat: Callable[[], None] | None = None
+                                ) -> tuple[BuildReport, DeliveryReport]:
+    """Every instance's part: claim the open round's shards one at a time (as `owner`, for
+    store.claim_lease seconds, renewed every third of it), build each in a child process,
+    up to digest.build_workers at once, and send the outbox meanwhile. Returns what was
+    built (over all shards this instance built) and sent. `stop` (a shutdown) ends the
+    builds at their next batch (their shards are handed back) and the sender as
+    send_smtp does."""
+    assert config.smtp is not None
+    _warn_once(config)
+    building = asyncio.ensure_future(_build_claimed(config, store, owner, stop, heartbeat))
+    try:
+        report = await send_smtp(store, config.smtp, config.delivery.from_,
+                                 max_attempts=config.delivery.max_attempts,
+                                 bounce_threshold=config.delivery.bounce_threshold,
+                                 progress=progress, follow=building, stop=stop,
+                                 claim_lease=config.store.claim_lease, **return_path(config))
+    except BaseException:
+        building.cancel()
+        await asyncio.gather(building, return_exceptions=True)
+        raise
+    return await building, report
+
+
+async def _build_claimed(config: Config, store: BaseStore, owner: str,
+                         stop: asyncio.Event | None,
+                         heartbeat: Callable[[], None] | None) -> BuildReport:
+    """Up to build_workers loops, each claiming and building one shard after another."""
+    built = BuildReport()
+
+    async def worker() -> None:
+        while stop is None or not stop.is_set():
+            claim = store.claim_build_shard(owner, config.store.claim_lease)
+            if claim is None:
+                return
+            built.add(await _build_shard(config, store, owner, claim, stop, heartbeat))
+
+    await asyncio.gather(*(worker() for _ in range(build_workers(config))))
+    return built
+
+
+async def _build_shard(config: Config, store: BaseStore, owner: str,
+                       claim: tuple[str, int, int], stop: asyncio.Event | None,
+                       heartbeat: Callable[[], None] | None) -> BuildReport:
+    round_at, k, n = claim
+    lease = config.store.claim_lease
+    began = time.monotonic()
+    log.info("event=build_shard_claimed round=%s shard=%d of=%d", round_at, k, n)
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(lease / 3)
+            if heartbeat is not None:
+                heartbeat()
+            if not store.renew_build_shard(round_at, k, owner, lease):
+                # taken over (this instance stalled past its lease): the other build of it
+                # queues nothing twice; this one goes on and ends as usual
+                log.warning("event=build_shard_lost round=%s shard=%d", round_at, k)
+                return
+
+    renewing = asyncio.ensure_future(renew())
+    try:
+        built, _ = await _build_in_child(config, store.target, False, parse_iso(round_at),
+                                         stop, (k, n))
+    except BaseException:
+        renewing.cancel()
+        store.finish_build_shard(round_at, k, done=False)  # for another instance, at once
+        raise
+    finally:
+        renewing.cancel()
+    store.finish_build_shard(round_at, k, done=not built.stopped, next_due=built.next_due)
+    log.info("event=build_shard_done round=%s shard=%d of=%d digests=%d stopped=%s "
+             "took_ms=%d", round_at, k, n, built.digests, built.stopped,
+             (time.monotonic() - began) * 1000)
+    return built
+
+
+LEADER_LEASE = "leader"  # the name of the leader's lease in the store
+
+
+class Leadership:
+    """One instance's hold on the leader's lease (store.leader_lease seconds, by the
+    store's clock): `take` once, then `keep` renews it (the leader) or tries to take it
+    (the others) every third of the lease, and says when the role changed."""
+
+    def __init__(self, store: BaseStore, instance: str, lease_s: float) -> None:
+        self.store = store
+        self.instance = instance
+        self.lease_s = lease_s
+        self.leads = False
+
+    def take(self) -> bool:
+        """Take or renew the lease; whether this instance leads now. A store that cannot
+        be reached makes nobody here the leader (logged)."""
+        try:
+            self.leads = self.store.take_lease(LEADER_LEASE, self.instance, self.lease_s)
+        except Exception as e:
+            log.error("event=leader_lease_failed error=%r", f"{type(e).__name__}: {e}")
+            self.leads = False
+        return self.leads
+
+    async def keep(self, changed: Callable[[bool], None]) -> None:
+        """Forever (until cancelled): every third of the lease, take() again; `changed(leads)`
+        is called when this instance became the leader or stopped being it."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            before = self.leads
+            if self.take() == before:
+                continue
+            if self.leads:
+                log.info("event=leader_elected instance=%s", self.instance)
+            else:
+                try:
+                    found = self.store.lease_holder(LEADER_LEASE)
+                except Exception:
+                    found = None
+                log.warning("event=leader_lost instance=%s leader=%s", self.instance,
+                            found[0] if found else "-")
+            changed(self.leads)
+
+    def give_up(self) -> None:
+        """A clean stop: drop the lease, so another instance leads at its next try rather
+        than a lease later. A store gone already lets the lease run out by itself."""
+        if not self.leads:
+            return
+        try:
+            self.store.drop_lease(LEADER_LEASE, self.instance)
+        except Exception as e:
+            log.warning("event=leader_lease_not_dropped error=%r", str(e))
+        self.leads = False
+
+
+__all__ = ["LEADER_LEASE", "Leadership", "build_shards_and_send", "open_round"]
