@@ -5,6 +5,7 @@
     python bench/cycle.py --cycles 5                       # memory and time over growing days
     python bench/cycle.py --json
     python bench/cycle.py --profiles 0                     # nobody has seeds or feedback
+    python bench/cycle.py --store postgresql --instances 1,2 --compare-sqlite
 
 Generates (seeded) a store with S subscribers holding 1-5 rules drawn from the corpus
 vocabulary, P new papers derived from the corpus and served as an arXiv RSS feed from a
@@ -16,6 +17,14 @@ process. It runs the functions the daemon runs (jobs.poll_sources, jobs.build_di
 jobs.send_outbox) and, in the same run, two baselines on the same sink: raw aiosmtplib
 sending the very same message bytes over the same number of connections (the ceiling for
 delivery), and rss2email delivering the same feed (one email per item).
+
+With `--store postgresql` (a throwaway cluster of its own, PostgreSQL's default durability) or
+`--store postgresql://...` (an empty database), the store is generated on SQLite as above and
+moved with `digestd store copy`'s code; the day is polled into it, then built and sent by
+`--instances` processes running what `digestd run` runs on one PostgreSQL (bench/pgcluster.py),
+all sending to the one sink. Reported: the cycle, digests/s, the CPU of digestd's processes and
+of the database server per digest; `--compare-sqlite` runs the same day on the SQLite store in
+the same run, for the ratios.
 """
 
 from __future__ import annotations
@@ -46,13 +55,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import aiosmtplib  # noqa: E402
+import pgcluster  # noqa: E402
 from match import RuleGenerator, last_names, load_corpus, make_papers  # noqa: E402
 from send import free_port, start_sink, stop_sink  # noqa: E402
 
 from digestd.config import load_config  # noqa: E402
 from digestd.jobs import build_and_send, build_digests, poll_sources, send_outbox  # noqa: E402
 from digestd.models import Paper  # noqa: E402
-from digestd.store import Store, unpack_message  # noqa: E402
+from digestd.schedule import iso  # noqa: E402
+from digestd.store import Store, open_store, unpack_message, without_password  # noqa: E402
+from digestd.store.copy import copy_store  # noqa: E402
 from digestd.store.feedback import LESS, MORE  # noqa: E402
 from digestd.store.records import StoredSeed  # noqa: E402
 
@@ -575,12 +587,39 @@ def main(argv: list[str] | None = None) -> int:
                     help="with profiles: first run the same first day on a copy of the store "
                          "without seeds and feedback, and report what ranking adds to the "
                          "cycle as a ratio of the two (issue 17: at most 20%%)")
+    ap.add_argument("--store", default="sqlite", metavar="sqlite|postgresql|URL",
+                    help="sqlite (default); postgresql: a throwaway cluster of the bench's own "
+                         "(fsync and synchronous_commit on), removed at the end; or the "
+                         "postgresql:// URL of an empty database")
+    ap.add_argument("--instances", default="1", metavar="N[,M...]",
+                    help="PostgreSQL: build and send in N `digestd run`-like processes; "
+                         "several counts (1,2) run the same day once each, on copies of the "
+                         "store (own cluster only)")
+    ap.add_argument("--compare-sqlite", action="store_true",
+                    help="PostgreSQL: run the same day on the SQLite store too, in this run, "
+                         "and report PostgreSQL against it as ratios")
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--out", type=Path, help="write the JSON figures here "
                     "(default: bench/results/cycle-S-P.json)")
     args = ap.parse_args(argv)
+    postgres = args.store != "sqlite"
+    try:
+        args.instances = [int(n) for n in args.instances.split(",")]
+    except ValueError:
+        ap.error("--instances takes counts: 2, or 1,2")
+    if postgres:
+        if args.store != "postgresql" and not args.store.startswith(("postgresql://",
+                                                                      "postgres://")):
+            ap.error("--store is sqlite, postgresql or a postgresql:// URL")
+        if args.store != "postgresql" and len(args.instances) > 1:
+            ap.error("a given database holds one run: one --instances count with a URL")
+        if args.cycles != 1 or args.compare or args.sequential or min(args.instances) < 1:
+            ap.error("PostgreSQL runs one day (--cycles 1), without --compare and "
+                     "--sequential, with 1 instance or more")
+    elif args.instances != [1] or args.compare_sqlite:
+        ap.error("--instances and --compare-sqlite are for --store postgresql")
 
     def say(*a) -> None:
         print(*a, file=sys.stderr if args.json else sys.stdout, flush=True)
@@ -616,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
             say(f"setup: seen papers {seen_s:.1f}s, subscribers ({rules:,} rules) "
                 f"{subs_s:.1f}s, {profiles:,} profiles ({seeds:,} seeds, {marks:,} feedback "
                 f"marks) {time.perf_counter() - t:.1f}s")
+        if postgres:
+            return postgres_main(args, config, work, feed, port, sink_kind, first_day,
+                                 new_papers(records, args.papers, rng, names, 0),
+                                 (profiles, seeds, marks), say)
         days = []
         raw_rate = None
         plain = None  # the same first day without profiles (--compare)
@@ -763,6 +806,214 @@ def main(argv: list[str] | None = None) -> int:
         print(f"figures written to {out_path} and its summary to "
               f"{out_path.with_suffix('.txt')}")
     return 0
+
+
+# -- PostgreSQL (--store postgresql, --instances, --compare-sqlite) ---------------------------
+
+def postgres_config(folder: Path, url: str, feed_url: str, port: int, connections: int):
+    """The bench's config with the store at `url` (in a folder of its own)."""
+    folder.mkdir(exist_ok=True)
+    path = write_config(folder, feed_url, port, connections)
+    path.write_text(path.read_text().replace('path = "digestd.sqlite3"', f'url = "{url}"'))
+    return load_config(path)
+
+
+def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
+                   papers: list[Paper], day: datetime, tag: str, n: int) -> dict:
+    """One day on PostgreSQL: the poll in this process (the leader's part, as measured on
+    SQLite), then the build and the send in `n` instance processes until every digest due is
+    sent. The server's CPU, WAL and commits are sampled around each phase."""
+    phases: list[Phase] = []
+    feed.publish(arxiv_rss(papers, day), tag)
+    folder = Path(config.path).parent
+    server = [pgcluster.ServerSample.take(admin_url, pid)]
+    with open_store(config.store) as store:
+        with measure("poll+store", phases) as ph:
+            (report,) = asyncio.run(poll_sources(config.sources, store))
+            if report.error:
+                raise SystemExit(f"poll failed: {report.error}")
+            ph.counts = {"fetched": report.fetched, "new": report.new}
+        server.append(pgcluster.ServerSample.take(admin_url, pid))
+        first = store.db.execute("SELECT coalesce(max(id), 0) + 1 FROM digests").fetchone()[0]
+    # started, imported and connected before the clock runs (see bench/pgcluster.py)
+    instances = pgcluster.Instances(folder / "digestd.toml", iso(day), n, folder)
+    try:
+        with measure("build+send", phases) as ph:
+            reports = instances.go()
+        server.append(pgcluster.ServerSample.take(admin_url, pid))
+    finally:
+        instances.stop()
+    with open_store(config.store) as store:
+        statuses = dict(store.db.execute("SELECT status, count(*) FROM digests WHERE id >= ? "
+                                         "GROUP BY status", (first,)).fetchall())
+        shards = dict(store.db.execute("SELECT holder, count(*) FROM build_shards "
+                                       "GROUP BY holder").fetchall())
+    digests = sum(r["digests"] for r in reports)
+    if statuses != {"sent": digests}:
+        raise SystemExit(f"not every digest was sent once: built {digests}, in the store "
+                         f"{statuses}")
+    for r in reports:
+        r["shards"] = shards.get(r["owner"], 0)
+    ph.counts = {"digests": digests, "sent": sum(r["sent"] for r in reports),
+                 "instances": reports}
+    total = sum(p.wall_s for p in phases)
+    # digestd's processes: this one (the poll; then waiting, sampling memory) and the
+    # instances from "go" on, their build processes included
+    cpu = sum(p.cpu_s for p in phases) + sum(r["cpu_s"] for r in reports)
+    poll_db, build_db = server[1].since(server[0]), server[2].since(server[1])
+    db_cpu = (poll_db["cpu_s"] + build_db["cpu_s"]) if poll_db["cpu_s"] is not None else None
+    per = (lambda v: round(1000 * v / digests, 3) if v is not None and digests else None)
+    return {
+        "instances": n, "cycle_s": round(total, 2), "digests": digests,
+        "digests_per_s": round(digests / total, 1) if total else None,
+        "cpu_ms_per_digest": per(cpu),
+        "db_cpu_ms_per_digest": per(db_cpu),
+        "wal_bytes_per_digest": round((poll_db["wal_bytes"] + build_db["wal_bytes"]) / digests)
+        if digests else None,
+        "commits_per_digest": round((poll_db["commits"] + build_db["commits"]) / digests, 2)
+        if digests else None,
+        "peak_tree_mb": max(p.peak_tree_mb for p in phases),
+        "server": {"poll+store": poll_db, "build+send": build_db},
+        "phases": {p.name: {"wall_s": round(p.wall_s, 2), "cpu_s": round(p.cpu_s, 2),
+                            "peak_tree_mb": round(p.peak_tree_mb, 1), **p.counts}
+                   for p in phases},
+    }
+
+
+def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_kind: str,
+                  day: datetime, papers: list[Paper], profiled: tuple[int, int, int],
+                  say) -> int:
+    """--store postgresql: copy the generated store, run the day on SQLite (--compare-sqlite)
+    and on PostgreSQL with each --instances count, write and print the figures."""
+    own = args.store == "postgresql"
+    server = None
+    try:
+        if own:
+            say("postgresql: a throwaway cluster (fsync on, synchronous_commit on) ...")
+            server = pgcluster.start_cluster()
+            admin_url, base = server.url(), "digestd_base"
+            pgcluster.create_database(admin_url, base)
+            base_url = server.url(base)
+        else:
+            admin_url = base_url = args.store
+        pid = pgcluster.postmaster_pid(admin_url)
+        say("setup: digestd store copy into PostgreSQL ...")
+        t = time.perf_counter()
+        with Store(config.store.path) as lite, open_store(base_url) as pg:
+            copied = copy_store(lite, pg)
+        copy_s = time.perf_counter() - t
+        t = time.perf_counter()
+        pgcluster.vacuum_analyze(base_url)
+        analyze_s = time.perf_counter() - t
+        say(f"setup: copied {sum(copied.counts.values()):,} rows in {copy_s:.1f}s, "
+            f"VACUUM ANALYZE {analyze_s:.1f}s")
+        sqlite = None
+        if args.compare_sqlite:
+            say("sqlite: the same day on the SQLite store ...")
+            with Store(config.store.path) as store:
+                phases, out = cycle(config, store, feed, papers, day, "day0-sqlite")
+            ran = [p for p in phases if p.name not in ("poll-304", "send-only")]
+            total = sum(p.wall_s for p in ran)
+            # as main() counts it for SQLite: the poll and the build+send phase (the
+            # sender here, the build process in RUSAGE_CHILDREN)
+            sqlite = {"cycle_s": round(total, 2), "digests": out["digests"],
+                      "digests_per_s": round(out["digests"] / total, 1) if total else None,
+                      "cpu_ms_per_digest": round(1000 * sum(p.cpu_s for p in ran)
+                                                 / out["digests"], 3) if out["digests"] else None,
+                      "peak_tree_mb": max(p.peak_tree_mb for p in ran),
+                      "phases": {p.name: {"wall_s": round(p.wall_s, 2),
+                                          "cpu_s": round(p.cpu_s, 2)} for p in phases}}
+            say(f"sqlite: cycle {total:.1f}s, {out['digests']:,} digests, "
+                f"{sqlite['digests_per_s']} digests/s, {sqlite['cpu_ms_per_digest']} ms CPU "
+                "per digest")
+        runs = []
+        for n in args.instances:
+            if own:
+                name = f"digestd_{n}"
+                pgcluster.create_database(admin_url, name, template=base)
+                url = server.url(name)
+            else:
+                url = base_url
+            pg_config = postgres_config(work / f"pg-{n}", url, feed.url, port, args.connections)
+            say(f"postgresql: the day with {n} instance(s) ...")
+            run = postgres_cycle(pg_config, admin_url, pid, feed, papers, day,
+                                 f"day0-pg{n}", n)
+            if sqlite and sqlite["digests"] != run["digests"]:
+                raise SystemExit(f"PostgreSQL built {run['digests']} digests, SQLite "
+                                 f"{sqlite['digests']}: not the same day")
+            if sqlite:
+                run["vs_sqlite"] = {
+                    "digests_per_s": round(run["digests_per_s"] / sqlite["digests_per_s"], 3),
+                    "cpu_per_digest": round(run["cpu_ms_per_digest"]
+                                            / sqlite["cpu_ms_per_digest"], 3),
+                    # digestd and the server together, against SQLite (in digestd's process)
+                    "cpu_with_db_per_digest": round(
+                        (run["cpu_ms_per_digest"] + run["db_cpu_ms_per_digest"])
+                        / sqlite["cpu_ms_per_digest"], 3)
+                    if run["db_cpu_ms_per_digest"] is not None else None}
+            runs.append(run)
+            say(f"postgresql x{n}: cycle {run['cycle_s']:.1f}s, {run['digests']:,} digests, "
+                f"{run['digests_per_s']} digests/s, CPU per digest {run['cpu_ms_per_digest']} "
+                f"ms (digestd) + {run['db_cpu_ms_per_digest']} ms (PostgreSQL), "
+                f"{run['wal_bytes_per_digest']} WAL bytes and {run['commits_per_digest']} "
+                f"commits per digest" + (f"; vs SQLite {run['vs_sqlite']}" if sqlite else ""))
+            if own:
+                pgcluster.drop_database(admin_url, name)
+    finally:
+        if server is not None:
+            server.stop()
+    result = {
+        "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.python_version()}",
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "sink": sink_kind, "store": "postgresql",
+        "server": (f"{pgcluster.server_version()}, a throwaway cluster on a Unix socket (fsync, "
+                   "synchronous_commit, full_page_writes on; initdb's other defaults)")
+        if own else without_password(args.store),
+        "server_cpu_measured": pid is not None,
+        "subscribers": args.subscribers, "papers": args.papers, "seen": args.seen,
+        "connections_per_instance": args.connections,
+        "profiles": profiled[0], "profile_fraction": args.profiles,
+        "copy_s": round(copy_s, 2), "analyze_s": round(analyze_s, 2), "copied": copied.counts,
+        "sqlite": sqlite, "runs": runs,
+    }
+    out_path = args.out or RESULTS / f"cycle-{args.subscribers}-{args.papers}-postgresql.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
+    out_path.with_suffix(".txt").write_text(postgres_summary(result) + "\n")
+    shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(postgres_summary(result))
+        print(f"figures written to {out_path} and its summary to "
+              f"{out_path.with_suffix('.txt')}")
+    return 0
+
+
+def postgres_summary(r: dict) -> str:
+    text = (f"On {r['machine']} ({r['date']}), one daily cycle for {r['subscribers']:,} "
+            f"subscribers x {r['papers']:,} new papers with {r['seen']:,} papers already in the "
+            f"store, on PostgreSQL ({r['server']}), every instance and the server on the same "
+            "machine:")
+    for run in r["runs"]:
+        db = (f" + {run['db_cpu_ms_per_digest']:.2f} ms of the server's"
+              if run["db_cpu_ms_per_digest"] is not None else "")
+        text += (f" with {run['instances']} instance(s), {run['cycle_s']:.1f} s for "
+                 f"{run['digests']:,} digests, {run['digests_per_s']:.0f} digests/s, "
+                 f"{run['cpu_ms_per_digest']:.2f} ms of digestd's CPU per digest{db}, "
+                 f"{run['wal_bytes_per_digest'] / 1024:.1f} KB of WAL;")
+    if r["sqlite"]:
+        s = r["sqlite"]
+        text += (f" the same day on SQLite, in this run: {s['cycle_s']:.1f} s, "
+                 f"{s['digests_per_s']:.0f} digests/s, {s['cpu_ms_per_digest']:.2f} ms of CPU "
+                 "per digest.")
+        for run in r["runs"]:
+            v = run["vs_sqlite"]
+            text += (f" PostgreSQL x{run['instances']} against SQLite: {v['digests_per_s']:.2f}x "
+                     f"the digests/s, {v['cpu_per_digest']:.2f}x digestd's CPU per digest"
+                     + (f" ({v['cpu_with_db_per_digest']:.2f}x with the server's)."
+                        if v["cpu_with_db_per_digest"] is not None else "."))
+    return text.rstrip(";") + ("" if text.endswith(".") else ".")
 
 
 def summary(r: dict) -> str:

@@ -6,7 +6,8 @@ TEMPLATE), dropped afterwards. PostgreSQL refuses to run as root: as root the cl
 to the user "nobody" in a folder it owns; as any other user, to that user. No TCP port is
 opened; clients reach it through the socket in the cluster's folder, as the database user
 "digestd" with trust authentication (or as PASSWORD_USER, with its password). Durability is
-off (fsync, synchronous_commit): a test database never outlives a crash. Without the server
+off (fsync, synchronous_commit): a test database never outlives a crash; a benchmark asks for
+PostgreSQL's defaults (`Postgres(durable=True)`, bench/pgcluster.py). Without the server
 binaries (`apt-get install postgresql`, which `.ci/run` does) or where it cannot start, the
 tests that need it skip with the reason (the fixtures are in conftest.py).
 """
@@ -42,9 +43,11 @@ PASSWORD_USER, PASSWORD = "secretive", "pass word 1"
 
 
 class Postgres:
-    """One cluster: start(), url(dbname), new_database(), drop(dbname), stop()."""
+    """One cluster: start(), url(dbname), new_database(), drop(dbname), stop(). `durable`
+    keeps PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes on)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         self.dir = Path(tempfile.mkdtemp(prefix="digestd-pg-"))
         self.data = self.dir / "data"
         self.run_as: str | None = "nobody" if os.geteuid() == 0 else None
@@ -79,10 +82,11 @@ class Postgres:
         # the like); everyone else is trusted
         hba = self.data / "pg_hba.conf"
         hba.write_text(f"local all {PASSWORD_USER} scram-sha-256\nlocal all all trust\n")
+        fast = "" if self.durable else \
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
                   "-t", "60", "-o",
-                  f"-k {self.dir} -c listen_addresses='' -c fsync=off "
-                  "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                  f"-k {self.dir} -c listen_addresses='' {fast}-c max_connections=200",
                   "start")
         self.started = True
         self.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
