@@ -55,7 +55,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import aiosmtplib  # noqa: E402
-import pgcluster  # noqa: E402
 from match import RuleGenerator, last_names, load_corpus, make_papers  # noqa: E402
 from send import free_port, start_sink, stop_sink  # noqa: E402
 
@@ -823,6 +822,8 @@ def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
     """One day on PostgreSQL: the poll in this process (the leader's part, as measured on
     SQLite), then the build and the send in `n` instance processes until every digest due is
     sent. The server's CPU, WAL and commits are sampled around each phase."""
+    import pgcluster  # here: the SQLite cycle needs no PostgreSQL (nor tests/)
+
     phases: list[Phase] = []
     feed.publish(arxiv_rss(papers, day), tag)
     folder = Path(config.path).parent
@@ -885,6 +886,8 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
                   say) -> int:
     """--store postgresql: copy the generated store, run the day on SQLite (--compare-sqlite)
     and on PostgreSQL with each --instances count, write and print the figures."""
+    import pgcluster
+
     own = args.store == "postgresql"
     server = None
     try:

@@ -206,3 +206,58 @@ def test_seed_texts_and_vectors_go_with_their_last_seed(store):
     assert store.seed_vectors([text_id], "m/1") == {text_id: b"\x00\x01\xff"}
     store.remove_seeds(b.id, [seed.paper_id])
     assert store.seed_vectors([text_id], "m/1") == {} and store.seed_texts_of() == ({}, {})
+
+
+def test_store_copy_moves_a_store_of_the_demo_and_the_bench_generator(
+        tmp_path, postgres_server, database, capsys, monkeypatch):
+    """Growing from SQLite (issue 18): the demo's store (sent digests, their sent marks) with
+    bench/cycle.py's generated readers added (seen papers, rules, seed papers, feedback)
+    copies with every table's count equal, and the next build on the copy queues what it
+    queues on the original: the same readers, the same papers each."""
+    import random
+    from datetime import UTC, datetime, timedelta
+    from pathlib import Path
+
+    from digestd.jobs import build_digests
+    from digestd.store.copy import TABLES
+
+    bench = Path(__file__).resolve().parent.parent / "bench"
+    monkeypatch.syspath_prepend(str(bench))
+    from cycle import DEFAULT_CORPUS, fill_profiles, fill_seen, fill_subscribers
+    from match import RuleGenerator, last_names, load_corpus
+
+    demo = tmp_path / "demo"
+    assert main(["demo", "--dir", str(demo)]) == 0
+    cfg = demo / "digestd.toml"
+    if not cfg.exists():  # the demo runs on embedded settings: name its store
+        cfg.write_text(f'[store]\npath = "{demo / "digestd.sqlite3"}"\n'
+                       f'[delivery]\nmethod = "outbox"\noutbox_dir = "{demo / "outbox"}"\n')
+    rng = random.Random(3)
+    records = load_corpus(DEFAULT_CORPUS)
+    names = last_names(rng)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with Store(demo / "digestd.sqlite3") as lite:
+        fill_seen(lite, records, 300, rng, names)
+        fill_subscribers(lite, 40, RuleGenerator(records, rng, names), rng,
+                         (now - timedelta(minutes=1)).strftime("%H:%M"),
+                         (now - timedelta(days=1)).isoformat(timespec="seconds"))
+        profiles, seeds, marks = fill_profiles(lite, records, 0.5, rng, names, 300)
+    assert profiles and seeds and marks
+    capsys.readouterr()
+    url = postgres_server.url(database)
+    assert main(["-c", str(cfg), "store", "copy", "--to", url]) == 0
+    assert "every table's count matches" in capsys.readouterr().out
+    config = load_config(cfg)
+    with Store(demo / "digestd.sqlite3") as old, open_store(url) as new:
+        for table in TABLES:
+            sql = f"SELECT count(*) FROM {table}"
+            assert old.db.execute(sql).fetchone() == new.db.execute(sql).fetchone(), table
+        for sql in ("SELECT subscriber_id, paper_pk, value FROM feedback",
+                    "SELECT subscriber_id, paper_id, text_id FROM seeds"):
+            assert sorted(tuple(r) for r in old.db.execute(sql)) == \
+                sorted(tuple(r) for r in new.db.execute(sql)), sql
+        there = build_digests(config, new, now=now)
+        here = build_digests(config, old, now=now)
+    assert here.digests >= 40 and here.ranked
+    assert (there.digests, there.ranked, there.matches) == \
+        (here.digests, here.ranked, here.matches)
