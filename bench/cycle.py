@@ -827,6 +827,8 @@ def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
     phases: list[Phase] = []
     feed.publish(arxiv_rss(papers, day), tag)
     folder = Path(config.path).parent
+    url = config.store.url
+    pgcluster.wait_idle(admin_url, url)
     server = [pgcluster.ServerSample.take(admin_url, pid)]
     with open_store(config.store) as store:
         with measure("poll+store", phases) as ph:
@@ -834,16 +836,19 @@ def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
             if report.error:
                 raise SystemExit(f"poll failed: {report.error}")
             ph.counts = {"fetched": report.fetched, "new": report.new}
-        server.append(pgcluster.ServerSample.take(admin_url, pid))
         first = store.db.execute("SELECT coalesce(max(id), 0) + 1 FROM digests").fetchone()[0]
+    # the samples wait for the phase's connections to end (their counts are in then)
+    pgcluster.wait_idle(admin_url, url)
+    server.append(pgcluster.ServerSample.take(admin_url, pid))
     # started, imported and connected before the clock runs (see bench/pgcluster.py)
     instances = pgcluster.Instances(folder / "digestd.toml", iso(day), n, folder)
     try:
         with measure("build+send", phases) as ph:
             reports = instances.go()
-        server.append(pgcluster.ServerSample.take(admin_url, pid))
     finally:
         instances.stop()
+    pgcluster.wait_idle(admin_url, url)
+    server.append(pgcluster.ServerSample.take(admin_url, pid))
     with open_store(config.store) as store:
         statuses = dict(store.db.execute("SELECT status, count(*) FROM digests WHERE id >= ? "
                                          "GROUP BY status", (first,)).fetchall())
@@ -868,6 +873,8 @@ def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
         "instances": n, "cycle_s": round(total, 2), "digests": digests,
         "digests_per_s": round(digests / total, 1) if total else None,
         "cpu_ms_per_digest": per(cpu),
+        # the build processes' own share (the rest: the poll, the instances' senders)
+        "build_cpu_ms_per_digest": per(sum(r["build_cpu_s"] for r in reports)),
         "db_cpu_ms_per_digest": per(db_cpu),
         "wal_bytes_per_digest": round((poll_db["wal_bytes"] + build_db["wal_bytes"]) / digests)
         if digests else None,
@@ -924,6 +931,8 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
                       "cpu_ms_per_digest": round(1000 * sum(p.cpu_s for p in ran)
                                                  / out["digests"], 3) if out["digests"] else None,
                       "peak_tree_mb": max(p.peak_tree_mb for p in ran),
+                      # the build process's own share (the rest: the poll and the sender)
+                      "build_cpu_ms_per_digest": out["store"].get("build_cpu_ms_per_digest"),
                       "phases": {p.name: {"wall_s": round(p.wall_s, 2),
                                           "cpu_s": round(p.cpu_s, 2)} for p in phases}}
             say(f"sqlite: cycle {total:.1f}s, {out['digests']:,} digests, "

@@ -124,6 +124,24 @@ class ServerSample:
                 "commits": self.commits - before.commits}
 
 
+def wait_idle(admin_url: str, url: str, timeout: float = 30.0) -> None:
+    """Until no connection to the database of `url` is left: a backend adds its WAL and
+    commit counts to pg_stat_wal / pg_stat_database when it ends (PostgreSQL 15 flushes a
+    busy backend's at most once a second), and its CPU is the postmaster's once reaped."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = conninfo_to_dict(url).get("dbname")
+    began = time.monotonic()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
+                           "pid <> pg_backend_pid()", (name,)).fetchone()[0]:
+            if time.monotonic() - began > timeout:
+                raise RuntimeError(f"connections to {name} still open after {timeout:g} s")
+            time.sleep(0.05)
+    time.sleep(0.1)  # the postmaster reaps the last one (its CPU moves to cutime)
+
+
 def vacuum_analyze(url: str) -> None:
     """What autovacuum does within its first minutes after a `digestd store copy`: the
     planner's statistics and the visibility map of the copied tables."""
