@@ -256,30 +256,37 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
     sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
-    started = time.perf_counter()
-    matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
-        if papers else {}
-    report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
     position = {p.id: i for i, p in enumerate(papers)}
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
     batch = list(due.items())
-    rank_args = ({sid: subs[sid] for sid in due}, papers, matched, position, first_index, sent)
     rank_kw = {"method": config.relevance.method, "keep": not dry_run}
     apart: RankedApart | None = None
     profiled: set[int] = set()
     if rank_apart and papers and store.target != ":memory:" and forked.available():
         profiled = store.subscribers_with_positives() & due.keys()
         if profiled:
-            apart = RankedApart(store.target, rank_args, rank_kw)
+            # forked before matching, while this process holds little: the pages both
+            # processes share are copied as either one writes to them (refcounts), so the
+            # fewer the cheaper; the ranking process matches the readers it ranks itself
+            apart = RankedApart(store.target, ({sid: subs[sid] for sid in profiled}, papers,
+                                               position, first_index, sent), rank_kw)
             batch.sort(key=lambda due_slot: due_slot[0] in profiled)  # stable: theirs last
+    started = time.perf_counter()
+    # with a ranking apart, the readers it ranks are matched here once their turn comes
+    # (_Day.match_later): the same rules, papers and sent marks give the same matches
+    matched = Matcher({sid: subs[sid].rules for sid in due if sid not in profiled}).match(
+        papers, exclude=sent) if papers else {}
+    report.match_s = time.perf_counter() - started
     ranked: dict[int, Ranking] = {}
     if apart is None:
         started = time.perf_counter()
-        ranked = _rankings(store, *rank_args, **rank_kw)
+        ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
+                           first_index, sent, **rank_kw)
         report.rank_s = time.perf_counter() - started
         report.ranked = len(ranked)
-    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through)
+    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through,
+               sent=sent, match_later=profiled)
     try:
         _build_batches(config, store, report, day, batch, ranked, apart, profiled, renderer,
                        dry_run=dry_run, stop=stop)
@@ -301,6 +308,17 @@ class _Day:
     pks: dict[str, int]
     now: datetime
     checked_through: str | None
+    sent: dict[int, set[str]] = field(default_factory=dict)  # ids of papers sent before
+    match_later: set[int] = field(default_factory=set)  # not in `matched` yet: match_rest
+
+    def match_rest(self, report: BuildReport) -> None:
+        """Match the subscribers left for later (those ranked apart), into `matched`."""
+        if self.match_later and self.papers:
+            started = time.perf_counter()
+            self.matched.update(Matcher({sid: self.subs[sid].rules for sid in self.match_later})
+                                .match(self.papers, exclude=self.sent))
+            report.match_s += time.perf_counter() - started
+        self.match_later = set()
 
     def items(self, sid: int) -> list[PaperMatch]:
         """The subscriber's matches within their window."""
@@ -332,9 +350,10 @@ def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
         for sid, slot in batch[first:first + BUILD_BATCH]:
             sub = subs[sid]
             start_index = day.first_index[sid]
-            items = day.items(sid)
             if apart is not None and sid in profiled and not apart.collected:
+                day.match_rest(report)
                 ranked.update(apart.collect(report, day))
+            items = day.items(sid)
             # with a profile: the profile's order, recommendations, what min_score left out
             ranking = ranked.get(sid)
             left_out = ranking.left_out if ranking is not None else []
@@ -512,8 +531,9 @@ class RankedApart:
                                    nice=RANK_NICE)
 
     def collect(self, report: BuildReport, day: _Day) -> dict[int, Ranking]:
-        """Subscriber id -> Ranking, as _rankings gives it; report.rank_s gets the ranking's
-        time, report.rank_wait_s the time spent waiting for it here."""
+        """Subscriber id -> Ranking, as _rankings gives it, with `day`'s own matches (its
+        subscribers matched, _Day.match_rest); report.rank_s gets the ranking's time,
+        report.rank_wait_s the time spent waiting for it here."""
         self.collected = True
         waited = time.perf_counter()
         try:
@@ -524,7 +544,15 @@ class RankedApart:
         report.rank_wait_s += time.perf_counter() - waited
         report.rank_s += took
         report.ranked += len(rows)
-        return {sid: r.ranking(day.items(sid), day.papers) for sid, r in rows.items()}
+        out = {}
+        for sid, r in rows.items():
+            items = day.items(sid)
+            if max(r.items + r.left_out, default=-1) >= len(items):  # matched otherwise here
+                log.error("event=ranking_failed subscriber=%d error=%r", sid,
+                          "the ranking process matched other papers")
+                continue
+            out[sid] = r.ranking(items, day.papers)
+        return out
 
     def cancel(self) -> None:
         if not self.collected:
@@ -533,9 +561,11 @@ class RankedApart:
 
 
 def _rank_rows(target: str, args: tuple, kw: dict) -> tuple[float, dict[int, RankingRows]]:
-    """RankedApart's work, in the forked process: (seconds it took, rows by subscriber)."""
+    """RankedApart's work, in the forked process: match the `due` subscribers (those with a
+    profile), rank them; (seconds it took, rows by subscriber)."""
     started = time.perf_counter()
-    due, papers, matched, position, first_index, sent = args
+    due, papers, position, first_index, sent = args
+    matched = Matcher({sid: sub.rules for sid, sub in due.items()}).match(papers, exclude=sent)
     with open_store(target) as store:
         ranked = _rankings(store, due, papers, matched, position, first_index, sent, **kw)
     rows = {}
