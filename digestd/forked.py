@@ -46,6 +46,10 @@ class ForkFailed(RuntimeError):
     """The forked work raised (the message names the exception) or its process died."""
 
 
+class ForkStopped(Exception):
+    """The caller's stop came before the forked work was done (the child was killed)."""
+
+
 class Forked(Generic[T]):
     """`work()` running in a forked child from construction on; `result()` waits for it.
 
@@ -53,19 +57,23 @@ class Forked(Generic[T]):
     of memory): the caller decides what to do without it. `cancel()` kills the child.
     """
 
-    def __init__(self, work: Callable[[], T], *, name: str = "digestd-forked",
-                 nice: int = 0) -> None:
-        """`nice`: added to the child's niceness (os.nice), so that work which can wait
-        yields the CPU to the caller's when both want it."""
+    def __init__(self, work: Callable[[], T], *, name: str = "digestd-forked") -> None:
         ctx = multiprocessing.get_context("fork")
         self._receive, send = ctx.Pipe(duplex=False)
-        self._process = ctx.Process(target=_run, args=(work, send, os.getpid(), nice),
-                                    name=name, daemon=True)
+        self._process = ctx.Process(target=_run, args=(work, send, os.getpid()), name=name,
+                                    daemon=True)
         self._process.start()
         send.close()  # the child's end: EOF here once the child is gone
         self.pid = self._process.pid
 
-    def result(self) -> T:
+    def result(self, *, stop: Callable[[], bool] | None = None, every: float = 0.2) -> T:
+        """The work's return value. `stop`, asked every `every` seconds while waiting: once
+        it says yes, the child is killed and ForkStopped raised."""
+        if stop is not None:
+            while not self._receive.poll(every):
+                if stop():
+                    self.cancel()
+                    raise ForkStopped("stopped while the forked work ran")
         try:
             kind, value = self._receive.recv()
         except (EOFError, OSError):
@@ -87,10 +95,8 @@ class Forked(Generic[T]):
         self._receive.close()
 
 
-def _run(work: Callable[[], object], send, parent: int, nice: int) -> None:
+def _run(work: Callable[[], object], send, parent: int) -> None:
     die_with(parent)
-    if nice:
-        os.nice(nice)
     # a SIGTERM meant for the caller (a shutdown) is the caller's to act on: it cancels
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:

@@ -25,7 +25,6 @@ from .ranking import (
     MATCH,
     RECOMMENDED,
     Ranking,
-    RankingRows,
     Wanted,
     profiles_of,
     rank_day,
@@ -60,9 +59,6 @@ BUILD_BATCH = 50
 # 500 and 44 KB with 1,000. The write lock is held ~0.1 s per 500 digests of 6 papers,
 # which a sender on another connection waits out with the rows it has claimed.
 COMMIT_BATCH = 1000
-# the niceness the forked ranking process adds (RankedApart): on a busy machine the build and
-# the sender get the CPU first, the ranking what is left until the build needs its result
-RANK_NICE = 5
 
 
 @dataclass
@@ -78,7 +74,7 @@ class BuildReport:
     caught_up: int = 0  # due digests that also cover slots missed while the daemon was down
     match_s: float = 0.0  # seconds spent matching, ranking and rendering (bench/cycle.py)
     rank_s: float = 0.0  # the ranking's own wall time (in a forked process: there)
-    rank_wait_s: float = 0.0  # how long rendering waited for a ranking done apart
+    rank_wait_s: float = 0.0  # how long the build waited for the readers built apart
     render_s: float = 0.0
     ranked: int = 0  # digests ordered by the reader's profile (seeds, feedback)
     recommended: int = 0  # "also recommended" papers added beyond the rules
@@ -228,10 +224,10 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     between batches of BUILD_BATCH digests: once it says yes, the batches committed so
     far stay and the rest is built by the next run (report.stopped).
 
-    `rank_apart` (the build process of jobs.py): the digests of readers with a profile are
-    ranked in a forked process (digestd/forked.py) while this one renders the others', and
-    built last, so ranking costs the build little wall time where a core is free. Without
-    it, or where fork() is missing, ranking runs here first.
+    `rank_apart` (the build process of jobs.py): the readers with a profile are matched,
+    ranked, built and queued in a forked process (BuiltApart) while this one builds the
+    others' digests, so ranking costs the cycle little wall time where a core is free.
+    Without it, or where fork() is missing, ranking runs here first.
     """
     now = now or datetime.now(timezone.utc)
     report = BuildReport()
@@ -256,36 +252,43 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
     sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
-    started = time.perf_counter()
-    matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
-        if papers else {}
-    report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
     position = {p.id: i for i, p in enumerate(papers)}
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
     batch = list(due.items())
-    rank_args = ({sid: subs[sid] for sid in due}, papers, matched, position, first_index, sent)
     rank_kw = {"method": config.relevance.method, "keep": not dry_run}
-    apart: RankedApart | None = None
+    apart: BuiltApart | None = None
     profiled: set[int] = set()
     if rank_apart and papers and store.target != ":memory:" and forked.available():
         profiled = store.subscribers_with_positives() & due.keys()
         if profiled:
-            apart = RankedApart(store.target, rank_args, rank_kw)
-            batch.sort(key=lambda due_slot: due_slot[0] in profiled)  # stable: theirs last
+            # forked before matching, while this process holds little: the pages both
+            # processes share are copied as soon as either writes to them (reference
+            # counts), so the fewer the cheaper
+            apart = BuiltApart(config, store.target, [b for b in batch if b[0] in profiled],
+                               _Day(subs, papers, {}, position, first_index, pks, now,
+                                    checked_through, sent), renderer, rank_kw, dry_run)
+            batch = [b for b in batch if b[0] not in profiled]
+    started = time.perf_counter()
+    matched = Matcher({sid: subs[sid].rules for sid, _ in batch}).match(
+        papers, exclude=sent) if papers else {}
+    report.match_s = time.perf_counter() - started
     ranked: dict[int, Ranking] = {}
     if apart is None:
         started = time.perf_counter()
-        ranked = _rankings(store, *rank_args, **rank_kw)
+        ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
+                           first_index, sent, **rank_kw)
         report.rank_s = time.perf_counter() - started
         report.ranked = len(ranked)
-    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through)
+    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through, sent)
     try:
-        _build_batches(config, store, report, day, batch, ranked, apart, profiled, renderer,
-                       dry_run=dry_run, stop=stop)
+        _build_batches(config, store, report, day, batch, ranked, renderer, dry_run=dry_run,
+                       stop=stop)
+        if apart is not None and not report.stopped:
+            apart.join(config, store, report, day, renderer, dry_run=dry_run, stop=stop)
     finally:
         if apart is not None:
-            apart.cancel()  # stopped before its result was needed: not waited for
+            apart.cancel()  # stopped: what it committed stays, the rest is built next run
     return report
 
 
@@ -301,6 +304,7 @@ class _Day:
     pks: dict[str, int]
     now: datetime
     checked_through: str | None
+    sent: dict[int, set[str]] = field(default_factory=dict)  # ids of papers sent before
 
     def items(self, sid: int) -> list[PaperMatch]:
         """The subscriber's matches within their window."""
@@ -310,8 +314,8 @@ class _Day:
 
 def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
                    batch: list[tuple[int, Slot | None]], ranked: dict[int, Ranking],
-                   apart: RankedApart | None, profiled: set[int], renderer: Renderer, *,
-                   dry_run: bool, stop: Callable[[], bool] | None) -> None:
+                   renderer: Renderer, *, dry_run: bool,
+                   stop: Callable[[], bool] | None) -> None:
     """build_digests's rendering and queueing, in batches (see build_digests)."""
     # rendered, not committed yet: one commit per COMMIT_BATCH digests (see COMMIT_BATCH)
     subs, now = day.subs, day.now
@@ -333,8 +337,6 @@ def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
             sub = subs[sid]
             start_index = day.first_index[sid]
             items = day.items(sid)
-            if apart is not None and sid in profiled and not apart.collected:
-                ranked.update(apart.collect(report, day))
             # with a profile: the profile's order, recommendations, what min_score left out
             ranking = ranked.get(sid)
             left_out = ranking.left_out if ranking is not None else []
@@ -496,54 +498,71 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
     return ranked
 
 
-class RankedApart:
-    """_rankings in a forked process (forked.Forked), started now with the build's own
-    objects; `collect` waits for it. It opens its own connection to the store at `target`
-    (a connection must not cross a fork) and hands back RankingRows, not objects. If it
-    fails, nobody is ranked and the digests go out in today's order, as when rank_day
-    fails."""
+class BuiltApart:
+    """The digests of the readers with a profile, built in a forked process (forked.Forked)
+    from the build's own objects: matched, ranked (_rankings), rendered and queued there,
+    over a connection of its own to the store at `target` (a connection must not cross a
+    fork), while the caller builds the others'. `join` waits for it and adds its report;
+    if it failed or died, the caller builds what it did not queue, in today's order (a
+    digest queued already is not queued twice: queue_digest refuses it)."""
 
-    def __init__(self, target: str, args: tuple, kw: dict) -> None:
-        self.collected = False
-        self._started = time.perf_counter()
-        # niced: the build and the sender are the cycle's critical path; the ranking is
-        # needed only once the other readers' digests are built
-        self._work = forked.Forked(lambda: _rank_rows(target, args, kw), name="digestd-rank",
-                                   nice=RANK_NICE)
+    def __init__(self, config: Config, target: str, batch: list[tuple[int, Slot | None]],
+                 day: _Day, renderer: Renderer, rank_kw: dict, dry_run: bool) -> None:
+        self.batch = batch
+        self._done = False
+        self._work = forked.Forked(
+            lambda: _build_apart(config, target, batch, day, renderer, rank_kw, dry_run),
+            name="digestd-ranked")
 
-    def collect(self, report: BuildReport, day: _Day) -> dict[int, Ranking]:
-        """Subscriber id -> Ranking, as _rankings gives it; report.rank_s gets the ranking's
-        time, report.rank_wait_s the time spent waiting for it here."""
-        self.collected = True
+    def join(self, config: Config, store: Store, report: BuildReport, day: _Day,
+             renderer: Renderer, *, dry_run: bool, stop: Callable[[], bool] | None) -> None:
+        """Wait for the forked build (asking `stop` meanwhile: once it says yes, the forked
+        build is killed and report.stopped set) and fold its report into `report`."""
         waited = time.perf_counter()
         try:
-            took, rows = self._work.result()
+            got = self._work.result(stop=stop)
+        except forked.ForkStopped:
+            report.stopped = True
+            return
         except forked.ForkFailed as e:
             log.error("event=ranking_failed scope=process error=%r", str(e)[:200])
-            took, rows = time.perf_counter() - self._started, {}
-        report.rank_wait_s += time.perf_counter() - waited
-        report.rank_s += took
-        report.ranked += len(rows)
-        return {sid: r.ranking(day.items(sid), day.papers) for sid, r in rows.items()}
+            got = None
+        finally:
+            self._done = True
+            report.rank_wait_s += time.perf_counter() - waited
+        if got is not None:
+            report.add(got)
+            return
+        # without their ranking: today's order, built here (their matches first)
+        day.matched.update(Matcher({sid: day.subs[sid].rules for sid, _ in self.batch})
+                           .match(day.papers, exclude=day.sent))
+        _build_batches(config, store, report, day, self.batch, {}, renderer, dry_run=dry_run,
+                       stop=stop)
 
     def cancel(self) -> None:
-        if not self.collected:
-            self.collected = True
+        if not self._done:
+            self._done = True
             self._work.cancel()
 
 
-def _rank_rows(target: str, args: tuple, kw: dict) -> tuple[float, dict[int, RankingRows]]:
-    """RankedApart's work, in the forked process: (seconds it took, rows by subscriber)."""
+def _build_apart(config: Config, target: str, batch: list[tuple[int, Slot | None]], day: _Day,
+                 renderer: Renderer, rank_kw: dict, dry_run: bool) -> BuildReport:
+    """BuiltApart's work, in the forked process: build_digests's steps for `batch`."""
+    report = BuildReport()
+    due = {sid: day.subs[sid] for sid, _ in batch}
     started = time.perf_counter()
-    due, papers, matched, position, first_index, sent = args
+    day.matched = Matcher({sid: sub.rules for sid, sub in due.items()}).match(
+        day.papers, exclude=day.sent)
+    report.match_s = time.perf_counter() - started
     with open_store(target) as store:
-        ranked = _rankings(store, due, papers, matched, position, first_index, sent, **kw)
-    rows = {}
-    for sid, ranking in ranked.items():
-        start = first_index[sid]
-        items = [m for m in matched.get(sid, ()) if position[m.paper.id] >= start]
-        rows[sid] = RankingRows.of(ranking, items, position)
-    return time.perf_counter() - started, rows
+        started = time.perf_counter()
+        ranked = _rankings(store, due, day.papers, day.matched, day.position, day.first_index,
+                           day.sent, **rank_kw)
+        report.rank_s = time.perf_counter() - started
+        report.ranked = len(ranked)
+        _build_batches(config, store, report, day, batch, ranked, renderer, dry_run=dry_run,
+                       stop=None)
+    return report
 
 
 def _seed_vectors(store: Store, texts: dict[int, StoredSeed], keep: bool):

@@ -67,38 +67,6 @@ class Ranking:
     left_out_whys: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class RankingRows:
-    """A Ranking by positions, to cross a process boundary cheaply (the build ranks in a
-    forked process, digestd/forked.py): `items` and `left_out` index the subscriber's
-    Wanted.items, `recommended` the build's papers; the whys are the Ranking's."""
-
-    items: tuple[int, ...]
-    whys: tuple[str, ...]
-    recommended: tuple[int, ...] = ()
-    recommended_whys: tuple[str, ...] = ()
-    left_out: tuple[int, ...] = ()
-    left_out_whys: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, ranking: Ranking, items: Sequence[PaperMatch],
-           position: Mapping[str, int]) -> RankingRows:
-        """`ranking` of the matches `items` (its Wanted.items); `position`: paper id ->
-        index in the build's papers."""
-        at = {id(m): i for i, m in enumerate(items)}
-        return cls(tuple(at[id(m)] for m in ranking.items), tuple(ranking.whys),
-                   tuple(position[m.paper.id] for m in ranking.recommended),
-                   tuple(ranking.recommended_whys),
-                   tuple(at[id(m)] for m in ranking.left_out), tuple(ranking.left_out_whys))
-
-    def ranking(self, items: Sequence[PaperMatch], papers: Sequence[Paper]) -> Ranking:
-        """The Ranking again, with the caller's own objects."""
-        return Ranking([items[i] for i in self.items], list(self.whys),
-                       [PaperMatch(papers[j], ()) for j in self.recommended],
-                       list(self.recommended_whys), [items[i] for i in self.left_out],
-                       list(self.left_out_whys))
-
-
 def todays_order(items: Iterable[PaperMatch]) -> Ranking:
     """The order without a profile: render.by_relevance, why_text (the golden digests)."""
     ordered = by_relevance(list(items))

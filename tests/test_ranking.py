@@ -410,8 +410,10 @@ def test_ranking_apart_gives_every_digest_what_ranking_inline_gives(tmp_path, sm
     got, report_apart = _built(apart, rank_apart=True)
     assert got == want
     assert report_apart.ranked == report_inline.ranked == 3
-    assert report_apart.rank_s > 0 and report_apart.rank_wait_s <= report_apart.rank_s + 1
-    # the readers with a profile were built last, after the ranking came back
+    assert report_apart.digests == report_inline.digests == 4
+    assert report_apart.recommended == report_inline.recommended > 0
+    assert report_apart.left_out == report_inline.left_out > 0
+    assert report_apart.rank_s > 0
     assert {k for _, _, _, k in got["asks@example.org"]} == {0, RECOMMENDED}
     assert any(k == LEFT_OUT for _, _, _, k in got["strict@example.org"])
     for d in (inline, apart):
@@ -432,8 +434,36 @@ def test_a_ranking_process_that_dies_leaves_todays_order_and_every_digest(
     day = Day(tmp_path, smtp_sink)
     _readers(day)
     got, report = _built(day, rank_apart=True)
-    assert report.ranked == 0 and report.failed == 0 and len(got) == 4
+    # the readers with a profile were built by this process instead, in today's order
+    assert report.ranked == 0 and report.failed == 0 and report.digests == 4
     plain = got["plain@example.org"]
     assert [t for t, *_ in got["seeded@example.org"]] == [t for t, *_ in plain]
     assert "event=ranking_failed scope=process" in caplog.text
+    day.store.close()
+
+
+def test_a_stop_while_the_readers_are_built_apart_kills_that_process(
+        tmp_path, smtp_sink, monkeypatch):
+    import time
+
+    import digestd.jobs_build as jobs_build
+
+    def slow(*_args, **_kw):
+        time.sleep(60)  # a ranking that takes long: the stop must not wait for it
+
+    monkeypatch.setattr(jobs_build, "_rankings", slow)
+    day = Day(tmp_path, smtp_sink)
+    _readers(day)
+    began = time.monotonic()
+    stops = iter([False] * 3 + [True] * 1000)  # the build's own batch, then a stop
+    from datetime import datetime, timezone
+
+    report = jobs_build.build_digests(day.config, day.store, force=True, rank_apart=True,
+                                      now=datetime(2026, 11, 30, 6, tzinfo=timezone.utc),
+                                      stop=lambda: next(stops))
+    assert report.stopped and time.monotonic() - began < 20
+    assert report.digests == 1  # plain@ only: the others are built by the next run
+    archived = {a: len(day.store.digest_archive(day.store.get_subscriber(a).id)[0])
+                for a in ("plain@example.org", "seeded@example.org")}
+    assert archived == {"plain@example.org": 1, "seeded@example.org": 0}
     day.store.close()

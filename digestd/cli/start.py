@@ -120,7 +120,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # the systemd credentials digestd reads (read_secret's or secret()'s first argument in
-# config.py)
+# digestd/config/)
 CREDENTIALS = ("smtp-password", "secret", "dkim-key", "imap-password", "store-password")
 
 

@@ -87,7 +87,7 @@ class PostgresStore(BaseStore):
     """A connection to a PostgreSQL database, migrated to the current schema on open.
 
     `target` is a libpq URL (postgresql://user@host/db?sslmode=require ...) or a StoreConfig
-    with `url` and `password` set (config.py reads the password from its file, the
+    with `url` and `password` set (digestd/config reads the password from its file, the
     environment or the credential). libpq's own environment variables (PGHOST, PGPASSWORD,
     PGSSLMODE, ...) and ~/.pgpass fill in what the URL leaves out. Raises StoreError when
     the server cannot be reached or refuses the login, naming the URL (never the password).

@@ -1,0 +1,273 @@
+"""Single settings: `setting()`, which declares one, and the checks of single values
+(addresses, URLs, hosts, times, rates) that its `check=` names."""
+
+import ipaddress
+import re
+import sys
+import unicodedata
+from collections.abc import Callable
+from dataclasses import field
+from typing import Any
+from urllib.parse import urlsplit
+
+if sys.version_info >= (3, 11):
+    pass
+else:  # pragma: no cover
+    pass
+
+from ..tokens import MAIL_TOKEN_MAX
+from ..validators import EmailNotValidError, is_time_zone, mailbox
+
+CONFIG_ENV = "DIGESTD_CONFIG"
+# Gmail clips an HTML part past 102 KB and hides the rest (the footer's unsubscribe link
+# too): with the longest abstracts of the corpus, 50 papers stay near 80 KB
+# (tests/test_render.py renders them)
+MAX_PAPERS_CAP = 50
+SOURCE_KINDS = ("sample", "feed", "arxiv-rss", "arxiv-api", "hf-daily", "biorxiv", "medrxiv")
+ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
+
+
+def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
+            toml_key: str | None = None, path: bool = False, minimum: float | None = None,
+            maximum: float | None = None, positive: bool = False, duration: bool = False,
+            check: Callable[[Any], Any] | None = None) -> Any:
+    """Declare one setting: its default, the help the docs show, and its constraints.
+
+    `positive`: more than 0. `maximum`: the most allowed; the help says "at most N" (a
+    test checks). `duration`: seconds, written in TOML as a number or as "90s", "30m",
+    "12h", "1d". `check`: a function of the value that returns it (normalized) or raises
+    ValueError("must be ...", optional detail); the loader adds the key, line and value.
+    """
+    meta = {"help": help, "choices": choices, "kinds": kinds, "toml_key": toml_key,
+            "path": path, "minimum": minimum, "maximum": maximum, "positive": positive,
+            "duration": duration, "check": check}
+    return field(default=default, metadata=meta)
+
+
+# -- checks of single settings (see setting(check=...)) ---------------------------------------
+
+ARXIV_ARCHIVES = ("cs", "econ", "eess", "math", "physics", "q-bio", "q-fin", "stat", "astro-ph",
+                  "cond-mat", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nlin",
+                  "nucl-ex", "nucl-th", "quant-ph")
+_ARXIV_CATEGORY = re.compile(r"(?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
+_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?")
+_LISTEN = re.compile(r"\[(?P<ip6>[^\]]*)\]:(?P<port6>\d+)|(?P<host>[^:\[\]]*):(?P<port>\d+)")
+
+
+def _unprintable(text: str) -> bool:
+    """Whitespace or a control character: nothing a URL, host or name may hold."""
+    return any(c.isspace() or unicodedata.category(c)[0] == "C" for c in text)
+
+
+def check_address(value: str) -> str:
+    """An address setting: "digest@example.org" or "Paper digest <digest@example.org>",
+    checked as the web form checks subscribers' addresses. An international domain is
+    rewritten in its ASCII form, which is what goes into the headers and the envelope."""
+    try:
+        _name, address = mailbox(value)
+    except EmailNotValidError as e:
+        raise ValueError('must be an email address such as "digest@example.org" or '
+                         '"Paper digest <digest@example.org>"', str(e)) from None
+    written = (value.rpartition("<")[2].partition(">")[0] if "<" in value else value).strip()
+    return value.replace(written, address) if written != address and not written.isascii() \
+        else value
+
+
+def check_optional_address(value: str) -> str:
+    return check_address(value) if value else value
+
+
+def _plain_address(value: str, what: str) -> str:
+    """A bare addr-spec whose local part leaves room for "+TOKEN" (RFC 5321: 64 octets)."""
+    example = f'must be a plain ASCII address such as "{what}@example.org"'
+    if "<" in value or " " in value.strip() or not value.isascii():
+        raise ValueError(example, "without a name or spaces")
+    try:
+        check_address(value)
+    except ValueError as e:
+        raise ValueError(example, *e.args[1:]) from None
+    local = value.strip().rpartition("@")[0]
+    if "+" in local:
+        raise ValueError(example, 'without a "+" of its own: digestd adds "+TOKEN" to it')
+    longest = 64 - 1 - MAIL_TOKEN_MAX
+    if len(local) > longest:
+        raise ValueError(example, f"its local part ({local!r}) has {len(local)} characters, at "
+                         f"most {longest} leave room for \"+TOKEN\" ({MAIL_TOKEN_MAX} "
+                         "characters) within RFC 5321's 64")
+    return value.strip()
+
+
+def check_return_path(value: str) -> str:
+    return _plain_address(value, "bounces") if value else value
+
+
+def check_mailto_address(value: str) -> str:
+    """unsubscribe_mailto: as from (a name is ignored); its local part must take "+TOKEN"."""
+    if not value:
+        return value
+    check_address(value)
+    address = value.rpartition("<")[2].partition(">")[0] if "<" in value else value
+    _plain_address(address.strip(), "unsubscribe")
+    return value
+
+
+def check_feedback_id(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,30}", value):
+        raise ValueError("must be a short id of letters, digits, '-' and '_' (Google advises "
+                         "5 to 15 characters), such as \"digestd\"")
+    return value
+
+
+def check_url(value: str, *, query: bool = False) -> str:
+    """An absolute http(s) URL with a host, in ASCII, without whitespace or control
+    characters (it goes into email headers and every link)."""
+    must = 'must be an absolute http(s) URL such as "https://digest.example.org"'
+    if _unprintable(value):
+        raise ValueError(must, "it holds whitespace or a control character")
+    if not value.isascii():
+        raise ValueError(must, "write it in ASCII: an international domain in its xn-- form, "
+                               "other characters %-encoded")
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        raise ValueError(must, str(e)) from None
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(must)
+    if not query and (url.query or url.fragment or value.endswith(("?", "#"))):
+        raise ValueError(must, "without ? or #: links are made by adding a path to it")
+    return value
+
+
+def check_optional_url(value: str) -> str:
+    return check_url(value, query=True) if value else value
+
+
+def check_listen(value: str) -> str:
+    """web.listen: what web.parse_listen takes, with a port of 0..65535 (0: any free port)."""
+    must = 'must be "HOST:PORT", "[IPv6]:PORT", ":PORT" or "unix:PATH", e.g. "127.0.0.1:8080"'
+    if value.startswith("unix:"):
+        if not value[5:] or "\x00" in value:
+            raise ValueError(must, "the socket path is missing")
+        return value
+    m = _LISTEN.fullmatch(value)
+    if not m or _unprintable(value):
+        raise ValueError(must)
+    port = int(m["port6"] or m["port"])
+    if port > 65535:
+        raise ValueError(must, f"port {port} is out of range 0..65535")
+    if m["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(m["ip6"])
+        except ValueError:
+            raise ValueError(must, f'"{m["ip6"]}" is not an IPv6 address') from None
+    elif m["host"]:
+        host = m["host"]
+        numeric = re.fullmatch(r"[\d.]+", host)
+        if not _HOSTNAME.fullmatch(host) or (numeric and not _ipv4(host)):
+            raise ValueError(must, f'"{host}" is not a host name or IPv4 address')
+    return value
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_host(value: str) -> str:
+    """A host name or an IP address (IPv6 without brackets)."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError('must be a host name or IP address such as "smtp.example.org"',
+                         "no spaces, line breaks, brackets or ports")
+    return value
+
+
+def check_source_name(value: str) -> str:
+    if value and not re.fullmatch(r"[A-Za-z0-9._-]+", value):
+        raise ValueError('may hold only the letters a-z and A-Z, digits, "-", "_" and "." (it '
+                         "appears in logs, mail headers and rules as source:NAME)")
+    return value
+
+
+def check_categories(value: tuple) -> tuple:
+    must = 'must be arXiv categories such as "cs.LG", "math.GT", "hep-th" or "astro-ph.CO"'
+    for category in value:
+        m = _ARXIV_CATEGORY.fullmatch(category)
+        if not m:
+            raise ValueError(must, f'"{category}" is not of that form')
+        if m["archive"] not in ARXIV_ARCHIVES:
+            raise ValueError(must, f'"{m["archive"]}" is not an arXiv archive; they are '
+                                   f'{", ".join(ARXIV_ARCHIVES)}')
+    return value
+
+
+def check_networks(value: tuple) -> tuple:
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError('must be IP addresses or networks such as "127.0.0.1" or '
+                             '"10.0.0.0/8"', f'"{item}" is not one') from None
+    return value
+
+
+def check_one_line(value: str) -> str:
+    if any(unicodedata.category(c)[0] == "C" for c in value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+def check_dns_name(value: str) -> str:
+    """A DKIM selector or signing domain: ASCII DNS labels."""
+    if value and not _HOSTNAME.fullmatch(value):
+        raise ValueError('must be a DNS name such as "digest" or "example.org" (ASCII letters, '
+                         'digits, "-", "_" and dots)')
+    return value
+
+
+def check_time_of_day(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError('must be a time as "HH:MM"')
+    return value
+
+
+def check_announce_types(value: tuple) -> tuple:
+    if any(v not in ANNOUNCE_TYPES for v in value):
+        raise ValueError(f"may hold {', '.join(ANNOUNCE_TYPES)}")
+    return value
+
+
+def check_time_zone(value: str) -> str:
+    if not is_time_zone(value):
+        raise ValueError('must be an IANA time zone name such as "Europe/Berlin" (or "UTC"), '
+                         "as the web form offers them")
+    return value
+
+
+def check_rate(value: float) -> float:
+    # a rate near 0 makes the claim on the outbox rows last for ages (deliver/sender.py's lease)
+    if 0 < value < 0.001:
+        raise ValueError("must be 0 (no limit) or at least 0.001")
+    return value
+
+
+def derived(default: Any = "") -> Any:
+    """A field computed by the loader (a resolved secret, say), never read from TOML."""
+    return field(default=default, repr=False, compare=False, metadata={"derived": True})
+
+
+def check_store_url(value: str) -> str:
+    """Empty, or a libpq URL of a PostgreSQL database."""
+    if value and not value.startswith(("postgresql://", "postgres://")):
+        raise ValueError('must be empty or a PostgreSQL URL "postgresql://user@host/database"')
+    return value
+
