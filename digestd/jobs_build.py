@@ -224,16 +224,49 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     between batches of BUILD_BATCH digests: once it says yes, the batches committed so
     far stay and the rest is built by the next run (report.stopped).
 
-    `rank_apart` (the build process of jobs.py): the readers with a profile are matched,
-    ranked, built and queued in a forked process (BuiltApart) while this one builds the
-    others' digests, so ranking costs the cycle little wall time where a core is free.
-    Without it, or where fork() is missing, ranking runs here first.
+    `rank_apart` (the build process of jobs.py): the subscribers with a profile (seeds,
+    "more like this") are built in a forked process (BuiltApart), the build's steps for
+    them alone, ranking included, while this one builds everyone else's digests: ranking
+    then costs the cycle little wall time where a core is free. Without it, or where
+    fork() is missing, everyone is built here and ranking runs first.
     """
     now = now or datetime.now(timezone.utc)
+    apart: BuiltApart | None = None
+    exclude: frozenset[int] = frozenset()
+    if rank_apart and store.target != ":memory:" and forked.available():
+        k, n = shard
+        profiled = frozenset(sid for sid in store.subscribers_with_positives() if sid % n == k)
+        if profiled:
+            # forked first, while this process holds little: the pages both processes share
+            # are copied as soon as either writes to them (reference counts)
+            apart = BuiltApart(config, store.target, now=now, force=force, dry_run=dry_run,
+                               shard=shard, subscribers=profiled)
+            exclude = profiled
+    try:
+        # with the readers who have a profile built apart, nobody here needs ranking
+        report = _build(config, store, now=now, force=force, dry_run=dry_run,
+                        renderer=renderer, stop=stop, shard=shard, exclude=exclude,
+                        rank=apart is None)
+        if apart is not None and not report.stopped:
+            apart.join(config, store, report, renderer=renderer, stop=stop)
+    finally:
+        if apart is not None:
+            apart.cancel()  # stopped: what it committed stays, the rest is built next run
+    return report
+
+
+def _build(config: Config, store: Store, *, now: datetime, force: bool, dry_run: bool,
+           renderer: Renderer | None, stop: Callable[[], bool] | None, shard: tuple[int, int],
+           only: frozenset[int] | None = None, exclude: frozenset[int] = frozenset(),
+           rank: bool = True) -> BuildReport:
+    """build_digests's steps for the active subscribers of `shard`, `only` those given
+    (None: all) and not those in `exclude`; `rank` False: everyone in today's order."""
     report = BuildReport()
     # shard (k, n): only subscribers whose id is k modulo n, so n processes split a build
     k, n = shard
-    subs = {s.id: s for s in store.subscribers("active") if s.rules and s.id % n == k}
+    subs = {s.id: s for s in store.subscribers("active")
+            if s.rules and s.id % n == k and s.id not in exclude
+            and (only is None or s.id in only)}
     if force:
         due: dict[int, Slot | None] = dict.fromkeys(subs)
     else:
@@ -252,43 +285,24 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
     sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
+    started = time.perf_counter()
+    matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
+        if papers else {}
+    report.match_s = time.perf_counter() - started
     renderer = renderer or make_renderer(config)
     position = {p.id: i for i, p in enumerate(papers)}
     first_index = {sid: bisect.bisect_left(seen_at, starts[sid]) for sid in due}
-    batch = list(due.items())
-    rank_kw = {"method": config.relevance.method, "keep": not dry_run}
-    apart: BuiltApart | None = None
-    profiled: set[int] = set()
-    if rank_apart and papers and store.target != ":memory:" and forked.available():
-        profiled = store.subscribers_with_positives() & due.keys()
-        if profiled:
-            # forked before matching, while this process holds little: the pages both
-            # processes share are copied as soon as either writes to them (reference
-            # counts), so the fewer the cheaper
-            apart = BuiltApart(config, store.target, [b for b in batch if b[0] in profiled],
-                               _Day(subs, papers, {}, position, first_index, pks, now,
-                                    checked_through, sent), renderer, rank_kw, dry_run)
-            batch = [b for b in batch if b[0] not in profiled]
-    started = time.perf_counter()
-    matched = Matcher({sid: subs[sid].rules for sid, _ in batch}).match(
-        papers, exclude=sent) if papers else {}
-    report.match_s = time.perf_counter() - started
     ranked: dict[int, Ranking] = {}
-    if apart is None:
+    if rank:
         started = time.perf_counter()
         ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
-                           first_index, sent, **rank_kw)
+                           first_index, sent, method=config.relevance.method,
+                           keep=not dry_run)
         report.rank_s = time.perf_counter() - started
         report.ranked = len(ranked)
-    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through, sent)
-    try:
-        _build_batches(config, store, report, day, batch, ranked, renderer, dry_run=dry_run,
-                       stop=stop)
-        if apart is not None and not report.stopped:
-            apart.join(config, store, report, day, renderer, dry_run=dry_run, stop=stop)
-    finally:
-        if apart is not None:
-            apart.cancel()  # stopped: what it committed stays, the rest is built next run
+    day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through)
+    _build_batches(config, store, report, day, list(due.items()), ranked, renderer,
+                   dry_run=dry_run, stop=stop)
     return report
 
 
@@ -304,8 +318,6 @@ class _Day:
     pks: dict[str, int]
     now: datetime
     checked_through: str | None
-    sent: dict[int, set[str]] = field(default_factory=dict)  # ids of papers sent before
-
     def items(self, sid: int) -> list[PaperMatch]:
         """The subscriber's matches within their window."""
         start = self.first_index[sid]
@@ -499,28 +511,32 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
 
 
 class BuiltApart:
-    """The digests of the readers with a profile, built in a forked process (forked.Forked)
-    from the build's own objects: matched, ranked (_rankings), rendered and queued there,
-    over a connection of its own to the store at `target` (a connection must not cross a
-    fork), while the caller builds the others'. `join` waits for it and adds its report;
-    if it failed or died, the caller builds what it did not queue, in today's order (a
-    digest queued already is not queued twice: queue_digest refuses it)."""
+    """build_digests for the `subscribers` given (those with a profile), ranking included,
+    in a forked process (forked.Forked) over a connection of its own to the store at
+    `target` (a connection must not cross a fork), while the caller builds the others'.
+    `join` waits for it and adds its report; if it failed or died, the caller builds them
+    itself, in today's order (a digest queued already is never queued twice)."""
 
-    def __init__(self, config: Config, target: str, batch: list[tuple[int, Slot | None]],
-                 day: _Day, renderer: Renderer, rank_kw: dict, dry_run: bool) -> None:
-        self.batch = batch
+    def __init__(self, config: Config, target: str, *, now: datetime, force: bool,
+                 dry_run: bool, shard: tuple[int, int], subscribers: frozenset[int]) -> None:
+        self.subscribers = subscribers
+        self._args = {"now": now, "force": force, "dry_run": dry_run, "shard": shard}
         self._done = False
-        self._work = forked.Forked(
-            lambda: _build_apart(config, target, batch, day, renderer, rank_kw, dry_run),
-            name="digestd-ranked")
 
-    def join(self, config: Config, store: Store, report: BuildReport, day: _Day,
-             renderer: Renderer, *, dry_run: bool, stop: Callable[[], bool] | None) -> None:
-        """Wait for the forked build (asking `stop` meanwhile: once it says yes, the forked
-        build is killed and report.stopped set) and fold its report into `report`."""
+        def work() -> BuildReport:
+            with open_store(target) as store:
+                return _build(config, store, renderer=None, stop=None, only=subscribers,
+                              **self._args)
+
+        self._work = forked.Forked(work, name="digestd-ranked")
+
+    def join(self, config: Config, store: Store, report: BuildReport, *,
+             renderer: Renderer | None, stop: Callable[[], bool] | None) -> None:
+        """Wait for the forked build (asking `stop` meanwhile: once it says yes, it is
+        killed and report.stopped set) and fold its report into `report`."""
         waited = time.perf_counter()
         try:
-            got = self._work.result(stop=stop)
+            got: BuildReport | None = self._work.result(stop=stop)
         except forked.ForkStopped:
             report.stopped = True
             return
@@ -530,39 +546,15 @@ class BuiltApart:
         finally:
             self._done = True
             report.rank_wait_s += time.perf_counter() - waited
-        if got is not None:
-            report.add(got)
-            return
-        # without their ranking: today's order, built here (their matches first)
-        day.matched.update(Matcher({sid: day.subs[sid].rules for sid, _ in self.batch})
-                           .match(day.papers, exclude=day.sent))
-        _build_batches(config, store, report, day, self.batch, {}, renderer, dry_run=dry_run,
-                       stop=stop)
+        if got is None:  # without their ranking: today's order, built here
+            got = _build(config, store, renderer=renderer, stop=stop, only=self.subscribers,
+                         rank=False, **self._args)
+        report.add(got)
 
     def cancel(self) -> None:
         if not self._done:
             self._done = True
             self._work.cancel()
-
-
-def _build_apart(config: Config, target: str, batch: list[tuple[int, Slot | None]], day: _Day,
-                 renderer: Renderer, rank_kw: dict, dry_run: bool) -> BuildReport:
-    """BuiltApart's work, in the forked process: build_digests's steps for `batch`."""
-    report = BuildReport()
-    due = {sid: day.subs[sid] for sid, _ in batch}
-    started = time.perf_counter()
-    day.matched = Matcher({sid: sub.rules for sid, sub in due.items()}).match(
-        day.papers, exclude=day.sent)
-    report.match_s = time.perf_counter() - started
-    with open_store(target) as store:
-        started = time.perf_counter()
-        ranked = _rankings(store, due, day.papers, day.matched, day.position, day.first_index,
-                           day.sent, **rank_kw)
-        report.rank_s = time.perf_counter() - started
-        report.ranked = len(ranked)
-        _build_batches(config, store, report, day, batch, ranked, renderer, dry_run=dry_run,
-                       stop=None)
-    return report
 
 
 def _seed_vectors(store: Store, texts: dict[int, StoredSeed], keep: bool):

@@ -35,40 +35,37 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from . import __version__
-from .config import Config, InboundConfig, SourceConfig, load_config
-from .deliver import DeliveryReport, new_owner
-from .errors import DigestdError
-from .inbound import handle_message
-from .inbound.imap import fetch_and_handle
-from .jobs import build_and_send, poll_sources, send_outbox
-from .jobs_cluster import Leadership, build_shards_and_send, open_round
-from .logs import quiet_daemon_libraries
-from .schedule import (
-    ARXIV_KINDS,
+from .. import __version__
+from ..config import Config, InboundConfig, SourceConfig, load_config
+from ..deliver import DeliveryReport, new_owner
+from ..errors import DigestdError
+from ..inbound.imap import fetch_and_handle
+from ..jobs import build_and_send, poll_sources, send_outbox
+from ..jobs_cluster import Leadership, build_shards_and_send, open_round
+from ..logs import quiet_daemon_libraries
+from ..schedule import (
     ARXIV_POLL_HOURS,
-    ARXIV_POLL_MINUTE,
-    ARXIV_POLL_ZONE,
     poll_first_run,
-    poll_jitter,
 )
-from .sdnotify import Notifier
-from .sources import Http, make_source
-from .store import BaseStore, open_store
+from ..sdnotify import Notifier
+from ..sources import Http, make_source
+from ..store import BaseStore, open_store
+from .parts import (  # noqa: F401  (inbound_handler, poll_trigger: what tests import from here)
+    ARXIV_POLL_JITTER,
+    InboundHandle,
+    WebServer,
+    inbound_handler,
+    poll_trigger,
+    web_parts,
+)
 
 log = logging.getLogger("digestd.daemon")
-
-# handle(raw message) -> the kind of what it was ("bounce", "unsubscribe", ...)
-InboundHandle = Callable[[bytes], str]
 
 # APScheduler drops a run that starts more than misfire_grace_time late, 1 s by default:
 # a busy loop or a suspended machine would silently lose polls. A run may be late, never
@@ -77,61 +74,8 @@ MISFIRE_GRACE = 24 * 3600
 DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are cancelled
 STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
-ARXIV_POLL_JITTER = 600.0
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
-
-
-def inbound_handler(config: Config, store: BaseStore) -> InboundHandle:
-    """The handler of one message read from the [inbound] mailbox, on `store` (a connection
-    of the thread the IMAP run is in): digestd.inbound's, which raises InboundTempFail for
-    what may work later. Daemon(inbound_handler=...) takes another one (tests)."""
-    def handle(raw: bytes) -> str:
-        return handle_message(raw, config=config, store=store).kind
-
-    return handle
-
-
-def poll_trigger(cfg: SourceConfig, every: float) -> BaseTrigger:
-    """When a source is polled: its `every` with jitter, or for arXiv kinds without one,
-    a little after each announcement (arXiv publishes on a US Eastern schedule)."""
-    if not cfg.every and cfg.kind in ARXIV_KINDS:
-        return CronTrigger(hour=",".join(str(h) for h in ARXIV_POLL_HOURS),
-                           minute=ARXIV_POLL_MINUTE, timezone=ZoneInfo(ARXIV_POLL_ZONE),
-                           jitter=ARXIV_POLL_JITTER)
-    return IntervalTrigger(seconds=every, jitter=poll_jitter(every), timezone=timezone.utc)
-
-
-@dataclass
-class WebServer:
-    """The web app served by digestd.web.serve_web as a task of the daemon's loop."""
-
-    task: asyncio.Task
-    stop: asyncio.Event
-
-
-def web_parts(config: Config) -> tuple[Callable, Callable] | None:
-    """(create_app, serve_web) of digestd.web, or None (logged) when the web app is
-    disabled or this build has none: digests go on without it."""
-    if not config.web.enabled:
-        log.info("event=web_disabled reason=config")
-        return None
-    try:
-        from . import web
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.web":
-            log.error("event=web_unavailable error=%r", str(e))
-        else:
-            log.warning("event=web_unavailable reason=not_in_this_build")
-        return None
-    except Exception as e:  # a broken web module must not take the digests down with it
-        log.error("event=web_unavailable error=%r", f"{type(e).__name__}: {e}")
-        return None
-    parts = getattr(web, "create_app", None), getattr(web, "serve_web", None)
-    if None in parts:
-        log.warning("event=web_unavailable reason=no_create_app_or_serve_web")
-        return None
-    return parts
 
 
 class Daemon:
