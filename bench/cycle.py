@@ -828,6 +828,7 @@ def postgres_cycle(config, admin_url: str, pid: int | None, feed: FeedServer,
     feed.publish(arxiv_rss(papers, day), tag)
     folder = Path(config.path).parent
     url = config.store.url
+    pgcluster.checkpoint(admin_url)  # the setup's writes (a database copied) are done
     pgcluster.wait_idle(admin_url, url)
     server = [pgcluster.ServerSample.take(admin_url, pid)]
     with open_store(config.store) as store:
@@ -914,9 +915,10 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
         copy_s = time.perf_counter() - t
         t = time.perf_counter()
         pgcluster.vacuum_analyze(base_url)
+        pgcluster.checkpoint(admin_url)
         analyze_s = time.perf_counter() - t
         say(f"setup: copied {sum(copied.counts.values()):,} rows in {copy_s:.1f}s, "
-            f"VACUUM ANALYZE {analyze_s:.1f}s")
+            f"VACUUM ANALYZE and CHECKPOINT {analyze_s:.1f}s")
         sqlite = None
         if args.compare_sqlite:
             say("sqlite: the same day on the SQLite store ...")
