@@ -194,6 +194,7 @@ class Instances:
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("DIGESTD_", "NOTIFY_", "WATCHDOG_", "CREDENTIALS_"))}
         env["PYTHONPATH"] = str(ROOT)
+        self.logs = logs
         self.procs = []
         for k in range(n):
             with (logs / f"instance-{k}.log").open("ab") as log:
@@ -215,7 +216,8 @@ class Instances:
             line = proc.stdout.readline()
             if not line:
                 self.stop()
-                raise RuntimeError("an instance ended without a report: see its log")
+                raise RuntimeError("an instance ended without a report: see "
+                                   f"{self.logs}/instance-*.log")
             reports.append(json.loads(line))
         return reports
 
@@ -254,9 +256,12 @@ def _worker(config_path: str, at: str) -> int:
         return 1
     began, cpu0 = time.perf_counter(), os.times()
 
+    def round_opened() -> bool:
+        return store.db.execute("SELECT 1 FROM build_shards LIMIT 1").fetchone() is not None
+
     def left_to_do() -> bool:
         """The round is not opened yet, has a shard not built, or digests nobody claimed."""
-        if store.db.execute("SELECT 1 FROM build_shards LIMIT 1").fetchone() is None:
+        if not round_opened():
             return True
         return store.build_round_open() or store.db.execute(
             "SELECT 1 FROM digests WHERE status = 'queued' AND claimed_by IS NULL LIMIT 1"
@@ -267,10 +272,12 @@ def _worker(config_path: str, at: str) -> int:
         opened = False
         while True:
             ticks += 1
+            # the first to lead opens the round; another that leads later (the first gave
+            # the lease up, done) finds it built, as a daemon would
             if not opened and leadership.take():
-                led = True
-                opened = open_round(store, parse_iso(at))
-                if not opened:
+                opened = True
+                led = open_round(store, parse_iso(at))
+                if not led and not round_opened():
                     raise SystemExit("the leader found nothing due: no round was opened")
             one_built, one_sent = await build_shards_and_send(config, store, owner)
             built.add(one_built)
