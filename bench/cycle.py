@@ -793,17 +793,22 @@ def main(argv: list[str] | None = None) -> int:
         "phases": first["phases"],
         "days": days,
     }
-    out_path = args.out or RESULTS / f"cycle-{args.subscribers}-{args.papers}.json"
+    shutil.rmtree(work, ignore_errors=True)
+    return write_results(result, summary(result), args.out or RESULTS / (
+        f"cycle-{args.subscribers}-{args.papers}.json"), as_json=args.json)
+
+
+def write_results(result: dict, text: str, out_path: Path, *, as_json: bool) -> int:
+    """The figures as JSON at `out_path` and the summary `text` beside it (.txt); printed
+    too (the JSON with --json)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(result, indent=2) + "\n")
-    out_path.with_suffix(".txt").write_text(summary(result) + "\n")
-    shutil.rmtree(work, ignore_errors=True)
-    if args.json:
+    out_path.with_suffix(".txt").write_text(text + "\n")
+    if as_json:
         print(json.dumps(result, indent=2))
     else:
-        print(summary(result))
-        print(f"figures written to {out_path} and its summary to "
-              f"{out_path.with_suffix('.txt')}")
+        print(text)
+        print(f"figures written to {out_path} and its summary to {out_path.with_suffix('.txt')}")
     return 0
 
 
@@ -990,18 +995,9 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
         "copy_s": round(copy_s, 2), "analyze_s": round(analyze_s, 2), "copied": copied.counts,
         "sqlite": sqlite, "runs": runs,
     }
-    out_path = args.out or RESULTS / f"cycle-{args.subscribers}-{args.papers}-postgresql.json"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(result, indent=2) + "\n")
-    out_path.with_suffix(".txt").write_text(postgres_summary(result) + "\n")
     shutil.rmtree(work, ignore_errors=True)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(postgres_summary(result))
-        print(f"figures written to {out_path} and its summary to "
-              f"{out_path.with_suffix('.txt')}")
-    return 0
+    return write_results(result, postgres_summary(result), args.out or RESULTS / (
+        f"cycle-{args.subscribers}-{args.papers}-postgresql.json"), as_json=args.json)
 
 
 def postgres_summary(r: dict) -> str:
