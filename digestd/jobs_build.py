@@ -239,8 +239,9 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
         if profiled:
             # forked first, while this process holds little: the pages both processes share
             # are copied as soon as either writes to them (reference counts)
-            apart = BuiltApart(config, store.target, now=now, force=force, dry_run=dry_run,
-                               shard=shard, subscribers=profiled)
+            with store.fork_safe():
+                apart = BuiltApart(config, store.target, now=now, force=force,
+                                   dry_run=dry_run, shard=shard, subscribers=profiled)
             exclude = profiled
     try:
         # with the readers who have a profile built apart, nobody here needs ranking

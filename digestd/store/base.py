@@ -54,5 +54,11 @@ class BaseStore(PaperStore, SubscriberStore, DigestStore, WebStore, InboundStore
         checkpoints its WAL in a thread; elsewhere nothing)."""
         yield
 
+    @contextmanager
+    def fork_safe(self) -> Iterator[None]:
+        """Around a fork of this process: no thread of the store's is inside a library
+        call that holds a lock (SQLite: the background checkpoint thread waits)."""
+        yield
+
     def schema_version(self) -> int:  # pragma: no cover - each backend has its own
         raise NotImplementedError

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ class Store(BaseStore):
     def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
         self.path = str(path)
         self.target = self.path
+        self._between_calls = threading.Lock()  # the checkpoint thread's (fork_safe)
         self.side_files = self.path
         if self.path != ":memory:":
             _refuse_to_start_over(Path(self.path))
@@ -95,19 +97,20 @@ class Store(BaseStore):
         if self.path == ":memory:":
             yield
             return
-        import threading
-
         stop = threading.Event()
 
         def checkpoint() -> None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            with self._between_calls:
+                db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             try:
                 while not stop.wait(every):
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    with self._between_calls:  # see fork_safe
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except sqlite3.Error:  # pragma: no cover - the inline checkpoints take over
                 pass
             finally:
-                db.close()
+                with self._between_calls:
+                    db.close()
 
         thread = threading.Thread(target=checkpoint, name="wal-checkpoint", daemon=True)
         self.db.execute("PRAGMA wal_autocheckpoint = 0")
@@ -118,6 +121,14 @@ class Store(BaseStore):
             stop.set()
             thread.join()
             self.db.execute("PRAGMA wal_autocheckpoint = 1000")
+
+    @contextmanager
+    def fork_safe(self) -> Iterator[None]:
+        """Hold the background checkpoint thread between two of its calls while a process
+        forks: a fork copies a mutex SQLite holds in another thread as held, with nobody
+        to release it, and the child's first SQLite call would wait for ever."""
+        with self._between_calls:
+            yield
 
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
