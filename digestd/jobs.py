@@ -336,7 +336,9 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     build at its next batch and the sending after the messages in flight; the death of
     the `parent` process (kill -9 of digestd) ends this one at once, as if killed too."""
 
-    _die_with(parent)
+    # a build process must not go on for a digestd that was killed (its claims and sent
+    # journal are taken over by the next sender, as the parent's are)
+    forked.die_with(parent)
     setup_logging(level)
     halt = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: halt.set())
@@ -364,13 +366,6 @@ def _usage() -> tuple[float, int]:
                                                        resource.RUSAGE_CHILDREN))
     return (own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime,
             own.ru_oublock + reaped.ru_oublock)
-
-
-def _die_with(parent: int | None) -> None:
-    """SIGKILL this process when `parent` ends (forked.die_with): a helper must not go on
-    sending for a digestd that was killed. Its sent journal and claims are taken over by
-    the next sender, as the parent's are."""
-    forked.die_with(parent)
 
 
 async def _help_send(config: Config, store: BaseStore, helpers: int,

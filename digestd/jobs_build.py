@@ -319,6 +319,7 @@ class _Day:
     pks: dict[str, int]
     now: datetime
     checked_through: str | None
+
     def items(self, sid: int) -> list[PaperMatch]:
         """The subscriber's matches within their window."""
         start = self.first_index[sid]
