@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from typing import BinaryIO
 
 from . import forked
 from .config import Config, unsubscribe_warning
@@ -265,10 +266,8 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
 
     began = time.monotonic()
     # the result goes out on a copy of stdout; anything the build prints goes to stderr
-    code = ("import os, pickle, sys; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
-            "from digestd.jobs import _child_main; "
-            "result.write(pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer)))); "
-            "result.close()")
+    code = ("import os; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
+            "from digestd.jobs import _child_entry; _child_entry(result)")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
@@ -326,6 +325,22 @@ async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) 
         await asyncio.wait({talking})
     if not talking.cancelled():
         talking.exception()  # retrieved: a broken pipe to a killed child is expected
+
+
+def _child_entry(result: BinaryIO) -> None:
+    """The build process's body: arguments pickled on stdin, the result pickled to `result`.
+    A parent killed while the result goes out closes the pipe a moment before its death
+    reaches this process (PR_SET_PDEATHSIG): the write then fails with EPIPE, and this
+    process ends quietly, as the SIGKILL on its way would end it."""
+    import pickle
+    import sys
+
+    out = pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer)))
+    try:
+        result.write(out)
+        result.close()
+    except BrokenPipeError:
+        os._exit(1)
 
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,
