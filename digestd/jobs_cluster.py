@@ -27,14 +27,26 @@ from .store import BaseStore
 
 log = logging.getLogger("digestd.jobs")
 
-SUBSCRIBERS_PER_SHARD = 2000  # a round has one shard per this many subscribers (at least 1)
+# A round has one shard per SUBSCRIBERS_PER_SHARD subscribers, at most MAX_SHARDS, and at
+# least two from TWO_SHARDS_FROM on (so two instances share even a modest build). Each shard
+# pays fixed costs (a build process's start and imports, the day's papers, fitting TF-IDF
+# for its ranked readers: about 3 s of CPU, bench/cycle.py --store postgresql): 2,000 per
+# shard made them 40% of the build's CPU; 10,000 makes them under a tenth.
+SUBSCRIBERS_PER_SHARD = 10_000
+TWO_SHARDS_FROM = 4000
 MAX_SHARDS = 64
+
+
+def shard_count(subscribers: int) -> int:
+    """How many shards a build round over `subscribers` subscribers is cut into."""
+    return max(2 if subscribers >= TWO_SHARDS_FROM else 1,
+               min(MAX_SHARDS, subscribers // SUBSCRIBERS_PER_SHARD))
 
 
 def open_round(store: BaseStore, now: datetime) -> bool:
     """The leader's part: queue a build round as of `now` (see BaseStore.open_build_round,
     which says no while a round is open or nothing can be due yet). True when queued."""
-    shards = max(1, min(MAX_SHARDS, store.count_subscribers() // SUBSCRIBERS_PER_SHARD))
+    shards = shard_count(store.count_subscribers())
     opened = store.open_build_round(iso(now), shards)
     if opened:
         log.info("event=build_round_opened round=%s shards=%d", iso(now), shards)

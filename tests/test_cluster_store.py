@@ -98,3 +98,14 @@ def test_config_check_refuses_a_lease_out_of_range(tmp_path, capsys, seconds):
     path.write_text(f'[store]\nleader_lease = "{seconds}"\n')
     assert main(["--config", str(path), "config", "check"]) == 2
     assert "store.leader_lease must be" in capsys.readouterr().err
+
+
+def test_a_round_has_a_shard_per_ten_thousand_subscribers_two_from_four_thousand():
+    """Few shards, each big enough that its fixed costs (a process, the day's papers,
+    TF-IDF for its ranked readers) stay small next to its digests; two as soon as two
+    instances have something worth sharing; never more than MAX_SHARDS."""
+    from digestd.jobs_cluster import MAX_SHARDS, shard_count
+
+    assert [shard_count(n) for n in (0, 1, 3999, 4000, 19_999, 20_000, 100_000)] == \
+        [1, 1, 1, 2, 2, 2, 10]
+    assert shard_count(10_000_000) == MAX_SHARDS
