@@ -82,6 +82,26 @@ def test_one_digest_per_subscriber_and_period(store):
     assert store.outbox() == [] and store.digest_counts() == {"sent": 1}
 
 
+def test_a_digest_for_a_subscriber_gone_is_refused_and_the_batch_goes_on(store):
+    """A subscriber deleted while their digest was built: no digest (None), no marks, and
+    the other digests of the same transaction commit."""
+    store.add_papers([Paper(id="arxiv:1", title="T")])
+    gone = store.add_subscriber("gone@example.org", ["t"])
+    kept = store.add_subscriber("kept@example.org", ["t"])
+    pk = store.paper_pks(["arxiv:1"])["arxiv:1"]
+    store.remove_subscriber("gone@example.org")
+    with store.transaction():
+        refused = store.queue_digest(gone.id, "2026-11-23", recipient=gone.email,
+                                     message_id="<1@x>", message=b"m", paper_pks=[pk],
+                                     whys=["t"], kinds=[0], slot_at="2026-11-23T07:00:00Z")
+        queued = store.queue_digest(kept.id, "2026-11-23", recipient=kept.email,
+                                    message_id="<2@x>", message=b"m", paper_pks=[pk],
+                                    whys=["t"], kinds=[0], slot_at="2026-11-23T07:00:00Z")
+    assert refused is None and queued is not None
+    assert store.sent_among([pk]) == {kept.id: {pk}}
+    assert [r.id for r in store.outbox()] == [queued]
+
+
 def test_source_state(store):
     store.record_poll("arxiv", ok=True, new=3, etag='"abc"', last_modified="Mon")
     store.record_poll("arxiv", ok=False, error="timeout")
