@@ -565,3 +565,46 @@ async def test_a_full_mailbox_is_temporary_and_5_1_1_stays_hard(store, smtp_sink
         assert (sub.status, sub.bounces) == ("active", 0)
     assert store.get_subscriber("gone@example.org").status == "bouncing"
     assert status_of(store, gone)[0] == "failed"
+
+
+def test_a_failed_group_commit_stops_the_data_and_loses_no_mark(postgres_url, smtp_sink,
+                                                                monkeypatch):
+    """PostgreSQL: the 250s are committed in groups, and a connection's next DATA waits for
+    the commit of its last one (its MAIL FROM and RCPT TO go out meanwhile). When a commit
+    fails, the run ends with that error: no connection finishes another message, the marks
+    of what the server took reach the store in the run's last attempt, and the rows not
+    sent are handed back; the next run sends each of them once."""
+    import psycopg
+
+    from digestd.store import open_store
+    from digestd.store.postgres import PostgresStore
+
+    emails = [f"reader{i:02d}@example.org" for i in range(12)]
+    with open_store(postgres_url) as store:
+        queue(store, emails)
+    real, calls = PostgresStore.mark_sent_many, []
+
+    def first_commit_fails(self, marks):
+        calls.append(list(marks))
+        if len(calls) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return real(self, marks)
+
+    monkeypatch.setattr(PostgresStore, "mark_sent_many", first_commit_fails)
+    connections = 3
+    with open_store(postgres_url) as store:
+        with pytest.raises(psycopg.OperationalError):
+            asyncio.run(send_smtp(store, smtp(smtp_sink, max_connections=connections),
+                                  "digest@example.org"))
+        took = sorted(r.rcpt_tos[0] for r in smtp_sink.received)
+        # one message per connection at most: each waited for its commit before more DATA
+        assert 1 <= len(took) <= connections
+        sent = {r[0] for r in store.db.execute(
+            "SELECT recipient FROM digests WHERE status = 'sent'")}
+        assert sent == set(took)  # the failed group's marks, stored by the last attempt
+        assert store.outbox_claimants() == {}  # the rest handed back
+        monkeypatch.setattr(PostgresStore, "mark_sent_many", real)
+        report = asyncio.run(send_smtp(store, smtp(smtp_sink, max_connections=connections),
+                                       "digest@example.org"))
+        assert report.sent == len(emails) - len(took)
+    assert Counter(r.rcpt_tos[0] for r in smtp_sink.received) == Counter(emails)

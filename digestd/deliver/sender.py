@@ -11,8 +11,9 @@ is made durable before anything else can fail:
   journal's marks reach the store in batches, from a thread of their own, and a journal left
   behind by a sender that died is applied before its claims are taken over;
 - on PostgreSQL (several machines, no shared file), by a group commit: the 250s that arrive
-  within GROUP_COMMIT_S are committed together, and the connection that got one sends its
-  next message only once that commit is done.
+  within GROUP_COMMIT_S are committed together, and the connection that got one finishes
+  its next message (the DATA that can earn the next 250) only once that commit is done; the
+  next message's MAIL FROM and RCPT TO go out while the commit runs.
 
 So a crash (kill -9) at any point leaves every digest either sent or queued; the only
 message that can go out twice is one the server accepted in the instant before the crash
@@ -263,9 +264,17 @@ class SmtpSender:
                                        else self._write_marks())
         renewer = asyncio.ensure_future(self._renew_claims())
         stored = False
+        workers = [asyncio.ensure_future(self._worker(n))
+                   for n in range(self.smtp.max_connections)]
         try:
-            await asyncio.gather(*(self._worker(n) for n in range(self.smtp.max_connections)))
+            await asyncio.gather(*workers)
         finally:
+            # one worker failed (or this run is cancelled): the others end before their claims
+            # are handed back below, or a row one of them is still sending could be claimed
+            # and sent again by another sender
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
             writer.cancel()
             renewer.cancel()
             # a claim still running ends first: its rows are handed back below
@@ -404,6 +413,9 @@ class SmtpSender:
 
     async def _worker(self, n: int) -> None:
         client: aiosmtplib.SMTP | None = None
+        # PostgreSQL: the group commit of this connection's last 250, awaited before the
+        # next DATA (a kill loses at most that one mark per connection)
+        committing: asyncio.Future | None = None
         try:
             while (row := await self._next_row()) is not None:
                 if client is None or not client.is_connected:
@@ -420,26 +432,32 @@ class SmtpSender:
                             # carry on, this row goes back to them
                             self.buffer.appendleft(row)
                             log.info("event=connection_refused worker=%d error=%r", n, str(e))
-                            return
+                            break
                         error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
                                 f"{_one_line(str(e)) or type(e).__name__}"
                         await self._finish(row, Outcome("deferred", error))
                         self.report.stopped = error
-                        return
+                        break
                     finally:
                         self.connecting -= 1
                     self.clients.append(client)
                 await self.rate.wait()
                 if self._stopping():  # asked to stop while connecting or waiting: not started
                     self.buffer.appendleft(row)
-                    return
-                await self._finish(row, await self._send(client, row))
+                    break
+                outcome = await self._send(client, row, committing)
+                committing = await self._finish(row, outcome) or committing
+            if committing is not None:  # this worker's last mark is in before it ends
+                await committing
         finally:
             if client is not None:
                 await _quit(client)
 
-    async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow) -> Outcome:
-        """One transaction, step by step so the stage of a failure is known."""
+    async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow,
+                    committing: asyncio.Future | None = None) -> Outcome:
+        """One transaction, step by step so the stage of a failure is known. `committing`
+        (the group commit of this connection's last 250) is awaited before DATA: its error
+        ends the worker, and this row, never sent, is handed back with the run's claims."""
         stage = "MAIL"
         try:
             message = row.message
@@ -454,6 +472,8 @@ class SmtpSender:
             await client.mail(sender, options=options)
             stage = "RCPT"
             await client.rcpt(row.recipient)
+            if committing is not None:
+                await committing
             stage = "DATA"
             await send_data(client, message)
         except aiosmtplib.SMTPResponseException as e:
@@ -468,22 +488,24 @@ class SmtpSender:
             return classify(stage, e)
         return Outcome("sent")
 
-    async def _finish(self, row: OutboxRow, outcome: Outcome) -> None:
+    async def _finish(self, row: OutboxRow, outcome: Outcome) -> asyncio.Future | None:
         """Record the outcome: a 250 in the journal at once (that is what a crash cannot
-        undo), anything else in the store before this connection sends again."""
+        undo), anything else in the store before this connection sends again. PostgreSQL: a
+        250 joins the next group commit, whose future is returned (the worker awaits it
+        before its next DATA)."""
         r = self.report
+        done: asyncio.Future | None = None
         if outcome.kind == "sent":
             at = utcnow()
             if self.group_commit:
                 if self.commit_error is not None:  # kept for the final attempt; stop here
                     self.marks.append((row.id, at))
                     raise self.commit_error
-                # this connection sends again only once the mark is committed: a kill loses
-                # at most this one message's mark per connection
+                # this connection's next DATA waits for the commit: a kill loses at most
+                # this one message's mark per connection
                 done = asyncio.get_running_loop().create_future()
                 self.pending.append((row.id, at, done))
                 self.marks_due.set()
-                await done
             elif self.journal is None:  # a ":memory:" store: no crash to survive
                 self.store.mark_sent(row.id, now=at)
             else:
@@ -518,6 +540,7 @@ class SmtpSender:
                         row.attempts + 1, delay, outcome.error)
         if self.progress:
             self.progress(r)
+        return done
 
 
 
