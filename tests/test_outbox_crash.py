@@ -240,6 +240,12 @@ async def test_journals_of_dead_senders_are_applied_and_the_others_left_alone(tm
         journals["elsewhere"].record(third, "2026-11-23T06:00:02+00:00")
         for j in journals.values():
             j.close(remove=False)
+        # a sender starting this instant has made its journal but not written its owner
+        # line yet: left alone; an empty one from minutes ago is a dead sender's
+        prefix = str(db_path) + SentJournal.PREFIX
+        (starting := Path(prefix + "starting")).touch()
+        (stale := Path(prefix + "stale")).touch()
+        os.utime(stale, (time.time() - 600, time.time() - 600))
         report = await send_smtp(store, SmtpConfig(host="127.0.0.1", port=smtp_sink.port,
                                                    security="none", timeout=5),
                                  "digest@example.org")
@@ -250,4 +256,5 @@ async def test_journals_of_dead_senders_are_applied_and_the_others_left_alone(tm
                                                                  "c@example.org"]
     assert sent_at[second] == "2026-11-23T06:00:01+00:00"
     assert {p.name for p in tmp_path.glob("digestd.sqlite3.sent-journal.*")} == {
-        journals["live"].path.name, journals["elsewhere"].path.name}
+        journals["live"].path.name, journals["elsewhere"].path.name, starting.name}
+    assert not stale.exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+import time
 from pathlib import Path
 
 def new_owner() -> str:
@@ -35,6 +36,17 @@ def owner_alive(owner: str) -> bool:
         return True
     return state not in ("Z", "X")
 
+
+
+BORN_S = 60.0  # a journal without its owner line is a starting sender's for this long
+
+
+def _young(path: Path) -> bool:
+    """Whether `path` was changed in the last BORN_S seconds (or is gone already)."""
+    try:
+        return time.time() - path.stat().st_mtime < BORN_S
+    except FileNotFoundError:
+        return True
 
 
 class SentJournal:
@@ -71,6 +83,9 @@ class SentJournal:
                 continue
             owner = lines[0].removeprefix("owner ") if lines else ""
             if owner and owner_alive(owner):
+                continue
+            if not owner and _young(path):
+                # made a moment ago by a sender that has not written its owner line yet
                 continue
             marks = []
             for line in lines[1:]:
