@@ -20,6 +20,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -89,7 +90,37 @@ class Postgres:
                   f"-k {self.dir} -c listen_addresses='' {fast}-c max_connections=200",
                   "start")
         self.started = True
+        self._watch()
         self.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+
+    def _watch(self) -> None:
+        """A small process that stops the cluster and removes its folder if this process
+        dies without stop() (pytest killed with SIGKILL, say): the server is no child of
+        ours (pg_ctl detaches it) and would run on. Linux's PR_SET_PDEATHSIG (prctl(2))
+        sends the watcher SIGTERM at this process's death; elsewhere nothing watches."""
+        stop = [str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
+        if self.run_as is not None:
+            stop = ["runuser", "-u", self.run_as, "--", *stop]
+        code = (
+            "import ctypes, os, shutil, signal, subprocess, sys\n"
+            "parent, folder, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"
+            "def end(*_):\n"
+            "    subprocess.run(stop, capture_output=True, timeout=60, cwd=folder)\n"
+            "    shutil.rmtree(folder, ignore_errors=True)\n"
+            "    os._exit(0)\n"
+            "signal.signal(signal.SIGTERM, end)\n"
+            "try:\n"
+            "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)\n"
+            "except (OSError, AttributeError):\n"
+            "    os._exit(0)\n"
+            "if os.getppid() != parent:\n"
+            "    end()\n"
+            "while True:\n"
+            "    signal.pause()\n")
+        self.watcher = subprocess.Popen(
+            [sys.executable, "-c", code, str(os.getpid()), str(self.dir), *stop],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
 
     def url(self, dbname: str = "postgres", user: str = USER) -> str:
         """A libpq URL for `dbname` through the socket (the host is the socket's folder)."""
@@ -120,6 +151,10 @@ class Postgres:
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def stop(self) -> None:
+        watcher = getattr(self, "watcher", None)
+        if watcher is not None:  # stopped here: the watcher must not stop it again
+            watcher.kill()
+            watcher.wait()
         if self.started:
             try:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
