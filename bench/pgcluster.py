@@ -239,6 +239,7 @@ def _worker(config_path: str, at: str) -> int:
 
     from digestd.config import load_config
     from digestd.deliver import DeliveryReport, new_owner
+    from digestd.jobs import build_workers
     from digestd.jobs_build import BuildReport
     from digestd.jobs_cluster import Leadership, build_shards_and_send, open_round
     from digestd.schedule import parse_iso
@@ -276,7 +277,7 @@ def _worker(config_path: str, at: str) -> int:
             # the lease up, done) finds it built, as a daemon would
             if not opened and leadership.take():
                 opened = True
-                led = open_round(store, parse_iso(at))
+                led = open_round(store, parse_iso(at), build_workers(config))
                 if not led and not round_opened():
                     raise SystemExit("the leader found nothing due: no round was opened")
             one_built, one_sent = await build_shards_and_send(config, store, owner)

@@ -31,22 +31,28 @@ log = logging.getLogger("digestd.jobs")
 # least two from TWO_SHARDS_FROM on (so two instances share even a modest build). Each shard
 # pays fixed costs (a build process's start and imports, the day's papers, fitting TF-IDF
 # for its ranked readers: about 3 s of CPU, bench/cycle.py --store postgresql): 2,000 per
-# shard made them 40% of the build's CPU; 10,000 makes them under a tenth.
+# shard made them 40% of the build's CPU; 10,000 makes them under a tenth. A leader with
+# many build processes cuts at least two shards per process, down to MIN_PER_SHARD
+# subscribers a shard, so that its own cores are kept busy to the end.
 SUBSCRIBERS_PER_SHARD = 10_000
+MIN_PER_SHARD = 2000
 TWO_SHARDS_FROM = 4000
 MAX_SHARDS = 64
 
 
-def shard_count(subscribers: int) -> int:
-    """How many shards a build round over `subscribers` subscribers is cut into."""
-    return max(2 if subscribers >= TWO_SHARDS_FROM else 1,
-               min(MAX_SHARDS, subscribers // SUBSCRIBERS_PER_SHARD))
+def shard_count(subscribers: int, workers: int = 1) -> int:
+    """How many shards a build round over `subscribers` subscribers is cut into, for a
+    leader that runs `workers` build processes at once."""
+    wanted = max(subscribers // SUBSCRIBERS_PER_SHARD,
+                 min(2 * workers, subscribers // MIN_PER_SHARD))
+    return max(2 if subscribers >= TWO_SHARDS_FROM else 1, min(MAX_SHARDS, wanted))
 
 
-def open_round(store: BaseStore, now: datetime) -> bool:
+def open_round(store: BaseStore, now: datetime, workers: int = 1) -> bool:
     """The leader's part: queue a build round as of `now` (see BaseStore.open_build_round,
-    which says no while a round is open or nothing can be due yet). True when queued."""
-    shards = shard_count(store.count_subscribers())
+    which says no while a round is open or nothing can be due yet), cut for a leader with
+    `workers` build processes (shard_count). True when queued."""
+    shards = shard_count(store.count_subscribers(), workers)
     opened = store.open_build_round(iso(now), shards)
     if opened:
         log.info("event=build_round_opened round=%s shards=%d", iso(now), shards)

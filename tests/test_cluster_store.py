@@ -103,9 +103,13 @@ def test_config_check_refuses_a_lease_out_of_range(tmp_path, capsys, seconds):
 def test_a_round_has_a_shard_per_ten_thousand_subscribers_two_from_four_thousand():
     """Few shards, each big enough that its fixed costs (a process, the day's papers,
     TF-IDF for its ranked readers) stay small next to its digests; two as soon as two
-    instances have something worth sharing; never more than MAX_SHARDS."""
+    instances have something worth sharing; two per build process of the leader, to keep
+    its cores busy to the end; never more than MAX_SHARDS."""
     from digestd.jobs_cluster import MAX_SHARDS, shard_count
 
     assert [shard_count(n) for n in (0, 1, 3999, 4000, 19_999, 20_000, 100_000)] == \
         [1, 1, 1, 2, 2, 2, 10]
     assert shard_count(10_000_000) == MAX_SHARDS
+    # a leader with 7 build processes: two shards for each, of 2,000 subscribers at least
+    assert [shard_count(n, 7) for n in (3999, 8000, 30_000, 100_000, 200_000)] == \
+        [1, 4, 14, 14, 20]

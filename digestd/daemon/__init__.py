@@ -46,7 +46,7 @@ from ..config import Config, InboundConfig, SourceConfig, load_config
 from ..deliver import DeliveryReport, new_owner
 from ..errors import DigestdError
 from ..inbound.imap import fetch_and_handle
-from ..jobs import build_and_send, poll_sources, send_outbox
+from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
 from ..jobs_cluster import Leadership, build_shards_and_send, open_round
 from ..logs import quiet_daemon_libraries
 from ..schedule import (
@@ -450,7 +450,7 @@ class Daemon:
                 # the leader decides what is due (a round as of its clock); every instance
                 # builds the shards it claims and sends
                 if self.leader:
-                    open_round(self.store, self.clock())
+                    open_round(self.store, self.clock(), build_workers(self.config))
                 built, report = await build_shards_and_send(
                     self.config, self.store, self.instance, stop=self.stop_requested,
                     progress=self._delivered, heartbeat=self._progress)
