@@ -128,6 +128,16 @@ def test_the_triggers_keep_ids_bodies_bounces_and_the_schedule_version(postgres_
         assert store.add_subscriber("b@example.org").id == a.id + 1  # never given out twice
         # addresses are the same whatever their case, as SQLite's COLLATE NOCASE
         assert store.get_subscriber("B@Example.org").email == "b@example.org"
+        # once per statement: a status change, and many subscribers deleted at once
+        version = store.schedule_fingerprint()
+        store.set_status(a.id + 1, "paused")
+        assert store.schedule_fingerprint() != version
+        many = [store.add_subscriber(f"m{i}@example.org", ["x"]).id for i in range(3)]
+        version = store.schedule_fingerprint()
+        with store.transaction() as db:
+            db.execute("DELETE FROM subscribers")
+        assert store.schedule_fingerprint() != version
+        assert store.add_subscriber("c@example.org").id == max(many) + 1
 
 
 def test_store_copy_moves_the_demo_store_and_sends_no_paper_twice(tmp_path, postgres_server,
