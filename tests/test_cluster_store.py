@@ -90,6 +90,35 @@ def test_claims_pass_over_rows_another_instance_is_claiming(postgres_url):
         assert one.outbox_claimants() == {"host-a/1/x": 3, "host-b/2/y": 3}
 
 
+def test_outbox_claims_go_by_the_stores_clock_not_the_senders(store, monkeypatch):
+    """A sender whose own clock runs ten minutes ahead neither takes a claim another sender
+    holds for one more minute, nor writes leases that end early or late: claims and their
+    renewals are timed by the store's clock (the database server's on PostgreSQL)."""
+    import datetime as dt
+
+    import digestd.store.cluster as cluster
+    import digestd.store.digests as digests
+
+    ids = queue(store, ["a@example.org", "b@example.org"])
+    held, _ = store.claim_outbox("host-a/1/x", limit=2, lease_s=60)
+    assert sorted(r.id for r in held) == sorted(ids)
+
+    class Ahead(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + dt.timedelta(minutes=10)
+
+    monkeypatch.setattr(digests, "datetime", Ahead)
+    monkeypatch.setattr(cluster, "datetime", Ahead)
+    taken, _ = store.claim_outbox("host-b/2/y", limit=2, lease_s=60)
+    assert taken == []
+    assert store.renew_outbox_claims("host-a/1/x", 60) == 2
+    until = dt.datetime.fromisoformat(store.db.execute(
+        "SELECT max(claimed_until) FROM digests").fetchone()[0])
+    left = (until - dt.datetime.now(dt.timezone.utc)).total_seconds()
+    assert 55 <= left <= 61
+
+
 @pytest.mark.parametrize("seconds", ["1s", "11m"])
 def test_config_check_refuses_a_lease_out_of_range(tmp_path, capsys, seconds):
     from digestd.cli import main

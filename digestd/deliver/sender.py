@@ -355,9 +355,7 @@ class SmtpSender:
         (a slow server, a rate limit) keeps them, a dead one loses them in time."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            until = datetime.now(timezone.utc) + timedelta(seconds=self.lease)
-            held = await self.db("renew_outbox_claims", self.owner,
-                                 until.isoformat(timespec="seconds"))
+            held = await self.db("renew_outbox_claims", self.owner, self.lease)
             log.debug("event=claims_renewed owner=%s rows=%d", self.owner, held)
 
     async def _take_over_dead_senders(self) -> None:

@@ -9,6 +9,8 @@ another's build to commit.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from .records import utcnow
 
 
@@ -116,9 +118,17 @@ class ClusterStore:
 
     # -- the outbox's claims, while a long send runs ------------------------------------------
 
-    def renew_outbox_claims(self, owner: str, until: str) -> int:
-        """Move the lease of every outbox row `owner` holds to `until` (ISO time, as
-        claim_outbox writes it). Returns the rows still held."""
+    def store_clock(self) -> datetime:
+        """Now by the store's clock (UTC): the database server's on PostgreSQL, which every
+        instance shares, so claims are judged alike whatever the machines' clocks say."""
+        epoch = self.db.execute(f"SELECT {self.sql.epoch_now}").fetchone()[0]
+        return datetime.fromtimestamp(float(epoch), timezone.utc)
+
+    def renew_outbox_claims(self, owner: str, lease_s: float) -> int:
+        """Move the lease of every outbox row `owner` holds to `lease_s` seconds from now
+        (the store's clock, as claim_outbox). Returns the rows still held."""
+        until = datetime.fromtimestamp(self.store_clock().timestamp() + lease_s,
+                                       timezone.utc).isoformat(timespec="seconds")
         with self.transaction(exclusive=False) as db:
             return db.execute("UPDATE digests SET claimed_until = ? WHERE claimed_by = ?",
                               (until, owner)).rowcount

@@ -301,12 +301,13 @@ class DigestStore:
         does not unpack (a damaged body) is not claimed but failed, with the reason.
 
         `owner` names the sender across machines (deliver.new_owner: host/pid/random); the
-        claim holds for `lease_s` seconds unless renewed (renew_outbox_claims), then any
+        claim holds for `lease_s` seconds by the store's clock (store_clock: the database
+        server's on PostgreSQL) unless renewed (renew_outbox_claims), then any
         sender may take the row. On PostgreSQL the rows are locked as they are read, and
         rows another sender is claiming at that moment are passed over (SKIP LOCKED): two
         instances never claim one row, and neither waits for the other or for a build.
         """
-        now = now or datetime.now(timezone.utc)
+        now = now or self.store_clock()
         stamp = now.isoformat(timespec="seconds")
         until = datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
             timespec="seconds")
