@@ -39,6 +39,9 @@ def _bin_dir() -> Path | None:
 
 
 BIN = _bin_dir()
+# util-linux's runuser is in /usr/sbin, which a PATH of cron, `su` or `env -i` leaves out
+RUNUSER = shutil.which("runuser") or next(
+    (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None)
 USER = "digestd"
 PASSWORD_USER, PASSWORD = "secretive", "pass word 1"
 
@@ -59,7 +62,7 @@ class Postgres:
     def _run(self, *args: str, timeout: float = 60) -> None:
         cmd = [str(BIN / args[0]), *args[1:]]
         if self.run_as is not None:
-            cmd = ["runuser", "-u", self.run_as, "--", *cmd]
+            cmd = [str(RUNUSER), "-u", self.run_as, "--", *cmd]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                               cwd=self.dir)
         if done.returncode != 0:
@@ -72,8 +75,9 @@ class Postgres:
         if BIN is None or not (BIN / "initdb").exists():
             raise RuntimeError("PostgreSQL's initdb is not installed")
         if self.run_as is not None:
-            if shutil.which("runuser") is None:
-                raise RuntimeError("running as root and runuser is missing")
+            if RUNUSER is None:
+                raise RuntimeError("running as root and runuser (util-linux) is missing: "
+                                   "PostgreSQL refuses to run as root")
             user = pwd.getpwnam(self.run_as)
             os.chown(self.dir, user.pw_uid, user.pw_gid)
         os.chmod(self.dir, 0o755)  # the socket is in here: the tests' user must reach it
@@ -100,7 +104,7 @@ class Postgres:
         sends the watcher SIGTERM at this process's death; elsewhere nothing watches."""
         stop = [str(BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"]
         if self.run_as is not None:
-            stop = ["runuser", "-u", self.run_as, "--", *stop]
+            stop = [str(RUNUSER), "-u", self.run_as, "--", *stop]
         code = (
             "import ctypes, os, shutil, signal, subprocess, sys\n"
             "parent, folder, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3:]\n"

@@ -77,8 +77,12 @@ def test_config_check_and_doctor_say_when_postgresql_cannot_be_reached(tmp_path,
     cfg = tmp_path / "digestd.toml"
     cfg.write_text(f'[store]\nurl = "{url}"\n[delivery]\nmethod = "outbox"\n')
     assert main(["-c", str(cfg), "config", "check"]) == 1
-    err = capsys.readouterr().err
+    said = capsys.readouterr()
+    err = said.err
     assert f"cannot reach the PostgreSQL store {url}" in err and "Traceback" not in err
+    # no "config OK" above an error; and no sources is said in words
+    assert said.out.startswith("config read, but the store cannot be reached")
+    assert "sources   none: nothing will be polled" in said.out
     assert main(["-c", str(cfg), "doctor"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  store" in out and "cannot reach the PostgreSQL store" in out
@@ -273,3 +277,32 @@ def test_store_copy_moves_a_store_of_the_demo_and_the_bench_generator(
     assert here.digests + here.quiet >= 40 and here.digests and here.ranked
     assert (there.digests, there.quiet, there.ranked, there.matches) == \
         (here.digests, here.quiet, here.ranked, here.matches)
+
+
+def test_store_copy_refuses_a_missing_store_and_takes_from_and_the_password_file(
+        tmp_path, postgres_server, capsys, monkeypatch):
+    """No store where the config (or the defaults) say: refused, and no empty store made
+    and "copied". `--from` names the file instead, and the config's store.password_file
+    gives the target's password, as the message after the copy says."""
+    from .postgres import PASSWORD, PASSWORD_USER
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    monkeypatch.delenv("DIGESTD_STORE_PASSWORD", raising=False)
+    url = postgres_server.url(postgres_server.new_database(migrated=False), user=PASSWORD_USER)
+    assert main(["store", "copy", "--to", url]) != 0
+    assert "digestd.sqlite3 does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "digestd.sqlite3").exists()
+
+    old = tmp_path / "old" / "kept.sqlite3"
+    with Store(old) as store:
+        store.add_subscriber("a@example.org", ["x"])
+    (tmp_path / "pw").write_text(PASSWORD + "\n")
+    cfg = tmp_path / "digestd.toml"
+    cfg.write_text('[store]\npassword_file = "pw"\n')
+    assert main(["-c", str(cfg), "store", "copy", "--from", str(old), "--to", url]) == 0
+    out = capsys.readouterr().out
+    assert "every table's count matches" in out and f'path = "{old.resolve()}"' in out
+    with open_store(url.replace(f"{PASSWORD_USER}@", f"{PASSWORD_USER}:"
+                                f"{PASSWORD.replace(' ', '%20')}@")) as new:
+        assert [s.email for s in new.subscribers()] == ["a@example.org"]

@@ -86,17 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
         dest="config_command", metavar="SUBCOMMAND", required=True)
     p = add("check", cmd_config_check, "validate the config file and summarize it", config)
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="print only errors (the unit's ExecReload= check)")
+                   help="print only errors and warnings (the unit's ExecReload= check)")
     add("example", cmd_config_example, "print a config documenting every setting", config)
 
     store = add("store", None, "move the store to PostgreSQL").add_subparsers(
         dest="store_command", metavar="SUBCOMMAND", required=True)
-    p = add("copy", cmd_store_copy, "copy the SQLite store into an empty PostgreSQL database "
-            "and compare the counts (stop digestd first)", store)
+    p = add("copy", cmd_store_copy, "copy the SQLite store (the config's [store] path, or "
+            "--from) into an empty PostgreSQL database and compare the counts (stop digestd "
+            "first)", store)
     p.add_argument("--to", required=True, metavar="URL",
                    help='the database: "postgresql://user@host/db" (the password from '
-                        "DIGESTD_STORE_PASSWORD, the credential store-password or libpq's "
-                        "PGPASSWORD / ~/.pgpass)")
+                        "store.password_file, DIGESTD_STORE_PASSWORD, the credential "
+                        "store-password or libpq's PGPASSWORD / ~/.pgpass)")
+    p.add_argument("--from", dest="source", metavar="PATH",
+                   help="the SQLite file to copy instead of the config's [store] path (the "
+                        "demo's: digestd-demo/digestd.sqlite3)")
 
     p = add("poll", cmd_poll, "poll the sources now and store new papers")
     p.add_argument("--source", action="append", metavar="NAME",
@@ -251,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
         "the [inbound] mailbox (login; nothing read or moved), the DKIM key and the From "
         "domain's SPF/DKIM/DMARC records")
     add_inbound_parser(add)
-    add("run", cmd_run, "run as a service: poll, build and send on schedule; SIGTERM stops "
-        "cleanly, SIGHUP reloads the config")
+    add("run", cmd_run, "run as a service: poll, build and send on schedule, read [inbound], "
+        "and serve the web app on [web] listen; SIGTERM stops cleanly, SIGHUP reloads the "
+        "config")
     p = add("web", cmd_web, "serve only the web app: subscribe, confirm, preferences, "
              "one-click unsubscribe, /healthz and /metrics (the service runs it too)")
     p.add_argument("--listen", metavar="ADDR",

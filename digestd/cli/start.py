@@ -151,14 +151,17 @@ def cmd_config_check(args: argparse.Namespace) -> int:
             print(f"digestd: warning: {warning}", file=sys.stderr)
         return 0
     where = str(config.path) if config.path else "embedded defaults (no config file found)"
-    print(f"config OK: {where}")
-    if hidden:
-        print("  credentials not readable here (as under ExecReload=): not checked")
     reached = None
     if config.store.url:
         from ..store.postgres import probe
 
         reached = probe(config.store)
+    unreachable = reached is not None and not reached[0]
+    print(f"config read, but the store cannot be reached: {where}" if unreachable
+          else f"config OK: {where}")
+    if hidden:
+        print("  credentials not readable here (as under ExecReload=): not checked")
+    if reached is not None:
         print(f"  store     {reached[1]}" if reached[0] else f"  store     {config.store.where}")
     else:
         print(f"  store     {config.store.path}")
@@ -171,14 +174,16 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  bounces   return path {local}+TOKEN@{domain}: pipe it to `digestd inbound`")
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
-          + ", ".join(f"{s.name} ({s.kind})" for s in config.sources))
+          + ", ".join(f"{s.name} ({s.kind})" for s in config.sources) if config.sources
+          else "  sources   none: nothing will be polled (add [[sources]] tables; "
+               "`digestd config example` shows each kind)")
     inbound = config.inbound
     print("  inbound   " + (f"IMAP {inbound.username}@{inbound.imap_host}:{inbound.port} "
                             f"({inbound.imap_security}), folder {inbound.folder!r}, every "
                             f"{duration_text(inbound.every)}" if inbound.enabled else "off"))
     for warning in config.warnings:
         print(f"digestd: warning: {warning}", file=sys.stderr)
-    if reached is not None and not reached[0]:
+    if unreachable:
         print(f"digestd: error: {reached[1]}", file=sys.stderr)
         return 1
     return 0
