@@ -104,3 +104,10 @@ def test_set_chooses_recommendations_and_the_threshold(site, capsys):
                  "-c", str(config)]) == 0
     with open_store(db) as store:
         assert store.get_subscriber("a@example.org").min_score is None
+
+
+def test_sources_says_when_none_are_configured(site, capsys):
+    config, _ = site
+    capsys.readouterr()
+    assert main(["sources", "--config", str(config)]) == 0
+    assert "no sources configured: nothing is polled" in capsys.readouterr().out

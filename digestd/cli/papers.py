@@ -44,6 +44,9 @@ def cmd_sources(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
+    if not rows:
+        print("no sources configured: nothing is polled. Add [[sources]] tables to the "
+              "config (`digestd config example` shows each kind).")
     for r in rows:
         health = "never polled" if not r["last_success"] and not r["last_error"] else (
             f"{r['consecutive_errors']} consecutive errors, last: {r['last_error']}"
