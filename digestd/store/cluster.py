@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .records import utcnow
+from .records import lease_end, utcnow
+
 
 
 class ClusterStore:
@@ -127,8 +128,7 @@ class ClusterStore:
     def renew_outbox_claims(self, owner: str, lease_s: float) -> int:
         """Move the lease of every outbox row `owner` holds to `lease_s` seconds from now
         (the store's clock, as claim_outbox). Returns the rows still held."""
-        until = datetime.fromtimestamp(self.store_clock().timestamp() + lease_s,
-                                       timezone.utc).isoformat(timespec="seconds")
+        until = lease_end(self.store_clock(), lease_s)
         with self.transaction(exclusive=False) as db:
             return db.execute("UPDATE digests SET claimed_until = ? WHERE claimed_by = ?",
                               (until, owner)).rowcount

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 
 from ..errors import NotFound, StoreError
 from .bodies import PackedMessage, pack_message, unpack_message
-from .records import PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, utcnow
+from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, lease_end,
+                      utcnow)
 
 log = logging.getLogger("digestd.store")
 
@@ -309,8 +310,7 @@ class DigestStore:
         """
         now = now or self.store_clock()
         stamp = now.isoformat(timespec="seconds")
-        until = datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
-            timespec="seconds")
+        until = lease_end(now, lease_s)
         with self.transaction(exclusive=False) as db:
             found = db.execute(
                 f"SELECT d.id, s.status, {self._web_mail('d.')} "

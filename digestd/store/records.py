@@ -103,3 +103,9 @@ class StoredSeed:
     abstract: str = ""
     origin: str = ""  # the file it came from; "" for ids given on the command line
     added_at: str = ""
+
+
+def lease_end(now: datetime, lease_s: float) -> str:
+    """The ISO time (whole seconds, UTC) `lease_s` seconds after `now`: a claim's end."""
+    return datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
+        timespec="seconds")
