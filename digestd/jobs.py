@@ -254,87 +254,182 @@ async def _build_in_child(config: Config, path: str, force: bool, now: datetime 
                           stop: asyncio.Event | None = None,
                           shard: tuple[int, int] = (0, 1), *, helpers: int = 0,
                           helper: bool = False) -> tuple[BuildReport, DeliveryReport]:
-    """build_digests (then, as a `helper`, send_smtp) in `python -c`: arguments and result
-    are pickled over stdin/stdout (multiprocessing's spawn would re-import the caller's
-    __main__). Ended early (report.stopped) once `stop` is set: SIGTERM, which the child
-    answers by finishing what is in flight; cancelling this ends the child too."""
-    import pickle
-    import sys
-
-    began = time.monotonic()
-    # the result goes out on a copy of stdout; anything the build prints goes to stderr
-    code = ("import os; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
-            "from digestd.jobs import _child_entry; _child_entry(result)")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE)
-    level = logging.getLogger().getEffectiveLevel()
-    talking = asyncio.ensure_future(proc.communicate(pickle.dumps(
-        (config, path, force, now, level, shard, helpers if helper else 0, os.getpid()))))
-    stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
+    """build_digests (then, as a `helper`, send_smtp) in a BuildProcess of its own, which
+    ends with it."""
+    child = BuildProcess()
     try:
-        # asyncio.wait never cancels `talking`: on a stop or a cancel the pipes are still
-        # drained and closed by communicate() once the child is gone
-        await asyncio.wait({talking} | ({stopping} if stopping else set()),
-                           return_when=asyncio.FIRST_COMPLETED)
-        if not talking.done():
-            await _end_child(proc, talking)
-            log.info("event=build_stopped reason=stop_requested took_ms=%d",
-                     (time.monotonic() - began) * 1000)
-            if talking.cancelled() or talking.exception() or proc.returncode != 0:
-                # killed after the grace: what it committed stays, the rest is built and
-                # sent by the next run (its sent journal is applied first)
-                return BuildReport(stopped=True, took_s=time.monotonic() - began), \
-                    DeliveryReport()
-    except BaseException:
-        await _end_child(proc, talking)
-        raise
+        return await child.build(config, path, force, now, stop, shard, helpers=helpers,
+                                 helper=helper)
     finally:
-        if stopping is not None:
-            stopping.cancel()
-    out, _ = talking.result()
-    if proc.returncode != 0 or not out:
-        from .errors import DigestdError
-        raise DigestdError(f"building the digests failed (exit code {proc.returncode}); "
-                           "the log above says why")
-    result = pickle.loads(out)
-    if isinstance(result, BaseException):
-        raise result
-    built, helped = result
-    built.took_s = built.took_s or time.monotonic() - began
-    return built, helped
+        await child.close()
 
 
-async def _end_child(proc: asyncio.subprocess.Process, talking: asyncio.Future) -> None:
-    """SIGTERM, then SIGKILL after BUILD_STOP_GRACE; returns once the child is gone."""
-    try:
-        proc.terminate()
-    except ProcessLookupError:  # already gone
-        pass
-    done, _ = await asyncio.wait({talking}, timeout=BUILD_STOP_GRACE)
-    if not done:
-        log.warning("event=build_killed pid=%d reason=no_exit_after_sigterm grace_s=%g",
-                    proc.pid, BUILD_STOP_GRACE)
+class BuildProcess:
+    """A `python -c` build process that builds one shard after another (jobs_cluster.py):
+    each call's arguments and result are pickled over its stdin and stdout
+    (multiprocessing's spawn would re-import the caller's __main__). Its start, imports and
+    the ranking's libraries (loaded before the ranking process is forked) are paid once per
+    process, not once per shard: ~1.7 s of CPU each.
+
+    A build ends early (report.stopped) once `stop` is set: SIGTERM, which the process
+    answers by finishing what is in flight, handing back its result and exiting; it is
+    SIGKILLed after BUILD_STOP_GRACE. Cancelling a build ends the process too."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Future | None = None
+        self.builds = 0  # builds asked of this process
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        import sys
+
+        # the result goes out on a copy of stdout; anything the build prints goes to stderr
+        code = ("import os; result = os.fdopen(os.dup(1), 'wb'); os.dup2(2, 1); "
+                "from digestd.jobs import _child_entry; _child_entry(result)")
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=1 << 20)
+
+    async def build(self, config: Config, path: str, force: bool, now: datetime | None,
+                    stop: asyncio.Event | None = None, shard: tuple[int, int] = (0, 1), *,
+                    helpers: int = 0, helper: bool = False
+                    ) -> tuple[BuildReport, DeliveryReport]:
+        """(the build's report, what it helped send). Raises DigestdError when the process
+        died or exited without a result (the log above says why), or what the build
+        raised."""
+        import pickle
+
+        began = time.monotonic()
+        if self._proc is None:
+            self._proc = await self._start()
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self.builds += 1
+        level = logging.getLogger().getEffectiveLevel()
+        args = pickle.dumps((config, path, force, now, level, shard,
+                             helpers if helper else 0, os.getpid()))
+        reading = self._reading = asyncio.ensure_future(_read_result(proc.stdout))
+        stopping = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
-            proc.kill()
-        except ProcessLookupError:
+            proc.stdin.write(len(args).to_bytes(8, "big") + args)
+            await proc.stdin.drain()
+            await asyncio.wait({reading} | ({stopping} if stopping else set()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not reading.done():
+                await self._end(reading)
+                log.info("event=build_stopped reason=stop_requested took_ms=%d",
+                         (time.monotonic() - began) * 1000)
+                if reading.cancelled() or reading.exception():
+                    # killed after the grace: what it committed stays, the rest is built and
+                    # sent by the next run (its sent journal is applied first)
+                    return BuildReport(stopped=True, took_s=time.monotonic() - began), \
+                        DeliveryReport()
+        except (BrokenPipeError, ConnectionResetError):  # it died before reading the args
             pass
-        await asyncio.wait({talking})
-    if not talking.cancelled():
-        talking.exception()  # retrieved: a broken pipe to a killed child is expected
+        except BaseException:
+            await self._end(reading)
+            raise
+        finally:
+            if stopping is not None:
+                stopping.cancel()
+        out = await _quietly(reading)
+        if out is None:
+            await self.close()
+            from .errors import DigestdError
+            raise DigestdError(f"building the digests failed (exit code {proc.returncode}); "
+                               "the log above says why")
+        result = pickle.loads(out)
+        if isinstance(result, BaseException):
+            raise result
+        built, helped = result
+        built.took_s = built.took_s or time.monotonic() - began
+        return built, helped
+
+    async def _end(self, reading: asyncio.Future) -> None:
+        """SIGTERM, then SIGKILL after BUILD_STOP_GRACE; returns once the result is read or
+        the process is gone."""
+        proc = self._proc
+        assert proc is not None
+        try:
+            proc.terminate()
+        except ProcessLookupError:  # already gone
+            pass
+        done, _ = await asyncio.wait({reading}, timeout=BUILD_STOP_GRACE)
+        if not done:
+            log.warning("event=build_killed pid=%d reason=no_exit_after_sigterm grace_s=%g",
+                        proc.pid, BUILD_STOP_GRACE)
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            await asyncio.wait({reading})
+
+    async def close(self) -> None:
+        """End the process: its stdin closed, it exits (SIGKILL after BUILD_STOP_GRACE)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if self._reading is not None and not self._reading.done():
+            self._reading.cancel()
+        try:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            pass
+        try:
+            await asyncio.wait_for(proc.wait(), BUILD_STOP_GRACE)
+        except asyncio.TimeoutError:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+        except asyncio.CancelledError:
+            try:
+                proc.kill()
+            except ProcessLookupError:
+                pass
+            raise
+
+
+async def _read_result(stream: asyncio.StreamReader) -> bytes:
+    """One framed result of the build process: 8 bytes of length, then the pickle."""
+    size = int.from_bytes(await stream.readexactly(8), "big")
+    return await stream.readexactly(size)
+
+
+async def _quietly(reading: asyncio.Future) -> bytes | None:
+    """The result read, or None when the process ended without one (EOF, a broken pipe)."""
+    try:
+        return await reading
+    except (asyncio.IncompleteReadError, ConnectionResetError, asyncio.CancelledError):
+        return None
 
 
 def _child_entry(result: BinaryIO) -> None:
-    """The build process's body: arguments pickled on stdin, the result pickled to `result`.
+    """The build process's body: each call's arguments framed and pickled on stdin, its
+    result framed and pickled to `result`, until stdin ends or a SIGTERM ended a build.
     A parent killed while the result goes out closes the pipe a moment before its death
     reaches this process (PR_SET_PDEATHSIG): the write then fails with EPIPE, and this
     process ends quietly, as the SIGKILL on its way would end it."""
     import pickle
     import sys
 
-    out = pickle.dumps(_child_main(*pickle.load(sys.stdin.buffer)))
+    halt = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: halt.set())
+    stdin = sys.stdin.buffer
+    while not halt.is_set():
+        head = stdin.read(8)
+        if len(head) < 8:  # the parent is done with this process
+            break
+        out = pickle.dumps(_child_main(*pickle.loads(stdin.read(int.from_bytes(head, "big"))),
+                                       halt=halt))
+        try:
+            result.write(len(out).to_bytes(8, "big") + out)
+            result.flush()
+        except BrokenPipeError:
+            os._exit(1)
     try:
-        result.write(out)
         result.close()
     except BrokenPipeError:
         os._exit(1)
@@ -342,18 +437,23 @@ def _child_entry(result: BinaryIO) -> None:
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,
                 level: int, shard: tuple[int, int] = (0, 1), helpers: int = 0,
-                parent: int | None = None) -> tuple[BuildReport, DeliveryReport] | BaseException:
-    """A build process: build this shard; then, with `helpers`, send the outbox over this
-    process's share of the connections until it is empty. SIGTERM (a shutdown) ends the
-    build at its next batch and the sending after the messages in flight; the death of
-    the `parent` process (kill -9 of digestd) ends this one at once, as if killed too."""
+                parent: int | None = None, *, halt: threading.Event | None = None
+                ) -> tuple[BuildReport, DeliveryReport] | BaseException:
+    """A build process's build: this shard; then, with `helpers`, send the outbox over this
+    process's share of the connections until it is empty. `halt` (set by SIGTERM: a
+    shutdown) ends the build at its next batch and the sending after the messages in
+    flight; the death of the `parent` process (kill -9 of digestd) ends this one at once,
+    as if killed too."""
 
     # a build process must not go on for a digestd that was killed (its claims and sent
     # journal are taken over by the next sender, as the parent's are)
     forked.die_with(parent)
     setup_logging(level)
-    halt = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: halt.set())
+    halt = halt if halt is not None else threading.Event()
+    if shard[1] > 1 and config.relevance.method == "tfidf":
+        # a process that builds shard after shard forks a ranking process for each: loaded
+        # here once, the ranking's libraries (~1 s of CPU) are the forks' already
+        from .relevance import text  # noqa: F401
     try:
         with open_store(path) as store, store.checkpoints_in_background():
             began, usage = time.monotonic(), _usage()

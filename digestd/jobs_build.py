@@ -147,14 +147,16 @@ def make_renderer(config: Config) -> Renderer:
 
 
 def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: datetime, *,
-              dry_run: bool = False, report: BuildReport | None = None) -> dict[int, Slot]:
+              dry_run: bool = False, report: BuildReport | None = None,
+              marks: dict[int, ScheduleMark] | None = None) -> dict[int, Slot]:
     """Subscriber id -> the slot whose digest is due now (see schedule.decide).
 
     Slots missed by more than max_lateness are marked handled (merged into the next
-    digest), and so are slots whose period has a digest already.
+    digest), and so are slots whose period has a digest already. `marks` are the store's
+    schedule_marks for (at least) `subs`, read here when not given.
     """
     report = report if report is not None else BuildReport()
-    marks = store.schedule_marks()
+    marks = store.schedule_marks() if marks is None else marks
     lateness = timedelta(seconds=config.digest.max_lateness)
     due: dict[int, Slot] = {}
     # subscribers share schedules and last slots: each pair is decided once per run
@@ -234,8 +236,7 @@ def build_digests(config: Config, store: Store, *, now: datetime | None = None,
     apart: BuiltApart | None = None
     exclude: frozenset[int] = frozenset()
     if rank_apart and store.target != ":memory:" and forked.available():
-        k, n = shard
-        profiled = frozenset(sid for sid in store.subscribers_with_positives() if sid % n == k)
+        profiled = frozenset(store.subscribers_with_positives(_sharded(shard)))
         if profiled:
             # forked first, while this process holds little: the pages both processes share
             # are copied as soon as either writes to them (reference counts)
@@ -265,17 +266,18 @@ def _build(config: Config, store: Store, *, now: datetime, force: bool, dry_run:
     report = BuildReport()
     # shard (k, n): only subscribers whose id is k modulo n, so n processes split a build
     k, n = shard
-    subs = {s.id: s for s in store.subscribers("active")
+    subs = {s.id: s for s in store.subscribers("active", shard=_sharded(shard))
             if s.rules and s.id % n == k and s.id not in exclude
             and (only is None or s.id in only)}
+    marks = store.schedule_marks(_sharded(shard))
     if force:
         due: dict[int, Slot | None] = dict.fromkeys(subs)
     else:
-        due = dict(due_slots(config, store, subs, now, dry_run=dry_run, report=report))
+        due = dict(due_slots(config, store, subs, now, dry_run=dry_run, report=report,
+                             marks=marks))
         report.next_due = _next_due(subs.values(), now)
     if not due:
         return report
-    marks = store.schedule_marks()
     starts = {sid: _window_start(subs[sid], marks.get(sid)) for sid in due}
     since = min(starts.values())
     papers = store.papers_since(since)
@@ -285,7 +287,8 @@ def _build(config: Config, store: Store, *, now: datetime, force: bool, dry_run:
     checked_through = seen_at[-1] if seen_at else None
     pks = store.paper_pks(p.id for p in papers)
     by_pk = {pk: pid for pid, pk in pks.items()}
-    sent = {sid: {by_pk[pk] for pk in got} for sid, got in store.sent_among(pks.values()).items()}
+    sent = {sid: {by_pk[pk] for pk in got}
+            for sid, got in store.sent_among(pks.values(), _sharded(shard)).items()}
     started = time.perf_counter()
     matched = Matcher({sid: subs[sid].rules for sid in due}).match(papers, exclude=sent) \
         if papers else {}
@@ -298,13 +301,19 @@ def _build(config: Config, store: Store, *, now: datetime, force: bool, dry_run:
         started = time.perf_counter()
         ranked = _rankings(store, {sid: subs[sid] for sid in due}, papers, matched, position,
                            first_index, sent, method=config.relevance.method,
-                           keep=not dry_run)
+                           keep=not dry_run, shard=shard)
         report.rank_s = time.perf_counter() - started
         report.ranked = len(ranked)
     day = _Day(subs, papers, matched, position, first_index, pks, now, checked_through)
     _build_batches(config, store, report, day, list(due.items()), ranked, renderer,
                    dry_run=dry_run, stop=stop)
     return report
+
+
+def _sharded(shard: tuple[int, int]) -> tuple[int, int] | None:
+    """`shard` for the store's reads (which then read that shard's rows only), None for the
+    whole (0, 1)."""
+    return shard if shard[1] > 1 else None
 
 
 @dataclass
@@ -478,7 +487,8 @@ def _queue(store: Store, writes: list[tuple[int, Slot | None, tuple | None]],
 def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
               matched: dict[int, list[PaperMatch]], position: dict[str, int],
               first_index: dict[int, int], sent: dict[int, set[str]], *,
-              method: str = "tfidf", keep: bool = True) -> dict[int, Ranking]:
+              method: str = "tfidf", keep: bool = True,
+              shard: tuple[int, int] = (0, 1)) -> dict[int, Ranking]:
     """Subscriber id -> their digest ranked by their profile (ranking.py) in the text space
     `method` ([relevance] method), for the due subscribers (of this shard) with seeds or
     "more like this" papers; the others are not in it and keep today's order. With the
@@ -489,7 +499,8 @@ def _rankings(store: Store, due: dict[int, Subscriber], papers: list[Paper],
     ids = list(due)
     seeds, seed_texts = store.seed_texts_of(ids)
     # one read: a list of 100,000 ids would pass SQLite's limit of bound variables
-    feedback = {sid: marks for sid, marks in store.feedback_values().items() if sid in due}
+    feedback = {sid: marks for sid, marks in store.feedback_values(shard=_sharded(shard)).items()
+                if sid in due}
     if not seeds and not any(v > 0 for marks in feedback.values() for v in marks.values()):
         return {}  # nobody has a profile: nothing to read or vectorize
     liked = store.papers_by_pk({pk for marks in feedback.values() for pk in marks})

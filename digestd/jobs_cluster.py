@@ -20,7 +20,7 @@ from datetime import datetime
 
 from .config import Config
 from .deliver import DeliveryReport, send_smtp
-from .jobs import _build_in_child, _warn_once, build_workers
+from .jobs import BuildProcess, _warn_once, build_workers
 from .jobs_build import BuildReport, return_path
 from .schedule import iso, parse_iso
 from .store import BaseStore
@@ -88,15 +88,21 @@ async def build_shards_and_send(config: Config, store: BaseStore, owner: str, *,
 async def _build_claimed(config: Config, store: BaseStore, owner: str,
                          stop: asyncio.Event | None,
                          heartbeat: Callable[[], None] | None) -> BuildReport:
-    """Up to build_workers loops, each claiming and building one shard after another."""
+    """Up to build_workers loops, each claiming and building one shard after another in a
+    build process of its own (started once, for its first shard)."""
     built = BuildReport()
 
     async def worker() -> None:
-        while stop is None or not stop.is_set():
-            claim = store.claim_build_shard(owner, config.store.claim_lease)
-            if claim is None:
-                return
-            built.add(await _build_shard(config, store, owner, claim, stop, heartbeat))
+        child = BuildProcess()
+        try:
+            while stop is None or not stop.is_set():
+                claim = store.claim_build_shard(owner, config.store.claim_lease)
+                if claim is None:
+                    return
+                built.add(await _build_shard(config, store, owner, claim, stop, heartbeat,
+                                             child))
+        finally:
+            await child.close()
 
     await asyncio.gather(*(worker() for _ in range(build_workers(config))))
     return built
@@ -104,7 +110,8 @@ async def _build_claimed(config: Config, store: BaseStore, owner: str,
 
 async def _build_shard(config: Config, store: BaseStore, owner: str,
                        claim: tuple[str, int, int], stop: asyncio.Event | None,
-                       heartbeat: Callable[[], None] | None) -> BuildReport:
+                       heartbeat: Callable[[], None] | None, child: BuildProcess
+                       ) -> BuildReport:
     round_at, k, n = claim
     lease = config.store.claim_lease
     began = time.monotonic()
@@ -123,8 +130,8 @@ async def _build_shard(config: Config, store: BaseStore, owner: str,
 
     renewing = asyncio.ensure_future(renew())
     try:
-        built, _ = await _build_in_child(config, store.target, False, parse_iso(round_at),
-                                         stop, (k, n))
+        built, _ = await child.build(config, store.target, False, parse_iso(round_at), stop,
+                                     (k, n))
     except BaseException:
         renewing.cancel()
         store.finish_build_shard(round_at, k, done=False)  # for another instance, at once

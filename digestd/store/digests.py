@@ -11,7 +11,7 @@ from datetime import datetime
 from ..errors import NotFound, StoreError
 from .bodies import PackedMessage, pack_message, unpack_message
 from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, lease_end,
-                      utcnow)
+                      shard_args, utcnow)
 
 log = logging.getLogger("digestd.store")
 
@@ -21,15 +21,22 @@ class DigestStore:
 
     # -- the outbox ----------------------------------------------------------------------------
 
-    def sent_among(self, paper_pks: Iterable[int]) -> dict[int, set[int]]:
-        """Subscriber id -> those of the given papers already sent (or queued) to them."""
+    def sent_among(self, paper_pks: Iterable[int], shard: tuple[int, int] | None = None
+                   ) -> dict[int, set[int]]:
+        """Subscriber id -> those of the given papers already sent (or queued) to them; with
+        `shard` (k, n), for subscribers whose id is k modulo n only (the other shards' marks
+        of the day stay in the store)."""
         pks = list(paper_pks)
         out: dict[int, set[int]] = {}
+        only, extra = "", ()
+        if shard is not None:
+            only, extra = " AND subscriber_id % ? = ?", shard_args(shard)
         for i in range(0, len(pks), 500):
             chunk = pks[i:i + 500]
             marks = ",".join("?" * len(chunk))
             for sid, pk in self.db.execute(
-                    f"SELECT subscriber_id, paper_pk FROM sent WHERE paper_pk IN ({marks})", chunk):
+                    f"SELECT subscriber_id, paper_pk FROM sent WHERE paper_pk IN ({marks})"
+                    + only, (*chunk, *extra)):
                 out.setdefault(sid, set()).add(pk)
         return out
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from ..models import Paper
-from .records import PAPER_COLUMNS, utcnow
+from .records import PAPER_COLUMNS, shard_args, utcnow
 
 MORE, LESS = 1, -1
 
@@ -58,14 +58,17 @@ class FeedbackStore:
             "WHERE f.subscriber_id = ? AND f.value = ? ORDER BY f.at DESC, p.pk DESC",
             (subscriber_id, value))]
 
-    def feedback_values(self, subscriber_ids: Sequence[int] | None = None
-                        ) -> dict[int, dict[int, int]]:
-        """Subscriber id -> {paper pk: value}, for all subscribers (or those given) with any
-        feedback: one read for a whole build's profiles."""
+    def feedback_values(self, subscriber_ids: Sequence[int] | None = None, *,
+                        shard: tuple[int, int] | None = None) -> dict[int, dict[int, int]]:
+        """Subscriber id -> {paper pk: value}, for all subscribers (or those given, or those
+        of `shard` (k, n): ids that are k modulo n) with any feedback: one read for a whole
+        build's profiles."""
         sql, args = "SELECT subscriber_id, paper_pk, value FROM feedback", ()
         if subscriber_ids is not None:
             sql += f" WHERE subscriber_id IN ({','.join('?' * len(subscriber_ids)) or 'NULL'})"
             args = tuple(subscriber_ids)
+        elif shard is not None:
+            sql, args = sql + " WHERE subscriber_id % ? = ?", shard_args(shard)
         out: dict[int, dict[int, int]] = {}
         for sid, pk, value in self.db.execute(sql, args):
             out.setdefault(sid, {})[pk] = value

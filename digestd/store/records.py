@@ -109,3 +109,13 @@ def lease_end(now: datetime, lease_s: float) -> str:
     """The ISO time (whole seconds, UTC) `lease_s` seconds after `now`: a claim's end."""
     return datetime.fromtimestamp(now.timestamp() + lease_s, timezone.utc).isoformat(
         timespec="seconds")
+
+
+def shard_args(shard: tuple[int, int]) -> tuple[int, int]:
+    """(n, k): the parameters of SQL's `id % ? = ?` for shard (k, n), the ids that are k
+    modulo n (a build's shard, jobs_cluster.py). Raises ValueError for a shard that does
+    not exist."""
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard {k} of {n} does not exist")
+    return n, k

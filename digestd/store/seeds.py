@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..models import Paper
-from .records import PAPER_COLUMNS, StoredSeed, utcnow
+from .records import PAPER_COLUMNS, StoredSeed, shard_args, utcnow
 
 
 class SeedStore:
@@ -48,12 +48,19 @@ class SeedStore:
                 new += had is None
         return new
 
-    def subscribers_with_positives(self) -> set[int]:
+    def subscribers_with_positives(self, shard: tuple[int, int] | None = None) -> set[int]:
         """Ids of the subscribers with a seed or a "more like this" mark: those whose
-        digests the build may rank by a profile (a seed without text makes none)."""
+        digests the build may rank by a profile (a seed without text makes none). `shard`
+        (k, n): only ids that are k modulo n."""
+        if shard is None:
+            return {sid for sid, in self.db.execute(
+                "SELECT subscriber_id FROM seeds UNION "
+                "SELECT subscriber_id FROM feedback WHERE value > 0")}
+        n, k = shard_args(shard)
         return {sid for sid, in self.db.execute(
-            "SELECT subscriber_id FROM seeds UNION "
-            "SELECT subscriber_id FROM feedback WHERE value > 0")}
+            "SELECT subscriber_id FROM seeds WHERE subscriber_id % ? = ? UNION "
+            "SELECT subscriber_id FROM feedback WHERE value > 0 AND subscriber_id % ? = ?",
+            (n, k, n, k))}
 
     def seeds(self, subscriber_id: int) -> list[StoredSeed]:
         """A subscriber's seeds, in the order they were added."""

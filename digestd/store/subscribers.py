@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..errors import NotFound, StoreError
 from ..models import Subscriber
-from .records import ScheduleMark, utcnow
+from .records import ScheduleMark, shard_args, utcnow
 
 
 class SubscriberStore:
@@ -27,12 +27,15 @@ class SubscriberStore:
                           feed_only=bool(feed_only), link_gen=link_gen,
                           recommend=recommend, min_score=min_score)
 
-    def _rules_of(self, ids: Sequence[int] | None = None) -> dict[int, list[str]]:
+    def _rules_of(self, ids: Sequence[int] | None = None,
+                  shard: tuple[int, int] | None = None) -> dict[int, list[str]]:
         rules: dict[int, list[str]] = {}
-        sql = "SELECT subscriber_id, text FROM rules"
+        sql, args = "SELECT subscriber_id, text FROM rules", ()
         if ids is not None:
             sql += f" WHERE subscriber_id IN ({','.join(str(int(i)) for i in ids) or 'NULL'})"
-        for sid, text in self.db.execute(sql + " ORDER BY subscriber_id, position"):
+        elif shard is not None:
+            sql, args = sql + " WHERE subscriber_id % ? = ?", shard_args(shard)
+        for sid, text in self.db.execute(sql + " ORDER BY subscriber_id, position", args):
             rules.setdefault(sid, []).append(text)
         return rules
 
@@ -67,13 +70,23 @@ class SubscriberStore:
             raise NotFound(f"no subscriber {email_or_id}")
         return self._subscriber(row, self._rules_of([row[0]]).get(row[0], []))
 
-    def subscribers(self, status: str | None = None) -> list[Subscriber]:
-        sql = f"SELECT {self._SUB_COLUMNS} FROM subscribers"
-        args: tuple = ()
+    def subscribers(self, status: str | None = None, *,
+                    shard: tuple[int, int] | None = None) -> list[Subscriber]:
+        """Subscribers (with `status`, if given) in id order, with their rules. `shard`
+        (k, n): only those whose id is k modulo n, read as such (a build of one shard of
+        100,000 subscribers reads its tenth, not all of them)."""
+        where, args = [], []
         if status:
-            sql, args = sql + " WHERE status = ?", (status,)
+            where.append("status = ?")
+            args.append(status)
+        if shard is not None:
+            where.append("id % ? = ?")
+            args.extend(shard_args(shard))
+        sql = f"SELECT {self._SUB_COLUMNS} FROM subscribers"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         rows = self.db.execute(sql + " ORDER BY id", args).fetchall()
-        rules = self._rules_of()
+        rules = self._rules_of(shard=shard)
         return [self._subscriber(r, rules.get(r[0], [])) for r in rows]
 
     def remove_subscriber(self, email: str) -> None:
@@ -127,10 +140,14 @@ class SubscriberStore:
         row = self.db.execute("SELECT value FROM schedule_version").fetchone()
         return str(row[0] if row else 0)
 
-    def schedule_marks(self) -> dict[int, ScheduleMark]:
-        """Subscriber id -> the last slot handled and how far their papers were checked."""
-        return {sid: ScheduleMark(slot, checked) for sid, slot, checked in self.db.execute(
-            "SELECT id, last_slot_at, last_checked_at FROM subscribers")}
+    def schedule_marks(self, shard: tuple[int, int] | None = None) -> dict[int, ScheduleMark]:
+        """Subscriber id -> the last slot handled and how far their papers were checked
+        (of the subscribers of `shard` (k, n) only, if given: see subscribers)."""
+        sql, args = "SELECT id, last_slot_at, last_checked_at FROM subscribers", ()
+        if shard is not None:
+            sql, args = sql + " WHERE id % ? = ?", shard_args(shard)
+        return {sid: ScheduleMark(slot, checked)
+                for sid, slot, checked in self.db.execute(sql, args)}
 
     def mark_slot(self, subscriber_id: int, slot_at: str, *,
                   checked_through: str | None = None) -> None:
@@ -151,3 +168,4 @@ class SubscriberStore:
 def _or_empty(value: str) -> str:
     """SQL for `value`, or '' where it is NULL."""
     return f"coalesce({value}, '')"
+
