@@ -116,3 +116,33 @@ def test_one_build_process_builds_shard_after_shard(write_config, store_toml):
     assert len(pids) == 1 and [r.digests for r in reports] == [10, 10, 10]
     with open_store(config.store) as store:
         assert build_digests(config, store, force=True).digests == 0  # each built once
+
+
+def test_a_big_build_goes_in_turns_and_builds_each_digest_once(tmp_path, store_toml,
+                                                               smtp_sink, monkeypatch):
+    """Past SUBSCRIBERS_PER_TURN subscribers a build process builds its part shard after
+    shard (its memory is one turn's); every reader gets one digest, the ranked ones too."""
+    from digestd import jobs
+    from digestd.store import StoredSeed
+
+    assert jobs.build_turns(100_000, 1) == 1
+    assert jobs.build_turns(1_000_000, 1) == 4
+    assert jobs.build_turns(1_000_000, 3) == 2
+    monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_TURN", 6)  # 20 subscribers: 4 turns
+    path = tmp_path / "digestd.toml"
+    path.write_text(f'[store]\n{store_toml}\n'
+                    f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
+                    '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    config = load_config(path)
+    with open_store(config.store) as store:
+        asyncio.run(poll_sources(config.sources, store))
+        for i in range(20):
+            sub = store.add_subscriber(f"r{i}@example.org", ["diffusion"])
+            if i % 3 == 0:  # a profile: ranked in each turn's ranking process
+                store.add_seeds(sub.id, [StoredSeed("arxiv:9", "Diffusion models",
+                                                    "Denoising diffusion.")])
+        built, sent = asyncio.run(build_and_send(config, store, force=True))
+        assert built.digests == sent.sent == 20 and built.ranked == 7
+        assert build_digests(config, store, force=True).digests == 0
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == sorted(
+        f"r{i}@example.org" for i in range(20))
