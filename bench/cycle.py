@@ -1035,7 +1035,9 @@ def summary(r: dict) -> str:
             f"messages/s, {100 * (r['delivery_vs_raw'] or 0):.0f}% of raw aiosmtplib sending "
             f"the same bytes to the same {r['sink']} sink over {r['connections']} connections "
             f"({r['raw_smtp_per_s']:.0f}/s); matching took {100 * (r['match_share'] or 0):.1f}% "
-            f"of the cycle; peak memory {r['peak_rss_mb']:.0f} MB; a poll answered 304 took "
+            f"of the cycle; peak memory {r['peak_rss_mb']:.0f} MB in the largest process"
+            + (f", {r['peak_tree_mb']:.0f} MB in all processes together (PSS)"
+               if r.get("peak_tree_mb") else "") + "; a poll answered 304 took "
             f"{r['poll_304_s'] * 1000:.0f} ms.")
     if r.get("profiles"):
         text += (f" {r['profiles']:,} subscribers ({100 * r['profile_fraction']:.0f}%) had seed "
@@ -1057,12 +1059,15 @@ def summary(r: dict) -> str:
                  f"{r['send_cpu_ms_per_digest']:.2f} ms to send.")
     if r.get("rss2email_per_s"):
         text += (f" rss2email delivered the same feed at {r['rss2email_per_s']:.1f} emails/s "
-                 f"(one item each): digestd is {r['vs_rss2email']:.1f}x faster.")
+                 f"(one item each): digestd is {r['vs_rss2email']:.1f}x "
+                 + ("faster." if r["vs_rss2email"] >= 1 else "as fast."))
     if r.get("vs_rss2email_cpu"):
         text += (f" In CPU time, which the machine's other load stretches less, digestd "
                  f"spent {r['cpu_ms_per_digest']:.2f} ms per digest against rss2email's "
-                 f"{r['rss2email_cpu_ms_per_email']:.2f} ms per email "
-                 f"({r['vs_rss2email_cpu']:.1f}x less), and it keeps both cores busy.")
+                 f"{r['rss2email_cpu_ms_per_email']:.2f} ms per email ("
+                 + (f"{r['vs_rss2email_cpu']:.1f}x less" if r["vs_rss2email_cpu"] >= 1
+                    else f"{1 / r['vs_rss2email_cpu']:.1f}x more")
+                 + "), and it keeps both cores busy.")
     return text
 
 

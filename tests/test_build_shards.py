@@ -27,15 +27,20 @@ def test_shards_together_build_each_digest_once(write_config, store_toml):
         assert build_digests(config, store, force=True).digests == 0  # nothing left unsent
 
 
-def test_build_and_send_with_two_workers(tmp_path, store_toml, smtp_sink, monkeypatch):
-    from digestd import jobs
-
-    monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_WORKER", 10)  # 20 subscribers: 2 workers
+def _sending_config(tmp_path, store_toml, smtp_sink):
+    """A config that polls the sample source and sends to `smtp_sink`."""
     path = tmp_path / "digestd.toml"
     path.write_text(f'[store]\n{store_toml}\n'
                     f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
                     '[[sources]]\nname = "sample"\nkind = "sample"\n')
-    config = load_config(path)
+    return load_config(path)
+
+
+def test_build_and_send_with_two_workers(tmp_path, store_toml, smtp_sink, monkeypatch):
+    from digestd import jobs
+
+    monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_WORKER", 10)  # 20 subscribers: 2 workers
+    config = _sending_config(tmp_path, store_toml, smtp_sink)
     config = dataclasses.replace(config, digest=DigestConfig(build_workers=2))
     with open_store(config.store) as store:
         asyncio.run(poll_sources(config.sources, store))
@@ -129,11 +134,7 @@ def test_a_big_build_goes_in_turns_and_builds_each_digest_once(tmp_path, store_t
     assert jobs.build_turns(1_000_000, 1) == 4
     assert jobs.build_turns(1_000_000, 3) == 2
     monkeypatch.setattr(jobs, "SUBSCRIBERS_PER_TURN", 6)  # 20 subscribers: 4 turns
-    path = tmp_path / "digestd.toml"
-    path.write_text(f'[store]\n{store_toml}\n'
-                    f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\nsecurity = "none"\n'
-                    '[[sources]]\nname = "sample"\nkind = "sample"\n')
-    config = load_config(path)
+    config = _sending_config(tmp_path, store_toml, smtp_sink)
     with open_store(config.store) as store:
         asyncio.run(poll_sources(config.sources, store))
         for i in range(20):
