@@ -24,6 +24,7 @@ from .jobs import BuildProcess, _warn_once, build_workers
 from .jobs_build import BuildReport, return_path
 from .schedule import iso, parse_iso
 from .store import BaseStore
+from .store.cluster import RUNNING_LEASE
 
 log = logging.getLogger("digestd.jobs")
 
@@ -200,4 +201,47 @@ class Leadership:
         self.leads = False
 
 
-__all__ = ["LEADER_LEASE", "Leadership", "build_shards_and_send", "open_round"]
+class Presence:
+    """A `digestd run`'s mark on a SQLite store: the lease `running` (store.leader_lease
+    seconds), taken at start, renewed every third of it, dropped at a clean stop. `digestd
+    store copy` refuses to copy a store while it is held. A second run on the same file is
+    logged, not refused: the holder may be a run killed with kill -9 whose lease has not
+    run out yet."""
+
+    def __init__(self, store: BaseStore, instance: str, lease_s: float) -> None:
+        self.store = store
+        self.instance = instance
+        self.lease_s = lease_s
+        self.warned = False
+
+    def take(self) -> bool:
+        """Take or renew the lease; whether this run holds it (logged, once, when not)."""
+        try:
+            held = self.store.take_lease(RUNNING_LEASE, self.instance, self.lease_s)
+            if not held and not self.warned:
+                self.warned = True
+                found = self.store.lease_holder(RUNNING_LEASE)
+                log.warning("event=store_used_by_another_run holder=%s lease_left_s=%d "
+                            "hint=%r", found[0] if found else "-", found[1] if found else 0,
+                            "two `digestd run` on one SQLite store each poll and build")
+            return held
+        except Exception as e:
+            log.error("event=running_lease_failed error=%r", f"{type(e).__name__}: {e}")
+            return False
+
+    async def keep(self) -> None:
+        """Forever (until cancelled): take() every third of the lease."""
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            self.take()
+
+    def give_up(self) -> None:
+        """A clean stop: drop the lease (a store gone already lets it run out)."""
+        try:
+            self.store.drop_lease(RUNNING_LEASE, self.instance)
+        except Exception as e:
+            log.warning("event=running_lease_not_dropped error=%r", str(e))
+
+
+__all__ = ["LEADER_LEASE", "RUNNING_LEASE", "Leadership", "Presence", "build_shards_and_send",
+           "open_round"]

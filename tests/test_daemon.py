@@ -328,6 +328,8 @@ async def test_ready_only_once_the_web_server_listens(write_config, tmp_path, no
                                           "WATCHDOG_USEC": "200000"}))
     task = asyncio.create_task(d.run())
     await _until_ready(d, task, notify)
+    # on its SQLite store the run holds the lease `store copy` looks at
+    assert d.store.lease_holder("running")[0] == d.instance
     # READY=1 came after the socket listens: a request is answered right away, from the
     # same store and the same loop
     async with httpx.AsyncClient() as client:
@@ -345,6 +347,8 @@ async def test_ready_only_once_the_web_server_listens(write_config, tmp_path, no
     d.request_stop("test")
     await asyncio.wait_for(task, 10)
     assert notify.count("STOPPING=1") == 1
+    with Store(config.store.path) as store:  # a clean stop drops it
+        assert store.lease_holder("running") is None
     with socket.socket() as again:  # the port is free again
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))

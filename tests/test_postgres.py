@@ -297,9 +297,16 @@ def test_store_copy_refuses_a_missing_store_and_takes_from_and_the_password_file
     old = tmp_path / "old" / "kept.sqlite3"
     with Store(old) as store:
         store.add_subscriber("a@example.org", ["x"])
+        # a `digestd run` on it holds the running lease (jobs_cluster.Presence): refused
+        store.take_lease("running", "vm/4242/ab12", 30)
     (tmp_path / "pw").write_text(PASSWORD + "\n")
     cfg = tmp_path / "digestd.toml"
     cfg.write_text('[store]\npassword_file = "pw"\n')
+    assert main(["-c", str(cfg), "store", "copy", "--from", str(old), "--to", url]) != 0
+    err = capsys.readouterr().err
+    assert "in use by a running digestd (vm/4242/ab12): stop it, then copy" in err
+    with Store(old) as store:
+        store.drop_lease("running", "vm/4242/ab12")  # stopped
     assert main(["-c", str(cfg), "store", "copy", "--from", str(old), "--to", url]) == 0
     out = capsys.readouterr().out
     assert "every table's count matches" in out and f'path = "{old.resolve()}"' in out

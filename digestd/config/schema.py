@@ -65,7 +65,9 @@ class StoreConfig:
                                   "lasts; it is renewed every third of it, and once a leader "
                                   'dies another takes over within this time plus a third, e.g. '
                                   '"30s"; at least "2s", at most "10m". With the SQLite file '
-                                  "there is one instance and it leads.", minimum=2,
+                                  "there is one instance and it leads; it holds a lease "
+                                  "of this length named `running` while it runs, so that "
+                                  "`digestd store copy` refuses a store in use.", minimum=2,
                                   maximum=600, duration=True)
     claim_lease: float = setting(120.0, "With several `digestd run` on one PostgreSQL store: "
                                  "how long a shard of a build or a batch of outbox rows stays "

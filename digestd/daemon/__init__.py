@@ -47,7 +47,7 @@ from ..deliver import DeliveryReport, new_owner
 from ..errors import DigestdError
 from ..inbound.imap import fetch_and_handle
 from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
-from ..jobs_cluster import Leadership, build_shards_and_send, open_round
+from ..jobs_cluster import Leadership, Presence, build_shards_and_send, open_round
 from ..logs import quiet_daemon_libraries
 from ..schedule import (
     ARXIV_POLL_HOURS,
@@ -108,7 +108,7 @@ class Daemon:
         self.instance = new_owner()
         self.shared = False
         self.leader = True
-        self.leadership: Leadership | None = None
+        self.leadership: Leadership | Presence | None = None  # Presence: on a SQLite store
         self.leading: asyncio.Task | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -132,6 +132,10 @@ class Daemon:
                 self.leadership = Leadership(self.store, self.instance,
                                              self.config.store.leader_lease)
                 self.leader = self.leadership.take()
+            else:  # alone, it leads; the lease tells `store copy` the store is in use
+                self.leadership = Presence(self.store, self.instance,
+                                           self.config.store.leader_lease)
+                self.leadership.take()
             if self.leader:
                 self._schedule_polls(startup=True)
             # after downtime the digests that are due should include what the sources
@@ -150,9 +154,11 @@ class Daemon:
                     next_run_time=first + timedelta(minutes=10))
             self._schedule_inbound()
             self.scheduler.start()
-            if self.leadership is not None:
+            if isinstance(self.leadership, Leadership):
                 self.leading = asyncio.create_task(self.leadership.keep(self._lead_changed),
                                                    name="leader-lease")
+            elif self.leadership is not None:
+                self.leading = asyncio.create_task(self.leadership.keep(), name="running-lease")
             await self._start_web()
             if not self.stop_requested.is_set():
                 self.notifier.ready(self.status_text())

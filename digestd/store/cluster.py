@@ -13,6 +13,9 @@ from datetime import datetime, timezone
 
 from .records import lease_end, utcnow
 
+# the lease a `digestd run` holds on a SQLite store while it runs (jobs_cluster.Presence):
+# `store copy` refuses to copy a store in use
+RUNNING_LEASE = "running"
 
 
 class ClusterStore:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ..errors import StoreError
 from .base import BaseStore
+from .cluster import RUNNING_LEASE
 from .sqlite import Store
 
 log = logging.getLogger("digestd.store")
@@ -47,6 +48,11 @@ def copy_store(source: Store, target: BaseStore, *,
     """
     if target.sql.name != "postgresql":
         raise StoreError("the copy goes into a PostgreSQL database (--to postgresql://...)")
+    running = source.lease_holder(RUNNING_LEASE)
+    if running:
+        raise StoreError(f"the store {source.path} is in use by a running digestd "
+                         f"({running[0]}): stop it, then copy (a digestd killed with kill -9 "
+                         f"holds it {running[1]:.0f} s more)")
     busy = source.outbox_claimants()
     if busy:
         raise StoreError(f"the store {source.path} is in use (outbox rows claimed by "
