@@ -30,12 +30,15 @@ log = logging.getLogger("digestd.jobs")
 
 # A round has one shard per SUBSCRIBERS_PER_SHARD subscribers, at most MAX_SHARDS, and at
 # least two from TWO_SHARDS_FROM on (so two instances share even a modest build). Each shard
-# pays fixed costs (a build process's start and imports, the day's papers, fitting TF-IDF
-# for its ranked readers: about 3 s of CPU, bench/cycle.py --store postgresql): 2,000 per
-# shard made them 40% of the build's CPU; 10,000 makes them under a tenth. A leader with
-# many build processes cuts at least two shards per process, down to MIN_PER_SHARD
-# subscribers a shard, so that its own cores are kept busy to the end.
-SUBSCRIBERS_PER_SHARD = 10_000
+# pays fixed costs, whatever its size: the day's papers read, and above all the ranking's
+# space: TF-IDF fitted on the day's papers and the seeds of the shard's profiles, and every
+# seed against every paper (at 3,000 papers and 20,000 distinct seeds, ~10 s of CPU a shard
+# in a py-spy profile of bench/cycle.py --store postgresql --instances 2, as much as for all
+# readers at once). 2,000 per shard made the fixed costs 40% of the build's CPU; 10,000
+# still gave 10 shards at 100,000 subscribers; 25,000 gives 4. A leader with many build
+# processes cuts at least two shards per process, down to MIN_PER_SHARD subscribers a
+# shard, so that its own cores are kept busy to the end.
+SUBSCRIBERS_PER_SHARD = 25_000
 MIN_PER_SHARD = 2000
 TWO_SHARDS_FROM = 4000
 MAX_SHARDS = 64

@@ -136,9 +136,9 @@ def test_a_round_has_a_shard_per_ten_thousand_subscribers_two_from_four_thousand
     its cores busy to the end; never more than MAX_SHARDS."""
     from digestd.jobs_cluster import MAX_SHARDS, shard_count
 
-    assert [shard_count(n) for n in (0, 1, 3999, 4000, 19_999, 20_000, 100_000)] == \
-        [1, 1, 1, 2, 2, 2, 10]
+    assert [shard_count(n) for n in (0, 1, 3999, 4000, 19_999, 20_000, 100_000,
+                                     1_000_000)] == [1, 1, 1, 2, 2, 2, 4, 40]
     assert shard_count(10_000_000) == MAX_SHARDS
     # a leader with 7 build processes: two shards for each, of 2,000 subscribers at least
-    assert [shard_count(n, 7) for n in (3999, 8000, 30_000, 100_000, 200_000)] == \
+    assert [shard_count(n, 7) for n in (3999, 8000, 30_000, 100_000, 500_000)] == \
         [1, 4, 14, 14, 20]
