@@ -129,7 +129,7 @@ def test_config_check_refuses_a_lease_out_of_range(tmp_path, capsys, seconds):
     assert "store.leader_lease must be" in capsys.readouterr().err
 
 
-def test_a_round_has_a_shard_per_ten_thousand_subscribers_two_from_four_thousand():
+def test_a_round_has_a_shard_per_25_000_subscribers_two_from_four_thousand():
     """Few shards, each big enough that its fixed costs (a process, the day's papers,
     TF-IDF for its ranked readers) stay small next to its digests; two as soon as two
     instances have something worth sharing; two per build process of the leader, to keep
