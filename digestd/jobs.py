@@ -250,11 +250,8 @@ async def _build_in_children(config: Config, path: str, force: bool, now: dateti
     its share of the connections."""
 
     async def child(k: int) -> tuple[BuildReport, DeliveryReport]:
-        if turns == 1:
-            return await _build_in_child(config, path, force, now, stop, (k, n),
-                                         helpers=helpers, helper=k < helpers)
-        process, began = BuildProcess(), time.monotonic()
-        built, helped = BuildReport(), DeliveryReport()
+        process = BuildProcess()
+        built, helped, took = BuildReport(), DeliveryReport(), 0.0
         try:
             for turn in range(turns):
                 last = turn == turns - 1
@@ -263,11 +260,12 @@ async def _build_in_children(config: Config, path: str, force: bool, now: dateti
                     helpers=helpers if last else 0, helper=last and k < helpers)
                 built.add(one_built)
                 helped.add(one_helped)
+                took += one_built.took_s
                 if one_built.stopped:
                     break
         finally:
             await process.close()
-        built.took_s = time.monotonic() - began  # the turns' in all, not the longest
+        built.took_s = took  # the turns' in all (add() keeps the longest)
         return built, helped
 
     builds = [asyncio.ensure_future(child(k)) for k in range(n)]
@@ -285,20 +283,6 @@ async def _build_in_children(config: Config, path: str, force: bool, now: dateti
     return built, helped
 
 
-async def _build_in_child(config: Config, path: str, force: bool, now: datetime | None,
-                          stop: asyncio.Event | None = None,
-                          shard: tuple[int, int] = (0, 1), *, helpers: int = 0,
-                          helper: bool = False) -> tuple[BuildReport, DeliveryReport]:
-    """build_digests (then, as a `helper`, send_smtp) in a BuildProcess of its own, which
-    ends with it."""
-    child = BuildProcess()
-    try:
-        return await child.build(config, path, force, now, stop, shard, helpers=helpers,
-                                 helper=helper)
-    finally:
-        await child.close()
-
-
 class BuildProcess:
     """A `python -c` build process that builds one shard after another (jobs_cluster.py):
     each call's arguments and result are pickled over its stdin and stdout
@@ -313,7 +297,6 @@ class BuildProcess:
     def __init__(self) -> None:
         self._proc: asyncio.subprocess.Process | None = None
         self._reading: asyncio.Future | None = None
-        self.builds = 0  # builds asked of this process
 
     async def _start(self) -> asyncio.subprocess.Process:
         import sys
@@ -339,7 +322,6 @@ class BuildProcess:
             self._proc = await self._start()
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
-        self.builds += 1
         level = logging.getLogger().getEffectiveLevel()
         args = pickle.dumps((config, path, force, now, level, shard,
                              helpers if helper else 0, os.getpid()))
@@ -472,7 +454,7 @@ def _child_entry(result: BinaryIO) -> None:
 
 def _child_main(config: Config, path: str, force: bool, now: datetime | None,
                 level: int, shard: tuple[int, int] = (0, 1), helpers: int = 0,
-                parent: int | None = None, *, halt: threading.Event | None = None
+                parent: int | None = None, *, halt: threading.Event
                 ) -> tuple[BuildReport, DeliveryReport] | BaseException:
     """A build process's build: this shard; then, with `helpers`, send the outbox over this
     process's share of the connections until it is empty. `halt` (set by SIGTERM: a
@@ -484,7 +466,6 @@ def _child_main(config: Config, path: str, force: bool, now: datetime | None,
     # journal are taken over by the next sender, as the parent's are)
     forked.die_with(parent)
     setup_logging(level)
-    halt = halt if halt is not None else threading.Event()
     if shard[1] > 1 and config.relevance.method == "tfidf":
         # a process that builds shard after shard forks a ranking process for each: loaded
         # here once, the ranking's libraries (~1 s of CPU) are the forks' already
