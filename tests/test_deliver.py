@@ -300,6 +300,22 @@ async def test_550_is_a_hard_bounce_and_n_of_them_make_a_subscriber_bouncing(sto
     assert not smtp_sink.received
 
 
+async def test_an_address_that_cannot_go_on_a_command_line_fails_alone(store, smtp_sink):
+    # the outbox row's recipient is written out as it is: one that would end the path or
+    # smuggle in a command never reaches the server, and the other digests go out
+    sub = store.add_subscriber("ok@example.org", ["diffusion"])
+    bad = store.queue_digest(sub.id, "2026-11-22", recipient="x@example.org>\r\nRCPT TO:<evil@"
+                             "example.org", message_id="<m1@example.org>",
+                             message=b"Subject: x\r\n\r\nhi\r\n", paper_pks=[])
+    (good,) = queue(store, ["ok@example.org"])
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert (report.sent, report.failed, report.bounced) == (1, 1, 0)
+    status, _, error, _, _ = status_of(store, bad)
+    assert status == "failed" and "cannot go on an SMTP command line" in error
+    assert status_of(store, good)[0] == "sent"
+    assert [m.rcpt_tos for m in smtp_sink.received] == [["ok@example.org"]]
+
+
 async def test_a_delivery_resets_the_count_of_bounces(store, smtp_sink):
     smtp_sink.handler.rcpt_answers["flaky@example.org"] = "550 5.2.1 mailbox disabled"
     queue(store, ["flaky@example.org"], period="2026-11-21")

@@ -52,7 +52,8 @@ from ..mime import to_7bit
 from ..store import BaseStore, OutboxRow, open_store, utcnow
 from ..tokens import bounce_token, plus_address
 from .journal import SentJournal, new_owner, owner_alive
-from .smtp import Outcome, RateLimit, _one_line, _quit, backoff, classify, connect, send_data
+from .smtp import (Outcome, RateLimit, _one_line, _quit, backoff, classify, connect,
+                   envelope_path, mail_from, rcpt_to, send_data)
 
 log = logging.getLogger("digestd.deliver")
 
@@ -482,14 +483,18 @@ class SmtpSender:
             eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
             if eight_bit and not client.supports_extension("8bitmime"):
                 message, eight_bit = to_7bit(message), False
-            options = [f"SIZE={len(message)}"] if client.supports_extension("size") else []
+            options = [b"SIZE=%d" % len(message)] if client.supports_extension("size") else []
             if eight_bit:
-                options.append("BODY=8BITMIME")
+                options.append(b"BODY=8BITMIME")
             sender = verp_address(self.return_path, self.secret, row) if self.return_path \
                 else self.envelope_from
-            await client.mail(sender, options=options)
+            try:
+                paths = envelope_path(sender), envelope_path(row.recipient)
+            except ValueError as e:  # nothing sent yet: this message fails alone
+                return Outcome("failed", f"{stage} {e}")
+            await mail_from(client, paths[0], options)
             stage = "RCPT"
-            await client.rcpt(row.recipient)
+            await rcpt_to(client, paths[1])
             if committing is not None:
                 await self._committed(committing)
             stage = "DATA"

@@ -109,6 +109,41 @@ def _one_line(text: str) -> str:
 
 
 
+# what cannot stand in an envelope address on a command line: white space (CR and LF too),
+# angle brackets, quotes, control characters (digestd's addresses are checked at subscribe
+# time; this keeps a bad one from ever reaching the server)
+_NOT_IN_PATH = re.compile(r'[\s<>"\x00-\x1f\x7f]')
+
+
+def envelope_path(address: str) -> bytes:
+    """`address` as the path of MAIL FROM or RCPT TO (RFC 5321 4.1.2): b"<local@domain>",
+    ASCII. Raises ValueError for an address that cannot go on an SMTP command line (white
+    space, angle brackets, quotes, control or non-ASCII characters). aiosmtplib's mail()
+    and rcpt() parse each address again with email.utils (~20 us a message each); digestd's
+    are plain addresses already."""
+    if not address or not address.isascii() or _NOT_IN_PATH.search(address):
+        raise ValueError(f"the address {address!r} cannot go on an SMTP command line")
+    return b"<" + address.encode("ascii") + b">"
+
+
+async def mail_from(client: aiosmtplib.SMTP, path: bytes, options: list[bytes]) -> None:
+    """MAIL FROM:`path` (envelope_path) with ESMTP `options`; raises SMTPSenderRefused
+    unless the server answers 250, as aiosmtplib's mail() does."""
+    response = await client.execute_command(b"MAIL", b"FROM:" + path, *options)
+    if response.code != 250:
+        raise aiosmtplib.SMTPSenderRefused(response.code, response.message,
+                                           path.decode("ascii"))
+
+
+async def rcpt_to(client: aiosmtplib.SMTP, path: bytes) -> None:
+    """RCPT TO:`path`; raises SMTPRecipientRefused unless the server answers 250 or 251
+    (RFC 5321 4.2.2), as aiosmtplib's rcpt() does."""
+    response = await client.execute_command(b"RCPT", b"TO:" + path)
+    if response.code not in (250, 251):
+        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message,
+                                              path.decode("ascii"))
+
+
 async def send_data(client: aiosmtplib.SMTP, message: bytes) -> None:
     """The DATA command and the message. aiosmtplib's data() runs two regular expressions
     over the whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third
