@@ -214,6 +214,15 @@ def _check_parentheses(tokens: list[_Token]) -> None:
 _STARTS_UNARY = frozenset(("(", "-", "NOT", "FIELD", "PHRASE", "TERM"))
 
 
+
+def _missing_after(op: _Token, nxt: _Token | None) -> RuleError:
+    """The error for an operator (OR, AND, NOT, -) with no operand after it: `nxt` is what
+    comes instead (None at the end, a ")" or another operator)."""
+    if nxt is not None and nxt.kind in ("OR", "AND"):
+        return RuleError(f'"{nxt.text}" right after "{op.text}" at column {nxt.col}: a word, '
+                         'a "phrase" or ( must come between', nxt.col)
+    return RuleError(f'nothing after "{op.text}" at column {op.col}', op.col)
+
 class _Parser:
     """Recursive descent.
 
@@ -243,7 +252,7 @@ class _Parser:
     def operand(self, op: _Token, ctx: str | None) -> Node:
         tok = self.peek()
         if tok is None or tok.kind not in _STARTS_UNARY:
-            raise RuleError(f'nothing after "{op.text}" at column {op.col}', op.col)
+            raise _missing_after(op, tok)
         return self.parse_unary(ctx)
 
     def parse_or(self, ctx: str | None) -> Node:
@@ -255,7 +264,7 @@ class _Parser:
             self.take()
             nxt = self.peek()
             if nxt is None or nxt.kind not in _STARTS_UNARY:
-                raise RuleError(f'nothing after "OR" at column {tok.col}', tok.col)
+                raise _missing_after(tok, nxt)
             children.append(self.parse_and(ctx))
         return _join(Or, children)
 
@@ -278,7 +287,7 @@ class _Parser:
             negations.append(self.take())
             nxt = self.peek()
             if nxt is None or nxt.kind not in _STARTS_UNARY:
-                raise RuleError(f'nothing after "{tok.text}" at column {tok.col}', tok.col)
+                raise _missing_after(tok, nxt)
         node = self.parse_primary(ctx)
         for tok in reversed(negations):
             node = node.child if isinstance(node, Not) else Not(node, tok.col)

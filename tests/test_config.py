@@ -18,6 +18,7 @@ from digestd.config import (
     tomllib,
     web_secret,
 )
+from digestd.config.example import OPTIONAL_SECTIONS
 from digestd.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +149,18 @@ def test_example_file_parses_and_covers_every_setting(tmp_path, monkeypatch):
     path.write_text(example_config())
     config = load_config(path)
     assert {s.kind for s in config.sources} >= {"arxiv-rss", "arxiv-api", "hf-daily", "feed"}
+    # a copy behaves as no file at all: the [smtp] table, which turns SMTP on, is commented
+    assert config.smtp is None and config.delivery_method == "outbox"
     data = tomllib.loads(example_config())
+    # the same text with the optional tables switched on: every setting there too, and valid
+    switched_on = re.sub(r"^#(\[|\w+ = )", r"\1", example_config(), flags=re.M)
+    on = tomllib.loads(switched_on)
+    assert set(OPTIONAL_SECTIONS) == {"smtp"} and "smtp" not in data
     for section, cls in SECTIONS.items():
-        assert {toml_key(f) for f in settings(cls)} == set(data[section]), section
+        keys = set((on if section in OPTIONAL_SECTIONS else data)[section])
+        assert {toml_key(f) for f in settings(cls)} == keys, section
+    (tmp_path / "on.toml").write_text(switched_on)
+    assert load_config(tmp_path / "on.toml").delivery_method == "smtp"
     for f in settings(SourceConfig):
         assert re.search(rf"^# {toml_key(f)}\b", example_config(), re.M), toml_key(f)
 

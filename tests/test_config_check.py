@@ -296,13 +296,22 @@ def test_templates_dir_must_be_a_folder(check, tmp_path):
 
 def test_unreadable_secret_files_name_their_key_and_line(check, tmp_path):
     missing = tmp_path / "nope"
+
+    def how(env_var: str, credential: str) -> str:  # what a missing file's error adds
+        other = f"{env_var} or " if env_var else ""
+        return (" (write the secret alone into it, readable by digestd only: install -m 0600 "
+                f"/dev/null FILE, then edit it; or leave the setting empty and use {other}"
+                f'the systemd credential "{credential}")')
+
     refused(check, f'[smtp]\nusername = "me"\npassword_file = "{missing}"\n', 3,
-            f"smtp.password_file: cannot read secret file {missing}: No such file or directory")
+            f"smtp.password_file: cannot read secret file {missing}: No such file or directory"
+            + how("DIGESTD_SMTP_PASSWORD", "smtp-password"))
     refused(check, f'[web]\nsecret_file = "{missing}"\n', 2,
-            f"web.secret_file: cannot read secret file {missing}: No such file or directory")
+            f"web.secret_file: cannot read secret file {missing}: No such file or directory"
+            + how("", "secret"))
     refused(check, f'[dkim]\nselector = "s1"\nprivate_key_file = "{missing}"\n', 3,
             f"dkim.private_key_file: cannot read secret file {missing}: No such file or "
-            "directory")
+            "directory" + how("", "dkim-key"))
     refused(check, f'[smtp]\nca_file = "{missing}"\n', 2,
             f'smtp.ca_file must be a readable file, got "{missing}": No such file or directory')
     (tmp_path / "binary").write_bytes(b"\xff\xfe\x00")
@@ -450,3 +459,25 @@ def test_one_check_names_every_mistake(tmp_path, capsys):
                       (11, "sources.foo"), (16, "sources.categories")):
         assert f"{cfg}:{line}: " in err and key in err, (line, key, err)
     assert "(5 mistakes in the config)" in err
+
+
+def test_a_local_feed_file_not_there_is_a_warning_naming_its_line(check, tmp_path, capsys):
+    text = '[[sources]]\nname = "local"\nkind = "feed"\nurl = "later.xml"\n'
+    code, err, path = check(text)
+    assert code == 0
+    assert (f'{path}:4: sources.url of "local": no such file {tmp_path / "later.xml"} (yet)'
+            in err)
+    (tmp_path / "later.xml").write_text("<rss/>")
+    code, err, _ = check(text)
+    assert code == 0 and "no such file" not in err
+
+
+def test_config_check_without_a_config_file_says_where_it_looked(tmp_path, monkeypatch,
+                                                                 capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
+    assert main(["config", "check"]) == 1
+    err = capsys.readouterr().err
+    assert "no config file found (looked at --config, $DIGESTD_CONFIG, ./digestd.toml)" in err
+    assert "init`" in err and not (tmp_path / "digestd.sqlite3").exists()

@@ -97,7 +97,10 @@ ERRORS = [
     ("OR a", 'nothing before "OR" at column 1', 1),
     ("a AND", 'nothing after "AND" at column 3', 3),
     ("AND a", 'nothing before "AND" at column 1', 1),
-    ("a OR OR b", 'nothing after "OR" at column 3', 3),
+    ("a OR OR b", '"OR" right after "OR" at column 6: a word, a "phrase" or ( must come '
+     'between', 6),
+    ("a AND OR b", '"OR" right after "AND" at column 7: a word, a "phrase" or ( must come '
+     'between', 7),
     ("(a OR) b", 'nothing after "OR" at column 4', 4),
     ("a (OR b)", 'nothing before "OR" at column 4', 4),
     ("a NOT", 'nothing after "NOT" at column 3', 3),

@@ -38,6 +38,17 @@ def test_rules_test_prints_matches_and_a_count(capsys):
     assert 'matched: ' in out and f"of 655 {CORPUS} match" in out
 
 
+def test_rules_test_says_why_as_a_digest_does_and_shows_the_first_n(capsys):
+    rule = 'title:prun* OR "noisy labels"'
+    assert main(["rules", "test", rule, "--papers", str(CORPUS), "--limit", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == '    matched: "pruning" in title' and out[3].startswith("    matched: ")
+    n = int(out[-1].split()[0])
+    assert n > 2 and out[-2] == f"... {n - 2} more not shown (--limit 0 shows all)"
+    assert main(["rules", "test", rule, "--papers", str(CORPUS), "--limit", "0"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2 * n + 1
+
+
 def test_invalid_rule_exits_non_zero_with_the_error_on_stderr(capsys):
     assert main(["rules", "test", "titel:x", "--papers", str(CORPUS)]) != 0
     captured = capsys.readouterr()

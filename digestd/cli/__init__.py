@@ -18,7 +18,8 @@ from ..errors import DigestdError
 from ..logs import setup_logging
 from .common import Progress
 from .inbound import add_inbound_parser
-from .mail import cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_send
+from .mail import (cmd_doctor, cmd_outbox, cmd_outbox_prune, cmd_outbox_retry, cmd_outbox_show,
+                   cmd_send)
 from .papers import cmd_papers, cmd_poll, cmd_sources
 from .relevance import cmd_similar, cmd_subscribers_seed
 from .service import cmd_run, cmd_web
@@ -198,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--papers", metavar="FILE",
                        help="a JSON array of papers (title, abstract, authors, categories, "
                             "source) instead of the store")
+    p.add_argument("--limit", type=int, default=20, metavar="N",
+                   help="show the first N matching papers (default 20; 0: all); the count "
+                        "at the end is of all of them, and --json prints all")
     p.add_argument("--json", action="store_true", help="print JSON (title, why, hits, ...)")
     p = add("add", cmd_rules_add, "add a rule to a subscriber (validated first)", rules)
     p.add_argument("email")
@@ -247,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also requeue failed digests, with their attempts reset")
     p.add_argument("--no-send", action="store_true",
                    help="only make them due; the service sends them at its next round")
+    p = add("show", cmd_outbox_show, "print one digest's message as it is sent (RFC 5322; "
+            "e.g. `| less`, or `> d.eml` to open it in a mail client)", outbox)
+    p.add_argument("id", type=int, help="the digest's id (from `outbox`)")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
             "(keeps the store small; history and sent marks stay)", outbox)
     p.add_argument("--days", type=int, metavar="N",

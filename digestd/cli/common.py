@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import shutil
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -17,6 +20,17 @@ from ..store import BaseStore, open_store
 def _count(n: int, noun: str) -> str:
     """'1 paper', '2 papers', '0 papers'."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def invocation() -> str:
+    """How to type digestd again in this shell: "digestd" when that is on PATH and is this
+    program, else the path it was started by (".venv/bin/digestd" after the quick start)."""
+    started = sys.argv[0] if sys.argv and sys.argv[0] else "digestd"
+    found = shutil.which("digestd")
+    if os.path.basename(started) != "digestd" or (
+            found and os.path.realpath(found) == os.path.realpath(started)):
+        return "digestd"
+    return shlex.quote(started)  # as it was typed: right in this shell and folder
 
 
 def _config(args: argparse.Namespace) -> Config:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from ..errors import UsageError
 from .common import Progress, _config, _count, _days_ago, _delivery_summary, _print_json, _store
@@ -75,6 +76,21 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     print(f"{len(waiting)} waiting, {counts.get('failed', 0)} failed"
           + ("" if args.failed else " (--failed lists them)")
           + f", {counts.get('sent', 0)} sent in all")
+    return 0
+
+
+def cmd_outbox_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with _store(config) as store:
+        message = store.stored_message(args.id)
+    if message is None:
+        print(f"digestd: no stored message for digest {args.id} (ids from `digestd outbox`; "
+              "a sent digest's message is dropped after store.keep_sent_days)",
+              file=sys.stderr)
+        return 1
+    sys.stdout.flush()
+    sys.stdout.buffer.write(message)  # the bytes as sent: CRLF line ends, 8bit text
+    sys.stdout.buffer.flush()
     return 0
 
 

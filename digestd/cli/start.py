@@ -21,7 +21,7 @@ from ..config import (
     find_config,
     load_config,
 )
-from .common import _store
+from .common import _store, invocation
 
 DEMO_SUBSCRIBERS = (
     ("ada@example.org", "Ada", ('"language models" reasoning', "diffusion", "reinforcement")),
@@ -74,7 +74,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     print("next:")
     for step in ("config check", "subscribers add you@example.org --rule 'diffusion'",
                  "poll", "send --now"):
-        print(f"  digestd --config {shown} {step}")
+        print(f"  {invocation()} --config {shown} {step}")
     return 0
 
 
@@ -115,7 +115,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for path in delivered.written:
         print(f"    {path}")
     print(f"\nLook at them: open an .eml file in a mail client, or `less {outbox}/*.eml`.")
-    print(f"The store is {folder / 'digestd.sqlite3'}. Start your own setup with `digestd init`.")
+    print(f"The store is {folder / 'digestd.sqlite3'}. Start your own setup with "
+          f"`{invocation()} init`.")
     return 0
 
 
@@ -135,6 +136,16 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from ..config import check_dkim_key
 
     path = find_config(args.config)
+    if path is None:
+        # nothing to check: say where digestd looked, and what it would run on
+        looked = "--config, $DIGESTD_CONFIG, ./digestd.toml" + (
+            ", $CONFIGURATION_DIRECTORY/config.toml"
+            if os.environ.get("CONFIGURATION_DIRECTORY") else "")
+        print(f"digestd: no config file found (looked at {looked}); without one digestd "
+              "runs on its embedded defaults (the bundled sample source, the store "
+              "./digestd.sqlite3, digests into ./outbox). Name yours with -c PATH, or write "
+              f"one with `{invocation()} init`.", file=sys.stderr)
+        return 1
     hidden = _credentials_hidden()
     if hidden:
         # the unit's `systemctl reload` check: the file is what can be wrong here; the

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..config import Config
-from ..errors import DigestdError, RuleError, UsageError
+from ..errors import DigestdError, RuleError, StoreError, UsageError
 from .common import _config, _count, _days_ago, _print_json, _store
 
 
@@ -26,8 +26,14 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
             raise RuleError(f'rule {n} "{rule}": {e}', e.column) from None
     schedule = _schedule_args(args, config)
     with _store(config) as store:
-        sub = store.add_subscriber(email, args.rule, name=args.name or "",
-                                   feed_only=args.feed_only, **schedule)
+        try:
+            sub = store.add_subscriber(email, args.rule, name=args.name or "",
+                                       feed_only=args.feed_only, **schedule)
+        except StoreError as e:
+            if "exists already" not in str(e):
+                raise
+            raise UsageError(f"{e}: add a rule with `digestd rules add {email} RULE`; "
+                             f"their rules: `digestd rules list {email}`") from None
     print(f"added {sub.email} (active{', feed only' if sub.feed_only else ''}) with "
           f"{len(sub.rules)} rule(s)")
     return 0
@@ -219,9 +225,14 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
                       "hits": [{"field": h.field, "text": h.text}
                                for r in m.rules for h in r.hits]} for m in matches])
         return 0
-    for m in matches:
+    from ..render import why_text
+
+    shown = matches if args.limit <= 0 else matches[:args.limit]
+    for m in shown:
         print(m.paper.title)
-        print(f"    matched: {', '.join(str(h) for r in m.rules for h in r.hits)}")
+        print(f"    matched: {why_text(m)}")  # the line a digest shows under the paper
+    if len(shown) < len(matches):
+        print(f"... {len(matches) - len(shown)} more not shown (--limit 0 shows all)")
     print(f"{len(matches)} of {len(papers)} {where} match {args.rule}")
     return 0
 

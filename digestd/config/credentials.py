@@ -28,6 +28,11 @@ def read_secret(credential: str, file_setting: str, env_var: str,
             return Path(file_setting).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+            if isinstance(e, FileNotFoundError):
+                other = f"{env_var} or " if env_var else ""
+                why += (f" (write the secret alone into it, readable by digestd only: "
+                        f"install -m 0600 /dev/null FILE, then edit it; or leave the setting "
+                        f'empty and use {other}the systemd credential "{credential}")')
             raise ConfigError(f"cannot read secret file {file_setting}: {why}",
                               path=str(config_path) if config_path else None) from None
     if env.get(env_var):

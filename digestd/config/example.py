@@ -29,6 +29,13 @@ def _comment(text: str, width: int = 92) -> list[str]:
     return ["# " + line for line in textwrap.wrap(text, width)]
 
 
+# tables that are off until they are written: why, said above the commented-out table
+OPTIONAL_SECTIONS = {
+    "smtp": "With an [smtp] table (and delivery.method left empty) digests go out over SMTP; "
+            "without one they are written as .eml files into delivery.outbox_dir. Remove "
+            "the # before [smtp] and the settings you change to send mail.",
+}
+
 EXAMPLE_SOURCES = (
     {"name": "arxiv-ml", "kind": "arxiv-rss", "categories": ("cs.LG", "stat.ML")},
     {"name": "arxiv-diffusion", "kind": "arxiv-api", "query": "cat:cs.LG AND abs:diffusion",
@@ -45,11 +52,16 @@ def example_config() -> str:
            "# Relative paths are relative to this file. Check it with: digestd config check",
            "# Secrets (SMTP password, link-signing secret) never need to be written here.", ""]
     for section, cls in SECTIONS.items():
-        out.append(f"[{section}]")
+        # a table whose presence changes what digestd does is shown commented out, so a
+        # copy of this file behaves as no file at all does
+        off = "#" if section in OPTIONAL_SECTIONS else ""
+        if off:
+            out.extend(_comment(OPTIONAL_SECTIONS[section]))
+        out.append(f"{off}[{section}]")
         for f in settings(cls):
             out.extend(_comment(f.metadata["help"]))
             value = duration_text(f.default) if f.metadata.get("duration") else f.default
-            out.append(f"{toml_key(f)} = {_toml_value(value)}")
+            out.append(f"{off}{toml_key(f)} = {_toml_value(value)}")
         out.append("")
     out.extend(_comment("Paper sources: one [[sources]] table each. Settings for every kind:"))
     for f in settings(SourceConfig):

@@ -2,6 +2,7 @@
 (file, line and key); durations; what `config check` warns about."""
 
 import dataclasses
+import difflib
 import ipaddress
 import math
 import os
@@ -74,7 +75,12 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
         msg = re.sub(r"\s*\(at line.*\)", "", str(e))
-        raise ConfigError(f"invalid TOML: {msg}" + (f" (column {m[2]})" if m else ""),
+        lines = text.splitlines()
+        shown = lines[int(m[1]) - 1].strip() if m and 0 < int(m[1]) <= len(lines) else ""
+        if "overwrite" in msg.lower():  # tomllib's word for a key or table given twice
+            msg += " (a key or table given twice?)"
+        raise ConfigError(f"invalid TOML: {msg}" + (f" (column {m[2]})" if m else "")
+                          + (f": {shown[:120]}" if shown else ""),
                           path=str(path), line=int(m[1]) if m else None) from None
 
     def fail(message: str, section: str, key: str | None = None, index: int | None = None):
@@ -310,6 +316,14 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
     unsubscribe = unsubscribe_warning(config)
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)
+    for i, src in enumerate(config.sources):
+        # a local feed file may be written later by another job: a warning, and each poll
+        # fails alone (not-found) until it is there
+        if src.kind == "feed" and src.url.startswith("/") and not os.path.exists(src.url):
+            line = locate("sources", i, "url")
+            out.append((f"{path}:{line}: " if line else f"{path}: ") + f'sources.url of '
+                       f'"{src.name}": no such file {src.url} (yet): its polls fail until '
+                       "it is there")
     return tuple(out)
 
 
@@ -363,8 +377,10 @@ def _build(cls: type, table: dict, section: str, index: int | None, fail,
         try:
             f = known.get(key)
             if f is None:
-                fail(f'unknown key "{section}.{key}" (known: {", ".join(known)})', section, key,
-                     index)
+                near = difflib.get_close_matches(key, list(known), n=1, cutoff=0.7)
+                hint = f'did you mean "{near[0]}"? ' if near else ""
+                fail(f'unknown key "{section}.{key}" ({hint}known: {", ".join(known)})',
+                     section, key, index)
             kwargs[f.name] = _coerce(raw, hints[f.name], f, f"{section}.{key}",
                                      lambda msg, key=key: fail(msg, section, key, index))
         except ConfigError as e:

@@ -52,8 +52,8 @@ from ..mime import to_7bit
 from ..store import BaseStore, OutboxRow, open_store, utcnow
 from ..tokens import bounce_token, plus_address
 from .journal import SentJournal, new_owner, owner_alive
-from .smtp import (Outcome, RateLimit, _one_line, _quit, backoff, classify, connect,
-                   envelope_path, mail_from, rcpt_to, send_data)
+from .smtp import (Outcome, RateLimit, _quit, backoff, classify, connect,
+                   connect_failure, envelope_path, mail_from, rcpt_to, send_data)
 
 log = logging.getLogger("digestd.deliver")
 
@@ -447,7 +447,7 @@ class SmtpSender:
                             log.info("event=connection_refused worker=%d error=%r", n, str(e))
                             break
                         error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
-                                f"{_one_line(str(e)) or type(e).__name__}"
+                                f"{connect_failure(e)}"
                         await self._finish(row, Outcome("deferred", error))
                         self.report.stopped = error
                         break

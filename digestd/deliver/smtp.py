@@ -6,7 +6,9 @@ probe that stops before MAIL FROM.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -102,6 +104,22 @@ def classify(stage: str, e: BaseException) -> Outcome:
             return Outcome("bounced" if enhanced[1] in ("1", "2") else "failed", text)
         return Outcome("bounced" if e.code in (550, 551, 553) else "failed", text)
     return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
+
+
+def connect_failure(e: BaseException) -> str:
+    """Why connecting failed, said once: "Connection refused", "Name or service not known",
+    a timeout... (aiosmtplib's SMTPConnectError repeats the host and port, then the
+    socket's error in asyncio's words)."""
+    cause = e if isinstance(e, OSError) and not isinstance(e, aiosmtplib.SMTPException) \
+        else e.__cause__
+    if isinstance(cause, socket.gaierror) and cause.strerror:
+        return cause.strerror  # a name that does not resolve
+    if isinstance(cause, ssl.SSLError):  # its errno is OpenSSL's, not the system's
+        return _one_line(str(cause)) or type(cause).__name__
+    if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
+        return os.strerror(cause.errno)  # refused, unreachable, reset ...
+    text = re.sub(r"^Error connecting to \S+ on port \d+: ", "", str(e))
+    return _one_line(text) or type(e).__name__
 
 
 def _one_line(text: str) -> str:
@@ -208,7 +226,7 @@ async def probe(smtp: SmtpConfig) -> Probe:
     try:
         response = await client.connect()
     except (aiosmtplib.SMTPException, OSError) as e:
-        result.steps.append(("connect", False, f"{where}: {_one_line(str(e)) or type(e)}"))
+        result.steps.append(("connect", False, f"{where}: {connect_failure(e)}"))
         return result
     try:
         result.banner = _one_line(response.message)

@@ -253,6 +253,18 @@ class DigestStore:
             sql += f" LIMIT {int(limit)}"
         return [self._outbox_row(r)[0] for r in self.db.execute(sql, args)]
 
+    def stored_message(self, digest_id: int) -> bytes | None:
+        """The RFC 5322 bytes of one digest as it is (or was) sent, unpacked; None when the
+        digest is unknown or its message was dropped (`outbox prune`, or recorded without
+        an email). Raises StoreError for a message that does not unpack."""
+        row = self.db.execute(
+            "SELECT coalesce(b.message, d.message), coalesce(b.packing, 0) FROM digests d "
+            "LEFT JOIN digest_bodies b ON b.digest_id = d.id WHERE d.id = ?",
+            (digest_id,)).fetchone()
+        if row is None or not row[0]:
+            return None
+        return unpack_message(row[0], row[1])
+
     def mark_sent(self, digest_id: int, *, now: str | None = None) -> None:
         self.mark_sent_many([(digest_id, now or utcnow())])
 
