@@ -97,3 +97,17 @@ def conflicting(ours: Iterable[str], theirs: Iterable[str]) -> str | None:
         if ids.isdisjoint(mine[kind]):
             return kind
     return None
+
+
+SAME_TITLE_WORDS = 0.6  # titles_agree: the share of the shorter title's words in the other
+
+
+def titles_agree(a: str, b: str) -> bool:
+    """Whether two titles can be one paper's: at least SAME_TITLE_WORDS of the shorter one's
+    distinct words are in the other (a fixed typo, an added subtitle or a changed case
+    agree; "Noisy labels in invented datasets" and "Pruning made-up networks" do not). A
+    title without words says nothing: it agrees."""
+    first, second = set(words(a)), set(words(b))
+    if not first or not second:
+        return True
+    return len(first & second) >= SAME_TITLE_WORDS * min(len(first), len(second))

@@ -103,6 +103,47 @@ async def test_18_old_arxiv_updated_items_are_replacements(server, store, http):
     assert [p.id for p in papers] == ["arxiv:2312.00101"]
 
 
+OLD_ARXIV_VARIANTS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"
+ xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel rdf:about="http://arxiv.org/rss/cs.LG"><title>cs.LG updates on arXiv.org</title>
+<link>http://arxiv.org/</link><description>x</description></channel>
+<item rdf:about="http://arxiv.org/abs/2312.00105"><title>Invented Pruning of Tiny Networks.
+ (arXiv:2312.00105v1 [cs.LG, stat.ML])</title><link>http://arxiv.org/abs/2312.00105</link>
+<description>&lt;p&gt;We prune.&lt;/p&gt;</description><dc:creator>Ada Example</dc:creator>
+<dc:creator>Bo Sample</dc:creator><dc:creator>Cy Test</dc:creator></item>
+<item rdf:about="http://arxiv.org/abs/2312.00106"><title>Another invented one.
+ (arXiv:2312.00106v2 [cs.LG cs.AI] CROSS LISTED UPDATED)</title>
+<link>http://arxiv.org/abs/2312.00106</link><description>&lt;p&gt;We test.&lt;/p&gt;</description>
+<dc:creator>&lt;a href="http://arxiv.org/find/cs/1/au:+Example_A/0/1/0/all/0/1"&gt;Ada
+ Example&lt;/a&gt;, &lt;a href="http://arxiv.org/find/cs/1/au:+Sample_B/0/1/0/all/0/1"&gt;Bo
+ Sample&lt;/a&gt;</dc:creator></item>
+</rdf:RDF>"""
+
+
+@pytest.mark.parametrize("kind", ["feed", "arxiv-rss"])
+async def test_18_old_arxiv_one_creator_per_author_and_cross_lists(server, store, http, kind):
+    """The old format's variants: one dc:creator per author, a cross-list's categories in
+    the suffix ("[cs.LG, stat.ML]", "[cs.LG cs.AI]"), a suffix of several words."""
+    server.payload("/rss/cs.LG", OLD_ARXIV_VARIANTS, "application/rdf+xml")
+    source = SourceConfig(name="old", kind=kind, url=server.url("/rss") if kind == "arxiv-rss"
+                          else server.url("/rss/cs.LG"), categories=("cs.LG",)
+                          if kind == "arxiv-rss" else (), announce_types=("new", "replace"))
+    (report,) = await poll_sources([source], store, http=http)
+    assert report.error is None
+    by_id = {p.id: p for p in store.papers_since("")}
+    first, second = by_id["arxiv:2312.00105"], by_id["arxiv:2312.00106"]
+    assert first.title == "Invented Pruning of Tiny Networks"
+    assert first.authors == ("Ada Example", "Bo Sample", "Cy Test")
+    assert first.categories == ("cs.LG", "stat.ML")
+    assert (second.title, second.authors) == ("Another invented one", ("Ada Example",
+                                                                       "Bo Sample"))
+    assert second.categories == ("cs.LG", "cs.AI") and second.version == 2
+    papers = list(by_id.values())
+    assert matching("author:sample", papers) == [first.title, second.title]
+    assert matching("category:stat.ML", papers) == [first.title]
+
+
 @pytest.mark.parametrize("kind", ["feed", "arxiv-rss"])
 async def test_tex_authors_and_titles(server, store, http, kind):
     if kind == "feed":
@@ -205,6 +246,27 @@ async def test_a_link_seen_again_with_another_guid_is_a_new_paper(store):
     assert len(store.add_papers(day1)) == 1
     assert [p.title for p in store.add_papers(day2)] == ["Second item on pruning"]
     assert store.add_papers(day2) == []  # and seen once, ever
+
+
+async def test_a_link_alone_joins_only_items_whose_titles_agree(store):
+    """A page that shows one item at a time ("upcoming"), no guid: each poll's item is unique
+    in its feed, so the link names it; the next poll's item behind the same link is
+    another paper unless its title is the same one (a typo fixed, a subtitle added)."""
+    def day(title: str, extra: str = ""):
+        return parse(rss(f"<item><title>{title}</title><link>https://j.example.org/u/</link>"
+                         f"{extra}</item>"))
+
+    assert len(store.add_papers(day("Noisy labels in invented datasets"))) == 1
+    assert [p.title for p in store.add_papers(day("Pruning made-up networks today"))] == [
+        "Pruning made-up networks today"]
+    assert [p.title for p in store.add_papers(day("A third one, on sparsity", "<guid "
+            'isPermaLink="false">IJ-3</guid>'))] == ["A third one, on sparsity"]
+    # the paper the link first named, its title fixed or extended: seen; a later one again:
+    # seen by its title
+    assert store.add_papers(day("Noisy labels in invented data sets")) == []
+    assert store.add_papers(day("Noisy labels in invented datasets: a study")) == []
+    assert store.add_papers(day("Pruning made-up networks today")) == []
+    assert len(store.papers_since("")) == 3
 
 
 @pytest.mark.parametrize("channel, link, expect", [

@@ -54,8 +54,7 @@ def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) 
 # the kind of announcement at the end of the title: "Title. (arXiv:2312.00101v1 [cs.LG])",
 # "... [cs.CV] UPDATED)" for a new version, "... CROSS LISTED)" for a cross-list.
 _OLD_SUFFIX = re.compile(r"\.?\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s*\[(?P<cat>[^\]]*)\]\s*"
-                         r"(?P<kind>UPDATED|CROSS LISTED)?\s*\)\s*$", re.IGNORECASE)
-_OLD_KINDS = {"": "new", "updated": "replace", "cross listed": "cross"}
+                         r"(?P<kind>[A-Za-z][A-Za-z ]*?)?\s*\)\s*$", re.IGNORECASE)
 DEFAULT_ANNOUNCE_TYPES = ("new", "cross")
 
 
@@ -75,6 +74,23 @@ def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
                for e in parsed.entries[:5])
 
 
+def _old_kind(words: str) -> str:
+    """The announce type of the old format's suffix word(s): "UPDATED" (also "CROSS LISTED
+    UPDATED") a replacement, "CROSS LISTED" a cross-list, none a new paper."""
+    words = words.upper()
+    return "replace" if "UPDATED" in words else "cross" if "CROSS" in words else "new"
+
+
+def _creators(entry: dict, html: bool) -> tuple[str, ...]:
+    """The authors of every dc:creator (feedparser's `authors`; the old format wrote one per
+    author, or all in one as rss.arxiv.org does: "A, B (Affiliation), C")."""
+    held = [a["name"] for a in entry.get("authors", ()) if isinstance(a, dict) and a.get("name")]
+    if len(held) <= 1:
+        return split_authors(held[0] if held else entry.get("author"), html=html, tex=True)
+    names = [n for one in held for n in split_authors(one, html=html, tex=True)]
+    return tuple(dict.fromkeys(names))
+
+
 def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, str] | None:
     """(paper, announce type) from one item of an arXiv feed, or None if it names no paper.
 
@@ -89,9 +105,9 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
     if suffix:
         title = title[:suffix.start()]
         found = found or parse_arxiv(suffix["id"])
-        kind = kind or _OLD_KINDS.get((suffix["kind"] or "").lower(), "new")
-        if suffix["cat"]:
-            categories.insert(0, suffix["cat"].strip())
+        kind = kind or _old_kind(suffix["kind"] or "")
+        # "[cs.LG]", and cross-lists as "[cs.LG, stat.ML]" or "[cs.LG stat.ML]"
+        categories[:0] = [c for c in re.split(r"[,;\s]+", suffix["cat"]) if c]
     title = clean_title(title, tex=True)
     if found is None or not title:
         return None
@@ -111,8 +127,9 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
         title=title,
         abstract=clean_abstract(_PREAMBLE.sub("", description, count=1), html=old_format,
                                 tex=True),
-        # One dc:creator holding "A, B (Affiliation, City), C" (feedparser keeps it whole).
-        authors=split_authors(entry.get("author"), html=old_format, tex=True),
+        # One dc:creator holding "A, B (Affiliation, City), C" (feedparser keeps it whole), or
+        # one dc:creator per author
+        authors=_creators(entry, old_format),
         categories=tuple(dict.fromkeys(categories)),
         source=source,
         url=url,

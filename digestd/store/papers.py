@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from ..identity import conflicting, strong_kind, title_key
+from ..identity import conflicting, strong_kind, title_key, titles_agree
 from ..models import Paper
 from .records import PAPER_COLUMNS, SourceState, _names, utcnow
 
@@ -47,9 +47,10 @@ class PaperStore:
         with self.transaction() as db:
             known = self._paper_keys(db, {alias for _, ids in batch for alias in ids})
             aliases_of = self._aliases_of(db, set(known.values()))
+            titles = self._titles_of(db, set(known.values()))
             for paper, ids in batch:
                 found = {alias: known[alias] for alias in ids if alias in known}
-                pk = self._same_paper(paper, ids, found, aliases_of) if found else None
+                pk = self._same_paper(paper, ids, found, aliases_of, titles) if found else None
                 if pk is not None:
                     if paper.upvotes is not None or paper.version is not None:
                         refreshed.append((paper.upvotes, paper.version, pk))
@@ -68,6 +69,7 @@ class PaperStore:
                          _names(paper.categories), paper.source, paper.url, paper.pdf_url,
                          paper.published, paper.upvotes, paper.version, now), key="pk")
                     new.append(paper)
+                    titles[pk] = paper.title
                 for alias in ids:  # an alias another paper has already stays with it
                     if alias not in known:
                         known[alias] = pk
@@ -104,13 +106,28 @@ class PaperStore:
         return out
 
     @staticmethod
+    def _titles_of(db, pks: Iterable[int]) -> dict[int, str]:
+        """Paper row -> its title, for the rows `pks`."""
+        pks = list(pks)
+        out: dict[int, str] = {}
+        for i in range(0, len(pks), 500):
+            chunk = pks[i:i + 500]
+            out.update(db.execute(f"SELECT pk, title FROM papers WHERE pk IN "
+                                  f"({','.join('?' * len(chunk))})", chunk).fetchall())
+        return out
+
+    @staticmethod
     def _same_paper(paper: Paper, ids: list[str], found: dict[str, int],
-                    aliases_of: dict[int, list[str]]) -> int | None:
+                    aliases_of: dict[int, list[str]], titles: dict[int, str]) -> int | None:
         """The row of the stored paper that `paper` is, among those its ids `found`, or None.
 
         Candidates met by a strong id come first; any candidate that disagrees with the
         paper on a strong id of another kind (the same guid, another DOI) is another paper
-        (`aliases_of`: each candidate's aliases).
+        (`aliases_of`: each candidate's aliases). A candidate met by its link alone (a
+        `url:` id, nothing else in common) is the same paper only when the titles agree
+        (identity.titles_agree): a page that shows one item after another ("upcoming",
+        "latest article") keeps its link while the item changes (`titles`: each
+        candidate's title).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -124,6 +141,12 @@ class PaperStore:
             if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
+                continue
+            via = [a for a in ids if found.get(a) == pk]
+            if all(a.startswith("url:") for a in via) and not titles_agree(
+                    paper.title, titles.get(pk, paper.title)):
+                log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=title",
+                          paper.id, paper.source, pk, alias)
                 continue
             log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source, pk,
                       alias)
