@@ -298,10 +298,46 @@ def test_xml_base_wins_over_the_feed_url():
     ("<![CDATA[Costs < 5 & gains > 3]]>", "Costs < 5 & gains > 3"),
     ("Null\x01 and \x7f control", "Null and control"),
     ("Tab\tand  spaces\n broken", "Tab and spaces broken"),
+    # markup that feedparser calls text because a "<65" is there too: still markup
+    ("Outcomes in &lt;i&gt;BRCA1&lt;/i&gt; carriers aged &lt;65 years",
+     "Outcomes in BRCA1 carriers aged <65 years"),
+    ("<![CDATA[Survival of <i>E. coli</i> at <5 °C]]>", "Survival of E. coli at <5 °C"),
+    ("Pathogenic &lt;scp&gt;CD4&lt;/scp&gt; T cells", "Pathogenic CD4 T cells"),
+    ("Role of &lt;jats:italic&gt;TP53&lt;/jats:italic&gt; in &lt;65s",
+     "Role of TP53 in <65s"),
+    ("A &lt;mml:math&gt;&lt;mml:mi&gt;k&lt;/mml:mi&gt;&lt;/mml:math&gt;-means variant",
+     "A k-means variant"),
+    # escaped twice: entities and markup a reader would never want to see
+    ("Survival &lt;5 years &amp;amp; beyond", "Survival <5 years & beyond"),
+    ("A&amp;#8211;B coupling in &lt;50 nm films", "A–B coupling in <50 nm films"),
+    ("&amp;lt;i&amp;gt;E. coli&amp;lt;/i&amp;gt; at &amp;lt;5", "E. coli at <5"),
+    # no end tag: text that only looks like markup stays
+    ("The &lt;blink&gt; element and List&lt;String&gt;", "The <blink> element and List<String>"),
 ])
 def test_titles_lose_markup_only_where_it_is_markup(title, expect):
     (paper,) = parse(rss(f"<item><title>{title}</title><guid>g</guid></item>"))
     assert paper.title == expect
+
+
+def test_formulas_in_markup_read_as_written():
+    """MathML and <sup>/<sub> become the formula in plain text, not its digits run together
+    ("10-3", "12", "x2" would change what the abstract says)."""
+    summary = ("&lt;p&gt;Doses of 10&lt;sup&gt;-3&lt;/sup&gt; M; half &lt;math&gt;&lt;mfrac&gt;"
+               "&lt;mn&gt;1&lt;/mn&gt;&lt;mn&gt;2&lt;/mn&gt;&lt;/mfrac&gt;&lt;/math&gt; of cells; "
+               "area &lt;mml:math&gt;&lt;mml:msup&gt;&lt;mml:mi&gt;x&lt;/mml:mi&gt;&lt;mml:mn&gt;"
+               "2&lt;/mml:mn&gt;&lt;/mml:msup&gt;&lt;/mml:math&gt;; H&lt;sub&gt;2&lt;/sub&gt;O; "
+               "E&lt;sub&gt;max&lt;/sub&gt; &lt;math&gt;&lt;msqrt&gt;&lt;mi&gt;n&lt;/mi&gt;&lt;mo&gt;"
+               "+&lt;/mo&gt;&lt;mn&gt;1&lt;/mn&gt;&lt;/msqrt&gt;&lt;/math&gt; and x&lt;sup&gt;n+k"
+               "&lt;/sup&gt; for &lt;math&gt;&lt;mi&gt;a&lt;/mi&gt;&lt;mo&gt;&amp;lt;&lt;/mo&gt;"
+               "&lt;mi&gt;b&lt;/mi&gt;&lt;/math&gt;&lt;/p&gt;")
+    (paper,) = parse(rss(f"<item><title>Formulas</title><guid>f1</guid><description>{summary}"
+                         "</description><author>Jane Doe&lt;sup&gt;1,2&lt;/sup&gt;, Bob Roe"
+                         "&lt;sup&gt;*&lt;/sup&gt;</author></item>"))
+    # Unicode's super- and subscripts where every character has one ("k" has none up)
+    assert paper.abstract == ("Doses of 10⁻³ M; half 1/2 of cells; area x²; H₂O; Eₘₐₓ √(n+1) "
+                              "and x^(n+k) for a<b")
+    assert paper.authors == ("Jane Doe", "Bob Roe")  # affiliation marks, superscript or not
+    assert matching("h2o", [paper]) == ["Formulas"]
 
 
 def test_atom_text_types():

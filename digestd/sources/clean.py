@@ -14,6 +14,7 @@ from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from ..text import collapse
+from .mathml import math_to_text, script
 
 MAX_TITLE = 500  # characters; longer titles are cut with an ellipsis
 MAX_ABSTRACT = 10_000
@@ -27,6 +28,7 @@ ELLIPSIS = "…"
 # Lone UTF-16 surrogates (from a broken JSON "\\ud800") can be neither stored nor mailed.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e"
                       "\u2066-\u2069\ufeff\ud800-\udfff]")
+_unescape = html.unescape  # (clean_text's `html` is a flag)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 
@@ -89,6 +91,28 @@ def _tag(m: re.Match) -> str:
     return " " if m[2] and m[2].lower() in _BLOCK else ""
 
 
+# MathML (<math>, <mml:math>) and HTML/JATS super- and subscripts with plain text inside
+_MATH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)math\b.*?</\1math\s*>", re.IGNORECASE | re.DOTALL)
+_SCRIPT = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(sup|sub)\b[^<>]*>([^<]{0,80})</\1\2\s*>",
+                     re.IGNORECASE)
+
+
+def _as_text(text: str) -> str:
+    """Plain text to put back into markup that is read as HTML afterwards."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _formulas(fragment: str) -> str:
+    """MathML formulas and <sup>/<sub> as plain text (sources/mathml.py): 1/2, x², 10⁻³,
+    not the "12", "x2" and "10-3" that dropping their tags would leave."""
+    if "math" in fragment or "MATH" in fragment:
+        fragment = _MATH.sub(lambda m: _as_text(math_to_text(m[0])), fragment)
+    if "<s" in fragment or "<S" in fragment or ":s" in fragment:
+        fragment = _SCRIPT.sub(lambda m: _as_text(script(html.unescape(m[3]),
+                                                         up=m[2].lower() == "sup")), fragment)
+    return fragment
+
+
 def html_to_text(fragment: str) -> str:
     """The text a browser shows for an HTML fragment: tags gone, entities decoded once.
 
@@ -101,9 +125,26 @@ def html_to_text(fragment: str) -> str:
         return fragment
     if "<" in fragment:
         fragment = _drop_between(fragment, "<!--", "-->")
+        fragment = _formulas(fragment)
         fragment = _drop_invisible(fragment)
         fragment = _TAG.sub(_tag, fragment)
     return html.unescape(fragment) if "&" in fragment else fragment
+
+
+# The end of an element that text means as markup: inline HTML, JATS (<jats:italic>, <sc>,
+# Wiley's <scp>) and MathML, with or without a prefix; or a line break. A lone "<b>" or
+# "List<String>" is no such end.
+_MARKUP_END = re.compile(
+    r"</(?:[A-Za-z][\w.-]*:)?(?:i|b|u|s|em|strong|sup|sub|small|span|font|tt|code|a|p|div|"
+    r"sc|scp|italic|bold|underline|monospace|inline-formula|named-content|math)\s*>"
+    r"|<br\s*/?>", re.IGNORECASE)
+
+
+def has_markup(value: object) -> bool:
+    """Whether a field that says it is text holds markup all the same: the end tag of an
+    inline HTML, JATS or MathML element, or <br> (feeds escape "<i>BRCA1</i>" into a plain
+    title; feedparser then calls it text when "<65" is there too)."""
+    return isinstance(value, str) and "<" in value and bool(_MARKUP_END.search(value))
 
 
 def is_html(detail: object) -> bool:
@@ -267,7 +308,9 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     """One feed field as plain text, on one line.
 
     `html`: the field is HTML (strip markup, decode entities once); otherwise it is text and
-    left as written, `<` and `&` included. `tex`: the source writes TeX (arXiv kinds).
+    left as written, `<` and `&` included. Either way an entity still there afterwards was
+    escaped twice and is decoded (and markup it held removed). `tex`: the source writes TeX
+    (arXiv kinds).
     Control characters are dropped and the result is cut to `limit` characters.
     """
     if not isinstance(value, str) or not value:
@@ -275,6 +318,14 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     if len(value) > 2 * limit + 1000:  # markup and TeX shrink text, never by half
         value = value[:2 * limit + 1000]
     text = html_to_text(value) if html else value
+    if html and "<" in text and has_markup(text):
+        text = html_to_text(text)  # "&lt;i&gt;E. coli&lt;/i&gt;" in HTML: escaped twice
+    if "&" in text and _ENTITY.search(text):
+        # an entity left after decoding (or in text) was escaped twice: "&amp;amp;",
+        # "&amp;#8211;", "&amp;lt;i&amp;gt;" are "&", "–" and markup to anyone reading them
+        text = _unescape(text)
+        if has_markup(text):
+            text = html_to_text(text)
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     if tex:
@@ -299,7 +350,8 @@ _SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv|v|phd|md|msc|bsc)\.?$", re.IGNORECASE
 _ET_AL = re.compile(r"\s+et\.?\s*al\.?$", re.IGNORECASE)
 _NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+)$", re.IGNORECASE)
 # Affiliation marks after a name: "Jane Doe1", "Doe^{1,2}", "Roe*", "Lee†".
-_MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#]+$")
+_MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#⁰¹²³⁴⁵⁶⁷⁸⁹⁺˒]+$")
+_MARK_ENDS = frozenset("0123456789,*†‡§¶#⁰¹²³⁴⁵⁶⁷⁸⁹⁺")
 _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 MAX_AUTHORS_TEXT = 30_000  # characters of one author list kept (about 1,000 names)
 
@@ -317,7 +369,7 @@ def _name(piece: str) -> str:
     name = piece.strip(" ,;:")
     if "al" in name:
         name = _ET_AL.sub("", name)
-    if name and name[-1] in "0123456789,*†‡§¶#" and not name.isdigit():
+    if name and name[-1] in _MARK_ENDS and not name.isdigit():
         name = _MARKS.sub("", name).strip(" ,;:")
     return name
 

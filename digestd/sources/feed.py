@@ -18,6 +18,7 @@ from .clean import (
     clean_text,
     clean_title,
     entry_date,
+    has_markup,
     is_html,
     split_authors,
 )
@@ -50,9 +51,9 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
 
 
 def _markup(value: object, detail: object) -> bool:
-    """Whether a field is HTML: feedparser's `*_detail` type, or MathML that feedparser
-    does not take for HTML in a title."""
-    return is_html(detail) or (isinstance(value, str) and "</math>" in value)
+    """Whether a field is HTML: feedparser's `*_detail` type, or markup that it does not
+    take for HTML (MathML in a title, "<i>BRCA1</i> ... <65": clean.has_markup)."""
+    return is_html(detail) or has_markup(value)
 
 
 def guid_ids(guid: str, source: str) -> tuple[str, ...]:

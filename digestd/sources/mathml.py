@@ -1,0 +1,127 @@
+"""Formulas in feed markup as a reader writes them in plain text: MathML (journal feeds put
+it in titles and abstracts, often as `mml:` elements) and HTML's <sup>/<sub>.
+
+    math_to_text('<math><mfrac><mn>1</mn><mn>2</mn></mfrac></math>')   -> '1/2'
+    math_to_text('<math><msup><mi>x</mi><mn>2</mn></msup></math>')     -> 'x²'
+    script('-3', up=True)                                               -> '⁻³'
+    script('max', up=False)                                             -> '_max'
+
+Unicode super- and subscripts are used where every character has one (they read like the
+printed formula and compare as plain digits and letters: NFKD folds "x²" to "x2", so rules
+match them, RULES.md "Words"); otherwise TeX's ^ and _, with parentheses around more than
+one token. MathML is read with the standard library's tolerant HTML parser (entities
+decoded, prefixes such as `mml:` ignored); a fragment it cannot read comes back as its text.
+Elements as in MathML 3 (W3C Recommendation, 2014), chapter 3 (presentation markup).
+"""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+_UP = dict(zip("0123456789+-−=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ"))
+_DOWN = dict(zip("0123456789+-−=()aehijklmnoprstuvx",
+                 "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+# MathML elements whose content is not shown (annotations repeat the formula as TeX)
+_HIDDEN = frozenset({"annotation", "annotation-xml", "mphantom", "none", "mprescripts"})
+# function application, invisible times, separator and plus (U+2061-2064): nothing to show
+_INVISIBLE_OPS = dict.fromkeys(range(0x2061, 0x2065))
+MAX_MATH = 5000  # characters of one formula read; longer ones keep their text
+
+
+def _group(text: str) -> str:
+    """`text` as one operand: in parentheses when it holds more than one token."""
+    text = text.strip()
+    plain = text.replace(".", "").replace(",", "")
+    return text if plain.isalnum() or len(text) <= 1 or text.startswith("(") else f"({text})"
+
+
+def script(text: str, *, up: bool) -> str:
+    """A superscript (`up`) or subscript in plain text: Unicode's where every character has
+    one, else ^ or _ before the operand ("x^(n+1)", "E_max" as "E_max")."""
+    text = text.strip()
+    if not text:
+        return ""
+    table = _UP if up else _DOWN
+    if all(c in table for c in text):
+        return "".join(table[c] for c in text)
+    return ("^" if up else "_") + _group(text)
+
+
+class _Node:
+    __slots__ = ("tag", "children")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.children: list[_Node | str] = []
+
+
+class _Tree(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = _Node("")
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag, attrs) -> None:
+        node = _Node(tag.rpartition(":")[2])
+        self.stack[-1].children.append(node)
+        self.stack.append(node)
+
+    def handle_startendtag(self, tag, attrs) -> None:
+        self.stack[-1].children.append(_Node(tag.rpartition(":")[2]))
+
+    def handle_endtag(self, tag) -> None:
+        name = tag.rpartition(":")[2]
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == name:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data) -> None:
+        self.stack[-1].children.append(data)
+
+
+def _text(node: _Node | str) -> str:
+    if isinstance(node, str):
+        return node.strip()
+    if node.tag in _HIDDEN:
+        return ""
+    kids = [k for k in node.children if not (isinstance(k, str) and not k.strip())]
+    parts = [_text(k) for k in kids]
+    tag = node.tag
+    if tag == "semantics":  # the presentation, not its annotations
+        return parts[0] if parts else ""
+    if tag in ("msup", "msub", "msubsup", "mfrac", "mroot", "mover", "munder",
+               "munderover") and len(parts) >= 2:
+        base = parts[0]
+        if tag == "msup":
+            return base + script(parts[1], up=True)
+        if tag == "msub":
+            return base + script(parts[1], up=False)
+        if tag == "msubsup" and len(parts) >= 3:
+            return base + script(parts[1], up=False) + script(parts[2], up=True)
+        if tag == "mfrac":
+            return f"{_group(parts[0])}/{_group(parts[1])}"
+        if tag == "mroot":
+            return f"{_group(base)}^(1/{parts[1]})"
+        return "".join(parts)  # mover/munder: the base and its accent or limit
+    if tag == "msqrt":
+        return "√" + _group("".join(parts))
+    if tag == "mfenced":
+        return "(" + ", ".join(p for p in parts if p) + ")"
+    if tag in ("mtable", "mtr", "mtd"):
+        return " ".join(p for p in parts if p)
+    return "".join(parts)
+
+
+def math_to_text(fragment: str) -> str:
+    """One MathML `<math>` element (with or without a prefix such as `mml:`) as plain
+    text: 1/2, x², √(x+1), E_max, (a, b). Never raises."""
+    if len(fragment) > MAX_MATH:
+        fragment = fragment[:MAX_MATH]
+    tree = _Tree()
+    try:
+        tree.feed(fragment)
+        tree.close()
+        return " ".join(_text(tree.root).translate(_INVISIBLE_OPS).split())
+    except Exception:  # noqa: BLE001 (hostile markup: its text, nothing more)
+        return " ".join("".join(c for c in fragment if c not in "<>").split())
