@@ -376,6 +376,20 @@ def test_tex_is_left_alone_outside_tex_sources():
     (r"$\mathcal{O}(n)$ and $\mathbf{x}$", "O(n) and x"),
     (r"\url{https://github.com/a/b_c}", "https://github.com/a/b_c"),
     (r"An unbalanced {brace and $ dollar", "An unbalanced brace and $ dollar"),
+    # a money dollar before real math: only that dollar is money
+    (r"It costs $5 per unit, where $c$ is the cost and $\alpha$ the rate.",
+     "It costs $5 per unit, where c is the cost and α the rate."),
+    (r"Budget: $2 billion; results for $\beta$-VAE", "Budget: $2 billion; results for β-VAE"),
+    # TeX's typography as the characters it prints
+    (r"``robust'' bounds for 1--2 agents --- and a `single' one; $x$--$y$",
+     "“robust” bounds for 1–2 agents — and a ‘single’ one; x–y"),
+    (r"At 10~K and 3~dB, ~100 runs", "At 10 K and 3 dB, ~100 runs"),
+    (r"300$^\circ$C and 5$^{\circ}$, \TeX and \LaTeX{} here",
+     "300°C and 5°, TeX and LaTeX here"),
+    (r"$f''(x)$ and don't", "f″(x) and don't"),
+    # braces a reader sees stay; TeX's grouping goes
+    (r"{0,1}^n codes, ({a|b}) and {GPU}s in B{\"o}hm's {\em work}",
+     "{0,1}^n codes, ({a|b}) and GPUs in Böhm's work"),
 ])
 def test_tex_kinds(raw, expect):
     from digestd.sources.clean import clean_title

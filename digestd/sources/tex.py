@@ -1,0 +1,209 @@
+"""TeX as a reader sees it (arXiv writes titles, abstracts and names in TeX): accents and
+symbols in Unicode, math as readable text, TeX's typography as the characters it prints.
+Converted with pylatexenc's latex2text, run only on the parts that hold TeX."""
+
+from __future__ import annotations
+
+import re
+
+from pylatexenc import latexwalker, macrospec
+from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
+
+from ..text import collapse
+
+
+def _href(node, l2tobj) -> str:
+    args = [a for a in node.nodeargd.argnlist if a is not None] if node.nodeargd else []
+    texts = [l2tobj.nodelist_to_text([a]).strip() for a in args]
+    if len(texts) == 2 and texts[1] and texts[1] != texts[0]:
+        return f"{texts[1]} ({texts[0]})"
+    return texts[0] if texts else ""
+
+
+# Letter styles that pylatexenc writes as Mathematical Alphanumeric Symbols (U+1D400...), which
+# many mail fonts lack: a reader gets the plain letters.
+_PLAIN_STYLES = ("mathcal", "mathscr", "mathfrak", "mathbf", "mathit", "mathsf", "mathtt",
+                 "boldsymbol", "bm", "mathrm")
+
+
+# Text-mode macros whose argument is plain text to keep (pylatexenc drops some of them).
+_KEEP_TEXT = ("texttt", "textsc", "textsf", "textup", "textmd", "textrm", "textsl", "textnormal",
+              "mbox", "hbox", "fbox", "text", "textit", "textbf", "emph", "underline")
+
+
+def _latex_contexts():
+    # Macros that papers use and pylatexenc does not know or renders unhelpfully: URLs keep
+    # their text, citations and references (which mean nothing outside the paper) vanish.
+    parse = latexwalker.get_default_latex_context_db()
+    parse.add_context_category("digestd", prepend=True, macros=[
+        macrospec.MacroSpec("url", "{"), macrospec.MacroSpec("href", "{{"),
+        *(macrospec.MacroSpec(m, "{") for m in _PLAIN_STYLES + _KEEP_TEXT),
+        *(macrospec.MacroSpec(m, "{{") for m in ("tfrac", "dfrac", "binom", "tbinom", "dbinom")),
+        macrospec.MacroSpec("textsuperscript", "{"), macrospec.MacroSpec("textsubscript", "{"),
+    ])
+    render = get_default_latex_context_db()
+    render.add_context_category("digestd", prepend=True, macros=[
+        MacroTextSpec("url", "%(1)s"), MacroTextSpec("href", _href),
+        *(MacroTextSpec(m, "%(1)s") for m in _KEEP_TEXT),
+        MacroTextSpec("tfrac", "%(1)s/%(2)s"), MacroTextSpec("dfrac", "%(1)s/%(2)s"),
+        *(MacroTextSpec(m, "(%(1)s choose %(2)s)") for m in ("binom", "tbinom", "dbinom")),
+        MacroTextSpec("textsuperscript", "^%(1)s"), MacroTextSpec("textsubscript", "_%(1)s"),
+        MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX"), MacroTextSpec("Pr", "Pr"),
+        MacroTextSpec("|", "‖"), MacroTextSpec("cite", ""), MacroTextSpec("citep", ""), MacroTextSpec("citet", ""),
+        MacroTextSpec("ref", ""), MacroTextSpec("eqref", ""), MacroTextSpec("label", ""),
+        MacroTextSpec("footnote", ""),
+        *(MacroTextSpec(m, "%(1)s") for m in _PLAIN_STYLES),
+    ])
+    return parse, render
+
+
+_PARSE_CONTEXT, _RENDER_CONTEXT = _latex_contexts()
+_L2T = LatexNodes2Text(math_mode="text", strict_latex_spaces=False, latex_context=_RENDER_CONTEXT)
+_TEX_HINT = re.compile(r"[\\${]")
+# In running text these are ordinary characters, not TeX's comment and alignment marks:
+# "50% of" and "R&D" must stay. `#`, `^`, `_` and `~` are handled by the converter.
+_LITERAL = re.compile(r"(?<!\\)([%&])")
+# A pair of dollars is math unless it reads as money: "$5 and $10" (content starts with a digit
+# and ends with a space, or the closing dollar runs into a digit).
+_ADJACENT = re.compile(r"(?<=[^\s$])\$\$(?=[^\s$])")
+_DOLLARS = re.compile(r"\$\$?([^$]{0,1000}?)\$\$?")
+
+
+def _protect_money(text: str) -> str:
+    text = text.replace("\\$", "\x00")  # an escaped dollar is no delimiter
+    if "$$" in text:  # "$\\alpha$$\\beta$": two formulas side by side, not display math
+        text = _ADJACENT.sub("$\x02$", text)
+    out, last, at = [], 0, 0
+    while (m := _DOLLARS.search(text, at)) is not None:
+        body = m[1]
+        after = text[m.end():m.end() + 1]
+        texish = any(c in body for c in "\\^_{}")  # "$\\sim$100" is math before a number
+        # money starts with a number ("$5 and $10"); "$>$5" and "$-$0.5" are math
+        money = not body.strip() or (not texish and body[:1].isdigit() and (
+            after.isdigit() or body[-1:].isspace()))
+        if money:
+            # only this dollar is money: the one that seemed to close it may open math
+            # ("costs $5 per unit, where $c$ is the cost")
+            at = m.start() + 1
+            continue
+        out.append(text[last:m.start()].replace("$", r"\$"))
+        out.append(m[0])
+        last = at = m.end()
+    out.append(text[last:].replace("$", r"\$"))
+    return "".join(out).replace("\x00", r"\$")
+
+
+# TeX's typography in running text: quotes, dashes, a degree sign written as math
+_DASHES = (("---", "—"), ("--", "–"))
+# not every '': f''(x) is a second derivative; not \` either: that is a grave accent (\`a)
+_QUOTES = re.compile(r"(?<!\\)``(.{0,300}?)''")
+_SINGLE_QUOTES = re.compile(r"(?<![`\w\\])`([^`'\n\\]{1,80})'(?!\w)")
+_DEGREE = re.compile(r"\$\^\{?\\circ\}?\$|\^\{?\\circ\}?|\\textdegree(?:\{\})?")
+# A brace group outside math, after a space (no macro's argument), with no TeX in it and
+# more than a word: "{0,1}^n", "{a|b}" are braces a reader sees; "{GPU}s", "{\\em x}" and
+# "\\url{...}" are TeX's.
+_LITERAL_BRACES = re.compile(r"(?<![^\s(\[,;:])\{([^{}\\$]*[^\w\s{}\\$-][^{}\\$]*)\}")
+# A control word that writes a word ("\\TeX and"): TeX eats the space after it, a reader
+# does not
+_WORD_MACRO = re.compile(r"\\(TeX|LaTeX|LaTeXe|BibTeX|ldots|dots|etc)\b(?:\{\})?(?=\s)")
+
+
+def _typography(text: str) -> str:
+    if "--" in text:
+        for tex, char in _DASHES:
+            text = text.replace(tex, char)
+    if "`" in text:
+        text = _SINGLE_QUOTES.sub(r"‘\1’", _QUOTES.sub(r"“\1”", text))
+    if "circ" in text or "textdegree" in text:
+        text = _DEGREE.sub("°", text)
+    if "\\" in text:
+        text = _WORD_MACRO.sub(lambda m: {"ldots": "…", "dots": "…", "LaTeXe": "LaTeX2e"}
+                               .get(m[1], m[1]), text)
+    return text
+
+
+def _literal_braces(prepared: str) -> str:
+    """Outside math (between unescaped dollars), brace groups a reader sees as braces are
+    escaped for the converter, which keeps them: "{0,1}^n" stays, "{GPU}s" is "GPUs". In
+    math, f''(x) keeps a double prime."""
+    if "{" not in prepared and "''" not in prepared:
+        return prepared
+    pieces = re.split(r"((?<!\\)\$\$?)", prepared)
+    math = False
+    for i, piece in enumerate(pieces):
+        if i % 2:
+            math = not math
+        elif not math and "{" in piece:
+            pieces[i] = _LITERAL_BRACES.sub(r"\\{\1\\}", piece)
+        elif math and "''" in piece:
+            pieces[i] = piece.replace("''", "″")  # a double prime, f''(x), not a quote
+    return "".join(pieces)
+
+
+_TOKEN = re.compile(r"\S+")
+# A token that ends in a control sequence takes the next token as its argument: "\\frac {1}{2}",
+# "Fran\\c cois", "Mu\\~ noz".
+_OPEN_MACRO = re.compile(r"\\(?:[A-Za-z]+|[^A-Za-z\s])$")
+_ESCAPES = re.compile(r"\\[\\{}$]")
+# TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
+_TIE = re.compile(r"(?<=[A-Za-z0-9.])~(?=[A-Za-z0-9(\[])")
+
+
+def _tex_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the runs of `text` that hold TeX: whitespace-separated tokens with
+    `\\`, `$` or `{`, extended while a brace group or a math span is open. The rest is
+    plain text that the converter never needs to see (most of an abstract)."""
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    depth, math = 0, False
+    for m in _TOKEN.finditer(text):
+        token = m[0]
+        if start is None:
+            if not _TEX_HINT.search(token):
+                continue
+            start = m.start()
+        bare = _ESCAPES.sub("", token)
+        depth += bare.count("{") - bare.count("}")
+        if bare.count("$") % 2:
+            math = not math
+        if depth <= 0 and not math and not _OPEN_MACRO.search(bare):
+            spans.append((start, m.end()))
+            start, depth = None, 0
+    if start is not None:
+        spans.append((start, len(text)))
+    return spans
+
+
+def _convert(fragment: str) -> str:
+    prepared = _LITERAL.sub(r"\\\1", fragment)
+    try:
+        nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
+                                        tolerant_parsing=True).get_latex_nodes()[0]
+        return _L2T.nodelist_to_text(nodes)
+    except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
+        return fragment
+
+
+def tex_to_text(text: str) -> str:
+    """TeX as a reader sees it: accents and symbols in Unicode, math as readable text.
+
+    `Bj\\"orn` -> `Björn`, `$\\Lambda$CDM` -> `ΛCDM`, `$\\sqrt{s} = 13$` -> `√(s) = 13`,
+    `{\\it x}` -> `x`, `Fig.~3` -> `Fig. 3`. Converted with pylatexenc's latex2text, run
+    only on the parts that hold TeX; `%` and `&` stay literal, and dollars that read as
+    money are not math. Strings without `\\`, `$`, `{` or a tie are returned as they are
+    (the common case costs one scan). Never raises: a fragment the converter cannot read is
+    kept as written.
+    """
+    if "~" in text:
+        text = _TIE.sub(" ", text)
+    text = _typography(text)
+    if not _TEX_HINT.search(text):
+        return text
+    prepared = _literal_braces(_protect_money(text))
+    out, last = [], 0
+    for start, end in _tex_spans(prepared):
+        out.append(prepared[last:start])
+        out.append(_convert(prepared[start:end]))
+        last = end
+    out.append(prepared[last:])
+    return collapse("".join(out).replace("\x02", ""))
