@@ -6,6 +6,7 @@ the store applies these rules when it meets a paper again.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 from .text import words
@@ -99,15 +100,44 @@ def conflicting(ours: Iterable[str], theirs: Iterable[str]) -> str | None:
     return None
 
 
-SAME_TITLE_WORDS = 0.6  # titles_agree: the share of the shorter title's words in the other
+SAME_TITLE_WORDS = 0.6  # titles_agree: the share of the shorter title's content words
+SAME_TITLE_CHARS = 0.85  # titles_agree: difflib's ratio of the two titles' normalized words
+# words that say nothing about what a paper is (a title's content is the rest)
+_STOP = frozenset("""a an and are as at be by for from how in into is it its of on or our
+over the their this to under via we what when which why with without""".split())
+_ROMAN = frozenset("i ii iii iv v vi vii viii ix x xi xii".split())
 
 
 def titles_agree(a: str, b: str) -> bool:
-    """Whether two titles can be one paper's: at least SAME_TITLE_WORDS of the shorter one's
-    distinct words are in the other (a fixed typo, an added subtitle or a changed case
-    agree; "Noisy labels in invented datasets" and "Pruning made-up networks" do not). A
-    title without words says nothing: it agrees."""
-    first, second = set(words(a)), set(words(b))
+    """Whether two titles can be one paper's (a link met again with a title: the same paper,
+    or the next item on a page that shows one after another?).
+
+    They agree when they are the same but for small edits (difflib's ratio of their
+    normalized words at least SAME_TITLE_CHARS: a fixed typo, changed case or punctuation),
+    or when at least SAME_TITLE_WORDS of the shorter one's content words (not a, of, the
+    ...) are in the other (an added subtitle). They never agree when their numbers differ
+    ("part I" and "part II", "2025" and "2026") or one is a notice the other is not
+    ("Correction to: X" and "X"). A title without words says nothing: it agrees."""
+    first, second = words(a), words(b)
     if not first or not second:
         return True
-    return len(first & second) >= SAME_TITLE_WORDS * min(len(first), len(second))
+    if first == second:
+        return True
+    numbers = [{w for w in ws if w.isdigit() or w in _ROMAN} for ws in (first, second)]
+    if numbers[0] != numbers[1]:
+        return False
+    if _notice(first) != _notice(second):
+        return False
+    if difflib.SequenceMatcher(None, " ".join(first), " ".join(second),
+                               autojunk=False).ratio() >= SAME_TITLE_CHARS:
+        return True
+    content = [set(ws) - _STOP or set(ws) for ws in (first, second)]
+    return len(content[0] & content[1]) >= SAME_TITLE_WORDS * min(map(len, content))
+
+
+def _notice(found: list[str]) -> tuple[str, ...] | None:
+    """The generic lead-in a title starts with ("correction", "erratum", ...), or None."""
+    for lead in _LEADS.get(found[0], ()):
+        if tuple(found[:len(lead)]) == lead:
+            return lead
+    return None

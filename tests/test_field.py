@@ -605,3 +605,116 @@ def test_huge_fields_are_cut_before_they_are_converted():
 def test_more_generic_titles(title):
     from digestd.identity import title_key
     assert title_key(title) is None
+
+
+# -- a second round of variants of the same kinds --------------------------------------------
+
+async def test_a_link_alone_seen_again_never_fails_the_poll(store):
+    """A short title corrected on the same link, no guid: one paper or two, but the item
+    coming back must never stop the feed (its id was taken on the third poll)."""
+    def day(*titles: str):
+        return parse(rss("".join(f"<item><title>{t}</title><link>https://j.example.org/a/"
+                                 f"{i}</link></item>" for i, t in enumerate(titles, 1))))
+
+    assert len(store.add_papers(day("Quantum suprmacy"))) == 1
+    assert store.add_papers(day("Quantum supremacy")) == []  # a typo fixed: the same paper
+    assert store.add_papers(day("Editorial")) != []  # another item behind the link
+    assert store.add_papers(day("Editorial")) == []  # ... met again: seen, no failure
+    new = store.add_papers(day("Editorial", "A brand new paper on lasers"))
+    assert [p.title for p in new] == ["A brand new paper on lasers"]
+
+
+@pytest.mark.parametrize("first, then, papers", [
+    ("A study of the effects of caffeine on sleep",
+     "A study of the effects of alcohol on memory", 2),
+    ("Deep learning for protein folding, part I",
+     "Deep learning for protein folding, part II", 2),
+    ("Deep learning for protein folding",
+     "Correction to: Deep learning for protein folding", 2),
+    ("Graph networks for noisy label correction",
+     "Graph Networks for Noisy-Label Correction", 1),
+    ("Quantum suprmacy", "Quantum supremacy", 1),
+])
+async def test_titles_that_agree_and_titles_that_do_not(store, first, then, papers):
+    for title in (first, then):
+        store.add_papers(parse(rss(f"<item><title>{title}</title><link>https://j.example.org/"
+                                   f"latest</link></item>")))
+    assert len(store.papers_since("")) == papers
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (r"It costs $5 to $10 (a 50\% cut) for $n$ runs.",
+     "It costs $5 to $10 (a 50% cut) for n runs."),
+    (r"Budgets of $10 per R\&D team and $x$ runs.", "Budgets of $10 per R&D team and x runs."),
+    (r"The C++ API, its --help flag and ``--no-cache''; traces -- even 1--2",
+     "The C++ API, its --help flag and “--no-cache”; traces – even 1–2"),
+    (r"Jane Doe\thanks{Equal contribution} and $f''(x)$", "Jane Doe and f″(x)"),
+])
+def test_tex_second_round(raw, expect):
+    from digestd.sources.clean import tex_to_text
+    assert tex_to_text(raw) == expect
+
+
+def test_text_fields_keep_what_only_mentions_markup():
+    feed = ('<feed xmlns="http://www.w3.org/2005/Atom"><title>J</title>' + "".join(
+        f'<entry><id>e{i}</id><title type="text">{t}</title></entry>' for i, t in enumerate((
+            "Closing &lt;/b&gt; and &lt;em&gt; tags in HTML parsers",
+            "We inject &lt;script&gt;alert(1)&lt;/script&gt; and &lt;i&gt;x&lt;/i&gt; into pages",
+            "&lt;i&gt;BRCA1&lt;/i&gt; carriers when n&lt;k and m&gt;2 in cohorts",
+            "Growth as x&lt;sup&gt;&lt;i&gt;n&lt;/i&gt;+1&lt;/sup&gt; in &lt;em&gt;vitro&lt;/em&gt;",
+        ))) + "</feed>").encode()
+    assert [p.title for p in parse(feed)] == [
+        "Closing </b> and <em> tags in HTML parsers",
+        "We inject <script>alert(1)</script> and x into pages",
+        "BRCA1 carriers when n<k and m>2 in cohorts",
+        "Growth as xⁿ⁺¹ in vitro"]
+
+
+@pytest.mark.parametrize("math, expect", [
+    ("<munderover><mo>&sum;</mo><mrow><mi>i</mi><mo>=</mo><mn>1</mn></mrow><mi>n</mi>"
+     "</munderover><msub><mi>x</mi><mi>i</mi></msub>", "∑ᵢ₌₁ⁿ xᵢ"),
+    ("<msubsup><mo>&int;</mo><mn>0</mn><mn>1</mn></msubsup><mi>f</mi>", "∫₀¹f"),
+    ('<mfenced open="[" close=")"><mn>0</mn><mn>1</mn></mfenced>', "[0, 1)"),
+    ("<mtext>for all </mtext><mi>x</mi><mtext> in </mtext><mi>S</mi>", "for all x in S"),
+    ("<mi>x</mi><mo>&le;</mo><mn>5</mn><mo>and</mo><mi>y</mi>", "x≤5 and y"),
+    ("<mi>sin</mi><mi>x</mi>", "sin x"),
+    ("<mmultiscripts><mi>C</mi><mprescripts/><none/><mn>14</mn></mmultiscripts>", "¹⁴C"),
+])
+def test_mathml_second_round(math, expect):
+    from digestd.sources.mathml import math_to_text
+    assert math_to_text(f"<mml:math>{math.replace('<', '<mml:').replace('<mml:/', '</mml:')}"
+                        "</mml:math>") == expect
+
+
+def test_jats_abstracts_keep_their_sections_and_formulas():
+    from digestd.sources.clean import clean_abstract
+    jats = ("<jats:sec><jats:title>Background</jats:title><jats:p>Cells grow.</jats:p></jats:sec>"
+            "<jats:sec><jats:title>Methods</jats:title><jats:p>Area <jats:inline-formula>"
+            "<jats:alternatives><jats:tex-math>$x^2$</jats:tex-math><mml:math><mml:msup><mml:mi>"
+            "x</mml:mi><mml:mn>2</mml:mn></mml:msup></mml:math></jats:alternatives>"
+            "</jats:inline-formula>, rate <jats:inline-formula><jats:tex-math>\\alpha"
+            "</jats:tex-math></jats:inline-formula>.</jats:p></jats:sec>")
+    assert clean_abstract(jats, html=True) == ("Background Cells grow. Methods Area x², rate "
+                                               "α.")
+
+
+def test_relative_xml_base_and_a_relative_permalink_guid():
+    base = "https://host.example.org/ja/feed.xml"
+    atom = (b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="../jb/"><title>J</title>'
+            b'<entry><id>e1</id><title>A paper</title><link href="article/1"/></entry>'
+            b'<entry xml:base="sub/"><id>e2</id><title>B paper</title><link href="article/2"/>'
+            b"</entry></feed>")
+    assert [p.url for p in parse(atom, base)] == ["https://host.example.org/jb/article/1",
+                                                  "https://host.example.org/jb/sub/article/2"]
+    item = parse(rss("<item><title>X paper</title><guid>article/6</guid></item>"
+                     "<item><title>Y paper</title><guid>IJ-2026-0101</guid></item>"), base)
+    assert [(p.url, p.id) for p in item] == [
+        ("https://host.example.org/ja/article/6", "url:https://host.example.org/ja/article/6"),
+        ("", "guid:j|IJ-2026-0101")]
+
+
+def test_superscript_affiliation_marks_of_every_kind():
+    from digestd.sources.clean import split_authors
+    assert split_authors("Jane Doe<sup>1,2</sup>, Bob Roe<sup>a</sup>, Ed Koe<sup>1, 3</sup>, "
+                         "Fa Moe<sup>a,b</sup>", html=True) == ("Jane Doe", "Bob Roe", "Ed Koe",
+                                                               "Fa Moe")

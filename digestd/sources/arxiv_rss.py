@@ -24,14 +24,17 @@ _ERROR_TITLE = "feed error for query"
 log = logging.getLogger("digestd.sources")
 
 
-def parse_feed_bytes(content: bytes) -> feedparser.FeedParserDict:
+def parse_feed_bytes(content: bytes, *, base_url: str = "") -> feedparser.FeedParserDict:
     """feedparser on bytes, never on a str or bytes it could take for a path or URL.
 
-    Sanitizing and URI resolution are off: sources strip all tags themselves, and
-    they are a large part of feedparser's time.
+    Sanitizing and URI resolution in content are off: sources strip all tags themselves,
+    and they are a large part of feedparser's time. `base_url` (the URL the feed came
+    from) is what a relative xml:base ("../jb/") is resolved against; feedparser then
+    makes links and permalink guids absolute.
     """
+    headers = {"content-location": base_url} if base_url else None
     return feedparser.parse(io.BytesIO(content), sanitize_html=False,
-                            resolve_relative_uris=False)
+                            resolve_relative_uris=False, response_headers=headers)
 
 
 def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) -> None:

@@ -45,9 +45,12 @@ def cap(text: str, limit: int) -> str:
 
 _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "table", "h1", "h2",
                     "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
-                    "header", "footer", "dd", "dt", "dl", "figure", "figcaption", "math"})
+                    "header", "footer", "dd", "dt", "dl", "figure", "figcaption", "math",
+                    # JATS (journal abstracts, often as jats:sec, jats:title, jats:p)
+                    "sec", "title", "abstract", "list", "list-item", "caption", "label"})
 # Elements whose content a reader never sees (MathML's annotation repeats the formula as TeX).
-_INVISIBLE = re.compile(r"<(script|style|template|noscript|head|title|annotation|"
+# A <title> is JATS's heading of a section here (an HTML page's is inside <head>).
+_INVISIBLE = re.compile(r"<(script|style|template|noscript|head|annotation|"
                         r"annotation-xml)(?=[\s/>])", re.IGNORECASE)
 # A tag starts with a letter (or "/" and a letter) right after "<", as in HTML 5 (section
 # 13.2.5.6): "<65" and "p < 0.05" are text. `[^<>]*` keeps every attempt linear.
@@ -86,12 +89,17 @@ def _drop_invisible(text: str) -> str:
 
 
 def _tag(m: re.Match) -> str:
-    return " " if m[2] and m[2].lower() in _BLOCK else ""
+    return " " if m[2] and m[2].rpartition(":")[2].lower() in _BLOCK else ""
 
 
 # MathML (<math>, <mml:math>) and HTML/JATS super- and subscripts with plain text inside
 _MATH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)math\b.*?</\1math\s*>", re.IGNORECASE | re.DOTALL)
-_SCRIPT = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(sup|sub)\b[^<>]*>([^<]{0,80})</\1\2\s*>",
+_ALTERNATIVES = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)alternatives\b.*?</\1alternatives\s*>",
+                           re.IGNORECASE | re.DOTALL)
+_TEX_MATH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)tex-math\b[^<>]*>(.*?)</\1tex-math\s*>",
+                       re.IGNORECASE | re.DOTALL)
+_SCRIPT = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(sup|sub)\b[^<>]*>((?:[^<]|</?(?:[A-Za-z][\w.-]*:)?"
+                     r"(?:i|b|em|strong|span|italic|bold)\b[^<>]*>){0,120})</\1\2\s*>",
                      re.IGNORECASE)
 
 
@@ -100,15 +108,48 @@ def _as_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _formulas(fragment: str) -> str:
+def _formulas(fragment: str, *, escape: bool = True) -> str:
     """MathML formulas and <sup>/<sub> as plain text (sources/mathml.py): 1/2, x², 10⁻³,
-    not the "12", "x2" and "10-3" that dropping their tags would leave."""
+    not the "12", "x2" and "10-3" that dropping their tags would leave. `escape`: the
+    result is read as HTML afterwards (its "<" and "&" escaped)."""
+    put = _as_text if escape else (lambda text: text)
+    if "tex-math" in fragment:
+        # JATS: a formula as TeX, alone or beside its MathML in <alternatives>: the MathML
+        # is read where it is there, else the TeX
+        fragment = _ALTERNATIVES.sub(lambda m: _TEX_MATH.sub("", m[0]) if _MATH.search(
+            _TEX_MATH.sub("", m[0])) else m[0], fragment)
+        fragment = _TEX_MATH.sub(lambda m: put(tex_to_text(
+            m[2] if "$" in m[2] else f"${m[2]}$")), fragment)
     if "math" in fragment or "MATH" in fragment:
-        fragment = _MATH.sub(lambda m: _as_text(math_to_text(m[0])), fragment)
+        fragment = _MATH.sub(lambda m: put(math_to_text(m[0])), fragment)
     if "<s" in fragment or "<S" in fragment or ":s" in fragment:
-        fragment = _SCRIPT.sub(lambda m: _as_text(script(html.unescape(m[3]),
-                                                         up=m[2].lower() == "sup")), fragment)
+        fragment = _SCRIPT.sub(lambda m: put(script(_INNER_TAG.sub("", html.unescape(m[3])),
+                                                    up=m[2].lower() == "sup")), fragment)
     return fragment
+
+
+# An inline element around text, as journals put them into fields they call text:
+# <i>BRCA1</i>, <scp>CD4</scp>, <jats:italic>TP53</jats:italic>
+_INLINE = re.compile(
+    r"<((?:[A-Za-z][\w.-]*:)?)(i|b|u|em|strong|small|span|font|tt|code|sc|scp|italic|bold|"
+    r"underline|monospace|named-content|inline-formula)\b[^<>]*>([^<>]{0,300}?)</\1\2\s*>",
+    re.IGNORECASE)
+_INNER_TAG = re.compile(r"</?(?:[A-Za-z][\w.-]*:)?(?:i|b|em|strong|span|italic|bold)\b[^<>]*>",
+                        re.IGNORECASE)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+
+
+def inline_markup_to_text(text: str) -> str:
+    """Text that holds inline markup all the same, without it: each element that encloses
+    text (clean._INLINE's: <i>, <b>, <em>, <sup>, <scp>, JATS and MathML) gives its text,
+    <br> a space; everything else stays as written ("n<k", "List<String>", "</b> and <em>
+    tags", a <script> mentioned)."""
+    text = _formulas(text, escape=False)
+    for _ in range(5):  # nested elements, innermost first
+        text, n = _INLINE.subn(r"\3", text)
+        if not n:
+            break
+    return _BR.sub(" ", text) if "<br" in text.lower() else text
 
 
 def html_to_text(fragment: str) -> str:
@@ -168,14 +209,16 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     if len(value) > 2 * limit + 1000:  # markup and TeX shrink text, never by half
         value = value[:2 * limit + 1000]
     text = html_to_text(value) if html else value
-    if html and "<" in text and has_markup(text):
-        text = html_to_text(text)  # "&lt;i&gt;E. coli&lt;/i&gt;" in HTML: escaped twice
+    if "<" in text and has_markup(text):
+        # markup in a field said to be text, or escaped twice in HTML
+        # ("&lt;i&gt;E. coli&lt;/i&gt;"): a reader never wants to see it
+        text = inline_markup_to_text(text)
     if "&" in text and _ENTITY.search(text):
         # an entity left after decoding (or in text) was escaped twice: "&amp;amp;",
         # "&amp;#8211;", "&amp;lt;i&amp;gt;" are "&", "–" and markup to anyone reading them
         text = _unescape(text)
-        if has_markup(text):
-            text = html_to_text(text)
+        if "<" in text and has_markup(text):
+            text = inline_markup_to_text(text)
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     if tex:
@@ -204,6 +247,18 @@ _MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#⁰¹²³⁴⁵⁶⁷�
 _MARK_ENDS = frozenset("0123456789,*†‡§¶#⁰¹²³⁴⁵⁶⁷⁸⁹⁺")
 _ENTITY = re.compile(r"&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]{1,31});")
 MAX_AUTHORS_TEXT = 30_000  # characters of one author list kept (about 1,000 names)
+
+
+# In a list of names a superscript is an affiliation mark ("Doe<sup>1,2</sup>",
+# "Roe<sup>a</sup>"), written as markup or escaped once
+_MARK_SUP = re.compile(r"<sup\b[^<>]*>.{0,40}?</sup\s*>|&lt;sup&gt;.{0,40}?&lt;/sup&gt;",
+                       re.IGNORECASE)
+
+
+def _without_marks(value: object) -> object:
+    if isinstance(value, str) and "sup" in value.lower():
+        return _MARK_SUP.sub("", value)
+    return value
 
 
 def _has_entities(value: object) -> bool:
@@ -236,7 +291,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     decoded either way; `tex`: TeX accents are converted.
     """
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
-    text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
+    text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
     cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
@@ -281,7 +336,7 @@ def clean_name(value: object, *, html: bool = False, tex: bool = False) -> str:
     """One person's name (a feed that gives each author apart): affiliations in
     parentheses and affiliation marks dropped, entities decoded."""
     html = html or _has_entities(value)
-    text = clean_text(value, html=html, tex=tex, limit=MAX_AUTHOR * 2)
+    text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHOR * 2)
     while True:
         text, n = _PARENS.subn(" ", text)
         if not n:

@@ -18,7 +18,6 @@ from .clean import (
     clean_text,
     clean_title,
     entry_date,
-    has_markup,
     is_html,
     split_authors,
 )
@@ -51,9 +50,10 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
 
 
 def _markup(value: object, detail: object) -> bool:
-    """Whether a field is HTML: feedparser's `*_detail` type, or markup that it does not
-    take for HTML (MathML in a title, "<i>BRCA1</i> ... <65": clean.has_markup)."""
-    return is_html(detail) or has_markup(value)
+    """Whether a field is HTML: feedparser's `*_detail` type, or MathML that feedparser
+    does not take for HTML in a title. (Inline markup in a text field, "<i>BRCA1</i> ...
+    <65", is taken out by clean.clean_text.)"""
+    return is_html(detail) or (isinstance(value, str) and "</math>" in value)
 
 
 def guid_ids(guid: str, source: str) -> tuple[str, ...]:
@@ -102,13 +102,25 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     old_format = parsed.get("version") == "rss10"
     keep = set(announce_types)
 
+    # a relative xml:base ("../jb/") resolves against the feed's URL, which only a second
+    # reading with that URL knows (the guids are taken from the first: feedparser would make
+    # a permalink guid such as "IJ-2026-0101" a URL too)
+    based = None
+    if base_url and b"xml:base" in content:
+        based = parse_feed_bytes(content, base_url=base_url).entries
+        if len(based) != len(entries):
+            based = None
     links: list[str] = []
     guids: list[str] = []
-    for entry in entries:
+    for i, entry in enumerate(entries):
         guid = (entry.get("id") or "").strip()
         link = entry.get("link") or ""
         if entry.get("guidislink") and link == guid and not absolute_link(guid):
-            link = ""  # a permalink guid that is no URL ("IJ-2026-0101") is not a link
+            # a permalink guid that is no URL ("IJ-2026-0101") is not a link; a path
+            # ("article/6") is one, relative to the feed
+            link = guid if "/" in guid and " " not in guid else ""
+        if based is not None and link:
+            link = based[i].get("link") or link
         links.append(absolute_link(link, base_url))
         guids.append(guid)
     # counted as the store compares them (no fragment, host in lower case): links that differ

@@ -48,10 +48,11 @@ def script(text: str, *, up: bool) -> str:
 
 
 class _Node:
-    __slots__ = ("tag", "children")
+    __slots__ = ("attrs", "children", "tag")
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, tag: str, attrs: list | None = None) -> None:
         self.tag = tag
+        self.attrs = dict(attrs or ())
         self.children: list[_Node | str] = []
 
 
@@ -62,12 +63,12 @@ class _Tree(HTMLParser):
         self.stack = [self.root]
 
     def handle_starttag(self, tag, attrs) -> None:
-        node = _Node(tag.rpartition(":")[2])
+        node = _Node(tag.rpartition(":")[2], attrs)
         self.stack[-1].children.append(node)
         self.stack.append(node)
 
     def handle_startendtag(self, tag, attrs) -> None:
-        self.stack[-1].children.append(_Node(tag.rpartition(":")[2]))
+        self.stack[-1].children.append(_Node(tag.rpartition(":")[2], attrs))
 
     def handle_endtag(self, tag) -> None:
         name = tag.rpartition(":")[2]
@@ -80,37 +81,80 @@ class _Tree(HTMLParser):
         self.stack[-1].children.append(data)
 
 
+def _join(parts: list[str]) -> str:
+    """Operands side by side: "x+1", "2x"; two words ("sin", "x"; "for all", "x") keep a
+    space between them."""
+    out = ""
+    for part in parts:
+        if not part:
+            continue
+        if out and out[-1].isalnum() and part[0].isalnum() and (
+                len(part) > 1 and part.isalpha() or len(out.split()[-1]) > 1
+                and out.split()[-1].isalpha()):
+            out += " "
+        out += part
+    return out
+
+
 def _text(node: _Node | str) -> str:
     if isinstance(node, str):
         return node.strip()
     if node.tag in _HIDDEN:
         return ""
+    if node.tag == "mtext":  # words, spaces and all
+        raw = "".join(k if isinstance(k, str) else _text(k) for k in node.children)
+        return " ".join(raw.split())
     kids = [k for k in node.children if not (isinstance(k, str) and not k.strip())]
-    parts = [_text(k) for k in kids]
     tag = node.tag
+    if tag == "mmultiscripts":
+        return _multiscripts(kids)
+    parts = [_text(k) for k in kids]
     if tag == "semantics":  # the presentation, not its annotations
         return parts[0] if parts else ""
+    if tag == "mo" and parts and parts[0].isalpha() and len(parts[0]) > 1:
+        return f" {parts[0]} "  # an operator that is a word: "and", "mod"
     if tag in ("msup", "msub", "msubsup", "mfrac", "mroot", "mover", "munder",
                "munderover") and len(parts) >= 2:
-        base = parts[0]
-        if tag == "msup":
+        base = parts[0].strip()
+        if tag in ("msup", "mover") and not (tag == "mover" and len(parts[1]) == 1
+                                             and not parts[1].isalnum()):
             return base + script(parts[1], up=True)
-        if tag == "msub":
+        if tag in ("msub", "munder"):
             return base + script(parts[1], up=False)
-        if tag == "msubsup" and len(parts) >= 3:
+        if tag in ("msubsup", "munderover") and len(parts) >= 3:
             return base + script(parts[1], up=False) + script(parts[2], up=True)
         if tag == "mfrac":
             return f"{_group(parts[0])}/{_group(parts[1])}"
         if tag == "mroot":
             return f"{_group(base)}^(1/{parts[1]})"
-        return "".join(parts)  # mover/munder: the base and its accent or limit
+        return "".join(parts)  # mover with an accent: x¯
     if tag == "msqrt":
-        return "√" + _group("".join(parts))
+        return "√" + _group(_join(parts))
     if tag == "mfenced":
-        return "(" + ", ".join(p for p in parts if p) + ")"
+        sep = node.attrs.get("separators", ",").strip()[:1] or ","
+        return (node.attrs.get("open", "(") + f"{sep} ".join(p for p in parts if p)
+                + node.attrs.get("close", ")"))
     if tag in ("mtable", "mtr", "mtd"):
         return " ".join(p for p in parts if p)
-    return "".join(parts)
+    return _join(parts)
+
+
+def _multiscripts(kids: list) -> str:
+    """<mmultiscripts>: base, (sub, sup) pairs after it, <mprescripts/>, pairs before it
+    (¹⁴C)."""
+    nodes = [k for k in kids if not isinstance(k, str)]
+    if not nodes:
+        return ""
+    base, rest = _text(nodes[0]), nodes[1:]
+    split = next((i for i, k in enumerate(rest) if k.tag == "mprescripts"), len(rest))
+
+    def pairs(items) -> str:
+        out = ""
+        for i in range(0, len(items) - 1, 2):
+            out += script(_text(items[i]), up=False) + script(_text(items[i + 1]), up=True)
+        return out
+
+    return pairs(rest[split + 1:]) + base + pairs(rest[:split])
 
 
 def math_to_text(fragment: str) -> str:

@@ -40,6 +40,7 @@ def _latex_contexts():
         *(macrospec.MacroSpec(m, "{") for m in _PLAIN_STYLES + _KEEP_TEXT),
         *(macrospec.MacroSpec(m, "{{") for m in ("tfrac", "dfrac", "binom", "tbinom", "dbinom")),
         macrospec.MacroSpec("textsuperscript", "{"), macrospec.MacroSpec("textsubscript", "{"),
+        macrospec.MacroSpec("thanks", "{"),
     ])
     render = get_default_latex_context_db()
     render.add_context_category("digestd", prepend=True, macros=[
@@ -51,7 +52,7 @@ def _latex_contexts():
         MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX"), MacroTextSpec("Pr", "Pr"),
         MacroTextSpec("|", "‖"), MacroTextSpec("cite", ""), MacroTextSpec("citep", ""), MacroTextSpec("citet", ""),
         MacroTextSpec("ref", ""), MacroTextSpec("eqref", ""), MacroTextSpec("label", ""),
-        MacroTextSpec("footnote", ""),
+        MacroTextSpec("footnote", ""), MacroTextSpec("thanks", ""),
         *(MacroTextSpec(m, "%(1)s") for m in _PLAIN_STYLES),
     ])
     return parse, render
@@ -66,6 +67,7 @@ _LITERAL = re.compile(r"(?<!\\)([%&])")
 # A pair of dollars is math unless it reads as money: "$5 and $10" (content starts with a digit
 # and ends with a space, or the closing dollar runs into a digit).
 _ADJACENT = re.compile(r"(?<=[^\s$])\$\$(?=[^\s$])")
+_CONTROL_WORD = re.compile(r"\\[A-Za-z]")
 _DOLLARS = re.compile(r"\$\$?([^$]{0,1000}?)\$\$?")
 
 
@@ -77,7 +79,9 @@ def _protect_money(text: str) -> str:
     while (m := _DOLLARS.search(text, at)) is not None:
         body = m[1]
         after = text[m.end():m.end() + 1]
-        texish = any(c in body for c in "\\^_{}")  # "$\\sim$100" is math before a number
+        # "$\\sim$100" is math before a number; a control symbol ("50\\%", "R\\&D", "i.e.\\ ")
+        # is no sign of math in "$10 (a 50\\% cut) for $n$"
+        texish = any(c in body for c in "^_{}") or _CONTROL_WORD.search(body) is not None
         # money starts with a number ("$5 and $10"); "$>$5" and "$-$0.5" are math
         money = not body.strip() or (not texish and body[:1].isdigit() and (
             after.isdigit() or body[-1:].isspace()))
@@ -94,7 +98,16 @@ def _protect_money(text: str) -> str:
 
 
 # TeX's typography in running text: quotes, dashes, a degree sign written as math
-_DASHES = (("---", "—"), ("--", "–"))
+# "--" and "---" between words or numbers; an option ("--help", " --no-cache") stays
+_DASHES = re.compile(r"(?<!-)-{2,3}(?!-)")
+_BEFORE_OPTION = frozenset(" \t\n`'\"(“‘[")
+
+
+def _dash(m: re.Match) -> str:
+    text, start, end = m.string, m.start(), m.end()
+    if (start == 0 or text[start - 1] in _BEFORE_OPTION) and text[end:end + 1].isalpha():
+        return m[0]  # a command-line option
+    return "—" if end - start == 3 else "–"
 # not every '': f''(x) is a second derivative; not \` either: that is a grave accent (\`a)
 _QUOTES = re.compile(r"(?<!\\)``(.{0,300}?)''")
 _SINGLE_QUOTES = re.compile(r"(?<![`\w\\])`([^`'\n\\]{1,80})'(?!\w)")
@@ -110,8 +123,7 @@ _WORD_MACRO = re.compile(r"\\(TeX|LaTeX|LaTeXe|BibTeX|ldots|dots|etc)\b(?:\{\})?
 
 def _typography(text: str) -> str:
     if "--" in text:
-        for tex, char in _DASHES:
-            text = text.replace(tex, char)
+        text = _DASHES.sub(_dash, text)
     if "`" in text:
         text = _SINGLE_QUOTES.sub(r"‘\1’", _QUOTES.sub(r"“\1”", text))
     if "circ" in text or "textdegree" in text:

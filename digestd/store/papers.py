@@ -58,8 +58,16 @@ class PaperStore:
                     if paper.id in found:  # its canonical id names another paper (a conflict)
                         free = [i for i in ids if i not in found and not i.startswith("title:")]
                         if not free:
+                            # its own id, the same each time this item comes (the link's id
+                            # and its title): met again, it is this paper, not a new one
                             digest = hashlib.sha256(paper.title.encode()).hexdigest()[:12]
                             free = [f"{paper.id}#{digest}"]
+                            row = db.execute("SELECT pk FROM papers WHERE id = ?",
+                                             (free[0],)).fetchone()
+                            if row is not None:
+                                log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id,
+                                          paper.source, row[0], free[0])
+                                continue
                         paper = replace(paper, id=free[0])
                     pk = db.insert_id(
                         "INSERT INTO papers (id, title, abstract, authors, categories, source, "
@@ -67,7 +75,12 @@ class PaperStore:
                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                         (paper.id, paper.title, paper.abstract, _names(paper.authors),
                          _names(paper.categories), paper.source, paper.url, paper.pdf_url,
-                         paper.published, paper.upvotes, paper.version, now), key="pk")
+                         paper.published, paper.upvotes, paper.version, now), key="pk",
+                        or_none=True)
+                    if pk is None:  # one paper the store refuses must not cost the others
+                        log.warning("event=paper_not_stored paper=%s source=%s reason=%s",
+                                    paper.id, paper.source, "its id is taken")
+                        continue
                     new.append(paper)
                     titles[pk] = paper.title
                 for alias in ids:  # an alias another paper has already stays with it
