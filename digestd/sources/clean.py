@@ -256,7 +256,7 @@ _MARK_SUP = re.compile(r"<sup\b[^<>]*>.{0,40}?</sup\s*>|&lt;sup&gt;.{0,40}?&lt;/
 
 
 def _without_marks(value: object) -> object:
-    if isinstance(value, str) and "sup" in value.lower():
+    if isinstance(value, str) and ("sup" in value or "SUP" in value):
         return _MARK_SUP.sub("", value)
     return value
 

@@ -122,15 +122,17 @@ _WORD_MACRO = re.compile(r"\\(TeX|LaTeX|LaTeXe|BibTeX|ldots|dots|etc)\b(?:\{\})?
 
 
 def _typography(text: str) -> str:
-    if "--" in text:
+    # one-character tests first: memchr, where a "--" or "circ" search scans the text slower
+    if "-" in text and "--" in text:
         text = _DASHES.sub(_dash, text)
     if "`" in text:
         text = _SINGLE_QUOTES.sub(r"‘\1’", _QUOTES.sub(r"“\1”", text))
-    if "circ" in text or "textdegree" in text:
-        text = _DEGREE.sub("°", text)
     if "\\" in text:
-        text = _WORD_MACRO.sub(lambda m: {"ldots": "…", "dots": "…", "LaTeXe": "LaTeX2e"}
-                               .get(m[1], m[1]), text)
+        if "circ" in text or "textdegree" in text:
+            text = _DEGREE.sub("°", text)
+        if "TeX" in text or "dots" in text or "etc" in text:
+            text = _WORD_MACRO.sub(lambda m: {"ldots": "…", "dots": "…", "LaTeXe": "LaTeX2e"}
+                                   .get(m[1], m[1]), text)
     return text
 
 
@@ -138,7 +140,8 @@ def _literal_braces(prepared: str) -> str:
     """Outside math (between unescaped dollars), brace groups a reader sees as braces are
     escaped for the converter, which keeps them: "{0,1}^n" stays, "{GPU}s" is "GPUs". In
     math, f''(x) keeps a double prime."""
-    if "{" not in prepared and "''" not in prepared:
+    if "''" not in prepared and ("{" not in prepared
+                                 or _LITERAL_BRACES.search(prepared) is None):
         return prepared
     pieces = re.split(r"((?<!\\)\$\$?)", prepared)
     math = False
