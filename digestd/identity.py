@@ -105,7 +105,10 @@ SAME_TITLE_CHARS = 0.85  # titles_agree: difflib's ratio of the two titles' norm
 # words that say nothing about what a paper is (a title's content is the rest)
 _STOP = frozenset("""a an and are as at be by for from how in into is it its of on or our
 over the their this to under via we what when which why with without""".split())
-_ROMAN = frozenset("i ii iii iv v vi vii viii ix x xi xii".split())
+# numerals that are not also words or variables ("I", "v", "x" are)
+_ROMAN = frozenset("ii iii iv vi vii viii ix xi xii".split())
+# words after which any word is a number: "part I", "volume 3", "chapter B"
+_NUMBERED = frozenset("part parts volume vol chapter section no number paper issue".split())
 
 
 def titles_agree(a: str, b: str) -> bool:
@@ -115,17 +118,20 @@ def titles_agree(a: str, b: str) -> bool:
     They agree when they are the same but for small edits (difflib's ratio of their
     normalized words at least SAME_TITLE_CHARS: a fixed typo, changed case or punctuation),
     or when at least SAME_TITLE_WORDS of the shorter one's content words (not a, of, the
-    ...) are in the other (an added subtitle). They never agree when their numbers differ
-    ("part I" and "part II", "2025" and "2026") or one is a notice the other is not
+    ...) are in the other (an added subtitle). They never agree when both hold numbers and
+    these differ ("2025" and "2026"), when what follows "part", "volume", "chapter" ...
+    differs ("part I" and "part II"), or when one is a notice the other is not
     ("Correction to: X" and "X"). A title without words says nothing: it agrees."""
     first, second = words(a), words(b)
     if not first or not second:
         return True
     if first == second:
         return True
+    marked = [{w for k, w in enumerate(ws) if k and ws[k - 1] in _NUMBERED}
+              for ws in (first, second)]
     numbers = [{w for w in ws if w.isdigit() or w in _ROMAN} for ws in (first, second)]
-    if numbers[0] != numbers[1]:
-        return False
+    if marked[0] != marked[1] or all(numbers) and numbers[0] != numbers[1]:
+        return False  # "part I" and "part II"; "in 2025" and "in 2026" (not "a 3-year study")
     if _notice(first) != _notice(second):
         return False
     if difflib.SequenceMatcher(None, " ".join(first), " ".join(second),

@@ -177,6 +177,7 @@ async def test_tex_authors_and_titles(server, store, http, kind):
 
 def rss(items: str, channel: str = "") -> bytes:
     return (f'<?xml version="1.0"?><rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"'
+            f' xmlns:content="http://purl.org/rss/1.0/modules/content/"'
             f' xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/"><channel>'
             f"<title>T</title><link>https://j.example.org/</link>{channel}{items}"
             f"</channel></rss>").encode()
@@ -333,9 +334,9 @@ def test_formulas_in_markup_read_as_written():
     (paper,) = parse(rss(f"<item><title>Formulas</title><guid>f1</guid><description>{summary}"
                          "</description><author>Jane Doe&lt;sup&gt;1,2&lt;/sup&gt;, Bob Roe"
                          "&lt;sup&gt;*&lt;/sup&gt;</author></item>"))
-    # Unicode's super- and subscripts where every character has one ("k" has none up)
+    # Unicode's super- and subscripts where every character has one
     assert paper.abstract == ("Doses of 10⁻³ M; half 1/2 of cells; area x²; H₂O; Eₘₐₓ √(n+1) "
-                              "and x^(n+k) for a<b")
+                              "and xⁿ⁺ᵏ for a<b")
     assert paper.authors == ("Jane Doe", "Bob Roe")  # affiliation marks, superscript or not
     assert matching("h2o", [paper]) == ["Formulas"]
 
@@ -366,11 +367,12 @@ def test_tex_is_left_alone_outside_tex_sources():
 
 
 @pytest.mark.parametrize("raw, expect", [
-    (r"$\mathrm{H}_2\mathrm{O}$ at $\sim$100 K", "H_2O at ∼100 K"),
+    (r"$\mathrm{H}_2\mathrm{O}$ at $\sim$100 K", "H₂O at ∼100 K"),
     (r"Gr\"obner bases \& the \'{e}cole {\"u}ber \v{s}\o\ss\aa", "Gröbner bases & the école "
                                                                   "über šøßå"),
     (r"\textit{In vivo} and \emph{in vitro}", "In vivo and in vitro"),
-    (r"$\alpha$- and $\beta$-decay of $^{12}$C", "α- and β-decay of ^12C"),
+    (r"$\alpha$- and $\beta$-decay of $^{12}$C", "α- and β-decay of ¹²C"),
+    (r"$x^n$, $E_{max}$, $O(n^{1/2})$ and a_b", "xⁿ, E_max, O(n^1/2) and a_b"),
     (r"Fig.~3 shows \cite{x} 20% gains, R&D", "Fig. 3 shows 20% gains, R&D"),
     (r"Costs $5 and $10 a month", "Costs $5 and $10 a month"),
     (r"$\mathcal{O}(n)$ and $\mathbf{x}$", "O(n) and x"),
@@ -389,7 +391,7 @@ def test_tex_is_left_alone_outside_tex_sources():
     (r"$f''(x)$ and don't", "f″(x) and don't"),
     # braces a reader sees stay; TeX's grouping goes
     (r"{0,1}^n codes, ({a|b}) and {GPU}s in B{\"o}hm's {\em work}",
-     "{0,1}^n codes, ({a|b}) and GPUs in Böhm's work"),
+     "{0,1}ⁿ codes, ({a|b}) and GPUs in Böhm's work"),
 ])
 def test_tex_kinds(raw, expect):
     from digestd.sources.clean import clean_title
@@ -718,3 +720,107 @@ def test_superscript_affiliation_marks_of_every_kind():
     assert split_authors("Jane Doe<sup>1,2</sup>, Bob Roe<sup>a</sup>, Ed Koe<sup>1, 3</sup>, "
                          "Fa Moe<sup>a,b</sup>", html=True) == ("Jane Doe", "Bob Roe", "Ed Koe",
                                                                "Fa Moe")
+
+
+# -- a third round --------------------------------------------------------------------------
+
+def _polls(store, *items: str, feed: str = "j") -> list[int]:
+    """Each item polled alone in turn; how many papers each poll brought."""
+    from digestd.sources.feed import parse_feed
+    return [len(store.add_papers(parse_feed(rss(item), source=feed,
+                                            base_url="https://j.example.org/feed.xml")[0]))
+            for item in items]
+
+
+@pytest.mark.parametrize("items, news", [
+    # a "latest article" page whose guid is its link: the item behind it changes
+    (['<item><title>Noisy labels in invented datasets</title><link>https://j.example.org/'
+      'upcoming/</link><guid>https://j.example.org/upcoming/</guid></item>',
+      '<item><title>Pruning made-up networks quickly</title><link>https://j.example.org/'
+      'upcoming/</link><guid>https://j.example.org/upcoming/</guid></item>'], [1, 1]),
+    # a recurring column: one title, two links of one feed
+    (['<item><title>What is your diagnosis today?</title><link>https://j.example.org/a/101'
+      '</link></item>', '<item><title>What is your diagnosis today?</title><link>'
+      'https://j.example.org/a/102</link></item>'], [1, 1]),
+    # the guids changed (http to https), the DOI did not: one paper
+    (['<item><title>A paper on invented optics</title><guid>http://j.example.org/a/1</guid>'
+      '<prism:doi>10.1234/j.2026.001</prism:doi></item>',
+      '<item><title>A paper on invented optics</title><guid>https://j.example.org/a/1</guid>'
+      '<prism:doi>10.1234/j.2026.001</prism:doi></item>'], [1, 0]),
+    # the guid scheme changed, link and title did not: one paper
+    (['<item><title>A paper on invented optics</title><guid>J-0001</guid><link>'
+      'https://j.example.org/a/7</link></item>', '<item><title>A paper on invented optics'
+      '</title><guid>j-2026-0001</guid><link>https://j.example.org/a/7</link></item>'], [1, 0]),
+    # corrections that keep the paper: a subtitle with a number, a pronoun
+    (['<item><title>Fungal growth in invented soils</title><link>https://j.example.org/a/31'
+      '</link></item>', '<item><title>Fungal growth in invented soils: a 3-year field study'
+      '</title><link>https://j.example.org/a/31</link></item>'], [1, 0]),
+    (['<item><title>What I learned from invented proteins</title><link>https://j.example.org/'
+      'a/32</link></item>', '<item><title>What we learned from invented proteins</title><link>'
+      'https://j.example.org/a/32</link></item>'], [1, 0]),
+    # a short title behind a link shared, then not; a tracking tag that changes
+    (['<item><title>Graphene optics</title><link>https://j.example.org/u/</link></item>'
+      '<item><title>Other optics</title><link>https://j.example.org/u/</link></item>',
+      '<item><title>Graphene optics</title><link>https://j.example.org/u/</link></item>'],
+     [2, 0]),
+    (['<item><title>Graphene optics</title><link>https://j.example.org/a/9?utm_campaign=1127'
+      '</link></item>', '<item><title>Graphene optics</title><link>https://j.example.org/a/9?'
+      'utm_campaign=1128</link></item>'], [1, 0]),
+])
+async def test_identity_third_round(store, items, news):
+    assert _polls(store, *items) == news
+
+
+def test_links_third_round():
+    papers = parse(rss('<item><title>X paper here</title><link/><guid>https://j.example.org/a/5'
+                       '</guid></item><item><title>Y paper here</title><link>doi:10.1234/three'
+                       '</link></item>'))
+    assert [(p.id, p.url) for p in papers] == [
+        ("url:https://j.example.org/a/5", "https://j.example.org/a/5"),
+        ("doi:10.1234/three", "https://doi.org/10.1234/three")]
+
+
+def test_text_third_round():
+    from digestd.sources.clean import clean_title, html_to_text, tex_to_text
+    assert clean_title("Using <br> tags in HTML email") == "Using <br> tags in HTML email"
+    assert tex_to_text("see https://github.com/foo/bar--baz, i-- in C, pages 3--5") == (
+        "see https://github.com/foo/bar--baz, i-- in C, pages 3–5")
+    assert html_to_text("<sup>99m</sup>Tc") == "⁹⁹ᵐTc"
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("Li, M., Wang, Q., Chen, X.", ("Li, M.", "Wang, Q.", "Chen, X.")),
+    ("Smith, J., Doe, A., and Roe, B.", ("Smith, J.", "Doe, A.", "Roe, B.")),
+    ("von Neumann, J. and Morgenstern, O.", ("von Neumann, J.", "Morgenstern, O.")),
+    ("de la Cruz, María", ("de la Cruz, María",)),
+    ("Andersson, Anna Karin Maria Sofia", ("Andersson, Anna Karin Maria Sofia",)),
+    ("张伟、王芳、李娜", ("张伟", "王芳", "李娜")),
+    ("Alice Doe\nBob Roe\nCarol Poe", ("Alice Doe", "Bob Roe", "Carol Poe")),
+])
+def test_author_lists_third_round(raw, expect):
+    from digestd.sources.clean import split_authors
+    assert split_authors(raw) == expect
+
+
+def test_creators_third_round():
+    papers = parse(rss('<item><title>A paper here</title><guid>g1</guid><dc:creator>Alice Doe'
+                       '</dc:creator><dc:creator>Bob Roe</dc:creator><dc:creator>et al.'
+                       '</dc:creator></item><item><title>B paper here</title><guid>g2</guid>'
+                       '<dc:creator>Alice Doe, Bob Roe, Carol Poe</dc:creator><author>'
+                       'noreply@j.example.org (Jo Editor)</author></item>'))
+    assert [p.authors for p in papers] == [("Alice Doe", "Bob Roe"),
+                                           ("Alice Doe", "Bob Roe", "Carol Poe", "Jo Editor")]
+
+
+def test_publisher_descriptions_that_are_no_abstract():
+    wiley = ('<item><title>Invented chemistry</title><guid>w1</guid><description>Angewandte '
+             'Chemie International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.'
+             '</description><content:encoded><![CDATA[<h3>Abstract</h3><p>We invent a '
+             'catalyst.</p>]]></content:encoded></item>')
+    elsevier = ('<item><title>Invented materials</title><guid>e1</guid><description><![CDATA['
+                '<p>Publication date: Available online 1 January 2026</p><p><b>Source:</b> '
+                'Journal of Invented Materials, Volume 1</p><p>Author(s): Alice Doe, Bob Roe, '
+                'Carol Poe</p>]]></description></item>')
+    first, second = parse(rss(wiley + elsevier))
+    assert first.abstract == "We invent a catalyst."
+    assert (second.abstract, second.authors) == ("", ("Alice Doe", "Bob Roe", "Carol Poe"))

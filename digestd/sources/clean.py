@@ -136,20 +136,20 @@ _INLINE = re.compile(
     re.IGNORECASE)
 _INNER_TAG = re.compile(r"</?(?:[A-Za-z][\w.-]*:)?(?:i|b|em|strong|span|italic|bold)\b[^<>]*>",
                         re.IGNORECASE)
-_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_BR = re.compile(r"<br\s*/>", re.IGNORECASE)  # "<br/>" only: "<br>" may be a tag named in text
 
 
 def inline_markup_to_text(text: str) -> str:
     """Text that holds inline markup all the same, without it: each element that encloses
     text (clean._INLINE's: <i>, <b>, <em>, <sup>, <scp>, JATS and MathML) gives its text,
-    <br> a space; everything else stays as written ("n<k", "List<String>", "</b> and <em>
-    tags", a <script> mentioned)."""
+    <br/> a space; everything else stays as written ("n<k", "List<String>", "</b> and <em>
+    tags", "<br>", a <script> mentioned)."""
     text = _formulas(text, escape=False)
     for _ in range(5):  # nested elements, innermost first
         text, n = _INLINE.subn(r"\3", text)
         if not n:
             break
-    return _BR.sub(" ", text) if "<br" in text.lower() else text
+    return _BR.sub(" ", text) if "<br" in text or "<BR" in text else text
 
 
 def html_to_text(fragment: str) -> str:
@@ -171,18 +171,18 @@ def html_to_text(fragment: str) -> str:
 
 
 # The end of an element that text means as markup: inline HTML, JATS (<jats:italic>, <sc>,
-# Wiley's <scp>) and MathML, with or without a prefix; or a line break. A lone "<b>" or
+# Wiley's <scp>) and MathML, with or without a prefix. A lone "<b>", a "<br>" or
 # "List<String>" is no such end.
 _MARKUP_END = re.compile(
     r"</(?:[A-Za-z][\w.-]*:)?(?:i|b|u|s|em|strong|sup|sub|small|span|font|tt|code|a|p|div|"
-    r"sc|scp|italic|bold|underline|monospace|inline-formula|named-content|math)\s*>"
-    r"|<br\s*/?>", re.IGNORECASE)
+    r"sc|scp|italic|bold|underline|monospace|inline-formula|named-content|math)\s*>",
+    re.IGNORECASE)
 
 
 def has_markup(value: object) -> bool:
     """Whether a field that says it is text holds markup all the same: the end tag of an
-    inline HTML, JATS or MathML element, or <br> (feeds escape "<i>BRCA1</i>" into a plain
-    title; feedparser then calls it text when "<65" is there too)."""
+    inline HTML, JATS or MathML element (feeds escape "<i>BRCA1</i>" into a plain title;
+    feedparser then calls it text when "<65" is there too)."""
     return isinstance(value, str) and "<" in value and bool(_MARKUP_END.search(value))
 
 
@@ -266,8 +266,32 @@ def _has_entities(value: object) -> bool:
     return isinstance(value, str) and "&" in value and bool(_ENTITY.search(value))
 
 
-def _one_word(text: str) -> bool:
-    return bool(text) and " " not in text.strip()
+# the particles of a surname ("van der Berg, Jan", "de la Cruz, María")
+_PARTICLES = frozenset("van von der den de del della di da dos das du la le ter ten zu al el "
+                       "bin ibn".split())
+_INITIALS = re.compile(r"(?:[A-Z]\.?[\s-]?){1,4}")
+
+
+def is_no_author(name: str) -> bool:
+    """"et al.", "others", "...": in a list of names, no person."""
+    return len(name) <= 14 and bool(_NOT_AUTHOR.match(name))
+
+
+def _surname(text: str) -> bool:
+    """Whether `text` can be a surname before ", given names": one word, with particles."""
+    found = text.split()
+    return 0 < len(found) <= 4 and all(w.lower() in _PARTICLES for w in found[:-1])
+
+
+def _surname_initials(pieces: list[str]) -> list[str]:
+    """"Li, M., Wang, Q." split at every comma, paired again: ["Li, M.", "Wang, Q."]."""
+    kept = [p.strip() for p in pieces if p.strip()]
+    if len(kept) < 2 or len(kept) % 2 or not all(
+            _INITIALS.fullmatch(p) for p in kept[1::2]) or any(
+            _INITIALS.fullmatch(p) for p in kept[0::2]) or not all(
+            _surname(p) for p in kept[0::2]):
+        return pieces
+    return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
 
 
 def _name(piece: str) -> str:
@@ -291,9 +315,14 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     decoded either way; `tex`: TeX accents are converted.
     """
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
+    if isinstance(value, str) and "\n" in value.strip() and "," not in value \
+            and ";" not in value and not html:
+        value = "; ".join(line for line in value.splitlines() if line.strip())  # one a line
     text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
+    if "、" in text or "，" in text or "；" in text:  # CJK lists
+        text = text.replace("、", ",").replace("，", ",").replace("；", ";")
     cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
     while True:  # innermost groups first, so nested parentheses go too
         text, n = _PARENS.subn(" ", text)
@@ -309,9 +338,11 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
         if sep == ",":
             pieces = part.split(",")
             # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
-            if not tex and len(pieces) == 2 and _one_word(_name(pieces[0])) \
-                    and 0 < len(pieces[1].split()) <= 3 and not _SUFFIX.match(pieces[1].strip()):
+            if not tex and len(pieces) == 2 and _surname(_name(pieces[0])) \
+                    and 0 < len(pieces[1].split()) <= 4 and not _SUFFIX.match(pieces[1].strip()):
                 pieces = [part]
+            elif not tex:
+                pieces = _surname_initials(pieces)
         else:
             pieces = [p for chunk in part.split(sep)
                       for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)

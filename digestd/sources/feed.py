@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
 from collections.abc import Collection
 
@@ -19,6 +20,7 @@ from .clean import (
     clean_title,
     entry_date,
     is_html,
+    is_no_author,
     split_authors,
 )
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
@@ -45,8 +47,13 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
         # HTML links.
         name = people[0]["name"]
         return split_authors(name, html="<" in name, tex=tex)
-    names = (clean_name(a["name"], html="<" in a["name"], tex=tex) for a in people)
-    return tuple(dict.fromkeys(n for n in names if n))
+    # one name each, as a rule; but a list in one of them ("A, B and C" beside a feed-wide
+    # <author>) is split too, and "et al." in one of its own is no author
+    names = (n for a in people for n in (
+        split_authors(a["name"], html="<" in a["name"], tex=tex)
+        if "," in a["name"] or " and " in a["name"]
+        else (clean_name(a["name"], html="<" in a["name"], tex=tex),)))
+    return tuple(dict.fromkeys(n for n in names if n and not is_no_author(n)))
 
 
 def _markup(value: object, detail: object) -> bool:
@@ -54,6 +61,32 @@ def _markup(value: object, detail: object) -> bool:
     does not take for HTML in a title. (Inline markup in a text field, "<i>BRCA1</i> ...
     <65", is taken out by clean.clean_text.)"""
     return is_html(detail) or (isinstance(value, str) and "</math>" in value)
+
+
+# ScienceDirect's description: the item's metadata as paragraphs, no abstract
+_META = re.compile(r"<p>\s*(?:<b>|<strong>)?\s*(Publication date|Source|Author\(s\))\s*:?\s*"
+                   r"(?:</b>|</strong>)?\s*:?\s*(.*?)</p>", re.IGNORECASE | re.DOTALL)
+# a description that is the item's citation, not its abstract (Wiley: "Angewandte Chemie
+# International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.")
+_CITATION = re.compile(r"\bVolume\s+\d+|\bIssue\s+\d+|\bPages?\s+\d+", re.IGNORECASE)
+_ABSTRACT_HEAD = re.compile(r"^(?:Abstract|ABSTRACT|Summary|SUMMARY)\s*[:.]?\s+(?=\S)")
+
+
+def _metadata(summary: str) -> tuple[str, str]:
+    """(the description without metadata paragraphs, the authors they list, as HTML): the
+    "Publication date: ... Source: ... Author(s): ..." of ScienceDirect's feeds is no
+    abstract."""
+    if "Author(s)" not in summary and "Publication date" not in summary:
+        return summary, ""
+    listed = ""
+
+    def take(m: re.Match) -> str:
+        nonlocal listed
+        if m[1].lower().startswith("author"):
+            listed = m[2]
+        return " "
+
+    return _META.sub(take, summary), listed
 
 
 def guid_ids(guid: str, source: str) -> tuple[str, ...]:
@@ -121,6 +154,10 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             link = guid if "/" in guid and " " not in guid else ""
         if based is not None and link:
             link = based[i].get("link") or link
+        if not link.strip() and absolute_link(guid):
+            link = guid  # <link/> left empty beside a guid that is a URL
+        elif link.strip().lower().startswith("doi:") and doi_id(link):
+            link = "https://doi.org/" + link.strip()[4:].strip()
         links.append(absolute_link(link, base_url))
         guids.append(guid)
     # counted as the store compares them (no fragment, host in lower case): links that differ
@@ -153,8 +190,17 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if shared or shared_guid:
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
-        ids = canonical(_doi(entry), link_id if link_id and not shared else None,
-                        *(guid_ids(guid, source) if guid and not shared_guid else ()))
+        held = guid_ids(guid, source) if guid and not shared_guid else ()
+        if held and held[0] == link_id:
+            # a guid that is the item's link says no more than the link: a page that shows
+            # one item after another ("latest article") keeps both while the item changes
+            held = held[:1]
+        ids = canonical(_doi(entry), link_id if link_id and not shared else None, *held)
+        if ids is not None and ids[0].startswith("url:") and not any(
+                i.startswith(("arxiv:", "doi:", "guid:")) for i in (ids[0], *ids[1])):
+            # known by its link alone: its feed, link and title too, so that it is found
+            # again when its link is shared with other items later (or was before)
+            ids = (ids[0], (*ids[1], _item_id(source, link, title)))
         if ids is None:
             ids = (_item_id(source, link, title), ())
         url, pdf_url = link, ""
@@ -162,16 +208,23 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if found:
             url, pdf_url = arxiv_urls(found[0])
         summary, detail = entry.get("summary") or "", entry.get("summary_detail")
-        if entry.get("content") and (not summary or detail is None):
+        content = (entry.get("content") or [{}])[0].get("value", "") or ""
+        if content and (not summary or detail is None or (
+                len(summary) < 400 and _CITATION.search(summary) is not None)):
             # only full content (Atom <content>, content:encoded): feedparser copies it into
-            # `summary` without saying what it is; the content says
-            summary, detail = entry.content[0].get("value", ""), entry.content[0]
+            # `summary` without saying what it is; the content says. And a short description
+            # beside a long content is a citation line ("Angewandte Chemie, Volume 65, ..."):
+            # the abstract is in the content
+            summary, detail = content, entry.content[0]
+        summary, listed = _metadata(summary)
         published = entry_date(entry)
         papers.append(Paper(
             id=ids[0],
             title=title,
-            abstract=clean_abstract(summary, html=_markup(summary, detail), tex=tex),
-            authors=_authors(entry, tex),
+            abstract=_ABSTRACT_HEAD.sub("", clean_abstract(summary, html=_markup(summary, detail),
+                                                          tex=tex), count=1),
+            authors=_authors(entry, tex) or (split_authors(listed, html=True) if listed
+                                             else ()),
             categories=tuple(dict.fromkeys(clean_text(t.get("term"), limit=100)
                                            for t in entry.get("tags", ()) if t.get("term"))),
             source=source,

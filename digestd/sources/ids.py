@@ -18,6 +18,9 @@ _ARXIV_IN = re.compile(
     re.IGNORECASE)
 _DOI = re.compile(r"(10\.\d{4,9}/\S+)", re.IGNORECASE)
 _DOI_PREFIX = re.compile(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/|info:doi/)", re.IGNORECASE)
+# tracking parameters of a link's query (Google Analytics' utm_*, Facebook's, Google Ads',
+# Mailchimp's)
+_TRACKING = re.compile(r"(?:^|&)(?:utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)=", re.IGNORECASE)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.IGNORECASE)
 
 
@@ -106,8 +109,12 @@ def url_id(url: str | None) -> str | None:
     parts = urlsplit(url)
     if not parts.scheme or not parts.netloc:
         return f"url:{url}"
+    query = parts.query
+    if query and _TRACKING.search(query):
+        # campaign tags that change from one poll to the next name no other page
+        query = "&".join(p for p in query.split("&") if not _TRACKING.match(p))
     return "url:" + urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/",
-                                parts.query, ""))
+                                query, ""))
 
 
 def canonical(*candidates: str | None) -> tuple[str, tuple[str, ...]] | None:

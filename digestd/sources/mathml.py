@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-_UP = dict(zip("0123456789+-−=()ni", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ⁿⁱ"))
+_UP = dict(zip("0123456789+-−=()abcdefghijklmnoprstuvwxyz",
+               "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ"))
 _DOWN = dict(zip("0123456789+-−=()aehijklmnoprstuvx",
                  "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
 # MathML elements whose content is not shown (annotations repeat the formula as TeX)

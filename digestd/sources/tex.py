@@ -10,6 +10,7 @@ from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from ..text import collapse
+from .mathml import script
 
 
 def _href(node, l2tobj) -> str:
@@ -101,13 +102,6 @@ def _protect_money(text: str) -> str:
 # "--" and "---" between words or numbers; an option ("--help", " --no-cache") stays
 _DASHES = re.compile(r"(?<!-)-{2,3}(?!-)")
 _BEFORE_OPTION = frozenset(" \t\n`'\"(“‘[")
-
-
-def _dash(m: re.Match) -> str:
-    text, start, end = m.string, m.start(), m.end()
-    if (start == 0 or text[start - 1] in _BEFORE_OPTION) and text[end:end + 1].isalpha():
-        return m[0]  # a command-line option
-    return "—" if end - start == 3 else "–"
 # not every '': f''(x) is a second derivative; not \` either: that is a grave accent (\`a)
 _QUOTES = re.compile(r"(?<!\\)``(.{0,300}?)''")
 _SINGLE_QUOTES = re.compile(r"(?<![`\w\\])`([^`'\n\\]{1,80})'(?!\w)")
@@ -119,6 +113,20 @@ _LITERAL_BRACES = re.compile(r"(?<![^\s(\[,;:])\{([^{}\\$]*[^\w\s{}\\$-][^{}\\$]
 # A control word that writes a word ("\\TeX and"): TeX eats the space after it, a reader
 # does not
 _WORD_MACRO = re.compile(r"\\(TeX|LaTeX|LaTeXe|BibTeX|ldots|dots|etc)\b(?:\{\})?(?=\s)")
+
+
+def _dash(m: re.Match) -> str:
+    text, start, end = m.string, m.start(), m.end()
+    before, after = text[start - 1:start], text[end:end + 1]
+    if (not before or before in _BEFORE_OPTION) and after.isalpha():
+        return m[0]  # a command-line option
+    if not (before.isalnum() and after.isalnum() or before.isspace() and after.isspace()
+            or before.isalnum() and after == "$" or before == "$"):
+        return m[0]  # "i--", "--)": code, not a dash
+    word = text[text.rfind(" ", 0, start) + 1:start]
+    if "/" in word or "." in word and "@" in word:
+        return m[0]  # inside a URL or an address: github.com/foo/bar--baz
+    return "—" if end - start == 3 else "–"
 
 
 def _typography(text: str) -> str:
@@ -194,9 +202,18 @@ def _convert(fragment: str) -> str:
     try:
         nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
                                         tolerant_parsing=True).get_latex_nodes()[0]
-        return _L2T.nodelist_to_text(nodes)
+        out = _L2T.nodelist_to_text(nodes)
     except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
         return fragment
+    if "_" in out or "^" in out:
+        # H_2O, ^12C, x^n as printed (H₂O, ¹²C, xⁿ): what a journal's MathML gives too, so
+        # both spell the title alike; n^1/2 stays (its braces are gone)
+        out = _SCRIPT_OUT.sub(lambda m: script(m[2] or m[3], up=m[1] == "^"), out)
+    return out
+
+
+# a sub- or superscript of digits (not "n^1/2") or of one letter (not "E_max")
+_SCRIPT_OUT = re.compile(r"([_^])(?:([-+−]?\d+)(?![/\d.])|([A-Za-z])(?![A-Za-z]))")
 
 
 def tex_to_text(text: str) -> str:

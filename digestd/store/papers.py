@@ -15,6 +15,11 @@ from .records import PAPER_COLUMNS, SourceState, _names, utcnow
 log = logging.getLogger("digestd.store")
 
 
+def _links(ids: Iterable[str]) -> set[str]:
+    """The `url:` ids among `ids`, without the "#..." a paper's own id may add."""
+    return {i.partition("#")[0] for i in ids if i.startswith("url:")}
+
+
 class PaperStore:
     """Papers seen once, ever (with their aliases), and each source's poll state."""
 
@@ -82,7 +87,7 @@ class PaperStore:
                                     paper.id, paper.source, "its id is taken")
                         continue
                     new.append(paper)
-                    titles[pk] = paper.title
+                    titles[pk] = (paper.title, paper.source)
                 for alias in ids:  # an alias another paper has already stays with it
                     if alias not in known:
                         known[alias] = pk
@@ -119,28 +124,34 @@ class PaperStore:
         return out
 
     @staticmethod
-    def _titles_of(db, pks: Iterable[int]) -> dict[int, str]:
-        """Paper row -> its title, for the rows `pks`."""
+    def _titles_of(db, pks: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """Paper row -> (its title, its source), for the rows `pks`."""
         pks = list(pks)
-        out: dict[int, str] = {}
+        out: dict[int, tuple[str, str]] = {}
         for i in range(0, len(pks), 500):
             chunk = pks[i:i + 500]
-            out.update(db.execute(f"SELECT pk, title FROM papers WHERE pk IN "
-                                  f"({','.join('?' * len(chunk))})", chunk).fetchall())
+            for pk, title, source in db.execute(
+                    f"SELECT pk, title, source FROM papers WHERE pk IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                out[pk] = (title, source)
         return out
 
     @staticmethod
     def _same_paper(paper: Paper, ids: list[str], found: dict[str, int],
-                    aliases_of: dict[int, list[str]], titles: dict[int, str]) -> int | None:
+                    aliases_of: dict[int, list[str]],
+                    titles: dict[int, tuple[str, str]]) -> int | None:
         """The row of the stored paper that `paper` is, among those its ids `found`, or None.
 
         Candidates met by a strong id come first; any candidate that disagrees with the
         paper on a strong id of another kind (the same guid, another DOI) is another paper
-        (`aliases_of`: each candidate's aliases). A candidate met by its link alone (a
-        `url:` id, nothing else in common) is the same paper only when the titles agree
-        (identity.titles_agree): a page that shows one item after another ("upcoming",
-        "latest article") keeps its link while the item changes (`titles`: each
-        candidate's title).
+        (`aliases_of`: each candidate's aliases), unless the two share an arXiv id or a
+        DOI (a feed that changed its guids), or share both their link and their title. A
+        candidate met by its link alone (a `url:` id, nothing else in common) is the same
+        paper only when the titles agree (identity.titles_agree): a page that shows one
+        item after another ("upcoming", "latest article") keeps its link while the item
+        changes. One met by its title alone is another paper when both come from the same
+        feed with links of their own that differ (a recurring column, "What is your
+        diagnosis?"). `titles`: each candidate's (title, source).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -150,15 +161,23 @@ class PaperStore:
             if pk in tried:
                 continue
             tried.add(pk)
-            clash = conflicting(ids, aliases_of.get(pk, ()))
-            if clash:
+            theirs = aliases_of.get(pk, ())
+            via = [a for a in ids if found.get(a) == pk]
+            clash = conflicting(ids, theirs)
+            if clash and not (any(a.startswith(("arxiv:", "doi:")) for a in via) or (
+                    any(a.startswith("url:") for a in via)
+                    and any(a.startswith("title:") for a in via))):
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
                 continue
-            via = [a for a in ids if found.get(a) == pk]
-            if all(a.startswith("url:") for a in via) and not titles_agree(
-                    paper.title, titles.get(pk, paper.title)):
+            title, source = titles.get(pk, (paper.title, paper.source))
+            if all(a.startswith("url:") for a in via) and not titles_agree(paper.title, title):
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=title",
+                          paper.id, paper.source, pk, alias)
+                continue
+            if all(a.startswith("title:") for a in via) and source == paper.source and (
+                    _links(ids) and _links(theirs) and _links(ids).isdisjoint(_links(theirs))):
+                log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=link",
                           paper.id, paper.source, pk, alias)
                 continue
             log.debug("paper=%s source=%s seen_as=%s matched=%s", paper.id, paper.source, pk,
@@ -167,6 +186,7 @@ class PaperStore:
         return None
 
     _PAPER_COLUMNS = PAPER_COLUMNS
+
 
     def _paper(self, row: Sequence, aliases: Sequence[str] = ()) -> Paper:
         return Paper(id=row[1], title=row[2], abstract=row[3],
