@@ -315,13 +315,13 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     decoded either way; `tex`: TeX accents are converted.
     """
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
-    if isinstance(value, str) and "\n" in value.strip() and "," not in value \
-            and ";" not in value and not html:
+    if isinstance(value, str) and "\n" in value and "," not in value and ";" not in value \
+            and not html and "\n" in value.strip():
         value = "; ".join(line for line in value.splitlines() if line.strip())  # one a line
     text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
-    if "、" in text or "，" in text or "；" in text:  # CJK lists
+    if not text.isascii() and ("、" in text or "，" in text or "；" in text):  # CJK lists
         text = text.replace("、", ",").replace("，", ",").replace("；", ";")
     cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
     while True:  # innermost groups first, so nested parentheses go too
