@@ -118,9 +118,10 @@ def titles_agree(a: str, b: str) -> bool:
     They agree when they are the same but for small edits (difflib's ratio of their
     normalized words at least SAME_TITLE_CHARS: a fixed typo, changed case or punctuation),
     or when at least SAME_TITLE_WORDS of the shorter one's content words (not a, of, the
-    ...) are in the other (an added subtitle). They never agree when both hold numbers and
-    these differ ("2025" and "2026"), when what follows "part", "volume", "chapter" ...
-    differs ("part I" and "part II"), or when one is a notice the other is not
+    ...) are in the other (an added subtitle). They never agree when they differ only in
+    their numbers ("the 2025 survey", "the 2026 survey"), when what follows "part",
+    "volume", "chapter" ... differs ("part I" and "part II"), or when one is a notice the
+    other is not
     ("Correction to: X" and "X"). A title without words says nothing: it agrees."""
     first, second = words(a), words(b)
     if not first or not second:
@@ -130,8 +131,11 @@ def titles_agree(a: str, b: str) -> bool:
     marked = [{w for k, w in enumerate(ws) if k and ws[k - 1] in _NUMBERED}
               for ws in (first, second)]
     numbers = [{w for w in ws if w.isdigit() or w in _ROMAN} for ws in (first, second)]
-    if marked[0] != marked[1] or all(numbers) and numbers[0] != numbers[1]:
-        return False  # "part I" and "part II"; "in 2025" and "in 2026" (not "a 3-year study")
+    rest = [[w for w in ws if not (w.isdigit() or w in _ROMAN)] for ws in (first, second)]
+    if marked[0] != marked[1] or numbers[0] != numbers[1] and rest[0] == rest[1]:
+        # "part I" and "part II"; "the 2025 survey" and "the 2026 survey" (but "COVID-19"
+        # and "SARS-CoV-2" in otherwise different words may be one paper's titles)
+        return False
     if _notice(first) != _notice(second):
         return False
     if difflib.SequenceMatcher(None, " ".join(first), " ".join(second),

@@ -372,7 +372,7 @@ def test_tex_is_left_alone_outside_tex_sources():
                                                                   "über šøßå"),
     (r"\textit{In vivo} and \emph{in vitro}", "In vivo and in vitro"),
     (r"$\alpha$- and $\beta$-decay of $^{12}$C", "α- and β-decay of ¹²C"),
-    (r"$x^n$, $E_{max}$, $O(n^{1/2})$ and a_b", "xⁿ, E_max, O(n^1/2) and a_b"),
+    (r"$x^n$, $E_{max}$, $O(n^{1/2})$ and a_b", "xⁿ, Eₘₐₓ, O(n^1/2) and a_b"),
     (r"Fig.~3 shows \cite{x} 20% gains, R&D", "Fig. 3 shows 20% gains, R&D"),
     (r"Costs $5 and $10 a month", "Costs $5 and $10 a month"),
     (r"$\mathcal{O}(n)$ and $\mathbf{x}$", "O(n) and x"),
@@ -391,7 +391,7 @@ def test_tex_is_left_alone_outside_tex_sources():
     (r"$f''(x)$ and don't", "f″(x) and don't"),
     # braces a reader sees stay; TeX's grouping goes
     (r"{0,1}^n codes, ({a|b}) and {GPU}s in B{\"o}hm's {\em work}",
-     "{0,1}ⁿ codes, ({a|b}) and GPUs in Böhm's work"),
+     "{0,1}^n codes, ({a|b}) and GPUs in Böhm's work"),
 ])
 def test_tex_kinds(raw, expect):
     from digestd.sources.clean import clean_title
@@ -747,10 +747,11 @@ def _polls(store, *items: str, feed: str = "j") -> list[int]:
       '<prism:doi>10.1234/j.2026.001</prism:doi></item>',
       '<item><title>A paper on invented optics</title><guid>https://j.example.org/a/1</guid>'
       '<prism:doi>10.1234/j.2026.001</prism:doi></item>'], [1, 0]),
-    # the guid scheme changed, link and title did not: one paper
+    # two guids of one feed are two items, even with one link and title (a recurring column
+    # at one address; a feed that renumbered its guids sends its papers once more)
     (['<item><title>A paper on invented optics</title><guid>J-0001</guid><link>'
       'https://j.example.org/a/7</link></item>', '<item><title>A paper on invented optics'
-      '</title><guid>j-2026-0001</guid><link>https://j.example.org/a/7</link></item>'], [1, 0]),
+      '</title><guid>j-2026-0001</guid><link>https://j.example.org/a/7</link></item>'], [1, 1]),
     # corrections that keep the paper: a subtitle with a number, a pronoun
     (['<item><title>Fungal growth in invented soils</title><link>https://j.example.org/a/31'
       '</link></item>', '<item><title>Fungal growth in invented soils: a 3-year field study'
@@ -824,3 +825,81 @@ def test_publisher_descriptions_that_are_no_abstract():
     first, second = parse(rss(wiley + elsevier))
     assert first.abstract == "We invent a catalyst."
     assert (second.abstract, second.authors) == ("", ("Alice Doe", "Bob Roe", "Carol Poe"))
+
+
+# -- a fourth round: what the third round's rules must not break ------------------------------
+
+@pytest.mark.parametrize("items, news", [
+    # one link, one title, two DOIs (or two guids): two papers, whatever else they share
+    (['<item><title>What is your diagnosis?</title><link>https://j.example.org/column/dx</link>'
+      '<prism:doi>10.1234/jd.2026.0101</prism:doi></item>',
+      '<item><title>What is your diagnosis?</title><link>https://j.example.org/column/dx</link>'
+      '<prism:doi>10.1234/jd.2026.0202</prism:doi></item>'], [1, 1]),
+    (['<item><title>What is your diagnosis?</title><link>https://j.example.org/column/dx</link>'
+      '<guid>dx-1</guid></item>', '<item><title>What is your diagnosis?</title><link>'
+      'https://j.example.org/column/dx</link><guid>dx-2</guid></item>'], [1, 1]),
+    # a feed that rewrites its links (scheme, path, a query): the same papers
+    (['<item><title>A paper on invented optics today</title><link>http://j.example.org/doi/'
+      '10.1234/abc</link></item>', '<item><title>A paper on invented optics today</title><link>'
+      'https://j.example.org/doi/full/10.1234/abc?af=R</link></item>'], [1, 0]),
+    # other words around other numbers: a corrected title
+    (['<item><title>Outcomes of COVID-19 in kidney transplant recipients</title><link>'
+      'https://j.example.org/a/5</link></item>', '<item><title>Outcomes of SARS-CoV-2 infection'
+      ' in kidney transplant recipients</title><link>https://j.example.org/a/5</link></item>'],
+     [1, 0]),
+])
+async def test_identity_fourth_round(store, items, news):
+    assert _polls(store, *items) == news
+
+
+def test_descriptions_fourth_round():
+    real = ('<item><title>Tumours</title><guid>t1</guid><description>We measured tumour volume 3 '
+            'weeks after treatment.</description><content:encoded><![CDATA[<p>Graphical abstract'
+            '</p>]]></content:encoded></item>')
+    words = ('<item><title>Stats</title><guid>t2</guid><description>Summary statistics are '
+             'widely shared.</description></item><item><title>Interp</title><guid>t3</guid>'
+             '<description>Abstract interpretation gives bounds.</description></item>')
+    notes = ('<item><title>Notices</title><guid>t4</guid><description><![CDATA[<p>Source data '
+             'were 2,000 retraction notices.</p><p>Author(s) of retracted papers were early-'
+             'career researchers.</p>]]></description></item>')
+    papers = parse(rss(real + words + notes))
+    assert [p.abstract for p in papers] == [
+        "We measured tumour volume 3 weeks after treatment.", "Summary statistics are widely "
+        "shared.", "Abstract interpretation gives bounds.", "Source data were 2,000 retraction "
+        "notices. Author(s) of retracted papers were early-career researchers."]
+    assert papers[3].authors == ()
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (r"\url{https://github.com/foo/bar_2} and \texttt{max_x}",
+     "https://github.com/foo/bar_2 and max_x"),
+    (r"$2^{2n}$, $e^{-2t}$, $2^{n-1}$, $W^{1,p}$, $x_{i,j}$, $Q^2$.",
+     "2²ⁿ, e⁻²ᵗ, 2ⁿ⁻¹, W^1,p, x_i,j, Q²."),
+    (r"$^{99m}$Tc and $\sum_{i=1}^{n} x_i$", "⁹⁹ᵐTc and ∑ᵢ₌₁ⁿ xᵢ"),
+])
+def test_tex_fourth_round(raw, expect):
+    from digestd.sources.clean import tex_to_text
+    assert tex_to_text(raw) == expect
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("Di Wu, Xin Li", ("Di Wu", "Xin Li")),
+    ("Van Nguyen, Anh Tran", ("Van Nguyen", "Anh Tran")),
+    ("Jane Q.\n      Doe", ("Jane Q. Doe",)),
+    ("Jane Doe and John Roe and\n Edgar Poe", ("Jane Doe", "John Roe", "Edgar Poe")),
+    ("山田太郎，鈴木一郎", ("山田太郎", "鈴木一郎")),
+    ("Smith, J., Brown, K., et al.", ("Smith, J.", "Brown, K.")),
+])
+def test_author_lists_fourth_round(raw, expect):
+    from digestd.sources.clean import split_authors
+    assert split_authors(raw) == expect
+
+
+def test_one_creator_each_stays_one_person():
+    people = ("García Márquez, Gabriel", "King, Martin Luther, Jr.", "Jane Doe, MD, MPH",
+              "Johnson and Johnson Research Group", "Jane Doe, University of Oxford")
+    (paper,) = parse(rss("<item><title>Creators</title><guid>c1</guid>" + "".join(
+        f"<dc:creator>{p}</dc:creator>" for p in people) + "</item>"))
+    assert paper.authors == ("García Márquez, Gabriel", "King, Martin Luther, Jr.",
+                             "Jane Doe, MD, MPH", "Johnson and Johnson Research Group",
+                             "Jane Doe, University of Oxford")

@@ -269,6 +269,7 @@ def _has_entities(value: object) -> bool:
 # the particles of a surname ("van der Berg, Jan", "de la Cruz, María")
 _PARTICLES = frozenset("van von der den de del della di da dos das du la le ter ten zu al el "
                        "bin ibn".split())
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # kana, kanji/hanzi, hangul
 _INITIALS = re.compile(r"(?:[A-Z]\.?[\s-]?){1,4}")
 
 
@@ -278,14 +279,15 @@ def is_no_author(name: str) -> bool:
 
 
 def _surname(text: str) -> bool:
-    """Whether `text` can be a surname before ", given names": one word, with particles."""
+    """Whether `text` can be a surname before ", given names": one word, after lower-case
+    particles ("van der Berg"; "Di Wu" and "Van Nguyen" are given name and surname)."""
     found = text.split()
-    return 0 < len(found) <= 4 and all(w.lower() in _PARTICLES for w in found[:-1])
+    return 0 < len(found) <= 4 and all(w in _PARTICLES for w in found[:-1])
 
 
 def _surname_initials(pieces: list[str]) -> list[str]:
     """"Li, M., Wang, Q." split at every comma, paired again: ["Li, M.", "Wang, Q."]."""
-    kept = [p.strip() for p in pieces if p.strip()]
+    kept = [p.strip() for p in pieces if p.strip() and not _NOT_AUTHOR.match(p.strip())]
     if len(kept) < 2 or len(kept) % 2 or not all(
             _INITIALS.fullmatch(p) for p in kept[1::2]) or any(
             _INITIALS.fullmatch(p) for p in kept[0::2]) or not all(
@@ -317,7 +319,10 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
     if isinstance(value, str) and "\n" in value and "," not in value and ";" not in value \
             and not html and "\n" in value.strip():
-        value = "; ".join(line for line in value.splitlines() if line.strip())  # one a line
+        lines = [line.strip() for line in value.splitlines() if line.strip()]
+        if len(lines) > 1 and all(len(line.split()) > 1 and not line.endswith(" and")
+                                  for line in lines):
+            value = "; ".join(lines)  # one name a line (not "Jane Q.\n Doe", a wrapped one)
     text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
@@ -339,7 +344,8 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
             pieces = part.split(",")
             # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
             if not tex and len(pieces) == 2 and _surname(_name(pieces[0])) \
-                    and 0 < len(pieces[1].split()) <= 4 and not _SUFFIX.match(pieces[1].strip()):
+                    and 0 < len(pieces[1].split()) <= 4 and not _SUFFIX.match(pieces[1].strip()) \
+                    and not _CJK.search(part):
                 pieces = [part]
             elif not tex:
                 pieces = _surname_initials(pieces)

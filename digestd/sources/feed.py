@@ -49,11 +49,20 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
         return split_authors(name, html="<" in name, tex=tex)
     # one name each, as a rule; but a list in one of them ("A, B and C" beside a feed-wide
     # <author>) is split too, and "et al." in one of its own is no author
-    names = (n for a in people for n in (
-        split_authors(a["name"], html="<" in a["name"], tex=tex)
-        if "," in a["name"] or " and " in a["name"]
-        else (clean_name(a["name"], html="<" in a["name"], tex=tex),)))
+    names = (n for a in people for n in _creator(a["name"], tex))
     return tuple(dict.fromkeys(n for n in names if n and not is_no_author(n)))
+
+
+def _creator(name: str, tex: bool) -> tuple[str, ...]:
+    """One of several author elements: one person ("García Márquez, Gabriel", "Jane Doe, MD,
+    MPH", "King, Martin Luther, Jr."), unless it lists three or more ("Alice Doe, Bob Roe,
+    Carol Poe" beside a feed-wide <author>)."""
+    html = "<" in name
+    if "," in name:
+        listed = split_authors(name, html=html, tex=tex)
+        if len(listed) >= 3:
+            return listed
+    return (clean_name(name, html=html, tex=tex),)
 
 
 def _markup(value: object, detail: object) -> bool:
@@ -64,19 +73,21 @@ def _markup(value: object, detail: object) -> bool:
 
 
 # ScienceDirect's description: the item's metadata as paragraphs, no abstract
-_META = re.compile(r"<p>\s*(?:<b>|<strong>)?\s*(Publication date|Source|Author\(s\))\s*:?\s*"
-                   r"(?:</b>|</strong>)?\s*:?\s*(.*?)</p>", re.IGNORECASE | re.DOTALL)
+_META = re.compile(r"<p>\s*(?:<b>|<strong>)?\s*(Publication date|Source|Author\(s\))\s*:\s*"
+                   r"(?:</b>|</strong>)?\s*(.*?)</p>", re.DOTALL)
 # a description that is the item's citation, not its abstract (Wiley: "Angewandte Chemie
 # International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.")
-_CITATION = re.compile(r"\bVolume\s+\d+|\bIssue\s+\d+|\bPages?\s+\d+", re.IGNORECASE)
-_ABSTRACT_HEAD = re.compile(r"^(?:Abstract|ABSTRACT|Summary|SUMMARY)\s*[:.]?\s+(?=\S)")
+_CITATION = re.compile(r"\bVolume \d+, (?:Issue|Page)|, EarlyView\.?\s*$")
+# a heading "Abstract" the content starts with ("Abstract We invent", "ABSTRACT: We"); not
+# "Abstract interpretation gives", "Summary statistics"
+_ABSTRACT_HEAD = re.compile(r"^(?:Abstract|ABSTRACT)(?:\s*[:.]\s*|\s+(?=[A-Z]))")
 
 
 def _metadata(summary: str) -> tuple[str, str]:
     """(the description without metadata paragraphs, the authors they list, as HTML): the
     "Publication date: ... Source: ... Author(s): ..." of ScienceDirect's feeds is no
     abstract."""
-    if "Author(s)" not in summary and "Publication date" not in summary:
+    if "Author(s):" not in summary or "Publication date:" not in summary:
         return summary, ""
     listed = ""
 

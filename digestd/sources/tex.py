@@ -148,8 +148,8 @@ def _literal_braces(prepared: str) -> str:
     """Outside math (between unescaped dollars), brace groups a reader sees as braces are
     escaped for the converter, which keeps them: "{0,1}^n" stays, "{GPU}s" is "GPUs". In
     math, f''(x) keeps a double prime."""
-    if "''" not in prepared and ("{" not in prepared
-                                 or _LITERAL_BRACES.search(prepared) is None):
+    if "''" not in prepared and "_" not in prepared and "^" not in prepared and (
+            "{" not in prepared or _LITERAL_BRACES.search(prepared) is None):
         return prepared
     pieces = re.split(r"((?<!\\)\$\$?)", prepared)
     math = False
@@ -158,8 +158,12 @@ def _literal_braces(prepared: str) -> str:
             math = not math
         elif not math and "{" in piece:
             pieces[i] = _LITERAL_BRACES.sub(r"\\{\1\\}", piece)
-        elif math and "''" in piece:
-            pieces[i] = piece.replace("''", "″")  # a double prime, f''(x), not a quote
+        elif math:
+            if "''" in piece:
+                piece = piece.replace("''", "″")  # a double prime, f''(x), not a quote
+            if "_" in piece or "^" in piece:
+                piece = _math_scripts(piece)
+            pieces[i] = piece
     return "".join(pieces)
 
 
@@ -202,18 +206,27 @@ def _convert(fragment: str) -> str:
     try:
         nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
                                         tolerant_parsing=True).get_latex_nodes()[0]
-        out = _L2T.nodelist_to_text(nodes)
+        return _L2T.nodelist_to_text(nodes)
     except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
         return fragment
-    if "_" in out or "^" in out:
-        # H_2O, ^12C, x^n as printed (H₂O, ¹²C, xⁿ): what a journal's MathML gives too, so
-        # both spell the title alike; n^1/2 stays (its braces are gone)
-        out = _SCRIPT_OUT.sub(lambda m: script(m[2] or m[3], up=m[1] == "^"), out)
-    return out
 
 
-# a sub- or superscript of digits (not "n^1/2") or of one letter (not "E_max")
-_SCRIPT_OUT = re.compile(r"([_^])(?:([-+−]?\d+)(?![/\d.])|([A-Za-z])(?![A-Za-z]))")
+# In math, a sub- or superscript whose every character Unicode has as one: "H_2O", "^{12}C",
+# "x^{2n+1}", "2^{n-1}" are printed H₂O, ¹²C, x²ⁿ⁺¹, 2ⁿ⁻¹ (what a journal's MathML gives
+# too, so both spell the title alike); "W^{1,p}", "T_{\\rm c}", "E_{max}" stay TeX's
+_ENDS_IN_WORD = re.compile(r"\\[A-Za-z]+$")
+_MATH_SCRIPT = re.compile(r"([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))")
+
+
+def _math_scripts(math: str) -> str:
+    def one(m: re.Match) -> str:
+        body = m[2] if m[2] is not None else m[3]
+        done = script(body.replace(" ", ""), up=m[1] == "^")
+        if done[:1] in ("^", "_"):
+            return m[0]
+        # after a control word ("\\sum_{i=1}") an empty group ends its name
+        return "{}" + done if _ENDS_IN_WORD.search(math, 0, m.start()) else done
+    return _MATH_SCRIPT.sub(one, math)
 
 
 def tex_to_text(text: str) -> str:

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from urllib.parse import urlsplit
 
 from ..identity import conflicting, strong_kind, title_key, titles_agree
 from ..models import Paper
@@ -15,9 +16,16 @@ from .records import PAPER_COLUMNS, SourceState, _names, utcnow
 log = logging.getLogger("digestd.store")
 
 
-def _links(ids: Iterable[str]) -> set[str]:
-    """The `url:` ids among `ids`, without the "#..." a paper's own id may add."""
-    return {i.partition("#")[0] for i in ids if i.startswith("url:")}
+def _items(ids: Iterable[str]) -> set[str]:
+    """What the `url:` ids among `ids` name: the last segment of each link's path
+    ("/a/101" and "/a/102" are two items; "http://j/doi/10.1/abc" and
+    "https://j/doi/full/10.1/abc?af=R" one, its links rewritten)."""
+    out = set()
+    for i in ids:
+        if i.startswith("url:"):
+            path = urlsplit(i[4:].partition("#")[0]).path.rstrip("/")
+            out.add(path.rpartition("/")[2] or path)
+    return out
 
 
 class PaperStore:
@@ -145,13 +153,14 @@ class PaperStore:
         Candidates met by a strong id come first; any candidate that disagrees with the
         paper on a strong id of another kind (the same guid, another DOI) is another paper
         (`aliases_of`: each candidate's aliases), unless the two share an arXiv id or a
-        DOI (a feed that changed its guids), or share both their link and their title. A
+        DOI (a feed that changed its guids). A
         candidate met by its link alone (a `url:` id, nothing else in common) is the same
         paper only when the titles agree (identity.titles_agree): a page that shows one
         item after another ("upcoming", "latest article") keeps its link while the item
         changes. One met by its title alone is another paper when both come from the same
-        feed with links of their own that differ (a recurring column, "What is your
-        diagnosis?"). `titles`: each candidate's (title, source).
+        feed with links that name other items (a recurring column, "What is your
+        diagnosis?" at /a/101 and /a/102; not a link rewritten, _items). `titles`: each
+        candidate's (title, source).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -164,9 +173,7 @@ class PaperStore:
             theirs = aliases_of.get(pk, ())
             via = [a for a in ids if found.get(a) == pk]
             clash = conflicting(ids, theirs)
-            if clash and not (any(a.startswith(("arxiv:", "doi:")) for a in via) or (
-                    any(a.startswith("url:") for a in via)
-                    and any(a.startswith("title:") for a in via))):
+            if clash and not any(a.startswith(("arxiv:", "doi:")) for a in via):
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
                 continue
@@ -176,7 +183,7 @@ class PaperStore:
                           paper.id, paper.source, pk, alias)
                 continue
             if all(a.startswith("title:") for a in via) and source == paper.source and (
-                    _links(ids) and _links(theirs) and _links(ids).isdisjoint(_links(theirs))):
+                    _items(ids) and _items(theirs) and _items(ids).isdisjoint(_items(theirs))):
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=link",
                           paper.id, paper.source, pk, alias)
                 continue
