@@ -733,20 +733,10 @@ def _polls(store, *items: str, feed: str = "j") -> list[int]:
 
 
 @pytest.mark.parametrize("items, news", [
-    # a "latest article" page whose guid is its link: the item behind it changes
-    (['<item><title>Noisy labels in invented datasets</title><link>https://j.example.org/'
-      'upcoming/</link><guid>https://j.example.org/upcoming/</guid></item>',
-      '<item><title>Pruning made-up networks quickly</title><link>https://j.example.org/'
-      'upcoming/</link><guid>https://j.example.org/upcoming/</guid></item>'], [1, 1]),
     # a recurring column: one title, two links of one feed
     (['<item><title>What is your diagnosis today?</title><link>https://j.example.org/a/101'
       '</link></item>', '<item><title>What is your diagnosis today?</title><link>'
       'https://j.example.org/a/102</link></item>'], [1, 1]),
-    # the guids changed (http to https), the DOI did not: one paper
-    (['<item><title>A paper on invented optics</title><guid>http://j.example.org/a/1</guid>'
-      '<prism:doi>10.1234/j.2026.001</prism:doi></item>',
-      '<item><title>A paper on invented optics</title><guid>https://j.example.org/a/1</guid>'
-      '<prism:doi>10.1234/j.2026.001</prism:doi></item>'], [1, 0]),
     # two guids of one feed are two items, even with one link and title (a recurring column
     # at one address; a feed that renumbered its guids sends its papers once more)
     (['<item><title>A paper on invented optics</title><guid>J-0001</guid><link>'
@@ -903,3 +893,55 @@ def test_one_creator_each_stays_one_person():
     assert paper.authors == ("García Márquez, Gabriel", "King, Martin Luther, Jr.",
                              "Jane Doe, MD, MPH", "Johnson and Johnson Research Group",
                              "Jane Doe, University of Oxford")
+
+
+# -- a fifth round: what the fourth round's rules must not break ------------------------------
+
+@pytest.mark.parametrize("items, news", [
+    # items of one feed sharing an issue's DOI but not their guids: three papers
+    (["".join(f'<item><title>Paper {i} of the invented issue</title><guid>tag:j,{i}</guid>'
+              f'<prism:doi>10.1000/issue.5</prism:doi></item>' for i in range(3))], [3]),
+    # one title, links that differ only in their view or version: one paper
+    (['<item><title>A paper on invented optics today</title><link>https://j.example.org/article/'
+      '123/abstract</link></item>', '<item><title>A paper on invented optics today</title>'
+      '<link>https://j.example.org/article/123/fulltext</link></item>'], [1, 0]),
+    (['<item><title>A preprint on invented cells</title><link>https://www.biorxiv.org/content/'
+      '10.1101/2026.01.01.570001v1?rss=1</link></item>', '<item><title>A preprint on invented '
+      'cells</title><link>https://www.biorxiv.org/content/10.1101/2026.01.01.570001v2?rss=1'
+      '</link></item>'], [1, 0]),
+])
+async def test_identity_fifth_round(store, items, news):
+    assert _polls(store, *items) == news
+
+
+def test_two_arxiv_papers_with_one_doi_stay_two(store):
+    from digestd.models import Paper
+    first = Paper(id="arxiv:2401.00001", title="Invented results, part one",
+                  aliases=("doi:10.1234/x",))
+    second = Paper(id="arxiv:2401.00002", title="Invented results, part two",
+                   aliases=("doi:10.1234/x",))
+    assert store.add_papers([first]) == [first] and store.add_papers([second]) == [second]
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("It improves accuracy by 3~5% with a 2~3x speedup at 10~K",
+     "It improves accuracy by 3~5% with a 2~3x speedup at 10 K"),
+    (r"$\mathrm{max\_iter}=100$ and $\textit{top\_k}$", "max_iter=100 and top_k"),
+    (r"{C++}, {U.S.} and {0,1}^n", "C++, U.S. and {0,1}^n"),
+    ("user@x--y.org, xn--80ak6aa92e.com and pages 1--2", "user@x--y.org, xn--80ak6aa92e.com "
+     "and pages 1–2"),
+])
+def test_tex_fifth_round(raw, expect):
+    from digestd.sources.clean import tex_to_text
+    assert tex_to_text(raw) == expect
+
+
+def test_text_and_names_fifth_round():
+    from digestd.sources.clean import html_to_text
+    assert html_to_text("Tp53<sup>-/-</sup> mice, studies<sup>3–5</sup>, 10<sup>-3</sup> M") == (
+        "Tp53-/- mice, studies3–5, 10⁻³ M")
+    (paper,) = parse(rss("<item><title>AMR</title><guid>a1</guid><description>Abstract Meaning "
+                         "Representation is a formalism.</description><dc:creator>Jane Doe, MD, "
+                         "MPH, FACS</dc:creator><dc:creator>Rob Roe, PhD</dc:creator></item>"))
+    assert paper.abstract == "Abstract Meaning Representation is a formalism."
+    assert paper.authors == ("Jane Doe, MD, MPH, FACS", "Rob Roe, PhD")

@@ -123,9 +123,16 @@ def _formulas(fragment: str, *, escape: bool = True) -> str:
     if "math" in fragment or "MATH" in fragment:
         fragment = _MATH.sub(lambda m: put(math_to_text(m[0])), fragment)
     if "<s" in fragment or "<S" in fragment or ":s" in fragment:
-        fragment = _SCRIPT.sub(lambda m: put(script(_INNER_TAG.sub("", html.unescape(m[3])),
-                                                    up=m[2].lower() == "sup")), fragment)
+        fragment = _SCRIPT.sub(lambda m: put(_html_script(
+            _INNER_TAG.sub("", html.unescape(m[3])), up=m[2].lower() == "sup")), fragment)
     return fragment
+
+
+def _html_script(text: str, *, up: bool) -> str:
+    """<sup>/<sub> in Unicode's super- or subscripts where it has all of them (10⁻³, CD4⁺,
+    H₂O), else as it reads inline (Tp53-/-, studies3–5): no ^( ) in running text."""
+    done = script(text, up=up)
+    return text.strip() if done[:1] in ("^", "_") else done
 
 
 # An inline element around text, as journals put them into fields they call text:

@@ -60,7 +60,7 @@ def _creator(name: str, tex: bool) -> tuple[str, ...]:
     html = "<" in name
     if "," in name:
         listed = split_authors(name, html=html, tex=tex)
-        if len(listed) >= 3:
+        if sum(" " in n for n in listed) >= 3:  # people, not "Jane Doe, MD, MPH, FACS"
             return listed
     return (clean_name(name, html=html, tex=tex),)
 
@@ -80,7 +80,9 @@ _META = re.compile(r"<p>\s*(?:<b>|<strong>)?\s*(Publication date|Source|Author\(
 _CITATION = re.compile(r"\bVolume \d+, (?:Issue|Page)|, EarlyView\.?\s*$")
 # a heading "Abstract" the content starts with ("Abstract We invent", "ABSTRACT: We"); not
 # "Abstract interpretation gives", "Summary statistics"
-_ABSTRACT_HEAD = re.compile(r"^(?:Abstract|ABSTRACT)(?:\s*[:.]\s*|\s+(?=[A-Z]))")
+_ABSTRACT_HEAD = re.compile(r"^(?:Abstract\s*[:.]\s*|ABSTRACT\s*[:.]?\s+)")
+_HEADING = re.compile(r"^\s*<(h[1-6]|p|div)\b[^>]*>\s*(?:<(?:b|strong)>)?\s*Abstract\s*:?\s*"
+                      r"(?:</(?:b|strong)>)?\s*</\1\s*>", re.IGNORECASE)
 
 
 def _metadata(summary: str) -> tuple[str, str]:
@@ -202,10 +204,6 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
         held = guid_ids(guid, source) if guid and not shared_guid else ()
-        if held and held[0] == link_id:
-            # a guid that is the item's link says no more than the link: a page that shows
-            # one item after another ("latest article") keeps both while the item changes
-            held = held[:1]
         ids = canonical(_doi(entry), link_id if link_id and not shared else None, *held)
         if ids is not None and ids[0].startswith("url:") and not any(
                 i.startswith(("arxiv:", "doi:", "guid:")) for i in (ids[0], *ids[1])):
@@ -228,6 +226,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             # the abstract is in the content
             summary, detail = content, entry.content[0]
         summary, listed = _metadata(summary)
+        if "bstract" in summary[:200] or "BSTRACT" in summary[:200]:
+            summary = _HEADING.sub("", summary, count=1)  # <h3>Abstract</h3><p>We ...
         published = entry_date(entry)
         papers.append(Paper(
             id=ids[0],

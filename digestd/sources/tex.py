@@ -107,9 +107,9 @@ _QUOTES = re.compile(r"(?<!\\)``(.{0,300}?)''")
 _SINGLE_QUOTES = re.compile(r"(?<![`\w\\])`([^`'\n\\]{1,80})'(?!\w)")
 _DEGREE = re.compile(r"\$\^\{?\\circ\}?\$|\^\{?\\circ\}?|\\textdegree(?:\{\})?")
 # A brace group outside math, after a space (no macro's argument), with no TeX in it and
-# more than a word: "{0,1}^n", "{a|b}" are braces a reader sees; "{GPU}s", "{\\em x}" and
-# "\\url{...}" are TeX's.
-_LITERAL_BRACES = re.compile(r"(?<![^\s(\[,;:])\{([^{}\\$]*[^\w\s{}\\$-][^{}\\$]*)\}")
+# a set's or a map's punctuation: "{0,1}^n", "{a|b}" are braces a reader sees; "{GPU}s",
+# "{C++}", "{\\em x}" and "\\url{...}" are TeX's.
+_LITERAL_BRACES = re.compile(r"(?<![^\s(\[,;:])\{([^{}\\$]*[,|;:=][^{}\\$]*)\}")
 # A control word that writes a word ("\\TeX and"): TeX eats the space after it, a reader
 # does not
 _WORD_MACRO = re.compile(r"\\(TeX|LaTeX|LaTeXe|BibTeX|ldots|dots|etc)\b(?:\{\})?(?=\s)")
@@ -123,9 +123,10 @@ def _dash(m: re.Match) -> str:
     if not (before.isalnum() and after.isalnum() or before.isspace() and after.isspace()
             or before.isalnum() and after == "$" or before == "$"):
         return m[0]  # "i--", "--)": code, not a dash
-    word = text[text.rfind(" ", 0, start) + 1:start]
-    if "/" in word or "." in word and "@" in word:
-        return m[0]  # inside a URL or an address: github.com/foo/bar--baz
+    space = text.find(" ", end)
+    word = text[text.rfind(" ", 0, start) + 1:space if space >= 0 else len(text)]
+    if "/" in word or "@" in word or word.startswith("xn--"):
+        return m[0]  # in a URL, an address, a host: github.com/foo/bar--baz, user@x--y.org
     return "—" if end - start == 3 else "–"
 
 
@@ -173,7 +174,8 @@ _TOKEN = re.compile(r"\S+")
 _OPEN_MACRO = re.compile(r"\\(?:[A-Za-z]+|[^A-Za-z\s])$")
 _ESCAPES = re.compile(r"\\[\\{}$]")
 # TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
-_TIE = re.compile(r"(?<=[A-Za-z0-9.])~(?=[A-Za-z0-9(\[])")
+# (after a digit only before a letter: "10~K"; "3~5%" is a range)
+_TIE = re.compile(r"(?<=[A-Za-z.])~(?=[A-Za-z0-9(\[])|(?<=\d)~(?=[A-Za-z])")
 
 
 def _tex_spans(text: str) -> list[tuple[int, int]]:
@@ -215,7 +217,7 @@ def _convert(fragment: str) -> str:
 # "x^{2n+1}", "2^{n-1}" are printed H₂O, ¹²C, x²ⁿ⁺¹, 2ⁿ⁻¹ (what a journal's MathML gives
 # too, so both spell the title alike); "W^{1,p}", "T_{\\rm c}", "E_{max}" stay TeX's
 _ENDS_IN_WORD = re.compile(r"\\[A-Za-z]+$")
-_MATH_SCRIPT = re.compile(r"([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))")
+_MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))")
 
 
 def _math_scripts(math: str) -> str:

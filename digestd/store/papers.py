@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
@@ -17,15 +18,24 @@ log = logging.getLogger("digestd.store")
 
 
 def _items(ids: Iterable[str]) -> set[str]:
-    """What the `url:` ids among `ids` name: the last segment of each link's path
-    ("/a/101" and "/a/102" are two items; "http://j/doi/10.1/abc" and
-    "https://j/doi/full/10.1/abc?af=R" one, its links rewritten)."""
+    """What the `url:` ids among `ids` name: the parts of each link's path that hold a
+    number, without a version or a view ("/a/101" and "/a/102" are two items;
+    "/article/123/abstract" and "/article/123/fulltext", "...570001v1" and "...570001v2",
+    "http://j/doi/10.1/abc" and "https://j/doi/full/10.1/abc?af=R" one). Empty when no
+    part holds a number: such links cannot tell items apart."""
     out = set()
     for i in ids:
         if i.startswith("url:"):
-            path = urlsplit(i[4:].partition("#")[0]).path.rstrip("/")
-            out.add(path.rpartition("/")[2] or path)
+            path = urlsplit(i[4:].partition("#")[0]).path
+            for part in path.split("/"):
+                part = _VIEW.sub("", part)
+                if any(c.isdigit() for c in part):
+                    out.add(part)
     return out
+
+
+# a version or a view at the end of a path's part: "v2", ".full", ".abstract", ".pdf"
+_VIEW = re.compile(r"(?:v\d+)?(?:\.(?:full|abstract|pdf|html|full-text|supplementary))*$")
 
 
 class PaperStore:
@@ -152,8 +162,7 @@ class PaperStore:
 
         Candidates met by a strong id come first; any candidate that disagrees with the
         paper on a strong id of another kind (the same guid, another DOI) is another paper
-        (`aliases_of`: each candidate's aliases), unless the two share an arXiv id or a
-        DOI (a feed that changed its guids). A
+        (`aliases_of`: each candidate's aliases). A
         candidate met by its link alone (a `url:` id, nothing else in common) is the same
         paper only when the titles agree (identity.titles_agree): a page that shows one
         item after another ("upcoming", "latest article") keeps its link while the item
@@ -173,7 +182,7 @@ class PaperStore:
             theirs = aliases_of.get(pk, ())
             via = [a for a in ids if found.get(a) == pk]
             clash = conflicting(ids, theirs)
-            if clash and not any(a.startswith(("arxiv:", "doi:")) for a in via):
+            if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
                 continue
