@@ -19,9 +19,9 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 _UP = dict(zip("0123456789+-−=()abcdefghijklmnoprstuvwxyz",
-               "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ"))
+               "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻ", strict=True))
 _DOWN = dict(zip("0123456789+-−=()aehijklmnoprstuvx",
-                 "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ"))
+                 "₀₁₂₃₄₅₆₇₈₉₊₋₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ", strict=True))
 # MathML elements whose content is not shown (annotations repeat the formula as TeX)
 _HIDDEN = frozenset({"annotation", "annotation-xml", "mphantom", "none", "mprescripts"})
 # function application, invisible times, separator and plus (U+2061-2064): nothing to show
