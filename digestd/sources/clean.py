@@ -11,7 +11,7 @@ from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC
 from urllib.parse import urljoin, urlsplit
 
 from ..text import collapse
-from .mathml import math_to_text, script
+from .mathml import math_to_text, unicode_script
 from .tex import tex_to_text
 
 MAX_TITLE = 500  # characters; longer titles are cut with an ellipsis
@@ -131,8 +131,9 @@ def _formulas(fragment: str, *, escape: bool = True) -> str:
 def _html_script(text: str, *, up: bool) -> str:
     """<sup>/<sub> in Unicode's super- or subscripts where it has all of them (10⁻³, CD4⁺,
     H₂O), else as it reads inline (Tp53-/-, studies3–5): no ^( ) in running text."""
-    done = script(text, up=up)
-    return text.strip() if done[:1] in ("^", "_") else done
+    text = text.strip()
+    done = unicode_script(text, up=up) if text else ""
+    return text if done is None else done
 
 
 # An inline element around text, as journals put them into fields they call text:

@@ -36,16 +36,23 @@ def _group(text: str) -> str:
     return text if plain.isalnum() or len(text) <= 1 or text.startswith("(") else f"({text})"
 
 
+def unicode_script(text: str, *, up: bool) -> str | None:
+    """`text` in Unicode's superscripts (`up`) or subscripts, or None when one of its
+    characters has none ("-3" gives "⁻³"; "max" down gives "ₘₐₓ"; "k*" gives None)."""
+    table = _UP if up else _DOWN
+    if all(c in table for c in text):
+        return "".join(table[c] for c in text)
+    return None
+
+
 def script(text: str, *, up: bool) -> str:
     """A superscript (`up`) or subscript in plain text: Unicode's where every character has
     one, else ^ or _ before the operand ("x^(n+1)", "E_max" as "E_max")."""
     text = text.strip()
     if not text:
         return ""
-    table = _UP if up else _DOWN
-    if all(c in table for c in text):
-        return "".join(table[c] for c in text)
-    return ("^" if up else "_") + _group(text)
+    done = unicode_script(text, up=up)
+    return done if done is not None else ("^" if up else "_") + _group(text)
 
 
 class _Node:

@@ -10,7 +10,7 @@ from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from ..text import collapse
-from .mathml import script
+from .mathml import unicode_script
 
 
 def _href(node, l2tobj) -> str:
@@ -222,9 +222,9 @@ _MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))"
 
 def _math_scripts(math: str) -> str:
     def one(m: re.Match) -> str:
-        body = m[2] if m[2] is not None else m[3]
-        done = script(body.replace(" ", ""), up=m[1] == "^")
-        if done[:1] in ("^", "_"):
+        body = (m[2] if m[2] is not None else m[3]).replace(" ", "")
+        done = unicode_script(body, up=m[1] == "^") if body else ""
+        if done is None:
             return m[0]
         # after a control word ("\\sum_{i=1}") an empty group ends its name
         return "{}" + done if _ENDS_IN_WORD.search(math, 0, m.start()) else done

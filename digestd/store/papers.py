@@ -162,11 +162,10 @@ class PaperStore:
 
         Candidates met by a strong id come first; any candidate that disagrees with the
         paper on a strong id of another kind (the same guid, another DOI) is another paper
-        (`aliases_of`: each candidate's aliases). A
-        candidate met by its link alone (a `url:` id, nothing else in common) is the same
-        paper only when the titles agree (identity.titles_agree): a page that shows one
-        item after another ("upcoming", "latest article") keeps its link while the item
-        changes. One met by its title alone is another paper when both come from the same
+        (`aliases_of`: each candidate's aliases). A candidate met by its link alone (a
+        `url:` id, nothing else in common) is the same paper only when the titles agree
+        (identity.titles_agree): a page that shows one item after another ("upcoming",
+        "latest article") keeps its link while the item changes. One met by its title alone is another paper when both come from the same
         feed with links that name other items (a recurring column, "What is your
         diagnosis?" at /a/101 and /a/102; not a link rewritten, _items). `titles`: each
         candidate's (title, source).
