@@ -59,6 +59,7 @@ log = logging.getLogger("digestd.deliver")
 
 LEASE_S = 900.0  # a claim not renewed for this long is taken over (without claim_lease)
 FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
+TOTAL_EVERY_S = 1.0  # how often it counts the rows due, for the progress total
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
@@ -222,6 +223,7 @@ class SmtpSender:
         self.buffer: collections.deque[OutboxRow] = collections.deque()
         self.exhausted = False
         self.next_poll_at = 0.0  # while following a build: no claim before this (loop time)
+        self.total_at = 0.0  # ... and no new count of the rows due before this (loop time)
         self.claimed = 0
         # at most one claim at a time (no row is claimed twice), started while half the
         # buffer is still there, so a claim waiting for the lock (a build committing) does
@@ -413,8 +415,11 @@ class SmtpSender:
                      cancelled)
         self.claimed += len(rows)
         self.buffer.extend(rows)
-        if rows and self.follow is not None:
-            # the build is still adding rows: the total grows as they come
+        now = asyncio.get_running_loop().time()
+        if rows and self.follow is not None and now >= self.total_at:
+            # the build is still adding rows: the total grows as they come (counted at most
+            # every TOTAL_EVERY_S: a count reads every queued row, ~4 ms with 10,000 queued)
+            self.total_at = now + TOTAL_EVERY_S
             self.report.total = max(self.report.total,
                                     self.report.done + await self.db("count_due"))
         if rows or cancelled:
