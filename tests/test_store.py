@@ -80,6 +80,14 @@ def test_one_digest_per_subscriber_and_period(store):
     assert [r.id for r in store.outbox()] == [first]
     store.mark_sent(first)
     assert store.outbox() == [] and store.digest_counts() == {"sent": 1}
+    # a subscriber removed takes their digests and sent marks along (through the digest's
+    # key on PostgreSQL, which checks a mark against its digest only)
+    other = store.add_subscriber("b@example.org", ["t"])
+    store.queue_digest(other.id, "2026-11-23", recipient=other.email, message_id="<3@x>",
+                       message=b"m", paper_pks=[pk])
+    store.remove_subscriber("a@example.org")
+    assert store.sent_among([pk]) == {other.id: {pk}}
+    assert store.db.execute("SELECT count(*) FROM digests").fetchone()[0] == 1
 
 
 def test_a_digest_for_a_subscriber_gone_is_refused_and_the_batch_goes_on(store):
@@ -264,3 +272,14 @@ def test_seeds_made_before_seed_texts_keep_their_text_shared_after_the_migration
         assert texts() == 2  # reader 1 still names arxiv:1
         store.remove_subscriber("a@example.org")
         assert texts() == 1 and store.seeds_of() == {2: store.seeds(2)}
+
+
+def test_why_ids_add_new_texts_once_and_find_the_old_ones(store):
+    first = store.why_ids(["title: diffusion", "abstract: noisy labels", "title: diffusion"])
+    assert set(first) == {"title: diffusion", "abstract: noisy labels"}
+    assert len(set(first.values())) == 2
+    again = store.why_ids(["abstract: noisy labels", "authors: Doe", "Ünïcode: ∑ 'quoted'"])
+    assert again["abstract: noisy labels"] == first["abstract: noisy labels"]
+    assert len(set(again.values()) | set(first.values())) == 4
+    assert store.why_ids([]) == {}
+    assert store.db.execute("SELECT count(*) FROM whys").fetchone()[0] == 4

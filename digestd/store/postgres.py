@@ -237,6 +237,23 @@ class PostgresStore(BaseStore):
             row = db.execute(sql, args).fetchone()
         return row[0] if row else None
 
+    def why_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """DigestStore.why_ids in two statements and an array each, instead of an INSERT per
+        text and a SELECT per 500: look the texts up, add the ones not there (ON CONFLICT DO
+        NOTHING: a text another instance adds at the same time is waited for, then read)."""
+        unique = list(dict.fromkeys(texts))
+        if not unique:
+            return {}
+        find = "SELECT text, id FROM whys WHERE text = ANY(?::text[])"
+        with self.transaction() as db:
+            out = dict(db.execute(find, (unique,)).fetchall())
+            missing = [t for t in unique if t not in out]
+            if missing:
+                db.execute("INSERT INTO whys (text) SELECT unnest(?::text[]) "
+                           "ON CONFLICT DO NOTHING", (missing,))
+                out.update(db.execute(find, (missing,)).fetchall())
+        return out
+
     def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
         """DigestStore.mark_sent_many in one statement (UPDATE ... FROM unnest of arrays)
         instead of one per digest: a sender's batch of 250s costs the server one
