@@ -376,6 +376,9 @@ def test_tex_is_left_alone_outside_tex_sources():
     (r"Fig.~3 shows \cite{x} 20% gains, R&D", "Fig. 3 shows 20% gains, R&D"),
     (r"Costs $5 and $10 a month", "Costs $5 and $10 a month"),
     (r"$\mathcal{O}(n)$ and $\mathbf{x}$", "O(n) and x"),
+    # old font switches in a script print nothing, and no space either
+    (r"$T_{\rm c}$ of $E_{\rm F}$-shifted $\rm TiO_2$ at $M_{\bf Z}$ and $x_{\rm 2}$",
+     "T_c of E_F-shifted TiO₂ at M_Z and x₂"),
     (r"\url{https://github.com/a/b_c}", "https://github.com/a/b_c"),
     (r"An unbalanced {brace and $ dollar", "An unbalanced brace and $ dollar"),
     # a money dollar before real math: only that dollar is money
@@ -784,6 +787,9 @@ def test_text_third_round():
     ("Smith, J., Doe, A., and Roe, B.", ("Smith, J.", "Doe, A.", "Roe, B.")),
     ("von Neumann, J. and Morgenstern, O.", ("von Neumann, J.", "Morgenstern, O.")),
     ("de la Cruz, María", ("de la Cruz, María",)),
+    # a surname of two words, with initials at every other place
+    ("García Márquez, G., López Obrador, A. M., Li, Q.",
+     ("García Márquez, G.", "López Obrador, A. M.", "Li, Q.")),
     ("Andersson, Anna Karin Maria Sofia", ("Andersson, Anna Karin Maria Sofia",)),
     ("张伟、王芳、李娜", ("张伟", "王芳", "李娜")),
     ("Alice Doe\nBob Roe\nCarol Poe", ("Alice Doe", "Bob Roe", "Carol Poe")),

@@ -294,12 +294,14 @@ def _surname(text: str) -> bool:
 
 
 def _surname_initials(pieces: list[str]) -> list[str]:
-    """"Li, M., Wang, Q." split at every comma, paired again: ["Li, M.", "Wang, Q."]."""
+    """"Li, M., Wang, Q." split at every comma, paired again: ["Li, M.", "Wang, Q."]. With
+    initials at every other place, a surname may have up to three words of its own
+    ("García Márquez, G., López, A.")."""
     kept = [p.strip() for p in pieces if p.strip() and not _NOT_AUTHOR.match(p.strip())]
     if len(kept) < 2 or len(kept) % 2 or not all(
             _INITIALS.fullmatch(p) for p in kept[1::2]) or any(
             _INITIALS.fullmatch(p) for p in kept[0::2]) or not all(
-            _surname(p) for p in kept[0::2]):
+            len(p.split()) <= 3 or _surname(p) for p in kept[0::2]):
         return pieces
     return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
 

@@ -163,10 +163,16 @@ def _literal_braces(prepared: str) -> str:
             if "''" in piece:
                 piece = piece.replace("''", "″")  # a double prime, f''(x), not a quote
             if "_" in piece or "^" in piece:
+                if "\\" in piece:
+                    piece = _FONT_SWITCH.sub("", piece)
                 piece = _math_scripts(piece)
             pieces[i] = piece
     return "".join(pieces)
 
+
+# TeX's old font switches, which style what follows in their group and print nothing: in a
+# script, "T_{\rm c}" is T_c ("T_ c" before), "E_{\rm F}" E_F, "x_{\rm max}" x_max.
+_FONT_SWITCH = re.compile(r"\\(?:rm|it|bf|sf|tt|sl|cal|mit|bm|boldmath)(?![A-Za-z])\s*")
 
 _TOKEN = re.compile(r"\S+")
 # A token that ends in a control sequence takes the next token as its argument: "\\frac {1}{2}",
@@ -215,7 +221,7 @@ def _convert(fragment: str) -> str:
 
 # In math, a sub- or superscript whose every character Unicode has as one: "H_2O", "^{12}C",
 # "x^{2n+1}", "2^{n-1}" are printed H₂O, ¹²C, x²ⁿ⁺¹, 2ⁿ⁻¹ (what a journal's MathML gives
-# too, so both spell the title alike); "W^{1,p}", "T_{\\rm c}", "E_{max}" stay TeX's
+# too, so both spell the title alike); "W^{1,p}" and "T_{\\rm c}" (T_c) stay TeX's
 _ENDS_IN_WORD = re.compile(r"\\[A-Za-z]+$")
 _MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))")
 
