@@ -169,6 +169,10 @@ def test_store_copy_moves_the_demo_store_and_sends_no_paper_twice(tmp_path, post
         assert [r.message for r in old.outbox(status="sent") + old.outbox()] == \
             [r.message for r in new.outbox(status="sent") + new.outbox()]
         assert [s.email for s in old.subscribers()] == [s.email for s in new.subscribers()]
+        # analyzed once copied: the first plans know the tables' sizes
+        assert new.db.execute("SELECT count(*) FROM pg_stat_user_tables WHERE relname IN "
+                              "('papers', 'sent', 'digests') AND last_analyze IS NOT NULL"
+                              ).fetchone()[0] == 3
         # the copied store sends no paper a second time, and new keys follow the copied ones
         config = load_config(cfg)
         assert build_digests(config, new, force=True).digests == 0

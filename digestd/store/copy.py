@@ -92,5 +92,8 @@ def copy_store(source: Store, target: BaseStore, *,
             differ.append(f"{table}: {here} in SQLite, {there} in PostgreSQL")
     if differ:
         raise StoreError("the copy is incomplete: " + "; ".join(differ))
+    # statistics now, so the first instance to start plans with the tables' real sizes
+    # (autovacuum would analyze them within a minute or so, after the first plans are made)
+    target.db.execute("ANALYZE")
     report.took_s = time.monotonic() - began
     return report
