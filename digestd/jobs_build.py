@@ -41,7 +41,7 @@ from .schedule import (
     next_slot,
     parse_iso,
 )
-from .store import ScheduleMark, Store, StoredSeed, open_store, pack_message
+from .store import QueuedDigest, ScheduleMark, Store, StoredSeed, open_store, pack_message
 
 log = logging.getLogger("digestd.jobs")
 
@@ -450,19 +450,25 @@ def _queue(store: Store, writes: list[tuple[int, Slot | None, tuple | None]],
     loses at most these, rebuilt on restart."""
     with store.transaction():
         why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[1][1])
+        rows = []
         for sid, slot, queued in writes:
             if queued is None:
                 store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
                 continue
             period, (items, whys, kinds), message_id, message, checked = queued
+            rows.append(QueuedDigest(
+                sid, period, recipient=subs[sid].email, message_id=message_id,
+                message=message, paper_pks=[pks[m.paper.id] for m in items], whys=whys,
+                kinds=kinds, checked=checked, deliver=bool(message_id),
+                slot_at=slot.at_iso if slot is not None else None))
+        ids = iter(store.queue_digests(rows, why_ids=why_ids, now=iso(now),
+                                       checked_through=checked_through))
+        for sid, slot, queued in writes:
+            if queued is None:
+                continue
+            period, (items, whys, kinds), message_id, message, checked = queued
             sub = subs[sid]
-            did = store.queue_digest(sid, period, recipient=sub.email, message_id=message_id,
-                                     message=message, now=iso(now),
-                                     paper_pks=[pks[m.paper.id] for m in items],
-                                     whys=whys, why_ids=why_ids, checked=checked,
-                                     kinds=kinds, deliver=bool(message_id),
-                                     slot_at=slot.at_iso if slot is not None else None,
-                                     checked_through=checked_through)
+            did = next(ids)
             if did is not None:
                 matches = kinds.count(MATCH)
                 report.recommended += kinds.count(RECOMMENDED)

@@ -283,3 +283,47 @@ def test_why_ids_add_new_texts_once_and_find_the_old_ones(store):
     assert len(set(again.values()) | set(first.values())) == 4
     assert store.why_ids([]) == {}
     assert store.db.execute("SELECT count(*) FROM whys").fetchone()[0] == 4
+
+
+def test_queue_digests_writes_what_queue_digest_writes_for_each(store, monkeypatch):
+    """The batch (one statement per 250 on PostgreSQL, 2 here): rows, bodies, marks in
+    order with why and kind, the subscriber's slot marks; None for a subscriber gone, for
+    one with a digest for the period, and for a second digest of one period in the same
+    batch."""
+    from digestd.store import QueuedDigest, ScheduleMark
+    from digestd.store.postgres import PostgresStore
+
+    monkeypatch.setattr(PostgresStore, "QUEUE_BATCH", 2)
+
+    store.add_papers([Paper(id=f"arxiv:{i}", title=f"T {i}") for i in range(4)])
+    pks = [store.paper_pks([f"arxiv:{i}"])[f"arxiv:{i}"] for i in range(4)]
+    a, b, c, gone = (store.add_subscriber(f"{n}@example.org", ["t"]) for n in "abcg")
+    store.remove_subscriber("g@example.org")
+    before = store.queue_digest(c.id, "2026-11-30", recipient=c.email, message_id="<c0@x>",
+                                message=b"old", paper_pks=[pks[0]])
+    slot = "2026-11-30T07:00:00+00:00"
+    ids = store.queue_digests([
+        QueuedDigest(a.id, "2026-11-30", a.email, "<a@x>", b"mail a", [pks[2], pks[1]],
+                     whys=["title: t", "abstract: t"], kinds=[0, 1], checked=4, slot_at=slot),
+        QueuedDigest(gone.id, "2026-11-30", gone.email, "<g@x>", b"g", [pks[1]]),
+        QueuedDigest(c.id, "2026-11-30", c.email, "<c@x>", b"again", [pks[3]]),
+        QueuedDigest(b.id, "2026-11-30", b.email, "", b"", [pks[0]], whys=["title: t"],
+                     deliver=False),
+        QueuedDigest(a.id, "2026-11-30", a.email, "<a2@x>", b"twice", [pks[3]]),
+    ], now="2026-11-30T07:00:05+00:00", checked_through="2026-11-30T06:00:00+00:00")
+    assert ids[0] is not None and ids[3] is not None and len(set(ids[0::3])) == 2
+    assert ids[1] is None and ids[2] is None and ids[4] is None and before is not None
+    assert store.stored_message(ids[0]) == b"mail a"
+    assert store.stored_message(ids[3]) is None  # feed-only: stored as sent, no message
+    assert [r.message_id for r in store.outbox()] == ["<c0@x>", "<a@x>"]
+    assert store.sent_among(pks) == {a.id: {pks[1], pks[2]}, b.id: {pks[0]},
+                                     c.id: {pks[0]}}
+    digest = store.digest_of(a.id, "2026-11-30")
+    assert digest.checked == 4 and digest.papers == 2
+    papers = store.digest_papers(digest)
+    assert [p.paper.id for p in papers] == ["arxiv:2", "arxiv:1"]
+    assert [(p.why, p.kind) for p in papers] == [("title: t", 0), ("abstract: t", 1)]
+    marks = store.schedule_marks()
+    assert marks[a.id] == ScheduleMark(slot, "2026-11-30T06:00:00+00:00")
+    assert b.id not in marks or marks[b.id].last_slot_at is None
+    assert store.get_subscriber(a.id).last_digest_at == "2026-11-30T07:00:05+00:00"

@@ -22,6 +22,7 @@ from .records import (
     ArchivedDigest,
     DeliveredPaper,
     OutboxRow,
+    QueuedDigest,
     ScheduleMark,
     SourceState,
     StoredSeed,
@@ -32,7 +33,7 @@ from .base import BaseStore
 from .sqlite import Store
 
 __all__ = ["ArchivedDigest", "BaseStore", "DeliveredPaper", "MIGRATIONS", "OutboxRow",
-           "PackedMessage", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark", "SourceState",
+           "PackedMessage", "QueuedDigest", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark", "SourceState",
            "Store", "StoredSeed", "WHERE_THE_STORE_GOES", "is_postgres_url", "open_store",
            "pack_message", "unpack_message", "utcnow", "without_password"]
 

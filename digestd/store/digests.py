@@ -10,8 +10,8 @@ from datetime import datetime
 
 from ..errors import NotFound, StoreError
 from .bodies import PackedMessage, pack_message, unpack_message
-from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, lease_end,
-                      shard_args, utcnow)
+from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, QueuedDigest,
+                      lease_end, shard_args, utcnow)
 
 log = logging.getLogger("digestd.store")
 
@@ -93,6 +93,20 @@ class DigestStore:
                 db.execute(f"UPDATE subscribers SET last_digest_at = ?, {self._mark_slot()} "
                            "WHERE id = ?", (now, slot_at, checked_through, subscriber_id))
         return did
+
+    def queue_digests(self, digests: Sequence[QueuedDigest], *,
+                      why_ids: Mapping[str, int] | None = None, now: str | None = None,
+                      checked_through: str | None = None) -> list[int | None]:
+        """queue_digest for each of `digests`, in one transaction (joining the caller's):
+        their ids, or None where the subscriber has a digest for the period already or is
+        gone. PostgreSQL writes a batch in one statement."""
+        now = now or utcnow()
+        with self.transaction():
+            return [self.queue_digest(
+                d.subscriber_id, d.period, recipient=d.recipient, message_id=d.message_id,
+                message=d.message, paper_pks=d.paper_pks, whys=d.whys, why_ids=why_ids,
+                checked=d.checked, kinds=d.kinds, deliver=d.deliver, now=now,
+                slot_at=d.slot_at, checked_through=checked_through) for d in digests]
 
     # -- the archive: each digest's page, the list of past digests, the feed -----------------
 

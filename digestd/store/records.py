@@ -25,6 +25,23 @@ def utcnow() -> str:
 
 
 @dataclass(frozen=True)
+class QueuedDigest:
+    """One digest for DigestStore.queue_digests: what queue_digest takes per digest (see
+    there); `message` packed or not, `paper_pks`, `whys` and `kinds` in the digest's order."""
+    subscriber_id: int
+    period: str
+    recipient: str
+    message_id: str
+    message: bytes | object
+    paper_pks: Sequence[int]
+    whys: Sequence[str] = ()
+    kinds: Sequence[int] = ()
+    checked: int | None = None
+    deliver: bool = True
+    slot_at: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceState:
     name: str
     etag: str | None = None
