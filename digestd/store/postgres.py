@@ -190,52 +190,14 @@ class PostgresStore(BaseStore):
                      deliver: bool = True, now: str | None = None,
                      slot_at: str | None = None, checked_through: str | None = None
                      ) -> int | None:
-        """DigestStore.queue_digest in one statement, one round trip to the server instead of
-        six (data-modifying CTEs, PostgreSQL manual 7.8.4): the digest row (ON CONFLICT DO
-        NOTHING: a second digest for the period is refused, as the savepoint around the
-        INSERT used to), its body, its sent marks (unnest of arrays) and the subscriber's
-        marks, each only when the digest row went in. A subscriber deleted before the
-        statement gets no digest (None); one deleted by another transaction during it fails
-        the batch, which the next build makes again."""
-        now = now or utcnow()
-        if whys and why_ids is None:
-            why_ids = self.why_ids(whys)
-        status, sent_at, due = ("queued", None, now) if deliver else ("sent", now, None)
-        n = len(paper_pks)
-        why_of = [why_ids[whys[i]] if why_ids is not None and i < len(whys) else None
-                  for i in range(n)]
-        kind_of = [kinds[i] if i < len(kinds) else 0 for i in range(n)]
-        body = None
-        if deliver:
-            body = message if isinstance(message, PackedMessage) else pack_message(message)
-        if slot_at is None:
-            marks, mark_args = "last_digest_at = ?", (now,)
-        else:
-            marks, mark_args = (f"last_digest_at = ?, {self._mark_slot()}",
-                                (now, slot_at, checked_through))
-        sql = (
-            "WITH d AS (INSERT INTO digests (subscriber_id, period, created_at, papers, "
-            "message_id, recipient, message, status, sent_at, next_attempt_at, checked) "
-            "SELECT ?::bigint, ?, ?, ?::integer, ?, ?, ?::bytea, ?, ?, ?, ?::integer "
-            "WHERE EXISTS (SELECT 1 FROM subscribers WHERE id = ?::bigint) "
-            "ON CONFLICT DO NOTHING RETURNING id), "
-            "b AS (INSERT INTO digest_bodies (digest_id, message, packing) "
-            "SELECT id, ?::bytea, ?::integer FROM d WHERE ?::boolean), "
-            "s AS (INSERT INTO sent (subscriber_id, paper_pk, digest_id, position, why_id, kind) "
-            "SELECT ?::bigint, u.pk, d.id, u.position - 1, u.why_id, u.kind FROM d, "
-            "unnest(?::bigint[], ?::bigint[], ?::integer[]) WITH ORDINALITY "
-            "AS u(pk, why_id, kind, position) ON CONFLICT DO NOTHING), "
-            f"m AS (UPDATE subscribers SET {marks} WHERE id = ? AND EXISTS (SELECT 1 FROM d)) "
-            "SELECT id FROM d")
-        args = (subscriber_id, period, now, n, message_id, recipient, b"", status, sent_at,
-                due, checked, subscriber_id,
-                body.data if body else b"", body.packing if body else 0, body is not None,
-                subscriber_id, list(paper_pks), why_of, kind_of,
-                *mark_args, subscriber_id)
-        self._queued += 1
-        with self.transaction() as db:
-            row = db.execute(sql, args).fetchone()
-        return row[0] if row else None
+        """DigestStore.queue_digest as a batch of one (queue_digests): one statement, one
+        round trip to the server. A subscriber deleted before the statement gets no digest
+        (None); one deleted by another transaction during it fails the batch, which the next
+        build makes again."""
+        return self.queue_digests([QueuedDigest(
+            subscriber_id, period, recipient, message_id, message, paper_pks, whys=whys,
+            kinds=kinds, checked=checked, deliver=deliver, slot_at=slot_at)],
+            why_ids=why_ids, now=now, checked_through=checked_through)[0]
 
     # DigestStore.queue_digests in one statement per this many digests
     QUEUE_BATCH = 250
