@@ -310,19 +310,21 @@ class PostgresStore(BaseStore):
     def mark_sent_many(self, marks: Iterable[tuple[int, str]]) -> int:
         """DigestStore.mark_sent_many in one statement (UPDATE ... FROM unnest of arrays)
         instead of one per digest: a sender's batch of 250s costs the server one
-        statement's overhead. A digest given twice is marked once."""
+        statement's overhead. A digest given twice is marked once. Outside a transaction
+        the statement commits alone (autocommit: atomic all the same), one round trip
+        instead of three (BEGIN, UPDATE, COMMIT): a sender commits its 250s this way
+        about once per 1.5 digests."""
         ids, ats = [], []
         for did, at in marks:
             ids.append(did)
             ats.append(at)
         if not ids:
             return 0
-        with self.transaction(exclusive=False) as db:
-            return db.execute(
-                "UPDATE digests d SET status = 'sent', sent_at = u.at, "
-                "attempts = d.attempts + 1, last_error = NULL, claimed_by = NULL, "
-                "claimed_until = NULL FROM unnest(?::bigint[], ?::text[]) AS u(id, at) "
-                "WHERE d.id = u.id AND d.status = 'queued'", (ids, ats)).rowcount
+        return self.db.execute(
+            "UPDATE digests d SET status = 'sent', sent_at = u.at, "
+            "attempts = d.attempts + 1, last_error = NULL, claimed_by = NULL, "
+            "claimed_until = NULL FROM unnest(?::bigint[], ?::text[]) AS u(id, at) "
+            "WHERE d.id = u.id AND d.status = 'queued'", (ids, ats)).rowcount
 
     def schema_version(self) -> int:
         if self.db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
