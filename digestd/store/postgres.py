@@ -203,7 +203,9 @@ class PostgresStore(BaseStore):
     QUEUE_BATCH = 250
 
     # the digests of a batch (v), their rows (d, only for subscribers that exist and have no
-    # digest for the period), bodies (b), sent marks (s) and the subscribers' marks (m);
+    # digest for the period), bodies (b), sent marks (s) and the subscribers' marks (m: where
+    # the digest has a slot, mark_slot's rule, the larger of the old and the new; the
+    # subscriber's own rows are one row each, so the rule is written per row here);
     # %b: sent in PostgreSQL's binary format (the bodies as they are, not hex-escaped)
     _QUEUE_MANY = (
         "WITH v AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::integer[], %s::text[], "
@@ -237,9 +239,11 @@ class PostgresStore(BaseStore):
                       why_ids: Mapping[str, int] | None = None, now: str | None = None,
                       checked_through: str | None = None) -> list[int | None]:
         """DigestStore.queue_digests with one statement per QUEUE_BATCH digests (arrays
-        unnested, data-modifying CTEs as in queue_digest) instead of one per digest; the same
-        rows and marks. A subscriber's second digest for one period in the same batch goes
-        into the next statement, so within a statement (subscriber, period) names one."""
+        unnested into data-modifying CTEs, PostgreSQL manual 7.8.4) instead of one per digest;
+        the same rows and marks, each only where the digest row went in (ON CONFLICT DO
+        NOTHING refuses a second digest for a period). A subscriber's second digest for one
+        period in the same batch goes into the next statement, so within a statement
+        (subscriber, period) names one."""
         now = now or utcnow()
         digests = list(digests)
         if why_ids is None:
