@@ -594,6 +594,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="PostgreSQL: build and send in N `digestd run`-like processes; "
                          "several counts (1,2) run the same day once each, on copies of the "
                          "store (own cluster only)")
+    ap.add_argument("--pg-set", action="append", default=[], metavar="NAME=VALUE",
+                    help="PostgreSQL, own cluster: a server setting beside initdb's defaults "
+                         "(repeatable), e.g. --pg-set max_wal_size=8GB --pg-set "
+                         "shared_buffers=2GB; said in the figures")
     ap.add_argument("--compare-sqlite", action="store_true",
                     help="PostgreSQL: run the same day on the SQLite store too, in this run, "
                          "and report PostgreSQL against it as ratios")
@@ -902,11 +906,15 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
     import pgcluster
 
     own = args.store == "postgresql"
+    if any("=" not in item for item in args.pg_set) or (args.pg_set and not own):
+        raise SystemExit("--pg-set takes NAME=VALUE, with --store postgresql (the bench's "
+                         "own cluster)")
+    settings = dict(item.split("=", 1) for item in args.pg_set)
     server = None
     try:
         if own:
             say("postgresql: a throwaway cluster (fsync on, synchronous_commit on) ...")
-            server = pgcluster.start_cluster()
+            server = pgcluster.start_cluster(settings)
             admin_url, base = server.url(), "digestd_base"
             pgcluster.create_database(admin_url, base)
             base_url = server.url(base)
@@ -986,7 +994,9 @@ def postgres_main(args, config, work: Path, feed: FeedServer, port: int, sink_ki
         "date": datetime.now(timezone.utc).date().isoformat(),
         "sink": sink_kind, "store": "postgresql",
         "server": (f"{pgcluster.server_version()}, a throwaway cluster on a Unix socket (fsync, "
-                   "synchronous_commit, full_page_writes on; initdb's other defaults)")
+                   "synchronous_commit, full_page_writes on; "
+                   + "".join(f"{k} = {v}, " for k, v in settings.items())
+                   + "initdb's other defaults)")
         if own else without_password(args.store),
         "server_cpu_measured": pid is not None,
         "subscribers": args.subscribers, "papers": args.papers, "seen": args.seen,

@@ -40,9 +40,10 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 # -- the server --------------------------------------------------------------------------------
 
-def start_cluster() -> Postgres:
-    """A throwaway cluster with PostgreSQL's default durability; stop() removes it."""
-    server = Postgres(durable=True)
+def start_cluster(settings: dict[str, str] | None = None) -> Postgres:
+    """A throwaway cluster with PostgreSQL's default durability, and `settings` (name ->
+    value, as postgresql.conf's) beside initdb's defaults; stop() removes it."""
+    server = Postgres(durable=True, settings=settings)
     try:
         server.start()
     except BaseException:

@@ -50,8 +50,9 @@ class Postgres:
     """One cluster: start(), url(dbname), new_database(), drop(dbname), stop(). `durable`
     keeps PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes on)."""
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, settings: dict[str, str] | None = None) -> None:
         self.durable = durable
+        self.settings = dict(settings or {})  # more server settings (-c NAME=VALUE)
         self.dir = Path(tempfile.mkdtemp(prefix="digestd-pg-"))
         self.data = self.dir / "data"
         self.run_as: str | None = "nobody" if os.geteuid() == 0 else None
@@ -89,6 +90,7 @@ class Postgres:
         hba.write_text(f"local all {PASSWORD_USER} scram-sha-256\nlocal all all trust\n")
         fast = "" if self.durable else \
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        fast += "".join(f"-c {name}={value} " for name, value in self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"), "-w",
                   "-t", "60", "-o",
                   f"-k {self.dir} -c listen_addresses='' {fast}-c max_connections=200",
