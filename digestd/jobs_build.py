@@ -450,25 +450,20 @@ def _queue(store: Store, writes: list[tuple[int, Slot | None, tuple | None]],
     loses at most these, rebuilt on restart."""
     with store.transaction():
         why_ids = store.why_ids(w for _, _, queued in writes if queued for w in queued[1][1])
-        rows = []
         for sid, slot, queued in writes:
             if queued is None:
                 store.mark_slot(sid, slot.at_iso, checked_through=checked_through)
-                continue
-            period, (items, whys, kinds), message_id, message, checked = queued
-            rows.append(QueuedDigest(
-                sid, period, recipient=subs[sid].email, message_id=message_id,
-                message=message, paper_pks=[pks[m.paper.id] for m in items], whys=whys,
-                kinds=kinds, checked=checked, deliver=bool(message_id),
-                slot_at=slot.at_iso if slot is not None else None))
-        ids = iter(store.queue_digests(rows, why_ids=why_ids, now=iso(now),
-                                       checked_through=checked_through))
-        for sid, slot, queued in writes:
-            if queued is None:
-                continue
+        built = [(sid, slot, queued) for sid, slot, queued in writes if queued is not None]
+        ids = store.queue_digests([QueuedDigest(
+            sid, period, recipient=subs[sid].email, message_id=message_id, message=message,
+            paper_pks=[pks[m.paper.id] for m in items], whys=whys, kinds=kinds,
+            checked=checked, deliver=bool(message_id),
+            slot_at=slot.at_iso if slot is not None else None)
+            for sid, slot, (period, (items, whys, kinds), message_id, message, checked)
+            in built], why_ids=why_ids, now=iso(now), checked_through=checked_through)
+        for (sid, slot, queued), did in zip(built, ids):
             period, (items, whys, kinds), message_id, message, checked = queued
             sub = subs[sid]
-            did = next(ids)
             if did is not None:
                 matches = kinds.count(MATCH)
                 report.recommended += kinds.count(RECOMMENDED)

@@ -33,8 +33,8 @@ from .base import BaseStore
 from .sqlite import Store
 
 __all__ = ["ArchivedDigest", "BaseStore", "DeliveredPaper", "MIGRATIONS", "OutboxRow",
-           "PackedMessage", "QueuedDigest", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark", "SourceState",
-           "Store", "StoredSeed", "WHERE_THE_STORE_GOES", "is_postgres_url", "open_store",
+           "PackedMessage", "QueuedDigest", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark",
+           "SourceState", "Store", "StoredSeed", "WHERE_THE_STORE_GOES", "is_postgres_url", "open_store",
            "pack_message", "unpack_message", "utcnow", "without_password"]
 
 
