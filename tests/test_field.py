@@ -951,3 +951,113 @@ def test_text_and_names_fifth_round():
                          "MPH, FACS</dc:creator><dc:creator>Rob Roe, PhD</dc:creator></item>"))
     assert paper.abstract == "Abstract Meaning Representation is a formalism."
     assert paper.authors == ("Jane Doe, MD, MPH, FACS", "Rob Roe, PhD")
+
+
+# -- a sixth round: text that only looks like markup, bylines, publishers' lines ----------------
+
+@pytest.mark.parametrize("raw, expect", [
+    # a "<" before a letter is a tag only where it names an element
+    ("Samples with concentrations <LOD were set to LOD/2; n>30 sites.",
+     "Samples with concentrations <LOD were set to LOD/2; n>30 sites."),
+    ("For all k<n and n>m the bound holds.", "For all k<n and n>m the bound holds."),
+    ("Template List<Integer> and Map<String, Integer> types.",
+     "Template List<Integer> and Map<String, Integer> types."),
+    ("We prove f(x)<g(x) whenever x>0.", "We prove f(x)<g(x) whenever x>0."),
+    # ... while markup goes: known elements, elements with attributes, opened and closed ones
+    ('<p>We <b>prune</b>.</p><a href="x">link</a> <img src=x><foo>custom</foo>',
+     "We prune. link custom"),
+    ("<jats:p>A <mml:mi>x</mml:mi> here</jats:p>", "A x here"),
+])
+def test_text_that_only_looks_like_tags(raw, expect):
+    from digestd.sources.clean import clean_abstract
+    assert clean_abstract(raw, html=True) == expect
+
+
+def test_soft_hyphens_and_tex_discretionary_hyphens_go():
+    from digestd.sources.clean import clean_name, clean_text
+    (paper,) = parse(rss("<item><title>Soft hy&#173;phen in pro&#173;tein folding</title>"
+                         "<guid>s1</guid><dc:creator>M. Lund\\-str\\\"om</dc:creator></item>"),
+                     tex=True)
+    assert paper.title == "Soft hyphen in protein folding"
+    assert matching('"protein folding"', [paper]) == [paper.title]
+    assert paper.authors == ("M. Lundström",)
+    assert clean_text("pro&shy;tein", html=True) == "protein"
+    assert clean_name("Lund&shy;str&ouml;m") == "Lundström"
+
+
+def test_old_arxiv_format_served_as_rss20():
+    items = ('<item><title>Invented Pruning of Tiny Networks. (arXiv:2312.00301v1 [cs.LG])'
+             '</title><link>http://arxiv.org/abs/2312.00301</link><description>&lt;p&gt;We prune '
+             'p&lt;0.05 of &lt;i&gt;it&lt;/i&gt;.&lt;/p&gt;</description><dc:creator>&lt;a href='
+             '"http://arxiv.org/find/cs/1/au:+Example_A/0/1/0/all/0/1"&gt;Ada Example&lt;/a&gt;, '
+             '&lt;a href="http://arxiv.org/find/cs/1/au:+Sample_B/0/1/0/all/0/1"&gt;Bo Sample'
+             '&lt;/a&gt;</dc:creator></item>')
+    content = rss(items).replace(b"https://j.example.org/", b"http://arxiv.org/")
+    from digestd.sources.arxiv_rss import parse_arxiv_rss
+    for paper in (*parse(content), *parse_arxiv_rss(content, source="a")[0]):
+        assert (paper.id, paper.title) == ("arxiv:2312.00301", "Invented Pruning of Tiny Networks")
+        assert paper.authors == ("Ada Example", "Bo Sample")
+        assert paper.abstract == "We prune p<0.05 of it."
+        assert matching("author:find", [paper]) == []
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("Doe, Jane, Roe, John", ("Doe, Jane", "Roe, John")),
+    ("Doe, Jane, Roe, Kim, Poe, Lee", ("Doe, Jane", "Roe, Kim", "Poe, Lee")),
+    ("Doe, Jane A., Roe, Kim B., van der Berg, Anna",
+     ("Doe, Jane A.", "Roe, Kim B.", "van der Berg, Anna")),
+    ("Doe, Jane, Roe, John and Poe, Carol", ("Doe, Jane", "Roe, John", "Poe, Carol")),
+    ("Alice Doe, Bob Roe, Carol Poe, Dan Moe", ("Alice Doe", "Bob Roe", "Carol Poe", "Dan Moe")),
+    ("Jane Doe, Kim Roe, Pia Pie, and 12 others", ("Jane Doe", "Kim Roe", "Pia Pie")),
+    ("Jane Doe, 3 more authors", ("Jane Doe",)),
+    ("Jane Doe, Kim Roe;", ("Jane Doe", "Kim Roe")),
+    ("Ann Roe (Invented University,  Bo Poe", ("Ann Roe", "Bo Poe")),
+])
+def test_author_lists_sixth_round(raw, expect):
+    from digestd.sources.clean import split_authors
+    assert split_authors(raw) == expect
+
+
+def test_publishers_lines_are_no_abstract():
+    sd_lines = ('<item><title>Old ScienceDirect</title><guid>e2</guid><description><![CDATA['
+                'Publication date: March 2027<br/><b>Source:</b>Journal of X, Volume 56<br/>'
+                'Author(s): Alice Doe, Bob Roe<br/>We invent a <i>new</i> catalyst.]]>'
+                '</description></item>')
+    wiley_alone = ('<item><title>Early</title><guid>w2</guid><description>Advanced Materials, '
+                   'EarlyView.</description></item>')
+    aps = ('<item><title>A constant</title><guid>p1</guid><description><![CDATA[Author(s): A. '
+           'Author, B. Author, and C. Author<br/><p>We measure the invented constant.</p><br/>'
+           '[Phys. Rev. Lett. 133, 220001] Published Wed Nov 27, 2024]]></description></item>')
+    nature = ('<item><title>A teaser</title><guid>n1</guid><content:encoded><![CDATA[<p>Nature, '
+              'Published online: 27 November 2024; <a href="https://www.nature.com/articles/'
+              's41586-024-08000-0">doi:10.1038/s41586-024-08000-0</a></p>Teaser text about the '
+              'paper.]]></content:encoded></item>')
+    acs = ('<item><title>ASAP</title><guid>c1</guid><description><![CDATA[<div><cite>Journal of '
+           'the American Chemical Society</cite></div><div>DOI: 10.1021/jacs.4c11111</div>]]>'
+           '</description></item>')
+    sentence = ('<item><title>Data</title><guid>d1</guid><description>We release the data at '
+                'DOI: 10.5281/zenodo.123</description></item>')
+    got = parse(rss(sd_lines + wiley_alone + aps + nature + acs + sentence))
+    assert [(p.abstract, p.authors) for p in got] == [
+        ("We invent a new catalyst.", ("Alice Doe", "Bob Roe")),
+        ("", ()),
+        ("We measure the invented constant.", ("A. Author", "B. Author", "C. Author")),
+        ("Teaser text about the paper.", ()),
+        ("", ()),
+        ("We release the data at DOI: 10.5281/zenodo.123", ())]
+
+
+def test_plos_atom_byline_and_info_doi_id():
+    atom = ('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>PLOS</title>'
+            '<id>urn:x</id><updated>2026-01-01T00:00:00Z</updated><entry><title>Invented fish'
+            '</title><id>info:doi/10.1371/journal.pone.0300000</id><link href="https://journals.'
+            'plos.org/plosone/article?id=10.1371/journal.pone.0300000"/><author><name>Ann Roe'
+            '</name></author><author><name>Bo Sample</name></author><updated>2026-01-01T00:00:00Z'
+            '</updated><content type="html">&lt;p&gt;by Ann Roe, Bo Sample&lt;/p&gt; &lt;p&gt;We '
+            'study invented fish.&lt;/p&gt;</content></entry><entry><title>Combining</title>'
+            '<id>tag:x,2026:2</id><updated>2026-01-01T00:00:00Z</updated><content type="html">'
+            '&lt;p&gt;By combining A and B, we show C&lt;/p&gt;</content></entry></feed>')
+    fish, combining = parse(atom.encode())
+    assert fish.id == "doi:10.1371/journal.pone.0300000"
+    assert (fish.abstract, fish.authors) == ("We study invented fish.", ("Ann Roe", "Bo Sample"))
+    assert combining.abstract == "By combining A and B, we show C"

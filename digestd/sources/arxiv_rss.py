@@ -97,14 +97,17 @@ def _creators(entry: dict, html: bool) -> tuple[str, ...]:
 def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, str] | None:
     """(paper, announce type) from one item of an arXiv feed, or None if it names no paper.
 
-    Titles, abstracts and names are TeX (converted); in the old RSS 1.0 format the title
-    suffix is removed and read, and the description and dc:creator are HTML.
+    Titles, abstracts and names are TeX (converted); in the old format (RSS 1.0, or the
+    RSS 2.0 arXiv served beside it: `old_format` for the feed, or an item whose title has
+    the old suffix) the title suffix is removed and read, and the description and
+    dc:creator are HTML.
     """
     title = entry.get("title") or ""
     suffix = _OLD_SUFFIX.search(title)
     kind = (entry.get("arxiv_announce_type") or "").strip().lower()
     found = parse_arxiv(entry.get("id")) or parse_arxiv(entry.get("link"))
     categories = [t.term for t in entry.get("tags", ()) if t.get("term")]
+    old_format = old_format or suffix is not None
     if suffix:
         title = title[:suffix.start()]
         found = found or parse_arxiv(suffix["id"])

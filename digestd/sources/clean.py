@@ -11,7 +11,7 @@ from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC
 from urllib.parse import urljoin, urlsplit
 
 from ..text import collapse
-from .mathml import math_to_text, unicode_script
+from .markup import has_markup, html_to_text, inline_markup_to_text
 from .tex import tex_to_text
 
 MAX_TITLE = 500  # characters; longer titles are cut with an ellipsis
@@ -27,7 +27,6 @@ ELLIPSIS = "…"
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u202a-\u202e"
                       "\u2066-\u2069\ufeff\ud800-\udfff]")
 _unescape = html.unescape  # (clean_text's `html` is a flag)
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 
 
 def cap(text: str, limit: int) -> str:
@@ -39,165 +38,6 @@ def cap(text: str, limit: int) -> str:
     if space > limit * 0.8:
         cut = cut[:space]
     return cut.rstrip(" ,;:.") + ELLIPSIS
-
-
-# -- HTML ----------------------------------------------------------------------------------------
-
-_BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "table", "h1", "h2",
-                    "h3", "h4", "h5", "h6", "blockquote", "pre", "hr", "section", "article",
-                    "header", "footer", "dd", "dt", "dl", "figure", "figcaption", "math",
-                    # JATS (journal abstracts, often as jats:sec, jats:title, jats:p)
-                    "sec", "title", "abstract", "list", "list-item", "caption", "label"})
-# Elements whose content a reader never sees (MathML's annotation repeats the formula as TeX).
-# A <title> is JATS's heading of a section here (an HTML page's is inside <head>).
-_INVISIBLE = re.compile(r"<(script|style|template|noscript|head|annotation|"
-                        r"annotation-xml)(?=[\s/>])", re.IGNORECASE)
-# A tag starts with a letter (or "/" and a letter) right after "<", as in HTML 5 (section
-# 13.2.5.6): "<65" and "p < 0.05" are text. `[^<>]*` keeps every attempt linear.
-_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)[^<>]*>|<[!?][^<>]*>")
-
-
-def _drop_between(text: str, start: str, end: str) -> str:
-    """`text` without each `start`...`end` run (to the end when `end` never comes)."""
-    out, i = [], 0
-    while True:
-        j = text.find(start, i)
-        if j < 0:
-            out.append(text[i:])
-            return "".join(out)
-        out.append(text[i:j])
-        k = text.find(end, j + len(start))
-        if k < 0:
-            return "".join(out)
-        i = k + len(end)
-
-
-def _drop_invisible(text: str) -> str:
-    lower = text.lower()
-    out, i = [], 0
-    while True:
-        m = _INVISIBLE.search(text, i)
-        if m is None:
-            out.append(text[i:])
-            return "".join(out)
-        out.append(text[i:m.start()])
-        close = lower.find(f"</{m[1].lower()}", m.end())
-        if close < 0:
-            return "".join(out)
-        gt = text.find(">", close)
-        i = len(text) if gt < 0 else gt + 1
-
-
-def _tag(m: re.Match) -> str:
-    return " " if m[2] and m[2].rpartition(":")[2].lower() in _BLOCK else ""
-
-
-# MathML (<math>, <mml:math>) and HTML/JATS super- and subscripts with plain text inside
-_MATH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)math\b.*?</\1math\s*>", re.IGNORECASE | re.DOTALL)
-_ALTERNATIVES = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)alternatives\b.*?</\1alternatives\s*>",
-                           re.IGNORECASE | re.DOTALL)
-_TEX_MATH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)tex-math\b[^<>]*>(.*?)</\1tex-math\s*>",
-                       re.IGNORECASE | re.DOTALL)
-_SCRIPT = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(sup|sub)\b[^<>]*>((?:[^<]|</?(?:[A-Za-z][\w.-]*:)?"
-                     r"(?:i|b|em|strong|span|italic|bold)\b[^<>]*>){0,120})</\1\2\s*>",
-                     re.IGNORECASE)
-
-
-def _as_text(text: str) -> str:
-    """Plain text to put back into markup that is read as HTML afterwards."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _formulas(fragment: str, *, escape: bool = True) -> str:
-    """MathML formulas and <sup>/<sub> as plain text (sources/mathml.py): 1/2, x², 10⁻³,
-    not the "12", "x2" and "10-3" that dropping their tags would leave. `escape`: the
-    result is read as HTML afterwards (its "<" and "&" escaped)."""
-    put = _as_text if escape else (lambda text: text)
-    if "tex-math" in fragment:
-        # JATS: a formula as TeX, alone or beside its MathML in <alternatives>: the MathML
-        # is read where it is there, else the TeX
-        fragment = _ALTERNATIVES.sub(lambda m: _TEX_MATH.sub("", m[0]) if _MATH.search(
-            _TEX_MATH.sub("", m[0])) else m[0], fragment)
-        fragment = _TEX_MATH.sub(lambda m: put(tex_to_text(
-            m[2] if "$" in m[2] else f"${m[2]}$")), fragment)
-    if "math" in fragment or "MATH" in fragment:
-        fragment = _MATH.sub(lambda m: put(math_to_text(m[0])), fragment)
-    if "<s" in fragment or "<S" in fragment or ":s" in fragment:
-        fragment = _SCRIPT.sub(lambda m: put(_html_script(
-            _INNER_TAG.sub("", html.unescape(m[3])), up=m[2].lower() == "sup")), fragment)
-    return fragment
-
-
-def _html_script(text: str, *, up: bool) -> str:
-    """<sup>/<sub> in Unicode's super- or subscripts where it has all of them (10⁻³, CD4⁺,
-    H₂O), else as it reads inline (Tp53-/-, studies3–5): no ^( ) in running text."""
-    text = text.strip()
-    done = unicode_script(text, up=up) if text else ""
-    return text if done is None else done
-
-
-# An inline element around text, as journals put them into fields they call text:
-# <i>BRCA1</i>, <scp>CD4</scp>, <jats:italic>TP53</jats:italic>
-_INLINE = re.compile(
-    r"<((?:[A-Za-z][\w.-]*:)?)(i|b|u|em|strong|small|span|font|tt|code|sc|scp|italic|bold|"
-    r"underline|monospace|named-content|inline-formula)\b[^<>]*>([^<>]{0,300}?)</\1\2\s*>",
-    re.IGNORECASE)
-_INNER_TAG = re.compile(r"</?(?:[A-Za-z][\w.-]*:)?(?:i|b|em|strong|span|italic|bold)\b[^<>]*>",
-                        re.IGNORECASE)
-_BR = re.compile(r"<br\s*/>", re.IGNORECASE)  # "<br/>" only: "<br>" may be a tag named in text
-
-
-def inline_markup_to_text(text: str) -> str:
-    """Text that holds inline markup all the same, without it: each element that encloses
-    text (clean._INLINE's: <i>, <b>, <em>, <sup>, <scp>, JATS and MathML) gives its text,
-    <br/> a space; everything else stays as written ("n<k", "List<String>", "</b> and <em>
-    tags", "<br>", a <script> mentioned)."""
-    text = _formulas(text, escape=False)
-    for _ in range(5):  # nested elements, innermost first
-        text, n = _INLINE.subn(r"\3", text)
-        if not n:
-            break
-    return _BR.sub(" ", text) if "<br" in text or "<BR" in text else text
-
-
-def html_to_text(fragment: str) -> str:
-    """The text a browser shows for an HTML fragment: tags gone, entities decoded once.
-
-    Tags are recognized as HTML 5 does (section 13.2.5: `<` then a letter, or `</`, `<!`,
-    `<?`), so "aged <65 versus >80" survives; comments, scripts, styles and MathML
-    annotations are dropped, block elements leave a space. Linear in the input, whatever
-    it holds (a million "<a " costs what a million letters do).
-    """
-    if "<" not in fragment and "&" not in fragment:
-        return fragment
-    if "<" in fragment:
-        fragment = _drop_between(fragment, "<!--", "-->")
-        fragment = _formulas(fragment)
-        fragment = _drop_invisible(fragment)
-        fragment = _TAG.sub(_tag, fragment)
-    return html.unescape(fragment) if "&" in fragment else fragment
-
-
-# The end of an element that text means as markup: inline HTML, JATS (<jats:italic>, <sc>,
-# Wiley's <scp>) and MathML, with or without a prefix. A lone "<b>", a "<br>" or
-# "List<String>" is no such end.
-_MARKUP_END = re.compile(
-    r"</(?:[A-Za-z][\w.-]*:)?(?:i|b|u|s|em|strong|sup|sub|small|span|font|tt|code|a|p|div|"
-    r"sc|scp|italic|bold|underline|monospace|inline-formula|named-content|math)\s*>",
-    re.IGNORECASE)
-
-
-def has_markup(value: object) -> bool:
-    """Whether a field that says it is text holds markup all the same: the end tag of an
-    inline HTML, JATS or MathML element (feeds escape "<i>BRCA1</i>" into a plain title;
-    feedparser then calls it text when "<65" is there too)."""
-    return isinstance(value, str) and "<" in value and bool(_MARKUP_END.search(value))
-
-
-def is_html(detail: object) -> bool:
-    """True when feedparser's `*_detail` says the field is HTML (its `type`)."""
-    kind = detail.get("type", "") if isinstance(detail, dict) else ""
-    return kind in HTML_TYPES
 
 
 # -- fields --------------------------------------------------------------------------------------
@@ -231,6 +71,10 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
         text = _CONTROL.sub("", text)
     if tex:
         text = tex_to_text(text)
+    if "\xad" in text:
+        # a soft hyphen (&shy;, TeX's \-) only says where a word may break: "pro&#173;tein"
+        # is "protein" to a reader, and to a rule
+        text = text.replace("\xad", "")
     return cap(collapse(text), limit)
 
 
@@ -245,11 +89,14 @@ def clean_abstract(value: object, *, html: bool = False, tex: bool = False) -> s
 
 
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+_UNCLOSED = re.compile(r"\([^,;()]*")
 _AND = re.compile(r"\s+(?:and|&)\s+|^\s*and\s+", re.IGNORECASE)
 # Pieces that continue the previous name ("King, Jr.") or are no author at all.
 _SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv|v|phd|md|msc|bsc)\.?$", re.IGNORECASE)
 _ET_AL = re.compile(r"\s+et\.?\s*al\.?$", re.IGNORECASE)
-_NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+)$", re.IGNORECASE)
+_NOT_AUTHOR = re.compile(r"^(?:et\.?\s*al\.?|others|and others|\.+|(?:and\s+)?\d+\s+(?:others|more"
+                         r"(?:\s+authors)?|(?:additional|other)\s+authors?(?:\s+not\s+shown)?))$",
+                         re.IGNORECASE)
 # Affiliation marks after a name: "Jane Doe1", "Doe^{1,2}", "Roe*", "Lee†".
 _MARKS = re.compile(r"(?<=[^\W\d_.])\s?\^?[\d,*†‡§¶#⁰¹²³⁴⁵⁶⁷⁸⁹⁺˒]+$")
 _MARK_ENDS = frozenset("0123456789,*†‡§¶#⁰¹²³⁴⁵⁶⁷⁸⁹⁺")
@@ -306,8 +153,22 @@ def _surname_initials(pieces: list[str]) -> list[str]:
     return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
 
 
+def _surname_given(pieces: list[str]) -> list[str]:
+    """"Doe, Jane, Roe, John Q." split at every comma, paired again: ["Doe, Jane", "Roe, John
+    Q."]. Only where every other piece can be a surname (one capitalized word, after
+    particles) and every piece between is one to three capitalized words: "Alice Doe, Bob
+    Roe" stays two people."""
+    kept = [p.strip() for p in pieces if p.strip() and not _NOT_AUTHOR.match(p.strip())]
+    if len(kept) < 4 or len(kept) % 2 or not all(
+            _surname(p) and p.split()[-1][:1].isupper() for p in kept[0::2]) or not all(
+            len(p.split()) <= 3 and p[:1].isupper() and not _SUFFIX.match(p)
+            for p in kept[1::2]):
+        return pieces
+    return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
+
+
 def _name(piece: str) -> str:
-    name = piece.strip(" ,;:")
+    name = " ".join(piece.split()).strip(" ,;:")
     if "al" in name:
         name = _ET_AL.sub("", name)
     if name and name[-1] in _MARK_ENDS and not name.isdigit():
@@ -343,7 +204,9 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
         text, n = _PARENS.subn(" ", text)
         if not n:
             break
-    text = text.replace("(", " ").replace(")", " ")
+    if "(" in text:  # an affiliation never closed ("Roe (Invented University, Bo Poe"): to
+        text = _UNCLOSED.sub(" ", text)  # the next separator
+    text = text.replace("(", " ").replace(")", " ").strip(" ;")
     if sep is None:
         sep = ";" if ";" in text else ","
     parts = [text] if sep != "," else _AND.split(text) if ("and" in text or "&" in text) \
@@ -358,7 +221,8 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
                     and not _CJK.search(part):
                 pieces = [part]
             elif not tex:
-                pieces = _surname_initials(pieces)
+                paired = _surname_initials(pieces)
+                pieces = paired if paired is not pieces else _surname_given(pieces)
         else:
             pieces = [p for chunk in part.split(sep)
                       for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)
@@ -367,7 +231,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
             name = _name(piece) if piece else ""
             if not name:
                 continue
-            if len(name) <= 14 and (_NOT_AUTHOR.match(name)
+            if len(name) <= 40 and (_NOT_AUTHOR.match(name)
                                     or not any(c.isalpha() for c in name)):
                 continue
             if len(name) <= 4 and names and _SUFFIX.match(name):

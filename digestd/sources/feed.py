@@ -10,6 +10,7 @@ from collections.abc import Collection
 
 from ..models import Paper
 from ..store import SourceState
+from ..text import collapse
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed, parse_feed_bytes
 from .base import PollResult, Source, parse_off_loop
 from .clean import (
@@ -19,11 +20,11 @@ from .clean import (
     clean_text,
     clean_title,
     entry_date,
-    is_html,
     is_no_author,
     split_authors,
 )
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
+from .markup import html_to_text, is_html
 
 log = logging.getLogger("digestd.sources")
 
@@ -37,6 +38,9 @@ def _doi(entry: dict) -> str | None:
         found = doi_id(value) if isinstance(value, str) else None
         if found:
             return found
+    guid = entry.get("id")
+    if isinstance(guid, str) and guid.lower().startswith(("info:doi/", "doi:")):
+        return doi_id(guid)  # PLOS's Atom id "info:doi/10.1371/journal.pone.0300000"
     return None
 
 
@@ -72,12 +76,33 @@ def _markup(value: object, detail: object) -> bool:
     return is_html(detail) or (isinstance(value, str) and "</math>" in value)
 
 
-# ScienceDirect's description: the item's metadata as paragraphs, no abstract
-_META = re.compile(r"<p>\s*(?:<b>|<strong>)?\s*(Publication date|Source|Author\(s\))\s*:\s*"
-                   r"(?:</b>|</strong>)?\s*(.*?)</p>", re.DOTALL)
+# ScienceDirect's description: the item's metadata, one field a paragraph or a line ("<p>
+# Publication date: ...</p>", or "Publication date: ...<br/><b>Source:</b> ...<br/>"), and
+# in older feeds the abstract after them
+_LINES = re.compile(r"<br\s*/?>|</?(?:p|div)\b[^>]*>|\n", re.IGNORECASE)
+_META = re.compile(r"^\s*(?:<(?:b|strong)>\s*)?(Publication date|Source|Author\(s\))\s*:"
+                   r"\s*(?:</(?:b|strong)>)?\s*(.*?)\s*$", re.DOTALL | re.IGNORECASE)
+# Nature: "Nature, Published online: 02 January 2026; <a href=...>doi:10.1038/...</a>"
+_ONLINE = re.compile(r"^\s*[^<>;]{2,150}?,\s*Published online:\s*[^;<>]{1,60};\s*(?:<a\b[^<>]*>)?"
+                     r"\s*doi:\s*[^\s<>]+\s*(?:</a>)?\s*$", re.IGNORECASE)
+# APS: "[Phys. Rev. Lett. 136, 010001] Published Fri Jan 02, 2026"
+_PUBLISHED = re.compile(r"^\s*\[[^\[\]<>]{3,120}\]\s*Published\b[^<>]{0,60}$")
+# PLOS: "by Ann Roe, Bo Sample"
+_BY = re.compile(r"^\s*(?:<(?:i|em)>\s*)?[Bb]y\s+([^<>]{2,2000}?)\s*(?:</(?:i|em)>)?\s*$")
+_PARTICLE_WORDS = frozenset(("van", "von", "der", "den", "de", "del", "della", "di", "da", "dos",
+                             "das", "du", "la", "le", "ter", "ten", "zu", "al", "el", "bin",
+                             "ibn", "and"))
 # a description that is the item's citation, not its abstract (Wiley: "Angewandte Chemie
 # International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.")
 _CITATION = re.compile(r"\bVolume \d+, (?:Issue|Page)|, EarlyView\.?\s*$")
+# ... and one with nothing else: a journal's name, then its volume and issue up to the year,
+# or "EarlyView" (a description that only cites the item is no abstract, even alone)
+# or (ACS) a journal's name in title case and the DOI
+_TITLE_WORD = r"(?:[A-Z][\w&.'-]*|of|the|and|for|in|on|&)"
+_CITATION_ONLY = re.compile(r"^(?:[^<>]{2,200}?, (?:Volume \d+, (?:Issue|Page)[^<>]{0,120}?"
+                            r"\b(?:19|20)\d\d|EarlyView)\s*\.?"
+                            rf"|{_TITLE_WORD}(?:\s+{_TITLE_WORD}){{0,15}}\s+DOI:\s*10\.\d{{4,9}}/\S+)"
+                            r"\s*$")
 # a heading "Abstract" the content starts with ("Abstract We invent", "ABSTRACT: We"); not
 # "Abstract interpretation gives", "Summary statistics"
 _ABSTRACT_HEAD = re.compile(r"^(?:Abstract\s*[:.]\s*|ABSTRACT\s*[:.]?\s+)")
@@ -86,20 +111,45 @@ _HEADING = re.compile(r"^\s*<(h[1-6]|p|div)\b[^>]*>\s*(?:<(?:b|strong)>)?\s*Abst
 
 
 def _metadata(summary: str) -> tuple[str, str]:
-    """(the description without metadata paragraphs, the authors they list, as HTML): the
-    "Publication date: ... Source: ... Author(s): ..." of ScienceDirect's feeds is no
-    abstract."""
-    if "Author(s):" not in summary or "Publication date:" not in summary:
+    """(the description without the publisher's lines about the item, the authors they list,
+    as HTML). No abstract, whether the fields are paragraphs or lines (<br/>):
+    ScienceDirect's "Publication date: ... Source: ... Author(s): ..."; APS's first line
+    "Author(s): ..." and last "[Phys. Rev. Lett. 136, 010001] Published Fri Jan 02, 2026";
+    Nature's first line "Nature, Published online: 02 January 2026; doi:..."; PLOS's "by A,
+    B". What else the description holds (the abstract) stays."""
+    lead = summary[:300]
+    if not ("Author(s)" in lead or "Published" in summary or "by " in lead
+            or "By " in lead):
         return summary, ""
-    listed = ""
+    lines = [line for line in _LINES.split(summary) if line.strip()]
+    listed, kept = "", []
+    full = "Publication date:" in summary and "Author(s):" in summary
+    for i, line in enumerate(lines):
+        m = _META.match(line) if full or i == 0 else None
+        if m is not None and (full or m[1].lower().startswith("author")):
+            if m[1].lower().startswith("author"):
+                listed = m[2]
+            continue
+        if i == 0 and _ONLINE.match(line):
+            continue
+        if i == 0 and (by := _BY.match(line)) and _names_only(by[1]):
+            listed = by[1]
+            continue
+        if i == len(lines) - 1 and i and _PUBLISHED.match(line):
+            continue
+        kept.append(line)
+    if len(kept) == len(lines):
+        return summary, ""
+    return "\n".join(kept), listed
 
-    def take(m: re.Match) -> str:
-        nonlocal listed
-        if m[1].lower().startswith("author"):
-            listed = m[2]
-        return " "
 
-    return _META.sub(take, summary), listed
+def _names_only(text: str) -> bool:
+    """Whether `text` is a list of names ("Ann Roe, Bo Sample and Cy Test"), not a sentence
+    ("combining A and B, we show ...")."""
+    names = split_authors(text, html=True)
+    return bool(names) and not text.rstrip().endswith(".") and all(
+        1 < len(n.split()) <= 5 and all(w[:1].isupper() or w in _PARTICLE_WORDS
+                                        for w in n.split()) for n in names)
 
 
 def guid_ids(guid: str, source: str) -> tuple[str, ...]:
@@ -225,6 +275,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             # beside a long content is a citation line ("Angewandte Chemie, Volume 65, ..."):
             # the abstract is in the content
             summary, detail = content, entry.content[0]
+        elif len(summary) < 400 and _CITATION_ONLY.match(collapse(html_to_text(summary))):
+            summary = ""  # "Advanced Materials, EarlyView." with no content beside it
         summary, listed = _metadata(summary)
         if "bstract" in summary[:200] or "BSTRACT" in summary[:200]:
             summary = _HEADING.sub("", summary, count=1)  # <h3>Abstract</h3><p>We ...
