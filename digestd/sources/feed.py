@@ -253,7 +253,10 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if shared or shared_guid:
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
-        held = guid_ids(guid, source) if guid and not shared_guid else ()
+        # a guid that is the item's own link says no more than the link: a "latest article"
+        # page (guid and link one address, the item behind it changing) is known as a link is
+        own_link = bool(link_id) and absolute_link(guid) == guid and url_id(guid) == link_id
+        held = guid_ids(guid, source) if guid and not shared_guid and not own_link else ()
         ids = canonical(_doi(entry), link_id if link_id and not shared else None, *held)
         if ids is not None and ids[0].startswith("url:") and not any(
                 i.startswith(("arxiv:", "doi:", "guid:")) for i in (ids[0], *ids[1])):
