@@ -349,6 +349,11 @@ async def test_a_delivery_resets_the_count_of_bounces(store, smtp_sink):
 @pytest.mark.parametrize("stage,code,message,kind", [
     ("RCPT", 550, "5.1.1 user unknown", "bounced"),
     ("RCPT", 450, "4.2.1 mailbox busy", "deferred"),
+    # a policy refusal at RCPT is about the sender (a blocklist, relaying): no bounce counted
+    ("RCPT", 554, "5.7.1 Service unavailable; Client host blocked using zen.example", "failed"),
+    ("RCPT", 550, "5.7.1 Relaying denied", "failed"),
+    ("RCPT", 550, "5.4.1 Recipient address rejected: Access denied", "bounced"),
+    ("RCPT", 553, "5.1.3 bad recipient address syntax", "bounced"),
     ("DATA", 550, "5.1.1 no such user", "bounced"),
     ("DATA", 554, "5.7.1 message refused as spam", "failed"),
     ("DATA", 550, "rejected", "bounced"),

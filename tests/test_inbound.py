@@ -257,6 +257,22 @@ def test_a_full_mailbox_and_a_delay_never_count(site):
         assert store.inbound_counts() == {"delay": 2}
 
 
+def test_a_refusal_about_the_sender_never_counts(site):
+    """5.7.x (RFC 3463: security or policy, a blocklist, DMARC) is about the sender: the
+    DSN and the non-standard form are "refused", and no bounce is counted."""
+    before = state(site)
+    for name, address in (("postfix.eml", ADDRESSES[0]), ("exim.eml", ADDRESSES[1])):
+        raw = fill(site, name, address).replace(b"550 5.1.1", b"554 5.7.1").replace(
+            b"Status: 5.1.1", b"Status: 5.7.1")
+        assert b"5.7.1" in raw
+        done = pipe(site, raw)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.decode().startswith("refused"), done.stdout
+    assert state(site)[:2] == before[:2]
+    with site.store() as store:
+        assert store.inbound_counts() == {"refused": 2}
+
+
 def test_a_bounce_without_a_token_is_found_by_its_failed_address(site):
     address = ADDRESSES[4]
     raw = fill(site, "exim.eml", address, VERP="digest@example.org")

@@ -82,7 +82,8 @@ def classify(stage: str, e: BaseException) -> Outcome:
 
     5xx to RCPT means the address is refused: a hard bounce, except 552 (read as 452, RFC
     5321 4.5.3.1.10) and a full mailbox, X.2.2 at any stage (RFC 3463: temporary, however
-    it is coded), which are deferred. 5xx to DATA is one only when
+    it is coded), which are deferred, and a security or policy status (5.7.x: a blocklist,
+    relaying denied), which fails the message without blaming the address. 5xx to DATA is one only when
     the enhanced status says the mailbox is the problem (5.1.x, 5.2.x; or no enhanced status
     and 550/551/553); other 5xx to DATA (a policy or content rejection, 5.7.x) fail the
     message without blaming the subscriber. A 5xx to MAIL FROM is our sender's problem, the
@@ -98,6 +99,10 @@ def classify(stage: str, e: BaseException) -> Outcome:
             # mailbox full (RFC 3463 X.2.2): a condition of the moment, tried again later
             return Outcome("deferred", text)
         if stage == "RCPT":
+            if enhanced and enhanced[1] == "7":
+                # security or policy (RFC 3463 X.7.x: our host on a blocklist, relaying
+                # denied, DMARC): about the sender, not the address
+                return Outcome("failed", text)
             # 552 to RCPT is "too much mail" and to be read as 452 (RFC 5321 4.5.3.1.10)
             return Outcome("deferred" if e.code == 552 else "bounced", text)
         if enhanced:

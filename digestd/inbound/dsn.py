@@ -20,8 +20,9 @@ class Failure:
 
     address: str  # lowercase; '' when the report does not name one
     status: str  # the enhanced status code (RFC 3463), "5.1.1"; '' when unknown
-    permanent: bool  # counts as a hard bounce: 5.x.x, never X.2.2 (mailbox full)
+    permanent: bool  # counts as a hard bounce: 5.x.x, never X.2.2 (mailbox full) or X.7.x
     diagnostic: str = ""  # the remote server's words, for the row's last_error
+    refused: bool = False  # failed for a reason about the sender (5.7.x): no bounce counted
 
 
 def is_report(msg: Message, report_type: str) -> bool:
@@ -32,9 +33,18 @@ def is_report(msg: Message, report_type: str) -> bool:
 
 def permanent_status(status: str) -> bool:
     """5.x.x is permanent (RFC 3463), except X.2.2, mailbox full: a condition of the moment,
-    read as temporary however it is coded (the same rule as deliver.classify)."""
+    read as temporary however it is coded, and X.7.x, security or policy (a blocklist,
+    DMARC, relaying denied): about the sender, not the address (the same rules as
+    deliver.classify)."""
     m = _STATUS.search(status)
-    return bool(m) and m[1] == "5" and not (m[2] == "2" and m[3] == "2")
+    return bool(m) and m[1] == "5" and not (m[2] == "2" and m[3] == "2") and m[2] != "7"
+
+
+def policy_status(status: str) -> bool:
+    """5.7.x (RFC 3463 section 3.8, security or policy status): the message was refused for
+    a reason about the sender."""
+    m = _STATUS.search(status)
+    return bool(m) and m[1] == "5" and m[2] == "7"
 
 
 def read_dsn(msg: Message) -> list[Failure]:
@@ -56,10 +66,11 @@ def read_dsn(msg: Message) -> list[Failure]:
             status = m.group(0) if m else ""
             address = _recipient(block)
             diagnostic = " ".join(str(block.get("diagnostic-code", "")).split())[:300]
-            permanent = action.startswith(("failed", "error")) and (
+            failed = action.startswith(("failed", "error"))
+            permanent = failed and (
                 permanent_status(status) if status else not _mailbox_full(diagnostic))
             failures.append(Failure(address, status or ("5.0.0" if permanent else "4.0.0"),
-                                    permanent, diagnostic))
+                                    permanent, diagnostic, failed and policy_status(status)))
     return failures
 
 
@@ -99,8 +110,10 @@ def scan_bounce(msg: Message) -> list[Failure]:
     text = _text_of(msg)
     full = _mailbox_full(text)
     m = _STATUS.search(text)
-    failures = [Failure(a.decode("ascii", "replace").lower(),
-                        m.group(0) if m and m[1] == "5" else "5.0.0", not full)
+    status = m.group(0) if m and m[1] == "5" else "5.0.0"
+    refused = policy_status(status)
+    failures = [Failure(a.decode("ascii", "replace").lower(), status,
+                        not full and not refused, refused=refused)
                 for a in sorted(permanent)]
     failures += [Failure(a.decode("ascii", "replace").lower(), "4.0.0", False)
                  for a in sorted(temporary - permanent)]

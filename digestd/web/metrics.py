@@ -145,7 +145,8 @@ class StoreCollector(Collector):
         counter = CounterMetricFamily(
             "digestd_inbound_messages",
             "Mail that came back, read by `digestd inbound` or from the [inbound] mailbox, by "
-            "what it was: bounce (a permanent failure), delay (a temporary one), complaint, "
+            "what it was: bounce (a permanent failure), delay (a temporary one), refused "
+            "(about the sender, 5.7.x), complaint, "
             "unsubscribe (by mail), unrecognized, duplicate (handled before).",
             labels=["kind"])
         for kind in KINDS:
