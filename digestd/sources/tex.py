@@ -5,6 +5,7 @@ Converted with pylatexenc's latex2text, run only on the parts that hold TeX."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
@@ -32,6 +33,62 @@ _KEEP_TEXT = ("texttt", "textsc", "textsf", "textup", "textmd", "textrm", "texts
               "mbox", "hbox", "fbox", "text", "textit", "textbf", "emph", "underline")
 
 
+# TeX's operator names (The TeXbook, chapter 18, and amsmath's \\injlim, \\projlim) print as
+# words; pylatexenc drops half of them and glues the rest to the letter before ("nlog n").
+_OPERATORS = {name: name for name in (
+    "arccos", "arcsin", "arctan", "arg", "cos", "cosh", "cot", "coth", "csc", "deg", "det", "dim",
+    "exp", "gcd", "hom", "inf", "ker", "lg", "lim", "ln", "log", "max", "min", "Pr", "sec", "sin",
+    "sinh", "sup", "tan", "tanh")}
+_OPERATORS.update(liminf="lim inf", limsup="lim sup", injlim="inj lim", projlim="proj lim")
+# after an operator these print no letter of their own: "\\log\\left(n\\right)" is log(n)
+_NOT_OPERAND = frozenset(("left", "right", "big", "Big", "bigg", "Bigg", "bigl", "Bigl", "biggl",
+                          "Biggl", "limits", "nolimits"))
+_NEXT_WORD = re.compile(r"\\([A-Za-z]+)")
+
+
+def _prints_word(name: str) -> bool:
+    """Whether the control word `name` prints a letter or a word (\\alpha, \\log), not a
+    relation or an operator sign (\\le, \\times)."""
+    spec = _RENDER_CONTEXT.get_macro_spec(name)
+    repl = spec.simplify_repl if spec is not None else None
+    return name in _OPERATORS or isinstance(repl, str) and repl[-1:].isalnum()
+
+
+def _letter_before(s: str, pos: int) -> bool:
+    """Whether what TeX prints just before `pos` in `s` is a letter, a digit or a closing
+    bracket: an operator name after it is a word of its own, as TeX spaces it ("n log n")."""
+    word = _ENDS_IN_WORD.search(s, max(0, pos - 40), pos)
+    if word is not None:
+        return _prints_word(word[0][1:])
+    before = s[pos - 1:pos]
+    return before.isalnum() or before in ")]}"
+
+
+def _operand_after(s: str, pos: int) -> bool:
+    """Whether a letter, a digit, a bar or a control word that prints one comes at `pos` in
+    `s` (spaces skipped): TeX puts a space between an operator name and it ("sin x",
+    "det A"), not before "(", "_", "^" or punctuation."""
+    rest = s[pos:pos + 40].lstrip()
+    if rest[:1].isalnum():  # a letter or digit, not a script made of them ("argminₓ f")
+        return unicodedata.category(rest[0]) not in ("Lm", "No")
+    if rest[:1] == "|":  # "\\log|x|" is log |x|
+        return True
+    word = _NEXT_WORD.match(rest)
+    return word is not None and word[1] not in _NOT_OPERAND
+
+
+def _operator(node, l2tobj) -> str:
+    """An operator name (\\log, \\operatorname{tr}, \\operatorname*{argmin}) as its word,
+    with a space on each side where TeX prints one."""
+    s, start, end = node.parsing_state.s, node.pos, node.pos + node.len
+    if node.macroname == "operatorname":
+        word = l2tobj.node_arg_to_text(node, 1).strip()
+    else:
+        word = _OPERATORS[node.macroname]
+    return (" " if _letter_before(s, start) else "") + word + (
+        " " if _operand_after(s, end) else "")
+
+
 def _latex_contexts():
     # Macros that papers use and pylatexenc does not know or renders unhelpfully: URLs keep
     # their text, citations and references (which mean nothing outside the paper) vanish.
@@ -41,7 +98,8 @@ def _latex_contexts():
         *(macrospec.MacroSpec(m, "{") for m in _PLAIN_STYLES + _KEEP_TEXT),
         *(macrospec.MacroSpec(m, "{{") for m in ("tfrac", "dfrac", "binom", "tbinom", "dbinom")),
         macrospec.MacroSpec("textsuperscript", "{"), macrospec.MacroSpec("textsubscript", "{"),
-        macrospec.MacroSpec("thanks", "{"),
+        macrospec.MacroSpec("thanks", "{"), macrospec.MacroSpec("operatorname", "*{"),
+        macrospec.MacroSpec("pmod", "{"),
     ])
     render = get_default_latex_context_db()
     render.add_context_category("digestd", prepend=True, macros=[
@@ -50,11 +108,16 @@ def _latex_contexts():
         MacroTextSpec("tfrac", "%(1)s/%(2)s"), MacroTextSpec("dfrac", "%(1)s/%(2)s"),
         *(MacroTextSpec(m, "(%(1)s choose %(2)s)") for m in ("binom", "tbinom", "dbinom")),
         MacroTextSpec("textsuperscript", "^%(1)s"), MacroTextSpec("textsubscript", "_%(1)s"),
-        MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX"), MacroTextSpec("Pr", "Pr"),
+        MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX"),
         MacroTextSpec("|", "‖"), MacroTextSpec("cite", ""), MacroTextSpec("citep", ""), MacroTextSpec("citet", ""),
         MacroTextSpec("ref", ""), MacroTextSpec("eqref", ""), MacroTextSpec("label", ""),
         MacroTextSpec("footnote", ""), MacroTextSpec("thanks", ""),
         *(MacroTextSpec(m, "%(1)s") for m in _PLAIN_STYLES),
+        *(MacroTextSpec(m, _operator) for m in (*_OPERATORS, "operatorname")),
+        MacroTextSpec("bmod", " mod "), MacroTextSpec("mod", " mod "),
+        MacroTextSpec("pmod", " (mod %(1)s)"),
+        # a prime is U+2032 (f′), not an apostrophe; pylatexenc lacks the double dagger
+        MacroTextSpec("prime", "′"), MacroTextSpec("ddagger", "‡"), MacroTextSpec("ddag", "‡"),
     ])
     return parse, render
 
@@ -209,27 +272,96 @@ def _tex_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+# Mathematical Alphanumeric Symbols (U+1D400-U+1D7FF, outside the Basic Multilingual Plane,
+# which many mail fonts lack) as their plain letters and digits: pylatexenc writes \\mathbb{E}
+# as U+1D53C; \\mathbb{R} stays ℝ (U+211D).
+_PLAIN_LETTERS = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x1D400, 0x1D800)}
+# a sign after these has a space on its left as the author wrote it: "$\\sim 100$" is ∼ 100
+_SPACED = frozenset(" \t\n$_^{(")
+
+
+def _space_signs(nodes: list, math: bool = False) -> None:
+    """In math, a relation or an operator sign (\\le, \\sim, \\times) is spaced alike on both
+    sides, as the author spaced its left: "a \\le b" is "a ≤ b", "a\\le b" "a≤b" (pylatexenc
+    printed "a≤ b") and "x \\in \\mathbb{R}" "x ∈ ℝ" (it printed "x ∈ℝ"). An operator name
+    spaces itself (_operator); a letter (\\sigma v) keeps the author's space."""
+    out = []
+    for node in nodes:
+        out.append(node)
+        if node is None:
+            continue
+        if not node.isNodeType(latexwalker.LatexMacroNode):
+            if getattr(node, "nodelist", None):
+                _space_signs(node.nodelist, math or node.isNodeType(latexwalker.LatexMathNode))
+        elif node.nodeargd is not None and node.nodeargd.argnlist:
+            _space_signs(node.nodeargd.argnlist, math)
+        elif math and node.macro_post_space:
+            if node.macroname in _OPERATORS:
+                node.macro_post_space = ""
+            elif not _prints_word(node.macroname):
+                if not node.pos or node.parsing_state.s[node.pos - 1] in _SPACED:
+                    # pylatexenc prints the space only before plain characters; "\\ " always
+                    out.append(latexwalker.LatexMacroNode(" ", parsing_state=node.parsing_state,
+                                                          pos=node.pos + node.len, len=0))
+                node.macro_post_space = ""
+    nodes[:] = out
+
+
 def _convert(fragment: str) -> str:
     prepared = _LITERAL.sub(r"\\\1", fragment)
     try:
         nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
                                         tolerant_parsing=True).get_latex_nodes()[0]
-        return _L2T.nodelist_to_text(nodes)
+        _space_signs(nodes)
+        return _L2T.nodelist_to_text(nodes).translate(_PLAIN_LETTERS)
     except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
         return fragment
 
 
 # In math, a sub- or superscript whose every character Unicode has as one: "H_2O", "^{12}C",
-# "x^{2n+1}", "2^{n-1}" are printed H₂O, ¹²C, x²ⁿ⁺¹, 2ⁿ⁻¹ (what a journal's MathML gives
-# too, so both spell the title alike); "W^{1,p}" and "T_{\\rm c}" (T_c) stay TeX's
+# "x^{2n+1}", "2^{n-1}", "e^+e^-", "\\mu^{\\pm}" are printed H₂O, ¹²C, x²ⁿ⁺¹, 2ⁿ⁻¹, e⁺e⁻, μ± (what
+# a journal's MathML gives too, so both spell the title alike); "W^{1,p}" and "T_{\\rm c}"
+# (T_c) stay TeX's. A control word in a script is the character pylatexenc prints for it.
 _ENDS_IN_WORD = re.compile(r"\\[A-Za-z]+$")
-_MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{([^{}\\$]{1,24})\}|([A-Za-z0-9]))")
+_MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{((?:[^{}\\$]|\\[A-Za-z]+){1,24})\}"
+                          r"|([A-Za-z0-9+*-]|\\[A-Za-z]+))")
+_SYMBOL = re.compile(r"\\([A-Za-z]+)")
+# Marks that print high already stay as they are in a superscript: x^* is x*, f^\\prime f′,
+# U^\\dagger U†, A^\\top Aᵀ, K^{*0} K*⁰. A charge has no superscript in Unicode: W^\\pm is W±
+# alone, but x^{n\\pm 1} stays TeX's.
+_RAISED = frozenset("*∗⋆′″†‡ᵀ")
+_CHARGES = frozenset("±∓")
+_TRANSPOSE = {"top": "ᵀ", "intercal": "ᵀ"}
+
+
+def _symbol(m: re.Match) -> str:
+    """The one character pylatexenc prints for a control word, or NUL if it prints no
+    single character of its own (\\text, \\frac, an unknown macro)."""
+    if m[1] in _TRANSPOSE:
+        return _TRANSPOSE[m[1]]
+    spec = _RENDER_CONTEXT.get_macro_spec(m[1])
+    repl = spec.simplify_repl if spec is not None else None
+    return repl if isinstance(repl, str) and len(repl) == 1 and repl != "%" else "\x00"
+
+
+def _superscript(body: str) -> str | None:
+    """`body` as a superscript in Unicode (marks that print high kept as they are), or
+    None when one of its characters has none."""
+    if not _CHARGES.isdisjoint(body):
+        return body if set(body) <= _CHARGES | _RAISED else None
+    done = [c if c in _RAISED else unicode_script(c, up=True) for c in body]
+    return None if None in done else "".join(done)
 
 
 def _math_scripts(math: str) -> str:
     def one(m: re.Match) -> str:
         body = (m[2] if m[2] is not None else m[3]).replace(" ", "")
-        done = unicode_script(body, up=m[1] == "^") if body else ""
+        if "\\" in body:
+            body = _SYMBOL.sub(_symbol, body)
+        if not body:
+            done = ""
+        else:
+            done = _superscript(body) if m[1] == "^" else unicode_script(body, up=False)
         if done is None:
             return m[0]
         # after a control word ("\\sum_{i=1}") an empty group ends its name
@@ -241,11 +373,14 @@ def tex_to_text(text: str) -> str:
     """TeX as a reader sees it: accents and symbols in Unicode, math as readable text.
 
     `Bj\\"orn` -> `Björn`, `$\\Lambda$CDM` -> `ΛCDM`, `$\\sqrt{s} = 13$` -> `√(s) = 13`,
-    `{\\it x}` -> `x`, `Fig.~3` -> `Fig. 3`. Converted with pylatexenc's latex2text, run
-    only on the parts that hold TeX; `%` and `&` stay literal, and dollars that read as
-    money are not math. Strings without `\\`, `$`, `{` or a tie are returned as they are
-    (the common case costs one scan). Never raises: a fragment the converter cannot read is
-    kept as written.
+    `{\\it x}` -> `x`, `Fig.~3` -> `Fig. 3`; operator names are words (`$n\\log n$` ->
+    `n log n`, `$x\\pmod{p}$` -> `x (mod p)`), scripts are Unicode's where it has them
+    (`$e^+e^-$` -> `e⁺e⁻`, `$A^\\top$` -> `Aᵀ`), and letters outside the Basic Multilingual
+    Plane are plain (`$\\mathbb{E}$` -> `E`; `$\\mathbb{R}$` stays `ℝ`). Converted with
+    pylatexenc's latex2text, run only on the parts that hold TeX; `%` and `&` stay literal,
+    and dollars that read as money are not math. Strings without `\\`, `$`, `{` or a tie
+    are returned as they are (the common case costs one scan). Never raises: a fragment the
+    converter cannot read is kept as written.
     """
     if "~" in text:
         text = _TIE.sub(" ", text)
