@@ -357,3 +357,28 @@ def test_the_tables_a_build_grows_are_analyzed_so_plans_use_their_indexes(
         plan = _plan(store, claim)
         assert "Index" in plan and "digests_pending" in plan and "Sort" not in plan, plan
         assert "Seq Scan" not in _plan(store, "SELECT 1 FROM digests WHERE id = ?", (1,))
+
+
+def test_a_message_that_fits_in_a_page_stays_in_its_row(postgres_url):
+    """A packed body of a few KB stays in its row (digest_bodies' toast_tuple_target): no
+    TOAST chunks to write at queue time and to put together at claim time; a larger one
+    goes out of line. Both read back as queued."""
+    import random
+
+    rng = random.Random(1)
+    small, large = rng.randbytes(6000), rng.randbytes(30000)  # zlib leaves them as large
+    with open_store(postgres_url) as store:
+        toast = store.db.execute("SELECT reltoastrelid::regclass::text FROM pg_class "
+                                 "WHERE relname = 'digest_bodies'").fetchone()[0]
+
+        def chunks() -> int:
+            return store.db.execute(f"SELECT count(*) FROM {toast}").fetchone()[0]
+
+        ids = []
+        for n, message in enumerate((small, large)):
+            sub = store.add_subscriber(f"r{n}@example.org", ["t"])
+            ids.append(store.queue_digest(sub.id, "2026-11-30", recipient=sub.email,
+                                          message_id=f"<{n}@x>", message=message, paper_pks=[]))
+            assert (chunks() > 0) == (n == 1)
+        rows, _ = store.claim_outbox("me", limit=5, lease_s=60)
+        assert [(r.id, r.message) for r in rows] == list(zip(ids, (small, large)))
