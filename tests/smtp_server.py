@@ -46,6 +46,12 @@ class Handler:
     hold_after: int | None = None
     hold_accepts: bool = False
     parked: int = 0
+    # a relay's limit of messages per connection (RFC 5321 3.8 lets a server end a session):
+    # past it, MAIL is answered `per_session_answer`, or with "drop" the connection is closed
+    per_session: int | None = None
+    per_session_answer: str = "421 4.7.0 Too many messages in this connection"
+    # the answer to EHLO instead of the greeting's capabilities, e.g. "421 4.7.0 busy"
+    ehlo_answer: str | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _released: asyncio.Event | None = None
 
@@ -74,7 +80,22 @@ class Handler:
                                           peer=getattr(session, "peer", None),
                                           mail_options=list(envelope.mail_options)))
 
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.per_session is not None:
+            taken = getattr(session, "mails", 0)
+            if taken >= self.per_session:
+                if self.per_session_answer == "drop":
+                    server.transport.close()
+                    return "421 closing"
+                return self.per_session_answer
+            session.mails = taken + 1
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        if self.ehlo_answer:
+            return [self.ehlo_answer]
         session.host_name = hostname
         if self.without_8bitmime:
             return [r for r in responses if "8BITMIME" not in r]
@@ -111,10 +132,14 @@ class _FewSessions(SMTP):
 
     limit = 1
     active = 0
+    refuse_delay = 0.0  # seconds before the 421 (a relay that tarpits extra connections)
+    release_delay = 0.0  # seconds a session still counts once it ended
 
     async def _handle_client(self):
         cls = type(self)
         if cls.active >= cls.limit:
+            if cls.refuse_delay:
+                await asyncio.sleep(cls.refuse_delay)
             await self.push("421 4.7.0 Too many concurrent SMTP connections")
             self.transport.close()
             return
@@ -122,7 +147,14 @@ class _FewSessions(SMTP):
         try:
             await super()._handle_client()
         finally:
-            cls.active -= 1
+            if cls.release_delay:  # (not awaited: a lost connection cancels this task)
+                asyncio.get_running_loop().call_later(cls.release_delay, cls._release)
+            else:
+                cls.active -= 1
+
+    @classmethod
+    def _release(cls) -> None:
+        cls.active -= 1
 
 
 class _FewSessionsController(Controller):
@@ -132,16 +164,20 @@ class _FewSessionsController(Controller):
 
 class SmtpSink:
     def __init__(self, port: int, host: str = "127.0.0.1", *, max_sessions: int | None = None,
+                 refuse_delay: float = 0.0, release_delay: float = 0.0,
                  **controller_options) -> None:
         """`controller_options` go to aiosmtpd's Controller: tls_context and
         require_starttls for STARTTLS, ssl_context for implicit TLS, authenticator ...
-        `max_sessions`: connections beyond that many at once are greeted with a 421."""
+        `max_sessions`: connections beyond that many at once are greeted with a 421, after
+        `refuse_delay` seconds; a session still counts `release_delay` seconds after it
+        ended."""
         self.host, self.port = host, port
         self.handler = Handler()
         cls = Controller
         if max_sessions is not None:
             cls = type("Limited", (_FewSessionsController,), {})
             _FewSessions.limit, _FewSessions.active = max_sessions, 0
+            _FewSessions.refuse_delay, _FewSessions.release_delay = refuse_delay, release_delay
         self.controller = cls(self.handler, hostname=host, port=port,
                               decode_data=False, data_size_limit=50 * 1024 * 1024,
                               **controller_options)

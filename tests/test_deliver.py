@@ -278,9 +278,22 @@ async def test_a_server_too_slow_to_answer_times_out_and_is_deferred(store, smtp
     queue(store, ["a@example.org"])
     smtp_sink.handler.delay = 1.5
     started = time.monotonic()
-    report = await send_smtp(store, smtp(smtp_sink, timeout=0.3), "digest@example.org")
+    report = await send_smtp(store, smtp(smtp_sink, timeout=0.3, data_timeout=0.3),
+                             "digest@example.org")
     assert report.deferred == 1 and time.monotonic() - started < 1.4
     assert "Timeout" in store.outbox()[0].last_error
+
+
+async def test_the_end_of_a_message_is_given_data_timeout_not_timeout(store, smtp_sink):
+    """The answer to the final "." comes once the server has the message safe: it is
+    awaited for smtp.data_timeout (RFC 5321 4.5.3.2.6: 10 minutes), not the step timeout,
+    or a message the server took is sent a second time."""
+    queue(store, ["a@example.org"])
+    smtp_sink.handler.delay = 0.8
+    report = await send_smtp(store, smtp(smtp_sink, timeout=0.3, data_timeout=5),
+                             "digest@example.org")
+    assert (report.sent, report.deferred) == (1, 0)
+    assert len(smtp_sink.received) == 1
 
 
 async def test_an_unreachable_server_stops_the_run_and_keeps_the_rest(store):
@@ -359,10 +372,37 @@ async def test_a_delivery_resets_the_count_of_bounces(store, smtp_sink):
     ("DATA", 550, "rejected", "bounced"),
     ("DATA", 554, "transaction failed", "failed"),
     ("MAIL", 553, "5.7.1 sender not allowed", "deferred"),  # our config, not their address
+    # too big for the server (RFC 1870's SIZE at MAIL FROM; X.3.4): no retry sends it
+    ("MAIL", 552, "Error: message size exceeds fixed maximum message size", "failed"),
+    ("MAIL", 552, "5.3.4 Message size exceeds fixed limit", "failed"),
+    # our sender's address refused at RCPT (Postfix delays its rejections there): our config
+    ("RCPT", 553, "5.1.8 <digest@example.org>: Sender address rejected: Domain not found",
+     "deferred"),
+    ("RCPT", 550, "5.1.7 <digest@example.org>: Sender address rejected", "deferred"),
+    # too big for the mailbox (X.2.3): the message's fault, not the address's
+    ("DATA", 552, "5.2.3 Message length exceeds administrative limit", "failed"),
+    # without an enhanced code: 550/551/553 blame the address, 552 is storage (temporary)
+    ("RCPT", 554, "Client host [192.0.2.1] blocked using zen.example.org", "failed"),
+    ("DATA", 552, "Requested mail action aborted: exceeded storage allocation", "deferred"),
+    # the enhanced code on a later line of a multi-line reply
+    ("RCPT", 550, "Message rejected\n5.7.1 Sender blocked by policy", "failed"),
+    ("RCPT", 550, "5.1.1 The email account does not exist\n5.1.1 double-check", "bounced"),
 ])
 def test_classify(stage, code, message, kind):
     import aiosmtplib
     assert classify(stage, aiosmtplib.SMTPResponseException(code, message)).kind == kind
+
+
+def test_a_reply_that_is_not_utf8_is_stored_readable(store):
+    """aiosmtplib decodes replies with surrogateescape: a Latin-1 "sp\xe4ter" is stored and
+    logged as readable UTF-8, not left to fail every run at the store."""
+    import aiosmtplib
+    latin1 = "4.7.1 Bitte sp\xe4ter".encode("latin-1").decode("utf-8", "surrogateescape")
+    outcome = classify("RCPT", aiosmtplib.SMTPResponseException(451, latin1))
+    assert outcome.kind == "deferred" and outcome.error == "RCPT 451 4.7.1 Bitte sp\ufffdter"
+    (did,) = queue(store, ["a@example.org"])
+    store.mark_deferred(did, outcome.error, "2026-11-30T00:00:00+00:00")
+    assert status_of(store, did)[2] == outcome.error
 
 
 def test_subscribers_list_shows_bouncing(tmp_path, smtp_sink, capsys):
@@ -627,6 +667,53 @@ async def test_a_relay_that_takes_one_connection_gets_all_six_over_it(store, tmp
     assert (report.sent, report.deferred, report.failed, report.stopped) == (6, 0, 0, None)
     assert len(sink.received) == 6
     assert {status_of(store, i)[0] for i in ids} == {"sent"}
+
+
+@pytest.mark.parametrize("answer", ["421 4.7.0 Too many messages in this connection", "drop"])
+@pytest.mark.parametrize("connections, digests", [(1, 10), (4, 20)])
+async def test_a_relay_that_ends_a_connection_after_three_messages_gets_all(
+        store, smtp_sink, answer, connections, digests):
+    """A relay ends each connection after three messages (421 to the next MAIL, or it hangs
+    up): nothing of the next message was sent, so it goes over a new connection, in the
+    same run; none deferred, none twice."""
+    smtp_sink.handler.per_session, smtp_sink.handler.per_session_answer = 3, answer
+    ids = queue(store, [f"r{i}@example.org" for i in range(digests)])
+    report = await send_smtp(store, smtp(smtp_sink, max_connections=connections),
+                             "digest@example.org")
+    assert (report.sent, report.deferred, report.failed, report.stopped) == (digests, 0, 0, None)
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == sorted(
+        f"r{i}@example.org" for i in range(digests))
+    assert {status_of(store, i)[0] for i in ids} == {"sent"}
+
+
+@pytest.mark.parametrize("refuse_delay, release_delay, per_session", [(0.3, 0.0, None),
+                                                                      (0.0, 0.2, 3)])
+async def test_a_relay_slow_to_refuse_or_to_forget_a_connection_gets_all(
+        store, refuse_delay, release_delay, per_session):
+    """One connection at a time, and the relay answers the others' 421 only after 0.3 s (the
+    one that works may be done by then), or counts an ended connection 0.2 s longer (the
+    next one is refused at first): every digest goes out in the run, none is left behind."""
+    from .conftest import free_port
+    sink = SmtpSink(port=free_port(), max_sessions=1, refuse_delay=refuse_delay,
+                    release_delay=release_delay)
+    sink.handler.per_session = per_session
+    sink.start()
+    time.sleep(release_delay + 0.1)  # the controller's own trial connection is forgotten
+    try:
+        ids = queue(store, [f"r{i}@example.org" for i in range(12)])
+        report = await send_smtp(store, smtp(sink, max_connections=4), "digest@example.org")
+    finally:
+        sink.stop()
+    assert (report.sent, report.deferred, report.stopped, report.handed_back) == (12, 0, None, 0)
+    assert len(sink.received) == 12
+    assert {status_of(store, i)[0] for i in ids} == {"sent"}
+
+
+async def test_a_421_to_ehlo_is_reported_in_its_own_words(store, smtp_sink):
+    smtp_sink.handler.ehlo_answer = "421 4.7.0 mx.example.org busy, try later"
+    queue(store, ["a@example.org"])
+    report = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
+    assert report.stopped and "421" in report.stopped and "busy" in report.stopped
 
 
 async def test_a_full_mailbox_is_temporary_and_5_1_1_stays_hard(store, smtp_sink):

@@ -145,6 +145,11 @@ class SmtpConfig:
                                  'credential "smtp-password".', path=True)
     timeout: float = setting(30.0, "Seconds to wait for the server at each step; at most 600.",
                              minimum=0.1, maximum=600)
+    data_timeout: float = setting(600.0, 'Seconds to wait for the answer to the end of a '
+                                  'message (its final "."), which a server gives once it has '
+                                  "the message safe: RFC 5321 4.5.3.2.6 says 10 minutes, and "
+                                  "giving up sooner sends again a message the server may "
+                                  "have taken; at most 3600.", minimum=0.1, maximum=3600)
     max_connections: int = setting(4, "Connections opened in parallel and reused across "
                                    "messages; at most 100.", minimum=1, maximum=100)
     max_per_second: float = setting(0.0, "Messages per second at most; 0 means no limit, "

@@ -60,6 +60,11 @@ log = logging.getLogger("digestd.deliver")
 LEASE_S = 900.0  # a claim not renewed for this long is taken over (without claim_lease)
 FOLLOW_POLL_S = 0.01  # how often a sender that follows a build looks for new rows
 TOTAL_EVERY_S = 1.0  # how often it counts the rows due, for the progress total
+# A connection refused while none of this run's is open, after one worked: the server takes
+# fewer connections at a time and frees one soon (a connection's count outlives it). The
+# last worker tries again this many times, after 0.25, 0.5, 1 ... seconds, before it stops.
+CONNECT_RETRIES = 5
+CONNECT_RETRY_S = 0.25
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
@@ -239,7 +244,8 @@ class SmtpSender:
         self.marks_due = asyncio.Event()
         self.commit_wanted = asyncio.Event()  # a connection waits for the group commit
         self.clients: list[aiosmtplib.SMTP] = []
-        self.connecting = 0  # workers in the middle of connecting
+        self.connecting = 0  # workers in the middle of connecting (each holds a row)
+        self.connected = False  # a connection of this run got through
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
         # the claim must outlive the time its rows may wait for the rate limit
@@ -391,7 +397,12 @@ class SmtpSender:
             if self.buffer:
                 return self.buffer.popleft()
             if self.exhausted:
-                return None
+                if not self.connecting:
+                    return None
+                # a worker still connecting holds a row: if the server refuses it, the row
+                # comes back for a connection that works
+                await asyncio.sleep(FOLLOW_POLL_S)
+                continue
             if claiming:
                 assert self.claim_task is not None
                 await asyncio.shield(self.claim_task)  # its error, if any, is ours too
@@ -434,6 +445,8 @@ class SmtpSender:
         # PostgreSQL: the group commit of this connection's last 250, awaited before the
         # next DATA (a kill loses at most that one mark per connection)
         committing: asyncio.Future | None = None
+        carried = 0  # messages this connection took to the end (any answer)
+        retries = 0  # connection attempts refused in a row, after one worked
         try:
             while (row := await self._next_row()) is not None:
                 if client is None or not client.is_connected:
@@ -451,6 +464,15 @@ class SmtpSender:
                             self.buffer.appendleft(row)
                             log.info("event=connection_refused worker=%d error=%r", n, str(e))
                             break
+                        if self.connected and retries < CONNECT_RETRIES:
+                            # none open now, but one got through in this run: the server
+                            # frees its place soon
+                            self.buffer.appendleft(row)
+                            log.info("event=connection_refused worker=%d retry_in_s=%.2f "
+                                     "error=%r", n, CONNECT_RETRY_S * 2 ** retries, str(e))
+                            await asyncio.sleep(CONNECT_RETRY_S * 2 ** retries)
+                            retries += 1
+                            continue
                         error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
                                 f"{connect_failure(e)}"
                         await self._finish(row, Outcome("deferred", error))
@@ -459,11 +481,21 @@ class SmtpSender:
                     finally:
                         self.connecting -= 1
                     self.clients.append(client)
+                    self.connected, carried, retries = True, 0, 0
                 await self.rate.wait()
                 if self._stopping():  # asked to stop while connecting or waiting: not started
                     self.buffer.appendleft(row)
                     break
-                outcome = await self._send(client, row, committing)
+                outcome = await self._send(client, row, committing, reused=carried > 0)
+                if outcome.kind == "again":
+                    # the server ended a connection that carried messages before this one
+                    # started (a limit of messages per connection): a new connection takes it
+                    log.info("event=connection_ended worker=%d after=%d error=%r", n, carried,
+                             outcome.error)
+                    client.close()
+                    self.buffer.appendleft(row)
+                    continue
+                carried += 1
                 committing = await self._finish(row, outcome) or committing
             if committing is not None:  # this worker's last mark is in before it ends
                 await self._committed(committing)
@@ -478,10 +510,14 @@ class SmtpSender:
         await committing
 
     async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow,
-                    committing: asyncio.Future | None = None) -> Outcome:
+                    committing: asyncio.Future | None = None, *,
+                    reused: bool = False) -> Outcome:
         """One transaction, step by step so the stage of a failure is known. `committing`
         (the group commit of this connection's last 250) is awaited before DATA: its error
-        ends the worker, and this row, never sent, is handed back with the run's claims."""
+        ends the worker, and this row, never sent, is handed back with the run's claims.
+        On a `reused` connection, a 421 or the connection gone before DATA is kind "again":
+        nothing of this message was sent, and the server only ended the connection (RFC
+        5321 3.8: a server may close it after a limit of messages)."""
         stage = "MAIL"
         try:
             message = row.message
@@ -503,8 +539,10 @@ class SmtpSender:
             if committing is not None:
                 await self._committed(committing)
             stage = "DATA"
-            await send_data(client, message)
+            await send_data(client, message, self.smtp.data_timeout)
         except aiosmtplib.SMTPResponseException as e:
+            if reused and stage in ("MAIL", "RCPT") and e.code == 421:
+                return Outcome("again", classify(stage, e).error)
             if client.is_connected:
                 try:
                     await client.rset()
@@ -513,6 +551,9 @@ class SmtpSender:
             return classify(stage, e)
         except (aiosmtplib.SMTPException, OSError) as e:
             client.close()
+            if reused and stage in ("MAIL", "RCPT") and isinstance(
+                    e, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
+                return Outcome("again", classify(stage, e).error)
             return classify(stage, e)
         return Outcome("sent")
 

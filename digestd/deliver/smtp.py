@@ -42,7 +42,9 @@ async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
             # now, not at the first MAIL: SIZE and 8BITMIME are asked for before it
             try:
                 await client.ehlo()
-            except aiosmtplib.SMTPHeloError:
+            except aiosmtplib.SMTPHeloError as e:
+                if e.code == 421 or not client.is_connected:
+                    raise  # the server is closing the connection: its own words, not HELO's
                 await client.helo()
         if smtp.username:
             await client.login(smtp.username, smtp.password)
@@ -73,41 +75,52 @@ class RateLimit:
 class Outcome:
     """What the server said about one message."""
 
-    kind: str  # "sent", "deferred", "failed" or "bounced"
+    kind: str  # "sent", "deferred", "failed", "bounced"; "again": a new connection takes it
     error: str = ""
 
 
-def classify(stage: str, e: BaseException) -> Outcome:
-    """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it.
+# an enhanced status code (RFC 3463) at the start of a reply line: "5.1.1", or on a later line
+# of a multi-line reply ("Message rejected" / "5.7.1 Sender blocked by policy")
+_ENHANCED = re.compile(r"(?m)^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
-    5xx to RCPT means the address is refused: a hard bounce, except 552 (read as 452, RFC
-    5321 4.5.3.1.10) and a full mailbox, X.2.2 at any stage (RFC 3463: temporary, however
-    it is coded), which are deferred, and a security or policy status (5.7.x: a blocklist,
-    relaying denied), which fails the message without blaming the address. 5xx to DATA is one only when
-    the enhanced status says the mailbox is the problem (5.1.x, 5.2.x; or no enhanced status
-    and 550/551/553); other 5xx to DATA (a policy or content rejection, 5.7.x) fail the
-    message without blaming the subscriber. A 5xx to MAIL FROM is our sender's problem, the
-    same for every message: deferred, so a fixed config still delivers. 4xx, timeouts and
-    dropped connections are deferred.
+
+def classify(stage: str, e: BaseException) -> Outcome:
+    """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it, by the
+    enhanced status code (RFC 3463) where the reply has one, else by the reply code.
+
+    - 4xx, timeouts and dropped connections: deferred (retried with backoff).
+    - MAIL FROM: our sender, the same for every message, so deferred (a fixed config still
+      delivers); except a message too big for the server (552, RFC 1870; X.3.4), which no
+      retry sends: failed.
+    - Deferred however coded: a full mailbox (X.2.2, and 552 without an enhanced code: RFC
+      5321 4.5.3.1.10 reads 552 to RCPT as 452); our sender's address refused (X.1.7,
+      X.1.8: a configuration to fix).
+    - Failed without blaming the address: security or policy (X.7.x: a blocklist, DMARC,
+      relaying denied), a message too big (X.2.3, X.3.4), the mail system or the protocol
+      (X.3.x, X.5.x, X.6.x), and without an enhanced code anything but 550, 551 and 553.
+    - A hard bounce (the address is refused; counted towards `bouncing`): X.1.x, X.2.x and,
+      to RCPT, X.4.x (5.4.1 "recipient address rejected", 5.4.4 "unable to route"); without
+      an enhanced code 550, 551 and 553.
     """
     if isinstance(e, aiosmtplib.SMTPResponseException):
         text = f"{stage} {e.code} {_one_line(e.message)}"
-        if e.code < 500 or stage == "MAIL":
+        if e.code < 500:
             return Outcome("deferred", text)
-        enhanced = re.match(r"\s*5\.(\d+)\.(\d+)", e.message)
-        if enhanced and enhanced[1] == "2" and enhanced[2] == "2":
-            # mailbox full (RFC 3463 X.2.2): a condition of the moment, tried again later
+        m = _ENHANCED.search(e.message)
+        status = (m[2], m[3]) if m and m[1] == "5" else None
+        if stage == "MAIL":
+            too_big = e.code == 552 or status == ("3", "4")
+            return Outcome("failed" if too_big else "deferred", text)
+        if status is None:
+            kind = "deferred" if e.code == 552 else \
+                "bounced" if e.code in (550, 551, 553) else "failed"
+            return Outcome(kind, text)
+        if status == ("2", "2") or status in (("1", "7"), ("1", "8")):
             return Outcome("deferred", text)
-        if stage == "RCPT":
-            if enhanced and enhanced[1] == "7":
-                # security or policy (RFC 3463 X.7.x: our host on a blocklist, relaying
-                # denied, DMARC): about the sender, not the address
-                return Outcome("failed", text)
-            # 552 to RCPT is "too much mail" and to be read as 452 (RFC 5321 4.5.3.1.10)
-            return Outcome("deferred" if e.code == 552 else "bounced", text)
-        if enhanced:
-            return Outcome("bounced" if enhanced[1] in ("1", "2") else "failed", text)
-        return Outcome("bounced" if e.code in (550, 551, 553) else "failed", text)
+        if status in (("2", "3"), ("3", "4")):
+            return Outcome("failed", text)
+        blamed = ("1", "2", "4") if stage == "RCPT" else ("1", "2")
+        return Outcome("bounced" if status[0] in blamed else "failed", text)
     return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
 
 
@@ -128,7 +141,13 @@ def connect_failure(e: BaseException) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(str(text).split())[:300]
+    """A server's reply text on one line, at most 300 characters, as valid UTF-8 (aiosmtplib
+    decodes replies with surrogateescape: a Latin-1 "sp\xe4ter" could be neither stored nor
+    logged)."""
+    text = str(text)
+    if not text.isascii():
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(text.split())[:300]
 
 
 
@@ -167,17 +186,20 @@ async def rcpt_to(client: aiosmtplib.SMTP, path: bytes) -> None:
                                               path.decode("ascii"))
 
 
-async def send_data(client: aiosmtplib.SMTP, message: bytes) -> None:
+async def send_data(client: aiosmtplib.SMTP, message: bytes,
+                    done_timeout: float | None = None) -> None:
     """The DATA command and the message. aiosmtplib's data() runs two regular expressions
     over the whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third
     of the sender's CPU. A message whose every line ends in CRLF, as render.py builds them,
     needs only the dot-stuffing, which one bytes.replace does at C speed; any other
-    message goes through data() itself."""
+    message goes through data() itself. The answer to the final "." is awaited for
+    `done_timeout` seconds (smtp.data_timeout; RFC 5321 4.5.3.2.6 says 10 minutes: a
+    message the server took but answered late would be sent again)."""
     protocol = client.protocol
     crlf = message.count(b"\r\n")
     if (protocol is None or message.count(b"\n") != crlf or message.count(b"\r") != crlf
             or not message.endswith(b"\r\n")):
-        await client.data(message)
+        await client.data(message, timeout=done_timeout)
         return
     if message.startswith(b"."):
         message = b"." + message
@@ -187,7 +209,7 @@ async def send_data(client: aiosmtplib.SMTP, message: bytes) -> None:
     try:
         protocol.write(message.replace(b"\r\n.", b"\r\n.."))
         protocol.write(b".\r\n")
-        response = await protocol.read_response(timeout=client.timeout)
+        response = await protocol.read_response(timeout=done_timeout or client.timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
         client.close()  # as data() does: the session is out of step
         raise
