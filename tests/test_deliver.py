@@ -387,6 +387,7 @@ async def test_a_delivery_resets_the_count_of_bounces(store, smtp_sink):
     # the enhanced code on a later line of a multi-line reply
     ("RCPT", 550, "Message rejected\n5.7.1 Sender blocked by policy", "failed"),
     ("RCPT", 550, "5.1.1 The email account does not exist\n5.1.1 double-check", "bounced"),
+    ("RCPT", 550, "5.0.0 <gone@example.org>: Recipient rejected", "bounced"),
 ])
 def test_classify(stage, code, message, kind):
     import aiosmtplib

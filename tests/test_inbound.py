@@ -273,6 +273,21 @@ def test_a_refusal_about_the_sender_never_counts(site):
         assert store.inbound_counts() == {"refused": 2}
 
 
+def test_which_statuses_count_as_bounces():
+    """By deliver.classify's rules: the address (X.0, X.1, X.2, X.4) counts; a full mailbox
+    is temporary; our sender, a message too big, policy and the mail system are refusals."""
+    from digestd.inbound.dsn import permanent_status, policy_status
+    counted = ["5.1.1", "5.1.10", "5.2.1", "5.4.1", "5.4.4", "5.0.0"]
+    refused = ["5.7.1", "5.7.26", "5.3.4", "5.2.3", "5.1.7", "5.1.8", "5.5.4", "5.3.0"]
+    neither = ["5.2.2", "4.2.2", "4.4.1", ""]
+    assert [permanent_status(s) for s in counted] == [True] * len(counted)
+    assert [policy_status(s) for s in counted] == [False] * len(counted)
+    assert [(permanent_status(s), policy_status(s)) for s in refused] == [(False, True)] * len(
+        refused)
+    assert [(permanent_status(s), policy_status(s)) for s in neither] == [(False, False)] * len(
+        neither)
+
+
 def test_a_bounce_without_a_token_is_found_by_its_failed_address(site):
     address = ADDRESSES[4]
     raw = fill(site, "exim.eml", address, VERP="digest@example.org")

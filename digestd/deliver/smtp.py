@@ -99,8 +99,8 @@ def classify(stage: str, e: BaseException) -> Outcome:
       relaying denied), a message too big (X.2.3, X.3.4), the mail system or the protocol
       (X.3.x, X.5.x, X.6.x), and without an enhanced code anything but 550, 551 and 553.
     - A hard bounce (the address is refused; counted towards `bouncing`): X.1.x, X.2.x and,
-      to RCPT, X.4.x (5.4.1 "recipient address rejected", 5.4.4 "unable to route"); without
-      an enhanced code 550, 551 and 553.
+      to RCPT, X.4.x (5.4.1 "recipient address rejected", 5.4.4 "unable to route") and
+      X.0.x (undefined); without an enhanced code 550, 551 and 553.
     """
     if isinstance(e, aiosmtplib.SMTPResponseException):
         text = f"{stage} {e.code} {_one_line(e.message)}"
@@ -119,7 +119,7 @@ def classify(stage: str, e: BaseException) -> Outcome:
             return Outcome("deferred", text)
         if status in (("2", "3"), ("3", "4")):
             return Outcome("failed", text)
-        blamed = ("1", "2", "4") if stage == "RCPT" else ("1", "2")
+        blamed = ("0", "1", "2", "4") if stage == "RCPT" else ("1", "2")
         return Outcome("bounced" if status[0] in blamed else "failed", text)
     return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
 

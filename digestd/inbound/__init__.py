@@ -7,8 +7,8 @@ it; `digestd inbound` (an MTA's pipe) and the IMAP mailbox of [inbound] both cal
   flufl.bounce knows. Its permanent failures (5.x.x, never X.2.2) count as hard bounces of
   the message the VERP token of the return path names (store.record_mailed_bounce), or,
   without a token, of the newest message to the failed address; temporary ones ("delay")
-  are logged only, and so are refusals about the sender (5.7.x, "refused": a blocklist,
-  DMARC), which say nothing about the address.
+  are logged only, and so are refusals for a reason that is not the address ("refused":
+  5.7.x a blocklist or DMARC, 5.3.4 a message too big), by deliver.classify's rules.
 - A complaint (RFC 5965, Feedback-Type: abuse): its subscriber, named by a token in the
   returned message or by its Message-ID, is unsubscribed at once.
 - A message to `unsubscribe+TOKEN@...`, or whose subject holds the token: unsubscribed, and
@@ -207,12 +207,12 @@ def _bounce(found: _Found, store: Store, config: Config) -> Handled:
     if token is None and found.tokens.forged and not found.tokens.valid:
         return Handled("unrecognized", detail="forged_token")
     if not permanent:
-        # refused for a reason about the sender (5.7.x: a blocklist, DMARC): the setup is
-        # to be fixed, the address is fine; else delayed, mailbox full ...: the MTA goes on
+        # refused for a reason that is not the address (5.7.x: a blocklist, DMARC; a message
+        # too big): the address is fine; else delayed, mailbox full ...: the MTA goes on
         kind = "refused" if any(f.refused for f in found.failures) else "delay"
         if kind == "refused":
             log.warning("event=inbound_refused status=%s: the receiving server refused the "
-                        "message for a reason about the sender (RFC 3463 X.7.x)", status)
+                        "message for a reason that is not the address (RFC 3463)", status)
         return Handled(kind, token.subscriber_id if token else None,
                        token.digest_id if token else None, detail=status)
     error = f"bounced after delivery: {status} {permanent[0].diagnostic}".strip()

@@ -20,9 +20,9 @@ class Failure:
 
     address: str  # lowercase; '' when the report does not name one
     status: str  # the enhanced status code (RFC 3463), "5.1.1"; '' when unknown
-    permanent: bool  # counts as a hard bounce: 5.x.x, never X.2.2 (mailbox full) or X.7.x
+    permanent: bool  # counts as a hard bounce of the address (permanent_status)
     diagnostic: str = ""  # the remote server's words, for the row's last_error
-    refused: bool = False  # failed for a reason about the sender (5.7.x): no bounce counted
+    refused: bool = False  # failed for a reason not the address (policy_status): not counted
 
 
 def is_report(msg: Message, report_type: str) -> bool:
@@ -32,19 +32,25 @@ def is_report(msg: Message, report_type: str) -> bool:
 
 
 def permanent_status(status: str) -> bool:
-    """5.x.x is permanent (RFC 3463), except X.2.2, mailbox full: a condition of the moment,
-    read as temporary however it is coded, and X.7.x, security or policy (a blocklist,
-    DMARC, relaying denied): about the sender, not the address (the same rules as
-    deliver.classify)."""
+    """Whether a DSN's status counts as a hard bounce of the address, by the rules of
+    deliver.classify (RFC 3463): 5.1.x, 5.2.x, 5.4.x and 5.0.x (undefined), except a full mailbox (X.2.2,
+    temporary however it is coded), a message too big for the mailbox (X.2.3) and our
+    sender's address refused (X.1.7, X.1.8). Other 5.x.x statuses (policy X.7.x, too big
+    X.3.4, the mail system or protocol) are refusals that say nothing about the address
+    (policy_status)."""
     m = _STATUS.search(status)
-    return bool(m) and m[1] == "5" and not (m[2] == "2" and m[3] == "2") and m[2] != "7"
+    return bool(m) and m[1] == "5" and m[2] in ("0", "1", "2", "4") and (m[2], m[3]) not in (
+        ("2", "2"), ("2", "3"), ("1", "7"), ("1", "8"))
 
 
 def policy_status(status: str) -> bool:
-    """5.7.x (RFC 3463 section 3.8, security or policy status): the message was refused for
-    a reason about the sender."""
+    """A 5.x.x status that refused the message for a reason that is not the address:
+    security or policy (X.7.x: a blocklist, DMARC), a message too big (X.2.3, X.3.4), our
+    sender's address (X.1.7, X.1.8), the mail system or the protocol (X.3.x, X.5.x, X.6.x).
+    Not a full mailbox (X.2.2), which the relay keeps trying."""
     m = _STATUS.search(status)
-    return bool(m) and m[1] == "5" and m[2] == "7"
+    return bool(m) and m[1] == "5" and not permanent_status(status) and (m[2], m[3]) != (
+        "2", "2")
 
 
 def read_dsn(msg: Message) -> list[Failure]:
@@ -111,9 +117,9 @@ def scan_bounce(msg: Message) -> list[Failure]:
     full = _mailbox_full(text)
     m = _STATUS.search(text)
     status = m.group(0) if m and m[1] == "5" else "5.0.0"
-    refused = policy_status(status)
     failures = [Failure(a.decode("ascii", "replace").lower(), status,
-                        not full and not refused, refused=refused)
+                        not full and permanent_status(status),
+                        refused=not full and policy_status(status))
                 for a in sorted(permanent)]
     failures += [Failure(a.decode("ascii", "replace").lower(), "4.0.0", False)
                  for a in sorted(temporary - permanent)]
