@@ -581,8 +581,9 @@ async def test_generic_feed_dois_from_dc_identifier_and_prism(server, http):
     assert first.title == "Learning fast with α-nets"
     assert first.abstract == "An abstract & more."
     assert first.authors == ("Ada Lovelace", "Alan Turing")
-    # the link names it everywhere; the guid (rdf:about) is that same link and adds nothing
-    assert first.aliases == ("url:https://www.nature.com/articles/s42256-026-00001-1",)
+    # the link names it everywhere; the guid (rdf:about) also within this feed
+    assert first.aliases == ("url:https://www.nature.com/articles/s42256-026-00001-1",
+                             "guid:nature|https://www.nature.com/articles/s42256-026-00001-1")
     assert first.published == "2026-04-01"  # dc:date gave a day, not a time
     assert result.papers[2].url == "https://arxiv.org/abs/2604.22027"
 

@@ -118,3 +118,15 @@ def test_letters_stay_in_the_basic_plane_and_relations_are_spaced_alike(raw, exp
 ])
 def test_what_was_promised_stays(raw, expect):
     assert tex_to_text(raw) == expect
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # the space after a control word is not printed: an operator after it keeps its own
+    (r"$\alpha \log n$", "α log n"),
+    (r"$\min_\theta \max_\phi L$", "min_θ max_ϕ L"),
+    (r"$x \log y$", "x log y"),
+    # TeX's \colon is punctuation: "f: X"
+    (r"$f\colon X\to Y$", "f: X→Y"),
+])
+def test_operators_after_spaced_control_words_and_the_colon(raw, expect):
+    assert tex_to_text(raw) == expect

@@ -89,7 +89,7 @@ def clean_abstract(value: object, *, html: bool = False, tex: bool = False) -> s
 
 
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
-_UNCLOSED = re.compile(r"\([^,;()]*")
+_UNCLOSED = re.compile(r"(?<=\w)\s*\((?:(?!\s(?:and|&)\s)[^,;()\n])*")
 _AND = re.compile(r"\s+(?:and|&)\s+|^\s*and\s+", re.IGNORECASE)
 # Pieces that continue the previous name ("King, Jr.") or are no author at all.
 _SUFFIX = re.compile(r"^(?:jr|sr|ii|iii|iv|v|phd|md|msc|bsc)\.?$", re.IGNORECASE)
@@ -153,18 +153,30 @@ def _surname_initials(pieces: list[str]) -> list[str]:
     return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
 
 
-def _surname_given(pieces: list[str]) -> list[str]:
-    """"Doe, Jane, Roe, John Q." split at every comma, paired again: ["Doe, Jane", "Roe, John
-    Q."]. Only where every other piece can be a surname (one capitalized word, after
-    particles) and every piece between is one to three capitalized words: "Alice Doe, Bob
-    Roe" stays two people."""
+def _surname_given(pieces: list[str], surname_first: bool = False) -> list[str]:
+    """"Doe, Jane Q., Roe, John" split at every comma, paired again: ["Doe, Jane Q.", "Roe,
+    John"]. Only where every other piece can be a surname (one capitalized word, after
+    particles) and every piece between is one to three capitalized words, and something
+    says the list is surname first: a given name of two or three words, a surname with a
+    particle, or (`surname_first`) another part of the list that is one "Surname, Given"
+    ("Doe, Jane, Roe, John and Poe, Carol"). "Alice Doe, Bob Roe" stays two people, and so
+    do "Smith, Jones, Brown, Taylor", where nothing tells surnames from given names."""
     kept = [p.strip() for p in pieces if p.strip() and not _NOT_AUTHOR.match(p.strip())]
-    if len(kept) < 4 or len(kept) % 2 or not all(
+    evidence = surname_first or any(len(p.split()) > 1 for p in kept)
+    if not evidence or len(kept) < 4 or len(kept) % 2 or not all(
             _surname(p) and p.split()[-1][:1].isupper() for p in kept[0::2]) or not all(
             len(p.split()) <= 3 and p[:1].isupper() and not _SUFFIX.match(p)
             for p in kept[1::2]):
         return pieces
     return [f"{kept[k]}, {kept[k + 1]}" for k in range(0, len(kept), 2)]
+
+
+def _one_surname_first(part: str) -> bool:
+    """"Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)."""
+    pieces = part.split(",")
+    return len(pieces) == 2 and _surname(_name(pieces[0])) and 0 < len(
+        pieces[1].split()) <= 4 and not _SUFFIX.match(pieces[1].strip()) and not _CJK.search(
+        part)
 
 
 def _name(piece: str) -> str:
@@ -212,17 +224,18 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     parts = [text] if sep != "," else _AND.split(text) if ("and" in text or "&" in text) \
         else [text]
     names: list[str] = []
+    # one part "Doe, Jane" beside others ("Doe, Jane, Roe, John and Poe, Carol"): surname first
+    surname_first = sep == "," and len(parts) > 1 and any(_one_surname_first(p) for p in parts)
     for part in parts:
         if sep == ",":
             pieces = part.split(",")
             # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
-            if not tex and len(pieces) == 2 and _surname(_name(pieces[0])) \
-                    and 0 < len(pieces[1].split()) <= 4 and not _SUFFIX.match(pieces[1].strip()) \
-                    and not _CJK.search(part):
+            if not tex and _one_surname_first(part):
                 pieces = [part]
             elif not tex:
                 paired = _surname_initials(pieces)
-                pieces = paired if paired is not pieces else _surname_given(pieces)
+                pieces = paired if paired is not pieces else _surname_given(pieces,
+                                                                            surname_first)
         else:
             pieces = [p for chunk in part.split(sep)
                       for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)

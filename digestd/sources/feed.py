@@ -89,23 +89,30 @@ _ONLINE = re.compile(r"^\s*[^<>;]{2,150}?,\s*Published online:\s*[^;<>]{1,60};\s
 _PUBLISHED = re.compile(r"^\s*\[[^\[\]<>]{3,120}\]\s*Published\b[^<>]{0,60}$")
 # PLOS: "by Ann Roe, Bo Sample"
 _BY = re.compile(r"^\s*(?:<(?:i|em)>\s*)?[Bb]y\s+([^<>]{2,2000}?)\s*(?:</(?:i|em)>)?\s*$")
+# words of a title, never of a name: "By The Numbers", "By Combining Monte Carlo Methods With"
+_FUNCTION_WORDS = frozenset(("the", "a", "an", "any", "other", "with", "without", "of", "for",
+                             "in", "on", "to", "from", "into", "via", "using", "how", "what",
+                             "why", "when", "is", "are", "we", "our", "this", "that", "new",
+                             "all", "one", "its", "their", "your", "my", "not", "no", "more"))
 _PARTICLE_WORDS = frozenset(("van", "von", "der", "den", "de", "del", "della", "di", "da", "dos",
                              "das", "du", "la", "le", "ter", "ten", "zu", "al", "el", "bin",
                              "ibn", "and"))
 # a description that is the item's citation, not its abstract (Wiley: "Angewandte Chemie
 # International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.")
 _CITATION = re.compile(r"\bVolume \d+, (?:Issue|Page)|, EarlyView\.?\s*$")
-# ... and one with nothing else: a journal's name, then its volume and issue up to the year,
-# or "EarlyView" (a description that only cites the item is no abstract, even alone)
-# or (ACS) a journal's name in title case and the DOI
+# ... and one with nothing else: a journal's name (in title case), then its volume and issue
+# up to the year, or "EarlyView", or (ACS) the DOI (a description that only cites the item is
+# no abstract, even alone)
 _TITLE_WORD = r"(?:[A-Z][\w&.'-]*|of|the|and|for|in|on|&)"
-_CITATION_ONLY = re.compile(r"^(?:[^<>]{2,200}?, (?:Volume \d+, (?:Issue|Page)[^<>]{0,120}?"
+_JOURNAL = rf"{_TITLE_WORD}(?:\s+{_TITLE_WORD}){{0,15}}"
+_CITATION_ONLY = re.compile(rf"^{_JOURNAL}(?:, (?:Volume \d+, (?:Issue|Page)[^<>]{{0,120}}?"
                             r"\b(?:19|20)\d\d|EarlyView)\s*\.?"
-                            rf"|{_TITLE_WORD}(?:\s+{_TITLE_WORD}){{0,15}}\s+DOI:\s*10\.\d{{4,9}}/\S+)"
-                            r"\s*$")
+                            r"|\s+DOI:\s*10\.\d{4,9}/\S+)\s*$")
 # a heading "Abstract" the content starts with ("Abstract We invent", "ABSTRACT: We"); not
 # "Abstract interpretation gives", "Summary statistics"
 _ABSTRACT_HEAD = re.compile(r"^(?:Abstract\s*[:.]\s*|ABSTRACT\s*[:.]?\s+)")
+_HEADING_LINE = re.compile(r"^\s*(?:<(?:b|strong|h[1-6])>)?\s*Abstract\s*:?\s*"
+                           r"(?:</(?:b|strong|h[1-6])>)?\s*$", re.IGNORECASE)
 _HEADING = re.compile(r"^\s*<(h[1-6]|p|div)\b[^>]*>\s*(?:<(?:b|strong)>)?\s*Abstract\s*:?\s*"
                       r"(?:</(?:b|strong)>)?\s*</\1\s*>", re.IGNORECASE)
 
@@ -140,6 +147,8 @@ def _metadata(summary: str) -> tuple[str, str]:
         kept.append(line)
     if len(kept) == len(lines):
         return summary, ""
+    if kept and _HEADING_LINE.match(kept[0]):
+        kept.pop(0)  # "<b>Abstract</b>" on a line of its own, after the lines taken out
     return "\n".join(kept), listed
 
 
@@ -148,7 +157,8 @@ def _names_only(text: str) -> bool:
     ("combining A and B, we show ...")."""
     names = split_authors(text, html=True)
     return bool(names) and not text.rstrip().endswith(".") and all(
-        1 < len(n.split()) <= 5 and all(w[:1].isupper() or w in _PARTICLE_WORDS
+        1 < len(n.split()) <= 5 and all((w[:1].isupper() or w in _PARTICLE_WORDS)
+                                        and w.lower() not in _FUNCTION_WORDS
                                         for w in n.split()) for n in names)
 
 
@@ -253,10 +263,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if shared or shared_guid:
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
-        # a guid that is the item's own link says no more than the link: a "latest article"
-        # page (guid and link one address, the item behind it changing) is known as a link is
-        own_link = bool(link_id) and absolute_link(guid) == guid and url_id(guid) == link_id
-        held = guid_ids(guid, source) if guid and not shared_guid and not own_link else ()
+        held = guid_ids(guid, source) if guid and not shared_guid else ()
         ids = canonical(_doi(entry), link_id if link_id and not shared else None, *held)
         if ids is not None and ids[0].startswith("url:") and not any(
                 i.startswith(("arxiv:", "doi:", "guid:")) for i in (ids[0], *ids[1])):

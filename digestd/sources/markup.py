@@ -18,10 +18,11 @@ _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th", "table
                     "header", "footer", "dd", "dt", "dl", "figure", "figcaption", "math",
                     # JATS (journal abstracts, often as jats:sec, jats:title, jats:p)
                     "sec", "title", "abstract", "list", "list-item", "caption", "label"})
-# Elements whose content a reader never sees (MathML's annotation repeats the formula as TeX).
+# Elements whose content a reader never sees (MathML's annotation repeats the formula as TeX;
+# an inline <svg> is a drawing).
 # A <title> is JATS's heading of a section here (an HTML page's is inside <head>).
 _INVISIBLE = re.compile(r"<(script|style|template|noscript|head|annotation|"
-                        r"annotation-xml)(?=[\s/>])", re.IGNORECASE)
+                        r"annotation-xml|svg)(?=[\s/>])", re.IGNORECASE)
 # A tag starts with a letter (or "/" and a letter) right after "<", as in HTML 5 (section
 # 13.2.5.6): "<65" and "p < 0.05" are text. `[^<>]*` keeps every attempt linear.
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)([^<>]*)>|<[!?][^<>]*>")
@@ -48,25 +49,42 @@ mglyph mi mlabeledtr mmultiscripts mn mo mover mpadded mphantom mprescripts mroo
 mspace msqrt mstyle msub msubsup msup mtable mtd mtext mtr munder munderover none semantics
 """
 _ELEMENTS = frozenset(_ELEMENT_NAMES.split())
+# Elements that are tags whatever follows their name: void elements (HTML 5 section 13.1.2,
+# and the obsolete ones), and those whose end tag may be left out (section 13.1.2.4):
+# "<br clear>", "<hr noshade>", "<td nowrap>a<td nowrap>b"
+_ALWAYS = frozenset("""
+area base basefont bgsound br col embed frame hr image img input isindex keygen link menuitem
+meta param source spacer track wbr
+caption colgroup dd dt li optgroup option p rp rt tbody td tfoot th thead tr
+""".split())
+# an attribute with a quoted value: `<foo bar="1">` is markup whatever its name
+_QUOTED_ATTRIBUTE = re.compile(r"""\s[A-Za-z_:][\w:.-]*\s*=\s*["']""")
 
 
 def _is_tag(m: re.Match, ends: set[str], starts: set[str]) -> bool:
     """Whether a `<...>` that HTML 5 would read as a tag is markup, not text: a comment or
-    declaration; an element with a namespace prefix (jats:, mml:); one a browser knows, with
-    nothing after its name but attributes that have values (`<p and q>` is text), or closed
-    in the same fragment; any element opened and closed there (`<foo>x</foo>`)."""
+    declaration; a self-closing tag (`<rect .../>`, `<target id="t1"/>`); an element with a
+    namespace prefix (jats:, mml:) or a custom element's hyphen (`<x-foo>`); a void element
+    or one whose end tag may be left out, whatever follows its name (`<br clear>`); one a
+    browser knows, with nothing after its name but attributes that have values (`<b and c>`
+    is text), or closed in the same fragment; any element with a quoted attribute, or
+    opened and closed there (`<foo>x</foo>`)."""
     if not m[2]:
         return True  # <!-- -->, <!DOCTYPE>, <?xml ?>
     name = m[2].lower()
-    if ":" in name:
+    if ":" in name or "-" in name:
         return True
     known = name in _ELEMENTS
-    rest = m[3].strip().rstrip("/")
     if m[1]:  # an end tag
         return known or name in starts
+    if m[3].endswith("/") or name in _ALWAYS:
+        return True
+    rest = m[3].strip()
     if known and (not rest or "=" in rest):
         return True
-    return name in ends
+    return name in ends or bool(rest and _QUOTED_ATTRIBUTE.search(m[3]))
+
+
 def _drop_between(text: str, start: str, end: str) -> str:
     """`text` without each `start`...`end` run (to the end when `end` never comes)."""
     out, i = [], 0

@@ -57,7 +57,10 @@ def _prints_word(name: str) -> bool:
 def _letter_before(s: str, pos: int) -> bool:
     """Whether what TeX prints just before `pos` in `s` is a letter, a digit or a closing
     bracket: an operator name after it is a word of its own, as TeX spaces it ("n log n")."""
-    word = _ENDS_IN_WORD.search(s, max(0, pos - 40), pos)
+    end = pos
+    while end and s[end - 1] in " \t\n":  # "\alpha \log n": the space after a control
+        end -= 1                           # word is not printed
+    word = _ENDS_IN_WORD.search(s, max(0, end - 40), end)
     if word is not None:
         return _prints_word(word[0][1:])
     before = s[pos - 1:pos]
@@ -118,6 +121,7 @@ def _latex_contexts():
         MacroTextSpec("pmod", " (mod %(1)s)"),
         # a prime is U+2032 (f′), not an apostrophe; pylatexenc lacks the double dagger
         MacroTextSpec("prime", "′"), MacroTextSpec("ddagger", "‡"), MacroTextSpec("ddag", "‡"),
+        MacroTextSpec("colon", ": "),  # f\colon X -> Y: "f: X → Y"
     ])
     return parse, render
 
@@ -298,7 +302,7 @@ def _space_signs(nodes: list, math: bool = False) -> None:
         elif math and node.macro_post_space:
             if node.macroname in _OPERATORS:
                 node.macro_post_space = ""
-            elif not _prints_word(node.macroname):
+            elif not _prints_word(node.macroname) and node.macroname != "colon":
                 if not node.pos or node.parsing_state.s[node.pos - 1] in _SPACED:
                     # pylatexenc prints the space only before plain characters; "\\ " always
                     out.append(latexwalker.LatexMacroNode(" ", parsing_state=node.parsing_state,
