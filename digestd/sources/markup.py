@@ -52,11 +52,12 @@ _ELEMENTS = frozenset(_ELEMENT_NAMES.split())
 # Elements that are tags whatever follows their name: void elements (HTML 5 section 13.1.2,
 # and the obsolete ones), and those whose end tag may be left out (section 13.1.2.4):
 # "<br clear>", "<hr noshade>", "<td nowrap>a<td nowrap>b"
-_ALWAYS = frozenset("""
+_ALWAYS_NAMES = """
 area base basefont bgsound br col embed frame hr image img input isindex keygen link menuitem
 meta param source spacer track wbr
 caption colgroup dd dt li optgroup option p rp rt tbody td tfoot th thead tr
-""".split())
+"""
+_ALWAYS = frozenset(_ALWAYS_NAMES.split())
 # an attribute with a quoted value: `<foo bar="1">` is markup whatever its name
 _QUOTED_ATTRIBUTE = re.compile(r"""\s[A-Za-z_:][\w:.-]*\s*=\s*["']""")
 
