@@ -975,6 +975,9 @@ def test_text_and_names_fifth_round():
     ("First line<br clear>Second line<hr noshade>third", "First line Second line third"),
     ("<table><tr><td nowrap>a<td nowrap>b</table>", "a b"),
     ('<spacer type=horizontal size=10>x <x-foo>y <foo bar="1">z', "x y z"),
+    # a CDATA section left in the field (wrapped twice) is text, whatever it holds
+    ("<p>Intro <![CDATA[We show p<0.05 & more]]> end</p>", "Intro We show p<0.05 & more end"),
+    ("<![CDATA[A plain abstract.]]>", "A plain abstract."),
 ])
 def test_text_that_only_looks_like_tags(raw, expect):
     from digestd.sources.clean import clean_abstract

@@ -198,18 +198,25 @@ def inline_markup_to_text(text: str) -> str:
     return _BR.sub(" ", text) if "<br" in text or "<BR" in text else text
 
 
+_CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|$)", re.DOTALL)
+
+
 def html_to_text(fragment: str) -> str:
     """The text a browser shows for an HTML fragment: tags gone, entities decoded once.
 
     Tags are recognized as HTML 5 does (section 13.2.5: `<` then a letter, or `</`, `<!`,
     `<?`), so "aged <65 versus >80" survives, and of those only the ones that name an
-    element (_is_tag), so "for all k<n and n>m" and "List<Integer>" survive too; comments, scripts, styles and MathML
-    annotations are dropped, block elements leave a space. Linear in the input, whatever
-    it holds (a million "<a " costs what a million letters do).
+    element (_is_tag), so "for all k<n and n>m" and "List<Integer>" survive too;
+    comments, scripts, styles and MathML annotations are dropped, block elements leave a
+    space, and a CDATA section left in the field (a feed that wrapped it twice) is text.
+    Linear in the input, whatever it holds (a million "<a " costs what a million letters
+    do).
     """
     if "<" not in fragment and "&" not in fragment:
         return fragment
     if "<" in fragment:
+        if "<![CDATA[" in fragment:
+            fragment = _CDATA.sub(lambda m: _as_text(m[1]), fragment)
         fragment = _drop_between(fragment, "<!--", "-->")
         fragment = _formulas(fragment)
         fragment = _drop_invisible(fragment)
