@@ -294,6 +294,57 @@ def test_templates_dir_must_be_a_folder(check, tmp_path):
     accepted(check, '[digest]\ntemplates_dir = "mine"\n')
 
 
+def test_outbox_dir_must_be_a_folder_digestd_can_write(check, tmp_path):
+    (tmp_path / "afile").write_text("")
+    refused(check, '[delivery]\noutbox_dir = "afile"\n', 2,
+            f'delivery.outbox_dir "{tmp_path / "afile"}" is a file, not a folder: the outbox '
+            "method writes its .eml files there")
+    refused(check, '[delivery]\noutbox_dir = "afile/sub"\n', 2,
+            f'delivery.outbox_dir "{tmp_path / "afile" / "sub"}" cannot be made: '
+            f"{tmp_path / 'afile'} is a file: the outbox method writes its .eml files there")
+    accepted(check, '[delivery]\noutbox_dir = "new/deep/out"\n')
+    assert not (tmp_path / "new").exists()  # checked, not made
+
+
+def test_the_outbox_method_stops_in_one_line_when_its_folder_cannot_be_made(tmp_path):
+    """(config check refuses such a folder first; a folder removed later is said so.)"""
+    from digestd.deliver import write_outbox
+    (tmp_path / "afile").write_text("")
+    with Store(tmp_path / "s.sqlite3") as store:
+        report = write_outbox(store, tmp_path / "afile")
+    assert report.stopped and "cannot make the outbox folder" in report.stopped
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("htp://example.org/feed", 'must be an http(s) URL or a local file path, got the scheme '
+                               '"htp" ("htp://example.org/feed")'),
+    ("ftp://example.org/f", 'must be an http(s) URL or a local file path, got the scheme "ftp" '
+                            '("ftp://example.org/f")'),
+    ("http://", 'has no host ("http://")'),
+    ("http://exa mple.org/f", 'holds white space or a control character ("http://exa mple.org/'
+                              'f"): write a space as %20'),
+    ("https://example.org:99999/f", 'is not a valid URL ("https://example.org:99999/f"): Port '
+                                    "out of range 0-65535"),
+    ("http//example.org/feed", 'looks like a URL with its "://" mistyped: write it as '
+                               '"https://journal.example.org/feed.xml"'),
+    ("https:/example.org/feed", 'looks like a URL with its "://" mistyped: write it as '
+                                '"https://journal.example.org/feed.xml"'),
+])
+def test_a_source_url_that_can_never_be_polled(check, url, shown):
+    refused(check, f'[[sources]]\nname = "j"\nkind = "feed"\nurl = "{url}"\n', 4,
+            f'sources.url of "j" {shown}')
+
+
+def test_a_source_path_that_reads_as_a_web_address_or_a_folder_is_warned_about(check, tmp_path):
+    err = accepted(check, '[[sources]]\nname = "j"\nkind = "feed"\nurl = "example.org/f.xml"\n')
+    assert 'if it is a web address, write it with "https://"' in err
+    (tmp_path / "feeds").mkdir()
+    err = accepted(check, '[[sources]]\nname = "j"\nkind = "feed"\nurl = "feeds"\n')
+    assert "is a folder, not a feed file" in err
+    for fine in ("https://journal.example.org/feed.xml", "file:///srv/feed.xml"):
+        accepted(check, f'[[sources]]\nname = "j"\nkind = "feed"\nurl = "{fine}"\n')
+
+
 def test_unreadable_secret_files_name_their_key_and_line(check, tmp_path):
     missing = tmp_path / "nope"
 

@@ -64,6 +64,18 @@ def test_a_store_emptied_under_a_used_setup_is_refused_not_started_over(tmp_path
     assert "300 new" in capsys.readouterr().out
 
 
+def test_a_second_store_beside_the_first_is_told_whose_secret_it_found(tmp_path):
+    """Two configs in one folder share the link secret made beside the first store: the
+    second is refused (its links would be the first's), and told why."""
+    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+    with Store(first) as store:
+        store.add_subscriber("x@example.org", ["t"])
+    (tmp_path / "digestd.secret").write_text("s" * 40)
+    with pytest.raises(StoreMissing, match=f"belongs to the store {first} in the same folder: "
+                                           "give each store a folder of its own"):
+        Store(second)
+
+
 def test_a_lost_store_with_its_write_ahead_log_left_is_refused(tmp_path):
     path = tmp_path / "digestd.sqlite3"
     (tmp_path / "digestd.sqlite3-wal").write_bytes(b"\0" * 32)

@@ -140,6 +140,39 @@ def check_url(value: str, *, query: bool = False) -> str:
     return value
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# "http//example.org", "https:/example.org", "http:example.org": a URL with its "://" mistyped
+_MISTYPED_SCHEME = re.compile(r"^https?(?::/?(?!/)|//)", re.IGNORECASE)
+
+
+def source_url_problem(value: str) -> str | None:
+    """Why a source's `url` can never be polled, or None: an http(s) URL needs a host and a
+    valid port and no white space; a file:// URL or a local path (no scheme) is read from
+    disk; any other scheme, or an http URL whose "://" was mistyped, is refused."""
+    m = _SCHEME.match(value)
+    if m is None:
+        if _MISTYPED_SCHEME.match(value):
+            return ('looks like a URL with its "://" mistyped: write it as '
+                    '"https://journal.example.org/feed.xml"')
+        return None  # a local file path
+    scheme = m[1].lower()
+    if scheme == "file":
+        return None
+    if scheme not in ("http", "https"):
+        return (f'must be an http(s) URL or a local file path, got the scheme "{m[1]}" '
+                f'("{value}")')
+    if _unprintable(value):
+        return f'holds white space or a control character ("{value}"): write a space as %20'
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError as e:
+        return f'is not a valid URL ("{value}"): {e}'
+    if not parts.hostname:
+        return f'has no host ("{value}")'
+    return None
+
+
 def check_optional_url(value: str) -> str:
     return check_url(value, query=True) if value else value
 

@@ -19,7 +19,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import ConfigError
-from .checks import CONFIG_ENV, check_mailto_address
+from .checks import CONFIG_ENV, check_mailto_address, source_url_problem
 from .schema import (
     SECTIONS,
     Config,
@@ -153,6 +153,22 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
 
 
+def _folder_problem(folder: str) -> str | None:
+    """Why digestd cannot write files into `folder` (made if missing), or None."""
+    if os.path.exists(folder):
+        if not os.path.isdir(folder):
+            return "is a file, not a folder"
+        return None if os.access(folder, os.W_OK | os.X_OK) else "cannot be written to"
+    parent = os.path.dirname(folder)
+    while parent and not os.path.exists(parent):
+        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
+    if parent and not os.path.isdir(parent):
+        return f"cannot be made: {parent} is a file"
+    if parent and not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot be made: {parent} cannot be written to"
+    return None
+
+
 def _check_inbound(inbound: InboundConfig, written: dict, fail) -> None:
     """What [inbound] needs beyond its keys' own checks; raises ConfigError."""
     if not inbound.enabled:
@@ -194,6 +210,11 @@ def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
         if s.kind == "feed" and s.url and "://" not in s.url and not os.path.isabs(s.url)
         else s for s in config.sources)
     config = dataclasses.replace(config, sources=sources)
+    if config.delivery_method == "outbox":
+        problem = _folder_problem(config.delivery.outbox_dir)
+        if problem:
+            fail(f'delivery.outbox_dir "{config.delivery.outbox_dir}" {problem}: the outbox '
+                 "method writes its .eml files there", "delivery", "outbox_dir")
     templates = config.digest.templates_dir
     if templates and not os.path.isdir(templates):
         fail(f'digest.templates_dir must be a folder, got "{templates}": '
@@ -291,6 +312,10 @@ def unsubscribe_warning(config: Config) -> str | None:
             "one-click unsubscribe, RFC 8058, only over https)")
 
 
+# a relative path that reads as a web address without its scheme: "example.org/feed.xml"
+_DOMAIN = re.compile(r"^(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?:/|$)")
+
+
 def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]:
     """What `config check` warns about: allowed, but probably not what was meant."""
     def where(section: str, key: str) -> str:
@@ -319,11 +344,19 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
     for i, src in enumerate(config.sources):
         # a local feed file may be written later by another job: a warning, and each poll
         # fails alone (not-found) until it is there
-        if src.kind == "feed" and src.url.startswith("/") and not os.path.exists(src.url):
-            line = locate("sources", i, "url")
-            out.append((f"{path}:{line}: " if line else f"{path}: ") + f'sources.url of '
-                       f'"{src.name}": no such file {src.url} (yet): its polls fail until '
-                       "it is there")
+        if src.kind != "feed" or not src.url.startswith("/"):
+            continue
+        line = locate("sources", i, "url")
+        here = f"{path}:{line}: " if line else f"{path}: "
+        if not os.path.exists(src.url):
+            written = os.path.relpath(src.url, config.base_dir)
+            hint = ' (if it is a web address, write it with "https://")' if _DOMAIN.match(
+                written) else ""
+            out.append(here + f'sources.url of "{src.name}": no such file {src.url} (yet): its '
+                       f"polls fail until it is there{hint}")
+        elif os.path.isdir(src.url):
+            out.append(here + f'sources.url of "{src.name}": {src.url} is a folder, not a feed '
+                       "file: its polls fail")
     return tuple(out)
 
 
@@ -362,6 +395,9 @@ def _check_source(src: SourceConfig, table: dict, i: int, names: set[str],
         fail('sources.query is required for kind "arxiv-api"', "sources", None, i)
     if src.kind == "feed" and not src.url:
         fail('sources.url is required for kind "feed"', "sources", None, i)
+    problem = source_url_problem(src.url) if src.url else None
+    if problem:
+        fail(f'sources.url of "{src.name}" {problem}', "sources", "url", i)
     return src
 
 def _build(cls: type, table: dict, section: str, index: int | None, fail,

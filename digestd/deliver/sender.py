@@ -126,7 +126,11 @@ def write_outbox(store: BaseStore, outbox_dir: str | Path, *, rows: list[OutboxR
     from, so a bounce can be written (or tested) for it."""
     report = DeliveryReport()
     folder = Path(outbox_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # every digest stays queued for the next run
+        report.stopped = f"cannot make the outbox folder {folder}: {e.strerror or e}"
+        return report
     for row in rows if rows is not None else store.outbox():
         if stop is not None and stop():
             break

@@ -31,6 +31,12 @@ def _refuse_to_start_over(path: Path) -> None:
     for left in (path.with_name(SECRET_NAME), path.with_name(path.name + "-wal")):
         if left.exists():
             state = "empty" if size == 0 else "missing"
+            others = [p for p in path.parent.glob("*.sqlite3") if p != path and p.stat().st_size]
+            if left.name == SECRET_NAME and others:
+                raise StoreMissing(f"the store {path} is {state}, and the link secret {left} "
+                                   f"beside it belongs to the store {others[0]} in the same "
+                                   "folder: give each store a folder of its own (or, if "
+                                   f"{path} was lost, restore it from a backup)")
             raise StoreMissing(f"the store {path} is {state} but {left} exists: refusing to "
                                f"start over (restore the store from a backup, or remove "
                                f"{left} to start afresh)")
