@@ -117,14 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                "subscribers").add_subparsers(
         dest="subscribers_command", metavar="SUBCOMMAND", required=True)
     p = add("add", cmd_subscribers_add, "add an active subscriber (no confirmation)", subs)
-    p.add_argument("email")
+    p.add_argument("email", help="the subscriber's email address")
     p.add_argument("--rule", action="append", required=True, metavar="RULE",
                    help="a keyword rule (repeatable), e.g. 'title:(prun* OR sparsit*) -survey'; "
                         "a rule that starts with - is written --rule=-RULE")
     p.add_argument("--name", help="display name")
     p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
-    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"),
+                   help="how often a digest goes out (default: digest.frequency)")
     p.add_argument("--weekday", choices=WEEKDAYS, default="mon",
                    help="the day of a weekly digest (default: mon)")
     p.add_argument("--send-empty", action="store_true",
@@ -139,10 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("set", cmd_subscribers_set, "change a subscriber's schedule and relevance settings "
             "(what is not given stays)", subs)
-    p.add_argument("email")
+    p.add_argument("email", help="the subscriber's email address")
     p.add_argument("--timezone", metavar="TZ", help="IANA time zone, e.g. Europe/Berlin")
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
-    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"))
+    p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"),
+                   help="how often a digest goes out")
     p.add_argument("--weekday", choices=WEEKDAYS, help="the day of a weekly digest")
     p.add_argument("--send-empty", action=argparse.BooleanOptionalAction, default=None,
                    help='send a short "nothing matched" note on days without matches '
@@ -239,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "digest of what matched since (a paper is still sent only once)")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would be built; queue and send nothing")
-    p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why")
+    p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why; show, retry or "
+            "prune them")
     p.add_argument("--failed", action="store_true", help="list failed ones too")
     p.add_argument("--limit", type=int, default=200, metavar="N",
                    help="show at most N rows (default 200; 0: all)")

@@ -18,7 +18,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
         reports = asyncio.run(poll_sources(config.sources, store, names=names))
     print(f"{'source':<20} {'fetched':>7} {'new':>5} {'skipped':>7} {'took':>7}  status")
     for r in reports:
-        status = f"error ({r.reason}): {r.error}" if r.error else (
+        error = r.error or ""
+        if error.startswith(f"{r.source}: "):  # the row names the source already
+            error = error[len(r.source) + 2:]
+        status = f"error ({r.reason}): {error}" if r.error else (
             "not modified" if r.not_modified else "ok")
         print(f"{r.source:<20} {r.fetched:>7} {r.new:>5} {r.skipped:>7} {r.duration_s:>6.1f}s  "
               f"{status}")
@@ -74,7 +77,12 @@ def cmd_papers(args: argparse.Namespace) -> int:
                       "published": p.published, "url": p.url, "authors": list(p.authors),
                       "categories": list(p.categories), "upvotes": p.upvotes} for p in papers])
         return 0
-    for p in papers:
-        print(f"{p.id:<28} {p.published[:10]:<10} {p.source:<12} {p.title[:80]}")
+    # columns as wide as their longest entry (an id of a feed's item is a whole URL)
+    rows = [(p.id, p.published[:10] or "-", p.source, p.title[:80]) for p in papers]
+    if rows:
+        widths = [max(len(h), *(len(r[i]) for r in rows))
+                  for i, h in enumerate(("id", "published", "source"))]
+        for row in (("id", "published", "source", "title"), *rows):
+            print("  ".join(f"{v:<{w}}" for v, w in zip(row[:3], widths)) + "  " + row[3])
     print(_count(len(papers), "paper"))
     return 0
