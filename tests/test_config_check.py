@@ -262,6 +262,11 @@ def test_source_names_that_work_and_duplicates(check):
     accepted(check, '[[sources]]\nname = "arxiv-ml_2.cs"\nkind = "sample"\n')
     refused(check, '[[sources]]\nname = "a"\nkind = "sample"\n\n[[sources]]\nname = "a"\n'
             'kind = "sample"\n', 6, 'sources.name "a" is used twice')
+    # said in the same check as the other mistakes, even of the sources that hold them
+    code, err, path = check('[[sources]]\nname = "a"\nkind = "sample"\nevery = "5x"\n\n'
+                            '[[sources]]\nname = "a"\nkind = "sample"\n')
+    assert code == 2 and f'{path}:7: sources.name "a" is used twice' in err
+    assert "(2 mistakes in the config)" in err
 
 
 def test_arxiv_categories(check):

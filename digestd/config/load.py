@@ -118,11 +118,17 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
             errors.append(_caught(fail, "sources must be an array of tables: write [[sources]]",
                                   "sources"))
             continue
+        name = table.get("name")
+        if isinstance(name, str) and name:  # said even when the table has other mistakes
+            if name in names:
+                errors.append(_caught(lambda m, sec: fail(m, sec, "name", i),
+                                      f'sources.name "{name}" is used twice', "sources"))
+            names.add(name)
         src = _build(SourceConfig, table, "sources", i, fail, errors)
         if src is None:
             continue
         try:
-            sources.append(_check_source(src, table, i, names, fail))
+            sources.append(_check_source(src, table, i, fail))
         except ConfigError as e:
             errors.append(e)
     if errors:
@@ -375,15 +381,11 @@ def _caught(fail, message: str, section: str) -> ConfigError:
     raise AssertionError("fail() must raise")  # pragma: no cover
 
 
-def _check_source(src: SourceConfig, table: dict, i: int, names: set[str],
-                  fail) -> SourceConfig:
+def _check_source(src: SourceConfig, table: dict, i: int, fail) -> SourceConfig:
     """What one [[sources]] table needs beyond its keys' own checks; raises ConfigError."""
     for key in ("name", "kind"):
         if not getattr(src, key):
             fail(f"sources.{key} is required", "sources", None, i)
-    if src.name in names:
-        fail(f'sources.name "{src.name}" is used twice', "sources", "name", i)
-    names.add(src.name)
     for f in settings(SourceConfig):
         kinds = f.metadata["kinds"]
         if kinds and src.kind not in kinds and toml_key(f) in table:
