@@ -115,13 +115,23 @@ def classify(stage: str, e: BaseException) -> Outcome:
             kind = "deferred" if e.code == 552 else \
                 "bounced" if e.code in (550, 551, 553) else "failed"
             return Outcome(kind, text)
-        if status == ("2", "2") or status in (("1", "7"), ("1", "8")):
-            return Outcome("deferred", text)
-        if status in (("2", "3"), ("3", "4")):
-            return Outcome("failed", text)
-        blamed = ("0", "1", "2", "4") if stage == "RCPT" else ("1", "2")
-        return Outcome("bounced" if status[0] in blamed else "failed", text)
+        return Outcome(status_kind(*status, to_recipient=stage == "RCPT"), text)
     return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
+
+
+def status_kind(subject: str, detail: str, *, to_recipient: bool = True) -> str:
+    """What a permanent enhanced status 5.SUBJECT.DETAIL (RFC 3463) says of a message, for
+    classify and for the bounces read back (inbound/dsn.py): "deferred" (a full mailbox,
+    X.2.2; our sender's address, X.1.7 and X.1.8), "failed" without blaming the address (a
+    message too big, X.2.3 and X.3.4; policy X.7.x; the mail system and the protocol), or
+    "bounced", the address refused: X.1.x, X.2.x and, `to_recipient` (an answer to RCPT, a
+    DSN), X.4.x and X.0.x."""
+    if (subject, detail) in (("2", "2"), ("1", "7"), ("1", "8")):
+        return "deferred"
+    if (subject, detail) in (("2", "3"), ("3", "4")):
+        return "failed"
+    blamed = ("0", "1", "2", "4") if to_recipient else ("1", "2")
+    return "bounced" if subject in blamed else "failed"
 
 
 def connect_failure(e: BaseException) -> str:

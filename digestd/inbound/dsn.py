@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from email.message import Message
 from email.utils import parseaddr
 
+from ..deliver.smtp import status_kind
+
 log = logging.getLogger("digestd.inbound")
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -32,15 +34,11 @@ def is_report(msg: Message, report_type: str) -> bool:
 
 
 def permanent_status(status: str) -> bool:
-    """Whether a DSN's status counts as a hard bounce of the address, by the rules of
-    deliver.classify (RFC 3463): 5.1.x, 5.2.x, 5.4.x and 5.0.x (undefined), except a full mailbox (X.2.2,
-    temporary however it is coded), a message too big for the mailbox (X.2.3) and our
-    sender's address refused (X.1.7, X.1.8). Other 5.x.x statuses (policy X.7.x, too big
-    X.3.4, the mail system or protocol) are refusals that say nothing about the address
-    (policy_status)."""
+    """Whether a DSN's status counts as a hard bounce of the address: a 5.x.x status that
+    deliver.classify would count at RCPT (deliver.smtp.status_kind: 5.0.x, 5.1.x, 5.2.x,
+    5.4.x, never X.2.2, X.2.3, X.1.7 or X.1.8)."""
     m = _STATUS.search(status)
-    return bool(m) and m[1] == "5" and m[2] in ("0", "1", "2", "4") and (m[2], m[3]) not in (
-        ("2", "2"), ("2", "3"), ("1", "7"), ("1", "8"))
+    return bool(m) and m[1] == "5" and status_kind(m[2], m[3]) == "bounced"
 
 
 def policy_status(status: str) -> bool:
@@ -49,8 +47,8 @@ def policy_status(status: str) -> bool:
     sender's address (X.1.7, X.1.8), the mail system or the protocol (X.3.x, X.5.x, X.6.x).
     Not a full mailbox (X.2.2), which the relay keeps trying."""
     m = _STATUS.search(status)
-    return bool(m) and m[1] == "5" and not permanent_status(status) and (m[2], m[3]) != (
-        "2", "2")
+    return bool(m) and m[1] == "5" and status_kind(m[2], m[3]) != "bounced" and (
+        m[2], m[3]) != ("2", "2")
 
 
 def read_dsn(msg: Message) -> list[Failure]:

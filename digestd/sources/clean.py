@@ -122,8 +122,8 @@ def _has_entities(value: object) -> bool:
 
 
 # the particles of a surname ("van der Berg, Jan", "de la Cruz, María")
-_PARTICLES = frozenset("van von der den de del della di da dos das du la le ter ten zu al el "
-                       "bin ibn".split())
+NAME_PARTICLES = frozenset("van von der den de del della di da dos das du la le ter ten zu al "
+                           "el bin ibn".split())
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")  # kana, kanji/hanzi, hangul
 _INITIALS = re.compile(r"(?:[A-Z]\.?[\s-]?){1,4}")
 
@@ -137,7 +137,7 @@ def _surname(text: str) -> bool:
     """Whether `text` can be a surname before ", given names": one word, after lower-case
     particles ("van der Berg"; "Di Wu" and "Van Nguyen" are given name and surname)."""
     found = text.split()
-    return 0 < len(found) <= 4 and all(w in _PARTICLES for w in found[:-1])
+    return 0 < len(found) <= 4 and all(w in NAME_PARTICLES for w in found[:-1])
 
 
 def _surname_initials(pieces: list[str]) -> list[str]:

@@ -14,6 +14,7 @@ from ..text import collapse
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed, parse_feed_bytes
 from .base import PollResult, Source, parse_off_loop
 from .clean import (
+    NAME_PARTICLES,
     absolute_link,
     clean_abstract,
     clean_name,
@@ -94,9 +95,6 @@ _FUNCTION_WORDS = frozenset(("the", "a", "an", "any", "other", "with", "without"
                              "in", "on", "to", "from", "into", "via", "using", "how", "what",
                              "why", "when", "is", "are", "we", "our", "this", "that", "new",
                              "all", "one", "its", "their", "your", "my", "not", "no", "more"))
-_PARTICLE_WORDS = frozenset(("van", "von", "der", "den", "de", "del", "della", "di", "da", "dos",
-                             "das", "du", "la", "le", "ter", "ten", "zu", "al", "el", "bin",
-                             "ibn", "and"))
 # a description that is the item's citation, not its abstract (Wiley: "Angewandte Chemie
 # International Edition, Volume 65, Issue 1, e202600001, January 2, 2026.")
 _CITATION = re.compile(r"\bVolume \d+, (?:Issue|Page)|, EarlyView\.?\s*$")
@@ -157,7 +155,7 @@ def _names_only(text: str) -> bool:
     ("combining A and B, we show ...")."""
     names = split_authors(text, html=True)
     return bool(names) and not text.rstrip().endswith(".") and all(
-        1 < len(n.split()) <= 5 and all((w[:1].isupper() or w in _PARTICLE_WORDS)
+        1 < len(n.split()) <= 5 and all((w[:1].isupper() or w in NAME_PARTICLES)
                                         and w.lower() not in _FUNCTION_WORDS
                                         for w in n.split()) for n in names)
 
