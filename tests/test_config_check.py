@@ -269,6 +269,16 @@ def test_source_names_that_work_and_duplicates(check):
     assert "(2 mistakes in the config)" in err
 
 
+def test_an_arxiv_category_outside_the_taxonomy_is_warned_about(check):
+    err = accepted(check, '[[sources]]\nname = "a"\nkind = "arxiv-rss"\ncategories = '
+                          '["cs.LGG", "cs.lg", "stat.ML", "hep-th", "cond-mat.stat-mech"]\n')
+    assert ('sources.categories of "a": "cs.LGG" is no arXiv category (did you mean "cs.LG"?); '
+            '"cs.lg" is no arXiv category (did you mean "cs.LG"?): arXiv answers it') in err
+    assert "stat.ML" not in err and "hep-th" not in err
+    assert "warning" not in accepted(check, '[[sources]]\nname = "a"\nkind = "arxiv-rss"\n'
+                                            'categories = ["cs.LG", "astro-ph.CO", "q-bio.NC"]\n')
+
+
 def test_arxiv_categories(check):
     known = ["cs.LG", "math.GT", "hep-th", "astro-ph.CO", "q-bio.NC", "stat.ML", "econ.EM",
              "eess.SP", "physics.optics", "cond-mat.str-el", "physics.acc-ph", "cs",

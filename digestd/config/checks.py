@@ -1,6 +1,7 @@
 """Single settings: `setting()`, which declares one, and the checks of single values
 (addresses, URLs, hosts, times, rates) that its `check=` names."""
 
+import difflib
 import ipaddress
 import re
 import sys
@@ -49,6 +50,41 @@ def setting(default: Any, help: str, *, choices: tuple = (), kinds: tuple = (),
 ARXIV_ARCHIVES = ("cs", "econ", "eess", "math", "physics", "q-bio", "q-fin", "stat", "astro-ph",
                   "cond-mat", "gr-qc", "hep-ex", "hep-lat", "hep-ph", "hep-th", "math-ph", "nlin",
                   "nucl-ex", "nucl-th", "quant-ph")
+# arXiv's category taxonomy (https://arxiv.org/category_taxonomy): archive -> its subject
+# classes; the archives without any are listed alone ("hep-th")
+_ARXIV_SUBJECTS = {
+    "cs": "AI AR CC CE CG CL CR CV CY DB DC DL DM DS ET FL GL GR GT HC IR IT LG LO MA MM MS "
+          "NA NE NI OH OS PF PL RO SC SD SE SI SY",
+    "econ": "EM GN TH",
+    "eess": "AS IV SP SY",
+    "math": "AC AG AP AT CA CO CT CV DG DS FA GM GN GR GT HO IT KT LO MG MP NA NT OA OC PR QA "
+            "RA RT SG SP ST",
+    "astro-ph": "CO EP GA HE IM SR",
+    "cond-mat": "dis-nn mes-hall mtrl-sci other quant-gas soft stat-mech str-el supr-con",
+    "nlin": "AO CD CG PS SI",
+    "physics": "acc-ph ao-ph app-ph atm-clus atom-ph bio-ph chem-ph class-ph comp-ph data-an "
+               "ed-ph flu-dyn gen-ph geo-ph hist-ph ins-det med-ph optics plasm-ph pop-ph "
+               "soc-ph space-ph",
+    "q-bio": "BM CB GN MN NC OT PE QM SC TO",
+    "q-fin": "CP EC GN MF PM PR RM ST TR",
+    "stat": "AP CO ME ML OT TH",
+}
+ARXIV_CATEGORIES = frozenset(
+    [f"{archive}.{subject}" for archive, subjects in _ARXIV_SUBJECTS.items()
+     for subject in subjects.split()] + list(ARXIV_ARCHIVES))
+
+
+def unknown_arxiv_category(category: str) -> str | None:
+    """Why `category` (of a known archive) names nothing in arXiv's taxonomy, with the
+    category meant where one is close ("cs.LGG", "cs.lg"), or None."""
+    if category in ARXIV_CATEGORIES:
+        return None
+    near = [c for c in ARXIV_CATEGORIES if c.lower() == category.lower()] or \
+        difflib.get_close_matches(category, sorted(ARXIV_CATEGORIES), n=1, cutoff=0.8)
+    return f'"{category}" is no arXiv category' + (f' (did you mean "{near[0]}"?)' if near
+                                                   else "")
+
+
 _ARXIV_CATEGORY = re.compile(r"(?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[A-Za-z]+(?:-[A-Za-z]+)?)?")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9_-]*[A-Za-z0-9])?)*\.?")

@@ -19,7 +19,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import ConfigError
-from .checks import CONFIG_ENV, check_mailto_address, source_url_problem
+from .checks import (
+    CONFIG_ENV,
+    check_mailto_address,
+    source_url_problem,
+    unknown_arxiv_category,
+)
 from .schema import (
     SECTIONS,
     Config,
@@ -121,8 +126,10 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
         name = table.get("name")
         if isinstance(name, str) and name:  # said even when the table has other mistakes
             if name in names:
-                errors.append(_caught(lambda m, sec: fail(m, sec, "name", i),
-                                      f'sources.name "{name}" is used twice', "sources"))
+                try:
+                    fail(f'sources.name "{name}" is used twice', "sources", "name", i)
+                except ConfigError as e:
+                    errors.append(e)
             names.add(name)
         src = _build(SourceConfig, table, "sources", i, fail, errors)
         if src is None:
@@ -348,6 +355,12 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)
     for i, src in enumerate(config.sources):
+        unknown = [u for u in map(unknown_arxiv_category, src.categories) if u]
+        if src.kind == "arxiv-rss" and unknown:
+            line = locate("sources", i, "categories")
+            out.append((f"{path}:{line}: " if line else f"{path}: ") + f'sources.categories of '
+                       f'"{src.name}": {"; ".join(unknown)}: arXiv answers it with an error '
+                       "or an empty feed (https://arxiv.org/category_taxonomy)")
         # a local feed file may be written later by another job: a warning, and each poll
         # fails alone (not-found) until it is there
         if src.kind != "feed" or not src.url.startswith("/"):
