@@ -172,12 +172,10 @@ def _folder_problem(folder: str) -> str | None:
         if not os.path.isdir(folder):
             return "is a file, not a folder"
         return None if os.access(folder, os.W_OK | os.X_OK) else "cannot be written to"
-    parent = os.path.dirname(folder)
-    while parent and not os.path.exists(parent):
-        parent = os.path.dirname(parent) if os.path.dirname(parent) != parent else ""
-    if parent and not os.path.isdir(parent):
+    parent = next((p for p in Path(folder).parents if p.exists()), None)  # made from there
+    if parent is not None and not parent.is_dir():
         return f"cannot be made: {parent} is a file"
-    if parent and not os.access(parent, os.W_OK | os.X_OK):
+    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
         return f"cannot be made: {parent} cannot be written to"
     return None
 
