@@ -1093,3 +1093,35 @@ def test_plos_atom_byline_and_info_doi_id():
     assert fish.id == "doi:10.1371/journal.pone.0300000"
     assert (fish.abstract, fish.authors) == ("We study invented fish.", ("Ann Roe", "Bo Sample"))
     assert combining.abstract == "By combining A and B, we show C"
+
+
+# -- encodings: a feed in UTF-8 with Windows-1252 bytes in it, and text stored as mojibake ------
+
+def test_stray_windows_1252_bytes_in_a_utf8_feed_spoil_nothing_else():
+    """feedparser reads a UTF-8 feed with one Windows-1252 byte as Windows-1252 throughout:
+    the correct items' "–" became "â€“". Only the stray bytes are read as Windows-1252."""
+    content = (b'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T'
+               b'</title><link>https://j.example.org/</link><item><title>Alzheimer\x92s disease '
+               b'\x96 a review</title><guid>g1</guid><description>Caf\xe9 study</description>'
+               b'</item><item><title>Second \xe2\x80\x93 fine</title><guid>g2</guid></item>'
+               b'</channel></rss>')
+    first, second = parse(content)
+    assert (first.title, first.abstract) == ("Alzheimer’s disease – a review", "Café study")
+    assert second.title == "Second – fine"
+    latin1 = (b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel><title>'
+              b'T</title><link>https://j.example.org/</link><item><title>Caf\xe9</title><guid>g1'
+              b'</guid></item></channel></rss>')
+    assert [p.title for p in parse(latin1)] == ["Café"]
+
+
+@pytest.mark.parametrize("raw, expect", [
+    ("MuÃ±oz and SchrÃ¶dinger â€“ a review", "Muñoz and Schrödinger – a review"),
+    ("Alzheimerâ€™s â€œdiseaseâ€\x9d at 10Â°C, â‰¤ 5 Î± decays", "Alzheimer’s “disease” at 10°C, "
+     "≤ 5 α decays"),
+    ("Ã©tÃ© Ã\xa0 Paris", "été à Paris"),
+    # correct text that only looks like it stays
+    ("SÃO PAULO, 5×°C, café»», café—“quote”, Zoë", "SÃO PAULO, 5×°C, café»», café—“quote”, Zoë"),
+])
+def test_utf8_read_as_windows_1252_upstream_is_read_again(raw, expect):
+    from digestd.sources.clean import clean_text
+    assert clean_text(raw) == expect

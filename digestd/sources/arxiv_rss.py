@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import re
@@ -33,8 +34,42 @@ def parse_feed_bytes(content: bytes, *, base_url: str = "") -> feedparser.FeedPa
     makes links and permalink guids absolute.
     """
     headers = {"content-location": base_url} if base_url else None
-    return feedparser.parse(io.BytesIO(content), sanitize_html=False,
+    return feedparser.parse(io.BytesIO(utf8_repaired(content)), sanitize_html=False,
                             resolve_relative_uris=False, response_headers=headers)
+
+
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+
+
+def _windows_1252(error: UnicodeDecodeError) -> tuple[str, int]:
+    """A byte that is not UTF-8 read as Windows-1252 (Latin-1 where 1252 has no character)."""
+    byte = error.object[error.start:error.start + 1]
+    try:
+        return byte.decode("cp1252"), error.start + 1
+    except UnicodeDecodeError:
+        return byte.decode("latin-1"), error.start + 1
+
+
+codecs.register_error("digestd-cp1252", _windows_1252)
+
+
+def utf8_repaired(content: bytes) -> bytes:
+    """A feed in UTF-8 (as it declares, or by XML's default) that holds a few bytes that are
+    not: a title pasted from Windows (the bytes 0x92 for an apostrophe, 0x96 for a dash).
+    feedparser would read the whole feed as Windows-1252 then, and every correct "–" would
+    become "â€“"; here only the stray bytes are read as Windows-1252 (WHATWG Encoding's
+    windows-1252, which browsers use for the same mistake). Feeds that declare another encoding,
+    UTF-16 ones and correct UTF-8 are returned as they are."""
+    if content.isascii() or content[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return content
+    declared = _DECLARED.match(content[:200])
+    if declared and declared[1].lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
+        return content
+    try:
+        content.decode("utf-8")
+        return content
+    except UnicodeDecodeError:
+        return content.decode("utf-8", "digestd-cp1252").encode("utf-8")
 
 
 def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) -> None:

@@ -42,6 +42,28 @@ def cap(text: str, limit: int) -> str:
 
 # -- fields --------------------------------------------------------------------------------------
 
+# UTF-8 read as Windows-1252 somewhere upstream, and stored so ("MuÃ±oz", "SchrÃ¶dinger",
+# "â€“"): a lead byte's character, then the characters of its continuation bytes
+_CONTINUATION = ("\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
+                 "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a"
+                 "\u20ac\u2122")
+# (the lead of a two-byte character but "×", which "5×°C" puts before a sign; of the
+# three-byte leads only "â", the punctuation's (U+2000-U+2FFF: – — “ ” …): "é", "à" ... are
+# letters that can stand before "»" or "–" in correct text; four-byte leads, emoji)
+_MOJIBAKE = re.compile(f"(?:[\u00c2-\u00d6\u00d8-\u00df][{_CONTINUATION}]"
+                       f"|\u00e2[{_CONTINUATION}]{{2}}|\u00f0[{_CONTINUATION}]{{3}})")
+
+
+def _unmojibake(m: re.Match) -> str:
+    """One character's UTF-8 bytes, read as Windows-1252 (Latin-1 where 1252 has no
+    character), as the character; anything that does not decode stays as written."""
+    try:
+        raw = bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in m[0])
+        return raw.decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return m[0]
+
+
 def clean_text(value: object, *, html: bool = False, tex: bool = False,
                limit: int = MAX_ABSTRACT) -> str:
     """One feed field as plain text, on one line.
@@ -50,7 +72,8 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     left as written, `<` and `&` included. Either way an entity still there afterwards was
     escaped twice and is decoded (and markup it held removed). `tex`: the source writes TeX
     (arXiv kinds).
-    Control characters are dropped and the result is cut to `limit` characters.
+    Control characters are dropped, UTF-8 read as Windows-1252 upstream ("MuÃ±oz") is
+    read again, and the result is cut to `limit` characters.
     """
     if not isinstance(value, str) or not value:
         return ""
@@ -67,6 +90,8 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
         text = _unescape(text)
         if "<" in text and has_markup(text):
             text = inline_markup_to_text(text)
+    if not text.isascii() and _MOJIBAKE.search(text):  # (before its C1 bytes are dropped)
+        text = _MOJIBAKE.sub(_unmojibake, text)
     if _CONTROL.search(text):
         text = _CONTROL.sub("", text)
     if tex:
