@@ -236,7 +236,8 @@ def test_timeout_setting_defaults_parses_durations_and_is_documented(write_confi
     ("-5", "sources.timeout must be more than 0, got -5"),
     ("inf", "sources.timeout must be a finite number, got inf"),
     ("nan", "sources.timeout must be a finite number, got nan"),
-    ('"soon"', 'sources.timeout must be a duration such as "30m", "6h" or "1d"'),
+    ('"soon"', 'sources.timeout must be a duration: a number with s, m, h or d, e.g. "90s" or '
+               '"30m"; got "soon"'),
     ("true", "sources.timeout must be a duration"),
 ])
 def test_timeout_must_be_positive_and_finite(write_config, tmp_path, value, message):

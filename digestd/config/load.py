@@ -528,7 +528,11 @@ def parse_duration(raw: Any, name: str = "duration", fail=None) -> float:
     if raw == "":
         return 0.0
     if not m:
-        msg = f'{name} must be a duration such as "30m", "6h" or "1d", got {raw!r}'
+        # (short examples: sources.timeout allows at most "1h"; the value quoted as the
+        # config writes strings)
+        got = f'"{raw}"' if isinstance(raw, str) else repr(raw)
+        msg = (f'{name} must be a duration: a number with s, m, h or d, e.g. "90s" or "30m"; '
+               f"got {got}")
         if fail:
             fail(msg)
         raise ValueError(msg)
