@@ -1125,3 +1125,10 @@ def test_stray_windows_1252_bytes_in_a_utf8_feed_spoil_nothing_else():
 def test_utf8_read_as_windows_1252_upstream_is_read_again(raw, expect):
     from digestd.sources.clean import clean_text
     assert clean_text(raw) == expect
+
+
+def test_affiliation_marks_written_in_tex_go_with_their_commas():
+    from digestd.sources.clean import split_authors
+    assert split_authors(r"Wei Zhang$^{a}$, Li Na$^{b,c}$ and A. Author$^{(1)}$, B. Bee$^\ast$, "
+                         r"C. Cee$^{\star}$", tex=True) == (
+        "Wei Zhang", "Li Na", "A. Author", "B. Bee", "C. Cee")

@@ -130,3 +130,26 @@ def test_what_was_promised_stays(raw, expect):
 ])
 def test_operators_after_spaced_control_words_and_the_colon(raw, expect):
     assert tex_to_text(raw) == expect
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # a relation after a control word is spaced on both sides as the author spaced it
+    (r"$\nu_\mu \to \nu_e$", "ν_μ → νₑ"),
+    (r"$\mu \le 1$", "μ ≤ 1"),
+    (r"$\alpha\to\beta$", "α→β"),
+    # a fraction's part of more than one term keeps together
+    (r"$\frac{1}{1+z}$", "1/(1+z)"),
+    (r"$\frac{a+b}{c}$", "(a+b)/c"),
+    (r"$\dfrac{a}{b+c}$", "a/(b+c)"),
+    (r"$\frac{1}{2}$ and $\tfrac{\pi}{4}$", "1/2 and π/4"),
+    # signs pylatexenc printed nothing for
+    (r"$a \ne b$", "a ≠ b"),
+    (r"$A\iff B$", "A⟺B"),
+    (r"$\Re(s)$ and $\Im(z)$", "ℜ(s) and ℑ(z)"),
+    (r"see \S 3", "see §3"),
+    (r"$\hbar\omega$", "ℏω"),
+    # brackets are no signs
+    (r"$\langle x\rangle$ and $\lceil n\rceil$", "⟨x⟩ and ⌈n⌉"),
+])
+def test_relations_fractions_symbols_and_brackets(raw, expect):
+    assert tex_to_text(raw) == expect

@@ -135,9 +135,16 @@ _MARK_SUP = re.compile(r"<sup\b[^<>]*>.{0,40}?</sup\s*>|&lt;sup&gt;.{0,40}?&lt;/
                        re.IGNORECASE)
 
 
+# an affiliation mark written in TeX after a name: "Wei Zhang$^{a}$", "Li Na$^{b,c}$",
+# "$^{(1)}$", "$^\ast$", "$^{\star}$", "$^{\S}$" (a superscript alone in its math)
+_TEX_MARK = re.compile(r"\$\s*\^\s*(?:\{[^{}$]{0,40}\}|\\?[A-Za-z0-9*]+)\s*\$")
+
+
 def _without_marks(value: object) -> object:
     if isinstance(value, str) and ("sup" in value or "SUP" in value):
-        return _MARK_SUP.sub("", value)
+        value = _MARK_SUP.sub("", value)
+    if isinstance(value, str) and "$" in value:
+        value = _TEX_MARK.sub("", value)
     return value
 
 

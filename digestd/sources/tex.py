@@ -92,6 +92,18 @@ def _operator(node, l2tobj) -> str:
         " " if _operand_after(s, end) else "")
 
 
+_COMPOUND = re.compile(r"[\s+\-−*/·×=<>,±∓]")
+
+
+def _fraction(node, l2tobj) -> str:
+    """\\frac{a}{b} as "a/b", a part of more than one term in parentheses ("1/(1+z)")."""
+    parts = []
+    for i in (0, 1):
+        text = l2tobj.node_arg_to_text(node, i).strip()
+        parts.append(f"({text})" if _COMPOUND.search(text) else text)
+    return "/".join(parts)
+
+
 def _latex_contexts():
     # Macros that papers use and pylatexenc does not know or renders unhelpfully: URLs keep
     # their text, citations and references (which mean nothing outside the paper) vanish.
@@ -122,6 +134,14 @@ def _latex_contexts():
         # a prime is U+2032 (f′), not an apostrophe; pylatexenc lacks the double dagger
         MacroTextSpec("prime", "′"), MacroTextSpec("ddagger", "‡"), MacroTextSpec("ddag", "‡"),
         MacroTextSpec("colon", ": "),  # f\colon X -> Y: "f: X → Y"
+        # a fraction whose part is more than one term keeps it together: 1/(1+z), (a+b)/c
+        *(MacroTextSpec(m, _fraction) for m in ("frac", "tfrac", "dfrac")),
+        # signs and symbols pylatexenc prints nothing for (\hbar: U+210F, not the letter ħ)
+        *(MacroTextSpec(m, c) for m, c in (
+            ("ne", "≠"), ("iff", "⟺"), ("implies", "⟹"), ("impliedby", "⟸"), ("land", "∧"),
+            ("lor", "∨"), ("neg", "¬"), ("lnot", "¬"), ("Re", "ℜ"), ("Im", "ℑ"), ("S", "§"),
+            ("P", "¶"), ("pounds", "£"), ("euro", "€"), ("copyright", "©"), ("Box", "□"),
+            ("hbar", "ℏ"))),
     ])
     return parse, render
 
@@ -281,6 +301,9 @@ def _tex_spans(text: str) -> list[tuple[int, int]]:
 # as U+1D53C; \\mathbb{R} stays ℝ (U+211D).
 _PLAIN_LETTERS = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x1D400, 0x1D800)}
 # a sign after these has a space on its left as the author wrote it: "$\\sim 100$" is ∼ 100
+# brackets are no signs: "\langle x\rangle" is "⟨x⟩"
+_DELIMITERS = frozenset(("langle", "rangle", "lceil", "rceil", "lfloor", "rfloor", "lvert",
+                         "rvert", "lVert", "rVert", "vert", "Vert"))
 _SPACED = frozenset(" \t\n$_^{(")
 
 
@@ -300,9 +323,16 @@ def _space_signs(nodes: list, math: bool = False) -> None:
         elif node.nodeargd is not None and node.nodeargd.argnlist:
             _space_signs(node.nodeargd.argnlist, math)
         elif math and node.macro_post_space:
-            if node.macroname in _OPERATORS:
+            if node.macroname in _OPERATORS or node.macroname in _DELIMITERS:
                 node.macro_post_space = ""
             elif not _prints_word(node.macroname) and node.macroname != "colon":
+                before = out[-2] if len(out) > 1 else None
+                if node.pos and node.parsing_state.s[node.pos - 1].isspace() and \
+                        before is not None and before.isNodeType(latexwalker.LatexMacroNode) \
+                        and before.macro_post_space:
+                    # "\mu \to": the space after \mu is not printed; the one before \to is
+                    out.insert(len(out) - 1, latexwalker.LatexMacroNode(
+                        " ", parsing_state=node.parsing_state, pos=node.pos, len=0))
                 if not node.pos or node.parsing_state.s[node.pos - 1] in _SPACED:
                     # pylatexenc prints the space only before plain characters; "\\ " always
                     out.append(latexwalker.LatexMacroNode(" ", parsing_state=node.parsing_state,
