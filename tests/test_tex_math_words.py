@@ -150,6 +150,9 @@ def test_operators_after_spaced_control_words_and_the_colon(raw, expect):
     (r"$\hbar\omega$", "ℏω"),
     # brackets are no signs
     (r"$\langle x\rangle$ and $\lceil n\rceil$", "⟨x⟩ and ⌈n⌉"),
+    # wide accents over their letters, as \tilde and \bar
+    (r"$\widetilde{O}(\sqrt{n})$ and $\widetilde{\mathcal{O}}(d)$", "Õ(√(n)) and Õ(d)"),
+    (r"$\overline{M}$, $\widehat{f}$", "M\u0305, f\u0302"),
 ])
 def test_relations_fractions_symbols_and_brackets(raw, expect):
     assert tex_to_text(raw) == expect

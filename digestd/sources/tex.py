@@ -104,6 +104,15 @@ def _fraction(node, l2tobj) -> str:
     return "/".join(parts)
 
 
+def _accent(mark: str):
+    """A macro's argument with the combining `mark` over each of its characters."""
+    def spec(node, l2tobj) -> str:
+        text = l2tobj.node_arg_to_text(node, 0)
+        return unicodedata.normalize("NFC", "".join(c if c.isspace() else c + mark
+                                                    for c in text))
+    return spec
+
+
 def _latex_contexts():
     # Macros that papers use and pylatexenc does not know or renders unhelpfully: URLs keep
     # their text, citations and references (which mean nothing outside the paper) vanish.
@@ -142,6 +151,9 @@ def _latex_contexts():
             ("lor", "∨"), ("neg", "¬"), ("lnot", "¬"), ("Re", "ℜ"), ("Im", "ℑ"), ("S", "§"),
             ("P", "¶"), ("pounds", "£"), ("euro", "€"), ("copyright", "©"), ("Box", "□"),
             ("hbar", "ℏ"))),
+        # wide accents over their letters, as \tilde and \bar already are: Õ(√(n)), M̅
+        MacroTextSpec("widetilde", _accent("\u0303")), MacroTextSpec("widehat", _accent("\u0302")),
+        MacroTextSpec("overline", _accent("\u0305")),
     ])
     return parse, render
 
