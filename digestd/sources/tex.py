@@ -312,10 +312,10 @@ def _tex_spans(text: str) -> list[tuple[int, int]]:
 # which many mail fonts lack) as their plain letters and digits: pylatexenc writes \\mathbb{E}
 # as U+1D53C; \\mathbb{R} stays ℝ (U+211D).
 _PLAIN_LETTERS = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x1D400, 0x1D800)}
-# a sign after these has a space on its left as the author wrote it: "$\\sim 100$" is ∼ 100
 # brackets are no signs: "\langle x\rangle" is "⟨x⟩"
 _DELIMITERS = frozenset(("langle", "rangle", "lceil", "rceil", "lfloor", "rfloor", "lvert",
                          "rvert", "lVert", "rVert", "vert", "Vert"))
+# a sign after these has a space on its left as the author wrote it: "$\\sim 100$" is ∼ 100
 _SPACED = frozenset(" \t\n$_^{(")
 
 
