@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 from collections import Counter
@@ -33,16 +34,65 @@ log = logging.getLogger("digestd.sources")
 _DOI_KEYS = ("prism_doi", "dc_identifier", "doi")
 
 
-def _doi(entry: dict) -> str | None:
+def _doi(entry: dict, identifiers: Collection[str] = ()) -> str | None:
+    """The item's DOI: prism:doi, dc:identifier (`identifiers`: each of the item's
+    dc:identifier values, where it has several), a doi field, or a DOI as its guid."""
     for key in _DOI_KEYS:
-        value = entry.get(key)
-        found = doi_id(value) if isinstance(value, str) else None
-        if found:
-            return found
+        values = identifiers if key == "dc_identifier" and identifiers else (entry.get(key),)
+        for value in values:
+            found = doi_id(value) if isinstance(value, str) else None
+            if found:
+                return found
     guid = entry.get("id")
     if isinstance(guid, str) and guid.lower().startswith(("info:doi/", "doi:")):
         return doi_id(guid)  # PLOS's Atom id "info:doi/10.1371/journal.pone.0300000"
     return None
+
+
+_DC = ("{http://purl.org/dc/elements/1.1/}identifier", "{http://purl.org/dc/terms/}identifier")
+_ITEMS = ("item", "{http://purl.org/rss/1.0/}item", "{http://www.w3.org/2005/Atom}entry")
+
+
+def _identifiers(content: bytes, entries: int) -> list[list[str]] | None:
+    """Every dc:identifier of each item, in document order, where an item has several
+    (PubMed's "pmid:39999999" beside "doi:10.5555/x", in either order): feedparser keeps
+    only the last. None when no item has two, or the feed is no well-formed XML with
+    `entries` items (then feedparser's one value stands)."""
+    if content.count(b"identifier>") <= 2 * entries:  # an open and an end tag each
+        return None
+    import xml.etree.ElementTree as ET
+
+    found: list[list[str]] = []
+    try:
+        for _, element in ET.iterparse(io.BytesIO(content)):
+            if element.tag in _ITEMS:
+                found.append([e.text.strip() for e in element.iter() if e.tag in _DC and e.text])
+                element.clear()
+    except ET.ParseError:
+        return None
+    return found if len(found) == entries else None
+
+
+def _latest_of_each_id(entries: list) -> list:
+    """An Atom feed's entries, one per atom:id: "If multiple atom:entry elements with the
+    same atom:id value appear in an Atom Feed Document, they represent the same entry"
+    (RFC 4287 4.1.1), kept in the version with the latest atom:updated (the first of
+    equals), where the first of them stood."""
+    best: dict[str, int] = {}
+    order: list[str | int] = []  # an id where it first stood, or the index of one without
+    for k, entry in enumerate(entries):
+        key = (entry.get("id") or "").strip()
+        if not key:
+            order.append(k)
+        elif key not in best:
+            best[key] = k
+            order.append(key)
+        elif (entry.get("updated_parsed") or ()) > (entries[best[key]].get("updated_parsed")
+                                                     or ()):
+            best[key] = k
+    if len(order) == len(entries):
+        return entries
+    return [entries[best[key]] if isinstance(key, str) else entries[key] for key in order]
 
 
 def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
@@ -202,6 +252,9 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     check_feed(parsed, source, strict=False)
     well_formed = not parsed.get("bozo")
     entries = parsed.entries
+    atom = str(parsed.get("version") or "").startswith("atom")
+    if atom:
+        entries = _latest_of_each_id(entries)
     arxiv = is_arxiv_feed(parsed)
     old_format = parsed.get("version") == "rss10"
     keep = set(announce_types)
@@ -212,6 +265,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     based = None
     if base_url and b"xml:base" in content:
         based = parse_feed_bytes(content, base_url=base_url).entries
+        if atom:
+            based = _latest_of_each_id(based)
         if len(based) != len(entries):
             based = None
     links: list[str] = []
@@ -237,9 +292,11 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     link_count = Counter(i for i in link_ids if i)
     guid_count = Counter(guid for guid in guids if guid)
 
+    identifiers = _identifiers(content, len(parsed.entries)) if not atom or len(
+        entries) == len(parsed.entries) else None
     papers: list[Paper] = []
     skipped = 0
-    for entry, link, link_id, guid in zip(entries, links, link_ids, guids):
+    for k, (entry, link, link_id, guid) in enumerate(zip(entries, links, link_ids, guids)):
         if arxiv:
             got = arxiv_entry(entry, source=source, old_format=old_format)
             if got is not None:
@@ -262,7 +319,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
         held = guid_ids(guid, source) if guid and not shared_guid else ()
-        ids = canonical(_doi(entry), link_id if link_id and not shared else None, *held)
+        ids = canonical(_doi(entry, identifiers[k] if identifiers else ()),
+                        link_id if link_id and not shared else None, *held)
         if ids is not None and ids[0].startswith("url:") and not any(
                 i.startswith(("arxiv:", "doi:", "guid:")) for i in (ids[0], *ids[1])):
             # known by its link alone: its feed, link and title too, so that it is found

@@ -34,6 +34,61 @@ def _items(ids: Iterable[str]) -> set[str]:
     return out
 
 
+def _feed_guid(paper: Paper, ids: Iterable[str]) -> str | None:
+    """The item's guid id within its feed (`guid:SOURCE|...`), if it has one."""
+    prefix = f"guid:{paper.source}|"
+    return next((i for i in ids if i.startswith(prefix)), None)
+
+
+def _renumbered(batch: Sequence[tuple[Paper, list[str]]], known: dict[str, int],
+                aliases_of: dict[int, list[str]], titles: dict[int, tuple[str, str]]
+                ) -> set[str]:
+    """The sources of `batch` whose guids no longer name their items: a feed that numbers
+    its guids by position ("1" is whatever is on top today) or makes new ones on each
+    fetch. Their guids say nothing in this batch (_without_guid): links and titles decide.
+
+    A feed's guids are taken as renumbered when one of its items has a guid that names one
+    stored paper and a link that names another (the guids moved), or when at least two of
+    its items come with guids never seen, each with the link and title of a stored paper
+    of that feed known by another guid, and none with a guid seen before (all changed at
+    once). One item with a new guid at a known link and title stays a new item: a recurring
+    column at one address ("What is your diagnosis?")."""
+    moved: set[str] = set()
+    renamed: dict[str, int] = {}
+    kept: set[str] = set()
+    for paper, ids in batch:
+        guid = _feed_guid(paper, ids)
+        link = next((i for i in ids if i.startswith("url:") and i in known), None)
+        if guid is None:
+            continue
+        if guid in known:
+            kept.add(paper.source)
+            if link is not None and known[link] != known[guid]:
+                moved.add(paper.source)
+        elif link is not None:
+            pk = known[link]
+            if _feed_guid(paper, aliases_of.get(pk, ())) is not None and titles_agree(
+                    paper.title, titles.get(pk, (paper.title, ""))[0]):
+                renamed[paper.source] = renamed.get(paper.source, 0) + 1
+    found = moved | {source for source, n in renamed.items() if n >= 2 and source not in kept}
+    for source in found:
+        log.info("event=guids_renumbered source=%s: its items are known by link and title "
+                 "in this poll", source)
+    return found
+
+
+def _without_guid(paper: Paper, ids: list[str]) -> tuple[Paper, list[str]]:
+    """`paper` and `ids` without its feed's guid (_renumbered), when another id is left."""
+    guid = _feed_guid(paper, ids)
+    rest = [i for i in ids if i != guid]
+    if guid is None or all(i.startswith("title:") for i in rest):
+        return paper, ids
+    if paper.id == guid:
+        paper = replace(paper, id=rest[0], aliases=tuple(i for i in paper.aliases
+                                                          if i != guid and i != rest[0]))
+    return paper, rest
+
+
 # a version or a view at the end of a path's part: "v2", ".full", ".abstract", ".pdf"
 _VIEW = re.compile(r"(?:v\d+)?(?:\.(?:full|abstract|pdf|html|full-text|supplementary))*$")
 
@@ -71,6 +126,10 @@ class PaperStore:
             known = self._paper_keys(db, {alias for _, ids in batch for alias in ids})
             aliases_of = self._aliases_of(db, set(known.values()))
             titles = self._titles_of(db, set(known.values()))
+            renumbered = _renumbered(batch, known, aliases_of, titles)
+            if renumbered:
+                batch = [_without_guid(paper, ids) if paper.source in renumbered
+                         else (paper, ids) for paper, ids in batch]
             for paper, ids in batch:
                 found = {alias: known[alias] for alias in ids if alias in known}
                 pk = self._same_paper(paper, ids, found, aliases_of, titles) if found else None
@@ -168,7 +227,8 @@ class PaperStore:
         "latest article") keeps its link while the item changes. One met by its title alone is another paper when both come from the same
         feed with links that name other items (a recurring column, "What is your
         diagnosis?" at /a/101 and /a/102; not a link rewritten, _items). `titles`: each
-        candidate's (title, source).
+        candidate's (title, source). Two guids of one feed are two items, but for one
+        article listed twice: the same DOI or arXiv id and titles that agree.
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -181,11 +241,19 @@ class PaperStore:
             theirs = aliases_of.get(pk, ())
             via = [a for a in ids if found.get(a) == pk]
             clash = conflicting(ids, theirs)
+            title, source = titles.get(pk, (paper.title, paper.source))
+            if clash and clash.startswith("guid:") and any(
+                    a.startswith(("doi:", "arxiv:")) for a in via) and titles_agree(
+                    paper.title, title) and not conflicting(
+                    [i for i in ids if not i.startswith("guid:")], theirs):
+                # one article listed twice in its feed under two guids ("research-300",
+                # "highlights-300") with its one DOI and title; items that share an issue's
+                # DOI under their own titles stay apart
+                clash = None
             if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
                           paper.id, paper.source, pk, alias, clash)
                 continue
-            title, source = titles.get(pk, (paper.title, paper.source))
             if all(a.startswith("url:") for a in via) and not titles_agree(paper.title, title):
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=title",
                           paper.id, paper.source, pk, alias)
