@@ -640,11 +640,26 @@ async def test_a_link_alone_seen_again_never_fails_the_poll(store):
      "Graph Networks for Noisy-Label Correction", 1),
     ("Quantum suprmacy", "Quantum supremacy", 1),
 ])
-async def test_titles_that_agree_and_titles_that_do_not(store, first, then, papers):
+@pytest.mark.parametrize("guid", ["", "<guid>https://j.example.org/latest</guid>",
+                                  '<guid isPermaLink="true">https://j.example.org/latest</guid>'])
+async def test_titles_that_agree_and_titles_that_do_not(store, first, then, papers, guid):
+    # a "latest article" page: one address, the item behind it changing; a guid that is that
+    # same page tells no more
     for title in (first, then):
         store.add_papers(parse(rss(f"<item><title>{title}</title><link>https://j.example.org/"
-                                   f"latest</link></item>")))
+                                   f"latest</link>{guid}</item>")))
     assert len(store.papers_since("")) == papers
+
+
+async def test_an_article_permalink_guid_keeps_its_paper_through_a_new_title(store):
+    # the guid is the article's own address (a number in its path): a new title is the
+    # same article, retitled
+    for title in ("A study of the effects of caffeine on sleep",
+                  "Caffeine and sleep in invented shift workers"):
+        store.add_papers(parse(rss(f"<item><title>{title}</title><link>https://j.example.org/"
+                                   f"a/123</link><guid>https://j.example.org/a/123</guid>"
+                                   f"</item>")))
+    assert len(store.papers_since("")) == 1
 
 
 @pytest.mark.parametrize("raw, expect", [

@@ -8,6 +8,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Collection
+from urllib.parse import urlsplit
 
 from ..models import Paper
 from ..store import SourceState
@@ -318,7 +319,12 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         if shared or shared_guid:
             log.debug("source=%s shared_link=%s shared_guid=%s: not an identity", source,
                       link if shared else "", guid if shared_guid else "")
-        held = guid_ids(guid, source) if guid and not shared_guid else ()
+        # a guid that is the item's own link, at a page rather than an article (no number
+        # in its path: "/latest", "/upcoming"), says no more than the link: the item behind
+        # such a page changes, and titles must agree for it to be the same paper
+        page = bool(link_id) and absolute_link(guid) == guid and url_id(guid) == link_id \
+            and not any(c.isdigit() for c in urlsplit(link).path)
+        held = guid_ids(guid, source) if guid and not shared_guid and not page else ()
         ids = canonical(_doi(entry, identifiers[k] if identifiers else ()),
                         link_id if link_id and not shared else None, *held)
         if ids is not None and ids[0].startswith("url:") and not any(
