@@ -281,6 +281,14 @@ _ESCAPES = re.compile(r"\\[\\{}$]")
 # TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
 # (after a digit only before a letter: "10~K"; "3~5%" is a range)
 _TIE = re.compile(r"(?<=[A-Za-z.])~(?=[A-Za-z0-9(\[])|(?<=\d)~(?=[A-Za-z])")
+# ... and stays in TeX too ("(~10\\%)", "3~5\\%"), where pylatexenc would print a space
+_ABOUT = re.compile(r"(?:(?<![^\s(\[])|(?<=\d))~(?=\d)")
+
+
+# A URL, bare or a \\url's or \\href's: its "~" is a character ("https://x.org/~user"), not
+# TeX's tie, which pylatexenc prints as a space
+_URL = re.compile(r"(?:https?|ftp)://[^\s{}]+|\\(?:url|href)\{[^{}\s]+\}|\bwww\.[^\s{}]+"
+                  r"|(?<![^\s{(\[])~/")  # and a path in a home directory, "~/.config"
 
 
 def _tex_spans(text: str) -> list[tuple[int, int]]:
@@ -428,11 +436,13 @@ def tex_to_text(text: str) -> str:
     are returned as they are (the common case costs one scan). Never raises: a fragment the
     converter cannot read is kept as written.
     """
-    if "~" in text:
-        text = _TIE.sub(" ", text)
+    tilde = "~" in text
+    if tilde:  # a "~" that is a character is held as \x03 while pylatexenc reads the text
+        text = _URL.sub(lambda m: m[0].replace("~", "\x03"), text.replace("\\~{}", "\x03"))
+        text = _ABOUT.sub("\x03", _TIE.sub(" ", text))
     text = _typography(text)
     if not _TEX_HINT.search(text):
-        return text
+        return text.replace("\x03", "~") if tilde else text
     prepared = _literal_braces(_protect_money(text))
     out, last = [], 0
     for start, end in _tex_spans(prepared):
@@ -440,4 +450,5 @@ def tex_to_text(text: str) -> str:
         out.append(_convert(prepared[start:end]))
         last = end
     out.append(prepared[last:])
-    return collapse("".join(out).replace("\x02", ""))
+    text = collapse("".join(out).replace("\x02", ""))
+    return text.replace("\x03", "~") if tilde else text
