@@ -372,7 +372,7 @@ def test_tex_is_left_alone_outside_tex_sources():
                                                                   "über šøßå"),
     (r"\textit{In vivo} and \emph{in vitro}", "In vivo and in vitro"),
     (r"$\alpha$- and $\beta$-decay of $^{12}$C", "α- and β-decay of ¹²C"),
-    (r"$x^n$, $E_{max}$, $O(n^{1/2})$ and a_b", "xⁿ, Eₘₐₓ, O(n^1/2) and a_b"),
+    (r"$x^n$, $E_{max}$, $O(n^{1/2})$ and a_b", "xⁿ, Eₘₐₓ, O(n^(1/2)) and a_b"),
     (r"Fig.~3 shows \cite{x} 20% gains, R&D", "Fig. 3 shows 20% gains, R&D"),
     (r"Costs $5 and $10 a month", "Costs $5 and $10 a month"),
     (r"$\mathcal{O}(n)$ and $\mathbf{x}$", "O(n) and x"),

@@ -25,7 +25,7 @@ from digestd.sources.clean import tex_to_text
     (r"$a\exp(b)$", "a exp(b)"),
     # variants: scripts, limits, arguments in brackets, operators in a row, after symbols
     (r"$\log_2 n$", "log₂ n"),
-    (r"$\lim_{n\to\infty} a_n$", "lim_n→∞ aₙ"),
+    (r"$\lim_{n\to\infty} a_n$", "lim_(n→∞) aₙ"),
     (r"$\max(a,b)$", "max(a,b)"),
     (r"$\sin^2 x$", "sin² x"),
     (r"$\log\log n$", "log log n"),
@@ -77,8 +77,9 @@ def test_two_word_operator_names(raw, expect):
     (r"$f^\prime(x)$", "f′(x)"),
     (r"$U^\dagger$", "U†"),
     (r"$\mathbb{R}^+$", "ℝ⁺"),
-    # a script Unicode has no characters for keeps TeX's form, as W^{1,p} does
-    (r"$x^{n\pm1}$", "x^n±1"),
+    # a script Unicode has no characters for keeps TeX's form, as W^{1,p} does, in
+    # parentheses if it is more than one term
+    (r"$x^{n\pm1}$", "x^(n±1)"),
     (r"$g_{\mu\nu}$", "g_μν"),
     (r"$\nu_\mu$", "ν_μ"),
 ])
@@ -87,7 +88,7 @@ def test_one_character_and_control_word_scripts(raw, expect):
 
 
 @pytest.mark.parametrize("raw, expect", [
-    (r"$\mathbb{E}_{x\sim p}[f(x)]$", "E_x∼p[f(x)]"),
+    (r"$\mathbb{E}_{x\sim p}[f(x)]$", "E_(x∼p)[f(x)]"),
     (r"$\mathbb{1}_A$", "1_A"),
     (r"$\mathbb{F}_q$", "F_q"),
     (r"$\mathbb{R}^n$", "ℝⁿ"),

@@ -140,11 +140,20 @@ _MARK_SUP = re.compile(r"<sup\b[^<>]*>.{0,40}?</sup\s*>|&lt;sup&gt;.{0,40}?&lt;/
 _TEX_MARK = re.compile(r"\$\s*\^\s*(?:\{[^{}$]{0,40}\}|\\?[A-Za-z0-9*]+)\s*\$")
 
 
+# LNCS's (llncs.cls) marks after a name, "Jane Doe\\inst{1,2}\\orcidID{0000-...}", go; its
+# \\and (and \\And, \\AND of other classes) stands between two names, as "and" does (which
+# splits a list whatever its separator: "A; B \\and C")
+_TEX_INST = re.compile(r"\\(?:inst|orcidID|orcid)\s*\{[^{}]{0,80}\}")
+_TEX_AND = re.compile(r"\\(?:and|And|AND)(?![A-Za-z])")
+
+
 def _without_marks(value: object) -> object:
     if isinstance(value, str) and ("sup" in value or "SUP" in value):
         value = _MARK_SUP.sub("", value)
     if isinstance(value, str) and "$" in value:
         value = _TEX_MARK.sub("", value)
+    if isinstance(value, str) and "\\" in value:
+        value = _TEX_AND.sub(" and ", _TEX_INST.sub("", value))
     return value
 
 

@@ -55,6 +55,18 @@ def script(text: str, *, up: bool) -> str:
     return done if done is not None else ("^" if up else "_") + _group(text)
 
 
+def root(radicand: str, index: str) -> str:
+    """A root with an index in plain text: the cube and fourth roots as their signs ("∛x",
+    "∜(x+1)"), another as a power ("x^(1/n)", "(2x)^(1/(k+1))"); the operand in parentheses
+    unless it is one character or a number."""
+    radicand = radicand.strip()
+    if not (len(radicand) <= 1 or radicand.replace(".", "").isdigit()):
+        radicand = f"({radicand})"
+    if index in ("3", "4"):
+        return ("∛" if index == "3" else "∜") + radicand
+    return f"{radicand}^(1/{_group(index)})"
+
+
 class _Node:
     __slots__ = ("attrs", "children", "tag")
 
@@ -134,7 +146,7 @@ def _text(node: _Node | str) -> str:
         if tag == "mfrac":
             return f"{_group(parts[0])}/{_group(parts[1])}"
         if tag == "mroot":
-            return f"{_group(base)}^(1/{parts[1]})"
+            return root(base, parts[1].strip())
         return "".join(parts)  # mover with an accent: x¯
     if tag == "msqrt":
         return "√" + _group(_join(parts))

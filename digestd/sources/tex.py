@@ -11,7 +11,7 @@ from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
 from ..text import collapse
-from .mathml import unicode_script
+from .mathml import root, unicode_script
 
 
 def _href(node, l2tobj) -> str:
@@ -31,6 +31,10 @@ _PLAIN_STYLES = ("mathcal", "mathscr", "mathfrak", "mathbf", "mathit", "mathsf",
 # Text-mode macros whose argument is plain text to keep (pylatexenc drops some of them).
 _KEEP_TEXT = ("texttt", "textsc", "textsf", "textup", "textmd", "textrm", "textsl", "textnormal",
               "mbox", "hbox", "fbox", "text", "textit", "textbf", "emph", "underline")
+
+
+# macros whose argument is text even in math: a "_" in it is no script
+_TEXT_ARGS = frozenset(("url", "href", *_KEEP_TEXT))
 
 
 # TeX's operator names (The TeXbook, chapter 18, and amsmath's \\injlim, \\projlim) print as
@@ -63,7 +67,7 @@ def _letter_before(s: str, pos: int) -> bool:
     word = _ENDS_IN_WORD.search(s, max(0, end - 40), end)
     if word is not None:
         return _prints_word(word[0][1:])
-    before = s[pos - 1:pos]
+    before = s[end - 1:end]  # "^{N} \log p": the space before it is not printed either
     return before.isalnum() or before in ")]}"
 
 
@@ -78,6 +82,20 @@ def _operand_after(s: str, pos: int) -> bool:
         return True
     word = _NEXT_WORD.match(rest)
     return word is not None and word[1] not in _NOT_OPERAND
+
+
+def _word_after(s: str, pos: int) -> bool:
+    """Whether a letter, a digit, a control word that prints one or one that takes an
+    argument (\\frac, \\mathbf) comes at `pos` in `s` (spaces skipped)."""
+    rest = s[pos:pos + 40].lstrip()
+    if rest[:1].isalnum():
+        return unicodedata.category(rest[0]) not in ("Lm", "No")
+    word = _NEXT_WORD.match(rest)
+    if word is None or word[1] in _NOT_OPERAND:
+        return False
+    spec = _PARSE_CONTEXT.get_macro_spec(word[1])
+    return _prints_word(word[1]) or spec is not None and "{" in getattr(
+        spec.args_parser, "argspec", "")
 
 
 def _operator(node, l2tobj) -> str:
@@ -96,12 +114,42 @@ _COMPOUND = re.compile(r"[\s+\-−*/·×=<>,±∓]")
 
 
 def _fraction(node, l2tobj) -> str:
-    """\\frac{a}{b} as "a/b", a part of more than one term in parentheses ("1/(1+z)")."""
+    """\\frac{a}{b} as "a/b", a part of more than one term in parentheses ("1/(1+z)"), and a
+    denominator that is a number times more ("1/(2π)", "t²/(2σ²)", not "t²/2σ²")."""
     parts = []
     for i in (0, 1):
         text = l2tobj.node_arg_to_text(node, i).strip()
-        parts.append(f"({text})" if _COMPOUND.search(text) else text)
+        product = i and text[:1].isdigit() and not text.replace(".", "").isdigit()
+        parts.append(f"({text})" if product or _COMPOUND.search(text) else text)
     return "/".join(parts)
+
+
+_TERM_MARKS = str.maketrans("", "", ".,'′″*")
+
+
+def _one_term(text: str) -> bool:
+    """Whether a script Unicode has no characters for reads as one term after its ^ or _:
+    a word or a number ("x_max", "g_μν", "k^1.5", "W^1,p", "x_i,j"), or one in parentheses."""
+    return len(text) <= 1 or text.translate(_TERM_MARKS).isalnum() or (
+        text[0] == "(" and text[-1] == ")" and text.count("(") == 1)
+
+
+def _script(node, l2tobj) -> str:
+    """A script Unicode has no characters for (_group_scripts) as it reads after its ^ or _:
+    more than one term in parentheses, "n^(1/3)", "E_(x∼p)", as a fraction's parts are;
+    one term apart from a letter after it, "F_μν F^μν", "∇_θ L" (not "F_μνF^μν")."""
+    text = l2tobj.nodelist_to_text(node.nodeargd.argnlist).strip()
+    if not _one_term(text):
+        return f"({text})"
+    return text + " " if _word_after(node.parsing_state.s, node.pos + node.len) else text
+
+
+def _root(node, l2tobj) -> str:
+    """\\sqrt{x} as "√(x)"; with an index as MathML's <mroot> reads: "∛x", "∜(x+1)",
+    "x^(1/n)"."""
+    index = l2tobj.node_arg_to_text(node, 0).strip()
+    radicand = l2tobj.node_arg_to_text(node, 1).strip()
+    return f"√({radicand})" if index in ("", "2") else root(radicand, index)
 
 
 def _accent(mark: str):
@@ -111,6 +159,11 @@ def _accent(mark: str):
         return unicodedata.normalize("NFC", "".join(c if c.isspace() else c + mark
                                                     for c in text))
     return spec
+
+
+# the macro _group_scripts puts a script in (no TeX source can name it: "@" ends a control
+# word outside a package)
+_SCRIPT = "digestd@script"
 
 
 def _latex_contexts():
@@ -154,6 +207,7 @@ def _latex_contexts():
         # wide accents over their letters, as \tilde and \bar already are: Õ(√(n)), M̅
         MacroTextSpec("widetilde", _accent("\u0303")), MacroTextSpec("widehat", _accent("\u0302")),
         MacroTextSpec("overline", _accent("\u0305")),
+        MacroTextSpec("sqrt", _root), MacroTextSpec(_SCRIPT, _script),
     ])
     return parse, render
 
@@ -281,6 +335,14 @@ _ESCAPES = re.compile(r"\\[\\{}$]")
 # TeX's tie (a space that does not break) inside a phrase, "Fig.~3"; "~100" (about 100) stays.
 # (after a digit only before a letter: "10~K"; "3~5%" is a range)
 _TIE = re.compile(r"(?<=[A-Za-z.])~(?=[A-Za-z0-9(\[])|(?<=\d)~(?=[A-Za-z])")
+# ... and stays in TeX too ("(~10\\%)", "3~5\\%"), where pylatexenc would print a space
+_ABOUT = re.compile(r"(?:(?<![^\s(\[])|(?<=\d))~(?=\d)")
+
+
+# A URL, bare or a \\url's or \\href's: its "~" is a character ("https://x.org/~user"), not
+# TeX's tie, which pylatexenc prints as a space
+_URL = re.compile(r"(?:https?|ftp)://[^\s{}]+|\\(?:url|href)\{[^{}\s]+\}|\bwww\.[^\s{}]+"
+                  r"|(?<![^\s{(\[])~/")  # and a path in a home directory, "~/.config"
 
 
 def _tex_spans(text: str) -> list[tuple[int, int]]:
@@ -315,6 +377,8 @@ _PLAIN_LETTERS = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0x1D40
 # brackets are no signs: "\langle x\rangle" is "⟨x⟩"
 _DELIMITERS = frozenset(("langle", "rangle", "lceil", "rceil", "lfloor", "rfloor", "lvert",
                          "rvert", "lVert", "rVert", "vert", "Vert"))
+# signs that stand before their operand as a letter does: "\\partial f" is ∂f, "\\nabla f" ∇f
+_PREFIXES = frozenset(("partial", "nabla"))
 # a sign after these has a space on its left as the author wrote it: "$\\sim 100$" is ∼ 100
 _SPACED = frozenset(" \t\n$_^{(")
 
@@ -323,7 +387,8 @@ def _space_signs(nodes: list, math: bool = False) -> None:
     """In math, a relation or an operator sign (\\le, \\sim, \\times) is spaced alike on both
     sides, as the author spaced its left: "a \\le b" is "a ≤ b", "a\\le b" "a≤b" (pylatexenc
     printed "a≤ b") and "x \\in \\mathbb{R}" "x ∈ ℝ" (it printed "x ∈ℝ"). An operator name
-    spaces itself (_operator); a letter (\\sigma v) keeps the author's space."""
+    spaces itself (_operator); a letter (\\sigma v) keeps the author's space, and a sign before
+    its operand none after it ("\\partial f" is "∂f")."""
     out = []
     for node in nodes:
         out.append(node)
@@ -340,12 +405,18 @@ def _space_signs(nodes: list, math: bool = False) -> None:
             elif not _prints_word(node.macroname) and node.macroname != "colon":
                 before = out[-2] if len(out) > 1 else None
                 if node.pos and node.parsing_state.s[node.pos - 1].isspace() and \
-                        before is not None and before.isNodeType(latexwalker.LatexMacroNode) \
-                        and before.macro_post_space:
-                    # "\mu \to": the space after \mu is not printed; the one before \to is
+                        before is not None and (
+                            before.isNodeType(latexwalker.LatexMacroNode)
+                            and before.macro_post_space
+                            or before.isNodeType(latexwalker.LatexCharsNode)
+                            and before.chars.isspace()):
+                    # "\mu \to": the space after \mu is not printed, nor "} \approx"'s
+                    # alone between two nodes; the one before \to is
                     out.insert(len(out) - 1, latexwalker.LatexMacroNode(
                         " ", parsing_state=node.parsing_state, pos=node.pos, len=0))
-                if not node.pos or node.parsing_state.s[node.pos - 1] in _SPACED:
+                prefix = node.macroname in _PREFIXES and _word_after(node.parsing_state.s,
+                                                                     node.pos + node.len)
+                if not prefix and (not node.pos or node.parsing_state.s[node.pos - 1] in _SPACED):
                     # pylatexenc prints the space only before plain characters; "\\ " always
                     out.append(latexwalker.LatexMacroNode(" ", parsing_state=node.parsing_state,
                                                           pos=node.pos + node.len, len=0))
@@ -353,11 +424,61 @@ def _space_signs(nodes: list, math: bool = False) -> None:
     nodes[:] = out
 
 
+# \\left( and \\bigl(, \\right) and \\bigr) (and closing brackets): in math TeX prints no space
+# just inside them
+_OPENERS = frozenset(("left", "bigl", "Bigl", "biggl", "Biggl"))
+_CLOSERS = frozenset(("right", "bigr", "Bigr", "biggr", "Biggr", "rangle", "rceil", "rfloor",
+                      "rvert", "rVert"))
+
+
+def _macro(nodes: list, i: int, names: frozenset = frozenset()) -> bool:
+    """Whether nodes[i] is a macro (one of `names`, if given)."""
+    node = nodes[i] if 0 <= i < len(nodes) else None
+    return node is not None and node.isNodeType(latexwalker.LatexMacroNode) and (
+        not names or node.macroname in names)
+
+
+def _group_scripts(nodes: list, math: bool = False) -> None:
+    """In math, a script that is a group or a control word ("n^{1/3}", "\\nabla_\\theta") is
+    put in a _SCRIPT macro, which keeps it together (pylatexenc printed "n^1/3"); and the
+    author's spaces just inside \\left( ... \\right) go on both sides (it printed "( a/b)")."""
+    for i, node in enumerate(nodes):
+        if node is None:
+            continue
+        if node.isNodeType(latexwalker.LatexCharsNode):
+            if not math:
+                continue
+            if _macro(nodes, i - 1, _OPENERS):  # "\\left( x"
+                node.chars = node.chars[:1] + node.chars[1:].lstrip()
+            elif _macro(nodes, i - 2, _OPENERS) and _macro(nodes, i - 1):  # "\\left\\{ x"
+                node.chars = node.chars.lstrip()
+            after = nodes[i + 1] if i + 1 < len(nodes) else None
+            if after is None:
+                continue
+            if _macro(nodes, i + 1, _CLOSERS):
+                node.chars = node.chars.rstrip()
+            elif node.chars.rstrip()[-1:] in ("^", "_") and (
+                    after.isNodeType(latexwalker.LatexGroupNode) and after.delimiters[0] == "{"
+                    or after.isNodeType(latexwalker.LatexMacroNode)):
+                node.chars = node.chars.rstrip()  # "x^ {a+b}" is x^(a+b)
+                nodes[i + 1] = latexwalker.LatexMacroNode(
+                    _SCRIPT, nodeargd=macrospec.ParsedMacroArgs(argspec="{", argnlist=[after]),
+                    # (its control word's space, which _space_signs looks at: "\\mu \\to")
+                    macro_post_space=getattr(after, "macro_post_space", ""),
+                    parsing_state=after.parsing_state, pos=after.pos, len=after.len)
+        elif node.isNodeType(latexwalker.LatexMacroNode):
+            if node.nodeargd is not None and node.nodeargd.argnlist:
+                _group_scripts(node.nodeargd.argnlist, math and node.macroname not in _TEXT_ARGS)
+        elif getattr(node, "nodelist", None):
+            _group_scripts(node.nodelist, math or node.isNodeType(latexwalker.LatexMathNode))
+
+
 def _convert(fragment: str) -> str:
     prepared = _LITERAL.sub(r"\\\1", fragment)
     try:
         nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
                                         tolerant_parsing=True).get_latex_nodes()[0]
+        _group_scripts(nodes)
         _space_signs(nodes)
         return _L2T.nodelist_to_text(nodes).translate(_PLAIN_LETTERS)
     except Exception:  # noqa: BLE001 (a third-party parser on hostile text: keep the original)
@@ -369,7 +490,7 @@ def _convert(fragment: str) -> str:
 # a journal's MathML gives too, so both spell the title alike); "W^{1,p}" and "T_{\\rm c}"
 # (T_c) stay TeX's. A control word in a script is the character pylatexenc prints for it.
 _ENDS_IN_WORD = re.compile(r"\\[A-Za-z]+$")
-_MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{((?:[^{}\\$]|\\[A-Za-z]+){1,24})\}"
+_MATH_SCRIPT = re.compile(r"(?<!\\)([_^])(?:\{((?:[^{}\\$^_]|\\[A-Za-z]+){1,24})\}"
                           r"|([A-Za-z0-9+*-]|\\[A-Za-z]+))")
 _SYMBOL = re.compile(r"\\([A-Za-z]+)")
 # Marks that print high already stay as they are in a superscript: x^* is x*, f^\\prime f′,
@@ -421,18 +542,22 @@ def tex_to_text(text: str) -> str:
     `Bj\\"orn` -> `Björn`, `$\\Lambda$CDM` -> `ΛCDM`, `$\\sqrt{s} = 13$` -> `√(s) = 13`,
     `{\\it x}` -> `x`, `Fig.~3` -> `Fig. 3`; operator names are words (`$n\\log n$` ->
     `n log n`, `$x\\pmod{p}$` -> `x (mod p)`), scripts are Unicode's where it has them
-    (`$e^+e^-$` -> `e⁺e⁻`, `$A^\\top$` -> `Aᵀ`), and letters outside the Basic Multilingual
+    (`$e^+e^-$` -> `e⁺e⁻`, `$A^\\top$` -> `Aᵀ`), else TeX's, of more than one term in
+    parentheses (`$n^{1/3}$` -> `n^(1/3)`), roots with an index read as MathML's
+    (`$\\sqrt[3]{x}$` -> `∛x`), and letters outside the Basic Multilingual
     Plane are plain (`$\\mathbb{E}$` -> `E`; `$\\mathbb{R}$` stays `ℝ`). Converted with
     pylatexenc's latex2text, run only on the parts that hold TeX; `%` and `&` stay literal,
     and dollars that read as money are not math. Strings without `\\`, `$`, `{` or a tie
     are returned as they are (the common case costs one scan). Never raises: a fragment the
     converter cannot read is kept as written.
     """
-    if "~" in text:
-        text = _TIE.sub(" ", text)
+    tilde = "~" in text
+    if tilde:  # a "~" that is a character is held as \x03 while pylatexenc reads the text
+        text = _URL.sub(lambda m: m[0].replace("~", "\x03"), text.replace("\\~{}", "\x03"))
+        text = _ABOUT.sub("\x03", _TIE.sub(" ", text))
     text = _typography(text)
     if not _TEX_HINT.search(text):
-        return text
+        return text.replace("\x03", "~") if tilde else text
     prepared = _literal_braces(_protect_money(text))
     out, last = [], 0
     for start, end in _tex_spans(prepared):
@@ -440,4 +565,5 @@ def tex_to_text(text: str) -> str:
         out.append(_convert(prepared[start:end]))
         last = end
     out.append(prepared[last:])
-    return collapse("".join(out).replace("\x02", ""))
+    text = collapse("".join(out).replace("\x02", ""))
+    return text.replace("\x03", "~") if tilde else text
