@@ -1132,3 +1132,32 @@ def test_affiliation_marks_written_in_tex_go_with_their_commas():
     assert split_authors(r"Wei Zhang$^{a}$, Li Na$^{b,c}$ and A. Author$^{(1)}$, B. Bee$^\ast$, "
                          r"C. Cee$^{\star}$", tex=True) == (
         "Wei Zhang", "Li Na", "A. Author", "B. Bee", "C. Cee")
+
+
+# -- a seventh round: signs after letters, markup in text, arXiv's plain text, one broken item,
+#    dates as feeds state them ------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    # a unit (the ångström) before a power, a range's dash, a sign: correct text
+    "Pores of 5 Å² and 2.1 Å–3.5 Å resolution", "Cell volume 1200 Å³ at 20 °C.",
+    "10Å² per molecule (in Å²), 1.5 Å±0.2 Å, 3 Å·s", "a resolution of 2 Å—the best yet",
+    # German's ß before a dash or an apostrophe (its pair would be NKo)
+    "Gauß–Seidel and Gauß–Newton iterations, Gauß’s law",
+])
+def test_signs_after_letters_are_no_mojibake(raw):
+    from digestd.sources.clean import clean_text
+    assert clean_text(raw) == raw
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # the same lead before what no correct text puts after it: Polish, Czech
+    ("PrzemysÅ‚aw Å›wiat Å¡kola Å¾ena Å™eka koÅ„ Å»ukowski", "Przemysław świat škola žena řeka "
+     "koń Żukowski"),
+    # ... and before a sign inside a word: a letter before it (or another pair), or after it
+    ("mokslÅ³ SzÅ±cs YÄ±lmaz JurgaitienÄ— Ä°stanbul Å¹rÃ³dÅ‚o Å¼Ã³Å‚Ä‡", "mokslų Szűcs Yılmaz "
+     "Jurgaitienė İstanbul Źródło żółć"),
+    ("at 10Â°C, 5 Î± decays", "at 10°C, 5 α decays"),
+])
+def test_mojibake_before_a_sign_inside_a_word_is_still_read_again(raw, expect):
+    from digestd.sources.clean import clean_text
+    assert clean_text(raw) == expect

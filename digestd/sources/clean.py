@@ -47,16 +47,41 @@ def cap(text: str, limit: int) -> str:
 _CONTINUATION = ("\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
                  "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a"
                  "\u20ac\u2122")
-# (the lead of a two-byte character but "×", which "5×°C" puts before a sign; of the
-# three-byte leads only "â", the punctuation's (U+2000-U+2FFF: – — “ ” …): "é", "à" ... are
-# letters that can stand before "»" or "–" in correct text; four-byte leads, emoji)
-_MOJIBAKE = re.compile(f"(?:[\u00c2-\u00d6\u00d8-\u00df][{_CONTINUATION}]"
+# (the lead of a two-byte character but "×", which "5×°C" puts before a sign, and "Ü Ý Þ ß",
+# the leads of U+0700-U+07FF (Syriac, Thaana, NKo), scripts no paper feed carries, while
+# "Gauß–Seidel" and "Gauß’s law" are correct text; of the three-byte leads only "â", the
+# punctuation's (U+2000-U+2FFF: – — “ ” …): "é", "à" ... are letters that can stand before
+# "»" or "–" in correct text; four-byte leads, emoji)
+_MOJIBAKE = re.compile(f"(?:[\u00c2-\u00d6\u00d8-\u00db][{_CONTINUATION}]"
                        f"|\u00e2[{_CONTINUATION}]{{2}}|\u00f0[{_CONTINUATION}]{{3}})")
+# Correct text puts a sign right after a letter: a power or a note (5 Å², 1200 Å³), a unit's
+# ° ± · µ, a dash (2.1 Å–3.5 Å). Where the lead is a letter of the Latin alphabets (Ä-Í: the
+# pair would be Latin Extended, IPA or a combining mark) and such a sign follows, the pair is
+# mojibake only inside a word: a letter (or another pair) right before it ("mokslÅ³" mokslų,
+# "SzÅ±cs" Szűcs, "JurgaitienÄ—" Jurgaitienė), or right after it ("Ä°stanbul" İstanbul) but
+# for the signs that join two words ("Å·s", "2 Å—the best"). Greek and Cyrillic leads stay
+# as they were: their letters stand alone in text ("5 Î± decays" is 5 α decays).
+_LATIN_LEADS = frozenset("\u00c4\u00c5\u00c6\u00c7\u00c8\u00c9\u00ca\u00cb\u00cc\u00cd")
+_SIGNS = frozenset("¹²³°±·µ–—")
+_JOINING = frozenset("·–—")
+
+
+def _in_a_word(m: re.Match) -> bool:
+    """Whether a two-byte mojibake candidate made of a Latin letter and a sign stands inside
+    a word (see _SIGNS)."""
+    text, start, end = m.string, m.start(), m.end()
+    if start and (text[start - 1].isalpha() or (
+            start >= 2 and _MOJIBAKE.fullmatch(text, start - 2, start))):
+        return True
+    return m[0][1] not in _JOINING and end < len(text) and text[end].isalpha()
 
 
 def _unmojibake(m: re.Match) -> str:
     """One character's UTF-8 bytes, read as Windows-1252 (Latin-1 where 1252 has no
-    character), as the character; anything that does not decode stays as written."""
+    character), as the character; anything that does not decode, and a sign after a letter
+    outside a word (_SIGNS), stays as written."""
+    if len(m[0]) == 2 and m[0][0] in _LATIN_LEADS and m[0][1] in _SIGNS and not _in_a_word(m):
+        return m[0]
     try:
         raw = bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in m[0])
         return raw.decode("utf-8")
