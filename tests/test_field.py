@@ -1161,3 +1161,28 @@ def test_signs_after_letters_are_no_mojibake(raw):
 def test_mojibake_before_a_sign_inside_a_word_is_still_read_again(raw, expect):
     from digestd.sources.clean import clean_text
     assert clean_text(raw) == expect
+
+
+@pytest.mark.parametrize("title, expect", [
+    # a line break or rule written as a tag, in a title the feed calls text (CDATA)
+    ("<![CDATA[Part one:<br/>an invented subtitle]]>", "Part one: an invented subtitle"),
+    ("<![CDATA[Part one<br />and two<hr/>and three]]>", "Part one and two and three"),
+    ("<![CDATA[Part one:<br>an invented subtitle]]>", "Part one: an invented subtitle"),
+    ('<![CDATA[Rate <img src="k.gif" alt="k"/> constants<wbr/>, invented]]>',
+     "Rate constants, invented"),
+    # wrappers beside a "<" that is text: a paragraph, a link, a division
+    ("&lt;p&gt;Invented p-wrapped title for ages &lt;65&lt;/p&gt;",
+     "Invented p-wrapped title for ages <65"),
+    ('Links and ages &lt;65: &lt;a href="https://x.example/a"&gt;Invented&lt;/a&gt; study',
+     "Links and ages <65: Invented study"),
+    ("&lt;div&gt;&lt;p&gt;Two &lt;i&gt;wrapped&lt;/i&gt; invented&lt;/p&gt;&lt;p&gt;paragraphs"
+     " for n&lt;30&lt;/p&gt;&lt;/div&gt;", "Two wrapped invented paragraphs for n<30"),
+    # tags a title only names stay
+    ("Using &lt;br&gt; tags and the `&lt;hr&gt;` rule in invented email",
+     "Using <br> tags and the `<hr>` rule in invented email"),
+    ("Sentence markers &lt;s&gt; and &lt;/s&gt; in invented corpora with n&lt;5",
+     "Sentence markers <s> and </s> in invented corpora with n<5"),
+])
+def test_markup_in_titles_said_to_be_text(title, expect):
+    (paper,) = parse(rss(f"<item><title>{title}</title><guid>t1</guid></item>"))
+    assert paper.title == expect
