@@ -1186,3 +1186,65 @@ def test_mojibake_before_a_sign_inside_a_word_is_still_read_again(raw, expect):
 def test_markup_in_titles_said_to_be_text(title, expect):
     (paper,) = parse(rss(f"<item><title>{title}</title><guid>t1</guid></item>"))
     assert paper.title == expect
+
+
+async def poll_body(server, store: Store, http, body: bytes, *, path: str = "/j/feed.xml",
+                    kind: str = "feed", content_type: str = "application/rss+xml", **kw):
+    """Serve `body` at `path` and poll it once (from `path`, unless `kw` gives the source's
+    url); (the report, the stored papers)."""
+    server.payload(path, body, content_type)
+    kw.setdefault("url", server.url(path))
+    source = SourceConfig(name="j", kind=kind, **kw)
+    (report,) = await poll_sources([source], store, http=http)
+    return report, store.papers_since("")
+
+
+ARXIV_MENTIONS_TAGS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ version="2.0"><channel><title>cs.CL updates on arXiv.org</title>
+<link>http://rss.arxiv.org/rss/cs.CL</link><description>cs.CL updates</description>
+<item><title>Teaching invented models to close &lt;i&gt;tags&lt;/i&gt;</title>
+<link>https://arxiv.org/abs/2611.90301</link>
+<description>arXiv:2611.90301v1 Announce Type: new
+Abstract: Models wrap programs in &lt;code&gt;...&lt;/code&gt; and bold in &lt;b&gt;x&lt;/b&gt;; we
+parse &lt;i&gt;, &lt;/i&gt;, &lt;br/&gt; and &lt;sup&gt;2&lt;/sup&gt; tokens, and &amp;amp; as
+written.</description>
+<guid isPermaLink="false">oai:arXiv.org:2611.90301v1</guid><category>cs.CL</category>
+<pubDate>Fri, 27 Nov 2026 00:00:00 -0500</pubDate><arxiv:announce_type>new</arxiv:announce_type>
+<dc:creator>Ana Roe, Bo Sample</dc:creator></item></channel></rss>"""
+
+
+@pytest.mark.parametrize("kind", ["arxiv-rss", "feed"])
+async def test_arxiv_text_that_mentions_tags_is_kept(server, store, http, kind):
+    """rss.arxiv.org writes titles and abstracts as plain text (TeX), never HTML: a paper
+    about the tags models write keeps them, whichever kind of source reads the feed."""
+    report, (paper,) = await poll_body(
+        server, store, http, ARXIV_MENTIONS_TAGS, path="/rss/cs.CL", kind=kind,
+        **(dict(url=server.url("/rss"), categories=("cs.CL",)) if kind == "arxiv-rss"
+           else {}))
+    assert report.error is None
+    assert paper.title == "Teaching invented models to close <i>tags</i>"
+    assert paper.abstract == ("Models wrap programs in <code>...</code> and bold in <b>x</b>; "
+                              "we parse <i>, </i>, <br/> and <sup>2</sup> tokens, and &amp; as "
+                              "written.")
+
+
+ARXIV_API_MENTIONS_TAGS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom"
+ xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><id>https://arxiv.org/api/x</id>
+<title>arXiv Query</title><updated>2026-11-27T00:00:00Z</updated>
+<opensearch:totalResults>1</opensearch:totalResults><opensearch:startIndex>0</opensearch:startIndex>
+<entry><id>http://arxiv.org/abs/2611.90201v2</id><title>Invented &lt;b&gt;bold&lt;/b&gt; tokens
+ for $\\mathcal{O}(n)$ parsers</title><published>2026-11-20T10:00:00Z</published>
+<summary>We invent attention with p &lt; 0.05 gains; tags &lt;code&gt;x&lt;/code&gt; stay.</summary>
+<author><name>J\\"org Beispiel</name></author><category term="cs.LG"/></entry></feed>"""
+
+
+async def test_arxiv_api_text_that_mentions_tags_is_kept(server, store, http):
+    report, (paper,) = await poll_body(server, store, http, ARXIV_API_MENTIONS_TAGS,
+                                       path="/api/query", kind="arxiv-api", query="cat:cs.LG",
+                                       content_type="application/atom+xml")
+    assert report.error is None
+    assert paper.title == "Invented <b>bold</b> tokens for O(n) parsers"
+    assert paper.abstract == "We invent attention with p < 0.05 gains; tags <code>x</code> stay."
+    assert paper.authors == ("Jörg Beispiel",)

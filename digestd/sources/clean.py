@@ -89,14 +89,15 @@ def _unmojibake(m: re.Match) -> str:
         return m[0]
 
 
-def clean_text(value: object, *, html: bool = False, tex: bool = False,
+def clean_text(value: object, *, html: bool = False, tex: bool = False, plain: bool = False,
                limit: int = MAX_ABSTRACT) -> str:
     """One feed field as plain text, on one line.
 
     `html`: the field is HTML (strip markup, decode entities once); otherwise it is text and
     left as written, `<` and `&` included. Either way an entity still there afterwards was
-    escaped twice and is decoded (and markup it held removed). `tex`: the source writes TeX
-    (arXiv kinds).
+    escaped twice and is decoded (and markup it held removed), unless `plain`: the source
+    writes plain text and never HTML (arXiv's announcement feeds and API), so "<code>" and
+    "&amp;" in it are what its authors wrote. `tex`: the source writes TeX (arXiv kinds).
     Control characters are dropped, UTF-8 read as Windows-1252 upstream ("MuÃ±oz") is
     read again, and the result is cut to `limit` characters.
     """
@@ -105,11 +106,12 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     if len(value) > 2 * limit + 1000:  # markup and TeX shrink text, never by half
         value = value[:2 * limit + 1000]
     text = html_to_text(value) if html else value
-    if "<" in text and has_markup(text):
+    markup = html or not plain  # what plain text mentions is text ("we parse <i> tokens")
+    if markup and "<" in text and has_markup(text):
         # markup in a field said to be text, or escaped twice in HTML
         # ("&lt;i&gt;E. coli&lt;/i&gt;"): a reader never wants to see it
         text = inline_markup_to_text(text)
-    if "&" in text and _ENTITY.search(text):
+    if markup and "&" in text and _ENTITY.search(text):
         # an entity left after decoding (or in text) was escaped twice: "&amp;amp;",
         # "&amp;#8211;", "&amp;lt;i&amp;gt;" are "&", "–" and markup to anyone reading them
         text = _unescape(text)
@@ -128,14 +130,16 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     return cap(collapse(text), limit)
 
 
-def clean_title(value: object, *, html: bool = False, tex: bool = False) -> str:
+def clean_title(value: object, *, html: bool = False, tex: bool = False,
+                plain: bool = False) -> str:
     """A title as plain text (see clean_text), at most MAX_TITLE characters."""
-    return clean_text(value, html=html, tex=tex, limit=MAX_TITLE)
+    return clean_text(value, html=html, tex=tex, plain=plain, limit=MAX_TITLE)
 
 
-def clean_abstract(value: object, *, html: bool = False, tex: bool = False) -> str:
+def clean_abstract(value: object, *, html: bool = False, tex: bool = False,
+                   plain: bool = False) -> str:
     """An abstract as plain text (see clean_text), at most MAX_ABSTRACT characters."""
-    return clean_text(value, html=html, tex=tex, limit=MAX_ABSTRACT)
+    return clean_text(value, html=html, tex=tex, plain=plain, limit=MAX_ABSTRACT)
 
 
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
