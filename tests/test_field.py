@@ -1248,3 +1248,96 @@ async def test_arxiv_api_text_that_mentions_tags_is_kept(server, store, http):
     assert paper.title == "Invented <b>bold</b> tokens for O(n) parsers"
     assert paper.abstract == "We invent attention with p < 0.05 gains; tags <code>x</code> stay."
     assert paper.authors == ("Jörg Beispiel",)
+
+
+def latin1_rss(items: str) -> bytes:
+    """A journal's RSS in ISO-8859-1 whose channel says where relative links are (xml:base)."""
+    return ('<?xml version="1.0" encoding="ISO-8859-1"?><rss version="2.0" xmlns:dc="http://purl'
+            '.org/dc/elements/1.1/"><channel xml:base="articles/"><title>Invented Letters</title>'
+            f"<link>https://letters.example.net/</link><description>d</description>{items}"
+            "</channel></rss>").encode("latin-1")
+
+
+BROKEN_FIRST = ("<item><title>First good invented paper, café</title><link>a/1</link><guid>m1"
+                "</guid><description>First abstract.</description></item>")
+BROKEN_THIRD = ("<item><title>Third good invented paper, naïve</title><link>a/3</link><guid>m3"
+                "</guid><dc:creator>Zoë Sample</dc:creator></item>")
+
+
+@pytest.mark.parametrize("bad, title, abstract", [
+    # a misspelled end tag, an end tag left out (of a field, of a title before a sibling)
+    ("<item><title>Mismatched invented paper</titel><link>a/2</link><guid>m2</guid></item>",
+     "Mismatched invented paper", ""),
+    ("<item><title>Unclosed invented description</title><link>a/2</link><guid>m2</guid>"
+     "<description>Its abstract.</item>", "Unclosed invented description", "Its abstract."),
+    ("<item><title>Unclosed invented title<link>a/2</link><guid>m2</guid></item>",
+     "Unclosed invented title", ""),
+    ("<item><title>Misspelled <b>invented</b> title</tilte><link>a/2</link><guid>m2</guid>"
+     "<description>Bold <b>text</i> here.</description></item>", "Misspelled invented title",
+     "Bold text here."),
+])
+async def test_one_broken_item_costs_at_most_itself(server, store, http, bad, title, abstract):
+    """feedparser's fallback reading of a feed that is not well-formed lost every item after a
+    misspelled or missing end tag, with no error; the items are read one by one then, their
+    links resolved and their text decoded as the whole feed's are."""
+    report, papers = await poll_body(server, store, http,
+                                     latin1_rss(BROKEN_FIRST + bad + BROKEN_THIRD))
+    assert report.error is None and (report.fetched, report.skipped) == (3, 0)
+    assert [(p.title, p.abstract, p.url) for p in papers] == [
+        ("First good invented paper, café", "First abstract.", server.url("/j/articles/a/1")),
+        (title, abstract, server.url("/j/articles/a/2")),
+        ("Third good invented paper, naïve", "", server.url("/j/articles/a/3"))]
+    assert papers[2].authors == ("Zoë Sample",)
+    assert store.source_state("j").etag is None  # read again in full next time
+
+
+async def test_one_broken_atom_entry_costs_at_most_itself(server, store, http):
+    body = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            'xml:base="https://moss.example.org/papers/"><title>Inv</title><id>urn:inv</id>'
+            "<updated>2026-11-27T10:00:00Z</updated>"
+            '<entry><id>e1</id><title>First invented moss</title><link href="1"/></entry>'
+            '<entry><id>e2</id><title>Second invented moss</titel><link href="2"/></entry>'
+            '<entry xml:base="../more/"><id>e3</id><title>Third invented moss</title>'
+            '<link href="3"/><summary type="html">&lt;p&gt;Moss &lt;i&gt;grows&lt;/i&gt;.&lt;/p'
+            "&gt;</summary></entry></feed>").encode()
+    report, papers = await poll_body(server, store, http, body, path="/moss.atom",
+                                     content_type="application/atom+xml")
+    assert report.error is None
+    assert [(p.title, p.url) for p in papers] == [
+        ("First invented moss", "https://moss.example.org/papers/1"),
+        ("Second invented moss", "https://moss.example.org/papers/2"),
+        ("Third invented moss", "https://moss.example.org/more/3")]
+    assert papers[2].abstract == "Moss grows."
+
+
+def test_one_broken_rss10_item_costs_at_most_itself():
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+            b'02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc'
+            b'/elements/1.1/"><channel rdf:about="https://soils.example.com/rss"><title>Soils'
+            b"</title><link>https://soils.example.com/</link><description>TOC</description>"
+            b'<items><rdf:Seq><rdf:li rdf:resource="https://soils.example.com/a/1"/></rdf:Seq>'
+            b"</items></channel>"
+            + b"".join(b'<item rdf:about="https://soils.example.com/a/%d"><title>Invented worms %d'
+                       b"</title%s><link>https://soils.example.com/a/%d</link><dc:date>2026-11-2%d"
+                       b"</dc:date></item>" % (n, n, b"e" if n == 2 else b"", n, n)
+                       for n in (1, 2, 3, 4))
+            + b"</rdf:RDF>")
+    assert [(p.title, p.published) for p in parse(body)] == [
+        ("Invented worms 1", "2026-11-21"), ("Invented worms 2", "2026-11-22"),
+        ("Invented worms 3", "2026-11-23"), ("Invented worms 4", "2026-11-24")]
+
+
+def test_items_read_one_by_one_are_told_and_counted(caplog):
+    """What could not be read at all is counted as skipped; the recovery is logged."""
+    import logging
+
+    from digestd.sources.feed import parse_feed
+    body = rss("<item><title>Good invented one</title><guid>1</guid></item>"
+               "<item><guid>2</guid><title>No end</titel></item>"
+               "<item><title>Good invented two</title><guid>3</guid></item>"
+               "<item><guid>4</guid></item>")
+    with caplog.at_level(logging.WARNING, logger="digestd.sources"):
+        papers, skipped, well_formed = parse_feed(body, source="j")
+    assert [p.title for p in papers] == ["Good invented one", "No end", "Good invented two"]
+    assert (skipped, well_formed) == (1, False)
+    assert "source=j" in caplog.text and "read_one_by_one=true" in caplog.text

@@ -278,3 +278,9 @@ def is_html(detail: object) -> bool:
     """True when feedparser's `*_detail` says the field is HTML (its `type`)."""
     kind = detail.get("type", "") if isinstance(detail, dict) else ""
     return kind in HTML_TYPES
+
+
+def is_element_name(name: str) -> bool:
+    """Whether `name` (with or without a prefix, any case) names an element of HTML 5, JATS
+    or MathML: markup a feed may leave unescaped in a field."""
+    return name.rpartition(":")[2].lower() in _ELEMENTS
