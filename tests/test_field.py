@@ -1341,3 +1341,74 @@ def test_items_read_one_by_one_are_told_and_counted(caplog):
     assert [p.title for p in papers] == ["Good invented one", "No end", "Good invented two"]
     assert (skipped, well_formed) == (1, False)
     assert "source=j" in caplog.text and "read_one_by_one=true" in caplog.text
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # a weekday, short or long, with or without a comma, before the forms read without it
+    ("Fri, 27 Nov 2026", "2026-11-27"),
+    ("Friday, November 27, 2026", "2026-11-27"),
+    ("Friday 27 November 2026", "2026-11-27"),
+    ("Fri, Nov 27, 2026", "2026-11-27"),
+    ("Thursday, 26 November 2026 14:00", "2026-11-26T14:00:00"),
+    ("Friday, November 27, 2026 10:30 PM", "2026-11-27T22:30:00"),
+    ("Friday, November 27, 2026 10:00:00 PM PST", "2026-11-27T22:00:00-08:00"),
+    # the month first as US style writes it: abbreviated with a full stop, "Sept", ordinals
+    ("Tues., Nov. 24, 2026", "2026-11-24"),
+    ("Sept. 3, 2026", "2026-09-03"),
+    ("November 27th, 2026", "2026-11-27"),
+    ("27th November 2026", "2026-11-27"),
+    # RFC 5322 3.3: "-0000" is UTC (the sender's own zone unknown); RFC 3339's "-00:00" too
+    ("Fri, 27 Nov 2026 09:00:00 -0000", "2026-11-27T09:00:00+00:00"),
+    ("27 Nov 2026 09:00 -0000", "2026-11-27T09:00:00+00:00"),
+    ("2026-11-27T09:00:00-00:00", "2026-11-27T09:00:00+00:00"),
+    # ... while day and month in numbers stay unguessed, a weekday or not, and an unknown
+    # zone name stays local time
+    ("Fri, 27/11/2026", ""),
+    ("Fri, 11/27/2026", ""),
+    ("Fri, 27 Nov 2026 08:00:00 CEST", "2026-11-27T08:00:00"),
+])
+def test_dates_as_feeds_state_them(raw, expect):
+    (paper,) = parse(rss(f"<item><title>Dated</title><guid>1</guid><pubDate>{raw}</pubDate>"
+                         "</item>"))
+    assert paper.published == expect
+
+
+@pytest.mark.parametrize("dates, expect", [
+    # journals that date an item with PRISM alone: its publication date, not the issue's
+    ("<prism:publicationDate>2026-11-27</prism:publicationDate><prism:coverDate>2026-12-01"
+     "</prism:coverDate>", "2026-11-27"),
+    ("<prism:coverDate>2026-12-01</prism:coverDate><prism:publicationDate>2026-11-27T08:00:00Z"
+     "</prism:publicationDate>", "2026-11-27T08:00:00+00:00"),
+    ("<prism:coverDate>2027-01-01</prism:coverDate>", ""),
+    # the item's own publication date first, PRISM's before an update's
+    ("<pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate><prism:publicationDate>2026-11-27"
+     "</prism:publicationDate>", "2026-11-26T10:00:00+00:00"),
+    ("<prism:publicationDate>soon</prism:publicationDate><dc:date>2026-11-25</dc:date>",
+     "2026-11-25"),
+])
+def test_prism_dates(dates, expect):
+    (paper,) = parse(rss(f"<item><title>Dated</title><guid>1</guid>{dates}</item>"))
+    assert paper.published == expect
+
+
+async def test_a_journal_feed_of_these_kinds_over_http(server, store, http):
+    """The seventh round's kinds together, served and polled as the daemon does."""
+    body = rss(
+        "<item><title>Pores of 5 Å² and 2.1 Å–3.5 Å resolution</title><guid>a</guid>"
+        "<description>Cell volume 1200 Å³ at 20 °C.</description><pubDate>Fri, 27 Nov 2026"
+        "</pubDate></item>"
+        "<item><title><![CDATA[Part one:<br/>an invented subtitle]]></title><guid>b</guid>"
+        "<pubDate>Friday, November 27, 2026</pubDate></item>"
+        "<item><title>Broken invented item</titel><guid>c</guid><pubDate>Fri, 27 Nov 2026 "
+        "09:00:00 -0000</pubDate></item>"
+        "<item><title>&lt;p&gt;Invented p-wrapped title for ages &lt;65&lt;/p&gt;</title>"
+        "<guid>d</guid><prism:publicationDate>2026-11-27</prism:publicationDate>"
+        "<prism:coverDate>2026-12-01</prism:coverDate></item>")
+    report, papers = await poll_body(server, store, http, body)
+    assert report.error is None
+    assert [(p.title, p.abstract, p.published) for p in papers] == [
+        ("Pores of 5 Å² and 2.1 Å–3.5 Å resolution", "Cell volume 1200 Å³ at 20 °C.",
+         "2026-11-27"),
+        ("Part one: an invented subtitle", "", "2026-11-27"),
+        ("Broken invented item", "", "2026-11-27T09:00:00+00:00"),
+        ("Invented p-wrapped title for ages <65", "", "2026-11-27")]

@@ -364,6 +364,15 @@ _DATE_ONLY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:?\d{2})?$")  # XSD 
 _HAS_TIME = re.compile(r"\d{1,2}:\d{2}")
 _ZONE_NAME = re.compile(r"\s+([A-Za-z]{2,5})$")
 _AMPM = re.compile(r"\d\s*[AaPp]\.?[Mm]\.?(?:\s|$)")
+# RFC 5322 3.3: "-0000" is UTC, said by a system that does not know its own zone
+_MINUS_ZERO = re.compile(r"\s-0000$")
+# What people write around the forms below: a weekday ("Fri, 27 Nov 2026", "Friday, November
+# 27, 2026"; the date says which day it is), a month abbreviated with a full stop or as
+# "Sept" ("Nov. 27, 2026"), a day as an ordinal ("November 27th, 2026")
+_WEEKDAY = re.compile(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+", re.IGNORECASE)
+_MONTH_STOP = re.compile(r"\b(?:(sep)t\.?|(jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)\.)(?=\s)",
+                         re.IGNORECASE)
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
 _FORMATS_DAY = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
                 "%Y/%m/%d", "%Y%m%d")
 _FORMATS_TIME = ("%B %d, %Y %I:%M %p", "%b %d, %Y %I:%M %p", "%B %d, %Y %I:%M:%S %p",
@@ -419,7 +428,12 @@ def _parse_text_date(text: str) -> datetime | str | None:
         offset = when.utcoffset()
         if offset is not None and abs(offset.total_seconds()) >= 86400:
             return None  # "+2400" is no offset
+        if offset is None and _MINUS_ZERO.search(text):
+            when = when.replace(tzinfo=timezone.utc)  # (email.utils leaves it without one)
         return when
+    text = _WEEKDAY.sub("", text, count=1)
+    text = _ORDINAL.sub(r"\1", _MONTH_STOP.sub(lambda m: m[1] or m[2], text))
+    ampm = _AMPM.search(text)
     zone = _ZONE_NAME.search(text)
     if zone and ampm and zone.start() < ampm.start():
         zone = None
@@ -451,11 +465,19 @@ def _parse_text_date(text: str) -> datetime | str | None:
     return when
 
 
+# Where feeds date an item, the publication first: pubDate / Atom published, PRISM's
+# publicationDate (journals' feeds, some with no other date), then the last update, creation,
+# dc:date. Not PRISM's coverDate: the date printed on the issue the article is (or will be)
+# in, often months after (or before) it appeared, which a digest would show as its
+# publication and rank by.
+_DATE_KEYS = ("published", "prism_publicationdate", "updated", "created", "dc_date")
+
+
 def entry_date(entry: dict) -> str:
     """A feedparser entry's publication date (else its last update, else dc:date) by
-    iso_datetime; the first of them that can be read."""
+    iso_datetime; the first of them that can be read (_DATE_KEYS)."""
     # dict.get: feedparser maps a missing `updated*` to `published*` with a warning.
-    for key in ("published", "updated", "created", "dc_date"):
+    for key in _DATE_KEYS:
         found = iso_datetime(dict.get(entry, key))
         if found:
             return found
