@@ -54,8 +54,8 @@ def paper(r: dict) -> dict:
     url, pdf_url = arxiv_urls(r["id"])
     # the primary category first, as arXiv lists them
     categories = list(dict.fromkeys([r["primary"], *r["categories"]]))
-    return {"id": f"arxiv:{r['id']}", "title": clean_title(r["title"], tex=True),
-            "abstract": clean_abstract(r["abstract"], tex=True),
+    return {"id": f"arxiv:{r['id']}", "title": clean_title(r["title"], tex=True, plain=True),
+            "abstract": clean_abstract(r["abstract"], tex=True, plain=True),
             "authors": list(split_authors(", ".join(r["authors"]), tex=True)),
             "categories": categories, "url": url, "pdf_url": pdf_url, "published": ANNOUNCED}
 

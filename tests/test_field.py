@@ -1147,3 +1147,283 @@ def test_affiliation_marks_written_in_tex_go_with_their_commas():
     assert split_authors(r"Wei Zhang$^{a}$, Li Na$^{b,c}$ and A. Author$^{(1)}$, B. Bee$^\ast$, "
                          r"C. Cee$^{\star}$", tex=True) == (
         "Wei Zhang", "Li Na", "A. Author", "B. Bee", "C. Cee")
+
+
+# -- a seventh round: signs after letters, markup in text, arXiv's plain text, one broken item,
+#    dates as feeds state them ------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw", [
+    # a unit (the ångström) before a power, a range's dash, a sign: correct text
+    "Pores of 5 Å² and 2.1 Å–3.5 Å resolution", "Cell volume 1200 Å³ at 20 °C.",
+    "10Å² per molecule (in Å²), 1.5 Å±0.2 Å, 3 Å·s", "a resolution of 2 Å—the best yet",
+    # German's ß before a dash or an apostrophe (its pair would be NKo)
+    "Gauß–Seidel and Gauß–Newton iterations, Gauß’s law",
+])
+def test_signs_after_letters_are_no_mojibake(raw):
+    from digestd.sources.clean import clean_text
+    assert clean_text(raw) == raw
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # the same lead before what no correct text puts after it: Polish, Czech
+    ("PrzemysÅ‚aw Å›wiat Å¡kola Å¾ena Å™eka koÅ„ Å»ukowski", "Przemysław świat škola žena řeka "
+     "koń Żukowski"),
+    # ... and before a sign inside a word: a letter before it (or another pair), or after it
+    ("mokslÅ³ SzÅ±cs YÄ±lmaz JurgaitienÄ— Ä°stanbul Å¹rÃ³dÅ‚o Å¼Ã³Å‚Ä‡", "mokslų Szűcs Yılmaz "
+     "Jurgaitienė İstanbul Źródło żółć"),
+    ("at 10Â°C, 5 Î± decays", "at 10°C, 5 α decays"),
+])
+def test_mojibake_before_a_sign_inside_a_word_is_still_read_again(raw, expect):
+    from digestd.sources.clean import clean_text
+    assert clean_text(raw) == expect
+
+
+@pytest.mark.parametrize("title, expect", [
+    # a line break or rule written as a tag, in a title the feed calls text (CDATA)
+    ("<![CDATA[Part one:<br/>an invented subtitle]]>", "Part one: an invented subtitle"),
+    ("<![CDATA[Part one<br />and two<hr/>and three]]>", "Part one and two and three"),
+    ("<![CDATA[Part one:<br>an invented subtitle]]>", "Part one: an invented subtitle"),
+    ('<![CDATA[Rate <img src="k.gif" alt="k"/> constants<wbr/>, invented]]>',
+     "Rate constants, invented"),
+    # wrappers beside a "<" that is text: a paragraph, a link, a division
+    ("&lt;p&gt;Invented p-wrapped title for ages &lt;65&lt;/p&gt;",
+     "Invented p-wrapped title for ages <65"),
+    ('Links and ages &lt;65: &lt;a href="https://x.example/a"&gt;Invented&lt;/a&gt; study',
+     "Links and ages <65: Invented study"),
+    ("&lt;div&gt;&lt;p&gt;Two &lt;i&gt;wrapped&lt;/i&gt; invented&lt;/p&gt;&lt;p&gt;paragraphs"
+     " for n&lt;30&lt;/p&gt;&lt;/div&gt;", "Two wrapped invented paragraphs for n<30"),
+    # tags a title only names stay
+    ("Using &lt;br&gt; tags and the `&lt;hr&gt;` rule in invented email",
+     "Using <br> tags and the `<hr>` rule in invented email"),
+    ("Sentence markers &lt;s&gt; and &lt;/s&gt; in invented corpora with n&lt;5",
+     "Sentence markers <s> and </s> in invented corpora with n<5"),
+])
+def test_markup_in_titles_said_to_be_text(title, expect):
+    (paper,) = parse(rss(f"<item><title>{title}</title><guid>t1</guid></item>"))
+    assert paper.title == expect
+
+
+async def poll_body(server, store: Store, http, body: bytes, *, path: str = "/j/feed.xml",
+                    kind: str = "feed", content_type: str = "application/rss+xml", **kw):
+    """Serve `body` at `path` and poll it once (from `path`, unless `kw` gives the source's
+    url); (the report, the stored papers)."""
+    server.payload(path, body, content_type)
+    kw.setdefault("url", server.url(path))
+    source = SourceConfig(name="j", kind=kind, **kw)
+    (report,) = await poll_sources([source], store, http=http)
+    return report, store.papers_since("")
+
+
+ARXIV_MENTIONS_TAGS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<rss xmlns:arxiv="http://arxiv.org/schemas/atom" xmlns:dc="http://purl.org/dc/elements/1.1/"
+ version="2.0"><channel><title>cs.CL updates on arXiv.org</title>
+<link>http://rss.arxiv.org/rss/cs.CL</link><description>cs.CL updates</description>
+<item><title>Teaching invented models to close &lt;i&gt;tags&lt;/i&gt;</title>
+<link>https://arxiv.org/abs/2611.90301</link>
+<description>arXiv:2611.90301v1 Announce Type: new
+Abstract: Models wrap programs in &lt;code&gt;...&lt;/code&gt; and bold in &lt;b&gt;x&lt;/b&gt;; we
+parse &lt;i&gt;, &lt;/i&gt;, &lt;br/&gt; and &lt;sup&gt;2&lt;/sup&gt; tokens, and &amp;amp; as
+written.</description>
+<guid isPermaLink="false">oai:arXiv.org:2611.90301v1</guid><category>cs.CL</category>
+<pubDate>Fri, 27 Nov 2026 00:00:00 -0500</pubDate><arxiv:announce_type>new</arxiv:announce_type>
+<dc:creator>Ana Roe, Bo Sample</dc:creator></item></channel></rss>"""
+
+
+@pytest.mark.parametrize("kind", ["arxiv-rss", "feed"])
+async def test_arxiv_text_that_mentions_tags_is_kept(server, store, http, kind):
+    """rss.arxiv.org writes titles and abstracts as plain text (TeX), never HTML: a paper
+    about the tags models write keeps them, whichever kind of source reads the feed."""
+    report, (paper,) = await poll_body(
+        server, store, http, ARXIV_MENTIONS_TAGS, path="/rss/cs.CL", kind=kind,
+        **(dict(url=server.url("/rss"), categories=("cs.CL",)) if kind == "arxiv-rss"
+           else {}))
+    assert report.error is None
+    assert paper.title == "Teaching invented models to close <i>tags</i>"
+    assert paper.abstract == ("Models wrap programs in <code>...</code> and bold in <b>x</b>; "
+                              "we parse <i>, </i>, <br/> and <sup>2</sup> tokens, and &amp; as "
+                              "written.")
+
+
+ARXIV_API_MENTIONS_TAGS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom"
+ xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><id>https://arxiv.org/api/x</id>
+<title>arXiv Query</title><updated>2026-11-27T00:00:00Z</updated>
+<opensearch:totalResults>1</opensearch:totalResults><opensearch:startIndex>0</opensearch:startIndex>
+<entry><id>http://arxiv.org/abs/2611.90201v2</id><title>Invented &lt;b&gt;bold&lt;/b&gt; tokens
+ for $\\mathcal{O}(n)$ parsers</title><published>2026-11-20T10:00:00Z</published>
+<summary>We invent attention with p &lt; 0.05 gains; tags &lt;code&gt;x&lt;/code&gt; stay.</summary>
+<author><name>J\\"org Beispiel</name></author><category term="cs.LG"/></entry></feed>"""
+
+
+async def test_arxiv_api_text_that_mentions_tags_is_kept(server, store, http):
+    report, (paper,) = await poll_body(server, store, http, ARXIV_API_MENTIONS_TAGS,
+                                       path="/api/query", kind="arxiv-api", query="cat:cs.LG",
+                                       content_type="application/atom+xml")
+    assert report.error is None
+    assert paper.title == "Invented <b>bold</b> tokens for O(n) parsers"
+    assert paper.abstract == "We invent attention with p < 0.05 gains; tags <code>x</code> stay."
+    assert paper.authors == ("Jörg Beispiel",)
+
+
+def latin1_rss(items: str) -> bytes:
+    """A journal's RSS in ISO-8859-1 whose channel says where relative links are (xml:base)."""
+    return ('<?xml version="1.0" encoding="ISO-8859-1"?><rss version="2.0" xmlns:dc="http://purl'
+            '.org/dc/elements/1.1/"><channel xml:base="articles/"><title>Invented Letters</title>'
+            f"<link>https://letters.example.net/</link><description>d</description>{items}"
+            "</channel></rss>").encode("latin-1")
+
+
+BROKEN_FIRST = ("<item><title>First good invented paper, café</title><link>a/1</link><guid>m1"
+                "</guid><description>First abstract.</description></item>")
+BROKEN_THIRD = ("<item><title>Third good invented paper, naïve</title><link>a/3</link><guid>m3"
+                "</guid><dc:creator>Zoë Sample</dc:creator></item>")
+
+
+@pytest.mark.parametrize("bad, title, abstract", [
+    # a misspelled end tag, an end tag left out (of a field, of a title before a sibling)
+    ("<item><title>Mismatched invented paper</titel><link>a/2</link><guid>m2</guid></item>",
+     "Mismatched invented paper", ""),
+    ("<item><title>Unclosed invented description</title><link>a/2</link><guid>m2</guid>"
+     "<description>Its abstract.</item>", "Unclosed invented description", "Its abstract."),
+    ("<item><title>Unclosed invented title<link>a/2</link><guid>m2</guid></item>",
+     "Unclosed invented title", ""),
+    ("<item><title>Misspelled <b>invented</b> title</tilte><link>a/2</link><guid>m2</guid>"
+     "<description>Bold <b>text</i> here.</description></item>", "Misspelled invented title",
+     "Bold text here."),
+])
+async def test_one_broken_item_costs_at_most_itself(server, store, http, bad, title, abstract):
+    """feedparser's fallback reading of a feed that is not well-formed lost every item after a
+    misspelled or missing end tag, with no error; the items are read one by one then, their
+    links resolved and their text decoded as the whole feed's are."""
+    report, papers = await poll_body(server, store, http,
+                                     latin1_rss(BROKEN_FIRST + bad + BROKEN_THIRD))
+    assert report.error is None and (report.fetched, report.skipped) == (3, 0)
+    assert [(p.title, p.abstract, p.url) for p in papers] == [
+        ("First good invented paper, café", "First abstract.", server.url("/j/articles/a/1")),
+        (title, abstract, server.url("/j/articles/a/2")),
+        ("Third good invented paper, naïve", "", server.url("/j/articles/a/3"))]
+    assert papers[2].authors == ("Zoë Sample",)
+    assert store.source_state("j").etag is None  # read again in full next time
+
+
+async def test_one_broken_atom_entry_costs_at_most_itself(server, store, http):
+    body = ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom" '
+            'xml:base="https://moss.example.org/papers/"><title>Inv</title><id>urn:inv</id>'
+            "<updated>2026-11-27T10:00:00Z</updated>"
+            '<entry><id>e1</id><title>First invented moss</title><link href="1"/></entry>'
+            '<entry><id>e2</id><title>Second invented moss</titel><link href="2"/></entry>'
+            '<entry xml:base="../more/"><id>e3</id><title>Third invented moss</title>'
+            '<link href="3"/><summary type="html">&lt;p&gt;Moss &lt;i&gt;grows&lt;/i&gt;.&lt;/p'
+            "&gt;</summary></entry></feed>").encode()
+    report, papers = await poll_body(server, store, http, body, path="/moss.atom",
+                                     content_type="application/atom+xml")
+    assert report.error is None
+    assert [(p.title, p.url) for p in papers] == [
+        ("First invented moss", "https://moss.example.org/papers/1"),
+        ("Second invented moss", "https://moss.example.org/papers/2"),
+        ("Third invented moss", "https://moss.example.org/more/3")]
+    assert papers[2].abstract == "Moss grows."
+
+
+def test_one_broken_rss10_item_costs_at_most_itself():
+    body = (b'<?xml version="1.0" encoding="UTF-8"?><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+            b'02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/" xmlns:dc="http://purl.org/dc'
+            b'/elements/1.1/"><channel rdf:about="https://soils.example.com/rss"><title>Soils'
+            b"</title><link>https://soils.example.com/</link><description>TOC</description>"
+            b'<items><rdf:Seq><rdf:li rdf:resource="https://soils.example.com/a/1"/></rdf:Seq>'
+            b"</items></channel>"
+            + b"".join(b'<item rdf:about="https://soils.example.com/a/%d"><title>Invented worms %d'
+                       b"</title%s><link>https://soils.example.com/a/%d</link><dc:date>2026-11-2%d"
+                       b"</dc:date></item>" % (n, n, b"e" if n == 2 else b"", n, n)
+                       for n in (1, 2, 3, 4))
+            + b"</rdf:RDF>")
+    assert [(p.title, p.published) for p in parse(body)] == [
+        ("Invented worms 1", "2026-11-21"), ("Invented worms 2", "2026-11-22"),
+        ("Invented worms 3", "2026-11-23"), ("Invented worms 4", "2026-11-24")]
+
+
+def test_items_read_one_by_one_are_told_and_counted(caplog):
+    """What could not be read at all is counted as skipped; the recovery is logged."""
+    import logging
+
+    from digestd.sources.feed import parse_feed
+    body = rss("<item><title>Good invented one</title><guid>1</guid></item>"
+               "<item><guid>2</guid><title>No end</titel></item>"
+               "<item><title>Good invented two</title><guid>3</guid></item>"
+               "<item><guid>4</guid></item>")
+    with caplog.at_level(logging.WARNING, logger="digestd.sources"):
+        papers, skipped, well_formed = parse_feed(body, source="j")
+    assert [p.title for p in papers] == ["Good invented one", "No end", "Good invented two"]
+    assert (skipped, well_formed) == (1, False)
+    assert "source=j" in caplog.text and "read_one_by_one=true" in caplog.text
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # a weekday, short or long, with or without a comma, before the forms read without it
+    ("Fri, 27 Nov 2026", "2026-11-27"),
+    ("Friday, November 27, 2026", "2026-11-27"),
+    ("Friday 27 November 2026", "2026-11-27"),
+    ("Fri, Nov 27, 2026", "2026-11-27"),
+    ("Thursday, 26 November 2026 14:00", "2026-11-26T14:00:00"),
+    ("Friday, November 27, 2026 10:30 PM", "2026-11-27T22:30:00"),
+    ("Friday, November 27, 2026 10:00:00 PM PST", "2026-11-27T22:00:00-08:00"),
+    # the month first as US style writes it: abbreviated with a full stop, "Sept", ordinals
+    ("Tues., Nov. 24, 2026", "2026-11-24"),
+    ("Sept. 3, 2026", "2026-09-03"),
+    ("November 27th, 2026", "2026-11-27"),
+    ("27th November 2026", "2026-11-27"),
+    # RFC 5322 3.3: "-0000" is UTC (the sender's own zone unknown); RFC 3339's "-00:00" too
+    ("Fri, 27 Nov 2026 09:00:00 -0000", "2026-11-27T09:00:00+00:00"),
+    ("27 Nov 2026 09:00 -0000", "2026-11-27T09:00:00+00:00"),
+    ("2026-11-27T09:00:00-00:00", "2026-11-27T09:00:00+00:00"),
+    # ... while day and month in numbers stay unguessed, a weekday or not, and an unknown
+    # zone name stays local time
+    ("Fri, 27/11/2026", ""),
+    ("Fri, 11/27/2026", ""),
+    ("Fri, 27 Nov 2026 08:00:00 CEST", "2026-11-27T08:00:00"),
+])
+def test_dates_as_feeds_state_them(raw, expect):
+    (paper,) = parse(rss(f"<item><title>Dated</title><guid>1</guid><pubDate>{raw}</pubDate>"
+                         "</item>"))
+    assert paper.published == expect
+
+
+@pytest.mark.parametrize("dates, expect", [
+    # journals that date an item with PRISM alone: its publication date, not the issue's
+    ("<prism:publicationDate>2026-11-27</prism:publicationDate><prism:coverDate>2026-12-01"
+     "</prism:coverDate>", "2026-11-27"),
+    ("<prism:coverDate>2026-12-01</prism:coverDate><prism:publicationDate>2026-11-27T08:00:00Z"
+     "</prism:publicationDate>", "2026-11-27T08:00:00+00:00"),
+    ("<prism:coverDate>2027-01-01</prism:coverDate>", ""),
+    # the item's own publication date first, PRISM's before an update's
+    ("<pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate><prism:publicationDate>2026-11-27"
+     "</prism:publicationDate>", "2026-11-26T10:00:00+00:00"),
+    ("<prism:publicationDate>soon</prism:publicationDate><dc:date>2026-11-25</dc:date>",
+     "2026-11-25"),
+])
+def test_prism_dates(dates, expect):
+    (paper,) = parse(rss(f"<item><title>Dated</title><guid>1</guid>{dates}</item>"))
+    assert paper.published == expect
+
+
+async def test_a_journal_feed_of_these_kinds_over_http(server, store, http):
+    """The seventh round's kinds together, served and polled as the daemon does."""
+    body = rss(
+        "<item><title>Pores of 5 Å² and 2.1 Å–3.5 Å resolution</title><guid>a</guid>"
+        "<description>Cell volume 1200 Å³ at 20 °C.</description><pubDate>Fri, 27 Nov 2026"
+        "</pubDate></item>"
+        "<item><title><![CDATA[Part one:<br/>an invented subtitle]]></title><guid>b</guid>"
+        "<pubDate>Friday, November 27, 2026</pubDate></item>"
+        "<item><title>Broken invented item</titel><guid>c</guid><pubDate>Fri, 27 Nov 2026 "
+        "09:00:00 -0000</pubDate></item>"
+        "<item><title>&lt;p&gt;Invented p-wrapped title for ages &lt;65&lt;/p&gt;</title>"
+        "<guid>d</guid><prism:publicationDate>2026-11-27</prism:publicationDate>"
+        "<prism:coverDate>2026-12-01</prism:coverDate></item>")
+    report, papers = await poll_body(server, store, http, body)
+    assert report.error is None
+    assert [(p.title, p.abstract, p.published) for p in papers] == [
+        ("Pores of 5 Å² and 2.1 Å–3.5 Å resolution", "Cell volume 1200 Å³ at 20 °C.",
+         "2026-11-27"),
+        ("Part one: an invented subtitle", "", "2026-11-27"),
+        ("Broken invented item", "", "2026-11-27T09:00:00+00:00"),
+        ("Invented p-wrapped title for ages <65", "", "2026-11-27")]

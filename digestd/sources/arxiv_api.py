@@ -88,11 +88,12 @@ def parse_api_feed(content: bytes, *, source: str) -> ApiPage:
         assert ids is not None
         paper = Paper(
             id=ids[0],
-            # The XML parser decoded the entities already; only whitespace and LaTeX remain.
-            title=clean_title(title, tex=True),
-            abstract=clean_abstract(_text(el.find(f"{ATOM}summary")), tex=True),
+            # The XML parser decoded the entities already; only whitespace and LaTeX remain:
+            # the API writes plain text, never HTML ("tags <code>x</code>" is a paper's text).
+            title=clean_title(title, tex=True, plain=True),
+            abstract=clean_abstract(_text(el.find(f"{ATOM}summary")), tex=True, plain=True),
             authors=tuple(n for n in (clean_text(_text(a.find(f"{ATOM}name")), tex=True,
-                                                 limit=200)
+                                                 plain=True, limit=200)
                                       for a in el.iterfind(f"{ATOM}author")) if n),
             categories=tuple(dict.fromkeys(c for c in cats if c)),
             url=url,

@@ -132,10 +132,10 @@ def _creators(entry: dict, html: bool) -> tuple[str, ...]:
 def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, str] | None:
     """(paper, announce type) from one item of an arXiv feed, or None if it names no paper.
 
-    Titles, abstracts and names are TeX (converted); in the old format (RSS 1.0, or the
-    RSS 2.0 arXiv served beside it: `old_format` for the feed, or an item whose title has
-    the old suffix) the title suffix is removed and read, and the description and
-    dc:creator are HTML.
+    Titles, abstracts and names are TeX (converted), and titles and descriptions plain text
+    (what looks like a tag is text); in the old format (RSS 1.0, or the RSS 2.0 arXiv served
+    beside it: `old_format` for the feed, or an item whose title has the old suffix) the
+    title suffix is removed and read, and the description and dc:creator are HTML.
     """
     title = entry.get("title") or ""
     suffix = _OLD_SUFFIX.search(title)
@@ -149,7 +149,10 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
         kind = kind or _old_kind(suffix["kind"] or "")
         # "[cs.LG]", and cross-lists as "[cs.LG, stat.ML]" or "[cs.LG stat.ML]"
         categories[:0] = [c for c in re.split(r"[,;\s]+", suffix["cat"]) if c]
-    title = clean_title(title, tex=True)
+    # rss.arxiv.org writes titles and descriptions as plain text (escaped once for XML), never
+    # HTML: stripping "tags" would eat "p<0.05 ... q>1" and the "<code>" a paper is about.
+    # The old format sent HTML.
+    title = clean_title(title, tex=True, plain=not old_format)
     if found is None or not title:
         return None
     bare, version = found
@@ -161,13 +164,11 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
         in_suffix = parse_arxiv(suffix["id"])
         version = in_suffix[1] if in_suffix else None
     url, pdf_url = arxiv_urls(bare)
-    # rss.arxiv.org writes the description as plain text (escaped once for XML): stripping
-    # "tags" would eat "p<0.05 ... q>1". The old format sent HTML.
     paper = Paper(
         id=f"arxiv:{bare}",
         title=title,
         abstract=clean_abstract(_PREAMBLE.sub("", description, count=1), html=old_format,
-                                tex=True),
+                                tex=True, plain=not old_format),
         # One dc:creator holding "A, B (Affiliation, City), C" (feedparser keeps it whole), or
         # one dc:creator per author
         authors=_creators(entry, old_format),

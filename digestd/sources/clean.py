@@ -47,16 +47,41 @@ def cap(text: str, limit: int) -> str:
 _CONTINUATION = ("\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc"
                  "\u2013\u2014\u2018-\u201a\u201c-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a"
                  "\u20ac\u2122")
-# (the lead of a two-byte character but "×", which "5×°C" puts before a sign; of the
-# three-byte leads only "â", the punctuation's (U+2000-U+2FFF: – — “ ” …): "é", "à" ... are
-# letters that can stand before "»" or "–" in correct text; four-byte leads, emoji)
-_MOJIBAKE = re.compile(f"(?:[\u00c2-\u00d6\u00d8-\u00df][{_CONTINUATION}]"
+# (the lead of a two-byte character but "×", which "5×°C" puts before a sign, and "Ü Ý Þ ß",
+# the leads of U+0700-U+07FF (Syriac, Thaana, NKo), scripts no paper feed carries, while
+# "Gauß–Seidel" and "Gauß’s law" are correct text; of the three-byte leads only "â", the
+# punctuation's (U+2000-U+2FFF: – — “ ” …): "é", "à" ... are letters that can stand before
+# "»" or "–" in correct text; four-byte leads, emoji)
+_MOJIBAKE = re.compile(f"(?:[\u00c2-\u00d6\u00d8-\u00db][{_CONTINUATION}]"
                        f"|\u00e2[{_CONTINUATION}]{{2}}|\u00f0[{_CONTINUATION}]{{3}})")
+# Correct text puts a sign right after a letter: a power or a note (5 Å², 1200 Å³), a unit's
+# ° ± · µ, a dash (2.1 Å–3.5 Å). Where the lead is a letter of the Latin alphabets (Ä-Í: the
+# pair would be Latin Extended, IPA or a combining mark) and such a sign follows, the pair is
+# mojibake only inside a word: a letter (or another pair) right before it ("mokslÅ³" mokslų,
+# "SzÅ±cs" Szűcs, "JurgaitienÄ—" Jurgaitienė), or right after it ("Ä°stanbul" İstanbul) but
+# for the signs that join two words ("Å·s", "2 Å—the best"). Greek and Cyrillic leads stay
+# as they were: their letters stand alone in text ("5 Î± decays" is 5 α decays).
+_LATIN_LEADS = frozenset("\u00c4\u00c5\u00c6\u00c7\u00c8\u00c9\u00ca\u00cb\u00cc\u00cd")
+_SIGNS = frozenset("¹²³°±·µ–—")
+_JOINING = frozenset("·–—")
+
+
+def _in_a_word(m: re.Match) -> bool:
+    """Whether a two-byte mojibake candidate made of a Latin letter and a sign stands inside
+    a word (see _SIGNS)."""
+    text, start, end = m.string, m.start(), m.end()
+    if start and (text[start - 1].isalpha() or (
+            start >= 2 and _MOJIBAKE.fullmatch(text, start - 2, start))):
+        return True
+    return m[0][1] not in _JOINING and end < len(text) and text[end].isalpha()
 
 
 def _unmojibake(m: re.Match) -> str:
     """One character's UTF-8 bytes, read as Windows-1252 (Latin-1 where 1252 has no
-    character), as the character; anything that does not decode stays as written."""
+    character), as the character; anything that does not decode, and a sign after a letter
+    outside a word (_SIGNS), stays as written."""
+    if len(m[0]) == 2 and m[0][0] in _LATIN_LEADS and m[0][1] in _SIGNS and not _in_a_word(m):
+        return m[0]
     try:
         raw = bytes(ord(c) if ord(c) < 256 else c.encode("cp1252")[0] for c in m[0])
         return raw.decode("utf-8")
@@ -64,14 +89,15 @@ def _unmojibake(m: re.Match) -> str:
         return m[0]
 
 
-def clean_text(value: object, *, html: bool = False, tex: bool = False,
+def clean_text(value: object, *, html: bool = False, tex: bool = False, plain: bool = False,
                limit: int = MAX_ABSTRACT) -> str:
     """One feed field as plain text, on one line.
 
     `html`: the field is HTML (strip markup, decode entities once); otherwise it is text and
     left as written, `<` and `&` included. Either way an entity still there afterwards was
-    escaped twice and is decoded (and markup it held removed). `tex`: the source writes TeX
-    (arXiv kinds).
+    escaped twice and is decoded (and markup it held removed), unless `plain`: the source
+    writes plain text and never HTML (arXiv's announcement feeds and API), so "<code>" and
+    "&amp;" in it are what its authors wrote. `tex`: the source writes TeX (arXiv kinds).
     Control characters are dropped, UTF-8 read as Windows-1252 upstream ("MuÃ±oz") is
     read again, and the result is cut to `limit` characters.
     """
@@ -80,11 +106,12 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     if len(value) > 2 * limit + 1000:  # markup and TeX shrink text, never by half
         value = value[:2 * limit + 1000]
     text = html_to_text(value) if html else value
-    if "<" in text and has_markup(text):
+    markup = html or not plain  # what plain text mentions is text ("we parse <i> tokens")
+    if markup and "<" in text and has_markup(text):
         # markup in a field said to be text, or escaped twice in HTML
         # ("&lt;i&gt;E. coli&lt;/i&gt;"): a reader never wants to see it
         text = inline_markup_to_text(text)
-    if "&" in text and _ENTITY.search(text):
+    if markup and "&" in text and _ENTITY.search(text):
         # an entity left after decoding (or in text) was escaped twice: "&amp;amp;",
         # "&amp;#8211;", "&amp;lt;i&amp;gt;" are "&", "–" and markup to anyone reading them
         text = _unescape(text)
@@ -103,14 +130,16 @@ def clean_text(value: object, *, html: bool = False, tex: bool = False,
     return cap(collapse(text), limit)
 
 
-def clean_title(value: object, *, html: bool = False, tex: bool = False) -> str:
+def clean_title(value: object, *, html: bool = False, tex: bool = False,
+                plain: bool = False) -> str:
     """A title as plain text (see clean_text), at most MAX_TITLE characters."""
-    return clean_text(value, html=html, tex=tex, limit=MAX_TITLE)
+    return clean_text(value, html=html, tex=tex, plain=plain, limit=MAX_TITLE)
 
 
-def clean_abstract(value: object, *, html: bool = False, tex: bool = False) -> str:
+def clean_abstract(value: object, *, html: bool = False, tex: bool = False,
+                   plain: bool = False) -> str:
     """An abstract as plain text (see clean_text), at most MAX_ABSTRACT characters."""
-    return clean_text(value, html=html, tex=tex, limit=MAX_ABSTRACT)
+    return clean_text(value, html=html, tex=tex, plain=plain, limit=MAX_ABSTRACT)
 
 
 _PARENS = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
@@ -344,6 +373,15 @@ _DATE_ONLY = re.compile(r"^(\d{4}-\d{2}-\d{2})(?:Z|[+-]\d{2}:?\d{2})?$")  # XSD 
 _HAS_TIME = re.compile(r"\d{1,2}:\d{2}")
 _ZONE_NAME = re.compile(r"\s+([A-Za-z]{2,5})$")
 _AMPM = re.compile(r"\d\s*[AaPp]\.?[Mm]\.?(?:\s|$)")
+# RFC 5322 3.3: "-0000" is UTC, said by a system that does not know its own zone
+_MINUS_ZERO = re.compile(r"\s-0000$")
+# What people write around the forms below: a weekday ("Fri, 27 Nov 2026", "Friday, November
+# 27, 2026"; the date says which day it is), a month abbreviated with a full stop or as
+# "Sept" ("Nov. 27, 2026"), a day as an ordinal ("November 27th, 2026")
+_WEEKDAY = re.compile(r"^(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?,?\s+", re.IGNORECASE)
+_MONTH_STOP = re.compile(r"\b(?:(sep)t\.?|(jan|feb|mar|apr|jun|jul|aug|sep|oct|nov|dec)\.)(?=\s)",
+                         re.IGNORECASE)
+_ORDINAL = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)\b", re.IGNORECASE)
 _FORMATS_DAY = ("%d %B %Y", "%d %b %Y", "%B %d, %Y", "%b %d, %Y", "%B %d %Y", "%b %d %Y",
                 "%Y/%m/%d", "%Y%m%d")
 _FORMATS_TIME = ("%B %d, %Y %I:%M %p", "%b %d, %Y %I:%M %p", "%B %d, %Y %I:%M:%S %p",
@@ -399,7 +437,12 @@ def _parse_text_date(text: str) -> datetime | str | None:
         offset = when.utcoffset()
         if offset is not None and abs(offset.total_seconds()) >= 86400:
             return None  # "+2400" is no offset
+        if offset is None and _MINUS_ZERO.search(text):
+            when = when.replace(tzinfo=timezone.utc)  # (email.utils leaves it without one)
         return when
+    text = _WEEKDAY.sub("", text, count=1)
+    text = _ORDINAL.sub(r"\1", _MONTH_STOP.sub(lambda m: m[1] or m[2], text))
+    ampm = _AMPM.search(text)
     zone = _ZONE_NAME.search(text)
     if zone and ampm and zone.start() < ampm.start():
         zone = None
@@ -431,11 +474,19 @@ def _parse_text_date(text: str) -> datetime | str | None:
     return when
 
 
+# Where feeds date an item, the publication first: pubDate / Atom published, PRISM's
+# publicationDate (journals' feeds, some with no other date), then the last update, creation,
+# dc:date. Not PRISM's coverDate: the date printed on the issue the article is (or will be)
+# in, often months after (or before) it appeared, which a digest would show as its
+# publication and rank by.
+_DATE_KEYS = ("published", "prism_publicationdate", "updated", "created", "dc_date")
+
+
 def entry_date(entry: dict) -> str:
     """A feedparser entry's publication date (else its last update, else dc:date) by
-    iso_datetime; the first of them that can be read."""
+    iso_datetime; the first of them that can be read (_DATE_KEYS)."""
     # dict.get: feedparser maps a missing `updated*` to `published*` with a warning.
-    for key in ("published", "updated", "created", "dc_date"):
+    for key in _DATE_KEYS:
         found = iso_datetime(dict.get(entry, key))
         if found:
             return found

@@ -174,28 +174,59 @@ def _html_script(text: str, *, up: bool) -> str:
     return text if done is None else done
 
 
+# The text an element encloses: anything but a tag ("ages <65" and "n>30" are text, HTML 5
+# section 13.2.5.6)
+_ENCLOSED = r"(?:[^<]|<(?![A-Za-z/!?]))"
 # An inline element around text, as journals put them into fields they call text:
-# <i>BRCA1</i>, <scp>CD4</scp>, <jats:italic>TP53</jats:italic>
+# <i>BRCA1</i>, <scp>CD4</scp>, <jats:italic>TP53</jats:italic>, <a href="...">a link</a>
 _INLINE = re.compile(
-    r"<((?:[A-Za-z][\w.-]*:)?)(i|b|u|em|strong|small|span|font|tt|code|sc|scp|italic|bold|"
-    r"underline|monospace|named-content|inline-formula)\b[^<>]*>([^<>]{0,300}?)</\1\2\s*>",
-    re.IGNORECASE)
+    r"<((?:[A-Za-z][\w.-]*:)?)(i|b|u|a|em|strong|small|span|font|tt|code|sc|scp|italic|bold|"
+    r"underline|monospace|named-content|inline-formula)\b[^<>]*>(" + _ENCLOSED + r"{0,300}?)"
+    r"</\1\2\s*>", re.IGNORECASE)
+# ... and a paragraph or a division around it (a title wrapped in <p>), of any length
+_PARAGRAPH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(p|div)\b[^<>]*>(" + _ENCLOSED
+                        + r"*?)</\1\2\s*>", re.IGNORECASE)
 _INNER_TAG = re.compile(r"</?(?:[A-Za-z][\w.-]*:)?(?:i|b|em|strong|span|italic|bold)\b[^<>]*>",
                         re.IGNORECASE)
-_BR = re.compile(r"<br\s*/>", re.IGNORECASE)  # "<br/>" only: "<br>" may be a tag named in text
+# A void element (HTML 5 section 13.1.2: no content, no end tag), a tag on its own
+_VOID = re.compile(r"<(br|hr|wbr|img)\b([^<>]*)>", re.IGNORECASE)
+_QUOTES = frozenset("\"'`([<‘“«")
+_UNQUOTES = frozenset("\"'`)]>’”»")
+
+
+def _void_tag(m: re.Match) -> bool:
+    """Whether a void element in text (_VOID) is markup: closed as XML closes it ("<br/>",
+    "<hr />", `<img src="f.gif"/>`), with a quoted attribute (`<img src="f.gif">`), or
+    between two words with no space ("Part one:<br>a subtitle"); "Using <br> tags" and
+    "the `<br>` element" name one."""
+    if m[2].rstrip().endswith("/") or _QUOTED_ATTRIBUTE.search(m[2]):
+        return True
+    text, start, end = m.string, m.start(), m.end()
+    return 0 < start and end < len(text) and not (
+        text[start - 1].isspace() or text[end].isspace()
+        or text[start - 1] in _QUOTES or text[end] in _UNQUOTES)
+
+
+def _void_out(m: re.Match) -> str:
+    if not _void_tag(m):
+        return m[0]
+    return " " if m[1].lower() in ("br", "hr") else ""
 
 
 def inline_markup_to_text(text: str) -> str:
     """Text that holds inline markup all the same, without it: each element that encloses
-    text (clean._INLINE's: <i>, <b>, <em>, <sup>, <scp>, JATS and MathML) gives its text,
-    <br/> a space; everything else stays as written ("n<k", "List<String>", "</b> and <em>
-    tags", "<br>", a <script> mentioned)."""
+    text (clean._INLINE's: <i>, <b>, <em>, <a>, <sup>, <scp>, JATS and MathML) gives its
+    text, a <p> or <div> its text between spaces, a line break or rule written as a tag
+    (_void_tag: "<br/>", "one:<br>two") a space, an image nothing; everything else stays as
+    written ("n<k", "List<String>", "</b> and <em> tags", "Using <br> tags", a <script>
+    mentioned)."""
     text = _formulas(text, escape=False)
     for _ in range(5):  # nested elements, innermost first
         text, n = _INLINE.subn(r"\3", text)
-        if not n:
+        text, k = _PARAGRAPH.subn(r" \3 ", text)
+        if not n and not k:
             break
-    return _BR.sub(" ", text) if "<br" in text or "<BR" in text else text
+    return _VOID.sub(_void_out, text) if _VOID.search(text) else text
 
 
 _CDATA = re.compile(r"<!\[CDATA\[(.*?)(?:\]\]>|$)", re.DOTALL)
@@ -236,11 +267,20 @@ _MARKUP_END = re.compile(
 def has_markup(value: object) -> bool:
     """Whether a field that says it is text holds markup all the same: the end tag of an
     inline HTML, JATS or MathML element (feeds escape "<i>BRCA1</i>" into a plain title;
-    feedparser then calls it text when "<65" is there too)."""
-    return isinstance(value, str) and "<" in value and bool(_MARKUP_END.search(value))
+    feedparser then calls it text when "<65" is there too), or a void element written as a
+    tag (_void_tag: "Part one:<br/>a subtitle" in a CDATA title)."""
+    if not isinstance(value, str) or "<" not in value:
+        return False
+    return bool(_MARKUP_END.search(value)) or any(_void_tag(m) for m in _VOID.finditer(value))
 
 
 def is_html(detail: object) -> bool:
     """True when feedparser's `*_detail` says the field is HTML (its `type`)."""
     kind = detail.get("type", "") if isinstance(detail, dict) else ""
     return kind in HTML_TYPES
+
+
+def is_element_name(name: str) -> bool:
+    """Whether `name` (with or without a prefix, any case) names an element of HTML 5, JATS
+    or MathML: markup a feed may leave unescaped in a field."""
+    return name.rpartition(":")[2].lower() in _ELEMENTS
