@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import io
 import logging
 import re
 from collections import Counter
 from collections.abc import Collection
 from urllib.parse import urlsplit
 
-import feedparser
-
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse
-from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed, parse_feed_bytes
+from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
 from .base import PollResult, Source, parse_off_loop
 from .clean import (
     NAME_PARTICLES,
@@ -29,8 +25,9 @@ from .clean import (
     is_no_author,
     split_authors,
 )
+from .feeddoc import dc_identifiers, latest_of_each_id, read_feed
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
-from .markup import html_to_text, is_element_name, is_html
+from .markup import html_to_text, is_html
 
 log = logging.getLogger("digestd.sources")
 
@@ -51,52 +48,6 @@ def _doi(entry: dict, identifiers: Collection[str] = ()) -> str | None:
     if isinstance(guid, str) and guid.lower().startswith(("info:doi/", "doi:")):
         return doi_id(guid)  # PLOS's Atom id "info:doi/10.1371/journal.pone.0300000"
     return None
-
-
-_DC = ("{http://purl.org/dc/elements/1.1/}identifier", "{http://purl.org/dc/terms/}identifier")
-_ITEMS = ("item", "{http://purl.org/rss/1.0/}item", "{http://www.w3.org/2005/Atom}entry")
-
-
-def _identifiers(content: bytes, entries: int) -> list[list[str]] | None:
-    """Every dc:identifier of each item, in document order, where an item has several
-    (PubMed's "pmid:39999999" beside "doi:10.5555/x", in either order): feedparser keeps
-    only the last. None when no item has two, or the feed is no well-formed XML with
-    `entries` items (then feedparser's one value stands)."""
-    if content.count(b"identifier>") <= 2 * entries:  # an open and an end tag each
-        return None
-    import xml.etree.ElementTree as ET
-
-    found: list[list[str]] = []
-    try:
-        for _, element in ET.iterparse(io.BytesIO(content)):
-            if element.tag in _ITEMS:
-                found.append([e.text.strip() for e in element.iter() if e.tag in _DC and e.text])
-                element.clear()
-    except ET.ParseError:
-        return None
-    return found if len(found) == entries else None
-
-
-def _latest_of_each_id(entries: list) -> list:
-    """An Atom feed's entries, one per atom:id: "If multiple atom:entry elements with the
-    same atom:id value appear in an Atom Feed Document, they represent the same entry"
-    (RFC 4287 4.1.1), kept in the version with the latest atom:updated (the first of
-    equals), where the first of them stood."""
-    best: dict[str, int] = {}
-    order: list[str | int] = []  # an id where it first stood, or the index of one without
-    for k, entry in enumerate(entries):
-        key = (entry.get("id") or "").strip()
-        if not key:
-            order.append(k)
-        elif key not in best:
-            best[key] = k
-            order.append(key)
-        elif (entry.get("updated_parsed") or ()) > (entries[best[key]].get("updated_parsed")
-                                                     or ()):
-            best[key] = k
-    if len(order) == len(entries):
-        return entries
-    return [entries[best[key]] if isinstance(key, str) else entries[key] for key in order]
 
 
 def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
@@ -234,157 +185,6 @@ def _item_id(source: str, link: str, title: str) -> str:
     return f"item:{source}|{digest}"
 
 
-# -- feeds that are not well-formed ---------------------------------------------------------------
-
-# A feed's tags, and what holds a "<" that is none (CDATA sections, comments, declarations):
-# (end "/", name, attributes)
-_XML_TAGS = re.compile(rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)|<[!?][^<>]*>"
-                       rb"|<(/?)([A-Za-z_][\w.:-]*)([^<>]*)>", re.DOTALL)
-# HTML's void elements left unescaped in a description ("Line one<br>Line two"), and the
-# elements of a feed whose names HTML has too
-_HTML_VOID = frozenset((b"br", b"hr", b"img", b"wbr"))
-_FEED_ELEMENTS = frozenset((b"title", b"link", b"source", b"summary"))
-# Reading items one by one reads the head again with each: at most this many bytes of it,
-# and at most _MAX_REREAD times the feed's bytes in all
-_MAX_HEAD = 16 * 1024
-_MAX_REREAD = 8
-
-
-def _balanced(piece: bytes) -> bytes:
-    """One item's XML with its tags balanced as a forgiving XML parser does: an end tag that
-    closes no open element closes the innermost one ("<title>A</titel>", a misspelling)
-    unless it is HTML's (a stray "</b>" in a description's text goes); an element left open
-    is closed where its parent closes ("<description>text</item>") or at the end, and one
-    that holds text before elements that are no markup, before them ("<title>A<guid>1</guid>":
-    the title was never closed, the guid is its sibling); an HTML void element (<br>)
-    closes itself."""
-    out: list[bytes] = []
-    # the open elements: [name, holds text, where in `out` its first child that is no markup
-    # starts (-1: none)]
-    open_: list[list] = []
-    at = 0
-
-    def close(element: list) -> None:
-        end = b"</" + element[0] + b">"
-        if element[1] and element[2] >= 0:
-            out.insert(element[2], end)
-        else:
-            out.append(end)
-
-    for m in _XML_TAGS.finditer(piece):
-        name = m[2]
-        if not name:
-            continue  # a CDATA section or comment: text, as what lies around it
-        text, at = piece[at:m.start()], m.end()
-        out.append(text)
-        if open_ and text.strip():
-            open_[-1][1] = True
-        markup = name not in _FEED_ELEMENTS and is_element_name(name.decode("ascii", "replace"))
-        if not m[1]:
-            if open_ and open_[-1][2] < 0 and not markup:
-                open_[-1][2] = len(out)
-            if m[3].rstrip().endswith(b"/"):
-                out.append(m[0])
-            elif name.lower() in _HTML_VOID:
-                out.append(m[0][:-1] + b"/>")
-            else:
-                out.append(m[0])
-                open_.append([name, False, -1])
-            continue
-        names = [element[0] for element in open_]
-        if name in names:
-            while open_[-1][0] != name:
-                close(open_.pop())
-            open_.pop()
-            out.append(m[0])
-        elif open_ and not markup:
-            out.append(b"</" + open_.pop()[0] + b">")
-    out.append(piece[at:])
-    while open_:
-        close(open_.pop())
-    return b"".join(out)
-
-
-def _items_one_by_one(content: bytes, version: str, base_url: str, *, read: int
-                      ) -> tuple[list, int] | None:
-    """(entries, items that give none) of a feed that is not well-formed, each item read on
-    its own: its text between the document's head (the XML declaration and the open root and
-    channel start tags, with their namespaces and xml:base) and their end tags, balanced
-    (_balanced) when it is not well-formed itself. One misspelled or missing end tag then
-    costs at most its own item; feedparser's fallback parser loses every item after it, or
-    the fields of the item it is in. None when the feed has no more items than the `read`
-    ones, when its items cannot be told apart, or when their heads would cost too much
-    (linear in the feed: each item is read once, with a head of at most _MAX_HEAD bytes, in
-    all at most _MAX_REREAD times the feed's bytes)."""
-    item = b"entry" if version.startswith("atom") else b"item"
-    starts: list[int] = []
-    ends: list[int] = []
-    open_: list[tuple[bytes, int]] = []  # the elements open before the first item
-    for m in _XML_TAGS.finditer(content):
-        name = m[2]
-        if not name:
-            continue
-        if name.rpartition(b":")[2] == item:
-            if m[1]:
-                ends.append(m.end())
-            elif not m[3].rstrip().endswith(b"/"):
-                starts.append(m.start())
-        elif not starts and m[1]:
-            names = [n for n, _ in open_]
-            if name in names:
-                del open_[len(names) - 1 - names[::-1].index(name):]
-        elif not starts and not m[3].rstrip().endswith(b"/"):
-            open_.append((name, m.end()))
-    if len(starts) <= read or not open_ or open_[-1][1] > min(starts[0], _MAX_HEAD):
-        return None
-    head = content[:open_[-1][1]]
-    tail = b"".join(b"</" + name + b">" for name, _ in reversed(open_))
-    if len(starts) * (len(head) + len(tail)) > _MAX_REREAD * len(content):
-        return None
-    entries: list = []
-    unreadable = 0
-    for i, start in enumerate(starts):
-        stop = starts[i + 1] if i + 1 < len(starts) else len(content)
-        k = bisect.bisect_right(ends, stop) - 1
-        if k >= 0 and ends[k] > start:
-            stop = ends[k]  # after its end tag: not what lies between items
-        elif i + 1 == len(starts):
-            closing = content.rfind(b"</" + open_[-1][0], start, stop)
-            stop = closing if closing >= 0 else stop  # an item never closed: not the feed's end
-        piece = content[start:stop]
-        parsed = parse_feed_bytes(head + piece + tail, base_url=base_url)
-        if parsed.get("bozo"):
-            balanced = _balanced(piece)
-            if balanced != piece:
-                parsed = parse_feed_bytes(head + balanced + tail, base_url=base_url)
-        entries += parsed.entries
-        unreadable += not parsed.entries
-    return entries, unreadable
-
-
-def read_feed(content: bytes, *, base_url: str = ""
-              ) -> tuple[feedparser.FeedParserDict, int, int]:
-    """(feedparser's reading of a feed, items read one by one, items that could not be read).
-
-    A feed that is not well-formed is read by feedparser's fallback parser, which loses
-    every item after one misspelled or missing end tag (or that item's fields); when it
-    gives fewer entries with a title than the feed has items, the items are read one by one
-    (_items_one_by_one), and their entries replace its if more of them have one."""
-    parsed = parse_feed_bytes(content, base_url=base_url)
-    if not parsed.get("bozo") or not parsed.get("version"):
-        return parsed, 0, 0
-    read = _titled(parsed.entries)
-    got = _items_one_by_one(content, parsed.get("version") or "", base_url, read=read)
-    if got is None or _titled(got[0]) <= read:
-        return parsed, 0, 0
-    parsed["entries"] = got[0]
-    return parsed, len(got[0]) + got[1], got[1]
-
-
-def _titled(entries: list) -> int:
-    return sum(1 for entry in entries if entry.get("title"))
-
-
 def parse_feed(content: bytes, *, source: str, base_url: str = "",
                announce_types: Collection[str] = (), tex: bool = False
                ) -> tuple[list[Paper], int, bool]:
@@ -414,7 +214,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     entries = parsed.entries
     atom = str(parsed.get("version") or "").startswith("atom")
     if atom:
-        entries = _latest_of_each_id(entries)
+        entries = latest_of_each_id(entries)
     arxiv = is_arxiv_feed(parsed)
     old_format = parsed.get("version") == "rss10"
     keep = set(announce_types)
@@ -426,7 +226,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     if base_url and b"xml:base" in content:
         based = read_feed(content, base_url=base_url)[0].entries
         if atom:
-            based = _latest_of_each_id(based)
+            based = latest_of_each_id(based)
         if len(based) != len(entries):
             based = None
     links: list[str] = []
@@ -452,7 +252,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     link_count = Counter(i for i in link_ids if i)
     guid_count = Counter(guid for guid in guids if guid)
 
-    identifiers = _identifiers(content, len(parsed.entries)) if not atom or len(
+    identifiers = dc_identifiers(content, len(parsed.entries)) if not atom or len(
         entries) == len(parsed.entries) else None
     papers: list[Paper] = []
     skipped = unreadable
