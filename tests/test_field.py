@@ -3,6 +3,8 @@ real HTTP, polled into a real store, and read back as a reader gets it."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import pytest
@@ -1263,6 +1265,18 @@ async def test_arxiv_api_text_that_mentions_tags_is_kept(server, store, http):
     assert paper.title == "Invented <b>bold</b> tokens for O(n) parsers"
     assert paper.abstract == "We invent attention with p < 0.05 gains; tags <code>x</code> stay."
     assert paper.authors == ("Jörg Beispiel",)
+
+
+def test_hugging_face_text_that_mentions_tags_is_kept():
+    # Hugging Face's daily papers carry arXiv's own text: plain text with TeX, never HTML
+    from digestd.sources.hf_daily import parse_hf_daily
+    body = json.dumps([{"paper": {
+        "id": "2611.90202", "title": "Closing <i>tags</i> in invented $\\mathcal{O}(n)$ time",
+        "summary": "Models write <b>x</b> and p < 0.05; we parse <br/> tokens.",
+        "authors": [{"name": "Ada Example"}]}}]).encode()
+    (paper,), skipped = parse_hf_daily(body, source="hf")
+    assert paper.title == "Closing <i>tags</i> in invented O(n) time"
+    assert paper.abstract == "Models write <b>x</b> and p < 0.05; we parse <br/> tokens."
 
 
 def latin1_rss(items: str) -> bytes:

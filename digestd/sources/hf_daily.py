@@ -70,8 +70,9 @@ def parse_hf_daily(content: bytes, *, source: str) -> tuple[list[Paper], int]:
             continue
         paper = item.get("paper") if isinstance(item.get("paper"), dict) else item
         hf_id = str(paper.get("id") or item.get("id") or "").strip()
-        # Hugging Face shows arXiv papers with arXiv's own text, TeX included.
-        title = clean_title(paper.get("title") or item.get("title"), tex=True)
+        # Hugging Face shows arXiv papers with arXiv's own text: plain text with TeX, never
+        # HTML (a paper about tags keeps them)
+        title = clean_title(paper.get("title") or item.get("title"), tex=True, plain=True)
         if not hf_id or not title:
             skipped += 1
             continue
@@ -87,7 +88,8 @@ def parse_hf_daily(content: bytes, *, source: str) -> tuple[list[Paper], int]:
         papers.append(Paper(
             id=pid,
             title=title,
-            abstract=clean_abstract(paper.get("summary") or item.get("summary") or "", tex=True),
+            abstract=clean_abstract(paper.get("summary") or item.get("summary") or "", tex=True,
+                                    plain=True),
             authors=tuple(a for a in (clean_title(_author(x), tex=True) for x in authors
                                       if x is not None) if a),
             source=source,
