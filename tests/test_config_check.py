@@ -547,3 +547,16 @@ def test_config_check_without_a_config_file_says_where_it_looked(tmp_path, monke
     err = capsys.readouterr().err
     assert "no config file found (looked at --config, $DIGESTD_CONFIG, ./digestd.toml)" in err
     assert "init`" in err and not (tmp_path / "digestd.sqlite3").exists()
+
+
+@pytest.mark.parametrize("every, ok", [("30", False), ('"30s"', False), ('"59s"', False),
+                                       ('"1m"', True), ('"30m"', True), ("0", True),
+                                       ("3600", True)])
+def test_a_source_polled_more_often_than_a_minute_is_refused(check, every, ok):
+    # "every = 30" meant as minutes is 30 seconds: a poll twice a minute
+    code, err, path = check(f'[[sources]]\nname = "a"\nkind = "sample"\nevery = {every}\n')
+    if ok:
+        assert code == 0, err
+    else:
+        assert code == 2
+        assert "digestd.toml:4: sources.every must be 0" in err and '"30m"' in err

@@ -322,6 +322,17 @@ def check_time_zone(value: str) -> str:
     return value
 
 
+MIN_POLL_EVERY_S = 60.0  # a source polled more often is a mistake ("every = 30" for minutes)
+
+
+def check_poll_every(value: float) -> float:
+    # a number alone is seconds: "every = 30", meant as minutes, would poll twice a minute
+    if 0 < value < MIN_POLL_EVERY_S:
+        raise ValueError('must be 0 (the kind\'s default) or at least "1m"; a number alone is '
+                         'seconds (write "30m" for 30 minutes)')
+    return value
+
+
 def check_rate(value: float) -> float:
     # a rate near 0 makes the claim on the outbox rows last for ages (deliver/sender.py's lease)
     if 0 < value < 0.001:

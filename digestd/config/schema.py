@@ -29,6 +29,7 @@ from .checks import (
     check_one_line,
     check_optional_address,
     check_optional_url,
+    check_poll_every,
     check_rate,
     check_return_path,
     check_source_name,
@@ -254,8 +255,9 @@ class SourceConfig:
     every: float = setting(0.0, 'How often to poll, e.g. "30m", "6h", "1d". Empty or 0 means '
                            "the kind's default: arXiv kinds four times a day, shortly after "
                            "arXiv's announcements (00:30, 06:30, 12:30, 20:30 New York time); "
-                           'others hourly (the bundled sample: daily). At most "30d".',
-                           minimum=0, maximum=30 * 86400, duration=True)
+                           'others hourly (the bundled sample: daily). At least "1m", at most '
+                           '"30d"; a number alone is seconds.',
+                           minimum=0, maximum=30 * 86400, duration=True, check=check_poll_every)
     enabled: bool = setting(True, "Set to false to keep a source configured but not polled.")
     timeout: float = setting(120.0, 'The most one poll may take, e.g. "90s" or "5m": every '
                              "request, retry and wait between retries included (waiting for "
