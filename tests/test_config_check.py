@@ -560,3 +560,16 @@ def test_a_source_polled_more_often_than_a_minute_is_refused(check, every, ok):
     else:
         assert code == 2
         assert "digestd.toml:4: sources.every must be 0" in err and '"30m"' in err
+
+
+def test_every_mistake_of_one_source_table_in_one_check(check):
+    code, err, _ = check('[[sources]]\nevery = "1 hour"\nkind = "feed"\ncategories = ["cs.LG"]\n')
+    assert code == 2
+    assert "digestd.toml:1: sources.name is required" in err
+    assert "digestd.toml:2: sources.every must be a duration" in err
+    assert 'digestd.toml:4: sources.categories does not apply to kind "feed"' in err
+    assert 'sources.url is required for kind "feed"' in err
+    assert "(4 mistakes in the config)" in err
+    # a key that is there with a mistake of its own is not also said to be missing
+    code, err, _ = check('[[sources]]\nname = "a"\nkind = "feed"\nurl = 7\n')
+    assert code == 2 and "sources.url is required" not in err and "mistakes" not in err

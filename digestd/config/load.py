@@ -21,10 +21,12 @@ else:  # pragma: no cover
 from ..errors import ConfigError
 from .checks import (
     CONFIG_ENV,
+    SOURCE_KINDS,
     check_mailto_address,
     source_url_problem,
     unknown_arxiv_category,
 )
+from .credentials import read_secret
 from .schema import (
     SECTIONS,
     Config,
@@ -35,7 +37,6 @@ from .schema import (
     settings,
     toml_key,
 )
-from .credentials import read_secret
 
 # -- loading -----------------------------------------------------------------------------------
 
@@ -132,12 +133,10 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
                     errors.append(e)
             names.add(name)
         src = _build(SourceConfig, table, "sources", i, fail, errors)
-        if src is None:
-            continue
-        try:
-            sources.append(_check_source(src, table, i, fail))
-        except ConfigError as e:
-            errors.append(e)
+        problems = _source_problems(src, table, i, fail)  # also beside its keys' mistakes
+        errors.extend(problems)
+        if src is not None and not problems:
+            sources.append(src)
     if errors:
         raise _all_of(errors)
 
@@ -392,26 +391,41 @@ def _caught(fail, message: str, section: str) -> ConfigError:
     raise AssertionError("fail() must raise")  # pragma: no cover
 
 
-def _check_source(src: SourceConfig, table: dict, i: int, fail) -> SourceConfig:
-    """What one [[sources]] table needs beyond its keys' own checks; raises ConfigError."""
+def _source_problems(src: SourceConfig | None, table: dict, i: int, fail
+                     ) -> list[ConfigError]:
+    """What one [[sources]] table needs beyond its keys' own checks, every mistake of it.
+    `src` is None when a key of it had a mistake of its own (already said): then what the
+    table holds is checked, and a key that is there is not said to be missing."""
+    errors: list[ConfigError] = []
+
+    def note(*args) -> None:
+        try:
+            fail(*args)
+        except ConfigError as e:
+            errors.append(e)
+
+    def given(key: str) -> bool:
+        return bool(getattr(src, key)) if src is not None else key in table
+
     for key in ("name", "kind"):
-        if not getattr(src, key):
-            fail(f"sources.{key} is required", "sources", None, i)
+        if not given(key):
+            note(f"sources.{key} is required", "sources", None, i)
+    kind = src.kind if src is not None else table.get("kind")
+    if kind not in SOURCE_KINDS:
+        return errors
     for f in settings(SourceConfig):
         kinds = f.metadata["kinds"]
-        if kinds and src.kind not in kinds and toml_key(f) in table:
-            fail(f"sources.{toml_key(f)} does not apply to kind \"{src.kind}\" "
+        if kinds and kind not in kinds and toml_key(f) in table:
+            note(f"sources.{toml_key(f)} does not apply to kind \"{kind}\" "
                  f"(only to {', '.join(kinds)})", "sources", toml_key(f), i)
-    if src.kind == "arxiv-rss" and not src.categories:
-        fail('sources.categories is required for kind "arxiv-rss"', "sources", None, i)
-    if src.kind == "arxiv-api" and not src.query:
-        fail('sources.query is required for kind "arxiv-api"', "sources", None, i)
-    if src.kind == "feed" and not src.url:
-        fail('sources.url is required for kind "feed"', "sources", None, i)
-    problem = source_url_problem(src.url) if src.url else None
+    for needs, key in (("arxiv-rss", "categories"), ("arxiv-api", "query"), ("feed", "url")):
+        if kind == needs and not given(key):
+            note(f'sources.{key} is required for kind "{kind}"', "sources", None, i)
+    problem = source_url_problem(src.url) if src is not None and src.url else None
     if problem:
-        fail(f'sources.url of "{src.name}" {problem}', "sources", "url", i)
-    return src
+        note(f'sources.url of "{src.name}" {problem}', "sources", "url", i)
+    return errors
+
 
 def _build(cls: type, table: dict, section: str, index: int | None, fail,
            errors: list[ConfigError] | None = None) -> Any:
