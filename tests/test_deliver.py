@@ -210,7 +210,8 @@ def test_cli_outbox_and_outbox_retry(tmp_path, smtp_sink, capsys):
         queue(store, ["a@example.org", "b@example.org"])
     smtp_sink.handler.data_answers.extend(["451 4.7.1 greylisted", "451 4.7.1 greylisted"])
     assert main(["-c", cfg, "send"]) == 0
-    assert "0 sent, 2 deferred, 0 failed" in capsys.readouterr().out
+    assert "0 sent, 2 deferred, 0 failed; 2 still waiting in the outbox" in \
+        capsys.readouterr().out
     assert main(["-c", cfg, "outbox"]) == 0
     out = capsys.readouterr().out
     assert out.count("retry at") == 2 and "greylisted" in out and "2 waiting, 0 failed" in out
@@ -238,6 +239,13 @@ def test_cli_outbox_show_prints_the_message_as_it_goes_out(tmp_path, smtp_sink, 
     assert smtp_sink.received[0].data.replace(b"\r\n", b"\n") == stored.replace(b"\r\n", b"\n")
     assert main(["-c", cfg, "outbox", "show", str(digest_id + 1)]) == 1
     assert b"no stored message for digest" in capfdbinary.readouterr().err
+    # where a sent digest's id is found: `outbox --sent`, newest first
+    assert main(["-c", cfg, "outbox"]) == 0
+    assert b"0 waiting, 0 failed (--failed lists them), 1 sent in all (--sent lists the last)" \
+        in capfdbinary.readouterr().out
+    assert main(["-c", cfg, "outbox", "--sent"]) == 0
+    listed = capfdbinary.readouterr().out.decode()
+    assert re.search(rf"^\s*{digest_id} a@example.org .* sent$", listed, re.MULTILINE), listed
 
 
 async def test_max_attempts_then_failed(store, smtp_sink):

@@ -244,9 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why; show, retry or "
             "prune them")
     p.add_argument("--failed", action="store_true", help="list failed ones too")
+    p.add_argument("--sent", action="store_true",
+                   help="list the digests sent last too, newest first (at most --limit; their "
+                        "ids are for `outbox show`)")
     p.add_argument("--limit", type=int, default=200, metavar="N",
                    help="show at most N rows (default 200; 0: all)")
-    p.add_argument("--json", action="store_true", help="print JSON (waiting and failed)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON (waiting and failed; sent ones too with --sent)")
     outbox = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
     p = add("retry", cmd_outbox_retry, "make waiting digests due now and send them", outbox)
     p.add_argument("id", nargs="*", type=int, help="only these digests (ids from `outbox`)")
@@ -256,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only make them due; the service sends them at its next round")
     p = add("show", cmd_outbox_show, "print one digest's message as it is sent (RFC 5322; "
             "e.g. `| less`, or `> d.eml` to open it in a mail client)", outbox)
-    p.add_argument("id", type=int, help="the digest's id (from `outbox`)")
+    p.add_argument("id", type=int, help="the digest's id (from `outbox`, or `outbox --sent` "
+                   "for one already sent)")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
             "(keeps the store small; history and sent marks stay)", outbox)
     p.add_argument("--days", type=int, metavar="N",

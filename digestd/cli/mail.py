@@ -18,8 +18,11 @@ def cmd_send(args: argparse.Namespace) -> int:
             built = build_digests(config, store, force=args.now, dry_run=True)
             for email, n in built.matches.items():
                 print(f"would send {email}: {_count(n, 'paper')}")
-            print(f"{built.digests} digests would be built ({built.papers_checked} papers "
-                  "checked); nothing queued or sent")
+            waiting = store.digest_counts().get("queued", 0)
+            print(f"{_count(built.digests, 'digest')} would be built "
+                  f"({_count(built.papers_checked, 'paper')} checked)"
+                  + (f"; {waiting} already waiting in the outbox would be sent when due "
+                     "(`digestd outbox`)" if waiting else "") + "; nothing queued or sent")
             return 0
         # building and sending overlap: the first digests go out while the rest render
         progress = Progress()
@@ -28,13 +31,16 @@ def cmd_send(args: argparse.Namespace) -> int:
                                                        progress=progress))
         finally:
             progress.close()
+        waiting = store.digest_counts().get("queued", 0)
     print(f"built {_count(built.digests, 'digest')} ({_count(built.papers_checked, 'paper')} "
           "checked)"
           + (f"; {built.feed_only} for feed-only subscribers (no email)" if built.feed_only
              else "")
           + (f"; {built.failed} could not be built (`digestd outbox --failed` says why)"
              if built.failed else ""))
-    print(_delivery_summary(config, report))
+    print(_delivery_summary(config, report)
+          + (f"; {waiting} still waiting in the outbox (`digestd outbox` says when and why)"
+             if waiting else ""))
     return 1 if report.failed or report.stopped or built.failed else 0
 
 
@@ -46,12 +52,14 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     with _store(config) as store:
         waiting = store.outbox()
         failed = store.outbox(status="failed") if args.failed or args.json else []
+        sent = store.outbox(status="sent", limit=args.limit or None,
+                            newest_first=True) if args.sent else []
         counts = store.digest_counts()
     now = utcnow()
 
     def state(r) -> str:
-        if r.status == "failed":
-            return "failed"
+        if r.status in ("failed", "sent"):
+            return r.status
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
             alive = owner_alive(r.claimed_by)
             return ("sending" if alive else "in flight when its sender died: resent next run")
@@ -59,7 +67,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             return f"retry at {r.next_attempt_at} (attempt {r.attempts + 1})"
         return "due now" if not r.attempts else f"due now (attempt {r.attempts + 1})"
 
-    rows = waiting + failed
+    rows = waiting + failed + sent
     if args.json:
         _print_json([{"id": r.id, "recipient": r.recipient, "period": r.period,
                       "papers": r.papers, "status": r.status, "state": state(r),
@@ -69,13 +77,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         return 0
     for r in rows[: args.limit] if args.limit else rows:
         print(f"{r.id:>6} {r.recipient:<30} {r.period:<12} {r.papers:>3} papers  {state(r)}"
-              + (f"  last error: {r.last_error}" if r.last_error else ""))
+              + (f"  last error: {r.last_error}" if r.last_error and r.status != "sent"
+                 else ""))
     shown = min(len(rows), args.limit) if args.limit else len(rows)
     if shown < len(rows):
         print(f"... {len(rows) - shown} more (--limit 0 shows all)")
     print(f"{len(waiting)} waiting, {counts.get('failed', 0)} failed"
           + ("" if args.failed else " (--failed lists them)")
-          + f", {counts.get('sent', 0)} sent in all")
+          + f", {counts.get('sent', 0)} sent in all"
+          + ("" if args.sent else " (--sent lists the last)"))
     return 0
 
 

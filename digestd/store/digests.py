@@ -253,16 +253,18 @@ class DigestStore:
         return OutboxRow(*r[:5], message, *r[7:9], error or r[9], *r[10:]), error
 
     def outbox(self, *, due_before: str | None = None, status: str = "queued",
-               limit: int | None = None) -> list[OutboxRow]:
+               limit: int | None = None, newest_first: bool = False) -> list[OutboxRow]:
         """Digests waiting to be sent (`due_before`: only those whose next attempt is due),
-        each with its message unpacked. A row whose stored message does not unpack (a
-        damaged body) comes with an empty message and the reason as its last_error."""
+        or of another `status` ("failed", "sent"), oldest first unless `newest_first`, each
+        with its message unpacked. A row whose stored message does not unpack (a damaged
+        body, or one dropped by `outbox prune`) comes with an empty message and the reason
+        as its last_error."""
         sql = f"SELECT {self._OUTBOX_COLUMNS} WHERE d.status = ?"
         args: list = [status]
         if due_before:
             sql += " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             args.append(due_before)
-        sql += " ORDER BY d.id"
+        sql += " ORDER BY d.id DESC" if newest_first else " ORDER BY d.id"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return [self._outbox_row(r)[0] for r in self.db.execute(sql, args)]
