@@ -34,6 +34,11 @@ class PollReport:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def seen(self) -> int:
+        """Entries fetched that the store already had (under any of their ids)."""
+        return max(0, self.fetched - self.skipped - self.new)
+
 
 def select_sources(sources: Sequence[SourceConfig], names: Collection[str] | None = None
                    ) -> list[SourceConfig]:
