@@ -111,3 +111,25 @@ def test_sources_says_when_none_are_configured(site, capsys):
     capsys.readouterr()
     assert main(["sources", "--config", str(config)]) == 0
     assert "no sources configured: nothing is polled" in capsys.readouterr().out
+
+
+def test_counts_and_a_weekday_that_would_do_nothing_are_refused(tmp_path, capsys):
+    cfg = str(tmp_path / "digestd.toml")
+    (tmp_path / "digestd.toml").write_text('[store]\npath = "s.sqlite3"\n')
+    for argv in (["papers", "--limit", "-1"], ["rules", "test", "x", "--days", "-3"],
+                 ["outbox", "--limit", "x"]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["-c", cfg, *argv])
+        assert exit_.value.code == 2
+        assert "must be" in capsys.readouterr().err
+    # a weekday for a daily digest would be kept and do nothing
+    assert main(["-c", cfg, "subscribers", "add", "a@example.org", "--rule", "x", "--weekday",
+                 "fri"]) == 2
+    assert "--weekday is the day of a weekly digest" in capsys.readouterr().err
+    assert main(["-c", cfg, "subscribers", "add", "a@example.org", "--rule", "x", "--weekday",
+                 "fri", "--frequency", "weekly"]) == 0
+    assert main(["-c", cfg, "subscribers", "set", "a@example.org", "--frequency", "daily",
+                 "--weekday", "mon"]) == 2
+    capsys.readouterr()
+    assert main(["-c", cfg, "subscribers", "list"]) == 0
+    assert "weekly fri" in capsys.readouterr().out

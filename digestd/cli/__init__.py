@@ -50,6 +50,16 @@ from .subscribers import (
 __all__ = ["CREDENTIALS", "DEMO_SUBSCRIBERS", "Progress", "build_parser", "main"]
 
 
+def non_negative(text: str) -> int:
+    """An argparse type: a whole number, 0 or more (--limit, --days, --top)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="digestd",
@@ -110,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("papers", cmd_papers, "list stored papers, the most recently seen first")
     p.add_argument("--since", metavar="DATE", help="first seen on or after DATE (YYYY-MM-DD)")
-    p.add_argument("--limit", type=int, metavar="N", help="the N most recently seen papers")
+    p.add_argument("--limit", type=non_negative, metavar="N", help="the N most recently seen papers")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     subs = add("subscribers", None, "add, list, change, pause, resume, unsubscribe and remove "
@@ -126,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--send-at", metavar="HH:MM", help="local time of the digest")
     p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"),
                    help="how often a digest goes out (default: digest.frequency)")
-    p.add_argument("--weekday", choices=WEEKDAYS, default="mon",
-                   help="the day of a weekly digest (default: mon)")
+    p.add_argument("--weekday", choices=WEEKDAYS,
+                   help="the day of a weekly digest (default: mon; with --frequency weekly)")
     p.add_argument("--send-empty", action="store_true",
                    help='on days without matches, send a short "nothing matched" note '
                         "instead of no email")
@@ -196,12 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rule", metavar="RULE", help="e.g. 'title:(prun* OR sparsit*) -survey' "
                    "(write -- before a rule that starts with -)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--days", type=int, default=30, metavar="N",
+    which.add_argument("--days", type=non_negative, default=30, metavar="N",
                        help="papers stored in the last N days (default 30)")
     which.add_argument("--papers", metavar="FILE",
                        help="a JSON array of papers (title, abstract, authors, categories, "
                             "source) instead of the store")
-    p.add_argument("--limit", type=int, default=20, metavar="N",
+    p.add_argument("--limit", type=non_negative, default=20, metavar="N",
                    help="show the first N matching papers (default 20; 0: all); the count "
                         "at the end is of all of them, and --json prints all")
     p.add_argument("--json", action="store_true", help="print JSON (title, why, hits, ...)")
@@ -223,11 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--subscriber", metavar="EMAIL",
                        help="a subscriber's stored seeds (digestd subscribers seed)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--days", type=int, default=30, metavar="N",
+    which.add_argument("--days", type=non_negative, default=30, metavar="N",
                        help="papers stored in the last N days (default 30)")
     which.add_argument("--papers", metavar="FILE",
                        help="a JSON array of papers, as rules test takes, instead of the store")
-    p.add_argument("--top", type=int, default=20, metavar="K",
+    p.add_argument("--top", type=non_negative, default=20, metavar="K",
                    help="the K most similar papers (default 20)")
     p.add_argument("--method", choices=("tfidf", "semantic"), default="tfidf",
                    help="tfidf (default) or semantic (needs pip install 'digestd[semantic]')")
@@ -247,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sent", action="store_true",
                    help="list the digests sent last too, newest first (at most --limit; their "
                         "ids are for `outbox show`)")
-    p.add_argument("--limit", type=int, default=200, metavar="N",
+    p.add_argument("--limit", type=non_negative, default=200, metavar="N",
                    help="show at most N rows (default 200; 0: all)")
     p.add_argument("--json", action="store_true",
                    help="print JSON (waiting and failed; sent ones too with --sent)")
@@ -264,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "for one already sent)")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
             "(keeps the store small; history and sent marks stay)", outbox)
-    p.add_argument("--days", type=int, metavar="N",
+    p.add_argument("--days", type=non_negative, metavar="N",
                    help="older than N days (default: store.keep_sent_days, 30)")
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
         "the [inbound] mailbox (login; nothing read or moved), the DKIM key and the From "

@@ -15,6 +15,7 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     from ..validators import EmailNotValidError, email_address
 
     config = _config(args)
+    _weekday_applies(args.weekday, args.frequency or config.digest.frequency)
     try:
         email = email_address(args.email)  # as the web form checks it (no DNS lookup)
     except EmailNotValidError as e:
@@ -58,7 +59,14 @@ def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
         raise UsageError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
     return {"timezone": tz, "send_at": send_at,
             "frequency": args.frequency or config.digest.frequency,
-            "weekday": WEEKDAYS.index(args.weekday), "send_empty": args.send_empty}
+            "weekday": WEEKDAYS.index(args.weekday or "mon"), "send_empty": args.send_empty}
+
+
+def _weekday_applies(weekday: str | None, frequency: str) -> None:
+    """--weekday is for a weekly digest: given for another, it would be kept and do nothing."""
+    if weekday and frequency != "weekly":
+        raise UsageError(f"--weekday is the day of a weekly digest; this one is {frequency} "
+                         "(add --frequency weekly)")
 
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
@@ -97,6 +105,7 @@ def cmd_subscribers_set(args: argparse.Namespace) -> int:
     config = _config(args)
     with _store(config) as store:
         sub = store.get_subscriber(args.email)
+        _weekday_applies(args.weekday, args.frequency or sub.frequency)
         merged = argparse.Namespace(
             timezone=args.timezone or sub.timezone, send_at=args.send_at or sub.send_at,
             frequency=args.frequency or sub.frequency,
