@@ -573,3 +573,8 @@ def test_every_mistake_of_one_source_table_in_one_check(check):
     # a key that is there with a mistake of its own is not also said to be missing
     code, err, _ = check('[[sources]]\nname = "a"\nkind = "feed"\nurl = 7\n')
     assert code == 2 and "sources.url is required" not in err and "mistakes" not in err
+
+
+def test_a_section_written_as_a_key_is_named_with_its_line(check):
+    code, err, _ = check('# logging\nlog = "debug"\n\n[[sources]]\nname = "a"\nkind = "sample"\n')
+    assert code == 2 and "digestd.toml:2: log must be a table" in err

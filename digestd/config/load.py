@@ -562,8 +562,11 @@ class _Locator:
         self.lines = text.splitlines()
 
     def __call__(self, section: str, index: int | None, key: str | None) -> int | None:
-        current, seen, header_line = None, -1, None
+        current, seen, header_line, top_line = None, -1, None, None
         for n, line in enumerate(self.lines, 1):
+            if current is None and top_line is None and re.match(
+                    rf"\s*[\"']?{re.escape(section)}[\"']?\s*[=.]", line):
+                top_line = n  # the section written as a key before any table: log = "debug"
             m = self._HEADER.match(line)
             if m:
                 current = m[2].strip()
@@ -576,6 +579,6 @@ class _Locator:
                 continue
             if key and re.match(rf"\s*[\"']?{re.escape(key)}[\"']?\s*=", line):
                 return n
-        return header_line
+        return header_line or top_line
 
 
