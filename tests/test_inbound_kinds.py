@@ -1,0 +1,238 @@
+"""Mail that comes back, kind by kind, in the shapes real senders give it: auto-replies,
+bounces that are not ours, DSNs whose Status is a generic X.0.0 or whose report part is
+encoded, delay warnings and bounces in plain text, subjects of encoded words. Each message
+is built here for the test store of tests/test_inbound.py (reader1..reader6@example.net,
+one digest each, sent from a VERP return path)."""
+
+from __future__ import annotations
+
+import pytest
+
+from digestd.config import load_config
+from digestd.inbound import handle_message
+
+from . import test_inbound
+from .test_inbound import ADDRESSES, pipe, queue_digest, state, subscriber
+
+site = test_inbound.site  # the fixture: reader1..reader6@example.net, one digest each
+
+
+def ours(site, n: int) -> dict[str, str]:
+    """What a message that comes back for readerN quotes of the digest they were sent."""
+    address = ADDRESSES[n - 1]
+    got = site.sent_to(address)[-1]
+    head = got.data.decode().replace("\r\n", "\n").split("\n\n", 1)[0]
+    return {"verp": got.mail_from, "addr": address, "mid": got.message["Message-ID"],
+            "headers": head + "\n"}
+
+
+def handle(site, raw: bytes | str, recipient: str = ""):
+    raw = raw.encode("utf-8") if isinstance(raw, str) else raw
+    with site.store() as store:
+        return handle_message(raw, config=load_config(site.cfg), store=store,
+                              recipient=recipient)
+
+
+def changes_nothing(site, raw: bytes | str, *kinds: str):
+    before = state(site)
+    handled = handle(site, raw)
+    assert handled.kind in kinds, handled
+    assert not handled.changed
+    assert state(site)[:2] == before[:2], handled  # no subscriber, no message changed
+    return handled
+
+
+def dsn(o: dict, block: str, *, ctype: str = "message/delivery-status", cte: str = "",
+        to: str = "", text: str = "The mail system could not deliver your message.") -> str:
+    """A Postfix-shaped DSN whose per-recipient fields are `block`, as the part `ctype`."""
+    return f"""\
+Return-Path: <>
+Delivered-To: {to or o['verp']}
+From: MAILER-DAEMON@mail.example.org (Mail Delivery System)
+Subject: Undelivered Mail Returned to Sender
+To: {to or o['verp']}
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b0"
+Message-Id: <dsn.{abs(hash((block, ctype, cte, to)))}@mail.example.org>
+
+--b0
+Content-Type: text/plain; charset=us-ascii
+
+{text}
+
+--b0
+Content-Type: {ctype}{cte and chr(10) + 'Content-Transfer-Encoding: ' + cte}
+
+{block}
+--b0
+Content-Type: text/rfc822-headers
+
+{o['headers']}
+--b0--
+"""
+
+
+def fields(address: str, status: str, diagnostic: str, action: str = "failed") -> str:
+    return (f"Reporting-MTA: dns; mail.example.org\n\nFinal-Recipient: rfc822; {address}\n"
+            f"Action: {action}\nStatus: {status}\nRemote-MTA: dns; mx1.example.net\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n")
+
+
+# -- auto-replies are no bounces ---------------------------------------------------------------
+
+OUT_OF_OFFICE = """\
+Return-Path: <>
+Delivered-To: {verp}
+From: Reader One <{addr}>
+To: <{verp}>
+Subject: {subject}
+Message-ID: <ooo.{tag}@mail.example.net>
+In-Reply-To: {mid}
+{more}MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+{body}
+"""
+
+AUTO_REPLIES = {  # subject, headers, body
+    "exchange_automatic_reply": (
+        "Automatic reply: Digest 2026-11-30", "Auto-Submitted: auto-replied\n",
+        ("I am out of the office until 7 December. For urgent matters please contact\n"
+         "my colleague, Jane Roe, jane.roe@example.net, or the office.")),
+    "sieve_vacation_german": (
+        "Abwesenheitsnotiz: Digest 2026-11-30", "Auto-Submitted: auto-replied (vacation)\n",
+        ("Ich bin bis 4. Dezember nicht im Büro.\n"
+         "Bitte wenden Sie sich an das Sekretariat, sekretariat@example.net, Tel. 555-0100.")),
+    "french_encoded_subject": (
+        "=?utf-8?q?R=C3=A9ponse_automatique=C2=A0:_Digest?=", "Auto-Submitted: auto-replied\n",
+        "Je suis absent. En cas d'urgence : Marie Dupont, marie.dupont@example.net, merci."),
+    "x_autoreply_reply_subject": (
+        "Re: Digest 2026-11-30", "X-Autoreply: yes\n",
+        ("Your message could not be delivered to {addr} until I am back, sorry.\n"
+         "Urgent: the desk, desk@example.net, anytime.")),
+    "precedence_auto_reply": (
+        "Digest 2026-11-30", "Precedence: auto_reply\n",
+        "Away. Contact: Jane Roe, jane.roe@example.net, please."),
+    "ticket_system_auto_generated": (
+        "[#48151] Your request has been received", "Auto-Submitted: auto-generated\n",
+        ("Your message could not be delivered to a person yet: {addr} opened ticket #48151.\n"
+         "Reply above this line, support@example.net, to add to it.")),
+    "challenge_response": (
+        "Please confirm your message to {addr}", "Auto-Submitted: auto-replied\n",
+        ("You recently sent a message to {addr}, who uses CR-Guard.\n"
+         "Please confirm by visiting https://crguard.example/c/8f7e\n\n"
+         "Your message could not be delivered to {addr} until you confirm.")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(AUTO_REPLIES))
+def test_an_auto_reply_to_the_return_path_is_no_bounce(site, name):
+    """RFC 3834 auto-replies go to the return path, with a null one of their own: neither
+    that nor a line flufl.bounce's loose detectors take for a failure makes a bounce."""
+    subject, more, body = AUTO_REPLIES[name]
+    o = ours(site, 1)
+    raw = OUT_OF_OFFICE.format(subject=subject.format(**o), more=more, body=body.format(**o),
+                               tag=name, **o)
+    handled = changes_nothing(site, raw, "unrecognized")
+    assert handled.subscriber_id is None
+
+
+def test_out_of_office_replies_to_every_digest_never_make_a_reader_bouncing(site):
+    """Each digest has its own return path, so an absence of weeks answers every one."""
+    address = ADDRESSES[0]
+    sub = subscriber(site, address)
+    subject, more, body = AUTO_REPLIES["exchange_automatic_reply"]
+    for n in range(4):
+        if n:
+            with site.store() as store:
+                queue_digest(store, sub, f"2026-12-0{n}")
+            from digestd.cli import main
+            assert main(["-c", site.cfg, "send"]) == 0
+        o = ours(site, 1)
+        assert handle(site, OUT_OF_OFFICE.format(subject=subject, more=more, body=body,
+                                                 tag=n, **o)).kind == "unrecognized"
+    after = subscriber(site, address)
+    assert (after.status, after.bounces) == ("active", 0)
+
+
+def test_the_inbound_command_says_unrecognized_for_an_out_of_office(site):
+    subject, more, body = AUTO_REPLIES["exchange_automatic_reply"]
+    raw = OUT_OF_OFFICE.format(subject=subject, more=more, body=body, tag="cli",
+                               **ours(site, 1)).encode()
+    before = state(site)
+    done = pipe(site, raw)
+    assert (done.returncode, done.stdout.strip()) == (0, b"unrecognized"), done.stderr
+    assert state(site) == before  # no key kept either: nothing was done
+
+
+EXIM_TEXT = """\
+Return-path: <>
+Envelope-to: {verp}
+X-Failed-Recipients: {failed}
+Auto-Submitted: auto-replied
+From: Mail Delivery System <Mailer-Daemon@smtp.example.org>
+To: {verp}
+Subject: Mail delivery failed: returning message to sender
+Message-Id: <E1exim-{tag}@smtp.example.org>
+
+This message was created automatically by mail delivery software.
+
+A message that you sent could not be delivered to one or more of its
+recipients. This is a permanent error. The following address(es) failed:
+
+  {failed}
+    {reason}
+
+------ This is a copy of the message, including all the headers. ------
+
+{headers}
+"""
+
+
+def test_a_non_standard_bounce_counts_only_for_the_address_the_message_went_to(site):
+    """The token names reader2's digest; a text bounce whose failed address is another (a
+    forward, a guess of the heuristics) counts for nobody. A DSN names its recipient in a
+    field, not by a guess: there the token decides (a forward's DSN counts)."""
+    o = ours(site, 2)
+    raw = EXIM_TEXT.format(failed="someone.else@elsewhere.example", reason="Unrouteable address",
+                           tag="other", **o)
+    assert changes_nothing(site, raw, "unrecognized").detail == "failed_address_not_theirs"
+    handled = handle(site, EXIM_TEXT.format(failed=o["addr"], reason="Unrouteable address",
+                                            tag="theirs", **o))
+    assert (handled.kind, handled.changed) == ("bounce", True)
+    o = ours(site, 3)
+    forwarded = dsn(o, fields("reader.three@forward.example", "5.1.1",
+                              "550 5.1.1 User unknown"))
+    handled = handle(site, forwarded)
+    assert (handled.kind, handled.changed) == ("bounce", True)
+    assert handled.subscriber_id == subscriber(site, o["addr"]).id
+
+
+# -- bounces that are not ours ---------------------------------------------------------------------
+
+def test_a_bounce_that_names_none_of_ours_is_unrecognized(site):
+    """No token, no subscriber with the failed address (a bounce of someone else's mail, to
+    postmaster@): nothing of ours, so "anything else": unrecognized, and no key kept."""
+    o = ours(site, 1)
+    stranger = {**o, "headers": "From: Shop <news@shop.example>\nTo: stranger@elsewhere.example\n"
+                "Subject: Black Friday\nMessage-ID: <bf.1@shop.example>\n"}
+    messages = [
+        dsn(stranger, fields("stranger@elsewhere.example", "5.1.1", "550 5.1.1 User unknown"),
+            to="postmaster@example.org"),
+        dsn(stranger, fields("stranger@elsewhere.example", "4.4.1", "451 4.4.1 no answer",
+                             action="delayed"), to="postmaster@example.org"),
+        EXIM_TEXT.format(verp="postmaster@example.org", failed="stranger@elsewhere.example",
+                         reason="Unrouteable address", tag="stranger",
+                         headers=stranger["headers"]),
+    ]
+    before = state(site)
+    for raw in messages:
+        handled = handle(site, raw)
+        assert (handled.kind, handled.subscriber_id) == ("unrecognized", None), handled
+    assert state(site) == before
+    with site.store() as store:
+        assert store.inbound_counts() == {"unrecognized": 3}
+    done = pipe(site, messages[0].encode())
+    assert (done.returncode, done.stdout.strip()) == (0, b"unrecognized")
