@@ -6,9 +6,14 @@ one digest each, sent from a VERP return path)."""
 
 from __future__ import annotations
 
+import base64
+import quopri
+
 import pytest
+from aiosmtplib import SMTPResponseException
 
 from digestd.config import load_config
+from digestd.deliver import classify
 from digestd.inbound import handle_message
 
 from . import test_inbound
@@ -236,3 +241,92 @@ def test_a_bounce_that_names_none_of_ours_is_unrecognized(site):
         assert store.inbound_counts() == {"unrecognized": 3}
     done = pipe(site, messages[0].encode())
     assert (done.returncode, done.stdout.strip()) == (0, b"unrecognized")
+
+
+# -- a generic Status: the reply in Diagnostic-Code decides ------------------------------------
+
+KIND_OF = {"bounced": "bounce", "deferred": "delay", "failed": "refused"}
+
+
+@pytest.mark.parametrize("reply, kind", [
+    ("554 5.7.1 Service unavailable; Client host [192.0.2.10] blocked using zen.spamhaus.org",
+     "refused"),
+    ("550 5.7.26 Unauthenticated email from example.org is not accepted due to DMARC",
+     "refused"),
+    ("552 5.3.4 Message size exceeds fixed limit", "refused"),
+    ("554 Transaction failed: spam message rejected", "refused"),
+    ("552 5.2.2 <ADDR>: Mailbox full, quota exceeded", "delay"),
+    ("552 sorry, mailbox ADDR is over quota, try again later", "delay"),
+    ("552 Requested mail action aborted: exceeded storage allocation", "delay"),
+    ("550 5.1.1 <ADDR>: No such user here", "bounce"),
+    ("550 No such user here", "bounce"),
+    ("550-5.1.1 The email account that you tried to reach does not exist. 550 5.1.1 gsmtp",
+     "bounce"),
+])
+@pytest.mark.parametrize("status", ["5.0.0", ""])
+def test_a_generic_status_is_read_by_the_reply_it_quotes(site, reply, kind, status):
+    """Exim writes Status: 5.0.0 for every failure (and Postfix when the remote reply had no
+    enhanced code): the reply in Diagnostic-Code says what happened, read as deliver.classify
+    reads the same reply at RCPT."""
+    o = ours(site, 2)
+    reply = reply.replace("ADDR", o["addr"])
+    block = fields(o["addr"], status, reply)
+    if not status:
+        block = block.replace("Status: \n", "")
+    handled = handle(site, dsn(o, block))
+    assert handled.kind == kind, handled
+    assert handled.changed == (kind == "bounce")
+    code, _, text = reply.partition(" ")
+    smtp = classify("RCPT", SMTPResponseException(int(code[:3]), (code[4:] + " " + text)
+                                                  if "-" in code else text))
+    assert KIND_OF[smtp.kind] == kind  # the same answer at SMTP time
+
+
+def test_a_specific_status_is_not_overruled_by_the_diagnostic(site):
+    o = ours(site, 2)
+    handled = handle(site, dsn(o, fields(o["addr"], "5.1.1", "554 5.7.1 blocked")))
+    assert (handled.kind, handled.detail) == ("bounce", "5.1.1")
+
+
+def test_a_failed_action_with_a_temporary_reply_counts_nothing(site):
+    """A relay that gave up after retrying (Exim's retry timeout) quotes the last 4xx."""
+    o = ours(site, 2)
+    changes_nothing(site, dsn(o, fields(o["addr"], "5.0.0", "451 4.7.1 Greylisted, try later")),
+                    "delay")
+
+
+# -- encoded delivery-status parts ---------------------------------------------------------------
+
+def utf8_fields(address: str) -> str:
+    return (f"Reporting-MTA: dns; mail.example.org\n\nOriginal-Recipient: utf-8; {address}\n"
+            f"Final-Recipient: utf-8; {address}\nAction: failed\nStatus: 5.1.1\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 Empfänger unbekannt – Postfach gelöscht\n")
+
+
+@pytest.mark.parametrize("ctype", ["message/global-delivery-status", "message/delivery-status"])
+@pytest.mark.parametrize("cte", ["", "8bit", "base64", "quoted-printable"])
+def test_a_delivery_status_part_is_read_whatever_its_type_and_encoding(site, ctype, cte):
+    """RFC 6533's message/global-delivery-status (Postfix, for SMTPUTF8 mail), which Python
+    parses as one message; and a part base64 or quoted-printable encoded (not what RFC 3464
+    allows, but sent): each is read as a message/delivery-status is."""
+    o = ours(site, 3)
+    block = utf8_fields(o["addr"])
+    if cte == "base64":
+        block = base64.encodebytes(block.encode()).decode()
+    elif cte == "quoted-printable":
+        block = quopri.encodestring(block.encode()).decode()
+    raw = dsn(o, block, ctype=ctype, cte=cte)
+    if ctype == "message/global-delivery-status":
+        raw = raw.replace("text/rfc822-headers", "message/global-headers")
+    handled = handle(site, raw)
+    assert (handled.kind, handled.detail, handled.changed) == ("bounce", "5.1.1", True)
+    assert handled.subscriber_id == subscriber(site, o["addr"]).id
+
+
+def test_a_global_dsn_without_a_token_finds_its_utf8_recipient(site):
+    o = ours(site, 4)
+    raw = dsn(o, utf8_fields(o["addr"]), ctype="message/global-delivery-status",
+              to="digest@example.org").replace(o["verp"], "digest@example.org")
+    handled = handle(site, raw)
+    assert (handled.kind, handled.changed) == ("bounce", True)
+    assert "by_address" in handled.detail

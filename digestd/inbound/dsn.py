@@ -3,17 +3,25 @@ non-standard bounces of real MTAs and providers through flufl.bounce."""
 
 from __future__ import annotations
 
+import base64
 import logging
+import quopri
 import re
 from dataclasses import dataclass
+from email.header import decode_header
 from email.message import Message
+from email.policy import compat32
 from email.utils import parseaddr
 
-from ..deliver.smtp import status_kind
+from ..deliver.smtp import reply_kind, status_kind
 
 log = logging.getLogger("digestd.inbound")
 
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# an enhanced status code (RFC 3463), not a piece of an IP address or a version ("4.97.1")
+_STATUS = re.compile(r"(?<![\w.])([245])\.(\d{1,3})\.(\d{1,3})(?!\.?\d)")
+# the reply a Diagnostic-Code quotes: "smtp; 550 5.1.1 <a@b>: ...", "smtp;552 sorry, ..."
+_REPLY = re.compile(r"^\s*(?:[\w-]+\s*;\s*)?([45]\d\d)(?:[ -]|$)(.*)", re.DOTALL)
+STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
 
 
 @dataclass(frozen=True)
@@ -56,39 +64,105 @@ def read_dsn(msg: Message) -> list[Failure]:
     (Action: delayed); "delivered", "relayed" and "expanded" are success notices."""
     failures = []
     for part in msg.walk():
-        if part.get_content_type() not in ("message/delivery-status",
-                                           "message/global-delivery-status"):
+        if part.get_content_type() not in STATUS_TYPES:
             continue
-        blocks = part.get_payload()
-        if not isinstance(blocks, list):  # a body the parser did not split into blocks
-            blocks = _header_blocks(part.get_payload(decode=True) or b"")
+        blocks = _status_blocks(part)
         for block in blocks[1:] if len(blocks) > 1 else blocks:  # [0]: the per-message fields
-            action = str(block.get("action", "")).strip().lower()
+            action = _field(block, "action").lower()
             if not action.startswith(("failed", "delayed", "error")):
                 continue
-            m = _STATUS.search(str(block.get("status", "")))
+            m = _STATUS.search(_field(block, "status"))
             status = m.group(0) if m else ""
             address = _recipient(block)
-            diagnostic = " ".join(str(block.get("diagnostic-code", "")).split())[:300]
-            failed = action.startswith(("failed", "error"))
-            permanent = failed and (
-                permanent_status(status) if status else not _mailbox_full(diagnostic))
-            failures.append(Failure(address, status or ("5.0.0" if permanent else "4.0.0"),
-                                    permanent, diagnostic, failed and policy_status(status)))
+            diagnostic = " ".join(_field(block, "diagnostic-code").split())[:300]
+            if not action.startswith(("failed", "error")):
+                failures.append(Failure(address, status or "4.0.0", False, diagnostic))
+                continue
+            status, kind = _failed(status, diagnostic)
+            failures.append(Failure(address, status, kind == "bounced", diagnostic,
+                                    kind == "failed"))
     return failures
+
+
+def _failed(status: str, diagnostic: str) -> tuple[str, str]:
+    """(the status, what it says: "bounced", "failed" or "deferred") of a recipient whose
+    Action is failed. A specific Status says it; a generic one (X.0.0: Exim writes 5.0.0 for
+    every failure, Postfix when the reply had no enhanced code) or none leaves it to the
+    reply in Diagnostic-Code, read as deliver.classify reads one at RCPT: its enhanced code,
+    else its reply code (552 a full mailbox, 550, 551 and 553 the address, any other 5xx
+    not the address, 4xx temporary)."""
+    m = _STATUS.search(status)
+    if m and m[2] != "0":
+        return status, _status_says(status)
+    reply = _REPLY.match(diagnostic)
+    enhanced = _STATUS.match(reply[2].lstrip()) if reply else _STATUS.search(diagnostic)
+    if enhanced:
+        status, kind = enhanced.group(0), _status_says(enhanced.group(0))
+    elif reply:
+        kind = reply_kind(int(reply[1]), reply[2])
+        status = status or f"{reply[1][0]}.0.0"
+    else:
+        kind = "deferred" if m and m[1] == "4" else "bounced"
+        status = status or "5.0.0"
+    if kind == "bounced" and _mailbox_full(diagnostic):
+        kind = "deferred"  # a full mailbox, however it is coded
+    return status, kind
+
+
+def _status_says(status: str) -> str:
+    """"bounced" (permanent_status), "failed" (policy_status) or "deferred" (4.x.x, X.2.2)."""
+    return ("bounced" if permanent_status(status) else "failed" if policy_status(status)
+            else "deferred")
+
+
+def _status_blocks(part: Message) -> list[Message]:
+    """The field blocks of a delivery-status part. Its body is read again from the part as
+    sent: Python parses message/global-delivery-status (RFC 6533) as one message, with the
+    per-recipient fields in its body, and a part that is base64 or quoted-printable
+    (against RFC 3464, but some MTAs send one) as fields that are still encoded."""
+    try:
+        body = part.as_bytes().replace(b"\r\n", b"\n").partition(b"\n\n")[2]
+    except Exception:  # noqa: BLE001  (one the generator cannot write back)
+        payload = part.get_payload()  # what the parser made of it
+        return [b for b in payload if isinstance(b, Message)] if isinstance(payload, list) \
+            else []
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if encoding == "quoted-printable":
+        body = quopri.decodestring(body)
+    elif encoding == "base64":  # each encoded chunk: some encode only the recipients' blocks
+        body = b"\n\n".join(_unbase64(chunk) for chunk in re.split(rb"\n\s*\n", body))
+    return _header_blocks(body)
+
+
+def _unbase64(chunk: bytes) -> bytes:
+    if re.fullmatch(rb"[A-Za-z0-9+/=\s]+", chunk):
+        try:
+            return base64.b64decode(b"".join(chunk.split()), validate=True).replace(
+                b"\r\n", b"\n")
+        except ValueError:
+            pass
+    return chunk
 
 
 def _header_blocks(body: bytes) -> list[Message]:
     from email.parser import BytesHeaderParser
 
-    text = body.replace(b"\r\n", b"\n")
-    return [BytesHeaderParser().parsebytes(chunk + b"\n")
-            for chunk in re.split(rb"\n\s*\n", text) if chunk.strip()]
+    return [BytesHeaderParser(policy=compat32).parsebytes(chunk + b"\n")
+            for chunk in re.split(rb"\n\s*\n", body) if chunk.strip()]
+
+
+def _field(block: Message, name: str) -> str:
+    """A field as text; one in raw UTF-8 (RFC 6533) with what cannot be read replaced."""
+    value = block.get(name, "")
+    if isinstance(value, str):
+        return value
+    return "".join(chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
+                   for chunk, _charset in decode_header(value))
 
 
 def _recipient(block: Message) -> str:
     for field in ("original-recipient", "final-recipient", "x-actual-recipient"):
-        value = str(block.get(field, ""))
+        value = _field(block, field)
         kind, _, address = value.partition(";")
         if address.strip() and kind.strip().lower() in ("rfc822", "utf-8"):
             return parseaddr(address.strip())[1].lower()
