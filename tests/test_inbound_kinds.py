@@ -15,6 +15,7 @@ from aiosmtplib import SMTPResponseException
 from digestd.config import load_config
 from digestd.deliver import classify
 from digestd.inbound import handle_message
+from digestd.tokens import unsubscribe_mail_token
 
 from . import test_inbound
 from .test_inbound import ADDRESSES, pipe, queue_digest, state, subscriber
@@ -330,3 +331,19 @@ def test_a_global_dsn_without_a_token_finds_its_utf8_recipient(site):
     handled = handle(site, raw)
     assert (handled.kind, handled.changed) == ("bounce", True)
     assert "by_address" in handled.detail
+
+
+# -- a mailto: unsubscribe with an encoded subject -------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["B", "Q"])
+def test_a_subject_of_encoded_words_unsubscribes(site, encoding):
+    address = ADDRESSES[5]
+    sub = subscriber(site, address)
+    text = f"unsubscribe {unsubscribe_mail_token(site.secret, sub.id)}"
+    word = (base64.b64encode(text.encode()).decode() if encoding == "B"
+            else text.replace(" ", "_"))
+    raw = (f"From: Reader Six <{address}>\nTo: unsubscribe@example.org\n"
+           f"Subject: =?UTF-8?{encoding}?{word}?=\nMessage-ID: <u.{encoding}@example.net>\n\n\n")
+    handled = handle(site, raw)
+    assert (handled.kind, handled.subscriber_id, handled.changed) == ("unsubscribe", sub.id,
+                                                                     True)

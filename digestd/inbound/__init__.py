@@ -146,7 +146,7 @@ def _classify(raw: bytes, secret: bytes, recipient: str) -> _Found:
             found.kind = "bounce" if found.failures else "unrecognized"
             found.reason = "" if found.failures else "bounce_without_failures"
             return found
-        for subject in header_text(msg, "Subject"):
+        for subject in header_text(msg, "Subject", words=True):
             tokens.scan(subject)
             m = re.search(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", subject)
             if m:  # the subject of a mailto: from before return paths existed
@@ -173,7 +173,7 @@ def _looks_like_bounce(msg: Message) -> bool:
     in its subject. The null return path alone says only that a machine sent it: an
     out-of-office or a challenge to confirm (RFC 3834) has one too, and is no bounce
     whatever its text says; a person's reply is none of these. No heuristic runs on them."""
-    subject = " ".join(header_text(msg, "Subject"))
+    subject = " ".join(header_text(msg, "Subject", words=True))
     if _AUTO_REPLY_SUBJECT.search(subject) or any(msg.get(h) is not None
                                                   for h in _AUTO_REPLY_HEADERS) \
             or "auto_reply" in str(msg.get("Precedence", "")).lower():
