@@ -7,6 +7,7 @@ one digest each, sent from a VERP return path)."""
 from __future__ import annotations
 
 import base64
+import logging
 import quopri
 
 import pytest
@@ -331,6 +332,188 @@ def test_a_global_dsn_without_a_token_finds_its_utf8_recipient(site):
     handled = handle(site, raw)
     assert (handled.kind, handled.changed) == ("bounce", True)
     assert "by_address" in handled.detail
+
+
+# -- delay warnings in plain text --------------------------------------------------------------
+
+DELAYS = {
+    "exim_greylisted": ("Warning: message 1tHb7u-0001aA-1B delayed 24 hours", """\
+This message was created automatically by mail delivery software.
+A message that you sent has not yet been delivered to one or more of its
+recipients after more than 24 hours on the queue on smtp.example.org.
+
+The address to which the message has not yet been delivered is:
+
+  {addr}
+    host mx1.example.net [203.0.113.25]
+    Delay reason: SMTP error from remote mail server after RCPT TO:<{addr}>:
+    451 4.7.1 <{addr}>: Recipient address rejected: Greylisted
+
+No action is required on your part. Delivery attempts will continue for
+some time, and this warning may be repeated at intervals if the message
+remains undelivered."""),
+    "sendmail_four_hours": ("Warning: could not send message for past 4 hours", """\
+    **********************************************
+    **      THIS IS A WARNING MESSAGE ONLY      **
+    **  YOU DO NOT NEED TO RESEND YOUR MESSAGE  **
+    **********************************************
+
+The original message was received at Mon, 30 Nov 2026 16:10:26 -0500
+
+   ----- The following addresses had transient non-fatal errors -----
+<{addr}>
+
+   ----- Transcript of session follows -----
+<{addr}>... Deferred: Connection timed out with mx1.example.net.
+Warning: message still undelivered after 4 hours
+Will keep trying until message is 5 days old"""),
+    "only_a_temporary_code": ("Mail delivery failed: returning message to sender", """\
+A message that you sent could not be delivered to one or more of its
+recipients. The following address(es) failed:
+
+  {addr}
+    SMTP error from remote mail server after RCPT TO:<{addr}>:
+    450 4.2.1 <{addr}>: Mailbox temporarily unavailable"""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DELAYS))
+def test_a_delay_warning_in_plain_text_counts_nothing(site, name):
+    subject, body = DELAYS[name]
+    o = ours(site, 2)
+    raw = (f"Return-path: <>\nEnvelope-to: {o['verp']}\nAuto-Submitted: auto-replied\n"
+           f"From: Mail Delivery System <Mailer-Daemon@smtp.example.org>\nTo: {o['verp']}\n"
+           f"Subject: {subject}\nMessage-Id: <delay.{name}@smtp.example.org>\n\n"
+           + body.format(**o) + "\n")
+    changes_nothing(site, raw, "delay", "unrecognized")
+
+
+# -- a detector that raises does not lose the scan ------------------------------------------------
+
+QMAIL = """\
+Return-Path: <>
+Delivered-To: {verp}
+From: {sender}
+To: {verp}
+Subject: failure notice
+Message-ID: <qmail.{tag}@mx.oldhost.example>
+
+Hi. This is the qmail-send program at mx.oldhost.example.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<{addr}>:
+Sorry, no mailbox here by that name. (#5.1.1)
+
+--- Below this line is a copy of the message.
+
+{headers}
+"""
+
+
+@pytest.mark.parametrize("sender", [
+    "Système de messagerie <MAILER-DAEMON@mx.oldhost.example>",  # raw UTF-8 (RFC 6532)
+    "Почтовая система <MAILER-DAEMON@mx.oldhost.example>",
+    "",  # an empty From: flufl.bounce's Yale detector raises IndexError
+])
+def test_a_detector_that_raises_leaves_the_others_to_find_the_bounce(site, sender, caplog):
+    o = ours(site, 5)
+    raw = QMAIL.format(sender=sender, tag=abs(hash(sender)), **o).encode("utf-8")
+    with caplog.at_level(logging.DEBUG):
+        handled = handle(site, raw)
+    assert (handled.kind, handled.detail, handled.changed) == ("bounce", "5.1.1", True)
+    # no ERROR and traceback of flufl.bounce's own for a detector that raised
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_flufl_bounce_without_its_detector_list_is_run_whole_and_quietly(site, monkeypatch,
+                                                                          caplog):
+    """flufl.bounce's list of detectors is not public API: without it, its all_failures
+    runs, on a message with headers of plain text, and a detector that raises costs that
+    scan only, with no ERROR or traceback of flufl.bounce's in the log."""
+    from digestd.inbound import dsn as dsn_module
+
+    monkeypatch.setattr(dsn_module, "_detectors", lambda: None)
+    o = ours(site, 5)
+    utf8 = QMAIL.format(sender="Système <MAILER-DAEMON@mx.oldhost.example>", tag="u", **o)
+    with caplog.at_level(logging.DEBUG):
+        handled = handle(site, utf8)
+        assert (handled.kind, handled.detail) == ("bounce", "5.1.1")
+        empty = handle(site, QMAIL.format(sender="", tag="e", **o))  # Yale raises
+    assert empty.kind in ("bounce", "unrecognized")
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+
+
+# -- bounces in a form no detector knows ---------------------------------------------------------
+
+EXCHANGE_2003 = """\
+Return-Path: <>
+Delivered-To: {verp}
+From: System Administrator <postmaster@corp.example.com>
+To: {verp}
+Subject: Undeliverable: Digest 2026-11-30
+Message-ID: <exch.{tag}@EXCH01.corp.example.com>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="NextPart"
+
+--NextPart
+Content-Type: text/plain; charset="us-ascii"
+
+Your message did not reach some or all of the intended recipients.
+
+The following recipient(s) could not be reached:
+
+      {failed} on 11/30/2026 9:10 PM
+            The e-mail account does not exist at the organization this message was sent to.
+            <EXCH01.corp.example.com {code}>
+
+--NextPart
+Content-Type: message/rfc822
+
+{headers}
+Digest body, to {addr}.
+--NextPart--
+"""
+
+
+def test_a_bounce_of_a_form_no_detector_knows_counts_by_its_code_and_address(site):
+    o = ours(site, 1)
+    handled = handle(site, EXCHANGE_2003.format(failed=o["addr"], code="#5.1.1", tag=1, **o))
+    assert (handled.kind, handled.detail, handled.changed) == ("bounce", "5.1.1", True)
+    # the same naming another address, or giving no status code: nothing
+    o = ours(site, 2)
+    changes_nothing(site, EXCHANGE_2003.format(failed="other@corp.example.com", code="#5.1.1",
+                                               tag=2, **o), "unrecognized")
+    changes_nothing(site, EXCHANGE_2003.format(failed=o["addr"], code="", tag=3, **o),
+                    "unrecognized")
+
+
+def test_a_bounce_in_another_language_and_charset_is_read(site):
+    o = ours(site, 6)
+    french = (f"Votre message n'a pas pu être remis.\n\nImpossible de joindre :\n\n"
+              f"      {o['addr']} le 30/11/2026 22:10\n"
+              "            Le compte de messagerie n'existe pas.\n"
+              "            <EXFR01.entreprise.example.fr #5.1.1>\n")
+    raw = (f"Return-Path: <>\nDelivered-To: {o['verp']}\n"
+           "From: =?iso-8859-1?Q?Administrateur_syst=E8me?= <postmaster@entreprise.example.fr>\n"
+           f"To: {o['verp']}\nSubject: =?iso-8859-1?Q?Non_remis=A0:_Digest?=\n"
+           "Message-ID: <fr.1@entreprise.example.fr>\nMIME-Version: 1.0\n"
+           'Content-Type: text/plain; charset="iso-8859-1"\n'
+           "Content-Transfer-Encoding: quoted-printable\n\n"
+           + quopri.encodestring(french.encode("latin-1")).decode())
+    handled = handle(site, raw)
+    assert (handled.kind, handled.changed) == ("bounce", True)
+    o = ours(site, 4)
+    chinese = f"很抱歉您的邮件无法送达以下收件人：\n{o['addr']}\n错误代码：550 5.1.1 Mailbox not found\n"
+    raw = (f"Return-Path: <>\nDelivered-To: {o['verp']}\n"
+           "From: =?gb18030?B?z7XNs83L0MU=?= <postmaster@mail.example.cn>\n"
+           f"To: {o['verp']}\nSubject: =?gb18030?B?z7XNs83L0MU6IERpZ2VzdA==?=\n"
+           "Message-ID: <cn.1@mail.example.cn>\nMIME-Version: 1.0\n"
+           'Content-Type: text/plain; charset="gb18030"\nContent-Transfer-Encoding: base64\n\n'
+           + base64.encodebytes(chinese.encode("gb18030")).decode())
+    handled = handle(site, raw)
+    assert (handled.kind, handled.detail, handled.changed) == ("bounce", "5.1.1", True)
 
 
 # -- a mailto: unsubscribe with an encoded subject -------------------------------------------------

@@ -140,7 +140,7 @@ def _classify(raw: bytes, secret: bytes, recipient: str) -> _Found:
             tokens.scan(address)
         dsn = is_report(msg, "delivery-status")
         if dsn or _looks_like_bounce(msg):
-            found.failures = tuple(read_dsn(msg) if dsn else scan_bounce(msg))
+            found.failures = tuple(read_dsn(msg) if dsn else scan_bounce(msg, raw))
             found.scanned = not dsn
             _scan_returned(msg, tokens, found)
             found.kind = "bounce" if found.failures else "unrecognized"

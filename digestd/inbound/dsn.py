@@ -170,41 +170,152 @@ def _recipient(block: Message) -> str:
 
 
 def _mailbox_full(text: str) -> bool:
-    return bool(re.search(r"\b[45]\.2\.2\b|mailbox (is )?full|over ?quota|quota exceeded",
-                          text, re.IGNORECASE))
+    return bool(_FULL.search(text))
 
 
-def scan_bounce(msg: Message) -> list[Failure]:
+def scan_bounce(msg: Message, raw: bytes | None = None) -> list[Failure]:
     """A bounce in one of the non-standard forms (Exim's, qmail's, old Exchange's, a
-    provider's text): flufl.bounce finds the addresses; the status comes from the text, as
-    the form has no field for it. A text that says X.2.2 or "mailbox full" is temporary."""
-    try:
-        from flufl.bounce import all_failures
+    provider's text): flufl.bounce finds the addresses (its detectors read `raw` again with
+    headers of plain text, when given); where none of them knows the form (old Exchange in
+    French, a provider's own words), the addresses the notification's text names, but only
+    when it gives a status code. Either way the caller counts no address but a subscriber's
+    (inbound._bounce): these are guesses from text.
 
-        temporary, permanent = all_failures(msg)
-    except Exception as e:  # a detector that chokes on a strange message: nothing found
-        log.debug("event=inbound_scan_failed error=%r", type(e).__name__)
-        return []
-    text = _text_of(msg)
-    full = _mailbox_full(text)
-    m = _STATUS.search(text)
-    status = m.group(0) if m and m[1] == "5" else "5.0.0"
-    failures = [Failure(a.decode("ascii", "replace").lower(), status,
-                        not full and permanent_status(status),
-                        refused=not full and policy_status(status))
-                for a in sorted(permanent)]
-    failures += [Failure(a.decode("ascii", "replace").lower(), "4.0.0", False)
+    The status comes from the text, as the form has no field for it: its first 5.x.x code,
+    else 5.0.0. A delay warning (Exim's "has not yet been delivered", "will keep trying"),
+    a text whose only codes are 4.x.x, and one that says X.2.2 or "mailbox full" are
+    temporary."""
+    temporary, permanent = _detected(_plain(raw) if raw is not None else msg)
+    text = notification_text(msg)
+    codes = [m.group(0) for m in _STATUS.finditer(text) if m[1] in "45"]
+    found = {a.decode("ascii", "replace").lower() for a in permanent}
+    if not (temporary or permanent):
+        if not codes:
+            return []
+        found = {a.lower() for a in _ADDRESS.findall(text)[:20]}
+    first = {cls: next((c for c in codes if c[0] == cls), "") for cls in "45"}
+    if _delay_notice(msg, text) or (first["4"] and not first["5"]):
+        status, kind = first["4"] or "4.0.0", "deferred"
+    else:
+        status = first["5"] or "5.0.0"
+        kind = _status_says(status)
+        if kind == "bounced" and _mailbox_full(text):
+            kind = "deferred"
+    failures = [Failure(a, status, kind == "bounced", refused=kind == "failed")
+                for a in sorted(found)]
+    failures += [Failure(a.decode("ascii", "replace").lower(), first["4"] or "4.0.0", False)
                  for a in sorted(temporary - permanent)]
     return failures
 
 
-def _text_of(msg: Message, limit: int = 100_000) -> str:
-    """The text parts of a message (not the returned original), for status codes."""
-    out = []
+def _plain(raw: bytes) -> Message:
+    """The message again, its headers plain text: flufl.bounce's detectors call str methods
+    on them, and Python's parser gives a header of raw 8-bit text (a UTF-8 display name,
+    RFC 6532) as an email.header.Header."""
+    from email import message_from_string
+
+    return message_from_string(raw.decode("utf-8", "replace"), policy=compat32)
+
+
+def _detected(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """(temporary, permanent) failed addresses by flufl.bounce's detectors, in its order,
+    the first that finds any answering, as its all_failures has it; but each on its own: one
+    that raises on a message it did not expect (an empty From) is skipped, where
+    all_failures would raise and leave nothing of the whole scan."""
+    detectors = _detectors()
+    if detectors is None:  # a flufl.bounce that keeps them elsewhere: its own loop
+        return _all_failures(msg)
+    for detector in detectors:
+        try:
+            temporary, permanent = detector().process(msg)
+        except Exception as e:  # noqa: BLE001  (a detector's bug is not the message's)
+            log.debug("event=inbound_detector_failed detector=%s error=%s",
+                      getattr(detector, "__name__", "?"), type(e).__name__)
+            continue
+        if temporary or permanent:
+            return frozenset(temporary), frozenset(permanent)
+    return frozenset(), frozenset()
+
+
+def _detectors() -> list[type] | None:
+    """flufl.bounce's detector classes, in the order its all_failures runs them; None for
+    a version that keeps them elsewhere (its list is not public API)."""
+    try:
+        from flufl.bounce._scan import _DETECTORS
+    except ImportError:
+        return None
+    return list(_DETECTORS)
+
+
+def _all_failures(msg: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's own all_failures: all or nothing (one detector that raises loses the
+    scan), but without the ERROR and traceback it logs for that."""
+    from flufl.bounce import all_failures
+
+    flufl_log = logging.getLogger("flufl.bounce")
+    flufl_log.addFilter(_no_traceback)
+    try:
+        return all_failures(msg)
+    except Exception as e:  # noqa: BLE001
+        log.debug("event=inbound_scan_failed error=%s", type(e).__name__)
+        return frozenset(), frozenset()
+    finally:
+        flufl_log.removeFilter(_no_traceback)
+
+
+def _no_traceback(record: logging.LogRecord) -> bool:
+    return record.exc_info is None
+
+
+def notification_text(msg: Message, limit: int = 100_000) -> str:
+    """The text of a bounce that is its own, for status codes and the addresses it names:
+    its text parts (HTML only where it has no plain text), each in its charset, up to the
+    returned message (a message/* part, or a line that says the copy follows)."""
+    plain, html = [], []
     for part in msg.walk():
         if part.get_content_maintype() == "message":
             break
+        if part.get_content_type() not in ("text/plain", "text/html"):
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload[:limit].decode(charset, "replace")
+        except LookupError:  # a charset Python does not know
+            text = payload[:limit].decode("utf-8", "replace")
         if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True) or b""
-            out.append(payload[:limit].decode("utf-8", "replace"))
-    return "\n".join(out)
+            plain.append(text)
+        else:
+            html.append(re.sub(r"<[^>]*>", " ", text))
+    text = "\n".join(plain or html)
+    m = _RETURNED.search(text)
+    return text[:m.start()] if m else text
+
+
+def _delay_notice(msg: Message, text: str) -> bool:
+    """A warning that a message is not delivered yet, not a failure."""
+    from .verp import header_text
+
+    subject = " ".join(header_text(msg, "Subject", words=True))
+    return bool(_DELAY_SUBJECT.search(subject) or _DELAY.search(text))
+
+
+_FULL = re.compile(r"(?<![\w.])[45]\.2\.2(?!\.?\d)|mailbox (is )?full|over ?quota|"
+                   r"quota exceeded|out of storage|insufficient (system )?storage|"
+                   r"mailbox size limit", re.IGNORECASE)
+_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# where a bounce in one text part goes on with a copy of the message that bounced
+_RETURNED = re.compile(r"^[ \t]*-{2,}.*(copy of|original message|below this line|"
+                       r"returned (mail|message)|message follows|headers follow)|"
+                       r"^(return-path|received):", re.IGNORECASE | re.MULTILINE)
+_DELAY = re.compile(r"not yet been delivered|(not|n't) been delivered( to \S+)? yet|"
+                    r"will (keep|continue) trying|delivery attempts will continue|"
+                    r"continue to be attempted|still being retried|will be retried|"
+                    r"this is a warning (message )?only|no action is required",
+                    re.IGNORECASE)
+# Exim's and sendmail's "Warning: ...", Postfix's, Exchange's, Gmail's (of the bounce, not
+# of the message it returns, which follows)
+_DELAY_SUBJECT = re.compile(r"^\s*(warning\b|delayed mail|delivery delayed|"
+                            r"delivery status notification \(delay\))", re.IGNORECASE)
