@@ -530,3 +530,41 @@ def test_a_subject_of_encoded_words_unsubscribes(site, encoding):
     handled = handle(site, raw)
     assert (handled.kind, handled.subscriber_id, handled.changed) == ("unsubscribe", sub.id,
                                                                      True)
+
+
+# -- in the [inbound] mailbox ----------------------------------------------------------------------
+
+def test_mail_not_ours_stays_unread_in_a_real_mailbox(site, mailbox):
+    """Real Dovecot, the daemon's own handler: a reader's reply and an out-of-office stay in
+    the folder, unread, for a person; the bounce beside them is handled and moved; later
+    runs read neither again, nor count them."""
+    from digestd.config import InboundConfig
+    from digestd.daemon import inbound_handler
+    from digestd.inbound.imap import PROCESSED, fetch_and_handle
+
+    o = ours(site, 1)
+    reply = (f"From: Reader One <{o['addr']}>\nTo: Digest <digest@example.org>\n"
+             f"Subject: Re: Digest 2026-11-30\nMessage-ID: <reply.1@example.net>\n"
+             f"In-Reply-To: {o['mid']}\n\nPlease unsubscribe me, and could you add bioRxiv?\n")
+    subject, more, body = AUTO_REPLIES["exchange_automatic_reply"]
+    away = OUT_OF_OFFICE.format(subject=subject, more=more, body=body, tag="imap", **o)
+    o2 = ours(site, 2)
+    bounce = dsn(o2, fields(o2["addr"], "5.1.1", "550 5.1.1 User unknown"))
+    mailbox.append(reply.encode(), away.encode(), bounce.encode())
+    cfg = InboundConfig(imap_host=mailbox.host, imap_port=mailbox.port, imap_security="none",
+                        username=mailbox.username, timeout=10)
+    config = load_config(site.cfg)
+    for run_number in range(2):
+        with site.store() as store:
+            run = fetch_and_handle(cfg, mailbox.password, inbound_handler(config, store))
+        assert run.error is None
+        if run_number == 0:
+            assert (run.fetched, run.handled, run.left) == (3, 1, 2)
+        else:
+            assert (run.fetched, run.handled, run.left) == (0, 0, 0)
+    folders = mailbox.folders()
+    assert folders["INBOX"] == {"messages": 2, "unseen": 2}
+    assert folders[PROCESSED] == {"messages": 1, "unseen": 0}
+    with site.store() as store:
+        assert store.inbound_counts() == {"bounce": 1, "unrecognized": 2}
+    assert subscriber(site, o["addr"]).status == "active"
