@@ -145,6 +145,84 @@ def test_a_message_read_by_a_person_is_left_alone(mailbox):
     assert handle.seen == ["bounce new"] and mailbox.subjects("INBOX") == ["read by someone"]
 
 
+def keywords(mailbox, folder: str = "INBOX") -> dict[str, set[bytes]]:
+    """Subject -> the flags of each message in `folder`."""
+    with mailbox.client() as client:
+        client.select_folder(folder, readonly=True)
+        uids = client.search(["ALL"])
+        flags = client.get_flags(uids) if uids else {}
+        subjects = client.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if uids else {}
+    return {subject_of(subjects[uid][b"BODY[HEADER.FIELDS (SUBJECT)]"]): set(flags[uid])
+            for uid in uids}
+
+
+def test_a_message_not_ours_stays_unread_where_it_was_and_is_not_read_again(mailbox):
+    """A reader's reply, an out-of-office: the folder may be one a person reads, so what the
+    handler does not understand stays there, unread; a keyword keeps the next runs from
+    reading (and counting) it again."""
+    mailbox.append(message("unrecognized please unsubscribe me"), message("bounce one"),
+                   message("unrecognized out of office"))
+    handle = Handler()
+    run = fetch_and_handle(cfg(mailbox), mailbox.password, handle)
+    assert (run.fetched, run.handled, run.left, run.retry, run.failed) == (3, 1, 2, 0, 0)
+    assert run.kinds == {"bounce": 1, "unrecognized": 2}
+    assert "left=2" in run.log_fields()
+    assert mailbox.folders()["INBOX"] == {"messages": 2, "unseen": 2}
+    assert mailbox.subjects(PROCESSED) == ["bounce one"]
+    flags = keywords(mailbox)
+    assert all(f == {imap.LEFT.encode()} for f in flags.values()), flags  # and not \Seen
+    # the next runs read nothing: not even its size is fetched
+    for _ in range(2):
+        again = fetch_and_handle(cfg(mailbox), mailbox.password, handle)
+        assert (again.fetched, again.left) == (0, 0)
+    assert len(handle.seen) == 3
+    # doctor counts only what a run would handle
+    ok, line = imap.probe(cfg(mailbox), mailbox.password)
+    assert ok and "holds 2 messages, 0 unread (to be handled)" in line
+    # without the keyword (a person removed it) it is read again
+    with mailbox.client() as client:
+        client.select_folder("INBOX")
+        client.remove_flags(client.search(["SUBJECT", "out of office"]), [imap.LEFT])
+    again = fetch_and_handle(cfg(mailbox), mailbox.password, handle)
+    assert (again.fetched, again.left) == (1, 1)
+    assert handle.seen[-1] == "unrecognized out of office"
+
+
+def test_where_the_server_keeps_no_keywords_the_caller_remembers_what_was_left(mailbox):
+    mailbox.append(message("unrecognized a reply"), message("bounce one"))
+
+    def no_keywords(c: InboundConfig):
+        client = connect(c)
+        select = client.select_folder
+
+        def select_folder(folder, readonly=False):
+            selected = select(folder, readonly)
+            selected[b"PERMANENTFLAGS"] = tuple(
+                f for f in selected.get(b"PERMANENTFLAGS", ()) if f != b"\\*")
+            return selected
+
+        client.select_folder = select_folder
+        return client
+
+    handle, left = Handler(), set()
+    for _ in range(3):
+        run = fetch_and_handle(cfg(mailbox), mailbox.password, handle, connect=no_keywords,
+                               left=left)
+        assert run.error is None
+    assert handle.seen == ["unrecognized a reply", "bounce one"]
+    assert len(left) == 1
+    assert keywords(mailbox) == {"unrecognized a reply": set()}  # unread, no keyword
+    # a new process (a restart) remembers nothing: the message is read once more
+    run = fetch_and_handle(cfg(mailbox), mailbox.password, handle, connect=no_keywords)
+    assert (run.fetched, run.left) == (1, 1)
+    # one a person has read since is forgotten
+    with mailbox.client() as client:
+        client.select_folder("INBOX")
+        client.add_flags(client.search(["ALL"]), [b"\\Seen"])
+    fetch_and_handle(cfg(mailbox), mailbox.password, handle, connect=no_keywords, left=left)
+    assert left == set()
+
+
 @pytest.mark.parametrize("uidplus", [True, False])
 def test_without_move_it_copies_deletes_and_expunges(mailbox, uidplus):
     mailbox.append(message("bounce one"), message("bounce two"))

@@ -98,6 +98,8 @@ class Daemon:
         self.running: dict[asyncio.Task, str] = {}  # in-flight job tasks -> job id
         self.first_polls: set[str] = set()  # sources polled at start, not finished yet
         self.last_progress = time.monotonic()  # the digest job's last sign of life
+        # [inbound] messages left as not ours on a server that keeps no keyword of ours
+        self.inbound_left: set[tuple[str, int, int]] = set()
         self.store: BaseStore | None = None
         self.http: Http | None = None
         self.scheduler: AsyncIOScheduler | None = None
@@ -404,7 +406,8 @@ class Daemon:
         def fetch():
             with open_store(target) as store:
                 handle = self.inbound_handler(config, store)
-                return fetch_and_handle(cfg, cfg.password, handle, stop=self._stop_asked)
+                return fetch_and_handle(cfg, cfg.password, handle, stop=self._stop_asked,
+                                        left=self.inbound_left)
 
         run = await asyncio.to_thread(fetch)
         if run.error:

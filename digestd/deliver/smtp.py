@@ -103,20 +103,25 @@ def classify(stage: str, e: BaseException) -> Outcome:
       X.0.x (undefined); without an enhanced code 550, 551 and 553.
     """
     if isinstance(e, aiosmtplib.SMTPResponseException):
-        text = f"{stage} {e.code} {_one_line(e.message)}"
-        if e.code < 500:
-            return Outcome("deferred", text)
-        m = _ENHANCED.search(e.message)
-        status = (m[2], m[3]) if m and m[1] == "5" else None
-        if stage == "MAIL":
-            too_big = e.code == 552 or status == ("3", "4")
-            return Outcome("failed" if too_big else "deferred", text)
-        if status is None:
-            kind = "deferred" if e.code == 552 else \
-                "bounced" if e.code in (550, 551, 553) else "failed"
-            return Outcome(kind, text)
-        return Outcome(status_kind(*status, to_recipient=stage == "RCPT"), text)
+        return Outcome(reply_kind(e.code, e.message, stage=stage),
+                       f"{stage} {e.code} {_one_line(e.message)}")
     return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
+
+
+def reply_kind(code: int, text: str, *, stage: str = "RCPT") -> str:
+    """What a reply (its code, and its text after the code) to `stage` says of the message,
+    by classify's rules: "deferred", "failed" or "bounced". Also for the reply a DSN quotes
+    in its Diagnostic-Code (inbound/dsn.py), read as an answer to RCPT."""
+    if code < 500:
+        return "deferred"
+    m = _ENHANCED.search(text)
+    status = (m[2], m[3]) if m and m[1] == "5" else None
+    if stage == "MAIL":
+        too_big = code == 552 or status == ("3", "4")
+        return "failed" if too_big else "deferred"
+    if status is None:
+        return "deferred" if code == 552 else "bounced" if code in (550, 551, 553) else "failed"
+    return status_kind(*status, to_recipient=stage == "RCPT")
 
 
 def status_kind(subject: str, detail: str, *, to_recipient: bool = True) -> str:

@@ -8,12 +8,16 @@ it; `digestd inbound` (an MTA's pipe) and the IMAP mailbox of [inbound] both cal
   the message the VERP token of the return path names (store.record_mailed_bounce), or,
   without a token, of the newest message to the failed address; temporary ones ("delay")
   are logged only, and so are refusals for a reason that is not the address ("refused":
-  5.7.x a blocklist or DMARC, 5.3.4 a message too big), by deliver.classify's rules.
+  5.7.x a blocklist or DMARC, 5.3.4 a message too big), by deliver.classify's rules. The
+  failed addresses of a non-standard bounce are guesses from its text: they count only when
+  one is the address the token's message went to. A bounce that names none of ours (no
+  token, no subscriber's address) is not ours: "unrecognized".
 - A complaint (RFC 5965, Feedback-Type: abuse): its subscriber, named by a token in the
   returned message or by its Message-ID, is unsubscribed at once.
 - A message to `unsubscribe+TOKEN@...`, or whose subject holds the token: unsubscribed, and
   a notice goes out through the outbox (once, and never to a bouncing address).
-- Anything else (a reply, garbage, a forged token) is "unrecognized" and changes nothing.
+- Anything else (a reply, an auto-reply such as an out-of-office or a challenge to confirm,
+  garbage, a forged token) is "unrecognized" and changes nothing.
 
 A message handled once (same Message-ID, or same bytes without one) changes nothing the
 second time ("duplicate"). Nothing from a message reaches a log line unescaped, and no
@@ -48,10 +52,22 @@ KINDS = ("bounce", "delay", "refused", "complaint", "unsubscribe", "unrecognized
 SEEN_KEPT = timedelta(days=30)  # how long a handled message's key is kept
 MAX_BYTES = 10 * 1024 * 1024  # a bounce returns at most our message: more is not ours
 
-_BOUNCE_SENDER = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mdaemon)@", re.IGNORECASE)
-_BOUNCE_SUBJECT = re.compile(r"undeliver|delivery (status|failure|has failed)|returned mail|"
-                             r"failure notice|could not be delivered|mail delivery failed|"
-                             r"non[- ]?delivery", re.IGNORECASE)
+_BOUNCE_SENDER = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mdaemon|"
+                            r"microsoftexchange[0-9a-f]*)@", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(r"undeliver|delivery (status|failure|has failed|error|problem)|"
+                             r"returned mail|failure notice|could not be delivered|"
+                             r"couldn't be delivered|mail delivery failed|non[- ]?delivery|"
+                             r"unzustellbar|non remis|onbestelbaar|non recapitabile|"
+                             r"no entregado|no se puede entregar", re.IGNORECASE)
+# RFC 3834 auto-replies (an out-of-office, a vacation notice, a challenge to confirm) go to
+# the return path, as bounces do, and with a null return path of their own
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(auto(matic)?[- ]?(reply|response)|auto:|out of (the )?office|away from|vacation|"
+    r"abwesenheit|automatische antwort|r[ée]ponse automatique|absence|"
+    r"respuesta autom[áa]tica|risposta automatica|autosvar|automatisch antwoord|afwezig)",
+    re.IGNORECASE)
+_AUTO_REPLY_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-AutoReply-From",
+                       "X-Mail-Autoreply")
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,9 @@ class _Found:
     complaint: Complaint | None = None
     returned_message_id: str = ""
     reason: str = ""  # why it was not understood
+    # a non-standard bounce: its failed addresses are guesses from its text (flufl.bounce's),
+    # which count only when one is the subscriber's
+    scanned: bool = False
 
 
 def _classify(raw: bytes, secret: bytes, recipient: str) -> _Found:
@@ -119,15 +138,15 @@ def _classify(raw: bytes, secret: bytes, recipient: str) -> _Found:
             return found
         for address in recipients(msg, recipient):
             tokens.scan(address)
-        bounce = is_report(msg, "delivery-status") or _looks_like_bounce(msg)
-        if bounce:
-            found.failures = tuple(read_dsn(msg) if is_report(msg, "delivery-status")
-                                   else scan_bounce(msg))
+        dsn = is_report(msg, "delivery-status")
+        if dsn or _looks_like_bounce(msg):
+            found.failures = tuple(read_dsn(msg) if dsn else scan_bounce(msg, raw))
+            found.scanned = not dsn
             _scan_returned(msg, tokens, found)
             found.kind = "bounce" if found.failures else "unrecognized"
             found.reason = "" if found.failures else "bounce_without_failures"
             return found
-        for subject in header_text(msg, "Subject"):
+        for subject in header_text(msg, "Subject", words=True):
             tokens.scan(subject)
             m = re.search(r"unsubscribe\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)", subject)
             if m:  # the subject of a mailto: from before return paths existed
@@ -149,13 +168,20 @@ def _key(raw: bytes, msg: Message) -> str:
 
 
 def _looks_like_bounce(msg: Message) -> bool:
-    """A non-standard bounce: from the mailer daemon, with the null return path, or saying
-    so in its subject (a person's reply is none of these, so no heuristic runs on it)."""
+    """A non-standard bounce: from the mailer daemon or the postmaster, naming its failed
+    recipients (X-Failed-Recipients, Exchange's X-MS-Exchange-Message-Is-Ndr), or saying so
+    in its subject. The null return path alone says only that a machine sent it: an
+    out-of-office or a challenge to confirm (RFC 3834) has one too, and is no bounce
+    whatever its text says; a person's reply is none of these. No heuristic runs on them."""
+    subject = " ".join(header_text(msg, "Subject", words=True))
+    if _AUTO_REPLY_SUBJECT.search(subject) or any(msg.get(h) is not None
+                                                  for h in _AUTO_REPLY_HEADERS) \
+            or "auto_reply" in str(msg.get("Precedence", "")).lower():
+        return False
     sender = " ".join(header_text(msg, "From"))
-    return_path = " ".join(header_text(msg, "Return-Path")).strip()
     return bool(_BOUNCE_SENDER.search(email.utils.parseaddr(sender)[1])
-                or return_path == "<>" or msg.get("X-Failed-Recipients")
-                or _BOUNCE_SUBJECT.search(" ".join(header_text(msg, "Subject"))))
+                or msg.get("X-Failed-Recipients") or msg.get("X-MS-Exchange-Message-Is-Ndr")
+                is not None or _BOUNCE_SUBJECT.search(subject))
 
 
 def _scan_returned(msg: Message, tokens: Tokens, found: _Found) -> None:
@@ -201,43 +227,58 @@ def _act(found: _Found, store: Store, config: Config, now: float | None) -> Hand
 
 def _bounce(found: _Found, store: Store, config: Config) -> Handled:
     assert found.tokens is not None
-    permanent = [f for f in found.failures if f.permanent]
-    status = (permanent or list(found.failures))[0].status
     token = found.tokens.first("bounce")
     if token is None and found.tokens.forged and not found.tokens.valid:
         return Handled("unrecognized", detail="forged_token")
+    failures = list(found.failures)
+    if token is not None:
+        subscriber_id, digest_id = token.subscriber_id, token.digest_id
+        if found.scanned:
+            # flufl.bounce's heuristics take any address in a line of the right shape (LLNL
+            # any ", addr@domain,"): only the address this message went to counts
+            theirs = store.mailed_addresses(token.subscriber_id, token.digest_id)
+            failures = [f for f in failures if f.address in theirs]
+            if not failures:
+                return Handled("unrecognized", detail="failed_address_not_theirs")
+    else:
+        # no token (a return path without VERP): the subscriber with a failed address; a
+        # bounce that names none of ours (to postmaster@, of someone else's mail) is not ours
+        sub = None
+        for failure in sorted(failures, key=lambda f: not f.permanent):  # permanent first
+            sub = store.find_subscriber(failure.address) if failure.address else None
+            if sub is not None:
+                break
+        if sub is None:
+            return Handled("unrecognized", detail="bounce_not_ours")
+        failures = [f for f in failures if f.address == failure.address]
+        subscriber_id, digest_id = sub.id, None
+    permanent = [f for f in failures if f.permanent]
+    status = (permanent or failures)[0].status
     if not permanent:
         # refused for a reason that is not the address (5.7.x: a blocklist, DMARC; a message
         # too big): the address is fine; else delayed, mailbox full ...: the MTA goes on
-        kind = "refused" if any(f.refused for f in found.failures) else "delay"
+        kind = "refused" if any(f.refused for f in failures) else "delay"
         if kind == "refused":
             log.warning("event=inbound_refused status=%s: the receiving server refused the "
                         "message for a reason that is not the address (RFC 3463)", status)
-        return Handled(kind, token.subscriber_id if token else None,
-                       token.digest_id if token else None, detail=status)
+        return Handled(kind, subscriber_id, digest_id, detail=status)
     error = f"bounced after delivery: {status} {permanent[0].diagnostic}".strip()
     threshold = config.delivery.bounce_threshold
     if token is not None:
         if store.digest_subscriber(token.digest_id or 0) != token.subscriber_id:
             return Handled("bounce", detail=f"{status} message_gone")
-        counted, bouncing = store.record_mailed_bounce(token.subscriber_id, token.digest_id,
-                                                       error, threshold=threshold)
-        return Handled("bounce", token.subscriber_id, token.digest_id, counted,
-                       f"{status}" + (" now_bouncing" if bouncing else ""))
-    # no token (a return path without VERP): the subscribers with a failed address, and the
-    # message the DSN returns (its Message-ID) when it is theirs
-    for failure in permanent:
-        sub = store.find_subscriber(failure.address) if failure.address else None
-        if sub is None:
-            continue
-        returned = (store.digest_by_message_id(found.returned_message_id)
-                    if found.returned_message_id else None)
-        digest_id = returned[0] if returned and returned[1] == sub.id else None
-        counted, bouncing = store.record_mailed_bounce(sub.id, digest_id, error,
+        counted, bouncing = store.record_mailed_bounce(subscriber_id, digest_id, error,
                                                        threshold=threshold)
-        return Handled("bounce", sub.id, None, counted,
-                       f"{status} by_address" + (" now_bouncing" if bouncing else ""))
-    return Handled("bounce", detail=f"{status} unknown_address")
+        return Handled("bounce", subscriber_id, digest_id, counted,
+                       f"{status}" + (" now_bouncing" if bouncing else ""))
+    # the message the bounce returns (its Message-ID) when it is theirs, else their newest
+    returned = (store.digest_by_message_id(found.returned_message_id)
+                if found.returned_message_id else None)
+    digest_id = returned[0] if returned and returned[1] == subscriber_id else None
+    counted, bouncing = store.record_mailed_bounce(subscriber_id, digest_id, error,
+                                                   threshold=threshold)
+    return Handled("bounce", subscriber_id, None, counted,
+                   f"{status} by_address" + (" now_bouncing" if bouncing else ""))
 
 
 def _complaint(found: _Found, store: Store, config: Config) -> Handled:

@@ -7,7 +7,11 @@ one, oldest first:
 - fetches it with BODY.PEEK[], which leaves it unread: whatever goes wrong before it is
   filed away, the next run sees it again;
 - calls `handle(raw)`, which returns the kind of what it found ("bounce", "unsubscribe", ...);
-- marks it read and moves it into `digestd-processed`; or, when the handler raised
+- marks it read and moves it into `digestd-processed`; or, when it is not ours
+  ("unrecognized": a reader's reply, an out-of-office, someone else's bounce), leaves it
+  where it is, unread, for the person who reads the folder, with the keyword
+  `digestd-unrecognized` that keeps the next runs from reading it again (on a server that
+  takes no keywords, the caller's `left` remembers it); or, when the handler raised
   InboundTempFail (the store is busy, say), leaves it where it is, unread, for the next
   run; or, when the handler raised anything else (a message it cannot make sense of, a
   bug), moves it into `digestd-failed`, unread, where it waits for a look and is not tried
@@ -47,6 +51,9 @@ log = logging.getLogger("digestd.inbound")
 
 PROCESSED = "digestd-processed"
 FAILED = "digestd-failed"
+LEFT = "digestd-unrecognized"  # the keyword of a message not ours, left where it was
+LEFT_KINDS = frozenset({"unrecognized"})  # what handle() returns for one
+UNREAD = ["UNSEEN", "UNDELETED", "UNKEYWORD", LEFT]  # the messages a run handles
 # a bounce quotes at most the digest it returns (well under 1 MB); a message this big is
 # not one, and is not read into memory
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
@@ -63,9 +70,10 @@ class InboundRun:
     folder: str = ""
     fetched: int = 0  # unread messages found and read
     handled: int = 0  # handled and moved into digestd-processed
+    left: int = 0  # not ours (unrecognized): left where they were, unread
     retry: int = 0  # InboundTempFail: left unread where they were, for the next run
     failed: int = 0  # the handler raised (or too big): moved into digestd-failed
-    kinds: Counter = field(default_factory=Counter)  # handled, by the kind handle() returned
+    kinds: Counter = field(default_factory=Counter)  # handled or left, by handle()'s kind
     error: str | None = None
     stopped: bool = False  # the daemon is stopping: the rest waits for the next run
     took_s: float = 0.0
@@ -75,7 +83,7 @@ class InboundRun:
         kinds = ",".join(f"{k}:{n}" for k, n in sorted(self.kinds.items())) or "-"
         return (f"folder={self.folder!r} fetched={self.fetched} handled={self.handled} "
                 f"retry={self.retry} failed={self.failed} kinds={kinds} "
-                f"took_ms={self.took_s * 1000:.0f}")
+                f"took_ms={self.took_s * 1000:.0f} left={self.left}")
 
 
 def connect(cfg: InboundConfig) -> IMAPClient:
@@ -96,9 +104,12 @@ def connect(cfg: InboundConfig) -> IMAPClient:
 
 def fetch_and_handle(cfg: InboundConfig, password: str, handle: Callable[[bytes], str], *,
                      stop: Callable[[], bool] = lambda: False,
-                     connect: Callable[[InboundConfig], IMAPClient] = connect) -> InboundRun:
+                     connect: Callable[[InboundConfig], IMAPClient] = connect,
+                     left: set[tuple[str, int, int]] | None = None) -> InboundRun:
     """One run over cfg.folder (see the module's docstring). Never raises for the server
-    or a message: what went wrong is in the result (and logged, one line per message)."""
+    or a message: what went wrong is in the result (and logged, one line per message).
+    `left`: where a server takes no keyword of ours, the messages left as not ours,
+    (folder, UIDVALIDITY, UID), kept by the caller from one run to the next."""
     began = time.monotonic()
     run = InboundRun(folder=cfg.folder)
     where = f"{cfg.username}@{cfg.imap_host}:{cfg.port}"
@@ -113,7 +124,8 @@ def fetch_and_handle(cfg: InboundConfig, password: str, handle: Callable[[bytes]
         except LoginError as e:
             run.error = f"the IMAP server refused the login of {where}: {_text(e)}"
             return run
-        _handle_unread(client, cfg.folder, handle, run, stop)
+        _handle_unread(client, cfg.folder, handle, run, stop,
+                       set() if left is None else left)
     except (imaplib.IMAP4.error, OSError) as e:
         run.error = _failed(cfg, e)
     finally:
@@ -136,7 +148,7 @@ def probe(cfg: InboundConfig, password: str) -> tuple[bool, str]:
         except LoginError as e:
             return False, f"the server refused the login of {cfg.username}: {_text(e)}"
         status = client.select_folder(cfg.folder, readonly=True)
-        unread = len(client.search(["UNSEEN", "UNDELETED"]))
+        unread = len(client.search(UNREAD))
         moves = "MOVE" if client.has_capability("MOVE") else "COPY and EXPUNGE (no MOVE)"
         return True, (f"logged in as {cfg.username} at {cfg.imap_host}:{cfg.port} "
                       f"({cfg.imap_security}); {cfg.folder!r} holds {status[b'EXISTS']} "
@@ -161,10 +173,28 @@ def _failed(cfg: InboundConfig, e: BaseException) -> str:
 
 
 def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], str],
-                   run: InboundRun, stop: Callable[[], bool]) -> None:
+                   run: InboundRun, stop: Callable[[], bool],
+                   left: set[tuple[str, int, int]]) -> None:
     folders = _Folders(client)
-    client.select_folder(folder)
-    uids = sorted(client.search(["UNSEEN", "UNDELETED"]))
+    selected = client.select_folder(folder)
+    validity = int(selected.get(b"UIDVALIDITY", 0) or 0)
+    flags = selected.get(b"PERMANENTFLAGS", ())
+    keyword = b"\\*" in flags or LEFT.encode() in flags  # a keyword of ours is kept
+
+    def leave(uid: int) -> None:
+        if keyword:
+            try:
+                client.add_flags([uid], [LEFT], silent=True)  # not \Seen: still unread
+                return
+            except imaplib.IMAP4.error:  # refused after all (too many keywords, say)
+                pass
+        left.add((folder, validity, uid))
+
+    unread = sorted(client.search(UNREAD))
+    # forget what was left and has since been read, moved or deleted: `left` stays small
+    current = {(folder, validity, uid) for uid in unread}
+    left -= {k for k in left if k[0] == folder and k not in current}
+    uids = [uid for uid in unread if (folder, validity, uid) not in left]
     for start in range(0, len(uids), SIZES_AT_ONCE):
         chunk = uids[start:start + SIZES_AT_ONCE]
         sizes = client.fetch(chunk, ["RFC822.SIZE"])
@@ -173,11 +203,12 @@ def _handle_unread(client: IMAPClient, folder: str, handle: Callable[[bytes], st
                 run.stopped = True
                 return
             _handle_one(client, folders, folder, uid,
-                        sizes.get(uid, {}).get(b"RFC822.SIZE", 0), handle, run)
+                        sizes.get(uid, {}).get(b"RFC822.SIZE", 0), handle, run, leave)
 
 
 def _handle_one(client: IMAPClient, folders: _Folders, folder: str, uid: int, size: int,
-                handle: Callable[[bytes], str], run: InboundRun) -> None:
+                handle: Callable[[bytes], str], run: InboundRun,
+                leave: Callable[[int], None]) -> None:
     if size > MAX_MESSAGE_BYTES:
         run.failed += 1
         log.error("event=inbound_message_failed folder=%r uid=%d error=%r action=moved_to_%s",
@@ -203,8 +234,14 @@ def _handle_one(client: IMAPClient, folders: _Folders, folder: str, uid: int, si
                   FAILED)
         folders.move(uid, FAILED)
         return
-    run.handled += 1
     run.kinds[str(kind)] += 1
+    if kind in LEFT_KINDS:
+        # not ours (a reader's reply, an out-of-office): it stays where a person sees it,
+        # unread, and is marked so that the next runs do not read (and count) it again
+        run.left += 1
+        leave(uid)
+        return
+    run.handled += 1
     # read first: should the move not happen (the connection lost), the message stays
     # here, and a read one is not handled again
     client.add_flags([uid], [SEEN], silent=True)

@@ -5,6 +5,7 @@ and in the headers of our own message that a bounce or a complaint returns."""
 from __future__ import annotations
 
 import re
+from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses
 
@@ -18,15 +19,33 @@ RETURNED_HEADERS = ("Return-Path", "List-Unsubscribe", "X-Original-Return-Path")
 _WEB_UNSUB = re.compile(r"/u/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)")
 
 
-def header_text(msg: Message, name: str) -> list[str]:
-    """Every value of a header as text; a header the parser cannot decode is left out."""
+def header_text(msg: Message, name: str, *, words: bool = False) -> list[str]:
+    """Every value of a header as text; a header the parser cannot decode is left out.
+    `words`: RFC 2047 encoded words decoded too ("=?UTF-8?B?...?=" in a subject), and raw
+    8-bit text read as UTF-8; not for an address header, whose encoded display name could
+    then pass for an address."""
     out = []
     for value in msg.get_all(name, []):
         try:
-            out.append(str(value))
+            out.append(_decoded(value) if words else str(value))
         except Exception:  # a malformed encoded word: nothing we can read in it
             continue
     return out
+
+
+def _decoded(value: object) -> str:
+    parts = []
+    for chunk, charset in decode_header(value if isinstance(value, (str, Header))
+                                        else str(value)):
+        if isinstance(chunk, str):
+            parts.append(chunk)
+            continue
+        try:
+            parts.append(chunk.decode(charset if charset not in (None, "unknown-8bit")
+                                      else "utf-8", "replace"))
+        except LookupError:  # a charset Python does not know
+            parts.append(chunk.decode("utf-8", "replace"))
+    return "".join(parts)
 
 
 def recipients(msg: Message, recipient: str = "") -> list[str]:

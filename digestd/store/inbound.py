@@ -3,6 +3,8 @@ mailto: unsubscribes, the messages already handled and the counts per kind."""
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from .records import utcnow
 
 # a row that reached the recipient's server, or bounced there: what "bounces in a row" counts
@@ -55,6 +57,15 @@ class InboundStore:
         row = self.db.execute("SELECT id, subscriber_id FROM digests WHERE message_id = ? "
                               "AND message_id != ''", (message_id,)).fetchone()
         return (row[0], row[1]) if row else None
+
+    def mailed_addresses(self, subscriber_id: int, digest_id: int | None) -> set[str]:
+        """The addresses, lowercase, that a bounce of this subscriber's message may rightly
+        name as failed: the one the message went to, and the subscriber's now."""
+        rows = self.db.execute("SELECT email FROM subscribers WHERE id = ?",
+                               (subscriber_id,)).fetchall()
+        rows += self.db.execute("SELECT recipient FROM digests WHERE id = ? AND "
+                                "subscriber_id = ?", (digest_id or 0, subscriber_id)).fetchall()
+        return {parseaddr(r[0])[1].lower() for r in rows if r[0]} - {""}
 
     def subscriber_status(self, subscriber_id: int) -> str | None:
         row = self.db.execute("SELECT status FROM subscribers WHERE id = ?",
