@@ -7,6 +7,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import hypothesis  # noqa: F401 (see below)
 import pytest
 
 from digestd.config import load_config
@@ -15,6 +16,13 @@ from digestd.store import is_postgres_url, open_store
 from .dovecot import DOVECOT, Dovecot, Mailbox
 from .postgres import Postgres
 from .smtp_server import SmtpSink
+
+# hypothesis is imported above, at collection, and not by its pytest plugin's summary at the
+# session's end: there pytest's assertion rewriting parses it (ast.parse) while a server
+# thread of the last tests may still format a traceback, which on Python 3.11 parses its
+# source line too, and CPython 3.11 keeps one AST construction depth for all threads
+# ("SystemError: AST constructor recursion depth mismatch", python/cpython#106905): a
+# run of some test files alone ended with that error after every test had passed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DATA = Path(__file__).parent / "data"
