@@ -8,12 +8,12 @@ import logging
 import quopri
 import re
 from dataclasses import dataclass
-from email.header import decode_header
 from email.message import Message
 from email.policy import compat32
 from email.utils import parseaddr
 
 from ..deliver.smtp import reply_kind, status_kind
+from .verp import decoded_text
 
 log = logging.getLogger("digestd.inbound")
 
@@ -154,10 +154,7 @@ def _header_blocks(body: bytes) -> list[Message]:
 def _field(block: Message, name: str) -> str:
     """A field as text; one in raw UTF-8 (RFC 6533) with what cannot be read replaced."""
     value = block.get(name, "")
-    if isinstance(value, str):
-        return value
-    return "".join(chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
-                   for chunk, _charset in decode_header(value))
+    return value if isinstance(value, str) else decoded_text(value)
 
 
 def _recipient(block: Message) -> str:

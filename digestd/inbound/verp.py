@@ -27,13 +27,16 @@ def header_text(msg: Message, name: str, *, words: bool = False) -> list[str]:
     out = []
     for value in msg.get_all(name, []):
         try:
-            out.append(_decoded(value) if words else str(value))
+            out.append(decoded_text(value) if words else str(value))
         except Exception:  # a malformed encoded word: nothing we can read in it
             continue
     return out
 
 
-def _decoded(value: object) -> str:
+def decoded_text(value: object) -> str:
+    """A header value as text: RFC 2047 encoded words decoded in their charsets, raw 8-bit
+    text (RFC 6532, which Python's parser gives as a Header) read as UTF-8, what cannot be
+    read replaced."""
     parts = []
     for chunk, charset in decode_header(value if isinstance(value, (str, Header))
                                         else str(value)):
