@@ -8,12 +8,13 @@ import sqlite3
 import zlib
 
 import pytest
+import zstandard
 
 from digestd.cli import main
 from digestd.deliver import send_smtp
 from digestd.errors import StoreError
 from digestd.store import MIGRATIONS, Store, pack_message, unpack_message
-from digestd.store.bodies import RAW, ZLIB
+from digestd.store.bodies import RAW, ZLIB, ZSTD
 
 from .test_deliver import queue, smtp, write_cfg
 
@@ -21,7 +22,7 @@ from .test_deliver import queue, smtp, write_cfg
 def test_pack_and_unpack_give_back_the_same_bytes():
     message = ("Subject: x\r\n\r\nZoë wrote: é ü\r\n" + "Abstract. " * 3000).encode()
     packed = pack_message(message)
-    assert packed.packing == ZLIB and len(packed.data) < len(message) // 4
+    assert packed.packing == ZSTD and len(packed.data) < len(message) // 4
     assert unpack_message(packed.data, packed.packing) == message
     # nothing to gain: kept as it is
     for tiny in (b"", b"x"):
@@ -32,6 +33,19 @@ def test_pack_and_unpack_give_back_the_same_bytes():
 def test_a_body_that_does_not_unpack_or_an_unknown_packing_is_an_error():
     with pytest.raises(StoreError, match="does not unpack"):
         unpack_message(b"not zlib at all", ZLIB)
+    with pytest.raises(StoreError, match="does not unpack"):
+        unpack_message(b"not zstd at all", ZSTD)
+    good = pack_message(b"Subject: x\r\n\r\n" + b"An abstract. " * 200)
+    damaged = bytearray(good.data)
+    damaged[len(damaged) // 2] ^= 0xFF  # the frame's checksum (or its blocks) give it away
+    with pytest.raises(StoreError, match="does not unpack"):
+        unpack_message(bytes(damaged), ZSTD)
+    # a damaged header that claims a huge size is refused before anything is allocated
+    huge = zstandard.ZstdCompressor().compress(b"x" * 100)
+    # descriptor 0xE0: single segment, an 8-byte content size (RFC 8878 3.1.1.1.1)
+    huge = huge[:4] + bytes([0xE0]) + (2**40).to_bytes(8, "little") + huge[6:]
+    with pytest.raises(StoreError, match="does not unpack"):
+        unpack_message(huge, ZSTD)
     with pytest.raises(StoreError, match="packing 7, unknown"):
         unpack_message(zlib.compress(b"x"), 7)
 
@@ -40,9 +54,9 @@ def test_a_queued_digest_is_stored_packed_and_read_back_byte_for_byte(store):
     (did,) = queue(store, ["a@example.org"])
     stored, packing = store.db.execute(
         "SELECT message, packing FROM digest_bodies WHERE digest_id = ?", (did,)).fetchone()
-    assert packing == ZLIB
-    message = zlib.decompress(stored)
-    assert len(stored) * 2 < len(message)  # one paper; a day's digest packs 4-5x
+    assert packing == ZSTD
+    message = zstandard.ZstdDecompressor().decompress(stored)
+    assert len(stored) * 2 < len(message)  # one paper; a day's digest packs ~6x
     (row,) = store.outbox()
     assert row.message == message and row.message.startswith(b"From: ")
     claimed, cancelled = store.claim_outbox("me/1/x", limit=10, lease_s=60)
@@ -56,7 +70,7 @@ def test_web_mail_is_packed_too(store):
     did = store.queue_message(sub.id, "confirm", recipient=sub.email, message_id="<c@x>",
                               message=message, now=1_800_000_000)
     assert store.db.execute("SELECT packing FROM digest_bodies WHERE digest_id = ?",
-                            (did,)).fetchone()[0] == ZLIB
+                            (did,)).fetchone()[0] == ZSTD
     assert [r.message for r in store.outbox()] == [message]
 
 
@@ -86,7 +100,21 @@ def test_a_store_from_before_packing_still_reads_and_sends_its_raw_messages(tmp_
         claimed, _ = store.claim_outbox("me/1/x", limit=10, lease_s=60)
         assert [r.id for r in claimed] == [1, new] and claimed[0].message == old
         assert store.db.execute("SELECT packing FROM digest_bodies WHERE digest_id = ?",
-                                (new,)).fetchone()[0] == ZLIB
+                                (new,)).fetchone()[0] == ZSTD
+
+
+async def test_rows_packed_with_zlib_by_the_version_before_still_read_and_send(store, smtp_sink):
+    """Before zstd the outbox packed with zlib (packing 1): such rows, queued by the version
+    before and left in the outbox across an upgrade, go out byte for byte."""
+    old, new = queue(store, ["a@example.org", "b@example.org"])
+    (before,) = [r.message for r in store.outbox() if r.id == old]
+    store.db.execute("UPDATE digest_bodies SET message = ?, packing = ? WHERE digest_id = ?",
+                     (zlib.compress(before, 1), ZLIB, old))
+    assert [r.message for r in store.outbox() if r.id == old] == [before]
+    report = await send_smtp(store, smtp(smtp_sink), "Digest <digest@example.org>")
+    assert report.sent == 2
+    got = {r.rcpt_tos[0]: r.data for r in smtp_sink.received}
+    assert got["a@example.org"].replace(b"\r\n", b"\n") == before.replace(b"\r\n", b"\n")
 
 
 async def test_a_retried_message_goes_out_with_the_same_bytes_and_message_id(store, smtp_sink):

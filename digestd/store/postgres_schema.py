@@ -338,7 +338,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     # reads its LIMIT rows off the index; without it, PostgreSQL sorted every due row for
     # each claim (25 ms a claim with 6,000 digests queued, 0.3 ms now). SQLite's index has
     # the rowid (digests.id) as its last column already.
-    # And the messages, zlib-packed already (bodies.py), are stored out of line without
+    # And the messages, packed already (bodies.py), are stored out of line without
     # TOAST's own compression (STORAGE EXTERNAL, manual 73.2): pglz tried each one in vain.
     ("pending_in_claim_order", """
         DROP INDEX digests_pending;

@@ -316,7 +316,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (text_id, model)
         ) WITHOUT ROWID;
     """),
-    # how a message body is kept (store/bodies.py): 0 as it goes out, 1 zlib. Packing is done
+    # how a message body is kept (store/bodies.py): 0 as it goes out, 1 zlib, 2 zstd. Packing is done
     # in Python, so the bytes written per digest (the body is most of them, once in the WAL
     # and once more in this file) fall to about a quarter; rows from before stay 0, and the
     # digests_body_apart trigger still moves a raw message (packing 0) here
