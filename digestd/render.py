@@ -314,6 +314,14 @@ def _why_lines(why: str, label: str = "matched") -> str:
     return lines[len(head):] if lines.startswith(head) else lines[len(head) - 1:]
 
 
+@functools.lru_cache(maxsize=65536)  # a paper's hits repeat in every digest of its readers
+def _why_both(why: str, label: str) -> tuple[str, str]:
+    """A "matched:" line's `why` for the text part (cut at WHY_CHARS and wrapped) and for
+    the HTML part (cut, escaped, ASCII)."""
+    why = shorten(why, WHY_CHARS)
+    return _why_lines(why, label), ascii_html(escape(why))
+
+
 def _paper_fields(p: Paper) -> tuple:
     return (p.title, p.url, p.pdf_url, short_authors(p.authors), p.source,
             ", ".join(p.categories), (p.published or "")[:10], p.upvotes, shorten(p.abstract))
@@ -436,13 +444,13 @@ class Renderer:
         texts, htmls = [], []
         for number, item, why in numbered:
             text, html = self.paper(item)
-            why = shorten(why, WHY_CHARS)
-            texts.append(text.fill({"number": str(number), "label": label,
-                                    "why": _why_lines(why, label), "fb": f"{fb}/{number}",
-                                    "feedback": _feedback_lines(f"{fb}/{number}")}))
-            htmls.append(html.fill({"number": str(number), "label": label,
-                                    "why": ascii_html(escape(why)),
-                                    "fb": f"{fb_html}/{number}", "feedback": ""}))
+            why_line, why_html = _why_both(why, label)
+            n = str(number)
+            link = f"{fb}/{n}"
+            texts.append(text.fill({"number": n, "label": label, "why": why_line, "fb": link,
+                                    "feedback": _feedback_lines(link)}))
+            htmls.append(html.fill({"number": n, "label": label, "why": why_html,
+                                    "fb": f"{fb_html}/{n}", "feedback": ""}))
         return texts, htmls
 
     def paper(self, item: PaperMatch) -> tuple[Block, Block]:
