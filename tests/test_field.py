@@ -757,11 +757,12 @@ def _polls(store, *items: str, feed: str = "j") -> list[int]:
     (['<item><title>What is your diagnosis today?</title><link>https://j.example.org/a/101'
       '</link></item>', '<item><title>What is your diagnosis today?</title><link>'
       'https://j.example.org/a/102</link></item>'], [1, 1]),
-    # two guids of one feed are two items, even with one link and title (a recurring column
-    # at one address; a feed that renumbered its guids sends its papers once more)
+    # a guid that changed at the article's own address (a number in its path), under one
+    # title, is the same article (round 8: the feed renumbered its guids); two guids at a
+    # page's address are two items (a recurring column: the fourth round's /column/dx)
     (['<item><title>A paper on invented optics</title><guid>J-0001</guid><link>'
       'https://j.example.org/a/7</link></item>', '<item><title>A paper on invented optics'
-      '</title><guid>j-2026-0001</guid><link>https://j.example.org/a/7</link></item>'], [1, 1]),
+      '</title><guid>j-2026-0001</guid><link>https://j.example.org/a/7</link></item>'], [1, 0]),
     # corrections that keep the paper: a subtitle with a number, a pronoun
     (['<item><title>Fungal growth in invented soils</title><link>https://j.example.org/a/31'
       '</link></item>', '<item><title>Fungal growth in invented soils: a 3-year field study'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import html.entities
 import io
 import logging
 import re
@@ -34,8 +35,9 @@ def parse_feed_bytes(content: bytes, *, base_url: str = "") -> feedparser.FeedPa
     makes links and permalink guids absolute.
     """
     headers = {"content-location": base_url} if base_url else None
-    return feedparser.parse(io.BytesIO(utf8_repaired(content)), sanitize_html=False,
-                            resolve_relative_uris=False, response_headers=headers)
+    return feedparser.parse(io.BytesIO(xml_repaired(utf8_repaired(content))),
+                            sanitize_html=False, resolve_relative_uris=False,
+                            response_headers=headers)
 
 
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*\bencoding\s*=\s*["']([A-Za-z0-9._-]+)""")
@@ -72,6 +74,101 @@ def utf8_repaired(content: bytes) -> bytes:
         return content.decode("utf-8", "digestd-cp1252").encode("utf-8")
 
 
+# What XML never holds outside a CDATA section, but feeds do: a bare "&" ("R&D", "?a=1&b=2"),
+# a "<" that starts no tag ("aged <65"), HTML's named entities ("&nbsp;", "&eacute;"), and
+# character references to no character XML allows ("&#0;", a UTF-16 surrogate
+# "&#xD83D;&#xDE00;", "&#99999999;"). _SUSPECT finds where one may be; only such a stretch
+# is read token by token (_XML_TOKENS).
+_REF = rb"&#(?:[0-9]+|[xX][0-9a-fA-F]+);"
+# the names HTML 5 reads without their ";" too ("&nbsp", "&copy"), the longest first
+_LEGACY = b"|".join(sorted((name.encode() for name in html.entities.html5 if not name.endswith(
+    ";")), key=len, reverse=True))
+# (three searches, each with a fixed first byte, cost a quarter of one alternation: a poll
+# reads every byte of a clean feed once with each)
+_SUSPECT = (re.compile(rb"<[^A-Za-z_:/!?\x80-\xff]"),
+            re.compile(rb"&(?!amp;|lt;|gt;|quot;|apos;|#)"),
+            re.compile(rb"&#(?:0*(?:[0-8]|1[124-9]|2[0-9]|3[01])|5[5-7][0-9]{3}|[0-9]{7,}|[xX]0*"
+                       rb"(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2}"
+                       rb"|[fF]{3}[eEfF]|[0-9a-fA-F]{7,}));"))
+_XML_TOKENS = re.compile(rb"(?=[<&])(?:(" + _REF + rb"(?:" + _REF + rb")?)"
+                         rb"|&([A-Za-z][A-Za-z0-9]{1,31});|&(" + _LEGACY + rb")(?![A-Za-z0-9=])"
+                         rb"|(&)|(<)(?![A-Za-z_:/!?]))")
+_REF_VALUE = re.compile(rb"&#([xX]?)([0-9a-fA-F]+);")
+_XML_NAMED = frozenset((b"amp", b"lt", b"gt", b"quot", b"apos"))
+_CDATA_START, _CDATA_END = b"<![CDATA[", b"]]>"
+
+
+def _xml_char(code: int) -> bool:
+    """Whether XML 1.0 allows the character (section 2.2, Char)."""
+    return (code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD
+            or 0x10000 <= code <= 0x10FFFF)
+
+
+def _references(refs: bytes) -> bytes:
+    """One or two character references as XML takes them: a UTF-16 surrogate pair as the one
+    character it encodes, and a reference to no character XML allows left out."""
+    codes = [int(digits, 16 if x else 10) if len(digits) <= 8 else -1
+             for x, digits in _REF_VALUE.findall(refs)]
+    if len(codes) == 2 and 0xD800 <= codes[0] <= 0xDBFF and 0xDC00 <= codes[1] <= 0xDFFF:
+        return b"&#%d;" % (0x10000 + ((codes[0] - 0xD800) << 10) + codes[1] - 0xDC00)
+    return b"".join(b"&#%d;" % code for code in codes if _xml_char(code))
+
+
+def _characters(text: str) -> bytes:
+    return b"".join(b"&#%d;" % ord(c) for c in text)
+
+
+def _xml_token(m: re.Match) -> bytes:
+    if m[1]:
+        return _references(m[1])
+    if m[2]:
+        if m[2] in _XML_NAMED:
+            return m[0]
+        # HTML's named entities (HTML 5's table), which XML does not know without a doctype
+        found = html.entities.html5.get(m[2].decode("ascii") + ";")
+        return _characters(found) if found else b"&amp;" + m[0][1:]
+    if m[3]:  # "&nbsp" with no ";", before what cannot continue a name, as HTML 5 reads it
+        return _characters(html.entities.html5[m[3].decode("ascii")])
+    return b"&amp;" if m[4] else b"&lt;"
+
+
+def _suspect(text: bytes) -> bool:
+    return any(pattern.search(text) for pattern in _SUSPECT)
+
+
+def _repaired_text(text: bytes) -> bytes:
+    return _XML_TOKENS.sub(_xml_token, text) if _suspect(text) else text
+
+
+def xml_repaired(content: bytes) -> bytes:
+    """A feed with what XML forbids but feeds hold, read as a forgiving reader reads it (as
+    HTML 5 does): a bare "&" is an ampersand ("R&D", which feedparser's fallback parser made
+    "R&D;"), a "<" before no name a less-than sign, "&nbsp;" and "&eacute;" their characters
+    ("&nbsp" without its ";" too, where HTML 5 reads it so), a UTF-16 surrogate pair written
+    as two references ("&#xD83D;&#xDE00;") its one character, and a reference to a character
+    XML has not ("&#0;", a lone surrogate, "&#99999999;", which stopped feedparser with an
+    exception) is left out. An undefined name stays as written ("&foo;" is text). CDATA
+    sections are not touched, nor is a document whose doctype declares entities of its own;
+    a well-formed document comes back as it was. Only ASCII-compatible encodings (UTF-8,
+    Latin-1, ...) are read: UTF-16 is returned as it is."""
+    if content[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in content[:4]:
+        return content
+    if not _suspect(content) or b"<!ENTITY" in content:
+        return content
+    if _CDATA_START not in content:
+        return _repaired_text(content)
+    pieces = content.split(_CDATA_START)
+    out = [_repaired_text(pieces[0])]
+    for piece in pieces[1:]:
+        end = piece.find(_CDATA_END)
+        if end < 0:  # never closed: as written
+            out.append(_CDATA_START + piece)
+            continue
+        end += len(_CDATA_END)
+        out.append(_CDATA_START + piece[:end] + _repaired_text(piece[end:]))
+    return b"".join(out)
+
+
 def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) -> None:
     """Raise bad-xml for something that is not a feed, or (strict) not well-formed.
 
@@ -103,12 +200,13 @@ def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
     """True for a feed that arXiv itself publishes (either format), whatever source kind
     reads it: its channel links to arxiv.org and its items are arXiv announcements (the
     announce_type element, or the old format's "(arXiv:ID [cat])" title suffix on an
-    arxiv.org item link). A blog post titled "... (arXiv:2401.01234)" is not one."""
+    arxiv.org item link, or rdf:about where the item has no link). A blog post titled
+    "... (arXiv:2401.01234)" is not one."""
     if not _ARXIV_HOST.match(parsed.feed.get("link", "") or ""):
         return False
     return any(e.get("arxiv_announce_type")
                or (_OLD_SUFFIX.search(e.get("title", "") or "")
-                   and _ARXIV_HOST.match(e.get("link", "") or ""))
+                   and _ARXIV_HOST.match(e.get("link") or e.get("id") or ""))
                for e in parsed.entries[:5])
 
 

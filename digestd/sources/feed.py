@@ -7,11 +7,13 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Collection
-from urllib.parse import urlsplit
+from dataclasses import replace
+from urllib.parse import urljoin, urlsplit
 
+from ..identity import conflicting
 from ..models import Paper
 from ..store import SourceState
-from ..text import collapse
+from ..text import collapse, words
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
 from .base import PollResult, Source, parse_off_loop
 from .clean import (
@@ -26,7 +28,7 @@ from .clean import (
     split_authors,
 )
 from .feeddoc import dc_identifiers, latest_of_each_id, read_feed
-from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, url_id
+from .ids import arxiv_urls, canonical, doi_id, parse_arxiv, untracked, url_id
 from .markup import html_to_text, is_html
 
 log = logging.getLogger("digestd.sources")
@@ -180,9 +182,79 @@ def guid_ids(guid: str, source: str) -> tuple[str, ...]:
 
 def _item_id(source: str, link: str, title: str) -> str:
     # An item with no identity of its own (no DOI, no guid, a link shared with other items):
-    # it is the same item only with the same link and title in the same feed.
-    digest = hashlib.sha256(f"{link}\n{title}".encode()).hexdigest()[:20]
+    # it is the same item only with the same link and title in the same feed (a link's
+    # tracking tags, which change from poll to poll, are no part of it).
+    digest = hashlib.sha256(f"{untracked(link)}\n{title}".encode()).hexdigest()[:20]
     return f"item:{source}|{digest}"
+
+
+def _item_base(entry: dict, base_url: str) -> str:
+    """What the item's relative URIs resolve against: the xml:base in force inside it (which
+    feedparser keeps with each of its fields), itself resolved against the URL the feed was
+    fetched from, else that URL."""
+    for key in ("title_detail", "summary_detail"):
+        detail = entry.get(key)
+        base = detail.get("base") if isinstance(detail, dict) else None
+        if isinstance(base, str) and base.strip():
+            try:
+                return urljoin(base_url, base.strip()) if base_url else base.strip()
+            except ValueError:
+                break
+    return base_url
+
+
+def _pdf_link(entry: dict, base: str, url: str) -> str:
+    """The item's PDF: an RSS <enclosure> or an Atom link of type application/pdf (or an
+    enclosure whose path ends in .pdf), resolved against `base`; '' when there is none, or
+    it is the item's link itself."""
+    for link in entry.get("links") or ():
+        if not isinstance(link, dict) or not isinstance(link.get("href"), str):
+            continue
+        kind = str(link.get("type") or "").lower()
+        rel = str(link.get("rel") or "")
+        if rel == "self" or not (kind == "application/pdf" or (
+                rel == "enclosure" and not kind and urlsplit(link["href"]).path.lower()
+                .endswith(".pdf"))):
+            continue
+        found = untracked(absolute_link(link["href"], base))
+        if found and found != url:
+            return found
+    return ""
+
+
+def _same_listing(first: Paper, second: Paper) -> bool:
+    """Whether two items of one feed document with one link and one title are one listing
+    of one article (a journal lists it under "Research" and "Most read"): nothing a reader
+    could tell them apart by. Two abstracts or two author lists that differ, or two DOIs or
+    arXiv ids, make two items (a recurring column at one address, "What is your
+    diagnosis?", with this week's case and last week's)."""
+    def strong(paper: Paper) -> list[str]:
+        return [i for i in paper.ids if i.startswith(("doi:", "arxiv:"))]
+
+    return (not (first.abstract and second.abstract and first.abstract != second.abstract)
+            and not (first.authors and second.authors and first.authors != second.authors)
+            and conflicting(strong(first), strong(second)) is None)
+
+
+def _relisted(papers: list[Paper], link_ids: list[str | None], source: str) -> list[Paper]:
+    """`papers` with each article listed twice in the feed once (_same_listing), in the first
+    listing's place, known by every id of either: its guids, so that either one alone is
+    met again later."""
+    kept: list[Paper] = []
+    first: dict[tuple, int] = {}
+    for paper, link_id in zip(papers, link_ids):
+        key = (link_id, tuple(words(paper.title))) if link_id else None
+        at = first.get(key) if key else None
+        if at is not None and _same_listing(kept[at], paper):
+            held = kept[at]
+            kept[at] = replace(held, aliases=tuple(dict.fromkeys(
+                i for i in (*held.aliases, *paper.ids) if i != held.id)))
+            log.debug("source=%s relisted=%s as=%s", source, paper.id, held.id)
+            continue
+        if key and at is None:
+            first[key] = len(kept)
+        kept.append(paper)
+    return kept
 
 
 def parse_feed(content: bytes, *, source: str, base_url: str = "",
@@ -192,11 +264,15 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
 
     Identity (see the README, "Paper identity"): a DOI, an arXiv id, the guid/Atom id
     (scoped to this feed unless it is an absolute URL), and the item's link only when no
-    other item of this feed has the same link. Relative links are resolved against
-    xml:base, else `base_url` (the URL the feed was fetched from, after redirects); links
-    that are not http(s) then are dropped. Titles and abstracts lose markup only where the
-    feed says they are HTML. An arXiv feed read here is read as arXiv writes it (TeX, the
-    old RSS 1.0 title suffix); `announce_types` filters its items (default: keep all).
+    other item of this feed has the same link (at a shared link, the link and title as an
+    `item:` id beside the guid); items at one shared link under one title that nothing
+    else tells apart are one article listed twice (_relisted). Relative links (an RSS 1.0
+    rdf:about where there is no link, a PDF enclosure) are resolved against xml:base, else
+    `base_url` (the URL the feed was fetched from, after redirects); links that are not
+    http(s) then are dropped, and tracking tags leave them. Titles and abstracts lose
+    markup only where the feed says they are HTML. An arXiv feed read here is read as
+    arXiv writes it (TeX, the old RSS 1.0 title suffix); `announce_types` filters its
+    items (default: keep all).
     Other feeds' text is converted from TeX only with `tex` (the source's setting).
 
     Real journal feeds are often slightly broken (an undefined entity, a stray &), so
@@ -231,9 +307,11 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             based = None
     links: list[str] = []
     guids: list[str] = []
+    bases: list[str] = []
     for i, entry in enumerate(entries):
         guid = (entry.get("id") or "").strip()
         link = entry.get("link") or ""
+        base = _item_base(based[i] if based is not None else entry, base_url)
         if entry.get("guidislink") and link == guid and not absolute_link(guid):
             # a permalink guid that is no URL ("IJ-2026-0101") is not a link; a path
             # ("article/6") is one, relative to the feed
@@ -242,10 +320,15 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             link = based[i].get("link") or link
         if not link.strip() and absolute_link(guid):
             link = guid  # <link/> left empty beside a guid that is a URL
+        elif not link.strip() and old_format and guid and " " not in guid:
+            # RSS 1.0's rdf:about is the item's URI (its <link>, "if possible"), a reference
+            # that RDF resolves against xml:base or the document's URL as any other
+            link = guid
         elif link.strip().lower().startswith("doi:") and doi_id(link):
             link = "https://doi.org/" + link.strip()[4:].strip()
-        links.append(absolute_link(link, base_url))
+        links.append(untracked(absolute_link(link, base)))
         guids.append(guid)
+        bases.append(base)
     # counted as the store compares them (no fragment, host in lower case): links that differ
     # only there ("toc#art1", "toc#art2") name one page
     link_ids = [url_id(link) if link else None for link in links]
@@ -255,6 +338,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     identifiers = dc_identifiers(content, len(parsed.entries)) if not atom or len(
         entries) == len(parsed.entries) else None
     papers: list[Paper] = []
+    paper_links: list[str | None] = []  # each paper's link_id, for _relisted
     skipped = unreadable
     for k, (entry, link, link_id, guid) in enumerate(zip(entries, links, link_ids, guids)):
         if arxiv:
@@ -265,6 +349,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     log.debug("source=%s skipped=%s announce_type=%s", source, got[0].id, got[1])
                     continue
                 papers.append(got[0])
+                paper_links.append(None)
                 continue
         title = clean_title(entry.get("title"), html=_markup(entry.get("title"),
                                                              entry.get("title_detail")), tex=tex)
@@ -291,9 +376,13 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             # known by its link alone: its feed, link and title too, so that it is found
             # again when its link is shared with other items later (or was before)
             ids = (ids[0], (*ids[1], _item_id(source, link, title)))
+        elif ids is not None and shared:
+            # at a link it shares with other items, under a guid: its feed, link and title
+            # too, by which the store finds it again when the feed renumbers its guids
+            ids = (ids[0], (*ids[1], _item_id(source, link, title)))
         if ids is None:
             ids = (_item_id(source, link, title), ())
-        url, pdf_url = link, ""
+        url, pdf_url = link, _pdf_link(entry, bases[k], link)
         found = parse_arxiv(ids[0]) if ids[0].startswith("arxiv:") else None
         if found:
             url, pdf_url = arxiv_urls(found[0])
@@ -327,6 +416,9 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             published=published,
             aliases=ids[1],
         ))
+        paper_links.append(link_id if shared else None)
+    if any(paper_links):
+        papers = _relisted(papers, paper_links, source)
     return papers, skipped, well_formed
 
 

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 
 import feedparser
 
-from .arxiv_rss import parse_feed_bytes
+from .arxiv_rss import parse_feed_bytes, xml_repaired
 from .markup import is_element_name
 
 _DC = ("{http://purl.org/dc/elements/1.1/}identifier", "{http://purl.org/dc/terms/}identifier")
@@ -22,12 +22,13 @@ def dc_identifiers(content: bytes, entries: int) -> list[list[str]] | None:
     """Every dc:identifier of each item, in document order, where an item has several
     (PubMed's "pmid:39999999" beside "doi:10.5555/x", in either order): feedparser keeps
     only the last. None when no item has two, or the feed is no well-formed XML with
-    `entries` items (then feedparser's one value stands)."""
+    `entries` items, read as feedparser reads it (xml_repaired; else feedparser's one value
+    stands)."""
     if content.count(b"identifier>") <= 2 * entries:  # an open and an end tag each
         return None
     found: list[list[str]] = []
     try:
-        for _, element in ET.iterparse(io.BytesIO(content)):
+        for _, element in ET.iterparse(io.BytesIO(xml_repaired(content))):
             if element.tag in _ITEMS:
                 found.append([e.text.strip() for e in element.iter() if e.tag in _DC and e.text])
                 element.clear()

@@ -18,9 +18,11 @@ _ARXIV_IN = re.compile(
     re.IGNORECASE)
 _DOI = re.compile(r"(10\.\d{4,9}/\S+)", re.IGNORECASE)
 _DOI_PREFIX = re.compile(r"^(?:doi:\s*|https?://(?:dx\.)?doi\.org/|info:doi/)", re.IGNORECASE)
-# tracking parameters of a link's query (Google Analytics' utm_*, Facebook's, Google Ads',
-# Mailchimp's)
-_TRACKING = re.compile(r"(?:^|&)(?:utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)=", re.IGNORECASE)
+# tracking parameters of a link's query, which name the message or campaign that carried the
+# link, not the page (Google Analytics' utm_*, Facebook's, Google's and Microsoft's ad clicks,
+# Mailchimp's, HubSpot's, Marketo's)
+_TRACKING = re.compile(r"(?:^|&)(?:utm_[a-z]+|fbclid|gclid|dclid|msclkid|yclid|mc_cid|mc_eid"
+                       r"|_hsenc|_hsmi|mkt_tok)=", re.IGNORECASE)
 _ARXIV_DOI = re.compile(r"^10\.48550/arxiv\.", re.IGNORECASE)
 
 
@@ -106,15 +108,27 @@ def url_id(url: str | None) -> str | None:
         known = doi_id(url)
     if known:
         return known
-    parts = urlsplit(url)
+    parts = urlsplit(untracked(url))
     if not parts.scheme or not parts.netloc:
         return f"url:{url}"
-    query = parts.query
-    if query and _TRACKING.search(query):
-        # campaign tags that change from one poll to the next name no other page
-        query = "&".join(p for p in query.split("&") if not _TRACKING.match(p))
     return "url:" + urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/",
-                                query, ""))
+                                parts.query, ""))
+
+
+def untracked(url: str) -> str:
+    """`url` without the tracking parameters of its query (`utm_source=rss`, `fbclid=...`),
+    otherwise as written: campaign tags that change from one poll to the next name no other
+    page, and a reader's link need not carry them."""
+    if "=" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.query or not _TRACKING.search(parts.query):
+        return url
+    query = "&".join(p for p in parts.query.split("&") if not _TRACKING.match(p))
+    return urlunsplit(parts._replace(query=query))
 
 
 def canonical(*candidates: str | None) -> tuple[str, tuple[str, ...]] | None:

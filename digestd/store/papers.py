@@ -51,14 +51,17 @@ def _renumbered(batch: Sequence[tuple[Paper, list[str]]], known: dict[str, int],
     stored paper and a link that names another (the guids moved), or when at least two of
     its items come with guids never seen, each with the link and title of a stored paper
     of that feed known by another guid, and none with a guid seen before (all changed at
-    once). One item with a new guid at a known link and title stays a new item: a recurring
-    column at one address ("What is your diagnosis?")."""
+    once). A link that several items share counts with the item's title (its `item:` id).
+    One item with a new guid at a known link and title stays a new item here: a recurring
+    column at one address ("What is your diagnosis?"; _same_paper keeps an article at its
+    own address)."""
     moved: set[str] = set()
     renamed: dict[str, int] = {}
     kept: set[str] = set()
     for paper, ids in batch:
         guid = _feed_guid(paper, ids)
-        link = next((i for i in ids if i.startswith("url:") and i in known), None)
+        # its link, or (at a link it shares with other items) its link and title
+        link = next((i for i in ids if i.startswith(("url:", "item:")) and i in known), None)
         if guid is None:
             continue
         if guid in known:
@@ -228,7 +231,9 @@ class PaperStore:
         feed with links that name other items (a recurring column, "What is your
         diagnosis?" at /a/101 and /a/102; not a link rewritten, _items). `titles`: each
         candidate's (title, source). Two guids of one feed are two items, but for one
-        article listed twice: the same DOI or arXiv id and titles that agree.
+        article listed twice (the same DOI or arXiv id and titles that agree) and for an
+        article whose guid changed at its own address (its link, with a number in its path,
+        _items, and titles that agree).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -243,12 +248,15 @@ class PaperStore:
             clash = conflicting(ids, theirs)
             title, source = titles.get(pk, (paper.title, paper.source))
             if clash and clash.startswith("guid:") and any(
-                    a.startswith(("doi:", "arxiv:")) for a in via) and titles_agree(
-                    paper.title, title) and not conflicting(
+                    a.startswith(("doi:", "arxiv:")) or a.startswith("url:") and _items([a])
+                    for a in via) and titles_agree(paper.title, title) and not conflicting(
                     [i for i in ids if not i.startswith("guid:")], theirs):
                 # one article listed twice in its feed under two guids ("research-300",
-                # "highlights-300") with its one DOI and title; items that share an issue's
-                # DOI under their own titles stay apart
+                # "highlights-300") with its one DOI and title; or an article whose guid
+                # changed ("J-0001" to "j-2026-0001", http to https) at its own address (a
+                # number in its path, /a/7) under a title that agrees. Items that share an
+                # issue's DOI under their own titles stay apart, and so do two guids at a
+                # page that shows one item after another (/column, /latest)
                 clash = None
             if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
