@@ -10,7 +10,7 @@ from ..models import Paper
 from ..store import SourceState
 from ..text import collapse
 from .base import PollResult, Source, parse_off_loop
-from .clean import clean_abstract, clean_text, clean_title, iso_datetime
+from .clean import clean_abstract, clean_name, clean_title, iso_datetime
 from .ids import arxiv_urls, canonical, doi_id, parse_arxiv
 
 # Elements are matched by namespace URI, never by prefix: the old API declared the
@@ -92,8 +92,9 @@ def parse_api_feed(content: bytes, *, source: str) -> ApiPage:
             # the API writes plain text, never HTML ("tags <code>x</code>" is a paper's text).
             title=clean_title(title, tex=True, plain=True),
             abstract=clean_abstract(_text(el.find(f"{ATOM}summary")), tex=True, plain=True),
-            authors=tuple(n for n in (clean_text(_text(a.find(f"{ATOM}name")), tex=True,
-                                                 plain=True, limit=200)
+            # (a name written with an affiliation mark, "Doe$^{1}$", loses it as in RSS)
+            authors=tuple(n for n in (clean_name(_text(a.find(f"{ATOM}name")), tex=True,
+                                                 plain=True)
                                       for a in el.iterfind(f"{ATOM}author")) if n),
             categories=tuple(dict.fromkeys(c for c in cats if c)),
             url=url,

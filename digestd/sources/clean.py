@@ -165,8 +165,10 @@ _MARK_SUP = re.compile(r"<sup\b[^<>]*>.{0,40}?</sup\s*>|&lt;sup&gt;.{0,40}?&lt;/
 
 
 # an affiliation mark written in TeX after a name: "Wei Zhang$^{a}$", "Li Na$^{b,c}$",
-# "$^{(1)}$", "$^\ast$", "$^{\star}$", "$^{\S}$" (a superscript alone in its math)
-_TEX_MARK = re.compile(r"\$\s*\^\s*(?:\{[^{}$]{0,40}\}|\\?[A-Za-z0-9*]+)\s*\$")
+# "$^{(1)}$", "$^\ast$", "$^{\star}$", "$^{\S}$", "${}^{1}$" (a superscript alone in its
+# math), "\textsuperscript{1,2}"
+_TEX_MARK = re.compile(r"\$\s*(?:\{\s*\})?\s*\^\s*(?:\{[^{}$]{0,40}\}|\\?[A-Za-z0-9*]+)\s*\$"
+                       r"|\\textsuperscript\s*\{[^{}$]{0,40}\}")
 
 
 # LNCS's (llncs.cls) marks after a name, "Jane Doe\\inst{1,2}\\orcidID{0000-...}", go; its
@@ -179,7 +181,7 @@ _TEX_AND = re.compile(r"\\(?:and|And|AND)(?![A-Za-z])")
 def _without_marks(value: object) -> object:
     if isinstance(value, str) and ("sup" in value or "SUP" in value):
         value = _MARK_SUP.sub("", value)
-    if isinstance(value, str) and "$" in value:
+    if isinstance(value, str) and ("$" in value or "textsuperscript" in value):
         value = _TEX_MARK.sub("", value)
     if isinstance(value, str) and "\\" in value:
         value = _TEX_AND.sub(" and ", _TEX_INST.sub("", value))
@@ -326,11 +328,13 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     return tuple(dict.fromkeys(names))
 
 
-def clean_name(value: object, *, html: bool = False, tex: bool = False) -> str:
+def clean_name(value: object, *, html: bool = False, tex: bool = False,
+               plain: bool = False) -> str:
     """One person's name (a feed that gives each author apart): affiliations in
-    parentheses and affiliation marks dropped, entities decoded."""
+    parentheses and affiliation marks dropped, entities decoded (`plain` as clean_text's)."""
     html = html or _has_entities(value)
-    text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHOR * 2)
+    text = clean_text(_without_marks(value), html=html, tex=tex, plain=plain,
+                      limit=MAX_AUTHOR * 2)
     while True:
         text, n = _PARENS.subn(" ", text)
         if not n:

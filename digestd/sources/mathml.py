@@ -45,12 +45,20 @@ def unicode_script(text: str, *, up: bool) -> str | None:
     return None
 
 
+# a transpose's mark as a superscript (T, ⊤, ⊺; -T the inverse's): the modifier letter
+# capital T, U+1D40, which is how TeX's A^T, A^\\top and A^{\\mathsf{T}} read too
+_TRANSPOSES = frozenset("T⊤⊺ᵀ")
+
+
 def script(text: str, *, up: bool) -> str:
     """A superscript (`up`) or subscript in plain text: Unicode's where every character has
-    one, else ^ or _ before the operand ("x^(n+1)", "E_max" as "E_max")."""
+    one, else ^ or _ before the operand ("x^(n+1)", "E_max" as "E_max"); a transpose is
+    "ᵀ" ("Aᵀ", "A⁻ᵀ")."""
     text = text.strip()
     if not text:
         return ""
+    if up and text.lstrip("-−") in _TRANSPOSES and len(text) <= 2:
+        return ("⁻" if len(text) == 2 else "") + "ᵀ"
     done = unicode_script(text, up=up)
     return done if done is not None else ("^" if up else "_") + _group(text)
 
