@@ -1,5 +1,5 @@
 """TeX's operator names, one-character and control-word scripts, and double-struck letters in
-arXiv titles and abstracts, read as a reader writes them (digestd/sources/tex.py)."""
+arXiv titles and abstracts, read as a reader writes them (digestd/sources/tex/)."""
 
 import pytest
 

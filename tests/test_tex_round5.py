@@ -1,7 +1,7 @@
 """TeX in arXiv titles, abstracts and author names, a fifth look: signs stacked over others,
 transposes, scripts without dollars, norms, the symbols and macros pylatexenc printed nothing
 for, references, broken TeX, and TeX through the arXiv RSS and API sources
-(digestd/sources/tex.py, clean.py, mathml.py, arxiv_api.py)."""
+(digestd/sources/tex/, clean.py, mathml.py, arxiv_api.py)."""
 
 import random
 

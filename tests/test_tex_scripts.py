@@ -1,5 +1,5 @@
 """TeX's long scripts, roots with an index, the tie beside a URL's "~" and LNCS's author
-markup, read as a reader writes them (digestd/sources/tex.py, digestd/sources/clean.py)."""
+markup, read as a reader writes them (digestd/sources/tex/, digestd/sources/clean.py)."""
 
 import time
 
