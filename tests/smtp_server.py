@@ -52,6 +52,16 @@ class Handler:
     per_session_answer: str = "421 4.7.0 Too many messages in this connection"
     # the answer to EHLO instead of the greeting's capabilities, e.g. "421 4.7.0 busy"
     ehlo_answer: str | None = None
+    # answers to MAIL FROM by its number in the server's life (1: the first), e.g.
+    # {4: "421 4.3.2 Service shutting down"}
+    mail_answers: dict = field(default_factory=dict)
+    mails: int = 0
+    # a relay's limit of recipients per connection: past it, RCPT is answered this
+    rcpt_per_session: int | None = None
+    rcpt_per_session_answer: str = "452 4.5.3 Too many recipients"
+    # the connection is closed right after the 250 to its Nth message (a relay that hangs up
+    # after a number of messages without a word)
+    drop_after: int | None = None
     _loop: asyncio.AbstractEventLoop | None = None
     _released: asyncio.Event | None = None
 
@@ -80,22 +90,41 @@ class Handler:
                                           peer=getattr(session, "peer", None),
                                           mail_options=list(envelope.mail_options)))
 
+    @staticmethod
+    def _say(server, answer: str) -> str:
+        """`answer`; a 421 closes the connection once it is written, as a server does (RFC
+        5321 3.8)."""
+        if answer.startswith("421"):
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return answer
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        with self.lock:
+            self.mails += 1
+            answer = self.mail_answers.get(self.mails)
+        if answer:
+            return self._say(server, answer)
         if self.per_session is not None:
             taken = getattr(session, "mails", 0)
             if taken >= self.per_session:
                 if self.per_session_answer == "drop":
                     server.transport.close()
                     return "421 closing"
-                return self.per_session_answer
+                return self._say(server, self.per_session_answer)
             session.mails = taken + 1
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        extra = getattr(server, "extra", None)  # a connection past the server's limit
+        if extra == "at_ehlo":  # closed with no answer
+            server.transport.close()
+            return []
+        if extra == "after_ehlo":  # answered, then closed
+            asyncio.get_running_loop().call_soon(server.transport.close)
         if self.ehlo_answer:
-            return [self.ehlo_answer]
+            return [self._say(server, self.ehlo_answer)]
         session.host_name = hostname
         if self.without_8bitmime:
             return [r for r in responses if "8BITMIME" not in r]
@@ -104,7 +133,12 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         answer = self.rcpt_answers.get(address)
         if answer:
-            return answer
+            return self._say(server, answer)
+        if self.rcpt_per_session is not None:
+            taken = getattr(session, "rcpts", 0)
+            if taken >= self.rcpt_per_session:
+                return self._say(server, self.rcpt_per_session_answer)
+            session.rcpts = taken + 1
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -121,25 +155,51 @@ class Handler:
             server.transport.close()
             return "421 closing"
         if answer:
-            return answer
+            return self._say(server, answer)
         self._record(session, envelope)
+        session.taken = getattr(session, "taken", 0) + 1
+        if self.drop_after is not None and session.taken >= self.drop_after:
+            asyncio.get_running_loop().call_soon(server.transport.close)
         return "250 OK queued"
 
 
-class _FewSessions(SMTP):
-    """A server that takes `limit` sessions at once and greets every further connection
-    with `421 4.7.0 Too many concurrent SMTP connections`, as relays in the field do."""
+class _Server(SMTP):
+    """aiosmtpd's server with the connection-level habits of relays in the field. Its
+    settings are class attributes of a subclass made for each SmtpSink (SmtpSink.server),
+    read at each connection: set them after start(), whose trial connection they would
+    otherwise meet."""
 
-    limit = 1
-    active = 0
-    refuse_delay = 0.0  # seconds before the 421 (a relay that tarpits extra connections)
+    greet_delay = 0.0  # seconds before the greeting (a tarpit, an Exim connect ACL's delay)
+    greeting: str | None = None  # said instead of 220, then closed: "554 5.7.1 no service"
+    closed_until = 0.0  # until this time.monotonic(), a connection is closed at once
+    limit: int | None = None  # sessions at once; past it a connection is refused ...
+    refuse = "greeting"  # ... with a 421 greeting, or "after_ehlo", "at_ehlo" (see Handler)
+    refuse_delay = 0.0  # seconds before the 421 greeting (a relay that tarpits extra ones)
     release_delay = 0.0  # seconds a session still counts once it ended
+    active = 0
+    extra: str | None = None  # this connection is past the limit: how it is refused
 
     async def _handle_client(self):
         cls = type(self)
+        if time.monotonic() < cls.closed_until:
+            self.transport.close()
+            return
+        if cls.greet_delay:
+            await self._pause(cls.greet_delay)
+        if cls.greeting:
+            await self.push(cls.greeting)
+            self.transport.close()
+            return
+        if cls.limit is None:
+            await super()._handle_client()
+            return
         if cls.active >= cls.limit:
+            if cls.refuse != "greeting":
+                self.extra = cls.refuse
+                await super()._handle_client()
+                return
             if cls.refuse_delay:
-                await asyncio.sleep(cls.refuse_delay)
+                await self._pause(cls.refuse_delay)
             await self.push("421 4.7.0 Too many concurrent SMTP connections")
             self.transport.close()
             return
@@ -152,35 +212,42 @@ class _FewSessions(SMTP):
             else:
                 cls.active -= 1
 
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:  # the sink stops: its connection ends too
+            self.transport.close()
+            raise
+
     @classmethod
     def _release(cls) -> None:
         cls.active -= 1
 
 
-class _FewSessionsController(Controller):
-    def factory(self):
-        return _FewSessions(self.handler, **self.SMTP_kwargs)
-
-
 class SmtpSink:
     def __init__(self, port: int, host: str = "127.0.0.1", *, max_sessions: int | None = None,
-                 refuse_delay: float = 0.0, release_delay: float = 0.0,
-                 **controller_options) -> None:
+                 refuse: str = "greeting", refuse_delay: float = 0.0,
+                 release_delay: float = 0.0, **controller_options) -> None:
         """`controller_options` go to aiosmtpd's Controller: tls_context and
         require_starttls for STARTTLS, ssl_context for implicit TLS, authenticator ...
-        `max_sessions`: connections beyond that many at once are greeted with a 421, after
-        `refuse_delay` seconds; a session still counts `release_delay` seconds after it
-        ended."""
+        `max_sessions`: connections beyond that many at once are refused as `refuse` says
+        (_Server), a 421 greeting after `refuse_delay` seconds; a session still counts
+        `release_delay` seconds after it ended. `server`: the server class of this sink,
+        whose other settings a test sets after start()."""
         self.host, self.port = host, port
         self.handler = Handler()
-        cls = Controller
-        if max_sessions is not None:
-            cls = type("Limited", (_FewSessionsController,), {})
-            _FewSessions.limit, _FewSessions.active = max_sessions, 0
-            _FewSessions.refuse_delay, _FewSessions.release_delay = refuse_delay, release_delay
-        self.controller = cls(self.handler, hostname=host, port=port,
-                              decode_data=False, data_size_limit=50 * 1024 * 1024,
-                              **controller_options)
+        self.server = type("Server", (_Server,), {
+            "limit": max_sessions, "refuse": refuse, "refuse_delay": refuse_delay,
+            "release_delay": release_delay, "active": 0})
+        server = self.server
+
+        class _Controller(Controller):
+            def factory(self):
+                return server(self.handler, **self.SMTP_kwargs)
+
+        self.controller = _Controller(self.handler, hostname=host, port=port,
+                                      decode_data=False, data_size_limit=50 * 1024 * 1024,
+                                      **controller_options)
 
     @property
     def received(self) -> list[Received]:

@@ -146,6 +146,11 @@ class SmtpConfig:
                                  'credential "smtp-password".', path=True)
     timeout: float = setting(30.0, "Seconds to wait for the server at each step; at most 600.",
                              minimum=0.1, maximum=600)
+    greeting_timeout: float = setting(300.0, "Seconds to wait for the server's greeting once "
+                                      "connected: servers that pause before it (a tarpit, an "
+                                      "anti-spam delay) are waited for, as RFC 5321 4.5.3.2.1 "
+                                      "says (5 minutes); connecting itself is given `timeout`; "
+                                      "at most 3600.", minimum=0.1, maximum=3600)
     data_timeout: float = setting(600.0, 'Seconds to wait for the answer to the end of a '
                                   'message (its final "."), which a server gives once it has '
                                   "the message safe: RFC 5321 4.5.3.2.6 says 10 minutes, and "

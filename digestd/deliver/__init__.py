@@ -30,6 +30,7 @@ from .smtp import (
     classify,
     connect,
     probe,
+    retry_hint,
     send_data,
     smtp_client,
 )
@@ -37,5 +38,5 @@ from .smtp import (
 __all__ = ["BATCH_PER_CONNECTION", "DeliveryReport", "FOLLOW_POLL_S", "GROUP_COMMIT_S",
            "LEASE_S", "MARKS_EVERY_S", "MARKS_PER_WRITE", "Outcome", "Probe", "RateLimit",
            "SentJournal", "SmtpSender", "StoreThread", "backoff", "classify", "connect",
-           "new_owner", "owner_alive", "probe", "send_data", "send_smtp", "smtp_client",
-           "verp_address", "write_outbox"]
+           "new_owner", "owner_alive", "probe", "retry_hint", "send_data", "send_smtp",
+           "smtp_client", "verp_address", "write_outbox"]

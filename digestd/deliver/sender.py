@@ -52,8 +52,8 @@ from ..mime import to_7bit
 from ..store import BaseStore, OutboxRow, open_store, utcnow
 from ..tokens import bounce_token, plus_address
 from .journal import SentJournal, new_owner, owner_alive
-from .smtp import (Outcome, RateLimit, _quit, backoff, classify, connect,
-                   connect_failure, envelope_path, mail_from, rcpt_to, send_data)
+from .smtp import (Outcome, RateLimit, _quit, backoff, classify, connect, connect_failure,
+                   data_command, envelope_path, mail_from, rcpt_to, send_body)
 
 log = logging.getLogger("digestd.deliver")
 
@@ -65,6 +65,10 @@ TOTAL_EVERY_S = 1.0  # how often it counts the rows due, for the progress total
 # last worker tries again this many times, after 0.25, 0.5, 1 ... seconds, before it stops.
 CONNECT_RETRIES = 5
 CONNECT_RETRY_S = 0.25
+# A message whose transaction the server ended before it went out (a 421, a hang-up, too
+# many recipients) goes over a new connection in the same run, this many times at most; then
+# it is deferred as any 4xx, so one message that always meets it cannot hold up the run.
+AGAIN_MAX = 3
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
@@ -248,8 +252,10 @@ class SmtpSender:
         self.marks_due = asyncio.Event()
         self.commit_wanted = asyncio.Event()  # a connection waits for the group commit
         self.clients: list[aiosmtplib.SMTP] = []
-        self.connecting = 0  # workers in the middle of connecting (each holds a row)
-        self.connected = False  # a connection of this run got through
+        # workers connecting, until their first message's answer (each holds a row)
+        self.connecting = 0
+        self.connected = False  # a connection of this run got through (greeting, EHLO)
+        self.agains: dict[int, int] = {}  # row id -> times it went back for a new connection
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
         # the claim must outlive the time its rows may wait for the rate limit
@@ -449,63 +455,94 @@ class SmtpSender:
         # PostgreSQL: the group commit of this connection's last 250, awaited before the
         # next DATA (a kill loses at most that one mark per connection)
         committing: asyncio.Future | None = None
-        carried = 0  # messages this connection took to the end (any answer)
-        retries = 0  # connection attempts refused in a row, after one worked
+        carried = 0  # messages this connection took to the end (any answer but "again")
+        retries = 0  # connections refused (or ended before a message) in a row
+        # A new connection counts as connecting (self.connecting) until its first message got
+        # an answer: a relay may take the connection and end it before any message (too many
+        # connections, shutting down), and that row then comes back for the others
+        proving = False
         try:
             while (row := await self._next_row()) is not None:
                 if client is None or not client.is_connected:
                     self.connecting += 1
+                    proving = True
                     try:
                         client = await connect(self.smtp)
                     except (aiosmtplib.SMTPException, OSError) as e:
                         client = None
-                        # other workers connect at the same moment: while one of them may
-                        # still get through, this failure only says the server takes fewer
-                        # connections (a 421 "too many connections" at the greeting)
-                        if any(c.is_connected for c in self.clients) or self.connecting > 1:
-                            # the server takes fewer connections than configured: the others
-                            # carry on, this row goes back to them
-                            self.buffer.appendleft(row)
-                            log.info("event=connection_refused worker=%d error=%r", n, str(e))
+                        again = await self._refused(n, row, retries, f"connect to "
+                                                    f"{self.smtp.host}:{self.smtp.port}: "
+                                                    f"{connect_failure(e)}")
+                        self.connecting, proving = self.connecting - 1, False
+                        if not again:
                             break
-                        if self.connected and retries < CONNECT_RETRIES:
-                            # none open now, but one got through in this run: the server
-                            # frees its place soon
-                            self.buffer.appendleft(row)
-                            log.info("event=connection_refused worker=%d retry_in_s=%.2f "
-                                     "error=%r", n, CONNECT_RETRY_S * 2 ** retries, str(e))
-                            await asyncio.sleep(CONNECT_RETRY_S * 2 ** retries)
-                            retries += 1
-                            continue
-                        error = f"connect to {self.smtp.host}:{self.smtp.port}: " \
-                                f"{connect_failure(e)}"
-                        await self._finish(row, Outcome("deferred", error))
-                        self.report.stopped = error
-                        break
-                    finally:
-                        self.connecting -= 1
+                        retries += 1
+                        continue
+                    self.clients = [c for c in self.clients if c.is_connected]
                     self.clients.append(client)
-                    self.connected, carried, retries = True, 0, 0
+                    self.connected, carried = True, 0
                 await self.rate.wait()
                 if self._stopping():  # asked to stop while connecting or waiting: not started
                     self.buffer.appendleft(row)
                     break
-                outcome = await self._send(client, row, committing, reused=carried > 0)
+                outcome = await self._send(client, row, committing)
                 if outcome.kind == "again":
-                    # the server ended a connection that carried messages before this one
-                    # started (a limit of messages per connection): a new connection takes it
-                    log.info("event=connection_ended worker=%d after=%d error=%r", n, carried,
-                             outcome.error)
                     client.close()
-                    self.buffer.appendleft(row)
-                    continue
+                    if not carried and outcome.ended:
+                        # ended before its first message: the server takes fewer connections
+                        # than configured, or is going away; as if it had refused it
+                        again = await self._refused(
+                            n, row, retries, f"{self.smtp.host}:{self.smtp.port} ended the "
+                            f"session before a message: {outcome.error}")
+                        self.connecting, proving = self.connecting - 1, False
+                        if not again:
+                            break
+                        retries += 1
+                        continue
+                    self.agains[row.id] = tries = self.agains.get(row.id, 0) + 1
+                    if carried and tries <= AGAIN_MAX:
+                        # the server ended a connection that carried messages before this
+                        # one (a limit of messages or recipients per connection, a restart):
+                        # a new connection takes it
+                        log.info("event=connection_ended worker=%d after=%d error=%r", n,
+                                 carried, outcome.error)
+                        self.buffer.appendleft(row)
+                        continue
+                    # too many recipients on a new connection (this recipient, not the
+                    # count), or this message keeps meeting it: deferred as any 4xx
+                    outcome = Outcome("deferred", outcome.error, outcome.retry_after)
+                if proving:  # this connection works: a message of it got an answer
+                    self.connecting, proving, retries = self.connecting - 1, False, 0
                 carried += 1
                 committing = await self._finish(row, outcome) or committing
             if committing is not None:  # this worker's last mark is in before it ends
                 await self._committed(committing)
         finally:
+            if proving:
+                self.connecting -= 1
             if client is not None:
                 await _quit(client)
+
+    async def _refused(self, n: int, row: OutboxRow, retries: int, error: str) -> bool:
+        """A connection refused, or ended before its first message: whether this worker
+        tries again (after a wait). While other connections are open or opening, this only
+        says the server takes fewer: the row goes back to them and this worker ends. None
+        open, but one got through in this run: the server frees its place soon (a
+        connection's count outlives it, a restart), so it is tried again CONNECT_RETRIES
+        times. Else nothing works: the row is deferred and the run stops, the rest queued."""
+        if any(c.is_connected for c in self.clients) or self.connecting > 1:
+            self.buffer.appendleft(row)
+            log.info("event=connection_refused worker=%d error=%r", n, error)
+            return False
+        if self.connected and retries < CONNECT_RETRIES:
+            self.buffer.appendleft(row)
+            log.info("event=connection_refused worker=%d retry_in_s=%.2f error=%r", n,
+                     CONNECT_RETRY_S * 2 ** retries, error)
+            await asyncio.sleep(CONNECT_RETRY_S * 2 ** retries)
+            return True
+        await self._finish(row, Outcome("deferred", error))
+        self.report.stopped = error
+        return False
 
     async def _committed(self, committing: asyncio.Future) -> None:
         """Wait for the group commit of a mark, starting that commit now if it waits."""
@@ -514,15 +551,12 @@ class SmtpSender:
         await committing
 
     async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow,
-                    committing: asyncio.Future | None = None, *,
-                    reused: bool = False) -> Outcome:
-        """One transaction, step by step so the stage of a failure is known. `committing`
-        (the group commit of this connection's last 250) is awaited before DATA: its error
-        ends the worker, and this row, never sent, is handed back with the run's claims.
-        On a `reused` connection, a 421 or the connection gone before DATA is kind "again":
-        nothing of this message was sent, and the server only ended the connection (RFC
-        5321 3.8: a server may close it after a limit of messages)."""
-        stage = "MAIL"
+                    committing: asyncio.Future | None = None) -> Outcome:
+        """One transaction, step by step so the stage of a failure is known (classify).
+        `committing` (the group commit of this connection's last 250) is awaited before
+        DATA: its error ends the worker, and this row, never sent, is handed back with the
+        run's claims."""
+        stage, body_sent = "MAIL", False
         try:
             message = row.message
             eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
@@ -543,22 +577,22 @@ class SmtpSender:
             if committing is not None:
                 await self._committed(committing)
             stage = "DATA"
-            await send_data(client, message, self.smtp.data_timeout)
+            await data_command(client)
+            body_sent = True
+            await send_body(client, message, self.smtp.data_timeout)
         except aiosmtplib.SMTPResponseException as e:
-            if reused and stage in ("MAIL", "RCPT") and e.code == 421:
-                return Outcome("again", classify(stage, e).error)
-            if client.is_connected:
+            outcome = classify(stage, e, body_sent=body_sent)
+            if outcome.kind == "again":
+                client.close()
+            elif client.is_connected:
                 try:
                     await client.rset()
                 except (aiosmtplib.SMTPException, OSError):
                     client.close()
-            return classify(stage, e)
+            return outcome
         except (aiosmtplib.SMTPException, OSError) as e:
             client.close()
-            if reused and stage in ("MAIL", "RCPT") and isinstance(
-                    e, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
-                return Outcome("again", classify(stage, e).error)
-            return classify(stage, e)
+            return classify(stage, e, body_sent=body_sent)
         return Outcome("sent")
 
     async def _finish(self, row: OutboxRow, outcome: Outcome) -> asyncio.Future | None:
@@ -604,7 +638,10 @@ class SmtpSender:
             log.warning("event=failed digest=%d attempts=%d error=%r", row.id, row.attempts + 1,
                         error)
         else:
-            delay = backoff(row.attempts + 1) * random.uniform(0.9, 1.1)
+            # the server's own wait, when it names one ("greylisted, try again in 300 s"):
+            # an attempt sooner would only meet the same answer
+            delay = max(backoff(row.attempts + 1) * random.uniform(0.9, 1.1),
+                        outcome.retry_after)
             when = datetime.now(timezone.utc) + timedelta(seconds=delay)
             await self.db("mark_deferred", row.id, outcome.error,
                           when.isoformat(timespec="seconds"))

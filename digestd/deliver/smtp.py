@@ -34,10 +34,11 @@ def smtp_client(smtp: SmtpConfig) -> aiosmtplib.SMTP:
 
 
 async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
-    """Connect, EHLO, STARTTLS and log in as configured."""
+    """Connect (within smtp.timeout), wait for the greeting (smtp.greeting_timeout), EHLO,
+    STARTTLS and log in as configured."""
     client = smtp_client(smtp)
-    await client.connect()
     try:
+        await _greeted(client, smtp)
         if client.is_ehlo_or_helo_needed:
             # now, not at the first MAIL: SIZE and 8BITMIME are asked for before it
             try:
@@ -49,9 +50,56 @@ async def connect(smtp: SmtpConfig) -> aiosmtplib.SMTP:
         if smtp.username:
             await client.login(smtp.username, smtp.password)
     except BaseException:
-        client.close()
+        client.close()  # and the socket, which asyncio's transport owns (or closed) by now
         raise
     return client
+
+
+async def _greeted(client: aiosmtplib.SMTP, smtp: SmtpConfig) -> aiosmtplib.SMTPResponse:
+    """Connect `client` within smtp.timeout and wait smtp.greeting_timeout for the greeting
+    (with implicit TLS, the handshake too); the greeting, else aiosmtplib's errors."""
+    sock = await _tcp_connect(smtp.host, smtp.port, smtp.timeout)
+    client.port = None  # the socket is connected already (aiosmtplib wants no port then)
+    try:
+        return await client.connect(sock=sock, timeout=smtp.greeting_timeout)
+    except aiosmtplib.SMTPConnectTimeoutError as e:
+        if "ready message" not in str(e):  # aiosmtplib's words for a greeting not come
+            raise
+        raise aiosmtplib.SMTPConnectTimeoutError(
+            f"no greeting within smtp.greeting_timeout ({smtp.greeting_timeout:g} s)") from e
+
+
+async def _tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection to `host`, its addresses tried in turn within `timeout` seconds in
+    all (smtp.timeout), for aiosmtplib to greet over: its own connect() would give the TCP
+    connection the greeting's much longer wait (RFC 5321 4.5.3.2.1's 5 minutes), and a
+    server that drops our packets would hold the run that long."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: OSError | None = None
+    try:
+        found = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        for family, kind, proto, _, address in found:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                await asyncio.wait_for(loop.sock_connect(sock, address),
+                                       max(0.0, deadline - loop.time()))
+                return sock
+            except OSError as e:  # refused, unreachable, timed out (TimeoutError): the next
+                sock.close()
+                last = e
+            except BaseException:
+                sock.close()
+                raise
+    except TimeoutError as e:  # resolving the name
+        last = e
+    if isinstance(last, TimeoutError) or last is None:
+        raise aiosmtplib.SMTPConnectTimeoutError(
+            f"Timed out connecting to {host} on port {port}") from last
+    raise aiosmtplib.SMTPConnectError(f"Error connecting to {host} on port {port}: {last}") \
+        from last
 
 
 class RateLimit:
@@ -75,74 +123,154 @@ class RateLimit:
 class Outcome:
     """What the server said about one message."""
 
-    kind: str  # "sent", "deferred", "failed", "bounced"; "again": a new connection takes it
+    # "sent", "deferred", "failed", "bounced"; "again": nothing of the message was delivered
+    # and a new connection takes it now (classify)
+    kind: str
     error: str = ""
+    retry_after: float = 0.0  # deferred: the wait the server asked for (retry_hint), seconds
+    ended: bool = False  # "again": the server ended the session (else: a new one may do)
 
 
 # an enhanced status code (RFC 3463) at the start of a reply line: "5.1.1", or on a later line
 # of a multi-line reply ("Message rejected" / "5.7.1 Sender blocked by policy")
 _ENHANCED = re.compile(r"(?m)^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 
+# A full mailbox or an exhausted quota, however the reply (or a bounce, inbound/dsn.py) is
+# coded: servers in the field say "550 Mailbox full", "552 ... over quota", "554 ... quota
+# exceeded". Storage is freed and quotas reset, so it is retried, never a bounce.
+MAILBOX_FULL = re.compile(r"(?<![\w.])[45]\.2\.2(?!\.?\d)|mailbox (is )?full|over ?quota|"
+                          r"quota exceeded|out of storage|insufficient (system )?storage|"
+                          r"exceeded storage allocation|mailbox size limit", re.IGNORECASE)
 
-def classify(stage: str, e: BaseException) -> Outcome:
-    """Map an SMTP error at `stage` (MAIL, RCPT, DATA) to what we do about it, by the
-    enhanced status code (RFC 3463) where the reply has one, else by the reply code.
+# the wait a 4xx asks for: "try again in 300 seconds", "come back in 00:05:00", "greylisted
+# for 10 minutes"
+_RETRY_IN = re.compile(r"(?i)\b(?:in|after|for)\s+(?:(\d{1,2}):(\d\d):(\d\d)\b|(\d{1,5})\s*"
+                       r"(s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b)")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600}
 
-    - 4xx, timeouts and dropped connections: deferred (retried with backoff).
-    - MAIL FROM: our sender, the same for every message, so deferred (a fixed config still
-      delivers); except a message too big for the server (552, RFC 1870; X.3.4), which no
-      retry sends: failed.
-    - Deferred however coded: a full mailbox (X.2.2, and 552 without an enhanced code: RFC
-      5321 4.5.3.1.10 reads 552 to RCPT as 452); our sender's address refused (X.1.7,
-      X.1.8: a configuration to fix).
-    - Failed without blaming the address: security or policy (X.7.x: a blocklist, DMARC,
-      relaying denied), a message too big (X.2.3, X.3.4), the mail system or the protocol
-      (X.3.x, X.5.x, X.6.x), and without an enhanced code anything but 550, 551 and 553.
-    - A hard bounce (the address is refused; counted towards `bouncing`): X.1.x, X.2.x and,
-      to RCPT, X.4.x (5.4.1 "recipient address rejected", 5.4.4 "unable to route") and
-      X.0.x (undefined); without an enhanced code 550, 551 and 553.
+# What a permanent enhanced status 5.SUBJECT.DETAIL (RFC 3463) says of the message: by
+# (subject, detail) where the detail decides, else by the subject. "address": the address
+# is refused, a hard bounce where the reply is about the recipient (see status_kind).
+_BY_DETAIL = {
+    ("1", "7"): "deferred", ("1", "8"): "deferred",  # our sender's address: a config to fix
+    ("2", "2"): "deferred",  # mailbox full (RFC 5321 4.5.3.1.10 reads 552 to RCPT as 452)
+    ("2", "3"): "failed",  # the message too big for the mailbox: no retry sends it
+    ("3", "1"): "deferred",  # mail system full: its storage, "persistent transient"
+    ("3", "4"): "failed",  # the message too big for the system
+    ("4", "2"): "deferred", ("4", "3"): "deferred",  # bad connection, directory server
+    ("4", "5"): "deferred",  # congestion (Gmail's 5.4.5 "daily sending quota exceeded")
+    ("5", "3"): "deferred",  # too many recipients (classify: "again" on a used connection)
+}
+_BY_SUBJECT = {"0": "address", "1": "address", "2": "address", "4": "address",
+               "3": "failed", "5": "failed", "6": "failed", "7": "failed"}
+
+
+def classify(stage: str, e: BaseException, *, body_sent: bool = False) -> Outcome:
+    """Map an SMTP error at `stage` (MAIL, RCPT, DATA; `body_sent`: the message went out,
+    the answer to its final "." was awaited) to what we do about it: the reply by
+    reply_kind, the session and the connection by their own rules.
+
+    - Before the body went out, the session ending (a 421, RFC 5321 3.8, or the connection
+      lost) and too many recipients at RCPT (X.5.3: RFC 5321 4.5.3.1.10 sends the rest in a
+      new transaction) are "again": nothing of the message was delivered, and a new
+      connection takes it in this run (the sender decides what a connection that carried
+      nothing yet means).
+    - After the body went out, nothing is "again": no answer (a timeout, the connection
+      lost) may hide a message the server took, and a 421 defers it as any 4xx does; a
+      message is sent again only at its next attempt, with the same Message-ID.
+    - A deferral keeps the wait the reply asks for (retry_hint), for the sender's backoff.
     """
     if isinstance(e, aiosmtplib.SMTPResponseException):
-        return Outcome(reply_kind(e.code, e.message, stage=stage),
-                       f"{stage} {e.code} {_one_line(e.message)}")
-    return Outcome("deferred", f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": "))
+        error = f"{stage} {e.code} {_one_line(e.message)}"
+        m = _ENHANCED.search(e.message)
+        too_many = stage == "RCPT" and bool(m) and (m[2], m[3]) == ("5", "3")
+        if not body_sent and (e.code == 421 or too_many):
+            return Outcome("again", error, ended=e.code == 421)
+        kind = reply_kind(e.code, e.message, stage=stage)
+        return Outcome(kind, error, retry_hint(e.message) if kind == "deferred" else 0.0)
+    error = f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": ")
+    if not body_sent and isinstance(e, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
+        return Outcome("again", error, ended=True)
+    if body_sent and isinstance(e, (aiosmtplib.SMTPTimeoutError, TimeoutError)):
+        error = (f"{stage} {type(e).__name__}: no answer to the end of the message within "
+                 "smtp.data_timeout; the server may have it, and the next attempt sends it "
+                 "again (the same Message-ID)")
+    return Outcome("deferred", error)
 
 
 def reply_kind(code: int, text: str, *, stage: str = "RCPT") -> str:
-    """What a reply (its code, and its text after the code) to `stage` says of the message,
-    by classify's rules: "deferred", "failed" or "bounced". Also for the reply a DSN quotes
-    in its Diagnostic-Code (inbound/dsn.py), read as an answer to RCPT."""
+    """What a reply (its code, and its text after the code) to `stage` says of the message:
+    "deferred", "failed" or "bounced". Also for the reply a DSN quotes in its
+    Diagnostic-Code (inbound/dsn.py), read as an answer to RCPT.
+
+    - 4xx: deferred.
+    - To MAIL FROM: our sender, the same for every message, so deferred (a fixed config
+      still delivers); except a message too big for the server (552, RFC 1870; X.3.4): failed.
+    - A 5xx with an enhanced status code (RFC 3463, on any line of a multi-line reply):
+      status_kind's table.
+    - A 5xx without one: 550, 551 and 553 refuse the address (bounced); 552 is storage
+      (RFC 5321 4.5.3.1.10: a full mailbox, deferred); any other 5xx fails the message.
+    - Whatever the code, a text that says the mailbox is full or over quota (MAILBOX_FULL)
+      is deferred, unless the code says the message is too big: servers say "550 Mailbox
+      full" as often as 452, and a full mailbox counted as a hard bounce would end a
+      reader's subscription for a few days of a full inbox.
+    """
     if code < 500:
         return "deferred"
     m = _ENHANCED.search(text)
     status = (m[2], m[3]) if m and m[1] == "5" else None
+    too_big = status in (("2", "3"), ("3", "4"))
     if stage == "MAIL":
-        too_big = code == 552 or status == ("3", "4")
-        return "failed" if too_big else "deferred"
+        return "failed" if code == 552 or too_big else "deferred"
     if status is None:
-        return "deferred" if code == 552 else "bounced" if code in (550, 551, 553) else "failed"
-    return status_kind(*status, to_recipient=stage == "RCPT")
+        kind = "deferred" if code == 552 else "bounced" if code in (550, 551, 553) else "failed"
+    else:
+        kind = status_kind(*status, to_recipient=stage == "RCPT")
+    if kind != "deferred" and not too_big and MAILBOX_FULL.search(text):
+        return "deferred"
+    return kind
 
 
 def status_kind(subject: str, detail: str, *, to_recipient: bool = True) -> str:
     """What a permanent enhanced status 5.SUBJECT.DETAIL (RFC 3463) says of a message, for
-    classify and for the bounces read back (inbound/dsn.py): "deferred" (a full mailbox,
-    X.2.2; our sender's address, X.1.7 and X.1.8), "failed" without blaming the address (a
-    message too big, X.2.3 and X.3.4; policy X.7.x; the mail system and the protocol), or
-    "bounced", the address refused: X.1.x, X.2.x and, `to_recipient` (an answer to RCPT, a
-    DSN), X.4.x and X.0.x."""
-    if (subject, detail) in (("2", "2"), ("1", "7"), ("1", "8")):
-        return "deferred"
-    if (subject, detail) in (("2", "3"), ("3", "4")):
-        return "failed"
-    blamed = ("0", "1", "2", "4") if to_recipient else ("1", "2")
-    return "bounced" if subject in blamed else "failed"
+    classify and for the bounces read back (inbound/dsn.py), by the table above:
+
+    - "deferred": temporary however coded: a full mailbox (X.2.2) or mail system (X.3.1),
+      a bad connection, a directory server, congestion (X.4.2, X.4.3, X.4.5: RFC 3463 has
+      them "persistent transient" only), too many recipients (X.5.3), our sender's address
+      (X.1.7, X.1.8);
+    - "failed", the message fails without blaming the address: too big (X.2.3, X.3.4), the
+      mail system (X.3.x), the protocol (X.5.x), the content (X.6.x), security or policy
+      (X.7.x: a blocklist, DMARC, relaying denied);
+    - "bounced", the address refused: X.1.x, X.2.x and, `to_recipient` (an answer to RCPT, a
+      DSN), X.4.x (5.4.1 "recipient address rejected", 5.4.4 "unable to route") and X.0.x
+      (undefined); after DATA those two fail the message instead."""
+    kind = _BY_DETAIL.get((subject, detail)) or _BY_SUBJECT.get(subject, "failed")
+    if kind == "address":
+        blamed = ("0", "1", "2", "4") if to_recipient else ("1", "2")
+        return "bounced" if subject in blamed else "failed"
+    return kind
+
+
+def retry_hint(text: str) -> float:
+    """The wait a temporary reply asks for, in seconds (at most 6 hours; 0: it names none):
+    "Greylisted, try again in 300 seconds", "please come back in 00:05:00"."""
+    m = _RETRY_IN.search(text)
+    if not m:
+        return 0.0
+    if m[1]:
+        seconds = int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+    else:
+        seconds = int(m[4]) * _UNIT_S[m[5][0].lower()]
+    return float(min(seconds, 6 * 3600))
 
 
 def connect_failure(e: BaseException) -> str:
     """Why connecting failed, said once: "Connection refused", "Name or service not known",
     a timeout... (aiosmtplib's SMTPConnectError repeats the host and port, then the
     socket's error in asyncio's words)."""
+    if isinstance(e, aiosmtplib.SMTPResponseException):  # a refusing greeting, EHLO, AUTH
+        return f"{e.code} {_one_line(e.message)}"
     cause = e if isinstance(e, OSError) and not isinstance(e, aiosmtplib.SMTPException) \
         else e.__cause__
     if isinstance(cause, socket.gaierror) and cause.strerror:
@@ -203,24 +331,42 @@ async def rcpt_to(client: aiosmtplib.SMTP, path: bytes) -> None:
 
 async def send_data(client: aiosmtplib.SMTP, message: bytes,
                     done_timeout: float | None = None) -> None:
-    """The DATA command and the message. aiosmtplib's data() runs two regular expressions
-    over the whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third
-    of the sender's CPU. A message whose every line ends in CRLF, as render.py builds them,
-    needs only the dot-stuffing, which one bytes.replace does at C speed; any other
-    message goes through data() itself. The answer to the final "." is awaited for
-    `done_timeout` seconds (smtp.data_timeout; RFC 5321 4.5.3.2.6 says 10 minutes: a
-    message the server took but answered late would be sent again)."""
-    protocol = client.protocol
-    crlf = message.count(b"\r\n")
-    if (protocol is None or message.count(b"\n") != crlf or message.count(b"\r") != crlf
-            or not message.endswith(b"\r\n")):
-        await client.data(message, timeout=done_timeout)
-        return
-    if message.startswith(b"."):
-        message = b"." + message
+    """The DATA command and the message (data_command, then send_body)."""
+    await data_command(client)
+    await send_body(client, message, done_timeout)
+
+
+async def data_command(client: aiosmtplib.SMTP) -> None:
+    """DATA; raises SMTPDataError unless the server answers 354. Nothing of the message has
+    gone out yet, whatever happens here."""
     response = await client.execute_command(b"DATA")
     if response.code != 354:
         raise aiosmtplib.SMTPDataError(response.code, response.message)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+async def send_body(client: aiosmtplib.SMTP, message: bytes,
+                    done_timeout: float | None = None) -> None:
+    """The message after DATA's 354, dot-stuffed, and its final "."; raises SMTPDataError
+    unless the server answers 250. aiosmtplib's data() runs two regular expressions over the
+    whole body (line ends, then dot-stuffing), ~0.4 ms for a 30 KB digest, a third of the
+    sender's CPU. A message whose every line ends in CRLF, as render.py builds them, needs
+    only the dot-stuffing, which one bytes.replace does at C speed; any other has its line
+    ends made CRLF first. The answer to the final "." is awaited for `done_timeout` seconds
+    (smtp.data_timeout; RFC 5321 4.5.3.2.6 says 10 minutes: a message the server took but
+    answered late would be sent again)."""
+    protocol = client.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Server not connected")
+    crlf = message.count(b"\r\n")
+    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        message = _LINE_END.sub(b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    if message.startswith(b"."):
+        message = b"." + message
     try:
         protocol.write(message.replace(b"\r\n.", b"\r\n.."))
         protocol.write(b".\r\n")
@@ -266,7 +412,7 @@ async def probe(smtp: SmtpConfig) -> Probe:
                              tls_context=context)
     where = f"{smtp.host}:{smtp.port}"
     try:
-        response = await client.connect()
+        response = await _greeted(client, smtp)
     except (aiosmtplib.SMTPException, OSError) as e:
         result.steps.append(("connect", False, f"{where}: {connect_failure(e)}"))
         return result

@@ -12,7 +12,7 @@ from email.message import Message
 from email.policy import compat32
 from email.utils import parseaddr
 
-from ..deliver.smtp import reply_kind, status_kind
+from ..deliver.smtp import MAILBOX_FULL, reply_kind, status_kind
 from .verp import decoded_text
 
 log = logging.getLogger("digestd.inbound")
@@ -44,7 +44,7 @@ def is_report(msg: Message, report_type: str) -> bool:
 def permanent_status(status: str) -> bool:
     """Whether a DSN's status counts as a hard bounce of the address: a 5.x.x status that
     deliver.classify would count at RCPT (deliver.smtp.status_kind: 5.0.x, 5.1.x, 5.2.x,
-    5.4.x, never X.2.2, X.2.3, X.1.7 or X.1.8)."""
+    5.4.x, never X.2.2, X.2.3, X.1.7, X.1.8, X.4.2, X.4.3 or X.4.5)."""
     m = _STATUS.search(status)
     return bool(m) and m[1] == "5" and status_kind(m[2], m[3]) == "bounced"
 
@@ -52,8 +52,8 @@ def permanent_status(status: str) -> bool:
 def policy_status(status: str) -> bool:
     """A 5.x.x status that refused the message for a reason that is not the address:
     security or policy (X.7.x: a blocklist, DMARC), a message too big (X.2.3, X.3.4), our
-    sender's address (X.1.7, X.1.8), the mail system or the protocol (X.3.x, X.5.x, X.6.x).
-    Not a full mailbox (X.2.2), which the relay keeps trying."""
+    sender's address (X.1.7, X.1.8), the mail system, routing or the protocol (X.3.x, X.4.2,
+    X.4.3, X.4.5, X.5.x, X.6.x). Not a full mailbox (X.2.2), which the relay keeps trying."""
     m = _STATUS.search(status)
     return bool(m) and m[1] == "5" and status_kind(m[2], m[3]) != "bounced" and (
         m[2], m[3]) != ("2", "2")
@@ -167,7 +167,7 @@ def _recipient(block: Message) -> str:
 
 
 def _mailbox_full(text: str) -> bool:
-    return bool(_FULL.search(text))
+    return bool(MAILBOX_FULL.search(text))
 
 
 def scan_bounce(msg: Message, raw: bytes | None = None) -> list[Failure]:
@@ -299,9 +299,6 @@ def _delay_notice(msg: Message, text: str) -> bool:
     return bool(_DELAY_SUBJECT.search(subject) or _DELAY.search(text))
 
 
-_FULL = re.compile(r"(?<![\w.])[45]\.2\.2(?!\.?\d)|mailbox (is )?full|over ?quota|"
-                   r"quota exceeded|out of storage|insufficient (system )?storage|"
-                   r"mailbox size limit", re.IGNORECASE)
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # where a bounce in one text part goes on with a copy of the message that bounced
 _RETURNED = re.compile(r"^[ \t]*-{2,}.*(copy of|original message|below this line|"
