@@ -1,7 +1,8 @@
 """Delivery of queued digests: SMTP through aiosmtplib, or .eml files into an outbox folder.
 
 The package: `sender` (the delivery run: claims, the pool of connections, the outcome of
-each message, the group commit of 250s on PostgreSQL; and the outbox method), `smtp` (SMTP
+each message, the group commit of 250s on PostgreSQL), `outbox` (the outbox method, the
+run's report, the VERP address, the sender's store thread), `smtp` (SMTP
 itself: connecting, one transaction, what a reply means, the doctor's probe), `journal`
 (claim owners, whether one is alive, and the sent journal of the SQLite store). Only this
 package talks SMTP; crash safety is explained in `sender`.
@@ -15,13 +16,10 @@ from .sender import (
     LEASE_S,
     MARKS_EVERY_S,
     MARKS_PER_WRITE,
-    DeliveryReport,
     SmtpSender,
-    StoreThread,
     send_smtp,
-    verp_address,
-    write_outbox,
 )
+from .outbox import DeliveryReport, StoreThread, verp_address, write_outbox
 from .smtp import (
     Outcome,
     Probe,
