@@ -403,3 +403,34 @@ def test_similar_for_a_subscriber_learns_from_more_and_less_like_this(tmp_path, 
         return sum(spoken) / len(spoken)
 
     assert place(after) > place(before)
+
+
+def test_nearest_positives_without_the_kept_cosines_is_the_same(papers):
+    """A day too large to keep every seed x paper cosine (profile.COSINE_BYTES) finds each
+    paper's "similar to" seed from the rows themselves (profile.row_cosines): the same seed,
+    and the same cosines as scipy's product."""
+    from digestd.relevance.day import DayScores, ProfileSeeds
+
+    rng = np.random.default_rng(7)
+    day_papers, pool = papers[:60], papers[60:]
+    profiles = {k: ProfileSeeds(tuple(pool[j] for j in rng.choice(len(pool), 1 + k % 9,
+                                                                 replace=False)),
+                                (day_papers[k % 7],) if k % 3 == 0 else ())
+                for k in range(40)}
+    day = DayScores.build(day_papers, profiles)
+    assert day.cosines is not None
+    wanted = {k: sorted(rng.choice(len(day_papers), 1 + k % 12, replace=False).tolist())
+              for k in profiles}
+    kept = {k: day.nearest_positives(k, cols) for k, cols in wanted.items()}
+    day.cosines = None  # as beyond COSINE_BYTES
+    assert {k: day.nearest_positives(k, cols) for k, cols in wanted.items()} == kept
+    assert day.nearest_positives(0, []) == []
+    seeds, paper_vectors = day.seed_vectors, day.paper_vectors
+    for k, cols in wanted.items():
+        pos = day.positives[day.row[k]]
+        got = P.row_cosines(seeds, pos, paper_vectors, cols)
+        want = (seeds[pos] @ paper_vectors[cols].T).toarray()
+        assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+    # dense vectors (the semantic extra's) take scipy's and numpy's own product
+    dense = P.row_cosines(seeds.toarray(), [0, 2], paper_vectors.toarray(), [1, 3, 5])
+    assert np.allclose(dense, (seeds[[0, 2]] @ paper_vectors[[1, 3, 5]].T).toarray(), atol=1e-6)

@@ -48,6 +48,7 @@ class DayScores:
         self.positives = positives
         self.negatives = negatives
         self.row = {k: i for i, k in enumerate(keys)}
+        self._scratch: np.ndarray | None = None  # row_cosines's, made at the first call
         self.embedded: dict[tuple[str, str], np.ndarray] = {}  # build(known=...): new vectors
         self.weights = P.profile_weights(positives, negatives, len(seed_titles))
         # every seed against every paper, once, where it fits (profile.COSINE_BYTES): the
@@ -122,8 +123,10 @@ class DayScores:
         if self.cosines is not None:
             sims = self.cosines[np.ix_(pos, cols)]
         else:
-            sims = self.seed_vectors[pos] @ self.paper_vectors[cols].T
-            sims = sims.toarray() if hasattr(sims, "toarray") else np.asarray(sims)
+            if self._scratch is None:
+                self._scratch = np.zeros(self.paper_vectors.shape[1], np.int32)
+            sims = P.row_cosines(self.seed_vectors, pos, self.paper_vectors, cols,
+                                  scratch=self._scratch)
         return [pos[int(b)] for b in np.argmax(sims, axis=0)]
 
     def ranked(self, key: Hashable, top: int | None = None) -> list[Ranked]:

@@ -71,6 +71,65 @@ def seed_paper_cosines(seed_vectors, paper_vectors, *, max_bytes: int = COSINE_B
     return out
 
 
+def _csr_rows(m: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """The stored entries of `rows` of a CSR matrix as three flat arrays: (which of `rows`
+    (0-based), column, value), without building a new matrix (scipy's fancy indexing costs
+    tens of microseconds a call, far more than a few rows' entries)."""
+    starts, ends = m.indptr[rows], m.indptr[rows + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    which = np.repeat(np.arange(len(rows)), lengths)
+    # entry k of row r sits at starts[r] + (k - first[r]), first[r] its place in the output
+    first = np.cumsum(lengths) - lengths
+    at = np.arange(total) + np.repeat(starts - first, lengths)
+    return which, m.indices[at], m.data[at]
+
+
+def _is_csr(m) -> bool:
+    return sparse.issparse(m) and m.format == "csr"
+
+
+def row_cosines(seed_vectors, seed_rows: Sequence[int], paper_vectors,
+                paper_rows: Sequence[int], *, scratch: np.ndarray | None = None) -> np.ndarray:
+    """(len(seed_rows), len(paper_rows)) float32: the dot products (cosines, rows being
+    L2-normalized) of a few seed rows with a few paper rows, sparse or dense.
+
+    For CSR vectors the papers' entries are laid out densely by term and each seed entry
+    of a term the papers use is multiplied with them (a term no paper has adds nothing), so
+    a profile's "similar to" costs a few array operations instead of scipy's sparse
+    indexing and product (half the time for 27 seeds x 17 papers). `scratch`: an int32 array of one entry per term (column), reused between
+    calls (its contents do not matter); made here when not given."""
+    seeds_at = np.asarray(seed_rows, dtype=np.intp)
+    papers_at = np.asarray(paper_rows, dtype=np.intp)
+    if not (_is_csr(seed_vectors) and _is_csr(paper_vectors)):
+        sims = seed_vectors[seeds_at] @ paper_vectors[papers_at].T
+        return _dense(sims).astype(np.float32, copy=False)
+    p_which, p_terms, p_values = _csr_rows(paper_vectors, papers_at)
+    s_which, s_terms, s_values = _csr_rows(seed_vectors, seeds_at)
+    if scratch is None or len(scratch) < paper_vectors.shape[1]:
+        scratch = np.zeros(paper_vectors.shape[1], np.int32)
+    # each term the papers use gets a row of `papers` (the last of its entries' places):
+    # what the scratch holds for other terms is left from earlier calls, so a seed's term is
+    # the papers' only if the row it names holds that very term
+    width = len(p_terms)
+    scratch[p_terms] = np.arange(width, dtype=np.int32)
+    papers = np.zeros((max(width, 1), len(papers_at)), np.float32)  # term x paper
+    np.add.at(papers, (scratch[p_terms], p_which), p_values)  # a repeated entry adds up
+    row = scratch[s_terms]
+    shared = row < width
+    shared[shared] = p_terms[row[shared]] == s_terms[shared]
+    out = np.zeros((len(seeds_at), len(papers_at)), np.float32)
+    which = s_which[shared]
+    if len(which):
+        # each shared entry of a seed times the papers' values of its term, summed by seed
+        # (a seed's entries are contiguous, in seed order)
+        products = papers[row[shared]] * s_values[shared][:, None]
+        starts = np.flatnonzero(np.r_[True, which[1:] != which[:-1]])
+        out[which[starts]] = np.add.reduceat(products, starts, axis=0)
+    return out
+
+
 def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
                 background: float = BACKGROUND, chunk: int = CHUNK,
                 group_bytes: int = GROUP_BYTES, slice_bytes: int = SLICE_BYTES,
