@@ -31,6 +31,41 @@ _OPTIONAL = re.compile(r"\\(?:[A-Za-z]+\*?|\\)\s*\[")
 _VERB = re.compile(r"\\verb\*?(?:([^\sA-Za-z*\\{}%$&#^_~])|(?![A-Za-z]))")
 
 
+# environments whose "&" aligns columns and whose "\\\\" ends a row (amsmath's, array's)
+_ALIGNED = re.compile(
+    r"(\\begin\s*\{(?:align|alignat|aligned|alignedat|eqnarray|flalign|array|subarray|split|"
+    r"gathered|cases|dcases|rcases|matrix|pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|smallmatrix)"
+    r"\*?\})(.*?)(\\end\s*\{)", re.S)
+_CELL = re.compile(r"(?<!\\)((?:\\\\)*)&")
+_ROW_END = re.compile(r"(?<!\\)\\\\(?:\s*\[[^\]]*\])?")
+
+
+def _rows(m: re.Match) -> str:
+    """An aligned environment's body with its cells apart ("a &= b" is "a = b") and its rows
+    one after another with "; " (a matrix "1 & 0 \\\\ 0 & 1" is "1 0; 0 1")."""
+    rows = [_CELL.sub(r"\1 ", row).strip() for row in _ROW_END.split(m[2])]
+    return m[1] + " " + "; ".join(row for row in rows if row) + " " + m[3]
+
+
+# a macro's optional argument before its braced one; for a macro the converter does not know,
+# it says how, not what: the text of "\\mycmd[opt]{arg}" is "arg" (no "\\" inside, so a
+# "\\left[ x \\right]{" is no such argument)
+_UNKNOWN_OPTIONAL = re.compile(r"\\([A-Za-z]+\*?)\s*\[[^\[\]{}$\\]*\](?=\s*\{)")
+_NOT_OPTIONAL = frozenset(("left", "right", "middle", "big", "Big", "bigg", "Bigg", "bigl",
+                           "Bigl", "biggl", "Biggl", "bigr", "Bigr", "biggr", "Biggr", "bigm",
+                           "Bigm"))
+
+
+def _known_options(fragment: str) -> str:
+    """`fragment` without the optional arguments of macros the converter does not know."""
+    def drop(m: re.Match) -> str:
+        name = m[1].rstrip("*")
+        if name in _NOT_OPTIONAL or _PARSE_CONTEXT.get_macro_spec(name) is not None:
+            return m[0]
+        return "\\" + name  # (its star too: a form of it, not text)
+    return _UNKNOWN_OPTIONAL.sub(drop, fragment)
+
+
 def _unopened(fragment: str) -> str:
     """`fragment` with a macro's "[" that is never closed as a bracket after it ("a\\\\[b" is
     a line break and "[b", not a line break whose space is the rest of the text), as is a
@@ -72,6 +107,10 @@ def _closed_at_word_ends(fragment: str) -> str:
 
 def _converted(fragment: str) -> str | None:
     """pylatexenc's text of `fragment`, or None where it fails."""
+    if "&" in fragment and "\\begin" in fragment:
+        fragment = _ALIGNED.sub(_rows, fragment)
+    if "[" in fragment:
+        fragment = _known_options(fragment)
     prepared = _LITERAL.sub(r"\1\\\2", fragment)
     try:
         nodes = latexwalker.LatexWalker(prepared, latex_context=_PARSE_CONTEXT,
@@ -110,6 +149,7 @@ def _keeps(text: str, words: list[str]) -> bool:
 
 _TAIL_WORD = re.compile(r"[A-Za-z]+")
 _CONTROL_WORD_START = re.compile(r"[A-Za-z]+")
+_OPTIONAL_AFTER = re.compile(r"^\*?\s*\[[^\]]*\]")
 
 
 def _tail_words(fragment: str) -> list[str]:
@@ -119,5 +159,7 @@ def _tail_words(fragment: str) -> list[str]:
               fragment.rfind("$"))
     rest = fragment[cut + 1:]
     if cut >= 0 and fragment[cut] == "\\":
-        rest = _CONTROL_WORD_START.sub("", rest, count=1)  # the control word's own letters
+        # the control word's own letters, and the optional argument it takes ("\\foo[x]")
+        rest = _CONTROL_WORD_START.sub("", rest, count=1)
+        rest = _OPTIONAL_AFTER.sub("", rest, count=1)
     return [normalize(w) for w in _TAIL_WORD.findall(rest)]

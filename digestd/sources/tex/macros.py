@@ -243,6 +243,82 @@ def _substack(node, l2tobj) -> str:
     return ", ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+# The shorthands of the conference styles (cvpr.sty, iccv.sty, and many papers' own
+# preambles) that abstracts copied from a paper keep: "\\eg," is "e.g.,"
+_SHORTHANDS = {"ie": "i.e.", "Ie": "I.e.", "eg": "e.g.", "Eg": "E.g.", "etal": "et al.",
+               "wrt": "w.r.t.", "cf": "cf.", "Cf": "Cf.", "vs": "vs.", "etc": "etc.",
+               "aka": "a.k.a.", "iid": "i.i.d.", "st": "s.t.", "dof": "d.o.f."}
+
+
+
+def _shorthand(node, l2tobj) -> str:
+    """A shorthand's words, its final period left out before a period of the text, as the
+    styles' \\onedot does ("\\etal." is "et al.")."""
+    text = _SHORTHANDS[node.macroname]
+    after = node.parsing_state.s[node.pos + node.len:node.pos + node.len + 1]
+    if after == "." and text.endswith("."):
+        return text[:-1]
+    # the space after a control word is TeX's; the styles' \\xspace puts one back before a
+    # word ("\\eg images" is "e.g. images", "\\eg, images" "e.g., images")
+    return text + " " if after.isalnum() or after in "($\\" else text
+
+
+# siunitx's units and prefixes (its manual, "Units": the SI base and derived units, the
+# units accepted for use with them, and the SI prefixes), as their symbols
+_SI_UNITS = {
+    "metre": "m", "meter": "m", "second": "s", "gram": "g", "kilogram": "kg", "kelvin": "K",
+    "ampere": "A", "mole": "mol", "candela": "cd", "hertz": "Hz", "newton": "N",
+    "pascal": "Pa", "joule": "J", "watt": "W", "volt": "V", "farad": "F", "coulomb": "C",
+    "siemens": "S", "weber": "Wb", "tesla": "T", "henry": "H", "lumen": "lm", "lux": "lx",
+    "becquerel": "Bq", "gray": "Gy", "sievert": "Sv", "katal": "kat", "radian": "rad",
+    "steradian": "sr", "litre": "L", "liter": "L", "hour": "h", "minute": "min", "day": "d",
+    "hectare": "ha", "tonne": "t", "electronvolt": "eV", "dalton": "Da",
+    "astronomicalunit": "au", "bel": "B", "decibel": "dB", "neper": "Np", "bit": "bit",
+    "byte": "B", "arcminute": "′", "arcsecond": "″", "percent": "%"}
+_SI_PREFIXES = {
+    "quecto": "q", "ronto": "r", "yocto": "y", "zepto": "z", "atto": "a", "femto": "f",
+    "pico": "p", "nano": "n", "milli": "m", "centi": "c", "deci": "d", "deca": "da",
+    "deka": "da", "hecto": "h", "kilo": "k", "mega": "M", "giga": "G", "tera": "T",
+    "peta": "P", "exa": "E", "zetta": "Z", "yotta": "Y", "ronna": "R", "quetta": "Q"}
+# siunitx's quantities: the places of the number(s) and of the unit among the macro's
+# arguments (its optional ones counted: \\SI[opts]{1.5}[pre]{\\metre})
+_SI_QUANTITIES = {"SI": ("[{[{", (1,), 3), "qty": ("[{{", (1,), 2),
+                  "SIrange": ("[{{{", (1, 2), 3), "qtyrange": ("[{{{", (1, 2), 3),
+                  "si": ("[{", (), 1), "unit": ("[{", (), 1), "num": ("[{", (1,), None),
+                  "numrange": ("[{{", (1, 2), None), "ang": ("[{", (1,), None)}
+# a unit after which siunitx sets no space: "5%", "30°"
+_UNSPACED = ("%", "°", "′", "″")
+_SI_POWER = re.compile(r"\\(square|cubic)\s*(\\[A-Za-z]+\s*)?(\\[A-Za-z]+)")
+
+
+def _si_unit(node, l2tobj, index: int) -> str:
+    """A siunitx unit argument as its symbols: `\\kilo\\gram\\per\\metre\\squared` is
+    "kg/m²", `\\square\\metre` "m²"; a unit written as text ("GeV") stays."""
+    arg = node.nodeargd.argnlist[index]
+    if arg is None:
+        return ""
+    source = arg.latex_verbatim()
+    if "\\square" in source or "\\cubic" in source:
+        source = _SI_POWER.sub(lambda m: (m[2] or "") + m[3] + (
+            "\\squared" if m[1] == "square" else "\\cubed"), source)
+        return _L2T.latex_to_text(source).strip().replace(" ", "")
+    return l2tobj.nodelist_to_text([arg]).strip().replace(" ", "")
+
+
+def _si_quantity(node, l2tobj) -> str:
+    """siunitx's \\SI{5}{\\milli\\second} (and \\qty, \\si, \\unit, \\num, \\ang and the
+    ranges) as a reader sees it: "5 ms", "1–5 km", "30°"."""
+    _, numbers, unit_at = _SI_QUANTITIES[node.macroname]
+    values = [l2tobj.node_arg_to_text(node, i).strip() for i in numbers]
+    number = "–".join(values)
+    if node.macroname == "ang":
+        return f"{number}°"
+    unit = _si_unit(node, l2tobj, unit_at) if unit_at is not None else ""
+    if not unit or not number:
+        return number or unit
+    return number + ("" if unit.startswith(_UNSPACED) else " ") + unit
+
+
 # Symbols pylatexenc prints nothing for: the characters TeX (amssymb, mathtools, upgreek,
 # textcomp, gensymb, siunitx) prints
 _MORE_SYMBOLS = {
@@ -298,6 +374,7 @@ def _latex_contexts():
                                                 "mathbbm", "smash", "cancel", "underbrace",
                                                 "overbrace")),
         *(macrospec.MacroSpec(m, "*[[{") for m in _REFERENCES if m not in ("ref", "label")),
+        *(macrospec.MacroSpec(m, spec) for m, (spec, _, _) in _SI_QUANTITIES.items()),
     ])
     render = get_default_latex_context_db()
     render.add_context_category("digestd", prepend=True, macros=[
@@ -337,6 +414,10 @@ def _latex_contexts():
         *(MacroTextSpec(m, "%(1)s") for m in ("boxed", "mathds", "mathbbm", "smash", "cancel")),
         *(MacroTextSpec(m, _braced) for m in ("underbrace", "overbrace")),
         *(MacroTextSpec(m, c) for m, c in _MORE_SYMBOLS.items()),
+        *(MacroTextSpec(m, _shorthand) for m in _SHORTHANDS),
+        *(MacroTextSpec(m, c) for m, c in (*_SI_UNITS.items(), *_SI_PREFIXES.items())),
+        MacroTextSpec("per", "/"), MacroTextSpec("squared", "²"), MacroTextSpec("cubed", "³"),
+        *(MacroTextSpec(m, _si_quantity) for m in _SI_QUANTITIES),
     ])
     return parse, render
 

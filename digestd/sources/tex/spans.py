@@ -66,22 +66,46 @@ _ESCAPES = re.compile(r"\\[\\{}$]")
 
 _MATH_OPEN_CLOSE = re.compile(rf"(?<!\\)\\([()\[\]])|({_MATH_ENVIRONMENT})")
 _OPTIONAL_OPEN = re.compile(r"\\[A-Za-z]+\*?\[[^\]]*$")
+# \verb and its delimiter: "\verb|a b|" is one run of TeX although it holds a space
+_VERB_OPEN = re.compile(r"\\verb\*?([^\sA-Za-z*])")
+
+
+def _verb_left_open(token: str, verb: str) -> str:
+    """The delimiter of a \\verb that `token` leaves open ("" for none), `verb` the one
+    open before it."""
+    at = 0
+    if verb:
+        close = token.find(verb)
+        if close < 0:
+            return verb
+        at = close + 1
+    while (m := _VERB_OPEN.search(token, at)) is not None:
+        close = token.find(m[1], m.end())
+        if close < 0:
+            return m[1]
+        at = close + 1
+    return ""
 
 
 def _tex_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of the runs of `text` that hold TeX: whitespace-separated tokens with
     `\\`, `$` or `{`, extended while a brace group, a math span ($, \\(, \\[ or a math
     environment) or a macro's optional argument ("\\citep[p.~3]{x}") is open. The rest is
-    plain text that the converter never needs to see (most of an abstract)."""
+    plain text that the converter never needs to see (most of an abstract); a \\verb's text
+    is in its run."""
     spans: list[tuple[int, int]] = []
     start: int | None = None
-    depth, math, optional = 0, False, 0
+    depth, math, optional, verb = 0, False, 0, ""
     for m in _TOKEN.finditer(text):
         token = m[0]
         if start is None:
             if not _TEX_HINT.search(token):
                 continue
             start = m.start()
+        if verb or "\\verb" in token:
+            verb = _verb_left_open(token, verb)
+            if verb:
+                continue
         bare = _ESCAPES.sub("", token)
         depth += bare.count("{") - bare.count("}")
         if bare.count("$") % 2:
