@@ -6,12 +6,13 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 from ..identity import conflicting, strong_kind, title_key, titles_agree
 from ..models import Paper
+from ..text import collapse
 from .records import PAPER_COLUMNS, SourceState, _names, utcnow
 
 log = logging.getLogger("digestd.store")
@@ -130,12 +131,16 @@ class PaperStore:
             aliases_of = self._aliases_of(db, set(known.values()))
             titles = self._titles_of(db, set(known.values()))
             renumbered = _renumbered(batch, known, aliases_of, titles)
+            batch_guids = {i for _, ids in batch for i in ids if i.startswith("guid:")}
             if renumbered:
                 batch = [_without_guid(paper, ids) if paper.source in renumbered
                          else (paper, ids) for paper, ids in batch]
             for paper, ids in batch:
                 found = {alias: known[alias] for alias in ids if alias in known}
-                pk = self._same_paper(paper, ids, found, aliases_of, titles) if found else None
+                pk = self._same_paper(paper, ids, found, aliases_of, titles,
+                                      renamed=lambda pk: self._renamed_guid(
+                                          db, paper, pk, aliases_of, batch_guids)
+                                      ) if found else None
                 if pk is not None:
                     if paper.upvotes is not None or paper.version is not None:
                         refreshed.append((paper.upvotes, paper.version, pk))
@@ -217,9 +222,28 @@ class PaperStore:
         return out
 
     @staticmethod
+    def _renamed_guid(db, paper: Paper, pk: int, aliases_of: dict[int, list[str]],
+                      batch_guids: set[str]) -> bool:
+        """Whether stored paper `pk`, met by `paper`'s link and title at a page its feed
+        lists several items at (an `item:` id) under another guid of that feed, is `paper`
+        under a guid its feed renamed: the old guid is gone from this poll, the title is an
+        identity of its own (identity.title_key: no "Editorial", no short column title) and
+        the two descriptions are the same (or one is missing). A column's next instalment
+        there (a description of its own) stays another item."""
+        prefix = f"guid:{paper.source}|"
+        theirs = [a for a in aliases_of.get(pk, ()) if a.startswith(prefix)]
+        if not theirs or any(g in batch_guids for g in theirs) or title_key(paper.title) is None:
+            return False
+        row = db.execute("SELECT abstract FROM papers WHERE pk = ?", (pk,)).fetchone()
+        stored = collapse(row[0] or "") if row else ""
+        mine = collapse(paper.abstract or "")
+        return not stored or not mine or stored == mine
+
+    @staticmethod
     def _same_paper(paper: Paper, ids: list[str], found: dict[str, int],
                     aliases_of: dict[int, list[str]],
-                    titles: dict[int, tuple[str, str]]) -> int | None:
+                    titles: dict[int, tuple[str, str]],
+                    renamed: Callable[[int], bool] | None = None) -> int | None:
         """The row of the stored paper that `paper` is, among those its ids `found`, or None.
 
         Candidates met by a strong id come first; any candidate that disagrees with the
@@ -233,7 +257,8 @@ class PaperStore:
         candidate's (title, source). Two guids of one feed are two items, but for one
         article listed twice (the same DOI or arXiv id and titles that agree) and for an
         article whose guid changed at its own address (its link, with a number in its path,
-        _items, and titles that agree).
+        _items, and titles that agree), or at a page that lists several items (`renamed`:
+        _renamed_guid, asked with the candidate's row).
         """
         order = sorted((alias for alias in ids if alias in found),
                        key=lambda alias: strong_kind(alias) is None)
@@ -257,6 +282,12 @@ class PaperStore:
                 # number in its path, /a/7) under a title that agrees. Items that share an
                 # issue's DOI under their own titles stay apart, and so do two guids at a
                 # page that shows one item after another (/column, /latest)
+                clash = None
+            elif clash and clash.startswith("guid:") and renamed is not None and any(
+                    a.startswith("item:") for a in via) and not conflicting(
+                    [i for i in ids if not i.startswith("guid:")], theirs) and renamed(pk):
+                # one item's guid renamed at a page that lists several (a journal's
+                # "upcoming" page): its link, title and description stay (_renamed_guid)
                 clash = None
             if clash:
                 log.debug("paper=%s source=%s not_merged_with=%s shared=%s differs=%s",
