@@ -36,6 +36,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parseaddr
 
@@ -63,6 +64,15 @@ CONNECT_RETRY_S = 0.25
 # many recipients) goes over a new connection in the same run, this many times at most; then
 # it is deferred as any 4xx, so one message that always meets it cannot hold up the run.
 AGAIN_MAX = 3
+# A deferral that is the relay's or our sender's (Outcome.pause, a 4xx to MAIL FROM: "451
+# 4.7.1 rate limit exceeded"): the message goes back uncounted and every connection pauses,
+# PAUSE_S, then twice as long each time, PAUSES times in a run at most (a message sent in
+# between starts over), or as long as the reply asks if that is longer, up to PAUSE_MAX_S.
+# Past that, or for a 5xx ("553 5.7.1 sender not allowed"), that message is deferred and the
+# run stops: the rest stays queued, not one attempt spent on each.
+PAUSE_S = 5.0
+PAUSES = 4
+PAUSE_MAX_S = 300.0
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
@@ -136,6 +146,8 @@ class SmtpSender:
         self.connecting = 0
         self.connected = False  # a connection of this run got through (greeting, EHLO)
         self.agains: dict[int, int] = {}  # row id -> times it went back for a new connection
+        self.paused_until = 0.0  # loop time: no MAIL FROM before it (Outcome.pause)
+        self.pauses = 0  # pauses since the last message sent
         batch = BATCH_PER_CONNECTION * smtp.max_connections
         self.batch = min(batch, limit) if limit else batch
         # the claim must outlive the time its rows may wait for the rate limit
@@ -362,7 +374,9 @@ class SmtpSender:
                     self.clients.append(client)
                     self.connected, carried = True, 0
                 await self.rate.wait()
-                if self._stopping():  # asked to stop while connecting or waiting: not started
+                await self._pause_over()  # (Outcome.pause)
+                if self._stopping() or self.report.stopped:
+                    # asked to stop (or stopped) while connecting or waiting: not started
                     self.buffer.appendleft(row)
                     break
                 outcome = await self._send(client, row, committing)
@@ -393,6 +407,10 @@ class SmtpSender:
                     outcome = Outcome("deferred", outcome.error, outcome.retry_after)
                 if proving:  # this connection works: a message of it got an answer
                     self.connecting, proving, retries = self.connecting - 1, False, 0
+                if outcome.pause:  # the relay's or our sender's: not this message's
+                    if not await self._paused(n, row, outcome):
+                        break
+                    continue
                 carried += 1
                 committing = await self._finish(row, outcome) or committing
             if committing is not None:  # this worker's last mark is in before it ends
@@ -423,6 +441,44 @@ class SmtpSender:
         await self._finish(row, Outcome("deferred", error))
         self.report.stopped = error
         return False
+
+    async def _paused(self, n: int, row: OutboxRow, outcome: Outcome) -> bool:
+        """A deferral that every message would meet (Outcome.pause): whether this worker goes
+        on (after the pause, see PAUSE_S). The row goes back uncounted and every connection
+        waits; met again once the pause is over, the next pause is twice as long. A 5xx, a
+        wait longer than PAUSE_MAX_S, or PAUSES pauses without a message sent: this row is
+        deferred (one attempt) and the run stops, the rest queued for the next run."""
+        loop = asyncio.get_running_loop()
+        if self.report.stopped:  # another connection stopped the run: this row stays queued
+            self.buffer.appendleft(row)
+            return False
+        if loop.time() < self.paused_until:  # another connection met it first: wait too
+            self.buffer.appendleft(row)
+            await self._pause_over()
+            return not self.report.stopped
+        wait = max(outcome.retry_after, PAUSE_S * 2 ** self.pauses)
+        if outcome.pause == "stop" or self.pauses >= PAUSES or wait > PAUSE_MAX_S:
+            # (stopped first: another connection's answer meanwhile leaves its row queued)
+            self.report.stopped = (f"the relay refuses every message for now ({outcome.error});"
+                                   " the rest stays queued for the next run")
+            await self._finish(row, replace(outcome, pause=""))
+            log.warning("event=delivery_paused_too_long pauses=%d error=%r", self.pauses,
+                        outcome.error)
+            return False
+        self.pauses += 1
+        self.buffer.appendleft(row)
+        self.paused_until = loop.time() + wait
+        log.warning("event=delivery_paused worker=%d pause=%d wait_s=%.1f error=%r", n,
+                    self.pauses, wait, outcome.error)
+        await self._pause_over()
+        return not self.report.stopped
+
+    async def _pause_over(self) -> None:
+        """Wait until the pause (if any) is over, or the run stops."""
+        loop = asyncio.get_running_loop()
+        while (left := self.paused_until - loop.time()) > 0 and not self._stopping() and (
+                not self.report.stopped):
+            await asyncio.sleep(min(left, 0.5))
 
     async def _committed(self, committing: asyncio.Future) -> None:
         """Wait for the group commit of a mark, starting that commit now if it waits."""
@@ -483,6 +539,7 @@ class SmtpSender:
         r = self.report
         done: asyncio.Future | None = None
         if outcome.kind == "sent":
+            self.pauses = 0
             at = utcnow()
             if self.group_commit:
                 if self.commit_error is not None:  # kept for the final attempt; stop here

@@ -129,6 +129,10 @@ class Outcome:
     error: str = ""
     retry_after: float = 0.0  # deferred: the wait the server asked for (retry_hint), seconds
     ended: bool = False  # "again": the server ended the session (else: a new one may do)
+    # deferred for a reason that is the relay's or our sender's, not this message's (a 4xx to
+    # MAIL FROM: a rate limit, storage; our address refused): every message would meet it.
+    # "wait": the run pauses and goes on; "stop": the run stops, the rest stays queued
+    pause: str = ""
 
 
 # an enhanced status code (RFC 3463) at the start of a reply line: "5.1.1", or on a later line
@@ -179,6 +183,10 @@ def classify(stage: str, e: BaseException, *, body_sent: bool = False) -> Outcom
       lost) may hide a message the server took, and a 421 defers it as any 4xx does; a
       message is sent again only at its next attempt, with the same Message-ID.
     - A deferral keeps the wait the reply asks for (retry_hint), for the sender's backoff.
+    - A deferral that is not about the message (a 4xx to MAIL FROM, RFC 5321 4.2.5: a rate
+      limit, the relay's storage; our sender's address refused, X.1.7 and X.1.8 of RFC
+      3463) carries `pause`: the sender pauses or stops the run instead of giving every
+      queued message an attempt.
     """
     if isinstance(e, aiosmtplib.SMTPResponseException):
         error = f"{stage} {e.code} {_one_line(e.message)}"
@@ -187,7 +195,11 @@ def classify(stage: str, e: BaseException, *, body_sent: bool = False) -> Outcom
         if not body_sent and (e.code == 421 or too_many):
             return Outcome("again", error, ended=e.code == 421)
         kind = reply_kind(e.code, e.message, stage=stage)
-        return Outcome(kind, error, retry_hint(e.message) if kind == "deferred" else 0.0)
+        if kind != "deferred":
+            return Outcome(kind, error)
+        ours = stage == "MAIL" or bool(m) and (m[2], m[3]) in (("1", "7"), ("1", "8"))
+        return Outcome(kind, error, retry_hint(e.message),
+                       pause=("wait" if e.code < 500 else "stop") if ours else "")
     error = f"{stage} {type(e).__name__}: {_one_line(str(e))}".rstrip(": ")
     if not body_sent and isinstance(e, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
         return Outcome("again", error, ended=True)
