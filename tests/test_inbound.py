@@ -610,24 +610,33 @@ def test_the_subject_of_an_older_mailto_unsubscribes_too(site):
 
 # -- the [inbound] mailbox, end to end ------------------------------------------------------------
 
+def imap_runs(site, mailbox, runs: int = 2):
+    """Read the real mailbox `runs` times with the daemon's own handler, each over a new
+    connection (as after a restart): each run's report, as it ends."""
+    from digestd.config import InboundConfig
+    from digestd.daemon import inbound_handler
+    from digestd.inbound.imap import fetch_and_handle
+
+    cfg = InboundConfig(imap_host=mailbox.host, imap_port=mailbox.port, imap_security="none",
+                        username=mailbox.username, timeout=10)
+    config = load_config(site.cfg)
+    for _ in range(runs):
+        with site.store() as store:
+            run = fetch_and_handle(cfg, mailbox.password, inbound_handler(config, store))
+        assert run.error is None
+        yield run
+
+
 def test_a_bounce_and_an_unsubscribe_in_a_real_mailbox_are_handled_once(site, mailbox):
     """Real Dovecot, the daemon's own handler: the DSN counts one bounce, the mailto:
     unsubscribe unsubscribes; both are moved, and a new connection (a restart) reads neither
     again."""
-    from digestd.config import InboundConfig
-    from digestd.daemon import inbound_handler
-    from digestd.inbound.imap import PROCESSED, fetch_and_handle
+    from digestd.inbound.imap import PROCESSED
 
     bounced, leaving = ADDRESSES[0], ADDRESSES[1]
     mailbox.append(fill(site, "postfix.eml", bounced),
                    fill(site, "mailto_unsubscribe.eml", leaving))
-    cfg = InboundConfig(imap_host=mailbox.host, imap_port=mailbox.port, imap_security="none",
-                        username=mailbox.username, timeout=10)
-    config = load_config(site.cfg)
-    for restart in range(2):
-        with site.store() as store:
-            run = fetch_and_handle(cfg, mailbox.password, inbound_handler(config, store))
-        assert run.error is None
+    for restart, run in enumerate(imap_runs(site, mailbox)):
         if restart == 0:
             assert (run.fetched, run.handled, run.failed) == (2, 2, 0)
             assert run.kinds == {"bounce": 1, "unsubscribe": 1}

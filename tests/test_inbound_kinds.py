@@ -19,7 +19,7 @@ from digestd.inbound import handle_message
 from digestd.tokens import unsubscribe_mail_token
 
 from . import test_inbound
-from .test_inbound import ADDRESSES, pipe, queue_digest, state, subscriber
+from .test_inbound import ADDRESSES, imap_runs, pipe, queue_digest, state, subscriber
 
 site = test_inbound.site  # the fixture: reader1..reader6@example.net, one digest each
 
@@ -538,9 +538,7 @@ def test_mail_not_ours_stays_unread_in_a_real_mailbox(site, mailbox):
     """Real Dovecot, the daemon's own handler: a reader's reply and an out-of-office stay in
     the folder, unread, for a person; the bounce beside them is handled and moved; later
     runs read neither again, nor count them."""
-    from digestd.config import InboundConfig
-    from digestd.daemon import inbound_handler
-    from digestd.inbound.imap import PROCESSED, fetch_and_handle
+    from digestd.inbound.imap import PROCESSED
 
     o = ours(site, 1)
     reply = (f"From: Reader One <{o['addr']}>\nTo: Digest <digest@example.org>\n"
@@ -551,17 +549,9 @@ def test_mail_not_ours_stays_unread_in_a_real_mailbox(site, mailbox):
     o2 = ours(site, 2)
     bounce = dsn(o2, fields(o2["addr"], "5.1.1", "550 5.1.1 User unknown"))
     mailbox.append(reply.encode(), away.encode(), bounce.encode())
-    cfg = InboundConfig(imap_host=mailbox.host, imap_port=mailbox.port, imap_security="none",
-                        username=mailbox.username, timeout=10)
-    config = load_config(site.cfg)
-    for run_number in range(2):
-        with site.store() as store:
-            run = fetch_and_handle(cfg, mailbox.password, inbound_handler(config, store))
-        assert run.error is None
-        if run_number == 0:
-            assert (run.fetched, run.handled, run.left) == (3, 1, 2)
-        else:
-            assert (run.fetched, run.handled, run.left) == (0, 0, 0)
+    first, second = imap_runs(site, mailbox)
+    assert (first.fetched, first.handled, first.left) == (3, 1, 2)
+    assert (second.fetched, second.handled, second.left) == (0, 0, 0)
     folders = mailbox.folders()
     assert folders["INBOX"] == {"messages": 2, "unseen": 2}
     assert folders[PROCESSED] == {"messages": 1, "unseen": 0}

@@ -361,12 +361,10 @@ class SmtpSender:
                     try:
                         client = await connect(self.smtp)
                     except (aiosmtplib.SMTPException, OSError) as e:
-                        client = None
-                        again = await self._refused(n, row, retries, f"connect to "
-                                                    f"{self.smtp.host}:{self.smtp.port}: "
-                                                    f"{connect_failure(e)}")
-                        self.connecting, proving = self.connecting - 1, False
-                        if not again:
+                        client, proving = None, False
+                        if not await self._refused(n, row, retries, f"connect to "
+                                                   f"{self.smtp.host}:{self.smtp.port}: "
+                                                   f"{connect_failure(e)}"):
                             break
                         retries += 1
                         continue
@@ -385,11 +383,10 @@ class SmtpSender:
                     if not carried and outcome.ended:
                         # ended before its first message: the server takes fewer connections
                         # than configured, or is going away; as if it had refused it
-                        again = await self._refused(
-                            n, row, retries, f"{self.smtp.host}:{self.smtp.port} ended the "
-                            f"session before a message: {outcome.error}")
-                        self.connecting, proving = self.connecting - 1, False
-                        if not again:
+                        proving = False
+                        if not await self._refused(
+                                n, row, retries, f"{self.smtp.host}:{self.smtp.port} ended "
+                                f"the session before a message: {outcome.error}"):
                             break
                         retries += 1
                         continue
@@ -427,20 +424,24 @@ class SmtpSender:
         says the server takes fewer: the row goes back to them and this worker ends. None
         open, but one got through in this run: the server frees its place soon (a
         connection's count outlives it, a restart), so it is tried again CONNECT_RETRIES
-        times. Else nothing works: the row is deferred and the run stops, the rest queued."""
-        if any(c.is_connected for c in self.clients) or self.connecting > 1:
-            self.buffer.appendleft(row)
-            log.info("event=connection_refused worker=%d error=%r", n, error)
+        times. Else nothing works: the row is deferred and the run stops, the rest queued.
+        Either way this worker's connection no longer counts as connecting once it returns."""
+        try:
+            if any(c.is_connected for c in self.clients) or self.connecting > 1:
+                self.buffer.appendleft(row)
+                log.info("event=connection_refused worker=%d error=%r", n, error)
+                return False
+            if self.connected and retries < CONNECT_RETRIES:
+                self.buffer.appendleft(row)
+                log.info("event=connection_refused worker=%d retry_in_s=%.2f error=%r", n,
+                         CONNECT_RETRY_S * 2 ** retries, error)
+                await asyncio.sleep(CONNECT_RETRY_S * 2 ** retries)
+                return True
+            await self._finish(row, Outcome("deferred", error))
+            self.report.stopped = error
             return False
-        if self.connected and retries < CONNECT_RETRIES:
-            self.buffer.appendleft(row)
-            log.info("event=connection_refused worker=%d retry_in_s=%.2f error=%r", n,
-                     CONNECT_RETRY_S * 2 ** retries, error)
-            await asyncio.sleep(CONNECT_RETRY_S * 2 ** retries)
-            return True
-        await self._finish(row, Outcome("deferred", error))
-        self.report.stopped = error
-        return False
+        finally:
+            self.connecting -= 1
 
     async def _paused(self, n: int, row: OutboxRow, outcome: Outcome) -> bool:
         """A deferral that every message would meet (Outcome.pause): whether this worker goes
