@@ -102,3 +102,44 @@ async def test_our_sender_refused_or_a_long_wait_stops_the_run_at_once(store, si
 ])
 def test_which_deferrals_pause_the_run(stage, code, message, pause):
     assert classify(stage, SMTPResponseException(code, message)).pause == pause
+
+
+# -- a full mailbox and an unknown user, in more of the words servers use --------------------------
+
+@pytest.mark.parametrize("code, message", [
+    (550, "Mailbox quota usage exceeded"),
+    (550, "User is over their quota"),
+    (554, "The recipient mailbox has exceeded its storage limit"),
+    (550, "Inbox is full"),
+    (550, "Quota reached"),
+    (522, "Mailbox full"),  # a non-standard code some providers answer
+    (550, "5.7.1 Mailbox full"),
+])
+def test_more_words_for_a_full_mailbox_defer(code, message):
+    assert classify("RCPT", SMTPResponseException(code, message)).kind == "deferred"
+
+
+@pytest.mark.parametrize("code, message, kind", [
+    # sendmail's "553 5.3.0 <x@y>... No such user": the undefined status says nothing more
+    (553, "5.3.0 <gone@example.org>... No such user", "bounced"),
+    (550, "5.3.0 User unknown", "bounced"),
+    (550, "5.5.0 Requested action not taken: mailbox unavailable", "bounced"),
+    # ... without such words it stays a failure of this message alone
+    (554, "5.3.0 transaction failed", "failed"),
+    (550, "5.7.1 Recipient address rejected: Access denied", "failed"),
+])
+def test_an_unknown_user_said_in_words_under_an_undefined_status(code, message, kind):
+    assert classify("RCPT", SMTPResponseException(code, message)).kind == kind
+
+
+async def test_a_mailbox_over_its_quota_is_retried_not_bounced(store, sink):
+    server = sink()
+    server.handler.rcpt_answers.update({"full@example.org": "550 Mailbox quota usage exceeded",
+                                        "gone@example.org": "553 5.3.0 <gone@example.org>... "
+                                                            "No such user"})
+    ids = queue(store, ["full@example.org", "gone@example.org", "ok@example.org"])
+    report = await send_smtp(store, smtp(server), FROM)
+    assert (report.sent, report.deferred, report.bounced) == (1, 1, 1)
+    assert [status_of(store, i)[0] for i in ids] == ["queued", "failed", "sent"]
+    assert store.get_subscriber("full@example.org").bounces == 0
+    assert store.get_subscriber("gone@example.org").bounces == 1

@@ -142,9 +142,23 @@ _ENHANCED = re.compile(r"(?m)^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 # A full mailbox or an exhausted quota, however the reply (or a bounce, inbound/dsn.py) is
 # coded: servers in the field say "550 Mailbox full", "552 ... over quota", "554 ... quota
 # exceeded". Storage is freed and quotas reset, so it is retried, never a bounce.
-MAILBOX_FULL = re.compile(r"(?<![\w.])[45]\.2\.2(?!\.?\d)|mailbox (is )?full|over ?quota|"
-                          r"quota exceeded|out of storage|insufficient (system )?storage|"
-                          r"exceeded storage allocation|mailbox size limit", re.IGNORECASE)
+MAILBOX_FULL = re.compile(
+    r"(?<![\w.])[45]\.2\.2(?!\.?\d)|over ?quota|out of storage|insufficient (system )?storage|"
+    r"exceeded storage allocation|mailbox size limit|disk quota|no space left|"
+    r"not enough (disk |storage )?space|"
+    # "quota exceeded", "quota usage exceeded", "exceeded its quota", "over their quota"
+    r"\bquota\b[\w\s-]{0,30}?\b(exceed|reached|full)|\b(exceed|reached|over)\w*[\w\s-]{0,30}?\bquota|"
+    # "mailbox full", "inbox is full", "mailbox has exceeded its storage limit"
+    r"\b(mail ?box|inbox|mail ?storage|account)\b[\w\s-]{0,20}?\b(full|exhausted|"
+    r"exceeded (its|the|their)? ?(storage |size |disk )?(limit|allocation|size))\b",
+    re.IGNORECASE)
+# an unknown recipient said in words, for the replies whose enhanced code says nothing more
+# (X.3.0, X.5.0: sendmail's "553 5.3.0 <x@y>... No such user")
+UNKNOWN_USER = re.compile(
+    r"user unknown|unknown (user|recipient|mailbox)|no such (user|mailbox|recipient|address|"
+    r"account)|(user|mailbox|address|recipient|account)\b[^.;]{0,40}?(does not|doesn't|"
+    r"did not) exist|invalid (recipient|mailbox|address)|addressee unknown|"
+    r"recipient not found|mailbox unavailable|no mailbox here", re.IGNORECASE)
 
 # the wait a 4xx asks for: "try again in 300 seconds", "come back in 00:05:00", "greylisted
 # for 10 minutes"
@@ -226,6 +240,8 @@ def reply_kind(code: int, text: str, *, stage: str = "RCPT") -> str:
       is deferred, unless the code says the message is too big: servers say "550 Mailbox
       full" as often as 452, and a full mailbox counted as a hard bounce would end a
       reader's subscription for a few days of a full inbox.
+    - To RCPT, an undefined system or protocol status (X.3.0, X.5.0) whose text says the
+      recipient is unknown (UNKNOWN_USER) refuses the address: bounced.
     """
     if code < 500:
         return "deferred"
@@ -240,6 +256,9 @@ def reply_kind(code: int, text: str, *, stage: str = "RCPT") -> str:
         kind = status_kind(*status, to_recipient=stage == "RCPT")
     if kind != "deferred" and not too_big and MAILBOX_FULL.search(text):
         return "deferred"
+    if kind == "failed" and stage == "RCPT" and status in (("3", "0"), ("5", "0")) and (
+            UNKNOWN_USER.search(text)):
+        return "bounced"
     return kind
 
 
