@@ -100,3 +100,17 @@ accuracy, \\ie\\ more than Doe \\etal.</description>
     assert paper.title == "Pruning at 5 ms a layer"
     assert paper.abstract == ("Unlike prior pruning (e.g., magnitude pruning), we keep 90% of "
                               "the accuracy, i.e. more than Doe et al.")
+
+
+@pytest.mark.parametrize("raw, expect", [
+    (r"splitting \ce{H2O} and \ce{CO2}", "splitting H₂O and CO₂"),
+    (r"\ce{SO4^2-} ions", "SO₄²⁻ ions"),
+    (r"\ce{2H2 + O2 -> 2H2O}", "2H₂ + O₂ → 2H₂O"),
+    (r"\ce{Na+ + Cl- -> NaCl}", "Na⁺ + Cl⁻ → NaCl"),
+    (r"\ce{Fe^{3+}} and \ce{^{13}C}", "Fe³⁺ and ¹³C"),
+    (r"\ce{N2 <=> 2N}", "N₂ ⇌ 2N"),
+    (r"the garnet \ce{Li7La3Zr2O12}", "the garnet Li₇La₃Zr₂O₁₂"),
+    (r"\ce{Ca(OH)2} at \pu{123 kJ/mol}", "Ca(OH)₂ at 123 kJ/mol"),
+])
+def test_mhchem_formulas(raw, expect):
+    assert tex_to_text(raw) == expect

@@ -319,6 +319,32 @@ def _si_quantity(node, l2tobj) -> str:
     return number + ("" if unit.startswith(_UNSPACED) else " ") + unit
 
 
+# mhchem's \\ce{...}: a formula's counts are subscripts (H2O is "H₂O"), charges
+# superscripts ("SO4^2-" is "SO₄²⁻"), and its arrows the signs
+_SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_SUPERSCRIPTS = str.maketrans("0123456789+-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻")
+_CE_ARROWS = (("<=>", "⇌"), ("<->", "↔"), ("->", "→"), ("<-", "←"))
+_CE_COUNT = re.compile(r"(?<=[A-Za-z)\]])(\d+)")
+_CE_BARE_CHARGE = re.compile(r"(?<=[A-Za-z)\]\d])([+-])(?=\s|$)")  # "Na+", "Cl-"
+_CE_CHARGE = re.compile(r"\^\{([0-9+-]+)\}|\^([0-9]+[+-]?|[+-])")  # also a mass: ^{13}C
+
+
+def _chemistry(node, l2tobj) -> str:
+    """mhchem's \\ce{SO4^2- + H2O -> ...}: counts as subscripts, charges as superscripts,
+    arrows as signs; a number before a formula (a coefficient, "2H2O") stays."""
+    arg = node.nodeargd.argnlist[-1] if node.nodeargd and node.nodeargd.argnlist else None
+    if arg is None:
+        return ""
+    text = arg.latex_verbatim()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1]
+    for sign, arrow in _CE_ARROWS:
+        text = text.replace(sign, arrow)
+    text = _CE_CHARGE.sub(lambda m: (m[1] or m[2]).translate(_SUPERSCRIPTS), text)
+    text = _CE_BARE_CHARGE.sub(lambda m: m[1].translate(_SUPERSCRIPTS), text)
+    return _CE_COUNT.sub(lambda m: m[1].translate(_SUBSCRIPT_DIGITS), text)
+
+
 # Symbols pylatexenc prints nothing for: the characters TeX (amssymb, mathtools, upgreek,
 # textcomp, gensymb, siunitx) prints
 _MORE_SYMBOLS = {
@@ -375,6 +401,7 @@ def _latex_contexts():
                                                 "overbrace")),
         *(macrospec.MacroSpec(m, "*[[{") for m in _REFERENCES if m not in ("ref", "label")),
         *(macrospec.MacroSpec(m, spec) for m, (spec, _, _) in _SI_QUANTITIES.items()),
+        macrospec.MacroSpec("ce", "{"), macrospec.MacroSpec("pu", "{"),
     ])
     render = get_default_latex_context_db()
     render.add_context_category("digestd", prepend=True, macros=[
@@ -418,6 +445,7 @@ def _latex_contexts():
         *(MacroTextSpec(m, c) for m, c in (*_SI_UNITS.items(), *_SI_PREFIXES.items())),
         MacroTextSpec("per", "/"), MacroTextSpec("squared", "²"), MacroTextSpec("cubed", "³"),
         *(MacroTextSpec(m, _si_quantity) for m in _SI_QUANTITIES),
+        MacroTextSpec("ce", _chemistry), MacroTextSpec("pu", "%(1)s"),
     ])
     return parse, render
 
