@@ -40,6 +40,52 @@ def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, c
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
 
 
+def test_demo_never_empties_a_setup_of_someone_s_own(tmp_path, capsys):
+    """`digestd demo --dir DIR` starts over only in a folder the demo made: DIR with a config,
+    a store with other subscribers, or an outbox with other files is left as it is."""
+    demo = tmp_path / "demo"
+    assert main(["demo", "--dir", str(demo)]) == 0
+    assert (demo / ".digestd-demo").is_file()
+    capsys.readouterr()
+
+    def refused(folder, says: str) -> None:
+        before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        assert main(["demo", "--dir", str(folder)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "nothing was changed" in err
+        assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+    # someone's setup: their config beside the store (digestd init writes ./digestd.toml)
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "digestd.toml").write_text('[store]\npath = "digestd.sqlite3"\n')
+    refused(own, "holds a digestd.toml")
+    # a store with a subscriber the demo never adds
+    import shutil
+
+    from digestd.store import open_store
+
+    shutil.copytree(demo, tmp_path / "theirs")
+    with open_store(str(tmp_path / "theirs" / "digestd.sqlite3")) as store:
+        store.add_subscriber("reader@example.net", ["pruning"])
+    refused(tmp_path / "theirs", "subscribers of its own")
+    # an outbox with a message of someone else's
+    shutil.copytree(demo, tmp_path / "mail")
+    (tmp_path / "mail" / "outbox" / "my.eml").write_text("Subject: mine\n\nkeep me\n")
+    refused(tmp_path / "mail", "files the demo did not write")
+    # a store beside files the demo never makes
+    shutil.copytree(demo, tmp_path / "beside")
+    (tmp_path / "beside" / "notes.txt").write_text("mine")
+    refused(tmp_path / "beside", "files the demo never makes (notes.txt)")
+    # a file that is no folder
+    (tmp_path / "f").write_text("x")
+    refused(tmp_path / "f", "is not a folder")
+    # the demo's own folder, and one an older demo made (no note), start over
+    (demo / ".digestd-demo").unlink()
+    assert main(["demo", "--dir", str(demo)]) == 0
+    assert len(list((demo / "outbox").glob("*.eml"))) == 2
+
+
 def test_cli_flow_with_a_config(tmp_path, capsys):
     assert init_offline(tmp_path) == 0
     cfg = str(tmp_path / "digestd.toml")

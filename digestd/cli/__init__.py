@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", default=".", help="where to write digestd.toml (default: here)")
     p = add("demo", cmd_demo, "run the whole pipeline offline on bundled sample papers")
     p.add_argument("--dir", default="digestd-demo",
-                   help="folder for the demo store and outbox (default: ./digestd-demo)")
+                   help="folder for the demo store and outbox (default: ./digestd-demo); "
+                        "each run starts it over, and a folder with a setup of someone's "
+                        "own (a config, other subscribers, other mail) is refused")
 
     config = add("config", None, "check the config or print an example").add_subparsers(
         dest="config_command", metavar="SUBCOMMAND", required=True)

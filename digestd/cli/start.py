@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -21,6 +22,7 @@ from ..config import (
     find_config,
     load_config,
 )
+from ..store import open_store
 from .common import _store, invocation
 
 DEMO_SUBSCRIBERS = (
@@ -78,6 +80,40 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_FILES = ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm", "digestd.secret")
+DEMO_MARK = ".digestd-demo"  # a note in the demo's folder: what it is, that it is emptied
+_DEMO_EML = re.compile(r"\d{6}-[\w:+.-]+-(ada|grace)_example\.org\.eml")
+
+
+def _not_the_demos(folder: Path) -> str:
+    """Why the demo must not empty `folder` ("" when it may): it holds a store, a secret or
+    an outbox the demo did not make (someone's own setup). A folder the demo made holds
+    only its files (and DEMO_MARK, which says what the folder is), its two subscribers and
+    the .eml files it wrote."""
+    if not folder.exists():
+        return ""
+    if not folder.is_dir():
+        return "is not a folder"
+    if (folder / "digestd.toml").exists():
+        return "holds a digestd.toml (a setup of its own, whose store would be the demo's)"
+    outbox = folder / "outbox"
+    others = sorted(p.name for p in folder.iterdir()
+                    if p.name not in (*DEMO_FILES, "outbox", DEMO_MARK))
+    if not any((folder / name).exists() for name in DEMO_FILES) and not outbox.exists():
+        return ""  # nothing of a store there: the demo only adds its own
+    if others:
+        return f"holds a store or an outbox beside files the demo never makes ({others[0]})"
+    if outbox.exists() and (not outbox.is_dir() or any(
+            not _DEMO_EML.fullmatch(p.name) for p in outbox.iterdir())):
+        return "has an outbox with files the demo did not write"
+    if (folder / "digestd.sqlite3").exists():
+        with open_store(str(folder / "digestd.sqlite3")) as store:
+            emails = {sub.email for sub in store.subscribers()}
+        if not emails <= {email for email, _, _ in DEMO_SUBSCRIBERS}:
+            return "holds a store with subscribers of its own"
+    return ""
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Everything offline: bundled papers, two subscribers, digests written as .eml files."""
     from ..jobs import build_digests, poll_sources, send_outbox
@@ -86,12 +122,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # the summary below says it all
     folder = Path(args.dir).resolve()
     outbox = folder / "outbox"
+    refused = _not_the_demos(folder)
+    if refused:
+        print(f"digestd demo: {folder} {refused}: nothing was changed. The demo starts "
+              "from scratch in a folder of its own; name another with --dir (the default "
+              "is ./digestd-demo).", file=sys.stderr)
+        return 2
     # the demo starts from scratch each time, removing only what it made itself
-    for name in ("digestd.sqlite3", "digestd.sqlite3-wal", "digestd.sqlite3-shm",
-                 "digestd.secret"):
+    for name in DEMO_FILES:
         (folder / name).unlink(missing_ok=True)
     if outbox.is_dir():
         shutil.rmtree(outbox)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / DEMO_MARK).write_text("made by `digestd demo`, which empties this folder's "
+                                    "store, secret and outbox each time it runs\n")
     base = load_config(None)
     config = dataclasses.replace(
         base, store=StoreConfig(path=str(folder / "digestd.sqlite3")),
