@@ -119,6 +119,30 @@ def test_cli_flow_with_a_config(tmp_path, capsys):
     assert main(["-c", cfg, "subscribers", "remove", "me@example.org"]) == 1
 
 
+def test_outbox_prune_never_reads_0_as_drop_everything(tmp_path, capsys):
+    """store.keep_sent_days = 0 keeps sent messages forever; `outbox prune` on that config
+    drops nothing, and `--days 0` is refused rather than dropping every message."""
+    import pytest
+
+    assert init_offline(tmp_path) == 0
+    cfg = tmp_path / "digestd.toml"
+    assert main(["-c", str(cfg), "subscribers", "add", "me@example.org", "--rule",
+                 "diffusion"]) == 0
+    assert main(["-c", str(cfg), "poll"]) == 0
+    assert main(["-c", str(cfg), "send", "--now"]) == 0
+    assert "1 written" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["-c", str(cfg), "outbox", "prune", "--days", "0"])
+    assert e.value.code == 2 and "must be 1 or more" in capsys.readouterr().err
+    assert main(["-c", str(cfg), "outbox", "prune", "--days", "1"]) == 0
+    assert "dropped the message of 0 digests sent more than 1 day ago" in \
+        capsys.readouterr().out
+    cfg.write_text(cfg.read_text().replace("[store]", "[store]\nkeep_sent_days = 0", 1))
+    assert main(["-c", str(cfg), "outbox", "prune"]) == 0
+    assert "nothing dropped" in capsys.readouterr().out
+    assert main(["-c", str(cfg), "outbox", "show", "1"]) == 0  # the message is still there
+
+
 def test_invalid_rule_is_refused(tmp_path, capsys):
     init_offline(tmp_path)
     capsys.readouterr()

@@ -50,6 +50,15 @@ from .subscribers import (
 __all__ = ["CREDENTIALS", "DEMO_SUBSCRIBERS", "Progress", "build_parser", "main"]
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more (--days: a window of 0 days holds nothing,
+    and a prune of 0 days would drop every message)."""
+    n = non_negative(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
 def non_negative(text: str) -> int:
     """An argparse type: a whole number, 0 or more (--limit, --days, --top)."""
     try:
@@ -208,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rule", metavar="RULE", help="e.g. 'title:(prun* OR sparsit*) -survey' "
                    "(write -- before a rule that starts with -)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--days", type=non_negative, default=30, metavar="N",
+    which.add_argument("--days", type=positive, default=30, metavar="N",
                        help="papers stored in the last N days (default 30)")
     which.add_argument("--papers", metavar="FILE",
                        help="a JSON array of papers (title, abstract, authors, categories, "
@@ -235,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     seeds.add_argument("--subscriber", metavar="EMAIL",
                        help="a subscriber's stored seeds (digestd subscribers seed)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--days", type=non_negative, default=30, metavar="N",
+    which.add_argument("--days", type=positive, default=30, metavar="N",
                        help="papers stored in the last N days (default 30)")
     which.add_argument("--papers", metavar="FILE",
                        help="a JSON array of papers, as rules test takes, instead of the store")
@@ -276,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "for one already sent)")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "
             "(keeps the store small; history and sent marks stay)", outbox)
-    p.add_argument("--days", type=non_negative, metavar="N",
-                   help="older than N days (default: store.keep_sent_days, 30)")
+    p.add_argument("--days", type=positive, metavar="N",
+                   help="older than N days, 1 or more (default: store.keep_sent_days, 30; "
+                        "when that is 0, which keeps them forever, nothing is dropped)")
     add("doctor", cmd_doctor, "check the SMTP server (EHLO, STARTTLS, AUTH; no mail is sent), "
         "the [inbound] mailbox (login; nothing read or moved), the DKIM key and the From "
         "domain's SPF/DKIM/DMARC records")

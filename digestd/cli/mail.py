@@ -108,11 +108,16 @@ def cmd_outbox_prune(args: argparse.Namespace) -> int:
     config = _config(args)
     if args.days is None:
         args.days = config.store.keep_sent_days
+        if args.days == 0:  # the config's 0: keep them forever
+            print("store.keep_sent_days = 0 keeps the messages of sent digests forever: "
+                  "nothing dropped (give --days N to drop those older than N days)")
+            return 0
     before = _days_ago(args.days)
     with _store(config) as store:
         dropped = store.prune_sent(before)
-    print(f"dropped the message of {dropped} digests sent more than {args.days} days ago "
-          "(their history and sent marks stay)")
+    print(f"dropped the message of {dropped} digest{'s' if dropped != 1 else ''} sent more "
+          f"than {args.days} day{'s' if args.days != 1 else ''} ago (their history and sent "
+          "marks stay)")
     return 0
 
 
