@@ -47,6 +47,13 @@ class StoreMissing(StoreError):
     exit_code = 2
 
 
+class StoreNotMade(StoreError):
+    """A command that only reads found no store where the config says it is: a mistyped
+    store.path, or a setup that never ran. Nothing is made there."""
+
+    exit_code = 2
+
+
 class StoreWriteError(StoreError, sqlite3.OperationalError):
     """The store cannot be written: its disk is full, or its folder or file is read-only.
 

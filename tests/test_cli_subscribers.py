@@ -83,8 +83,11 @@ def test_which_rule_is_wrong_and_exit_2(site, capsys):
 def test_no_config_file_is_said(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
-    assert main(["subscribers", "list"]) == 0
-    assert "no config file" in capsys.readouterr().err
+    # without a config: said, and the defaults' store ./digestd.sqlite3 is not made to list it
+    assert main(["subscribers", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "no config file" in err and "no store at" in err
+    assert not (tmp_path / "digestd.sqlite3").exists()
 
 
 def test_set_chooses_recommendations_and_the_threshold(site, capsys):
@@ -133,3 +136,21 @@ def test_counts_and_a_weekday_that_would_do_nothing_are_refused(tmp_path, capsys
     capsys.readouterr()
     assert main(["-c", cfg, "subscribers", "list"]) == 0
     assert "weekly fri" in capsys.readouterr().out
+
+
+def test_a_mistyped_store_path_is_not_made_by_a_command_that_only_reads(tmp_path, capsys):
+    """store.path mistyped: `subscribers list`, `sources`, `papers`, `outbox` and `rules
+    list` say there is no store there instead of making an empty one (and its folders)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[store]\npath = "nodir/sub/x.sqlite3"\n')
+    for command in (["subscribers", "list"], ["sources"], ["papers"], ["outbox"],
+                    ["outbox", "show", "1"], ["rules", "list", "a@example.org"]):
+        assert main(["-c", str(cfg), *command]) == 2, command
+        err = capsys.readouterr().err
+        assert f"no store at {tmp_path / 'nodir' / 'sub' / 'x.sqlite3'}" in err
+        assert "check store.path" in err
+    assert not (tmp_path / "nodir").exists()
+    # a command that writes makes it, as a new setup's first one does
+    assert main(["-c", str(cfg), "subscribers", "add", "a@example.org", "--rule", "x"]) == 0
+    assert main(["-c", str(cfg), "subscribers", "list"]) == 0
+    assert "a@example.org" in capsys.readouterr().out

@@ -8,13 +8,15 @@ import shlex
 import shutil
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from ..config import (
     Config,
     find_config,
     load_config,
 )
-from ..store import BaseStore, open_store
+from ..errors import StoreNotMade
+from ..store import BaseStore, open_store, refuse_to_start_over
 
 
 def _count(n: int, noun: str) -> str:
@@ -42,8 +44,21 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def _store(config: Config) -> BaseStore:
-    return open_store(config.store)
+def _store(config: Config, *, read_only: bool = False) -> BaseStore:
+    """The config's store, open. `read_only` (a command that only lists or shows): a SQLite
+    store that does not exist yet is not made (its folders neither) but refused with
+    StoreNotMade, which names the path: a mistyped store.path must not look like an empty
+    store."""
+    target = config.store
+    if read_only and not getattr(target, "url", "") and target.path != ":memory:" and (
+            not os.path.exists(target.path)):
+        refuse_to_start_over(Path(target.path))  # lost, not new: says so (StoreMissing)
+        raise StoreNotMade(
+            f"no store at {os.path.abspath(target.path)}: nothing to read, and none was "
+            f"made. If it should be there, check store.path in the config; a new setup "
+            f"makes it with `{invocation()} init`, or at its first `poll`, `subscribers "
+            "add` or `run`.")
+    return open_store(target)
 
 
 def _days_ago(days: int) -> str:

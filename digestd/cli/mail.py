@@ -49,7 +49,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from ..store import utcnow
 
     config = _config(args)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         waiting = store.outbox()
         failed = store.outbox(status="failed") if args.failed or args.json else []
         sent = store.outbox(status="sent", limit=args.limit or None,
@@ -91,7 +91,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_outbox_show(args: argparse.Namespace) -> int:
     config = _config(args)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         message = store.stored_message(args.id)
     if message is None:
         print(f"digestd: no stored message for digest {args.id} (ids from `digestd outbox`; "
@@ -113,7 +113,7 @@ def cmd_outbox_prune(args: argparse.Namespace) -> int:
                   "nothing dropped (give --days N to drop those older than N days)")
             return 0
     before = _days_ago(args.days)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         dropped = store.prune_sent(before)
     print(f"dropped the message of {dropped} digest{'s' if dropped != 1 else ''} sent more "
           f"than {args.days} day{'s' if args.days != 1 else ''} ago (their history and sent "

@@ -36,7 +36,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 def cmd_sources(args: argparse.Namespace) -> int:
     config = _config(args)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         states = {s.name: s for s in store.source_states()}
     rows = []
     for src in config.sources:
@@ -72,7 +72,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
             since = date.fromisoformat(args.since).isoformat()
         except ValueError:
             raise UsageError(f'--since must be a date as YYYY-MM-DD, got "{args.since}"') from None
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         papers = store.papers_since(since, with_aliases=True, limit=args.limit,
                                     newest_first=True)
     if args.json:

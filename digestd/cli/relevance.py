@@ -21,7 +21,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if args.subscriber:
         # the profile the digest build makes: stored seeds and "more like this" papers as
         # positives, "less like this" papers as negatives
-        with _store(config) as store:
+        with _store(config, read_only=True) as store:
             sub = store.get_subscriber(args.subscriber)
             seeds = SeedFile(tuple(Seed(id=s.paper_id, title=s.title, abstract=s.abstract,
                                         ids=(s.paper_id,), where=sub.email)
@@ -37,7 +37,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     if args.papers:
         papers, where = _papers_from_file(args.papers), args.papers
     else:
-        with _store(config) as store:
+        with _store(config, read_only=True) as store:
             papers = store.papers_since(_days_ago(args.days))
         where = f"papers stored in the last {args.days} days"
     result = similar(seeds, papers, liked=liked, disliked=disliked, top=args.top,

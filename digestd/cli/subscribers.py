@@ -71,7 +71,7 @@ def _weekday_applies(weekday: str | None, frequency: str) -> None:
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         subs = store.subscribers(args.status)
     if args.json:
         _print_json([{"email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
@@ -224,7 +224,7 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     else:
         config = _config(args)
         since = _days_ago(args.days)
-        with _store(config) as store:
+        with _store(config, read_only=True) as store:
             papers = store.papers_since(since)
         where = f"papers stored in the last {args.days} days"
     matches = match_rules([args.rule], papers)
@@ -260,7 +260,7 @@ def cmd_rules_add(args: argparse.Namespace) -> int:
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    with _store(config) as store:
+    with _store(config, read_only=True) as store:
         sub = store.get_subscriber(args.email)
     for i, rule in enumerate(sub.rules, 1):
         print(f"{i:>3}  {rule}")

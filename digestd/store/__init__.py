@@ -17,7 +17,7 @@ import os
 import re
 
 from .bodies import PackedMessage, pack_message, unpack_message
-from .files import SECRET_NAME, WHERE_THE_STORE_GOES
+from .files import SECRET_NAME, WHERE_THE_STORE_GOES, refuse_to_start_over
 from .records import (
     ArchivedDigest,
     DeliveredPaper,
@@ -35,7 +35,7 @@ from .sqlite import Store
 __all__ = ["ArchivedDigest", "BaseStore", "DeliveredPaper", "MIGRATIONS", "OutboxRow",
            "PackedMessage", "QueuedDigest", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark",
            "SourceState", "Store", "StoredSeed", "WHERE_THE_STORE_GOES", "is_postgres_url", "open_store",
-           "pack_message", "unpack_message", "utcnow", "without_password"]
+           "pack_message", "refuse_to_start_over", "unpack_message", "utcnow", "without_password"]
 
 
 def without_password(url: str) -> str:

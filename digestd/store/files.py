@@ -18,7 +18,7 @@ WHERE_THE_STORE_GOES = ("point [store] path at the state directory, e.g. "
                         "/var/lib/digestd/digestd.sqlite3")
 
 
-def _refuse_to_start_over(path: Path) -> None:
+def refuse_to_start_over(path: Path) -> None:
     """A StoreMissing when the store at `path` is missing or empty (truncated, say) but the
     link secret made next to it, or its write-ahead log, is still there; a brand new setup
     has neither."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import StoreError, StoreWriteError
 from .base import BaseStore
 from .dialect import SQLITE
-from .files import _cannot_write, _Connection, _refuse_to_start_over
+from .files import _cannot_write, _Connection, refuse_to_start_over
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger("digestd.store")
@@ -32,7 +32,7 @@ class Store(BaseStore):
         self._between_calls = threading.Lock()  # the checkpoint thread's (fork_safe)
         self.side_files = self.path
         if self.path != ":memory:":
-            _refuse_to_start_over(Path(self.path))
+            refuse_to_start_over(Path(self.path))
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
