@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 from ..config import (
     Config,
+    config_places,
     find_config,
     load_config,
 )
@@ -37,8 +38,8 @@ def _config(args: argparse.Namespace) -> Config:
     path = find_config(args.config)
     if path is None:
         # a command run in the wrong folder must not look like "every subscriber is gone"
-        print("digestd: warning: no config file (--config, $DIGESTD_CONFIG, ./digestd.toml): "
-              "using the embedded defaults, with the store ./digestd.sqlite3", file=sys.stderr)
+        print(f"digestd: warning: no config file ({config_places()}): using the embedded "
+              "defaults, with the store ./digestd.sqlite3", file=sys.stderr)
     return load_config(path)
 
 
