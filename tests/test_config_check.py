@@ -543,10 +543,16 @@ def test_config_check_without_a_config_file_says_where_it_looked(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
     monkeypatch.delenv("CONFIGURATION_DIRECTORY", raising=False)
-    assert main(["config", "check"]) == 1
+    assert main(["config", "check"]) == 2  # as for a config with mistakes; 0 is OK
     err = capsys.readouterr().err
-    assert "no config file found (looked at --config, $DIGESTD_CONFIG, ./digestd.toml)" in err
+    # every place find_config looks, $CONFIGURATION_DIRECTORY's too (systemd sets it)
+    assert ("no config file found (looked at --config, $DIGESTD_CONFIG, ./digestd.toml, "
+            "$CONFIGURATION_DIRECTORY/config.toml ($CONFIGURATION_DIRECTORY is not set))" in err)
     assert "init`" in err and not (tmp_path / "digestd.sqlite3").exists()
+    monkeypatch.setenv("CONFIGURATION_DIRECTORY", str(tmp_path / "etc"))
+    assert main(["config", "check"]) == 2
+    assert (f"$CONFIGURATION_DIRECTORY/config.toml ({tmp_path / 'etc' / 'config.toml'}))"
+            in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("every, ok", [("30", False), ('"30s"', False), ('"59s"', False),
@@ -578,3 +584,59 @@ def test_every_mistake_of_one_source_table_in_one_check(check):
 def test_a_section_written_as_a_key_is_named_with_its_line(check):
     code, err, _ = check('# logging\nlog = "debug"\n\n[[sources]]\nname = "a"\nkind = "sample"\n')
     assert code == 2 and "digestd.toml:2: log must be a table" in err
+
+
+def test_the_checks_beyond_single_keys_name_every_mistake_in_one_check(check, tmp_path):
+    code, err, path = check(f'''\
+        [digest]
+        templates_dir = "mine"
+
+        [smtp]
+        host = "mail.example.org"
+        password_file = "{tmp_path / "nope"}"
+
+        [dkim]
+        selector = "s1"
+
+        [inbound]
+        imap_host = "imap.example.org"
+        ''')
+    assert code == 2
+    lines = err.splitlines()
+    assert lines[0] == (f"digestd: error: {path}:2: digest.templates_dir must be a folder, got "
+                        f'"{tmp_path / "mine"}": it does not exist')
+    assert lines[1].startswith(f"{path}:6: smtp.password_file: cannot read secret file "
+                               f"{tmp_path / 'nope'}: No such file or directory")
+    assert lines[2] == f"{path}:9: dkim.selector is set but there is no key: set " \
+                       "dkim.private_key_file"
+    assert lines[3] == (f"{path}:12: inbound.username is required with inbound.imap_host (the "
+                        "mailbox's login name)")
+    assert lines[4:] == ["(4 mistakes in the config)"]
+
+
+def test_the_checks_beyond_single_keys_come_with_the_keys_own_mistakes(check, tmp_path):
+    code, err, path = check('[digest]\ntemplates_dir = "mine"\n\n[dkim]\nselector = "s 1"\n\n'
+                            '[smtp]\nport = 70000\nca_file = "nope"\n')
+    assert code == 2
+    assert f"{path}:2: digest.templates_dir must be a folder" in err
+    assert f"{path}:5: dkim.selector must be a DNS name" in err
+    assert f"{path}:8: smtp.port must be at most" in err
+    # a section with a mistake of its own is checked no further: its values are defaults
+    assert "there is no key" not in err and "ca_file" not in err
+    assert "(3 mistakes in the config)" in err
+
+
+def test_a_dkim_key_file_that_cannot_be_read_is_said_once(check, tmp_path):
+    code, err, path = check(f'[dkim]\nselector = "s1"\nprivate_key_file = "{tmp_path / "no"}"\n')
+    assert code == 2 and "dkim.private_key_file: cannot read secret file" in err
+    assert "there is no key" not in err and "mistakes" not in err
+
+
+def test_a_top_level_key_is_an_unknown_key_not_a_section(check):
+    refused(check, 'debug = true\n\n[digest]\nmax_papers = 5\n', 1,
+            'unknown key "debug" (settings go in sections such as [digest])')
+    # a setting of a section, written before any table: the section it belongs in
+    refused(check, 'base_url = "https://digest.example.org"\n[digest]\nmax_papers = 5\n', 1,
+            'unknown key "base_url" (settings go in sections such as [web])')
+    code, err, _ = check("[smpt]\nhost = 'x'\n")  # a table is still a section
+    assert code == 2 and "digestd.toml:1: unknown section [smpt]" in err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..config import (
     Config,
+    config_places,
     find_config,
     load_config,
 )
@@ -39,8 +40,8 @@ def _config(args: argparse.Namespace) -> Config:
     path = find_config(args.config)
     if path is None:
         # a command run in the wrong folder must not look like "every subscriber is gone"
-        print("digestd: warning: no config file (--config, $DIGESTD_CONFIG, ./digestd.toml): "
-              "using the embedded defaults, with the store ./digestd.sqlite3", file=sys.stderr)
+        print(f"digestd: warning: no config file ({config_places()}): using the embedded "
+              "defaults, with the store ./digestd.sqlite3", file=sys.stderr)
     return load_config(path)
 
 

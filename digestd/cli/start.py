@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import (
     DeliveryConfig,
     StoreConfig,
+    config_places,
     default_source,
     duration_text,
     example_config,
@@ -182,14 +183,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     if path is None:
         # nothing to check: say where digestd looked, and what it would run on
-        looked = "--config, $DIGESTD_CONFIG, ./digestd.toml" + (
-            ", $CONFIGURATION_DIRECTORY/config.toml"
-            if os.environ.get("CONFIGURATION_DIRECTORY") else "")
-        print(f"digestd: no config file found (looked at {looked}); without one digestd "
-              "runs on its embedded defaults (the bundled sample source, the store "
+        # (exit 2, as for a config with mistakes: there is nothing to check)
+        print(f"digestd: no config file found (looked at {config_places()}); without one "
+              "digestd runs on its embedded defaults (the bundled sample source, the store "
               "./digestd.sqlite3, digests into ./outbox). Name yours with -c PATH, or write "
               f"one with `{invocation()} init`.", file=sys.stderr)
-        return 1
+        return 2
     hidden = _credentials_hidden()
     if hidden:
         # the unit's `systemctl reload` check: the file is what can be wrong here; the

@@ -7,6 +7,7 @@ default, its help text and its constraints live there. The loader, the
     checks.py    setting() and the checks of single values
     schema.py    one dataclass per section, and Config
     load.py      find, parse and check a file; say where a mistake is
+    finish.py    what keys need together, the files they name, secrets: every mistake noted
     credentials.py  secrets from files, the environment and systemd credentials
     example.py   config.example.toml from the declarations
 
@@ -47,6 +48,8 @@ from .checks import (  # noqa: F401
     check_time_zone,
     check_url,
     derived,
+    duration_text,
+    parse_duration,
     setting,
 )
 from .example import (  # noqa: F401
@@ -55,12 +58,11 @@ from .example import (  # noqa: F401
 )
 from .load import (  # noqa: F401
     check_dkim_key,
+    config_places,
     default_source,
-    duration_text,
     find_config,
     load_config,
     parse_config,
-    parse_duration,
     unsubscribe_warning,
 )
 from .schema import (  # noqa: F401

@@ -1,5 +1,5 @@
 """Single settings: `setting()`, which declares one, and the checks of single values
-(addresses, URLs, hosts, times, rates) that its `check=` names."""
+(addresses, URLs, hosts, times, rates) that its `check=` names; durations."""
 
 import difflib
 import ipaddress
@@ -351,3 +351,35 @@ def check_store_url(value: str) -> str:
         raise ValueError('must be empty or a PostgreSQL URL "postgresql://user@host/database"')
     return value
 
+
+# -- durations -------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def duration_text(seconds: float) -> str:
+    """43200.0 -> "12h": the shortest exact way to write a duration in TOML."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def parse_duration(raw: Any, name: str = "duration", fail=None) -> float:
+    """'90s', '30m', '6h', '1d' or a number of seconds -> seconds."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    m = _DURATION.match(raw) if isinstance(raw, str) else None
+    if raw == "":
+        return 0.0
+    if not m:
+        # (short examples: sources.timeout allows at most "1h"; the value quoted as the
+        # config writes strings)
+        got = f'"{raw}"' if isinstance(raw, str) else repr(raw)
+        msg = (f'{name} must be a duration: a number with s, m, h or d, e.g. "90s" or "30m"; '
+               f"got {got}")
+        if fail:
+            fail(msg)
+        raise ValueError(msg)
+    return float(m[1]) * _UNIT[m[2]]

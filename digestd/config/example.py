@@ -9,7 +9,7 @@ else:  # pragma: no cover
     pass
 
 
-from .load import duration_text
+from .checks import duration_text
 from .schema import SECTIONS, SourceConfig, settings, toml_key
 
 # -- the example file --------------------------------------------------------------------------

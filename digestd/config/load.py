@@ -1,5 +1,6 @@
 """Reading config.toml: find it, parse it, check every value, and say where a mistake is
-(file, line and key); durations; what `config check` warns about."""
+(file, line and key); what `config check` warns about. What the keys need together and the
+files they name are checked in finish.py."""
 
 import dataclasses
 import difflib
@@ -22,18 +23,17 @@ from ..errors import ConfigError
 from .checks import (
     CONFIG_ENV,
     SOURCE_KINDS,
-    check_mailto_address,
+    duration_text,
+    parse_duration,
     source_url_problem,
     unknown_arxiv_category,
 )
-from .credentials import read_secret
+from .finish import all_of, check_together, finish
 from .schema import (
     SECTIONS,
     Config,
-    InboundConfig,
     SmtpConfig,
     SourceConfig,
-    is_loopback,
     settings,
     toml_key,
 )
@@ -53,6 +53,15 @@ def find_config(explicit: str | os.PathLike | None = None) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def config_places(env: typing.Mapping[str, str] | None = None) -> str:
+    """Where find_config looks, in its order, for a message that none was found."""
+    env = os.environ if env is None else env
+    found = env.get("CONFIGURATION_DIRECTORY")
+    return (f"--config, ${CONFIG_ENV}, ./digestd.toml, $CONFIGURATION_DIRECTORY/config.toml ("
+            + (f"{Path(found) / 'config.toml'}" if found else "$CONFIGURATION_DIRECTORY is not "
+               "set") + ")")
+
+
 def load_config(path: str | os.PathLike | None = None, *, env: typing.Mapping[str, str] | None
                 = None) -> Config:
     """Read and validate a config file; None gives the embedded defaults.
@@ -61,7 +70,7 @@ def load_config(path: str | os.PathLike | None = None, *, env: typing.Mapping[st
     """
     env = os.environ if env is None else env
     if path is None:
-        return _finish(Config(sources=(default_source(),)), None, env)
+        return finish(Config(sources=(default_source(),)), None, env)
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -95,11 +104,17 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
 
     values: dict[str, Any] = {}
     errors: list[ConfigError] = []  # every mistake, so that one check names them all
+    failed: set[str] = set()  # the sections with mistakes of their own: checked no further
     for section, table in data.items():
         if section == "sources":
             continue
         try:
             cls = SECTIONS.get(section)
+            if cls is None and not isinstance(table, dict):  # debug = true, before any table
+                home = next((name for name, c in SECTIONS.items()
+                             if section in {toml_key(f) for f in settings(c)}), "digest")
+                fail(f'unknown key "{section}" (settings go in sections such as [{home}])',
+                     section)
             if cls is None:
                 fail(f'unknown section [{section}] (sections: '
                      f'{", ".join([*SECTIONS, "sources"])})', section)
@@ -107,9 +122,12 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
                 fail(f"{section} must be a table", section)
         except ConfigError as e:
             errors.append(e)
+            failed.add(section)
             continue
         built = _build(cls, table, section, None, fail, errors)
-        if built is not None:
+        if built is None:
+            failed.add(section)
+        else:
             values[section] = built
 
     sources_data = data.get("sources", [])
@@ -137,145 +155,22 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
         errors.extend(problems)
         if src is not None and not problems:
             sources.append(src)
-    if errors:
-        raise _all_of(errors)
 
+    def note(message: str, section: str, key: str) -> None:
+        if section not in failed:  # (else its values are the defaults)
+            errors.append(ConfigError(message, path=str(path), line=locate(section, None, key),
+                                      key=key))
+
+    # what the keys say together, and the files they name: checked even when some keys have
+    # mistakes of their own, so that one check names every mistake
     config = Config(path=path.resolve(), sources=tuple(sources), **values)
     if config.delivery.method == "smtp" and config.smtp is None:
         config = dataclasses.replace(config, smtp=SmtpConfig())
-    digest = config.digest
-    if digest.check_every >= digest.max_lateness:
-        written = data.get("digest", {})
-        fail(f'digest.check_every ("{duration_text(digest.check_every)}") must be less than '
-             f'digest.max_lateness ("{duration_text(digest.max_lateness)}"): a digest due '
-             "between two checks would be merged into the next one instead of sent",
-             "digest", "check_every" if "check_every" in written or "max_lateness" not in
-             written else "max_lateness")
-    _check_inbound(config.inbound, data.get("inbound", {}), fail)
-    mailto = config.delivery.unsubscribe_mailto
-    if config.delivery.return_path and mailto:
-        try:
-            check_mailto_address(mailto)
-        except ValueError as e:
-            fail(f"delivery.unsubscribe_mailto {e.args[0]}"
-                 + (f" ({e.args[1]})" if len(e.args) > 1 else "")
-                 + ' once delivery.return_path is set (it becomes "LOCAL+TOKEN@DOMAIN")',
-                 "delivery", "unsubscribe_mailto")
-    config = _finish(config, path, env, locate)
+    check_together(config, data, note, failed)
+    config = finish(config, path, env, locate, note, failed)
+    if errors:
+        raise all_of(errors)
     return dataclasses.replace(config, warnings=_warnings(config, path, locate))
-
-
-def _folder_problem(folder: str) -> str | None:
-    """Why digestd cannot write files into `folder` (made if missing), or None."""
-    if os.path.exists(folder):
-        if not os.path.isdir(folder):
-            return "is a file, not a folder"
-        return None if os.access(folder, os.W_OK | os.X_OK) else "cannot be written to"
-    parent = next((p for p in Path(folder).parents if p.exists()), None)  # made from there
-    if parent is not None and not parent.is_dir():
-        return f"cannot be made: {parent} is a file"
-    if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
-        return f"cannot be made: {parent} cannot be written to"
-    return None
-
-
-def _check_inbound(inbound: InboundConfig, written: dict, fail) -> None:
-    """What [inbound] needs beyond its keys' own checks; raises ConfigError."""
-    if not inbound.enabled:
-        return
-    if not inbound.username:
-        fail("inbound.username is required with inbound.imap_host (the mailbox's login name)",
-             "inbound", "username" if "username" in written else "imap_host")
-    if inbound.imap_security == "none" and not is_loopback(inbound.imap_host):
-        fail(f'inbound.imap_security "none" sends the password in clear text: it is allowed '
-             f'only for a server on this machine (127.0.0.1, ::1, localhost), not '
-             f'"{inbound.imap_host}"; use "tls" or "starttls"', "inbound", "imap_security")
-
-
-def _finish(config: Config, path: Path | None, env: typing.Mapping[str, str],
-            locate: "_Locator | None" = None) -> Config:
-    """Resolve relative paths against the config file's folder, check that the files and
-    folders named exist, and read secrets."""
-    def fail(message: str, section: str, key: str) -> typing.NoReturn:
-        line = locate(section, None, key) if locate else None
-        raise ConfigError(message, path=str(path) if path else None, line=line, key=key)
-
-    base = config.base_dir
-    replaced = {}
-    for name in ("store", "delivery", "smtp", "web", "digest", "dkim", "inbound"):
-        section = getattr(config, name)
-        if section is None:
-            continue
-        changes = {}
-        for f in settings(type(section)):
-            value = getattr(section, f.name)
-            if f.metadata.get("path") and value:
-                changes[f.name] = str((base / os.path.expanduser(value)).resolve())
-        if changes:
-            replaced[name] = dataclasses.replace(section, **changes)
-    config = dataclasses.replace(config, **replaced)
-    # a feed given as a local file path is relative to the config file, like every path
-    sources = tuple(
-        dataclasses.replace(s, url=str((base / os.path.expanduser(s.url)).resolve()))
-        if s.kind == "feed" and s.url and "://" not in s.url and not os.path.isabs(s.url)
-        else s for s in config.sources)
-    config = dataclasses.replace(config, sources=sources)
-    if config.delivery_method == "outbox":
-        problem = _folder_problem(config.delivery.outbox_dir)
-        if problem:
-            fail(f'delivery.outbox_dir "{config.delivery.outbox_dir}" {problem}: the outbox '
-                 "method writes its .eml files there", "delivery", "outbox_dir")
-    templates = config.digest.templates_dir
-    if templates and not os.path.isdir(templates):
-        fail(f'digest.templates_dir must be a folder, got "{templates}": '
-             + ("it is not a folder" if os.path.exists(templates) else "it does not exist"),
-             "digest", "templates_dir")
-
-    def secret(credential: str, section: str, key: str, value: str, env_var: str) -> str | None:
-        try:
-            return read_secret(credential, value, env_var, env, path)
-        except ConfigError as e:
-            fail(f"{section}.{key}: {e.message}", section, key)
-
-    if config.store.url:
-        password = secret("store-password", "store", "password_file",
-                          config.store.password_file, "DIGESTD_STORE_PASSWORD")
-        config = dataclasses.replace(config, store=dataclasses.replace(
-            config.store, password=password or ""))
-    if config.smtp is not None:
-        if config.smtp.ca_file:
-            try:
-                with open(config.smtp.ca_file, "rb"):
-                    pass
-            except OSError as e:
-                fail(f'smtp.ca_file must be a readable file, got "{config.smtp.ca_file}": '
-                     f"{e.strerror}", "smtp", "ca_file")
-        password = secret("smtp-password", "smtp", "password_file", config.smtp.password_file,
-                          "DIGESTD_SMTP_PASSWORD")
-        config = dataclasses.replace(config, smtp=dataclasses.replace(config.smtp,
-                                                                      password=password or ""))
-    if config.inbound.enabled:
-        if config.inbound.ca_file:
-            try:
-                with open(config.inbound.ca_file, "rb"):
-                    pass
-            except OSError as e:
-                fail(f'inbound.ca_file must be a readable file, got "{config.inbound.ca_file}": '
-                     f"{e.strerror}", "inbound", "ca_file")
-        password = secret("imap-password", "inbound", "password_file",
-                          config.inbound.password_file, "DIGESTD_IMAP_PASSWORD")
-        config = dataclasses.replace(config, inbound=dataclasses.replace(
-            config.inbound, password=password or ""))
-    if config.web.secret_file:  # read when the web app starts or a digest is built: check now
-        secret("secret", "web", "secret_file", config.web.secret_file, "")
-    if config.dkim.selector:
-        key = secret("dkim-key", "dkim", "private_key_file", config.dkim.private_key_file, "")
-        if not key:
-            fail("dkim.selector is set but there is no key: set dkim.private_key_file",
-                 "dkim", "selector")
-        config = dataclasses.replace(config, dkim=dataclasses.replace(
-            config.dkim, private_key=key.encode() + b"\n"))
-    return config
 
 
 def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> None:
@@ -454,18 +349,6 @@ def _build(cls: type, table: dict, section: str, index: int | None, fail,
     return None if failed else cls(**kwargs)
 
 
-def _all_of(errors: list[ConfigError]) -> ConfigError:
-    """One error for several: the first's file, line and key; every message, in file order."""
-    ordered = sorted(errors, key=lambda e: e.line or 0)
-    first = ordered[0]
-    if len(ordered) == 1:
-        return first
-    combined = ConfigError(first.message, path=first.path, line=first.line, key=first.key)
-    combined.args = ("\n".join(str(e) for e in ordered)
-                     + f"\n({len(ordered)} mistakes in the config)",)
-    return combined
-
-
 def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     def got() -> str:
         # as TOML writes it; a line break or other control character shown escaped
@@ -520,37 +403,6 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
             must, *detail = e.args
             fail(f"{name} {must}, {got()}" + (f": {detail[0]}" if detail else ""))
     return value
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
-_UNIT = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-
-
-def duration_text(seconds: float) -> str:
-    """43200.0 -> "12h": the shortest exact way to write a duration in TOML."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def parse_duration(raw: Any, name: str = "duration", fail=None) -> float:
-    """'90s', '30m', '6h', '1d' or a number of seconds -> seconds."""
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        return float(raw)
-    m = _DURATION.match(raw) if isinstance(raw, str) else None
-    if raw == "":
-        return 0.0
-    if not m:
-        # (short examples: sources.timeout allows at most "1h"; the value quoted as the
-        # config writes strings)
-        got = f'"{raw}"' if isinstance(raw, str) else repr(raw)
-        msg = (f'{name} must be a duration: a number with s, m, h or d, e.g. "90s" or "30m"; '
-               f"got {got}")
-        if fail:
-            fail(msg)
-        raise ValueError(msg)
-    return float(m[1]) * _UNIT[m[2]]
 
 
 class _Locator:
