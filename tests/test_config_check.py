@@ -394,9 +394,27 @@ def test_a_dkim_key_that_cannot_sign(check, tmp_path):
                           "sign: ")
 
 
+# a From address of one's own (an example domain's draws a warning of its own, below)
+OWN_FROM = '[delivery]\nfrom = "Lab digest <digest@lab.uni-example.edu>"\n'
+
+
+def test_example_from_address_and_a_missing_store_folder_are_warnings(check, tmp_path):
+    text = ('[smtp]\nhost = "mail.example.org"\n[web]\nbase_url = "https://digest.example.org"'
+            '\n[store]\npath = "{}"\n[delivery]\nfrom = "{}"\n')
+    _, _, path = check(text.format("d.sqlite3", "Digest <digest@example.org>"))
+    assert accepted(check, text.format("d.sqlite3", "Digest <digest@example.org>")) == (
+        f"digestd: warning: {path}:8: delivery.from is still an example address (Digest "
+        "<digest@example.org>): mail servers reject mail from it (RFC 2606 reserves the "
+        "domain); put your own address there\n")
+    assert accepted(check, text.format("d.sqlite3", "D <digest@lab.uni-example.edu>")) == ""
+    got = accepted(check, text.format("nodir/d.sqlite3", "D <digest@lab.uni-example.edu>"))
+    assert got.startswith(f"digestd: warning: {path}:6: store.path: the folder ") and (
+        "nodir does not exist (yet)" in got and "check it for a typo" in got)
+
+
 def test_username_without_password_is_a_warning(check, tmp_path, monkeypatch):
     text = '[smtp]\nhost = "mail.example.org"\nusername = "me"\n' \
-           '[web]\nbase_url = "https://digest.example.org"\n'
+           '[web]\nbase_url = "https://digest.example.org"\n' + OWN_FROM
     _, _, path = check(text)
     assert accepted(check, text) == (
         f"digestd: warning: {path}:3: smtp.username is set but no password is: set "
@@ -434,7 +452,8 @@ def test_time_zone_follows_the_web_forms_rule(check, tmp_path, capsys):
 # -- unsubscribe links -------------------------------------------------------------------------
 
 def test_base_url_not_public_https_with_smtp_is_a_warning(check):
-    text = '[smtp]\nhost = "mail.example.org"\n\n[web]\nbase_url = "{}"\n'
+    text = '[smtp]\nhost = "mail.example.org"\n\n[web]\nbase_url = "{}"\n' + OWN_FROM.replace(
+        "{", "{{").replace("}", "}}")
     _, _, path = check(text.format("https://digest.example.org"))
     assert accepted(check, text.format("https://digest.example.org")) == ""
     tail = (": the unsubscribe links in digests sent by SMTP need a public https URL (Gmail and "

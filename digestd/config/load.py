@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import typing
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -239,6 +240,19 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
                    "password is: set inbound.password_file, the environment variable "
                    'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password" (else '
                    "`digestd run` reads no mailbox)")
+    sender = parseaddr(config.delivery.from_)[1].rpartition("@")[2].lower()
+    if config.smtp is not None and (sender in ("example.org", "example.com", "example.net")
+                                    or sender.endswith(".example")):
+        out.append(where("delivery", "from") + f"delivery.from is still an example address "
+                   f"({config.delivery.from_}): mail servers reject mail from it (RFC 2606 "
+                   "reserves the domain); put your own address there")
+    store_path = config.store.path
+    if not config.store.url and store_path != ":memory:" and not os.path.isdir(
+            os.path.dirname(os.path.abspath(store_path))):
+        out.append(where("store", "path") + f"store.path: the folder "
+                   f"{os.path.dirname(os.path.abspath(store_path))} does not exist (yet): the "
+                   "first command that writes makes it, commands that only read say there is "
+                   "no store; check it for a typo")
     sender_id = config.delivery.feedback_id
     if sender_id and not 5 <= len(sender_id) <= 15:
         out.append(where("delivery", "feedback_id") + f'delivery.feedback_id "{sender_id}" has '
