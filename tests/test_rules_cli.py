@@ -79,3 +79,27 @@ def test_rules_test_against_the_store(tmp_path, capsys):
     capsys.readouterr()
     assert main([*cfg, "rules", "test", "diffusion", "--days", "1", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) > 0
+
+
+def test_a_rule_added_twice_is_kept_once(tmp_path, capsys):
+    init_offline(tmp_path)
+    cfg = ["-c", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", '"noisy labels"']) == 0
+    assert main([*cfg, "rules", "add", "a@example.org", '"noisy labels"']) == 0
+    assert "has this rule already (rule 1): nothing added" in capsys.readouterr().out
+    main([*cfg, "rules", "list", "a@example.org"])
+    assert capsys.readouterr().out.strip() == '1  "noisy labels"'
+
+
+def test_rules_test_names_a_source_no_source_has(tmp_path, capsys):
+    """`source:` takes a configured source's name: a typo matches nothing, so it is said,
+    with the names there are."""
+    init_offline(tmp_path)
+    cfg = ["-c", str(tmp_path / "digestd.toml")]
+    main([*cfg, "poll"])
+    capsys.readouterr()
+    assert main([*cfg, "rules", "test", "diffusion -source:smaple"]) == 0
+    err = capsys.readouterr().err
+    assert 'no source is named "smaple"' in err and "sample" in err.split("name:")[1]
+    assert main([*cfg, "rules", "test", "diffusion source:sample"]) == 0
+    assert "no source is named" not in capsys.readouterr().err

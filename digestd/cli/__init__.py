@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "past digests only (see the preferences page)")
     p = add("list", cmd_subscribers_list, "list subscribers", subs)
     p.add_argument("--status", choices=("pending", "active", "paused", "unsubscribed",
-                                        "bouncing"))
+                                        "bouncing"),
+                   help="only subscribers with this status (bouncing: stopped after "
+                        "delivery.bounce_threshold hard bounces in a row)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p = add("set", cmd_subscribers_set, "change a subscriber's schedule and relevance settings "
             "(what is not given stays)", subs)
@@ -181,12 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, what in (
             ("pause", cmd_subscribers_pause, "stop sending digests for now (rules and "
              "history kept; resume undoes it)"),
-            ("resume", cmd_subscribers_resume, "send digests again (after pause, "
-             "unsubscribe or bounces)"),
+            ("resume", cmd_subscribers_resume, "send digests again (after a pause or "
+             "bounces; after an unsubscribe only with --force)"),
             ("unsubscribe", cmd_subscribers_unsubscribe, "unsubscribe, keeping the rules and "
              "the history (unlike remove)")):
         p = add(name, func, what, subs)
-        p.add_argument("email")
+        p.add_argument("email", help="the subscriber's email address")
         if name == "resume":
             p.add_argument("--force", action="store_true",
                            help="also resume an unsubscribed (or unconfirmed) address: only "
@@ -194,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("seed", cmd_subscribers_seed, "give a subscriber seed papers that describe their "
             "interests (a BibTeX, RIS or JSON file, arXiv ids, URLs, DOIs); list or remove them",
             subs)
-    p.add_argument("email")
+    p.add_argument("email", help="the subscriber's email address")
     p.add_argument("ids", nargs="*", metavar="ID",
                    help="arXiv ids or URLs, DOIs (before or after the options)")
     p.set_defaults(loose_ids=True)  # `seed EMAIL --file F ID ...`: see main()
@@ -208,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="with --list: print JSON")
     p = add("remove", cmd_subscribers_remove, "remove a subscriber and all their history "
             "(unsubscribe keeps it)", subs)
-    p.add_argument("email")
+    p.add_argument("email", help="the subscriber's email address")
 
     rules = add("rules", None, "test a rule, or add, list and remove a subscriber's rules"
                 ).add_subparsers(dest="rules_command", metavar="SUBCOMMAND", required=True)
@@ -226,14 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the first N matching papers (default 20; 0: all); the count "
                         "at the end is of all of them, and --json prints all")
     p.add_argument("--json", action="store_true", help="print JSON (title, why, hits, ...)")
-    p = add("add", cmd_rules_add, "add a rule to a subscriber (validated first)", rules)
-    p.add_argument("email")
-    p.add_argument("rule", metavar="RULE")
+    p = add("add", cmd_rules_add, "add a rule to a subscriber (validated first; a rule they "
+            "have already is not added twice)", rules)
+    p.add_argument("email", help="the subscriber's email address")
+    p.add_argument("rule", metavar="RULE", help="e.g. '\"noisy labels\" -survey' (write -- "
+                   "before a rule that starts with -: rules add EMAIL -- '-survey x')")
     p = add("list", cmd_rules_list, "list a subscriber's rules, numbered", rules)
-    p.add_argument("email")
+    p.add_argument("email", help="the subscriber's email address")
     p = add("remove", cmd_rules_remove, "remove a subscriber's rule N (see rules list)", rules)
-    p.add_argument("email")
-    p.add_argument("n", type=int, metavar="N")
+    p.add_argument("email", help="the subscriber's email address")
+    p.add_argument("n", type=int, metavar="N", help="the rule's number in `rules list`")
 
     p = add("similar", cmd_similar, "rank papers by likeness to seed papers (a BibTeX, RIS or "
             "JSON file, or a list of arXiv ids and DOIs), with why")

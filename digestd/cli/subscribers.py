@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import Config
@@ -228,6 +229,9 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
             papers = store.papers_since(since)
         where = f"papers stored in the last {args.days} days"
     matches = match_rules([args.rule], papers)
+    for name, known in _unknown_sources(args.rule, papers, None if args.papers else config):
+        print(f'note: no source is named "{name}" (source: takes a source\'s name: '
+              f"{', '.join(known) or 'none'})", file=sys.stderr)
     if args.json:
         _print_json([{"id": m.paper.id, "title": m.paper.title, "source": m.paper.source,
                       "url": m.paper.url, "why": m.why,
@@ -246,6 +250,27 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unknown_sources(rule: str, papers, config) -> list[tuple[str, list[str]]]:
+    """(name, the names there are) for each `source:` value of `rule` that no configured
+    source (or, without a config, no paper) has: a typo matches nothing, silently."""
+    from ..rules import And, Not, Or, Value, parse
+
+    named: set[str] = set()
+    todo = [parse(rule)]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (And, Or)):
+            todo.extend(node.children)
+        elif isinstance(node, Not):
+            todo.append(node.child)
+        elif isinstance(node, Value) and node.field == "source" and not node.prefix:
+            named.add(node.value)
+    known = sorted({s.name for s in config.sources} if config is not None
+                   else {p.source for p in papers})
+    lowered = {k.lower() for k in known}
+    return [(name, known) for name in sorted(named) if name.lower() not in lowered]
+
+
 def cmd_rules_add(args: argparse.Namespace) -> int:
     from ..rules import validate
 
@@ -253,6 +278,10 @@ def cmd_rules_add(args: argparse.Namespace) -> int:
     config = _config(args)
     with _store(config) as store:
         sub = store.get_subscriber(args.email)
+        if args.rule in sub.rules:
+            print(f"{sub.email} has this rule already (rule {sub.rules.index(args.rule) + 1}): "
+                  f"nothing added")
+            return 0
         store.set_rules(sub.id, [*sub.rules, args.rule])
     print(f"rule {len(sub.rules) + 1} added for {sub.email}: {args.rule}")
     return 0
