@@ -83,3 +83,15 @@ def is_time_zone(name: str) -> bool:
     """True for a zone name of `time_zones()`: the one rule for config, CLI and web."""
     time_zones()
     return name in _ZONE_SET
+
+
+def time_zone_hint(value: str) -> str:
+    """' (did you mean "Europe/Berlin"?)' for a near miss of a time zone name, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(value, time_zones(), n=1, cutoff=0.8)
+    if not close:  # "europe/berlin", "berlin"
+        lowered = {z.lower(): z for z in time_zones()}
+        close = [lowered[value.lower()]] if value.lower() in lowered else [
+            z for z in time_zones() if z.lower().endswith("/" + value.lower())][:1]
+    return f' (did you mean "{close[0]}"?)' if close else ""

@@ -154,3 +154,20 @@ def test_a_mistyped_store_path_is_not_made_by_a_command_that_only_reads(tmp_path
     assert main(["-c", str(cfg), "subscribers", "add", "a@example.org", "--rule", "x"]) == 0
     assert main(["-c", str(cfg), "subscribers", "list"]) == 0
     assert "a@example.org" in capsys.readouterr().out
+
+
+def test_near_misses_of_a_time_zone_and_a_short_send_at(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "d.sqlite3"}"\n')
+    for typed, meant in (("Europe/Berln", "Europe/Berlin"), ("berlin", "Europe/Berlin"),
+                         ("america/new_york", "America/New_York")):
+        assert main(["-c", str(cfg), "subscribers", "add", "a@example.org", "--rule", "x",
+                     "--timezone", typed]) == 2
+        assert f'got "{typed}" (did you mean "{meant}"?)' in capsys.readouterr().err
+    assert main(["-c", str(cfg), "subscribers", "add", "a@example.org", "--rule", "x",
+                 "--send-at", "7:30"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(cfg), "subscribers", "list", "--json"]) == 0
+    import json
+
+    assert json.loads(capsys.readouterr().out)[0]["send_at"] == "07:30"

@@ -49,13 +49,17 @@ def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
     """--timezone/--send-at/--frequency/--weekday/--send-empty, checked like the config is."""
     import re
 
-    from ..validators import is_time_zone
+    from ..validators import is_time_zone, time_zone_hint
 
     tz = args.timezone or config.digest.timezone
     if not is_time_zone(tz):  # the rule of the config and the web form
         raise UsageError(f'--timezone must be an IANA time zone name such as "Europe/Berlin" '
-                           f'(or "UTC"), as the web form offers them, got "{tz}"')
+                         f'(or "UTC"), as the web form offers them, got "{tz}"'
+                         + time_zone_hint(tz))
     send_at = args.send_at or config.digest.send_at
+    short = re.fullmatch(r"(\d):([0-5]\d)", send_at)  # "7:30" is 07:30
+    if short:
+        send_at = f"0{short[1]}:{short[2]}"
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", send_at):
         raise UsageError(f'--send-at must be a time as "HH:MM", got "{send_at}"')
     return {"timezone": tz, "send_at": send_at,

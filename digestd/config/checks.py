@@ -17,7 +17,7 @@ else:  # pragma: no cover
     pass
 
 from ..tokens import MAIL_TOKEN_MAX
-from ..validators import EmailNotValidError, is_time_zone, mailbox
+from ..validators import EmailNotValidError, is_time_zone, mailbox, time_zone_hint
 
 CONFIG_ENV = "DIGESTD_CONFIG"
 # Gmail clips an HTML part past 102 KB and hides the rest (the footer's unsubscribe link
@@ -318,7 +318,7 @@ def check_announce_types(value: tuple) -> tuple:
 def check_time_zone(value: str) -> str:
     if not is_time_zone(value):
         raise ValueError('must be an IANA time zone name such as "Europe/Berlin" (or "UTC"), '
-                         "as the web form offers them")
+                         "as the web form offers them" + time_zone_hint(value))
     return value
 
 
