@@ -73,11 +73,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     config = load_config(path)
     with _store(config) as store:
         print(f"store ready: {store.path} (schema version {store.schema_version()})")
-    shown = shlex.quote(str(path))
-    print("next:")
+    # ./digestd.toml is found without --config (unless $DIGESTD_CONFIG names another)
+    found = path.resolve() == Path("digestd.toml").resolve() and not os.environ.get(
+        "DIGESTD_CONFIG")
+    flag = "" if found else f" --config {shlex.quote(str(path))}"
+    print("next (digests go to ./outbox as .eml files until you add [smtp] and your own "
+          "delivery.from):")
     for step in ("config check", "subscribers add you@example.org --rule 'diffusion'",
                  "poll", "send --now"):
-        print(f"  {invocation()} --config {shown} {step}")
+        print(f"  {invocation()}{flag} {step}")
     return 0
 
 
