@@ -103,3 +103,14 @@ def test_rules_test_names_a_source_no_source_has(tmp_path, capsys):
     assert 'no source is named "smaple"' in err and "sample" in err.split("name:")[1]
     assert main([*cfg, "rules", "test", "diffusion source:sample"]) == 0
     assert "no source is named" not in capsys.readouterr().err
+
+
+def test_rules_test_says_a_rule_matches_nearly_everything(tmp_path, capsys):
+    init_offline(tmp_path)
+    cfg = ["-c", str(tmp_path / "digestd.toml")]
+    main([*cfg, "poll"])
+    capsys.readouterr()
+    assert main([*cfg, "rules", "test", "the"]) == 0
+    assert "of the papers match: a digest of nearly everything" in capsys.readouterr().err
+    assert main([*cfg, "rules", "test", "diffusion"]) == 0
+    assert "nearly everything" not in capsys.readouterr().err

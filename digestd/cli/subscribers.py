@@ -251,7 +251,17 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
     if len(shown) < len(matches):
         print(f"... {len(matches) - len(shown)} more not shown (--limit 0 shows all)")
     print(f"{len(matches)} of {len(papers)} {where} match {args.rule}")
+    if len(papers) >= BROAD_AT_LEAST and len(matches) > BROAD_SHARE * len(papers):
+        print(f"note: {len(matches) / len(papers):.0%} of the papers match: a digest of nearly "
+              "everything (a common word? quote a phrase, or add a field: title:...)",
+              file=sys.stderr)
     return 0
+
+
+# `rules test` says a rule is too broad when it matches more than this share of at least
+# this many papers
+BROAD_SHARE = 0.5
+BROAD_AT_LEAST = 50
 
 
 def _unknown_sources(rule: str, papers, config) -> list[tuple[str, list[str]]]:
