@@ -47,6 +47,12 @@ class StoreMissing(StoreError):
     exit_code = 2
 
 
+class StoreInUse(StoreError):
+    """Another live `digestd run` holds the SQLite store (its running lease)."""
+
+    exit_code = 2
+
+
 class StoreNotMade(StoreError):
     """A command that only reads found no store where the config says it is: a mistyped
     store.path, or a setup that never ran. Nothing is made there."""

@@ -208,8 +208,9 @@ class Presence:
     """A `digestd run`'s mark on a SQLite store: the lease `running` (store.leader_lease
     seconds), taken at start, renewed every third of it, dropped at a clean stop. `digestd
     store copy` refuses to copy a store while it is held. A second run on the same file is
-    logged, not refused: the holder may be a run killed with kill -9 whose lease has not
-    run out yet."""
+    refused when the holder is a live digestd process on this host (the daemon's
+    _refuse_a_second_run), else only logged: the holder may be a run killed with kill -9
+    whose lease has not run out yet."""
 
     def __init__(self, store: BaseStore, instance: str, lease_s: float) -> None:
         self.store = store

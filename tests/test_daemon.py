@@ -699,3 +699,39 @@ def test_a_notify_socket_nobody_reads_never_blocks(notify):
         notifier.close()
     assert time.monotonic() - began < 2
     assert results[0] and not all(results)  # the first went through, later ones were dropped
+
+
+def test_a_second_run_on_one_sqlite_store_is_refused_while_the_first_lives(tmp_path,
+                                                                           smtp_sink, notify):
+    """Two `digestd run` on one SQLite file would each poll, build and send: the second is
+    refused (exit 2, naming the first's pid) while the first is alive; once it stopped, a
+    run starts."""
+    config = tmp_path / "digestd.toml"
+    _write_service_config(config, tmp_path / "digestd.sqlite3", smtp_sink.port)
+    log = tmp_path / "digestd.log"
+    first = _start(config, notify, log)
+    try:
+        notify.wait_for("READY=1", 20)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("DIGESTD_", "NOTIFY_", "WATCHDOG_", "CREDENTIALS_"))}
+        env.update(PYTHONPATH=str(ROOT))
+        second = subprocess.run([sys.executable, "-m", "digestd.cli", "--config", str(config),
+                                 "run"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                                timeout=60)
+        assert second.returncode == 2, second.stderr
+        assert (f"is in use by another `digestd run` (pid {first.pid} on this host)"
+                in second.stderr)
+        _stop(first, notify)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    again = _start(config, notify, log)
+    try:
+        mark = len(notify.messages)
+        notify.wait_for("READY=1", 20, after=mark)
+        _stop(again, notify)
+    finally:
+        if again.poll() is None:
+            again.kill()
+            again.wait()

@@ -44,7 +44,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from .. import __version__
 from ..config import Config, InboundConfig, SourceConfig, load_config
 from ..deliver import DeliveryReport, new_owner
-from ..errors import DigestdError
+from ..errors import DigestdError, StoreInUse
 from ..inbound.imap import fetch_and_handle
 from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
 from ..jobs_cluster import Leadership, Presence, build_shards_and_send, open_round
@@ -137,7 +137,8 @@ class Daemon:
             else:  # alone, it leads; the lease tells `store copy` the store is in use
                 self.leadership = Presence(self.store, self.instance,
                                            self.config.store.leader_lease)
-                self.leadership.take()
+                if not self.leadership.take():
+                    self._refuse_a_second_run()
             if self.leader:
                 self._schedule_polls(startup=True)
             # after downtime the digests that are due should include what the sources
@@ -264,6 +265,22 @@ class Daemon:
             self.store.close()
         log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
         self.notifier.close()
+
+    def _refuse_a_second_run(self) -> None:
+        """Another `digestd run` holds this SQLite store's running lease: refused (exit 2)
+        when it is known to be alive (a digestd process on this host); else only logged
+        (Presence.take), as it may be a run killed with kill -9 whose lease runs out."""
+        from ..deliver.journal import running_here
+        from ..jobs_cluster import RUNNING_LEASE
+
+        found = self.store.lease_holder(RUNNING_LEASE)
+        pid = running_here(found[0]) if found else None
+        if pid is not None:
+            raise StoreInUse(
+                f"the store {self.store.path} is in use by another `digestd run` (pid {pid} "
+                "on this host): two runs on one SQLite store would each poll, build and "
+                "send. Stop that one first; several instances need PostgreSQL "
+                "([store] url, docs/postgresql.md)")
 
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
         handlers = {signal.SIGTERM: functools.partial(self.request_stop, "SIGTERM"),

@@ -16,6 +16,21 @@ def new_owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
+def running_here(owner: str) -> int | None:
+    """The pid of `owner` (HOST/PID/...) when it is a live digestd process on this host, else
+    None: a holder known to be running, not one that may be (another host, a pid reused by
+    another program)."""
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return None
+    try:
+        command = Path(f"/proc/{pid_text}/cmdline").read_bytes()
+    except OSError:  # gone, or no /proc to tell: not known
+        return None
+    return int(pid_text) if b"digestd" in command and owner_alive(owner) else None
+
+
 def owner_alive(owner: str) -> bool:
     """Whether the sender that holds a claim may still be running. Only a process on this
     host with a pid that no longer exists (or is a zombie nobody reaped) is known to be
