@@ -219,6 +219,13 @@ def _act(found: _Found, store: Store, config: Config, now: float | None) -> Hand
                                                               else ""))
     else:
         handled = Handled("unrecognized", detail=found.reason)
+    if "forged_token" in (handled.detail or ""):
+        # a forgery, or this process signs with another secret than the one that sent it
+        log.warning("event=inbound_token_not_ours kind=%s hint=%r", found.kind,
+                    "a token of digestd's that this setup's link secret did not sign: a "
+                    "forgery, or `digestd inbound` running without the service's secret "
+                    "(the systemd credential \"secret\", web.secret_file or "
+                    "DIGESTD_SECRET, as `digestd run` has it)")
     store.record_inbound(handled.kind, found.key if handled.kind != "unrecognized" else None)
     # an MTA retries a message for days, an IMAP run for minutes: older keys can go
     store.prune_inbound((datetime.now(timezone.utc) - SEEN_KEPT).isoformat(timespec="seconds"))
