@@ -143,3 +143,45 @@ async def test_a_mailbox_over_its_quota_is_retried_not_bounced(store, sink):
     assert [status_of(store, i)[0] for i in ids] == ["queued", "failed", "sent"]
     assert store.get_subscriber("full@example.org").bounces == 0
     assert store.get_subscriber("gone@example.org").bounces == 1
+
+
+# -- what an operator reads when the port is not what [smtp] says ------------------------------
+
+async def test_a_port_that_is_no_smtp_server_and_tls_on_a_plain_port_are_said(sink):
+    import asyncio
+    import socket
+
+    from digestd.config.schema import SmtpConfig
+    from digestd.deliver.smtp import connect, connect_failure
+
+    async def failure(port: int, security: str) -> str:
+        try:
+            client = await connect(SmtpConfig(host="127.0.0.1", port=port, security=security,
+                                              timeout=5))
+        except Exception as e:  # noqa: BLE001
+            return connect_failure(e)
+        client.close()
+        raise AssertionError("connected")
+
+    # something that takes the connection and closes it (a web server on the wrong port)
+    closing = socket.socket()
+    closing.bind(("127.0.0.1", 0))
+    closing.listen(4)
+    port = closing.getsockname()[1]
+
+    async def accept_and_close() -> None:
+        loop = asyncio.get_running_loop()
+        closing.setblocking(False)
+        conn, _ = await loop.sock_accept(closing)
+        conn.close()
+
+    closer = asyncio.ensure_future(accept_and_close())
+    said = await failure(port, "none")
+    await closer
+    closing.close()
+    assert said.startswith("no SMTP greeting") and "is this an SMTP port?" in said
+    assert "port None" not in said
+    # security = "tls" against a server that speaks plain SMTP first (587, 25)
+    server = sink()
+    said = await failure(server.port, "tls")
+    assert 'for 587 or 25 set security = "starttls"' in said

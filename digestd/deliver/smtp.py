@@ -307,10 +307,20 @@ def connect_failure(e: BaseException) -> str:
     if isinstance(cause, socket.gaierror) and cause.strerror:
         return cause.strerror  # a name that does not resolve
     if isinstance(cause, ssl.SSLError):  # its errno is OpenSSL's, not the system's
-        return _one_line(str(cause)) or type(cause).__name__
+        said = _one_line(str(cause)) or type(cause).__name__
+        if "WRONG_VERSION_NUMBER" in said or "wrong version number" in said:
+            # a plain SMTP port (587, 25) met with TLS from the first byte
+            return (f"the server does not speak TLS on this port ({said}): security = "
+                    '"tls" wants a port that does from the start (465); for 587 or 25 set '
+                    'security = "starttls"')
+        return said
     if isinstance(cause, OSError) and cause.errno and cause.errno > 0:
         return os.strerror(cause.errno)  # refused, unreachable, reset ...
-    text = re.sub(r"^Error connecting to \S+ on port \d+: ", "", str(e))
+    text = re.sub(r"^Error connecting to \S+ on port (\d+|None): ", "", str(e))
+    if text.strip() in ("Unexpected EOF received", "Connection lost"):
+        # something took the connection and closed it without SMTP's 220 greeting
+        return (f"no SMTP greeting: the server closed the connection without a word ({text}); "
+                "is this an SMTP port?")
     return _one_line(text) or type(e).__name__
 
 
