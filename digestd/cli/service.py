@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 
 from .common import _config, _store
+
+log = logging.getLogger("digestd.web")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -28,6 +31,11 @@ def cmd_web(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # `systemctl reload` (ExecReload= sends SIGHUP) must not kill the web app: what it
+        # serves comes from the store; a changed [web] needs a restart, which it says
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+            "event=reload_ignored hint=%r", "`digestd web` keeps its config: restart it "
+            "to apply changes (`digestd run` reloads on SIGHUP)"))
         ready = asyncio.Event()
         with _store(config) as store:
             app = create_app(config, store)
