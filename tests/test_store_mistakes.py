@@ -274,3 +274,22 @@ def test_an_empty_link_secret_is_refused_not_used(tmp_path, capsys):
     capsys.readouterr()
     assert main(["-c", cfg, "send", "--now"]) == 1
     assert f"the link secret {tmp_path / 'digestd.secret'} is empty" in capsys.readouterr().err
+
+
+def test_a_new_store_is_its_owners_alone(tmp_path, monkeypatch):
+    """The store holds subscribers' addresses: made 0600 whatever the umask (SQLite gives its
+    -wal and -shm files the same mode)."""
+    import os
+    import stat
+
+    from digestd.store import open_store
+
+    old = os.umask(0o022)
+    try:
+        with open_store(str(tmp_path / "s" / "digestd.sqlite3")) as store:
+            store.add_subscriber("a@example.org", ["x"])
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode)
+                     for p in (tmp_path / "s").iterdir() if p.name.startswith("digestd.sqlite3")}
+    finally:
+        os.umask(old)
+    assert modes and set(modes.values()) == {0o600}, modes

@@ -5,7 +5,9 @@ mail that comes back, feedback, seeds).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -35,6 +37,12 @@ class Store(BaseStore):
             refuse_to_start_over(Path(self.path))
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                # a new store is its owner's alone (it holds subscribers' addresses), whatever
+                # the umask; SQLite gives its -wal and -shm files the same mode
+                if not os.path.exists(self.path):
+                    with contextlib.suppress(FileExistsError):  # made meanwhile: theirs
+                        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                         0o600))
             except OSError as e:
                 raise _cannot_write(self.path, e) or StoreError(
                     f"cannot open store {self.path}: {e}") from None
