@@ -171,3 +171,17 @@ def test_near_misses_of_a_time_zone_and_a_short_send_at(tmp_path, capsys):
     import json
 
     assert json.loads(capsys.readouterr().out)[0]["send_at"] == "07:30"
+
+
+def test_outbox_lists_web_mail_by_what_it_is(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "d.sqlite3"}"\n')
+    from digestd.store import open_store
+
+    with open_store(str(tmp_path / "d.sqlite3")) as store:
+        sub = store.add_subscriber("a@example.org", ["x"])
+        store.queue_message(sub.id, "confirm", recipient=sub.email, message_id="<c.1@x>",
+                            message=b"Subject: confirm\r\n\r\nx\r\n", now=1796098876.0)
+    assert main(["-c", str(cfg), "outbox"]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert "confirm email" in line and "confirm-1796098876" not in line and "papers" not in line

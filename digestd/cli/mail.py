@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 
 from ..errors import UsageError
@@ -76,7 +77,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                       "bytes": len(r.message)} for r in rows])
         return 0
     for r in rows[: args.limit] if args.limit else rows:
-        print(f"{r.id:>6} {r.recipient:<30} {r.period:<12} {r.papers:>3} papers  {state(r)}"
+        print(f"{r.id:>6} {r.recipient:<30} {_what(r)}  {state(r)}"
               + (f"  last error: {r.last_error}" if r.last_error and r.status != "sent"
                  else ""))
     shown = min(len(rows), args.limit) if args.limit else len(rows)
@@ -87,6 +88,18 @@ def cmd_outbox(args: argparse.Namespace) -> int:
           + f", {counts.get('sent', 0)} sent in all"
           + ("" if args.sent else " (--sent lists the last)"))
     return 0
+
+
+_WEB_MAIL = re.compile(r"([a-z][a-z_]*)-\d+")  # queue_message's periods: "confirm-1700000000"
+
+
+def _what(row) -> str:
+    """A row's period and papers, or what web mail it is ("confirm email") for the rows of
+    queue_message (confirmations, unsubscribe notices), which carry no papers."""
+    found = _WEB_MAIL.fullmatch(row.period) if not row.papers else None
+    if found:
+        return f"{found[1] + ' email':<23}"
+    return f"{row.period:<12} {row.papers:>3} papers"
 
 
 def cmd_outbox_show(args: argparse.Namespace) -> int:
