@@ -537,7 +537,8 @@ def test_digestd_run_as_a_service(tmp_path, store_url, smtp_sink, notify):
     with open_store(store_path) as store:
         assert store.digest_counts() == {"sent": len(emails)}
     lines = log.read_text().splitlines()
-    assert any("event=reloaded" in line and "sources=2" in line for line in lines)
+    assert any("event=reloaded" in line and "changed=sources" in line and "sources=2" in line
+               for line in lines)
     assert any("STATUS=" in text and "outbox" in text for _, text in notify.messages)
     assert "Traceback" not in log.read_text()
     # one line per event, key=value after the time stamp

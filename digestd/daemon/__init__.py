@@ -582,6 +582,9 @@ class Daemon:
             logging.getLogger().setLevel(new.log.level_for(service=True).upper())
         check_changed = new.digest.check_every != self.config.digest.check_every
         old_inbound = self.config.inbound
+        # the sections that changed, for the log ("changed=smtp,sources"; none: "-")
+        changed = [f.name for f in dataclasses.fields(new) if f.compare and f.name not in (
+            "store", "web") and getattr(new, f.name) != getattr(self.config, f.name)]
         self.config = new
         if self.scheduler.running:
             if self.leader:
@@ -590,7 +593,8 @@ class Daemon:
                 self.scheduler.reschedule_job("digests", trigger=self._digest_trigger())
             if new.inbound != old_inbound:
                 self._schedule_inbound()
-        log.info("event=reloaded config=%s sources=%d", path, len(self._poll_jobs()))
+        log.info("event=reloaded config=%s changed=%s sources=%d", path,
+                 ",".join(changed) or "-", len(self._poll_jobs()))
         self.notifier.ready(self.status_text())
 
 
