@@ -241,3 +241,23 @@ def test_first_poll_after_a_restart_waits_for_the_interval():
     assert poll_first_run("2026-06-01T11:30:00+00:00", 3600, now) == utc(2026, 6, 1, 12, 30)
     assert poll_first_run("2026-06-01T09:00:00+00:00", 3600, now) == now
     assert poll_jitter(3600) == 300 and poll_jitter(600) == 60
+
+
+def test_a_restart_or_reload_never_skips_an_arxiv_announcement_poll():
+    """A source polled at 04:21 UTC with a 6-hour interval would next be polled at 10:21;
+    arXiv's fixed times (00:30 New York: 05:30 UTC in December) come first."""
+    from digestd.config.schema import SourceConfig
+    from digestd.daemon.parts import first_poll, poll_trigger
+
+    now = utc(2026, 12, 1, 4, 30)
+    arxiv = SourceConfig(name="a", kind="arxiv-rss", categories=("cs.LG",))
+    first = first_poll(poll_trigger(arxiv, 6 * 3600), "2026-12-01T04:21:00+00:00", 6 * 3600,
+                       now)
+    assert utc(2026, 12, 1, 5, 30) <= first <= utc(2026, 12, 1, 5, 41)  # + jitter
+    # overdue: now
+    assert first_poll(poll_trigger(arxiv, 6 * 3600), "2026-11-30T04:00:00+00:00", 6 * 3600,
+                      now) == now
+    # an interval source keeps its interval since the last poll
+    feed = SourceConfig(name="f", kind="feed", url="https://j.example.org/feed.xml")
+    assert first_poll(poll_trigger(feed, 3600), "2026-12-01T04:21:00+00:00", 3600,
+                      now) == utc(2026, 12, 1, 5, 21)

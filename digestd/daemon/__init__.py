@@ -49,10 +49,7 @@ from ..inbound.imap import fetch_and_handle
 from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
 from ..jobs_cluster import Leadership, Presence, build_shards_and_send, open_round
 from ..logs import quiet_daemon_libraries
-from ..schedule import (
-    ARXIV_POLL_HOURS,
-    poll_first_run,
-)
+from ..schedule import ARXIV_POLL_HOURS
 from ..sdnotify import Notifier
 from ..sources import Http, make_source
 from ..store import BaseStore, open_store
@@ -60,6 +57,7 @@ from .parts import (  # noqa: F401  (inbound_handler, poll_trigger: what tests i
     ARXIV_POLL_JITTER,
     InboundHandle,
     WebServer,
+    first_poll,
     inbound_handler,
     poll_trigger,
     web_parts,
@@ -353,7 +351,7 @@ class Daemon:
             if isinstance(trigger, CronTrigger):
                 every = 24 * 3600 / len(ARXIV_POLL_HOURS)
             state = states.get(cfg.name)
-            first = poll_first_run(state.last_poll if state else None, every, now)
+            first = first_poll(trigger, state.last_poll if state else None, every, now)
             if startup and first <= now:
                 self.first_polls.add(cfg.name)
             self.scheduler.add_job(self._job, trigger, id=job_id, name=job_id,

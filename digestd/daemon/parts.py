@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -21,6 +21,7 @@ from ..schedule import (
     ARXIV_POLL_HOURS,
     ARXIV_POLL_MINUTE,
     ARXIV_POLL_ZONE,
+    poll_first_run,
     poll_jitter,
 )
 from ..store import BaseStore
@@ -51,6 +52,20 @@ def poll_trigger(cfg: SourceConfig, every: float) -> BaseTrigger:
                            minute=ARXIV_POLL_MINUTE, timezone=ZoneInfo(ARXIV_POLL_ZONE),
                            jitter=ARXIV_POLL_JITTER)
     return IntervalTrigger(seconds=every, jitter=poll_jitter(every), timezone=timezone.utc)
+
+
+def first_poll(trigger: BaseTrigger, last_poll: str | None, every: float,
+               now: datetime) -> datetime:
+    """When a source is polled first after a start or a reload: schedule.poll_first_run (now
+    if overdue, else once `every` seconds since the last poll ran out), or for arXiv's fixed
+    times (a CronTrigger) their next one if that comes sooner: a restart or reload must not
+    skip an announcement."""
+    first = poll_first_run(last_poll, every, now)
+    if isinstance(trigger, CronTrigger):
+        slot = trigger.get_next_fire_time(None, now)
+        if slot is not None and slot < first:
+            return slot
+    return first
 
 
 @dataclass
