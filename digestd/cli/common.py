@@ -46,10 +46,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _store(config: Config, *, read_only: bool = False) -> BaseStore:
-    """The config's store, open. `read_only` (a command that only lists or shows): a SQLite
-    store that does not exist yet is not made (its folders neither) but refused with
-    StoreNotMade, which names the path: a mistyped store.path must not look like an empty
-    store."""
+    """The config's store, open. `read_only` (a command that lists, shows or trims what is
+    there): a SQLite store that does not exist yet is not made (its folders neither) but
+    refused with StoreNotMade, which names the path: a mistyped store.path must not look
+    like an empty store."""
     target = config.store
     if read_only and not getattr(target, "url", "") and target.path != ":memory:" and (
             not os.path.exists(target.path)):
