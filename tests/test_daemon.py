@@ -736,3 +736,42 @@ def test_a_second_run_on_one_sqlite_store_is_refused_while_the_first_lives(tmp_p
         if again.poll() is None:
             again.kill()
             again.wait()
+
+
+async def test_a_failed_arxiv_poll_is_tried_again_soon(tmp_path):
+    """arXiv is polled at fixed times, six hours apart: a poll that fails is tried again in
+    POLL_RETRY_S, so a digest due before the next slot still gets the day's papers. A feed
+    polled on an interval just waits for its next turn."""
+    import dataclasses
+
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from digestd import daemon as D
+    from digestd.config import load_config
+    from digestd.config.schema import SourceConfig
+
+    from .test_sources import fast_http
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every poll fails
+    arxiv = SourceConfig(name="arxiv", kind="arxiv-rss", categories=("cs.LG",),
+                         url=f"http://127.0.0.1:{port}/rss/cs.LG")
+    feed = SourceConfig(name="feed", kind="feed", url=f"http://127.0.0.1:{port}/feed.xml")
+    config = dataclasses.replace(load_config(None), sources=(arxiv, feed))
+    daemon = D.Daemon(config)
+    daemon.scheduler = AsyncIOScheduler(timezone=UTC)
+    with open_store(str(tmp_path / "s.sqlite3")) as store:
+        daemon.store, daemon.http = store, fast_http()
+        daemon.leader = True
+        try:
+            for name in ("arxiv", "feed"):
+                await daemon._poll(name)
+        finally:
+            await daemon.http.aclose()
+    retry = daemon.scheduler.get_job("retry:arxiv")
+    assert retry is not None and daemon.scheduler.get_job("retry:feed") is None
+    when = retry.trigger.run_date
+    soon = datetime.now(UTC) + timedelta(seconds=D.POLL_RETRY_S)
+    assert abs((when - soon).total_seconds()) < 60

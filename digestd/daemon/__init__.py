@@ -39,6 +39,7 @@ from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .. import __version__
@@ -71,6 +72,8 @@ log = logging.getLogger("digestd.daemon")
 MISFIRE_GRACE = 24 * 3600
 DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are cancelled
 STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
+# a failed poll at arXiv's fixed times is tried again after this (seconds)
+POLL_RETRY_S = 1800
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
@@ -365,13 +368,29 @@ class Daemon:
         cfg = next((s for s in self.config.sources if s.name == name), None)
         try:
             if cfg is not None and not self.stopping and self.leader:
-                await poll_sources([cfg], self.store, http=self.http, names=[name])
+                reports = await poll_sources([cfg], self.store, http=self.http, names=[name])
+                if any(r.error for r in reports) and isinstance(
+                        poll_trigger(cfg, POLL_RETRY_S), CronTrigger):
+                    self._retry_poll(name)
         finally:
             if name in self.first_polls:
                 self.first_polls.discard(name)
                 if not self.first_polls and not self.stopping:
                     self._run_digests_now()
         self._update_status()
+
+    def _retry_poll(self, name: str) -> None:
+        """A failed poll of a source polled at arXiv's fixed times is tried again in
+        POLL_RETRY_S (and again while it fails), not six hours later: a digest due before
+        the next announcement poll would miss the day's papers."""
+        if self.scheduler is None or self.stopping:
+            return
+        job_id = f"retry:{name}"
+        self.scheduler.add_job(
+            self._job, DateTrigger(datetime.now(timezone.utc) + timedelta(
+                seconds=POLL_RETRY_S), timezone=timezone.utc), id=job_id, name=job_id,
+            args=(job_id, functools.partial(self._poll, name)), replace_existing=True)
+        log.info("event=poll_retry_scheduled source=%s in_s=%d", name, POLL_RETRY_S)
 
     async def _prune(self) -> None:
         """Drop the messages of digests sent more than store.keep_sent_days ago, in a
