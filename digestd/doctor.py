@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 
 from .config import Config
+from .validators import is_example_domain
 
 DNS_TIMEOUT = 3.0  # seconds for all the DNS lookups of one check
 
@@ -66,7 +67,7 @@ def config_checks(config: Config) -> list[Check]:
     if not domain:
         out.append(Check("fail", "from", f"delivery.from has no usable address: "
                                           f"{config.delivery.from_!r}"))
-    elif domain in ("example.org", "example.com", "example.net") or domain.endswith(".example"):
+    elif is_example_domain(domain):
         out.append(Check("warn", "from", f"delivery.from is still the example address "
                                          f"({config.delivery.from_}); mail from it is rejected"))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -370,6 +371,17 @@ def _words_node(parts: list[str], ctx: str | None, col: int) -> Node:
     if len(parts) == 1:
         return Word(ctx, parts[0], col)
     return Phrase(ctx, tuple(parts), False, col)
+
+
+def atoms(node: Node) -> Iterator[Atom]:
+    """Every atom of a parsed rule (negated ones too), in rule order."""
+    if isinstance(node, (And, Or)):
+        for child in node.children:
+            yield from atoms(child)
+    elif isinstance(node, Not):
+        yield from atoms(node.child)
+    else:
+        yield node
 
 
 def _anchored(node: Node, positive: bool = True) -> bool:

@@ -95,3 +95,10 @@ def time_zone_hint(value: str) -> str:
         close = [lowered[value.lower()]] if value.lower() in lowered else [
             z for z in time_zones() if z.lower().endswith("/" + value.lower())][:1]
     return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def is_example_domain(domain: str) -> bool:
+    """A domain RFC 2606 reserves for examples (example.org/.com/.net, *.example): mail from
+    it is rejected. `domain` lowercase."""
+    return domain in ("example.org", "example.com", "example.net") or domain.endswith(
+        ".example")

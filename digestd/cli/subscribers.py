@@ -267,18 +267,10 @@ BROAD_AT_LEAST = 50
 def _unknown_sources(rule: str, papers, config) -> list[tuple[str, list[str]]]:
     """(name, the names there are) for each `source:` value of `rule` that no configured
     source (or, without a config, no paper) has: a typo matches nothing, silently."""
-    from ..rules import And, Not, Or, Value, parse
+    from ..rules import Value, atoms, parse
 
-    named: set[str] = set()
-    todo = [parse(rule)]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, (And, Or)):
-            todo.extend(node.children)
-        elif isinstance(node, Not):
-            todo.append(node.child)
-        elif isinstance(node, Value) and node.field == "source" and not node.prefix:
-            named.add(node.value)
+    named = {a.value for a in atoms(parse(rule))
+             if isinstance(a, Value) and a.field == "source" and not a.prefix}
     known = sorted({s.name for s in config.sources} if config is not None
                    else {p.source for p in papers})
     lowered = {k.lower() for k in known}

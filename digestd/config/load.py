@@ -21,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..errors import ConfigError
+from ..validators import is_example_domain
 from .checks import (
     CONFIG_ENV,
     SOURCE_KINDS,
@@ -241,8 +242,7 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
                    'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password" (else '
                    "`digestd run` reads no mailbox)")
     sender = parseaddr(config.delivery.from_)[1].rpartition("@")[2].lower()
-    if config.smtp is not None and (sender in ("example.org", "example.com", "example.net")
-                                    or sender.endswith(".example")):
+    if config.smtp is not None and is_example_domain(sender):
         out.append(where("delivery", "from") + f"delivery.from is still an example address "
                    f"({config.delivery.from_}): mail servers reject mail from it (RFC 2606 "
                    "reserves the domain); put your own address there")
