@@ -10,7 +10,7 @@ import unicodedata
 from pylatexenc import latexwalker, macrospec
 from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
 
-from ..mathml import root, script
+from ..mathml import root, script, unicode_script
 
 
 def _href(node, l2tobj) -> str:
@@ -321,8 +321,6 @@ def _si_quantity(node, l2tobj) -> str:
 
 # mhchem's \\ce{...}: a formula's counts are subscripts (H2O is "H₂O"), charges
 # superscripts ("SO4^2-" is "SO₄²⁻"), and its arrows the signs
-_SUBSCRIPT_DIGITS = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-_SUPERSCRIPTS = str.maketrans("0123456789+-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻")
 _CE_ARROWS = (("<=>", "⇌"), ("<->", "↔"), ("->", "→"), ("<-", "←"))
 _CE_COUNT = re.compile(r"(?<=[A-Za-z)\]])(\d+)")
 _CE_BARE_CHARGE = re.compile(r"(?<=[A-Za-z)\]\d])([+-])(?=\s|$)")  # "Na+", "Cl-"
@@ -340,9 +338,10 @@ def _chemistry(node, l2tobj) -> str:
         text = text[1:-1]
     for sign, arrow in _CE_ARROWS:
         text = text.replace(sign, arrow)
-    text = _CE_CHARGE.sub(lambda m: (m[1] or m[2]).translate(_SUPERSCRIPTS), text)
-    text = _CE_BARE_CHARGE.sub(lambda m: m[1].translate(_SUPERSCRIPTS), text)
-    return _CE_COUNT.sub(lambda m: m[1].translate(_SUBSCRIPT_DIGITS), text)
+    # (digits, "+" and "-": each has Unicode's script, so unicode_script never says None)
+    text = _CE_CHARGE.sub(lambda m: unicode_script(m[1] or m[2], up=True), text)
+    text = _CE_BARE_CHARGE.sub(lambda m: unicode_script(m[1], up=True), text)
+    return _CE_COUNT.sub(lambda m: unicode_script(m[1], up=False), text)
 
 
 # Symbols pylatexenc prints nothing for: the characters TeX (amssymb, mathtools, upgreek,
