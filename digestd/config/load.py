@@ -246,13 +246,12 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
         out.append(where("delivery", "from") + f"delivery.from is still an example address "
                    f"({config.delivery.from_}): mail servers reject mail from it (RFC 2606 "
                    "reserves the domain); put your own address there")
-    store_path = config.store.path
-    if not config.store.url and store_path != ":memory:" and not os.path.isdir(
-            os.path.dirname(os.path.abspath(store_path))):
-        out.append(where("store", "path") + f"store.path: the folder "
-                   f"{os.path.dirname(os.path.abspath(store_path))} does not exist (yet): the "
-                   "first command that writes makes it, commands that only read say there is "
-                   "no store; check it for a typo")
+    store_folder = os.path.dirname(os.path.abspath(config.store.path))
+    if not config.store.url and config.store.path != ":memory:" and not os.path.isdir(
+            store_folder):
+        out.append(where("store", "path") + f"store.path: the folder {store_folder} does not "
+                   "exist (yet): the first command that writes makes it, commands that only "
+                   "read say there is no store; check it for a typo")
     sender_id = config.delivery.feedback_id
     if sender_id and not 5 <= len(sender_id) <= 15:
         out.append(where("delivery", "feedback_id") + f'delivery.feedback_id "{sender_id}" has '
