@@ -4,6 +4,7 @@ written."""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -122,6 +123,7 @@ def _converted(fragment: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)  # a feed repeats its TeX: names, units, symbols
 def _convert(fragment: str) -> str:
     """One run of TeX (_tex_spans) as text. TeX broken so that the converter reads it as
     taking the rest of the text (an argument, a comment, a formula never closed) is read
