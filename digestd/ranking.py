@@ -147,16 +147,29 @@ def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
                         len(day.embedded), type(e).__name__, str(e)[:200])
     index = {p.id: j for j, p in enumerate(papers)}
     a, b = SCALE.get(method, (1.0, 0.0))
+
+    def scaled(scores: np.ndarray) -> np.ndarray:
+        return scores if (a, b) == (1.0, 0.0) else scores * np.float32(a) + np.float32(b)
+
     out: dict[Hashable, Ranking] = {}
-    for block_keys, block in day.blocks():
-        if (a, b) != (1.0, 0.0):
-            block = block * np.float32(a) + np.float32(b)
+
+    def one(key: Hashable, row: np.ndarray | None) -> None:
+        try:
+            out[key] = _rank_one(day, key, wanted[key], index, scaled, row)
+        except Exception as e:  # noqa: BLE001 (one broken profile: today's order)
+            log.error("event=ranking_failed subscriber=%s error_type=%s error=%r", key,
+                      type(e).__name__, str(e)[:200])
+
+    # recommendations are chosen among all the day's papers: those profiles need whole rows
+    # of scores; the others only their matches' (DayScores.at), a few cosines each
+    whole = [k for k in keys if wanted[k].recommend > 0]
+    for block_keys, block in (day.blocks(keys=whole) if whole else ()):
+        block = scaled(block)
         for i, key in enumerate(block_keys):
-            try:
-                out[key] = _rank_one(day, key, block[i], wanted[key], index)
-            except Exception as e:  # noqa: BLE001 (one broken profile: today's order)
-                log.error("event=ranking_failed subscriber=%s error_type=%s error=%r", key,
-                          type(e).__name__, str(e)[:200])
+            one(key, block[i])
+    for key in keys:
+        if wanted[key].recommend <= 0:
+            one(key, None)
     return out
 
 
@@ -170,10 +183,19 @@ def combined(similarity: float, m: PaperMatch) -> float:
             + (TITLE_BONUS if _title_hit(m) else 0.0))
 
 
-def _rank_one(day: DayScores, key: Hashable, row: np.ndarray, want: Wanted,
-              index: Mapping[str, int]) -> Ranking:
+def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, int],
+              scaled: Callable[[np.ndarray], np.ndarray], row: np.ndarray | None) -> Ranking:
+    """One profile's Ranking, from its whole `row` of (scaled) scores, or (None: no
+    recommendations wanted) from the scores of its matches alone."""
     base = by_relevance(list(want.items))  # today's order: the tie-breaker
-    sims = [float(row[index[m.paper.id]]) for m in base]
+    cols = [index[m.paper.id] for m in base]
+    nearest: dict[str, int] | None = None  # paper id -> its nearest positive seed's row
+    if row is None:
+        at, seeds = day.at(key, cols)
+        sims = scaled(at).tolist()
+        nearest = dict(zip((m.paper.id for m in base), seeds))
+    else:
+        sims = [float(row[j]) for j in cols]
     if not np.all(np.isfinite(sims)):
         raise ValueError("a score is not a number")
     kept, dropped = [], []
@@ -205,7 +227,7 @@ def _rank_one(day: DayScores, key: Hashable, row: np.ndarray, want: Wanted,
                 recs.append((PaperMatch(day.papers[want.start + t], ()), float(window[t])))
     # the best seed of each paper said "similar to", computed for those that need it only
     similar = _similar_to(day, key, [m.paper.id for m, s in kept if s >= SIMILAR_FLOOR]
-                          + [m.paper.id for m, _ in recs], index)
+                          + [m.paper.id for m, _ in recs], index, nearest)
     whys = []
     for m, s in kept:
         why = why_text(m)
@@ -222,10 +244,17 @@ def _rank_one(day: DayScores, key: Hashable, row: np.ndarray, want: Wanted,
 
 
 def _similar_to(day: DayScores, key: Hashable, paper_ids: Sequence[str],
-                index: Mapping[str, int]) -> dict[str, str]:
-    """Paper id -> the (shortened) title of the profile's positive seed most like it."""
+                index: Mapping[str, int], nearest: Mapping[str, int] | None = None
+                ) -> dict[str, str]:
+    """Paper id -> the (shortened) title of the profile's positive seed most like it
+    (`nearest`: those seeds' rows already found, by paper id)."""
     if not paper_ids:
         return {}
-    best = day.nearest_positives(key, [index[pid] for pid in paper_ids])
+    if nearest is not None:
+        best = [nearest[pid] for pid in paper_ids if pid in nearest]
+        if len(best) < len(paper_ids):  # a profile without positives
+            return {}
+    else:
+        best = day.nearest_positives(key, [index[pid] for pid in paper_ids])
     return {pid: shorten(" ".join(day.seed_titles[b].split()), SEED_TITLE_CHARS)
             for pid, b in zip(paper_ids, best)}

@@ -418,6 +418,7 @@ def test_nearest_positives_without_the_kept_cosines_is_the_same(papers):
                                 (day_papers[k % 7],) if k % 3 == 0 else ())
                 for k in range(40)}
     day = DayScores.build(day_papers, profiles)
+    day.keep_cosines()
     assert day.cosines is not None
     wanted = {k: sorted(rng.choice(len(day_papers), 1 + k % 12, replace=False).tolist())
               for k in profiles}
@@ -434,3 +435,49 @@ def test_nearest_positives_without_the_kept_cosines_is_the_same(papers):
     # dense vectors (the semantic extra's) take scipy's and numpy's own product
     dense = P.row_cosines(seeds.toarray(), [0, 2], paper_vectors.toarray(), [1, 3, 5])
     assert np.allclose(dense, (seeds[[0, 2]] @ paper_vectors[[1, 3, 5]].T).toarray(), atol=1e-6)
+
+
+def test_scores_at_a_few_papers_are_the_rows_of_blocks_there(papers):
+    """A digest without recommendations needs its matches' scores only (DayScores.at): the
+    same scores as the whole row, and the same "similar to" seeds, for profiles with
+    negatives, a seed both liked and disliked, a seed twice, and with the cosines kept or
+    not; dense vectors (the semantic space) too."""
+    from scipy import sparse
+
+    from digestd.relevance.day import DayScores, ProfileSeeds
+
+    rng = np.random.default_rng(11)
+    day_papers, pool = papers[:80], papers[80:]
+    profiles = {k: ProfileSeeds(tuple(pool[j] for j in rng.choice(len(pool), 1 + k % 7,
+                                                                 replace=False)),
+                                (day_papers[k % 5], pool[k]) if k % 3 == 0 else ())
+                for k in range(30)}
+    profiles[30] = ProfileSeeds((pool[0], pool[1], pool[0]), (pool[1],))
+    day = DayScores.build(day_papers, profiles)
+    rows = {k: b for keys, block in day.blocks(chunk=7) for k, b in zip(keys, block)}
+    wanted = {k: sorted(rng.choice(len(day_papers), 1 + k % 17, replace=False).tolist())
+              for k in profiles}
+    for cosines_kept in (True, False):
+        if not cosines_kept:
+            day.cosines = None
+        for k, cols in wanted.items():
+            scores, nearest = day.at(k, cols)
+            np.testing.assert_allclose(scores, rows[k][cols], rtol=1e-5, atol=1e-6)
+            assert nearest == day.nearest_positives(k, cols)
+    # some profiles' whole rows (those who want recommendations), without the kept cosines
+    fresh = DayScores.build(day_papers, profiles)
+    some = {k: b for keys, block in fresh.blocks(keys=[3, 30, 12], chunk=2)
+            for k, b in zip(keys, block)}
+    assert list(some) == [3, 30, 12] and fresh.cosines is None
+    for k, row in some.items():
+        np.testing.assert_allclose(row, rows[k], rtol=1e-5, atol=1e-6)
+    dense = DayScores(day.papers, day.keys, None, day.paper_vectors.toarray(),
+                      day.seed_vectors.toarray(), day.seed_titles, day.positives,
+                      day.negatives)
+    for k, cols in wanted.items():
+        scores, nearest = dense.at(k, cols)
+        np.testing.assert_allclose(scores, rows[k][cols], rtol=1e-5, atol=1e-6)
+        assert nearest == day.nearest_positives(k, cols)
+    scores, nearest = day.at(30, [])
+    assert scores.shape == (0,) and nearest == []
+    assert not sparse.issparse(dense.seed_vectors)

@@ -131,6 +131,53 @@ def row_cosines(seed_vectors, seed_rows: Sequence[int], paper_vectors,
     return out
 
 
+@dataclass(frozen=True)
+class Background:
+    """The day's background, which every profile's centroid has taken out (weight times the
+    mean paper vector), and what scoring with it needs: `scores`, (n_papers,) float32, the
+    mean's dot product with each paper; `norm2`, the mean's squared norm."""
+
+    mean: np.ndarray
+    scores: np.ndarray
+    norm2: float
+    weight: float
+
+    @classmethod
+    def of(cls, paper_vectors, weight: float = BACKGROUND) -> Background:
+        n_papers = paper_vectors.shape[0]
+        mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers \
+            else np.zeros(paper_vectors.shape[1], np.float32)
+        scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)
+        return cls(mean, scores, float(mean @ mean), weight)
+
+    def norms(self, cents, weights) -> np.ndarray:
+        """(n_profiles,) float32: the norm of each profile's centroid (`cents`, (n_profiles,
+        dim), weights @ seed_vectors) minus the background, by linearity; inf for a profile
+        without seeds (a row of `weights` with no entry), so that it scores 0 everywhere
+        rather than minus the background."""
+        if sparse.issparse(cents):
+            c_norm2 = np.asarray(cents.multiply(cents).sum(axis=1), np.float32).ravel()
+        else:
+            c_norm2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
+        c_bg = _dense(cents @ self.mean).ravel().astype(np.float32)
+        b = self.weight
+        norm = np.sqrt(np.maximum(c_norm2 - 2 * b * c_bg + b * b * self.norm2, 0.0))
+        empty = np.diff(weights.indptr) == 0
+        norm[empty | (norm < 1e-12)] = np.inf
+        return norm
+
+
+def profile_norms(weights: sparse.csr_matrix, seed_vectors, bg: Background, *,
+                  chunk: int = CHUNK) -> np.ndarray:
+    """(n_profiles,) float32: Background.norms of every profile, `chunk` centroids at a
+    time."""
+    out = np.empty(weights.shape[0], np.float32)
+    for c0 in range(0, weights.shape[0], chunk):
+        w = weights[c0:c0 + chunk]
+        out[c0:c0 + chunk] = bg.norms(w @ seed_vectors, w)
+    return out
+
+
 def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
                 background: float = BACKGROUND, chunk: int = CHUNK,
                 group_bytes: int = GROUP_BYTES, slice_bytes: int = SLICE_BYTES,
@@ -154,10 +201,7 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
     one sparse by dense product, and memory is that array plus one block.
     """
     n_prof, n_papers = weights.shape[0], paper_vectors.shape[0]
-    mean = np.asarray(paper_vectors.mean(axis=0), dtype=np.float32).ravel() if n_papers else (
-        np.zeros(paper_vectors.shape[1], np.float32))
-    bg_scores = _dense(paper_vectors @ mean).ravel().astype(np.float32)  # mean . paper
-    bg_norm2 = float(mean @ mean)
+    bg = Background.of(paper_vectors, background)
     is_sparse = sparse.issparse(seed_vectors) and cosines is None
     group = max(chunk, (group_bytes // max(4 * n_papers, 1)) // chunk * chunk)
     for g0 in range(0, n_prof, group if is_sparse else chunk):
@@ -186,18 +230,8 @@ def iter_scores(weights: sparse.csr_matrix, seed_vectors, paper_vectors, *,
                 raw = np.asarray(cents @ paper_vectors.T, dtype=np.float32)
             else:
                 raw = raw_all[c0:c0 + chunk]
-            if sparse.issparse(cents):
-                c_norm2 = np.asarray(cents.multiply(cents).sum(axis=1), np.float32).ravel()
-            else:
-                c_norm2 = np.einsum("ij,ij->i", cents, cents).astype(np.float32)
-            c_bg = _dense(cents @ mean).ravel().astype(np.float32)
-            b = background
-            raw -= b * bg_scores[None, :]
-            norm = np.sqrt(np.maximum(c_norm2 - 2 * b * c_bg + b * b * bg_norm2, 0.0))
-            # an empty profile (no seed) scores 0 everywhere, not minus the background
-            empty = np.diff(w_used[c0:c0 + chunk].indptr) == 0
-            norm[empty | (norm < 1e-12)] = np.inf
-            raw /= norm[:, None]
+            raw -= bg.weight * bg.scores[None, :]
+            raw /= bg.norms(cents, w_used[c0:c0 + chunk])[:, None]
             yield g0 + c0, raw
 
 
