@@ -39,6 +39,9 @@ class Handler:
     delay: float = 0.0
     # a server from before RFC 6152: EHLO does not announce 8BITMIME
     without_8bitmime: bool = False
+    # EHLO announces PIPELINING (RFC 2920), as Postfix, Exim and the big providers do; the
+    # client then writes MAIL, RCPT and DATA at once (aiosmtpd reads them one by one)
+    pipelining: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock)
     # crash tests: once `hold_after` messages were accepted, every further DATA waits for
     # release(); with `hold_accepts` the message is recorded first (the server has it, the
@@ -127,7 +130,9 @@ class Handler:
             return [self._say(server, self.ehlo_answer)]
         session.host_name = hostname
         if self.without_8bitmime:
-            return [r for r in responses if "8BITMIME" not in r]
+            responses = [r for r in responses if "8BITMIME" not in r]
+        if self.pipelining and responses:
+            responses = [*responses[:-1], "250-PIPELINING", responses[-1]]
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):

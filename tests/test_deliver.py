@@ -170,15 +170,13 @@ async def test_an_8bit_text_part_goes_8bit_only_to_a_server_that_announces_8bitm
     b"Subject: bare line ends\n\n.one\nr\rtwo\r\n",  # not CRLF throughout: data() itself
 ])
 async def test_data_is_dot_stuffed_and_arrives_as_it_was(smtp_sink, body):
-    from digestd.deliver import connect, send_data
+    from digestd.deliver import Session, connect
 
-    client = await connect(smtp(smtp_sink))
+    session = Session(await connect(smtp(smtp_sink)))
     try:
-        await client.mail("digest@example.org")
-        await client.rcpt("a@example.org")
-        await send_data(client, body)
+        await session.send(b"<digest@example.org>", [], b"<a@example.org>", body)
     finally:
-        await client.quit()
+        await session.quit()
     (got,) = smtp_sink.received
     # the server undoes the dot-stuffing: the same lines, each ending in CRLF
     expected = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")

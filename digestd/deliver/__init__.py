@@ -3,7 +3,8 @@
 The package: `sender` (the delivery run: claims, the pool of connections, the outcome of
 each message, the group commit of 250s on PostgreSQL), `outbox` (the outbox method, the
 run's report, the VERP address, the sender's store thread), `smtp` (SMTP
-itself: connecting, one transaction, what a reply means, the doctor's probe), `journal`
+itself: connecting, what a reply means, the doctor's probe), `session` (a connection's
+mail transactions, pipelined where the server allows), `journal`
 (claim owners, whether one is alive, and the sent journal of the SQLite store). Only this
 package talks SMTP; crash safety is explained in `sender`.
 """
@@ -29,12 +30,12 @@ from .smtp import (
     connect,
     probe,
     retry_hint,
-    send_data,
     smtp_client,
 )
+from .session import Session, TransactionFailed
 
 __all__ = ["BATCH_PER_CONNECTION", "DeliveryReport", "FOLLOW_POLL_S", "GROUP_COMMIT_S",
            "LEASE_S", "MARKS_EVERY_S", "MARKS_PER_WRITE", "Outcome", "Probe", "RateLimit",
-           "SentJournal", "SmtpSender", "StoreThread", "backoff", "classify", "connect",
-           "new_owner", "owner_alive", "probe", "retry_hint", "send_data", "send_smtp",
-           "smtp_client", "verp_address", "write_outbox"]
+           "SentJournal", "Session", "SmtpSender", "StoreThread", "TransactionFailed",
+           "backoff", "classify", "connect", "new_owner", "owner_alive", "probe",
+           "retry_hint", "send_smtp", "smtp_client", "verp_address", "write_outbox"]

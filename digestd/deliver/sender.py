@@ -47,8 +47,9 @@ from ..mime import to_7bit
 from ..store import BaseStore, OutboxRow, utcnow
 from .journal import SentJournal, new_owner, owner_alive
 from .outbox import DeliveryReport, StoreThread, verp_address
-from .smtp import (Outcome, RateLimit, _quit, backoff, classify, connect, connect_failure,
-                   data_command, envelope_path, mail_from, rcpt_to, send_body)
+from .session import Session, TransactionFailed
+from .smtp import (Outcome, RateLimit, backoff, classify, connect, connect_failure,
+                   envelope_path)
 
 log = logging.getLogger("digestd.deliver")
 
@@ -141,7 +142,7 @@ class SmtpSender:
         self.commit_error: BaseException | None = None  # the group commit failed: no more
         self.marks_due = asyncio.Event()
         self.commit_wanted = asyncio.Event()  # a connection waits for the group commit
-        self.clients: list[aiosmtplib.SMTP] = []
+        self.clients: list[Session] = []
         # workers connecting, until their first message's answer (each holds a row)
         self.connecting = 0
         self.connected = False  # a connection of this run got through (greeting, EHLO)
@@ -343,7 +344,7 @@ class SmtpSender:
             self.next_poll_at = asyncio.get_running_loop().time() + FOLLOW_POLL_S
 
     async def _worker(self, n: int) -> None:
-        client: aiosmtplib.SMTP | None = None
+        client: Session | None = None
         # PostgreSQL: the group commit of this connection's last 250, awaited before the
         # next DATA (a kill loses at most that one mark per connection)
         committing: asyncio.Future | None = None
@@ -359,7 +360,7 @@ class SmtpSender:
                     self.connecting += 1
                     proving = True
                     try:
-                        client = await connect(self.smtp)
+                        client = Session(await connect(self.smtp))
                     except (aiosmtplib.SMTPException, OSError) as e:
                         client, proving = None, False
                         if not await self._refused(n, row, retries, f"connect to "
@@ -416,7 +417,7 @@ class SmtpSender:
             if proving:
                 self.connecting -= 1
             if client is not None:
-                await _quit(client)
+                await client.quit()
 
     async def _refused(self, n: int, row: OutboxRow, retries: int, error: str) -> bool:
         """A connection refused, or ended before its first message: whether this worker
@@ -487,49 +488,38 @@ class SmtpSender:
             self.commit_wanted.set()
         await committing
 
-    async def _send(self, client: aiosmtplib.SMTP, row: OutboxRow,
+    async def _send(self, client: Session, row: OutboxRow,
                     committing: asyncio.Future | None = None) -> Outcome:
-        """One transaction, step by step so the stage of a failure is known (classify).
+        """One transaction (Session.send, which says the stage of a failure, for classify).
         `committing` (the group commit of this connection's last 250) is awaited before
         DATA: its error ends the worker, and this row, never sent, is handed back with the
         run's claims."""
-        stage, body_sent = "MAIL", False
+        message = row.message
+        eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
+        if eight_bit and not client.supports_extension("8bitmime"):
+            message, eight_bit = to_7bit(message), False
+        options = [b"SIZE=%d" % len(message)] if client.supports_extension("size") else []
+        if eight_bit:
+            options.append(b"BODY=8BITMIME")
+        sender = verp_address(self.return_path, self.secret, row) if self.return_path \
+            else self.envelope_from
         try:
-            message = row.message
-            eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
-            if eight_bit and not client.supports_extension("8bitmime"):
-                message, eight_bit = to_7bit(message), False
-            options = [b"SIZE=%d" % len(message)] if client.supports_extension("size") else []
-            if eight_bit:
-                options.append(b"BODY=8BITMIME")
-            sender = verp_address(self.return_path, self.secret, row) if self.return_path \
-                else self.envelope_from
-            try:
-                paths = envelope_path(sender), envelope_path(row.recipient)
-            except ValueError as e:  # nothing sent yet: this message fails alone
-                return Outcome("failed", f"{stage} {e}")
-            await mail_from(client, paths[0], options)
-            stage = "RCPT"
-            await rcpt_to(client, paths[1])
-            if committing is not None:
-                await self._committed(committing)
-            stage = "DATA"
-            await data_command(client)
-            body_sent = True
-            await send_body(client, message, self.smtp.data_timeout)
-        except aiosmtplib.SMTPResponseException as e:
-            outcome = classify(stage, e, body_sent=body_sent)
-            if outcome.kind == "again":
+            paths = envelope_path(sender), envelope_path(row.recipient)
+        except ValueError as e:  # nothing sent yet: this message fails alone
+            return Outcome("failed", f"MAIL {e}")
+        try:
+            await client.send(paths[0], options, paths[1], message,
+                              done_timeout=self.smtp.data_timeout,
+                              before_data=None if committing is None else
+                              lambda: self._committed(committing))
+        except TransactionFailed as e:
+            outcome = classify(e.stage, e.error, body_sent=e.body_sent)
+            if not isinstance(e.error, aiosmtplib.SMTPResponseException) or \
+                    outcome.kind == "again":
                 client.close()
             elif client.is_connected:
-                try:
-                    await client.rset()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+                await client.rset()
             return outcome
-        except (aiosmtplib.SMTPException, OSError) as e:
-            client.close()
-            return classify(stage, e, body_sent=body_sent)
         return Outcome("sent")
 
     async def _finish(self, row: OutboxRow, outcome: Outcome) -> asyncio.Future | None:
