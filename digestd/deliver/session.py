@@ -185,8 +185,7 @@ class Session:
                 await before_data()
             await self._exchange(group, mail_path, rcpt_path)
         try:
-            self._write(_dot_stuffed(message))
-            self._write(b".\r\n")
+            self._write(_dot_stuffed(message) + b".\r\n")  # one write: one system call
             replies = await self._read(1, done_timeout)
         except aiosmtplib.SMTPException as e:
             raise TransactionFailed("DATA", e, body_sent=True) from None
