@@ -41,6 +41,7 @@ from digestd.jobs import build_and_send, make_renderer  # noqa: E402
 from digestd.match import Matcher  # noqa: E402
 from digestd.models import Digest, Paper  # noqa: E402
 from digestd.store import Store  # noqa: E402
+from digestd.store.bodies import unpack_message  # noqa: E402
 
 CORPUS = ROOT / "tests" / "data" / "hf_listings.json"
 # rules as people write them: a topic word, a phrase, a prefix, a field, a negation
