@@ -740,8 +740,8 @@ def test_a_second_run_on_one_sqlite_store_is_refused_while_the_first_lives(tmp_p
 
 async def test_a_failed_arxiv_poll_is_tried_again_soon(tmp_path):
     """arXiv is polled at fixed times, six hours apart: a poll that fails is tried again in
-    POLL_RETRY_S, so a digest due before the next slot still gets the day's papers. A feed
-    polled on an interval just waits for its next turn."""
+    POLL_RETRY_S, so a digest due before the next slot still gets the day's papers. So is a
+    feed polled daily; a feed polled hourly (the default) just waits for its next turn."""
     import dataclasses
 
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -759,19 +759,22 @@ async def test_a_failed_arxiv_poll_is_tried_again_soon(tmp_path):
     arxiv = SourceConfig(name="arxiv", kind="arxiv-rss", categories=("cs.LG",),
                          url=f"http://127.0.0.1:{port}/rss/cs.LG")
     feed = SourceConfig(name="feed", kind="feed", url=f"http://127.0.0.1:{port}/feed.xml")
-    config = dataclasses.replace(load_config(None), sources=(arxiv, feed))
+    daily = SourceConfig(name="daily", kind="feed", url=f"http://127.0.0.1:{port}/d.xml",
+                         every=86400.0)
+    config = dataclasses.replace(load_config(None), sources=(arxiv, feed, daily))
     daemon = D.Daemon(config)
     daemon.scheduler = AsyncIOScheduler(timezone=UTC)
     with open_store(str(tmp_path / "s.sqlite3")) as store:
         daemon.store, daemon.http = store, fast_http()
         daemon.leader = True
         try:
-            for name in ("arxiv", "feed"):
+            for name in ("arxiv", "feed", "daily"):
                 await daemon._poll(name)
         finally:
             await daemon.http.aclose()
-    retry = daemon.scheduler.get_job("retry:arxiv")
-    assert retry is not None and daemon.scheduler.get_job("retry:feed") is None
-    when = retry.trigger.run_date
+    assert daemon.scheduler.get_job("retry:feed") is None
     soon = datetime.now(UTC) + timedelta(seconds=D.POLL_RETRY_S)
-    assert abs((when - soon).total_seconds()) < 60
+    for name in ("arxiv", "daily"):
+        retry = daemon.scheduler.get_job(f"retry:{name}")
+        assert retry is not None
+        assert abs((retry.trigger.run_date - soon).total_seconds()) < 60

@@ -74,6 +74,7 @@ DRAIN_TIMEOUT = 6.0  # seconds in-flight jobs get on SIGTERM before they are can
 STARTUP_POLL_GRACE = 300.0  # after a start, due digests wait this long at most for first polls
 # a failed poll at arXiv's fixed times is tried again after this (seconds)
 POLL_RETRY_S = 1800
+RETRY_BEYOND_S = 3600  # a source polled less often than this is retried after POLL_RETRY_S
 STALL_AFTER = 900.0  # the digest job silent this long: stop the watchdog pings (and restart)
 PRUNE_EVERY = 6 * 3600.0  # how often sent messages older than store.keep_sent_days are dropped
 INBOUND_FIRST_RUN = 5.0  # seconds after a start (or a reload that changed [inbound])
@@ -369,8 +370,7 @@ class Daemon:
         try:
             if cfg is not None and not self.stopping and self.leader:
                 reports = await poll_sources([cfg], self.store, http=self.http, names=[name])
-                if any(r.error for r in reports) and isinstance(
-                        poll_trigger(cfg, POLL_RETRY_S), CronTrigger):
+                if any(r.error for r in reports) and self._retried_soon(cfg):
                     self._retry_poll(name)
         finally:
             if name in self.first_polls:
@@ -379,10 +379,21 @@ class Daemon:
                     self._run_digests_now()
         self._update_status()
 
+    def _retried_soon(self, cfg: SourceConfig) -> bool:
+        """Whether a failed poll of this source is tried again in POLL_RETRY_S: one polled at
+        arXiv's fixed times, or on an interval longer than RETRY_BEYOND_S (a daily feed);
+        one polled more often just waits for its next turn."""
+        if isinstance(poll_trigger(cfg, POLL_RETRY_S), CronTrigger):
+            return True
+        try:
+            return make_source(cfg, self.http).every > RETRY_BEYOND_S
+        except NotImplementedError:
+            return False
+
     def _retry_poll(self, name: str) -> None:
-        """A failed poll of a source polled at arXiv's fixed times is tried again in
-        POLL_RETRY_S (and again while it fails), not six hours later: a digest due before
-        the next announcement poll would miss the day's papers."""
+        """A failed poll of a source polled at arXiv's fixed times, or rarely (_retried_soon),
+        is tried again in POLL_RETRY_S (and again while it fails), not at its next turn
+        hours later: a digest due before it would miss the day's papers."""
         if self.scheduler is None or self.stopping:
             return
         job_id = f"retry:{name}"
