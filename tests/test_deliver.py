@@ -744,6 +744,48 @@ async def test_a_full_mailbox_is_temporary_and_5_1_1_stays_hard(store, smtp_sink
     assert status_of(store, gone)[0] == "failed"
 
 
+async def test_a_failing_worker_lets_the_others_finish_the_message_in_flight(
+        store, smtp_sink, monkeypatch):
+    """When one connection's worker fails (the store, the journal), the run ends; a message
+    another connection has sent and awaits the answer to is not cut off (the server may
+    take it, and the next run would send it again): it finishes and is marked, nothing new
+    starts, and the rest is handed back and goes out once in the next run."""
+    from digestd.deliver import sender as S
+    from tests.smtp_server import Handler
+
+    emails = ["fast@example.org", "slow@example.org", "later1@example.org",
+              "later2@example.org"]
+    queue(store, emails)
+    real_data, real_finish, failed = Handler.handle_DATA, S.SmtpSender._finish, []
+
+    async def slow_for_one(self, server, session, envelope):
+        if envelope.rcpt_tos == ["slow@example.org"]:
+            await asyncio.sleep(1.0)  # still awaited when the other worker fails
+        return await real_data(self, server, session, envelope)
+
+    async def fails_once(self, row, outcome):
+        done = await real_finish(self, row, outcome)
+        if not failed:
+            failed.append(row.recipient)
+            raise OSError("the store went away")
+        return done
+
+    monkeypatch.setattr(Handler, "handle_DATA", slow_for_one)
+    monkeypatch.setattr(S.SmtpSender, "_finish", fails_once)
+    with pytest.raises(OSError):
+        await send_smtp(store, smtp(smtp_sink, max_connections=2), "digest@example.org")
+    took = sorted(r.rcpt_tos[0] for r in smtp_sink.received)
+    assert failed == ["fast@example.org"] and took == ["fast@example.org", "slow@example.org"]
+    sent = {r[0] for r in store.db.execute(
+        "SELECT recipient FROM digests WHERE status = 'sent'")}
+    assert sent == set(took)  # the slow one finished and was marked, not cut off
+    assert store.outbox_claimants() == {}
+    monkeypatch.setattr(S.SmtpSender, "_finish", real_finish)
+    report = await send_smtp(store, smtp(smtp_sink, max_connections=2), "digest@example.org")
+    assert report.sent == 2
+    assert Counter(r.rcpt_tos[0] for r in smtp_sink.received) == Counter(emails)
+
+
 def test_a_failed_group_commit_stops_the_data_and_loses_no_mark(postgres_url, smtp_sink,
                                                                 monkeypatch):
     """PostgreSQL: the 250s are committed in groups, and a connection's next DATA waits for

@@ -76,6 +76,9 @@ PAUSES = 4
 PAUSE_MAX_S = 300.0
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
+# a worker failed: how long the others get at least to finish the message in flight (and
+# smtp.timeout, when longer) before they are cancelled
+HALT_WAIT_S = 30.0
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
 # PostgreSQL: how long a 250 waits at most for others to share its commit. The commit starts
 # sooner, as soon as a connection is ready to send DATA and waits for it (its MAIL FROM and
@@ -139,6 +142,7 @@ class SmtpSender:
         # PostgreSQL: no journal; each 250 waits in `pending` for the next group commit
         self.group_commit = store.sql.name == "postgresql"
         self.pending: list[tuple[int, str, asyncio.Future]] = []
+        self.halted = False  # a worker failed: the others send no further message
         self.commit_error: BaseException | None = None  # the group commit failed: no more
         self.marks_due = asyncio.Event()
         self.commit_wanted = asyncio.Event()  # a connection waits for the group commit
@@ -185,6 +189,13 @@ class SmtpSender:
                    for n in range(self.smtp.max_connections)]
         try:
             await asyncio.gather(*workers)
+        except Exception:
+            # one worker failed (the store, the journal): the others finish the message they
+            # are sending and start no other (halted). Cut off once its body went out, a
+            # message the server may have taken would be sent again by the next run.
+            self.halted = True
+            await asyncio.wait(workers, timeout=max(self.smtp.timeout, HALT_WAIT_S))
+            raise
         finally:
             # one worker failed (or this run is cancelled): the others end before their claims
             # are handed back below, or a row one of them is still sending could be claimed
@@ -287,7 +298,7 @@ class SmtpSender:
                 log.warning("event=claims_taken_over owner=%s rows=%d", owner, rows)
 
     def _stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        return self.halted or self.stop is not None and self.stop.is_set()
 
     async def _next_row(self) -> OutboxRow | None:
         loop = asyncio.get_running_loop()
