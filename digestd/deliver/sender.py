@@ -76,10 +76,8 @@ PAUSES = 4
 PAUSE_MAX_S = 300.0
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
 MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
-# a worker failed: how long the others get at least to finish the message in flight (and
-# smtp.timeout, when longer) before they are cancelled
-HALT_WAIT_S = 30.0
 MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
+HALT_WAIT_S = 30.0  # a worker failed: the others' time to finish (or smtp.timeout if longer)
 # PostgreSQL: how long a 250 waits at most for others to share its commit. The commit starts
 # sooner, as soon as a connection is ready to send DATA and waits for it (its MAIL FROM and
 # RCPT TO went out meanwhile), so no connection waits longer than one commit; the 250s that
