@@ -4,8 +4,10 @@ plain data out; the build in jobs.py reads and writes the store).
 
 A subscriber without a positive (no seed, no "more like this") gets no profile and today's
 order (render.by_relevance), untouched. For the others, one DayScores over the build's
-papers is read in blocks of profiles, and each block is turned into small results at once,
-so no subscriber's full row of scores outlives its block.
+papers gives each profile the scores of its matches alone (DayScores.at), or, for readers
+who want recommendations (chosen among all the day's papers), whole rows read in blocks of
+profiles, each block turned into small results at once, so no subscriber's full row of
+scores outlives its block.
 """
 
 from __future__ import annotations
