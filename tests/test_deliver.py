@@ -221,6 +221,28 @@ def test_cli_outbox_and_outbox_retry(tmp_path, smtp_sink, capsys):
     assert capsys.readouterr().out.strip() == "[]"
 
 
+def test_cli_says_a_failed_digests_papers_wait_for_retry_failed(tmp_path, smtp_sink, capsys):
+    """A digest that could not be delivered keeps its papers (they were marked sent when it
+    was built): `send` and `outbox` say so and name `outbox retry --failed`, which sends
+    it; a deferral shows its attempt out of delivery.max_attempts."""
+    cfg = write_cfg(tmp_path, smtp_sink)
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        queue(store, ["a@example.org", "b@example.org"])
+    smtp_sink.handler.data_answers.extend(["554 5.6.0 content refused", "451 4.7.1 later"])
+    assert main(["-c", cfg, "send"]) == 1
+    out = capsys.readouterr().out
+    assert "0 sent, 1 deferred, 1 failed" in out
+    assert "papers are not offered again" in out and "outbox retry --failed" in out
+    assert main(["-c", cfg, "outbox"]) == 0
+    out = capsys.readouterr().out
+    assert "(attempt 2 of 8)" in out and "outbox retry --failed" in out
+    assert main(["-c", cfg, "outbox", "retry", "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert "2 messages due now" in out and "2 sent, 0 deferred, 0 failed" in out
+    assert "not offered again" not in out
+    assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == ["a@example.org", "b@example.org"]
+
+
 def test_cli_outbox_show_prints_the_message_as_it_goes_out(tmp_path, smtp_sink, capfdbinary):
     cfg = write_cfg(tmp_path, smtp_sink)
     with Store(tmp_path / "digestd.sqlite3") as store:

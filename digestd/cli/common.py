@@ -142,4 +142,10 @@ def _delivery_summary(config: Config, report) -> str:
         line += f" ({', '.join(details)})"
     if report.stopped:
         line += f"; stopped early: {report.stopped}"
+    if report.failed:
+        # the papers of a digest are marked sent when it is built: a failed one's are not
+        # offered again by the next digest
+        line += ("; a failed digest's papers are not offered again: `digestd outbox "
+                 "--failed` says why, and `digestd outbox retry --failed` sends them once the "
+                 "cause is fixed")
     return line

@@ -64,9 +64,10 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
             alive = owner_alive(r.claimed_by)
             return ("sending" if alive else "in flight when its sender died: resent next run")
+        of = f"attempt {r.attempts + 1} of {max(config.delivery.max_attempts, r.attempts + 1)}"
         if r.next_attempt_at and r.next_attempt_at > now:
-            return f"retry at {r.next_attempt_at} (attempt {r.attempts + 1})"
-        return "due now" if not r.attempts else f"due now (attempt {r.attempts + 1})"
+            return f"retry at {r.next_attempt_at} ({of})"
+        return "due now" if not r.attempts else f"due now ({of})"
 
     rows = waiting + failed + sent
     if args.json:
@@ -87,6 +88,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
           + ("" if args.failed else " (--failed lists them)")
           + f", {counts.get('sent', 0)} sent in all"
           + ("" if args.sent else " (--sent lists the last)"))
+    if counts.get("failed"):
+        print("a failed digest's papers are not offered again: once the cause is fixed, "
+              "`digestd outbox retry --failed` sends them (or `retry --failed ID ...`)")
     return 0
 
 
@@ -161,7 +165,10 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
             report = asyncio.run(send_outbox(config, store, progress=progress))
         finally:
             progress.close()
-    print(_delivery_summary(config, report))
+        waiting = store.digest_counts().get("queued", 0)
+    print(_delivery_summary(config, report)
+          + (f"; {waiting} still waiting in the outbox (`digestd outbox` says when and why)"
+             if waiting else ""))
     return 1 if report.failed or report.stopped else 0
 
 
