@@ -721,6 +721,9 @@ async def test_connection_refused_is_a_network_error(http):
     with pytest.raises(SourceError) as err:
         await poll(source, http)
     assert err.value.reason == "network" and str(err.value).startswith("gone:")
+    # the operator reads which URL and why, not httpx's "All connection attempts failed"
+    assert f"127.0.0.1:{port}/rss" in str(err.value)
+    assert "connection refused" in str(err.value)
 
 
 async def test_huge_bodies_are_cut_off(server):

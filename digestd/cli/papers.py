@@ -55,7 +55,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
               "config (`digestd config example` shows each kind).")
     for r in rows:
         health = "never polled" if not r["last_success"] and not r["last_error"] else (
-            f"{r['consecutive_errors']} consecutive errors, last: {r['last_error']}"
+            f"{r['consecutive_errors']} consecutive error"
+            f"{'s' if r['consecutive_errors'] != 1 else ''}, last: {r['last_error']}"
             if r["consecutive_errors"] else "ok")
         if not r["enabled"]:
             health = f"disabled (enabled = false), {health}"

@@ -424,8 +424,7 @@ class Http:
                 raise SourceError(f"{source}: unsupported URL scheme in {url}",
                                   reason="bad-url") from None
             except httpx.TransportError as e:
-                detail = str(e) or type(e).__name__
-                failure = SourceError(f"{source}: cannot fetch from {host}: {detail}",
+                failure = SourceError(f"{source}: cannot fetch {url}: {_network_detail(e)}",
                                       reason="network")
             except httpx.InvalidURL as e:
                 raise SourceError(f"{source}: invalid URL {url!r}: {e}", reason="bad-url") from None
@@ -614,3 +613,21 @@ class Source:
     async def poll(self, state: SourceState) -> PollResult:
         """Fetch and parse; raise SourceError (with a short `reason`) on any failure."""
         raise NotImplementedError
+
+
+def _network_detail(e: BaseException) -> str:
+    """What a transport error says to an operator: "connection refused (nothing listens
+    on that port)" and the like, read from the OSError under httpx's words ("All connection
+    attempts failed"), else httpx's own words."""
+    seen, cause = set(), e
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused (nothing listens on that port?)"
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror or cause})"
+        if isinstance(cause, OSError) and cause.strerror:
+            return f"cannot connect: {cause.strerror}"
+        cause = cause.__cause__ or cause.__context__
+    return str(e) or type(e).__name__
+
