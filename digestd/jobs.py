@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import BinaryIO
 
 from . import forked
-from .config import Config, unsubscribe_warning
+from .config import Config, example_sender_warning, unsubscribe_warning
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_build import (  # noqa: F401  (re-exported: units of work)
     BuildReport,
@@ -62,6 +62,10 @@ def _warn_once(config: Config) -> None:
     if warning and warning not in _warned:
         _warned.add(warning)
         log.warning("event=config_warning base_url=%s warning=%r", config.web.base_url, warning)
+    warning = example_sender_warning(config)
+    if warning and warning not in _warned:
+        _warned.add(warning)
+        log.warning("event=config_warning key=delivery.from warning=%r", warning)
 
 
 async def send_outbox(config: Config, store: BaseStore, *, progress=None,

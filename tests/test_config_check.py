@@ -477,6 +477,7 @@ async def test_send_logs_the_unsubscribe_warning_once(write_config, tmp_path, sm
     monkeypatch.setattr(jobs, "_warned", set())
     config = write_config(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\n'
                           'security = "none"\n[web]\nbase_url = "http://digest.example.org"\n'
+                          '[delivery]\nfrom = "Digest <digest@lab.univ.edu>"\n'
                           f'[store]\npath = "{tmp_path / "d.sqlite3"}"\n')
     with Store(config.store.path) as store, caplog.at_level(logging.WARNING, "digestd.jobs"):
         await jobs.send_outbox(config, store)
@@ -484,6 +485,16 @@ async def test_send_logs_the_unsubscribe_warning_once(write_config, tmp_path, sm
         await jobs.build_and_send(config, store)
     logged = [r.getMessage() for r in caplog.records if "event=config_warning" in r.getMessage()]
     assert len(logged) == 1 and "web.base_url http://digest.example.org is not https" in logged[0]
+    # an example From address (RFC 2606), which servers refuse, is said once too
+    example = dataclasses.replace(config, delivery=dataclasses.replace(
+        config.delivery, from_="Digest <digest@example.org>"))
+    caplog.clear()
+    with Store(config.store.path) as store, caplog.at_level(logging.WARNING, "digestd.jobs"):
+        await jobs.send_outbox(example, store)
+        await jobs.send_outbox(example, store)
+    logged = [r.getMessage() for r in caplog.records if "event=config_warning" in r.getMessage()]
+    assert len(logged) == 1 and "key=delivery.from" in logged[0]
+    assert "delivery.from is still an example address" in logged[0]
     https = dataclasses.replace(config, web=dataclasses.replace(
         config.web, base_url="https://digest.example.org"))
     caplog.clear()

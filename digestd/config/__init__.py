@@ -60,6 +60,7 @@ from .load import (  # noqa: F401
     check_dkim_key,
     config_places,
     default_source,
+    example_sender_warning,
     find_config,
     load_config,
     parse_config,

@@ -219,6 +219,17 @@ def unsubscribe_warning(config: Config) -> str | None:
             "one-click unsubscribe, RFC 8058, only over https)")
 
 
+def example_sender_warning(config: Config) -> str | None:
+    """Why mail sent by SMTP from delivery.from will be refused, if its domain is one RFC
+    2606 reserves for examples: `config check` shows it and `send` logs it once."""
+    sender = parseaddr(config.delivery.from_)[1].rpartition("@")[2].lower()
+    if config.smtp is None or not is_example_domain(sender):
+        return None
+    return (f"delivery.from is still an example address ({config.delivery.from_}): mail "
+            "servers reject mail from it (RFC 2606 reserves the domain); put your own "
+            "address there")
+
+
 # a relative path that reads as a web address without its scheme: "example.org/feed.xml"
 _DOMAIN = re.compile(r"^(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?:/|$)")
 
@@ -241,11 +252,9 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
                    "password is: set inbound.password_file, the environment variable "
                    'DIGESTD_IMAP_PASSWORD or the systemd credential "imap-password" (else '
                    "`digestd run` reads no mailbox)")
-    sender = parseaddr(config.delivery.from_)[1].rpartition("@")[2].lower()
-    if config.smtp is not None and is_example_domain(sender):
-        out.append(where("delivery", "from") + f"delivery.from is still an example address "
-                   f"({config.delivery.from_}): mail servers reject mail from it (RFC 2606 "
-                   "reserves the domain); put your own address there")
+    example = example_sender_warning(config)
+    if example:
+        out.append(where("delivery", "from") + example)
     store_folder = os.path.dirname(os.path.abspath(config.store.path))
     if not config.store.url and config.store.path != ":memory:" and not os.path.isdir(
             store_folder):
