@@ -670,3 +670,21 @@ def test_a_top_level_key_is_an_unknown_key_not_a_section(check):
             'unknown key "base_url" (settings go in sections such as [web])')
     code, err, _ = check("[smpt]\nhost = 'x'\n")  # a table is still a section
     assert code == 2 and "digestd.toml:1: unknown section [smpt]" in err
+
+
+def test_config_check_marks_a_disabled_source(tmp_path, capsys):
+    path = tmp_path / "digestd.toml"
+    path.write_text(textwrap.dedent('''
+        [[sources]]
+        name = "ml"
+        kind = "arxiv-rss"
+        categories = ["cs.LG"]
+        enabled = false
+
+        [[sources]]
+        name = "blog"
+        kind = "feed"
+        url = "https://blog.example.org/feed.xml"
+        '''), encoding="utf-8")
+    assert main(["--config", str(path), "config", "check"]) == 0
+    assert "sources   2: ml (arxiv-rss, disabled), blog (feed)" in capsys.readouterr().out

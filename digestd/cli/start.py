@@ -232,7 +232,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"  bounces   return path {local}+TOKEN@{domain}: pipe it to `digestd inbound`")
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
-          + ", ".join(f"{s.name} ({s.kind})" for s in config.sources) if config.sources
+          + ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})"
+                      for s in config.sources) if config.sources
           else "  sources   none: nothing will be polled (add [[sources]] tables; "
                "`digestd config example` shows each kind)")
     inbound = config.inbound
