@@ -76,7 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "each subscriber's keyword rules, and sends one digest email per period.",
         epilog="Try it offline: `digestd demo`. Config file: --config, $DIGESTD_CONFIG, "
                "./digestd.toml, or $CONFIGURATION_DIRECTORY/config.toml; without one, "
-               "embedded defaults are used.")
+               "embedded defaults are used. Exit status: 0 done; 1 the command ran but "
+               "something failed on the way (a source's poll, a digest's delivery: the "
+               "output says which), or what it looked for is not there; 2 a usage, config "
+               "or store error (nothing was done); 75 `inbound`: try again later.")
     parser.add_argument("--config", "-c", metavar="PATH", help="the config file (TOML)")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
                         help="override [log] level")
