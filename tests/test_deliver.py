@@ -235,7 +235,7 @@ def test_cli_says_a_failed_digests_papers_wait_for_retry_failed(tmp_path, smtp_s
     assert "papers are not offered again" in out and "outbox retry --failed" in out
     assert main(["-c", cfg, "outbox"]) == 0
     out = capsys.readouterr().out
-    assert "(attempt 2 of 8)" in out and "outbox retry --failed" in out
+    assert "(attempt 2 of 12)" in out and "outbox retry --failed" in out
     assert main(["-c", cfg, "outbox", "retry", "--failed"]) == 0
     out = capsys.readouterr().out
     assert "2 messages due now" in out and "2 sent, 0 deferred, 0 failed" in out

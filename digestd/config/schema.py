@@ -100,9 +100,11 @@ class DeliveryConfig:
                          'with a comma in double quotes).', toml_key="from", check=check_address)
     reply_to: str = setting("", "Optional Reply-To address, written as `from` is.",
                             check=check_optional_address)
-    max_attempts: int = setting(8, "Give up on a digest after this many failed SMTP attempts "
-                                "(4xx and network errors are retried with backoff); at most 100.",
-                                minimum=1, maximum=100)
+    max_attempts: int = setting(12, "Give up on a digest after this many failed SMTP "
+                                "attempts (4xx and network errors are retried with backoff: 1, "
+                                "2, 4 ... minutes, at most 6 hours apart; 12 tries span about 20 "
+                                "hours, so a relay down for a night delays a digest, not loses "
+                                "it); at most 100.", minimum=1, maximum=100)
     bounce_threshold: int = setting(3, "Hard bounces in a row (the server answered 5xx for the "
                                     "address, or a bounce report read by `digestd inbound` "
                                     "said the delivery failed for good) after which a "

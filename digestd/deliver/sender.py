@@ -91,7 +91,7 @@ class SmtpSender:
     """One delivery run: claims due rows a few at a time and sends them over a pool of
     `max_connections` connections, each reused for many messages."""
 
-    def __init__(self, store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+    def __init__(self, store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 12,
                  bounce_threshold: int = 3, limit: int | None = None,
                  progress: Callable[[DeliveryReport], None] | None = None,
                  follow: asyncio.Future | None = None,
@@ -591,7 +591,7 @@ class SmtpSender:
 
 
 
-async def send_smtp(store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 8,
+async def send_smtp(store: BaseStore, smtp: SmtpConfig, sender: str, *, max_attempts: int = 12,
                     bounce_threshold: int = 3, limit: int | None = None,
                     progress: Callable[[DeliveryReport], None] | None = None,
                     follow: asyncio.Future | None = None,
