@@ -481,3 +481,23 @@ def test_scores_at_a_few_papers_are_the_rows_of_blocks_there(papers):
     scores, nearest = day.at(30, [])
     assert scores.shape == (0,) and nearest == []
     assert not sparse.issparse(dense.seed_vectors)
+
+
+def test_a_seed_file_nothing_of_which_reads_is_said_so_briefly(tmp_path, capsys):
+    """A file that is no seed format (a page of text, say) gets the first 20 lines it could
+    not read, how many more, and what formats work; not one line per line of the file."""
+    from digestd.cli import main
+
+    from .conftest import init_offline
+
+    init_offline(tmp_path)
+    cfg = ["--config", str(tmp_path / "digestd.toml")]
+    assert main([*cfg, "subscribers", "add", "a@example.org", "--rule", "diffusion"]) == 0
+    page = tmp_path / "page.txt"
+    page.write_text("\n".join(f"Some line {i} of a web page about papers" for i in range(60)))
+    capsys.readouterr()
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--file", str(page)]) == 1
+    out, err = capsys.readouterr()
+    assert err.count("not an arXiv id, DOI or URL") == 20 and "... and 40 more not read" in err
+    assert "kept 0 of 60 seeds" in out and "nothing in it could be read" in out
+    assert "BibTeX, RIS" in out

@@ -91,7 +91,10 @@ def cmd_subscribers_seed(args: argparse.Namespace) -> int:
         known = store.papers_by_alias(all_ids(parts))
         choice = choose(parts, known, have={s.paper_id for s in store.seeds(sub.id)})
         new = store.add_seeds(sub.id, list(choice.rows))
-    for problem in choice.problems:
+    shown, more = choice.problems_shown()
+    for problem in shown:
         print(problem, file=sys.stderr)
+    if more:
+        print(f"... and {more} more not read", file=sys.stderr)
     print(choice.summary(new, who=sub.email, where_problems="above"))
     return 0 if choice.rows or not choice.total else 1

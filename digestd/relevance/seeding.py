@@ -13,6 +13,8 @@ from .seedfile import Seed, SeedFile, id_of, parse_seeds, sniff, unknown_ids
 
 MAX_SEEDS = 200  # a subscriber's seeds: the daily cost grows with distinct seeds x papers
 
+PROBLEMS_SHOWN = 20  # the lines of entries not read that are shown (CLI, web page)
+
 
 def typed_seeds(text: str, name: str = "pasted") -> SeedFile:
     """Seeds typed or pasted into a box, or given as arguments: arXiv ids or URLs and DOIs,
@@ -71,7 +73,14 @@ class SeedChoice:
         if self.problems:
             text += f"; {len(self.problems)} not read"
             text += f" ({where_problems})" if where_problems else ""
+            if not self.rows and len(self.problems) == self.total:
+                text += (": nothing in it could be read; give BibTeX, RIS, a JSON array of "
+                         "papers, or one arXiv id, DOI or URL per line")
         return text
+
+    def problems_shown(self) -> tuple[tuple[str, ...], int]:
+        """(the first PROBLEMS_SHOWN problem lines, how many more there are)."""
+        return tuple(self.problems[:PROBLEMS_SHOWN]), max(0, len(self.problems) - PROBLEMS_SHOWN)
 
 
 def choose(parts: Sequence[tuple[SeedFile, str]], known: Mapping[str, object], *,

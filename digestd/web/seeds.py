@@ -34,7 +34,6 @@ MAX_TYPED = 64 * 1024            # the box of ids
 SEED_PATH = re.compile(r"^/p/[^/]+/seeds$")  # the one route that takes a file (app.Envelope)
 REPORTS_KEPT = 1000              # reports waiting for their redirect, all subscribers
 REPORT_SECONDS = 3600
-PROBLEMS_SHOWN = 20
 FILE_TOO_BIG = (f"A seed file may be at most {MAX_FILE // (1024 * 1024)} MB. Nothing was "
                 "changed: export fewer papers (a collection of your library, say) and try again.")
 
@@ -45,7 +44,7 @@ class SeedReport:
 
     subscriber_id: int
     text: str                    # "kept 12 of 14 seeds (12 new); 2 unknown ids: ..."
-    problems: tuple[str, ...]    # the entries not read, the first PROBLEMS_SHOWN
+    problems: tuple[str, ...]    # the entries not read, the first seeding.PROBLEMS_SHOWN
     more_problems: int           # and how many more
     unknown: bool                # whether to explain unknown ids
     at: float
@@ -152,7 +151,7 @@ class SeedPages:
                  len(choice.rows), new, choice.total)
         key = self.prefs.seed_reports.put(SeedReport(
             sub.id, choice.summary(new, where_problems="below" if choice.problems else ""),
-            choice.problems[:PROBLEMS_SHOWN], max(0, len(choice.problems) - PROBLEMS_SHOWN),
+            *choice.problems_shown(),
             bool(choice.unknown), self.site.clock()))
         return self.done(token, "seeded", key)
 
