@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .identity import title_key
 from .models import Paper, PaperMatch
 from .render import by_relevance, shorten, why_text
 
@@ -230,10 +231,13 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
     # the best seed of each paper said "similar to", computed for those that need it only
     similar = _similar_to(day, key, [m.paper.id for m, s in kept if s >= SIMILAR_FLOOR]
                           + [m.paper.id for m, _ in recs], index, nearest)
+    own = _own_seeds(day, key)  # the title keys of the profile's positives
     whys = []
     for m, s in kept:
         why = why_text(m)
-        if m.paper.id in similar:
+        if own and title_key(m.paper.title) in own:  # not "similar to" itself
+            why = f"{why} · one of your seeds" if why else "one of your seeds"
+        elif m.paper.id in similar:
             why = f"{why} · similar to: {similar[m.paper.id]}" if why else \
                 f"similar to: {similar[m.paper.id]}"
         whys.append(why)
@@ -243,6 +247,13 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
         recommended_whys=[f"similar to {similar.get(m.paper.id, 'your seeds')}"
                           for m, _ in recs],
         left_out=[m for m, _ in dropped], left_out_whys=[why_text(m) for m, _ in dropped])
+
+
+def _own_seeds(day: DayScores, key: Hashable) -> set[str]:
+    """The title keys (identity.title_key) of the profile's positives: a paper with one of
+    them is the reader's own seed (or "more like this" choice) come back."""
+    keys = (title_key(day.seed_titles[r]) for r in day.positives[day.row[key]])
+    return {k for k in keys if k}
 
 
 def _similar_to(day: DayScores, key: Hashable, paper_ids: Sequence[str],

@@ -85,10 +85,14 @@ async def test_seeds_move_the_papers_like_them_to_the_top(day):
     assert plain == [p.title for p in order[:25]]  # no profile: today's order
     assert set(seeded[:3]) == {p.title for p in liked}
     assert not {p.title for p in liked} & set(plain)
-    # the why line says what ranked them high: the rule's hits, then the seed
+    # the why line says what ranked them high: the rule's hits, then that each is one of
+    # the reader's own seeds (not "similar to" itself)
     for why in labelled(seeded_text, "matched")[:3]:
+        assert why.endswith(" · one of your seeds") and "similar to" not in why
+    # the papers after them are explained by the seed most like each
+    for why in labelled(seeded_text, "matched")[3:6]:
         like = why.split(" · similar to: ")[1].rstrip("…")  # a long title is shortened
-        assert any(t.startswith(like) for t in seeded[:3])
+        assert any(p.title.startswith(like) for p in liked)
     # the same order on the digest's page (every paper, the same whys)
     archived = re.fullmatch(r"<(.+)>", day.mails("seeded@example.org")[-1]["Archived-At"])[1]
     async with day.client() as client:
@@ -298,7 +302,8 @@ async def test_the_semantic_extra_ranks_the_build_with_the_same_meaning_of_min_s
             # today's order puts them last of 107; a centroid of three unlike seeds may put a
             # paper near two of them above the third
             assert {p.title for p in liked} <= set(shown_titles(html)[:5])
-            assert labelled(text, "matched")[0].count(" · similar to: ") == 1
+            # the first is one of the reader's seeds: said so, not "similar to" itself
+            assert labelled(text, "matched")[0].endswith(" · one of your seeds")
             got = kinds(d, f"{method}@example.org")
             kept[method] = sum(1 for _, _, k in got if k != LEFT_OUT)
         finally:
