@@ -95,6 +95,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 _WEB_MAIL = re.compile(r"([a-z][a-z_]*)-\d+")  # queue_message's periods: "confirm-1700000000"
+_WEB_MAIL_NAMES = {"confirm": "confirm email", "manage": "preferences link",
+                   "unsubscribed": "unsubscribe notice"}
 
 
 def _what(row) -> str:
@@ -102,7 +104,7 @@ def _what(row) -> str:
     queue_message (confirmations, unsubscribe notices), which carry no papers."""
     found = _WEB_MAIL.fullmatch(row.period) if not row.papers else None
     if found:
-        return f"{found[1] + ' email':<23}"
+        return f"{_WEB_MAIL_NAMES.get(found[1], found[1] + ' email'):<23}"
     return f"{row.period:<12} {row.papers:>3} papers"
 
 

@@ -266,8 +266,9 @@ def _bounce(found: _Found, store: Store, config: Config) -> Handled:
         # too big): the address is fine; else delayed, mailbox full ...: the MTA goes on
         kind = "refused" if any(f.refused for f in failures) else "delay"
         if kind == "refused":
-            log.warning("event=inbound_refused status=%s: the receiving server refused the "
-                        "message for a reason that is not the address (RFC 3463)", status)
+            log.warning("event=inbound_refused status=%s reason=%r", status,
+                        "the receiving server refused the message for a reason that is not "
+                        "the address (RFC 3463)")
         return Handled(kind, subscriber_id, digest_id, detail=status)
     error = f"bounced after delivery: {status} {permanent[0].diagnostic}".strip()
     threshold = config.delivery.bounce_threshold
