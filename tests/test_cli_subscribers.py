@@ -187,9 +187,6 @@ def test_outbox_lists_web_mail_by_what_it_is(tmp_path, capsys):
     assert "confirm email" in line and "confirm-1796098876" not in line and "papers" not in line
     with open_store(str(tmp_path / "d.sqlite3")) as store:
         store.queue_message(sub.id, "unsubscribed", recipient=sub.email, message_id="<u.1@x>",
-                            message=b"Subject: bye
-
-x
-", now=1796098877.0)
+                            message=b"Subject: bye\r\n\r\nx\r\n", now=1796098877.0)
     assert main(["-c", str(cfg), "outbox"]) == 0
     assert "unsubscribe notice" in capsys.readouterr().out
