@@ -178,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recommend", type=int, choices=range(11), metavar="N",
                    help='add up to N (0 to 10) "also recommended" papers to each digest: '
                         "papers no rule matched that are most like the subscriber's seed "
-                        "papers and \"more like this\" choices (default 0: none)")
+                        "papers and \"more like this\" choices, and only those clearly like "
+                        "them (ranking.RECOMMEND_FLOOR), so a day may bring fewer (default "
+                        "0: none)")
     p.add_argument("--min-score", metavar="S",
                    help="leave out rule matches whose similarity to the seeds and liked papers "
                         "is below S (0 to 1, e.g. 0.05; the digest says how many it left out), "
@@ -266,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--now", action="store_true",
                    help="build for every active subscriber with unsent matches, whatever "
                         "their schedule; a second --now on the same day builds a second "
-                        "digest of what matched since (a paper is still sent only once)")
+                        "digest of what matched since (a paper is still sent only once). "
+                        "Rules are matched against papers not yet checked for the subscriber: "
+                        "a rule added later applies from the next papers on (`rules test` "
+                        "shows what it would have matched)")
     p.add_argument("--dry-run", action="store_true",
                    help="show what would be built; queue and send nothing")
     p = add("outbox", cmd_outbox, "list digests waiting to be sent, and why; show, retry or "
