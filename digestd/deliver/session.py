@@ -191,13 +191,15 @@ class Session:
             raise TransactionFailed("DATA", e, body_sent=True) from None
         if not replies:
             self.close()
-            raise TransactionFailed("DATA", self.replies.lost or
-                                    aiosmtplib.SMTPServerDisconnected("Connection lost"),
-                                    body_sent=True)
+            raise TransactionFailed("DATA", self._lost(), body_sent=True)
         code, text = replies[0]
         if code != 250:
             raise self._closing(TransactionFailed("DATA", aiosmtplib.SMTPDataError(code, text),
                                                   body_sent=True))
+
+    def _lost(self) -> BaseException:
+        """Why the replies stopped: the connection lost, or a reply out of step."""
+        return self.replies.lost or aiosmtplib.SMTPServerDisconnected("Connection lost")
 
     def _closing(self, failed: TransactionFailed) -> TransactionFailed:
         """`failed`, the session closed first if the reply was 421: the server is closing
@@ -223,8 +225,7 @@ class Session:
             failed = failed or _refusal(stage, reply, mail_path, rcpt_path)
         if len(replies) < len(group):  # the connection ended (or went out of step) on the way
             self.close()
-            lost = self.replies.lost or aiosmtplib.SMTPServerDisconnected("Connection lost")
-            raise failed or TransactionFailed(stages[len(replies)], lost)
+            raise failed or TransactionFailed(stages[len(replies)], self._lost())
         if failed is not None:
             if stages[-1] == "DATA" and replies[-1][0] == 354:
                 # DATA taken after MAIL or RCPT failed (pipelined): end that message empty
