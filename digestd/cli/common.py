@@ -131,7 +131,8 @@ def _progress_line(report) -> None:  # kept for callers of the old name
     bar.close()
 
 
-def _delivery_summary(config: Config, report) -> str:
+def _delivery_summary(config: Config, report, waiting: int = 0) -> str:
+    """'3 sent, 1 deferred, 0 failed ...', and how many digests (`waiting`) are still queued."""
     how = "written to " + config.delivery.outbox_dir if config.delivery_method == "outbox" \
         else "sent"
     line = f"{report.sent} {how}, {report.deferred} deferred, {report.failed} failed"
@@ -148,4 +149,6 @@ def _delivery_summary(config: Config, report) -> str:
         line += ("; a failed digest's papers are not offered again: `digestd outbox "
                  "--failed` says why, and `digestd outbox retry --failed` sends them once the "
                  "cause is fixed")
+    if waiting:
+        line += f"; {waiting} still waiting in the outbox (`digestd outbox` says when and why)"
     return line

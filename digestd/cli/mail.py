@@ -39,9 +39,7 @@ def cmd_send(args: argparse.Namespace) -> int:
              else "")
           + (f"; {built.failed} could not be built (`digestd outbox --failed` says why)"
              if built.failed else ""))
-    print(_delivery_summary(config, report)
-          + (f"; {waiting} still waiting in the outbox (`digestd outbox` says when and why)"
-             if waiting else ""))
+    print(_delivery_summary(config, report, waiting))
     return 1 if report.failed or report.stopped or built.failed else 0
 
 
@@ -168,9 +166,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         waiting = store.digest_counts().get("queued", 0)
-    print(_delivery_summary(config, report)
-          + (f"; {waiting} still waiting in the outbox (`digestd outbox` says when and why)"
-             if waiting else ""))
+    print(_delivery_summary(config, report, waiting))
     return 1 if report.failed or report.stopped else 0
 
 
