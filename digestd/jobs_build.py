@@ -415,8 +415,9 @@ def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
                 started = time.perf_counter()
                 message_id, message = renderer.message(digest, now=now)  # no items: the note
                 report.render_s += time.perf_counter() - started
-                # packed here, so the write lock is not held while zlib runs
-                message = pack_message(message)
+                # packed here, so the write lock is not held while zstd runs; its lines end
+                # in CRLF (mime.build_alternative), which the sender then need not check
+                message = pack_message(message, crlf=True)
             except Exception as e:  # noqa: BLE001 (one broken digest must not stop the others)
                 # a bad address, a template error on one paper, a paper with broken data:
                 # this digest fails alone, with its reason on its outbox row; the log names

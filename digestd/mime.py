@@ -46,6 +46,8 @@ class DkimSigner:
                                  canonicalize=(b"relaxed", b"relaxed"),
                                  signature_algorithm=self.algorithm,
                                  include_headers=[h.encode() for h in DKIM_HEADERS])
+        if not crlf_only(header):  # build_alternative's promise (dkimpy writes CRLF)
+            header = _LINE_END.sub(b"\r\n", header)
         return header + message
 
 
@@ -102,6 +104,11 @@ def build_alternative(headers: list[tuple[str, str]], text: str, html: str, *,
     `eight_bit` allows it, else quoted-printable (C speed via binascii). The boundary
     starts with "=_", which quoted-printable can never produce, and is checked against
     7bit and 8bit bodies.
+
+    Every line of the message ends in CRLF, and so does the message (RFC 5322 2.1): the
+    outbox records that (store.bodies.CRLF) and the sender relies on it. Raises ValueError
+    for a header value with a CR or LF that does not start a folded line (a header that
+    would be cut in two: a caller's bug, never sent).
     """
     text_cte, text_body = encode_body(text, eight_bit=eight_bit)
     html_cte, html_body = encode_body(html, eight_bit=eight_bit)
@@ -111,6 +118,9 @@ def build_alternative(headers: list[tuple[str, str]], text: str, html: str, *,
         boundary = "=_digestd_" + secrets.token_hex(12)
         marker = boundary.encode("ascii")
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    if not crlf_only(head) or any(_UNFOLDED.search(value) for _, value in headers
+                                  if "\r" in value):
+        raise ValueError("a header value has a line end that does not fold it")
     head += ("MIME-Version: 1.0\r\n"
              f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n')
     return b"".join((
@@ -146,7 +156,21 @@ def encode_body(text: str, *, eight_bit: bool = False) -> tuple[bytes, bytes]:
     if b"\r\n" not in body:
         # no line end to copy (a one-line body): b2a_qp soft-breaks with a bare LF
         body = body.replace(b"\n", b"\r\n")
+    if not crlf_only(body + b"\r\n"):  # b2a_qp's line ends, made sure of (a rare path)
+        body = _LINE_END.sub(b"\r\n", body)
     return b"quoted-printable", body
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_UNFOLDED = re.compile(r"\r\n(?![ \t])")  # a line end in a header value that starts a header
+
+
+def crlf_only(data: str | bytes) -> bool:
+    """Whether every CR and LF in `data` is part of a CRLF and `data` ends in one (three
+    scans at C speed: ~0.09 ms for 38 KB): how SMTP carries a message (RFC 5321 2.3.8)."""
+    cr, lf, crlf = ("\r", "\n", "\r\n") if isinstance(data, str) else (b"\r", b"\n", b"\r\n")
+    ends = data.count(crlf)
+    return data.count(lf) == ends and data.count(cr) == ends and data.endswith(crlf)
 
 
 def to_7bit(message: bytes) -> bytes:

@@ -155,10 +155,11 @@ def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
         return scores if (a, b) == (1.0, 0.0) else scores * np.float32(a) + np.float32(b)
 
     out: dict[Hashable, Ranking] = {}
+    title_keys = _TitleKeys()  # profiles share seeds, and the day's papers come back
 
     def one(key: Hashable, row: np.ndarray | None) -> None:
         try:
-            out[key] = _rank_one(day, key, wanted[key], index, scaled, row)
+            out[key] = _rank_one(day, key, wanted[key], index, scaled, row, title_keys)
         except Exception as e:  # noqa: BLE001 (one broken profile: today's order)
             log.error("event=ranking_failed subscriber=%s error_type=%s error=%r", key,
                       type(e).__name__, str(e)[:200])
@@ -186,10 +187,21 @@ def combined(similarity: float, m: PaperMatch) -> float:
             + (TITLE_BONUS if _title_hit(m) else 0.0))
 
 
+class _TitleKeys(dict):
+    """Title -> identity.title_key(title), each title worked out once (a dict's
+    __missing__): a day's rankings ask for the same seeds and papers many times."""
+
+    def __missing__(self, title: str) -> str:
+        key = self[title] = title_key(title)
+        return key
+
+
 def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, int],
-              scaled: Callable[[np.ndarray], np.ndarray], row: np.ndarray | None) -> Ranking:
+              scaled: Callable[[np.ndarray], np.ndarray], row: np.ndarray | None,
+              title_keys: Mapping[str, str]) -> Ranking:
     """One profile's Ranking, from its whole `row` of (scaled) scores, or (None: no
-    recommendations wanted) from the scores of its matches alone."""
+    recommendations wanted) from the scores of its matches alone. `title_keys`: the
+    _TitleKeys the day's rankings share."""
     base = by_relevance(list(want.items))  # today's order: the tie-breaker
     cols = [index[m.paper.id] for m in base]
     nearest: dict[str, int] | None = None  # paper id -> its nearest positive seed's row
@@ -231,11 +243,11 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
     # the best seed of each paper said "similar to", computed for those that need it only
     similar = _similar_to(day, key, [m.paper.id for m, s in kept if s >= SIMILAR_FLOOR]
                           + [m.paper.id for m, _ in recs], index, nearest)
-    own = _own_seeds(day, key)  # the title keys of the profile's positives
+    own = _own_seeds(day, key, title_keys)  # the title keys of the profile's positives
     whys = []
     for m, s in kept:
         why = why_text(m)
-        if own and title_key(m.paper.title) in own:  # not "similar to" itself
+        if own and title_keys[m.paper.title] in own:  # not "similar to" itself
             why = f"{why} · one of your seeds" if why else "one of your seeds"
         elif m.paper.id in similar:
             why = f"{why} · similar to: {similar[m.paper.id]}" if why else \
@@ -249,10 +261,11 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
         left_out=[m for m, _ in dropped], left_out_whys=[why_text(m) for m, _ in dropped])
 
 
-def _own_seeds(day: DayScores, key: Hashable) -> set[str]:
-    """The title keys (identity.title_key) of the profile's positives: a paper with one of
-    them is the reader's own seed (or "more like this" choice) come back."""
-    keys = (title_key(day.seed_titles[r]) for r in day.positives[day.row[key]])
+def _own_seeds(day: DayScores, key: Hashable, title_keys: Mapping[str, str]) -> set[str]:
+    """The title keys (identity.title_key, looked up in `title_keys`) of the profile's
+    positives: a paper with one of them is the reader's own seed (or "more like this"
+    choice) come back."""
+    keys = (title_keys[day.seed_titles[r]] for r in day.positives[day.row[key]])
     return {k for k in keys if k}
 
 

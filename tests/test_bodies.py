@@ -14,7 +14,7 @@ from digestd.cli import main
 from digestd.deliver import send_smtp
 from digestd.errors import StoreError
 from digestd.store import MIGRATIONS, Store, pack_message, unpack_message
-from digestd.store.bodies import RAW, ZLIB, ZSTD
+from digestd.store.bodies import CRLF, RAW, ZLIB, ZSTD, has_crlf
 
 from .test_deliver import queue, smtp, write_cfg
 
@@ -28,6 +28,49 @@ def test_pack_and_unpack_give_back_the_same_bytes():
     for tiny in (b"", b"x"):
         assert pack_message(tiny).packing == RAW
         assert unpack_message(pack_message(tiny).data, RAW) == tiny
+
+
+def test_a_message_vouched_crlf_keeps_the_flag_and_its_bytes():
+    message = b"Subject: x\r\n\r\n" + b"An abstract, line after line.\r\n" * 300
+    packed = pack_message(message, crlf=True)
+    assert packed.packing == ZSTD | CRLF and has_crlf(packed.packing)
+    assert unpack_message(packed.data, packed.packing) == message
+    tiny = pack_message(b"x\r\n", crlf=True)
+    assert tiny.packing == RAW | CRLF and unpack_message(tiny.data, tiny.packing) == b"x\r\n"
+    assert not has_crlf(pack_message(message).packing)
+    with pytest.raises(StoreError, match="packing 5, unknown"):  # zlib never had the flag
+        unpack_message(zlib.compress(message), ZLIB | CRLF)
+
+
+def test_a_built_digest_is_stored_with_the_crlf_flag_and_goes_out_as_built(
+        write_config, store_toml, smtp_sink):
+    """The build vouches for the CRLF line ends of what it rendered (the sender then skips
+    checking them); web mail and rows queued otherwise are checked as before."""
+    import asyncio
+
+    from digestd.jobs import build_digests, poll_sources
+    from digestd.store import open_store
+
+    config = write_config(f'[store]\n{store_toml}\n[smtp]\nhost = "127.0.0.1"\n'
+                          f'port = {smtp_sink.port}\nsecurity = "none"\n'
+                          '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    with open_store(config.store) as store:
+        asyncio.run(poll_sources(config.sources, store))
+        store.add_subscriber("a@example.org", ["diffusion OR segmentation"])
+        assert build_digests(config, store, force=True).digests == 1
+        queue(store, ["b@example.org"])  # queued as bytes: not vouched
+        rows = {r.recipient: r for r in store.outbox()}
+        assert rows["a@example.org"].crlf and not rows["b@example.org"].crlf
+        built = rows["a@example.org"].message
+        assert built.count(b"\n") == built.count(b"\r\n") == built.count(b"\r")
+        claimed, _ = store.claim_outbox("me/1/x", limit=10, lease_s=60)
+        assert {r.recipient: r.crlf for r in claimed} == {"a@example.org": True,
+                                                          "b@example.org": False}
+        store.release_claims("me/1/x")
+        report = asyncio.run(send_smtp(store, smtp(smtp_sink), "Digest <digest@example.org>"))
+        assert report.sent == 2
+    got = {r.rcpt_tos[0]: r.data for r in smtp_sink.received}
+    assert got["a@example.org"] == built  # the server undid the dot-stuffing: the same bytes
 
 
 def test_a_body_that_does_not_unpack_or_an_unknown_packing_is_an_error():

@@ -171,16 +171,19 @@ async def test_an_8bit_text_part_goes_8bit_only_to_a_server_that_announces_8bitm
 ])
 async def test_data_is_dot_stuffed_and_arrives_as_it_was(smtp_sink, body):
     from digestd.deliver import Session, connect
+    from digestd.mime import crlf_only
 
     session = Session(await connect(smtp(smtp_sink)))
     try:
         await session.send(b"<digest@example.org>", [], b"<a@example.org>", body)
+        if crlf_only(body):  # as the outbox vouches for a built digest: still dot-stuffed
+            await session.send(b"<digest@example.org>", [], b"<a@example.org>", body,
+                               crlf=True)
     finally:
         await session.quit()
-    (got,) = smtp_sink.received
     # the server undoes the dot-stuffing: the same lines, each ending in CRLF
     expected = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-    assert got.data == expected
+    assert [got.data for got in smtp_sink.received] == [expected] * (1 + crlf_only(body))
 
 
 # -- retries ---------------------------------------------------------------------------------------

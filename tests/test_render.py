@@ -76,7 +76,7 @@ import re  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from digestd.mime import encode_body, to_7bit  # noqa: E402
+from digestd.mime import build_alternative, crlf_only, encode_body, to_7bit  # noqa: E402
 from digestd.render import by_relevance, inline_styles  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
@@ -254,6 +254,26 @@ def test_8bit_bodies_round_trip_and_keep_lines_under_998_octets(text):
     for wire in (raw, to_7bit(raw)):
         msg = email.message_from_bytes(wire, policy=email.policy.default)
         assert msg.get_content().replace("\r\n", "\n") == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=2000)
+       | st.builds(lambda a, b: a * 1200 + b, st.sampled_from(["x", "é", "\r", "\r\n", "\n."]),
+                   st.text(max_size=50)),
+       st.text(max_size=500), st.booleans())
+def test_every_line_of_a_built_message_ends_in_crlf(text, html, eight_bit):
+    """What the outbox vouches for (store.bodies.CRLF), so the sender does not check it."""
+    raw = build_alternative([("Subject", "x"), ("List-Unsubscribe", "<https://a>,\r\n <mailto:b>")],
+                            text, html, eight_bit=eight_bit)
+    assert crlf_only(raw)
+
+
+def test_a_header_value_that_would_start_a_header_is_refused():
+    for value in ("x\nBcc: victim@example.org", "x\r\nBcc: v@example.org", "x\rBcc: v", "x\r\n"):
+        with pytest.raises(ValueError, match="does not fold"):
+            build_alternative([("Subject", value)], "text", "<p>html</p>")
+    # folded (CRLF and white space) is one header
+    assert crlf_only(build_alternative([("Subject", "x\r\n y")], "text", "<p>html</p>"))
 
 
 def test_headers_of_user_data_are_encoded_not_injected():

@@ -503,10 +503,10 @@ class SmtpSender:
         `committing` (the group commit of this connection's last 250) is awaited before
         DATA: its error ends the worker, and this row, never sent, is handed back with the
         run's claims."""
-        message = row.message
+        message, crlf = row.message, row.crlf
         eight_bit = not message.isascii()  # an 8bit text part (render.encode_body)
         if eight_bit and not client.supports_extension("8bitmime"):
-            message, eight_bit = to_7bit(message), False
+            message, eight_bit, crlf = to_7bit(message), False, False
         options = [b"SIZE=%d" % len(message)] if client.supports_extension("size") else []
         if eight_bit:
             options.append(b"BODY=8BITMIME")
@@ -520,7 +520,7 @@ class SmtpSender:
             await client.send(paths[0], options, paths[1], message,
                               done_timeout=self.smtp.data_timeout,
                               before_data=None if committing is None else
-                              lambda: self._committed(committing))
+                              lambda: self._committed(committing), crlf=crlf)
         except TransactionFailed as e:
             outcome = classify(e.stage, e.error, body_sent=e.body_sent)
             if not isinstance(e.error, aiosmtplib.SMTPResponseException) or \

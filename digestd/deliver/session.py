@@ -160,7 +160,8 @@ class Session:
 
     async def send(self, mail_path: bytes, options: list[bytes], rcpt_path: bytes,
                    message: bytes, *, done_timeout: float | None = None,
-                   before_data: Callable[[], Awaitable[object]] | None = None) -> None:
+                   before_data: Callable[[], Awaitable[object]] | None = None,
+                   crlf: bool = False) -> None:
         """One mail transaction (RFC 5321 3.3): MAIL FROM:`mail_path` with ESMTP `options`,
         RCPT TO:`rcpt_path` (both from smtp.envelope_path), DATA, then `message` dot-stuffed
         and its final ".", whose answer is awaited `done_timeout` seconds (smtp.data_timeout)
@@ -168,7 +169,9 @@ class Session:
         that is not a success (250 to MAIL, 250/251 to RCPT, 354 to DATA, 250 at the end),
         with the exception aiosmtplib's mail(), rcpt() and data() raise for it.
         `before_data` is awaited once MAIL and RCPT were accepted, before DATA (its error
-        is raised as it is, nothing of the message sent).
+        is raised as it is, nothing of the message sent). `crlf`: every line of `message`
+        ends in CRLF, and so does the message, as its builder vouched (store.bodies.CRLF):
+        its line ends are not checked again.
 
         With PIPELINING the commands go out in one write (MAIL and RCPT, then DATA when
         `before_data` is given) and their replies are read in order; when MAIL or RCPT
@@ -185,7 +188,7 @@ class Session:
                 await before_data()
             await self._exchange(group, mail_path, rcpt_path)
         try:
-            self._write(_dot_stuffed(message) + b".\r\n")  # one write: one system call
+            self._write(_dot_stuffed(message, crlf=crlf) + b".\r\n")  # one write: one system call
             replies = await self._read(1, done_timeout)
         except aiosmtplib.SMTPException as e:
             raise TransactionFailed("DATA", e, body_sent=True) from None
@@ -275,15 +278,18 @@ def _refusal(stage: str, reply: tuple[int, str], mail_path: bytes,
     return None
 
 
-def _dot_stuffed(message: bytes) -> bytes:
+def _dot_stuffed(message: bytes, *, crlf: bool = False) -> bytes:
     """`message` with CRLF line ends, ending in CRLF, dot-stuffed (RFC 5321 4.5.2). A
     message whose every line ends in CRLF, as render.py builds them, needs only the
-    dot-stuffing, one bytes.replace at C speed; any other has its line ends made CRLF."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_END.sub(b"\r\n", message)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
+    dot-stuffing, one bytes.replace at C speed; any other has its line ends made CRLF.
+    `crlf`: the caller knows the message is so (store.bodies.CRLF), which spares the three
+    scans that check it (~0.09 ms of CPU for a 38 KB digest)."""
+    if not crlf:
+        ends = message.count(b"\r\n")
+        if message.count(b"\n") != ends or message.count(b"\r") != ends:
+            message = _LINE_END.sub(b"\r\n", message)
+        if not message.endswith(b"\r\n"):
+            message += b"\r\n"
     if message.startswith(b"."):
         message = b"." + message
     return message.replace(b"\r\n.", b"\r\n..")

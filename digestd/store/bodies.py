@@ -11,6 +11,11 @@ are. The bytes that go out are the ones the build rendered and signed, whatever 
 packing, so the Message-ID, a DKIM signature and the bytes of a retried message never
 change. Packing is Python's, not the database's: any backend stores the packed bytes as a
 blob beside their `packing`.
+
+`packing` also carries the CRLF flag: set for a message built by render.py, whose every
+line ends in CRLF and which ends in CRLF (mime.build_alternative's contract), it spares
+the sender the three scans of the message that check its line ends (~0.09 ms of CPU for a
+38 KB digest, a sixth of sending it); the message is still dot-stuffed as it goes out.
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from ..errors import StoreError
 RAW = 0  # the message as it goes out (rows from before the "body_packing" step)
 ZLIB = 1  # zlib (RFC 1950) of the message: what digestd wrote before ZSTD
 ZSTD = 2  # a Zstandard frame (RFC 8878) of the message, with its size and a checksum
+# a flag added to the above: every line of the message ends in CRLF and so does the message
+# (RFC 5322 2.1, as SMTP carries it, RFC 5321 2.3.8); a digestd before it reads the row as a
+# packing it does not know, and says so
+CRLF = 4
 LEVEL = 1  # zstd level: 1 packs a digest ~6x; 3 (zstd's default) ~6.4x for 1.3x the CPU
 # a frame that claims more than this is damaged (a digest at max_papers is ~130 KB)
 MAX_MESSAGE = 64 << 20
@@ -49,19 +58,29 @@ class PackedMessage:
     packing: int
 
 
-def pack_message(message: bytes) -> PackedMessage:
+def pack_message(message: bytes, *, crlf: bool = False) -> PackedMessage:
     """`message` (RFC 5322 bytes) packed for the outbox: ZSTD, or RAW when that is not
-    smaller (an empty or tiny message)."""
+    smaller (an empty or tiny message). `crlf`: the caller vouches that every line of
+    `message` ends in CRLF and that it ends in CRLF (render.py's digests), recorded as the
+    CRLF flag of the packing (see has_crlf)."""
     packed = _contexts()[0].compress(message)
+    flag = CRLF if crlf else 0
     if len(packed) < len(message):
-        return PackedMessage(packed, ZSTD)
-    return PackedMessage(bytes(message), RAW)
+        return PackedMessage(packed, ZSTD | flag)
+    return PackedMessage(bytes(message), RAW | flag)
+
+
+def has_crlf(packing: int) -> bool:
+    """Whether a body stored with `packing` was vouched to have CRLF line ends only."""
+    return bool(packing & CRLF)
 
 
 def unpack_message(data: bytes, packing: int) -> bytes:
-    """The message bytes of a stored body (`data` in `packing`), exactly as they were
-    queued. Raises StoreError for a packing this digestd does not know (a store written by
-    a newer version) or a body that does not unpack (a damaged row)."""
+    """The message bytes of a stored body (`data` in `packing`, its CRLF flag ignored),
+    exactly as they were queued. Raises StoreError for a packing this digestd does not know
+    (a store written by a newer version) or a body that does not unpack (a damaged row)."""
+    if packing in (RAW | CRLF, ZSTD | CRLF):
+        packing &= ~CRLF
     if packing == RAW:
         return bytes(data)
     if packing == ZSTD:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from ..errors import NotFound, StoreError
-from .bodies import PackedMessage, pack_message, unpack_message
+from .bodies import PackedMessage, has_crlf, pack_message, unpack_message
 from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, QueuedDigest,
                       lease_end, shard_args, utcnow)
 
@@ -250,7 +250,8 @@ class DigestStore:
             message, error = unpack_message(r[5], r[6]), None
         except StoreError as e:
             message, error = b"", str(e)
-        return OutboxRow(*r[:5], message, *r[7:9], error or r[9], *r[10:]), error
+        return OutboxRow(*r[:5], message, *r[7:9], error or r[9], *r[10:],
+                         crlf=error is None and has_crlf(r[6])), error
 
     def outbox(self, *, due_before: str | None = None, status: str = "queued",
                limit: int | None = None, newest_first: bool = False) -> list[OutboxRow]:

@@ -72,6 +72,9 @@ class OutboxRow:
     papers: int
     claimed_by: str | None = None
     claimed_until: str | None = None
+    # every line of `message` ends in CRLF, as its builder vouched (store.bodies.CRLF): the
+    # sender need not check its line ends
+    crlf: bool = False
 
 
 @dataclass(frozen=True)
