@@ -268,6 +268,15 @@ def test_every_line_of_a_built_message_ends_in_crlf(text, html, eight_bit):
     assert crlf_only(raw)
 
 
+def test_the_shipped_html_frames_are_ascii():
+    """Their text is written as character references (&#183;), so a digest's HTML is ASCII
+    as rendered and ascii_html passes it through (the other way, ~0.05 ms a digest)."""
+    from pathlib import Path
+
+    for name in ("digest.html", "empty.html"):
+        assert (Path(__file__).parents[1] / "templates" / "email" / name).read_text().isascii()
+
+
 def test_a_header_value_that_would_start_a_header_is_refused():
     for value in ("x\nBcc: victim@example.org", "x\r\nBcc: v@example.org", "x\rBcc: v", "x\r\n"):
         with pytest.raises(ValueError, match="does not fold"):
