@@ -522,7 +522,7 @@ async def test_marks_still_waiting_for_the_store_thread_at_the_end_are_stored(tm
             # right after the 250: the store thread is busy, and the marks are due now
             busy.append(True)
             sender.db.pool.submit(free.wait, 10)
-            sender.marks_due.set()
+            sender.marks.due.set()
 
         # limit 1: once its row is sent, the run ends without another store call
         sender = SmtpSender(store, smtp(smtp_sink, max_connections=1), "digest@example.org",
@@ -531,7 +531,7 @@ async def test_marks_still_waiting_for_the_store_thread_at_the_end_are_stored(tm
         sender.db = BusyStoreThread(store)
         report = await asyncio.wait_for(sender.run(), 10)
         assert report.sent == 1 and len(smtp_sink.received) == 1
-        assert waiting == ["SmtpSender._write_marks"]  # the interleaving meant to happen
+        assert waiting == ["SentMarks._write"]  # the interleaving meant to happen
         assert status_of(store, did)[0] == "sent"
         again = await send_smtp(store, smtp(smtp_sink), "digest@example.org")
         assert again.sent == 0 and len(smtp_sink.received) == 1

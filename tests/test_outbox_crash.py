@@ -187,7 +187,7 @@ def test_sigkill_with_marks_only_in_the_sent_journal(tmp_path, store_url, store_
     smtp_sink.handler.hold_after = 10  # 10 accepted (250), then every DATA waits
     never_store_marks = (
         "import sys\n"
-        "import digestd.deliver.sender as d\n"
+        "import digestd.deliver.marks as d\n"
         "d.MARKS_EVERY_S, d.MARKS_PER_WRITE = 3600.0, 10**9\n"
         "from digestd.cli import main\n"
         "sys.exit(main(['-c', sys.argv[1], 'send']))\n")

@@ -46,6 +46,7 @@ from ..config import SmtpConfig
 from ..mime import to_7bit
 from ..store import BaseStore, OutboxRow, utcnow
 from .journal import SentJournal, new_owner, owner_alive
+from .marks import SentMarks
 from .outbox import DeliveryReport, StoreThread, verp_address
 from .session import Session, TransactionFailed
 from .smtp import (Outcome, RateLimit, backoff, classify, connect, connect_failure,
@@ -75,16 +76,7 @@ PAUSE_S = 5.0
 PAUSES = 4
 PAUSE_MAX_S = 300.0
 BATCH_PER_CONNECTION = 16  # rows claimed at a time, per connection
-MARKS_EVERY_S = 0.05  # how often the sent journal's new marks are written to the store
-MARKS_PER_WRITE = 256  # ... or as soon as this many are waiting
 HALT_WAIT_S = 30.0  # a worker failed: the others' time to finish (or smtp.timeout if longer)
-# PostgreSQL: how long a 250 waits at most for others to share its commit. The commit starts
-# sooner, as soon as a connection is ready to send DATA and waits for it (its MAIL FROM and
-# RCPT TO went out meanwhile), so no connection waits longer than one commit; the 250s that
-# arrive while a commit runs share the next one. Larger commits cost the server less per mark
-# (a microbench: a third of the CPU at 4 marks per commit against 1); against a sink as fast
-# as the bench's, groups rarely form and commits stay about one per digest.
-GROUP_COMMIT_S = 0.02
 
 
 class SmtpSender:
@@ -135,15 +127,8 @@ class SmtpSender:
         # not leave the connections without work
         self.claim_task: asyncio.Future | None = None
         self.db = StoreThread(store)
-        self.journal: SentJournal | None = None
-        self.marks: list[tuple[int, str]] = []  # journaled, not yet in the store
-        # PostgreSQL: no journal; each 250 waits in `pending` for the next group commit
-        self.group_commit = store.sql.name == "postgresql"
-        self.pending: list[tuple[int, str, asyncio.Future]] = []
+        self.marks: SentMarks | None = None  # the run's sent marks (made by _deliver)
         self.halted = False  # a worker failed: the others send no further message
-        self.commit_error: BaseException | None = None  # the group commit failed: no more
-        self.marks_due = asyncio.Event()
-        self.commit_wanted = asyncio.Event()  # a connection waits for the group commit
         self.clients: list[Session] = []
         # workers connecting, until their first message's answer (each holds a row)
         self.connecting = 0
@@ -177,10 +162,8 @@ class SmtpSender:
         return r
 
     async def _deliver(self) -> None:
-        if self.db.inline is None and not self.group_commit:
-            self.journal = SentJournal(self.store.side_files, self.owner)
-        writer = asyncio.ensure_future(self._commit_marks() if self.group_commit
-                                       else self._write_marks())
+        marks = self.marks = SentMarks(self.store, self.db, self.owner)
+        writer = asyncio.ensure_future(marks.writer())
         renewer = asyncio.ensure_future(self._renew_claims())
         stored = False
         workers = [asyncio.ensure_future(self._worker(n))
@@ -207,70 +190,17 @@ class SmtpSender:
             await asyncio.gather(writer, renewer,
                                  *([self.claim_task] if self.claim_task else []),
                                  return_exceptions=True)
-            # marks a cancelled group commit never wrote (their workers were cancelled too)
-            self.marks.extend((did, at) for did, at, _ in self.pending)
-            self.pending = []
             try:
-                await self._store_marks()
+                # with those a cancelled group commit never wrote
+                await marks.store_all()
                 stored = True
                 # whatever is still claimed was never tried: hand it back untouched (after
                 # the marks are in, or a sent row could be claimed again)
                 self.report.handed_back = await self.db("release_claims", self.owner)
             finally:
-                if self.journal is not None:
-                    # kept when its marks are not all stored: the next sender applies it
-                    self.journal.close(remove=stored)
-
-    async def _write_marks(self) -> None:
-        """Write the journaled marks to the store every MARKS_EVERY_S, or sooner when
-        MARKS_PER_WRITE are waiting."""
-        while True:
-            try:
-                await asyncio.wait_for(self.marks_due.wait(), MARKS_EVERY_S)
-            except asyncio.TimeoutError:
-                pass
-            self.marks_due.clear()
-            await self._store_marks()
-
-    async def _store_marks(self) -> None:
-        # the marks leave `marks` only once stored: the writer is cancelled as the run ends,
-        # and a write of its still waiting for the store thread then never runs; its marks
-        # go in the final write, before the claims are handed back (else those rows are
-        # free again, and another sender sends them a second time)
-        while self.marks:
-            marks = self.marks[:]
-            await self.db("mark_sent_many", marks)
-            del self.marks[:len(marks)]
-
-    async def _commit_marks(self) -> None:
-        """The group commit (PostgreSQL): once a 250 is waiting, gather the others that come
-        until a connection waits for the commit (commit_wanted) or for GROUP_COMMIT_S at
-        most, commit them in one transaction and wake their workers. A failed commit fails
-        those workers' runs: the marks stay for the final attempt."""
-        while True:
-            await self.marks_due.wait()
-            try:
-                await asyncio.wait_for(self.commit_wanted.wait(), GROUP_COMMIT_S)
-            except asyncio.TimeoutError:
-                pass
-            self.commit_wanted.clear()
-            self.marks_due.clear()
-            batch, self.pending = self.pending, []
-            if not batch:
-                continue
-            try:
-                await self.db("mark_sent_many", [(did, at) for did, at, _ in batch])
-            except BaseException as e:
-                self.commit_error = e
-                self.marks.extend((did, at) for did, at, _ in batch)
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(e if isinstance(e, Exception)
-                                           else asyncio.CancelledError())
-                raise
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)
+                # the journal is kept when its marks are not all stored: the next sender
+                # applies it
+                marks.close(stored=stored)
 
     async def _renew_claims(self) -> None:
         """Every third of the lease, push the lease of this run's claims on: a long run
@@ -421,7 +351,7 @@ class SmtpSender:
                 carried += 1
                 committing = await self._finish(row, outcome) or committing
             if committing is not None:  # this worker's last mark is in before it ends
-                await self._committed(committing)
+                await self.marks.committed(committing)
         finally:
             if proving:
                 self.connecting -= 1
@@ -491,12 +421,6 @@ class SmtpSender:
                 not self.report.stopped):
             await asyncio.sleep(min(left, 0.5))
 
-    async def _committed(self, committing: asyncio.Future) -> None:
-        """Wait for the group commit of a mark, starting that commit now if it waits."""
-        if not committing.done():
-            self.commit_wanted.set()
-        await committing
-
     async def _send(self, client: Session, row: OutboxRow,
                     committing: asyncio.Future | None = None) -> Outcome:
         """One transaction (Session.send, which says the stage of a failure, for classify).
@@ -520,7 +444,7 @@ class SmtpSender:
             await client.send(paths[0], options, paths[1], message,
                               done_timeout=self.smtp.data_timeout,
                               before_data=None if committing is None else
-                              lambda: self._committed(committing), crlf=crlf)
+                              lambda: self.marks.committed(committing), crlf=crlf)
         except TransactionFailed as e:
             outcome = classify(e.stage, e.error, body_sent=e.body_sent)
             if not isinstance(e.error, aiosmtplib.SMTPResponseException) or \
@@ -540,23 +464,7 @@ class SmtpSender:
         done: asyncio.Future | None = None
         if outcome.kind == "sent":
             self.pauses = 0
-            at = utcnow()
-            if self.group_commit:
-                if self.commit_error is not None:  # kept for the final attempt; stop here
-                    self.marks.append((row.id, at))
-                    raise self.commit_error
-                # this connection's next DATA waits for the commit: a kill loses at most
-                # this one message's mark per connection
-                done = asyncio.get_running_loop().create_future()
-                self.pending.append((row.id, at, done))
-                self.marks_due.set()
-            elif self.journal is None:  # a ":memory:" store: no crash to survive
-                self.store.mark_sent(row.id, now=at)
-            else:
-                self.journal.record(row.id, at)
-                self.marks.append((row.id, at))
-                if len(self.marks) >= MARKS_PER_WRITE:
-                    self.marks_due.set()
+            done = self.marks.record(row.id, utcnow())
             r.sent += 1
             log.debug("event=sent digest=%d message_id=%s", row.id, row.message_id)
         elif outcome.kind == "bounced":
