@@ -58,14 +58,13 @@ _warned: set[str] = set()  # config warnings logged by this process (each once, 
 
 
 def _warn_once(config: Config) -> None:
-    warning = unsubscribe_warning(config)
-    if warning and warning not in _warned:
-        _warned.add(warning)
-        log.warning("event=config_warning base_url=%s warning=%r", config.web.base_url, warning)
-    warning = example_sender_warning(config)
-    if warning and warning not in _warned:
-        _warned.add(warning)
-        log.warning("event=config_warning key=delivery.from warning=%r", warning)
+    """Log each of the config's warnings about mail (`config check` says them too) once a
+    process, with the setting it is about."""
+    for about, warning in ((f"base_url={config.web.base_url}", unsubscribe_warning(config)),
+                           ("key=delivery.from", example_sender_warning(config))):
+        if warning and warning not in _warned:
+            _warned.add(warning)
+            log.warning("event=config_warning %s warning=%r", about, warning)
 
 
 async def send_outbox(config: Config, store: BaseStore, *, progress=None,

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from aiosmtpd.smtp import AuthResult
@@ -246,6 +247,23 @@ def test_cli_says_a_failed_digests_papers_wait_for_retry_failed(tmp_path, smtp_s
     assert sorted(r.rcpt_tos[0] for r in smtp_sink.received) == ["a@example.org", "b@example.org"]
 
 
+def test_cli_outbox_show_starts_with_the_verp_return_path_it_goes_out_from(
+        tmp_path, smtp_sink, capfdbinary):
+    cfg = write_cfg(tmp_path, smtp_sink)
+    text = Path(cfg).read_text().replace(
+        "bounce_threshold = 2\n", 'bounce_threshold = 2\nreturn_path = "bounces@example.org"\n')
+    Path(cfg).write_text(text)
+    with Store(tmp_path / "digestd.sqlite3") as store:
+        (digest_id,) = queue(store, ["a@example.org"])
+        stored = store.outbox()[0].message
+    assert main(["-c", cfg, "outbox", "show", str(digest_id)]) == 0
+    head, _, rest = capfdbinary.readouterr().out.partition(b"\r\n")
+    assert rest == stored and head.startswith(b"Return-Path: <bounces+")
+    assert main(["-c", cfg, "send"]) == 0
+    (got,) = smtp_sink.received
+    assert head == f"Return-Path: <{got.mail_from}>".encode()  # the envelope sender, VERP
+
+
 def test_cli_outbox_show_prints_the_message_as_it_goes_out(tmp_path, smtp_sink, capfdbinary):
     cfg = write_cfg(tmp_path, smtp_sink)
     with Store(tmp_path / "digestd.sqlite3") as store:
@@ -445,7 +463,8 @@ def test_subscribers_list_shows_bouncing(tmp_path, smtp_sink, capsys):
         queue(store, ["gone@example.org"], period="p2")
     assert main(["-c", cfg, "send"]) == 1
     out = capsys.readouterr().out
-    assert "0 sent, 0 deferred, 2 failed (2 bounced)" in out
+    assert "0 sent, 0 deferred, 2 failed (2 bounced: the address refused, counted toward " \
+        "delivery.bounce_threshold = 2)" in out
     assert main(["-c", cfg, "subscribers", "list"]) == 0
     out = capsys.readouterr().out
     assert "bouncing (2 hard bounces)" in out and "1 bouncing" in out

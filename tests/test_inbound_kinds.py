@@ -332,6 +332,11 @@ def test_a_global_dsn_without_a_token_finds_its_utf8_recipient(site):
     handled = handle(site, raw)
     assert (handled.kind, handled.changed) == ("bounce", True)
     assert "by_address" in handled.detail
+    # the log and the result name the message the bounce was put on: their newest
+    with site.store() as store:
+        (newest,) = store.db.execute("SELECT max(id) FROM digests WHERE message_id = ?",
+                                     (o["mid"],)).fetchone()
+    assert newest is not None and handled.digest_id == newest
 
 
 # -- delay warnings in plain text --------------------------------------------------------------

@@ -22,6 +22,7 @@ from digestd.store.feedback import LESS
 
 from .test_archive import BROAD, Day, day_of_papers, papers_on_page
 from .test_feedback import feedback_links, form_of, shown_titles
+from .test_feedback import form_of
 from .test_web import path_of
 
 NARROW = "title:model*"  # 37 of the day's 120 papers
@@ -208,6 +209,16 @@ async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_a
         str(escape(t)) for t in kept]
     # the feed has what was delivered: not what was left out
     assert all(str(escape(t)) not in feed for t in dropped[:10])
+    # the page's feedback links reach the papers the email left out too: "more like this"
+    # on one of them records it, as the email's links do for the papers it shows
+    first = listed[listed.index('<li class="paper"'):]
+    more = re.search(r'<a href="(http://testserver/r/[^"]+/more)"', first)[1]
+    async with day.client() as client:
+        choice = await client.get(path_of(more))
+        assert choice.status_code == 200 and str(escape(dropped[0])) in choice.text
+        fields = form_of(choice.text, "/more")
+        assert (await client.post(path_of(more), data=fields)).status_code == 303
+    assert day.store.feedback_counts(sid) == (1, 0)
 
     # the next day, without min_score and with a window that covers the first day again
     # (as after a catch-up), nothing of the first digest comes back: left out is recorded

@@ -136,9 +136,12 @@ def _delivery_summary(config: Config, report, waiting: int = 0) -> str:
     how = "written to " + config.delivery.outbox_dir if config.delivery_method == "outbox" \
         else "sent"
     line = f"{report.sent} {how}, {report.deferred} deferred, {report.failed} failed"
-    details = [f"{n} {what}" for n, what in ((report.bounced, "bounced"),
-                                             (report.cancelled, "cancelled: subscriber "
-                                                                "no longer active")) if n]
+    threshold = config.delivery.bounce_threshold
+    details = [f"{n} {what}" for n, what in (
+        (report.bounced, f"bounced: the address refused, counted toward "
+                         f"delivery.bounce_threshold = {threshold}"),
+        (report.failed - report.bounced, "not about the address, no bounce counted"),
+        (report.cancelled, "cancelled: subscriber no longer active")) if n > 0]
     if details:
         line += f" ({', '.join(details)})"
     if report.stopped:

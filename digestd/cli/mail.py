@@ -6,7 +6,7 @@ import asyncio
 import re
 import sys
 
-from ..errors import UsageError
+from ..errors import NotFound
 from .common import Progress, _config, _count, _days_ago, _delivery_summary, _print_json, _store
 
 
@@ -110,6 +110,14 @@ def cmd_outbox_show(args: argparse.Namespace) -> int:
     config = _config(args)
     with _store(config, read_only=True) as store:
         message = store.stored_message(args.id)
+        subscriber_id = store.digest_subscriber(args.id) if message else None
+    if message is not None and subscriber_id is not None and config.delivery.return_path:
+        from ..config import web_secret
+        from ..deliver.outbox import return_path_header
+
+        # as a final delivery adds it: the VERP address the message goes out from
+        message = return_path_header(config.delivery.return_path, web_secret(config),
+                                     args.id, subscriber_id) + message
     if message is None:
         print(f"digestd: no stored message for digest {args.id} (ids from `digestd outbox`; "
               "a sent digest's message is dropped after store.keep_sent_days)",
@@ -147,7 +155,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
             known = store.digest_statuses(args.id)
             unknown = [str(i) for i in args.id if i not in known]
             if unknown:
-                raise UsageError(f"no such id in the outbox: {', '.join(unknown)} "
+                # as every "not found" (errors.NotFound): exit status 1
+                raise NotFound(f"no such id in the outbox: {', '.join(unknown)} "
                                  "(`digestd outbox --failed` lists them)")
             done = [str(i) for i in args.id if known[i] == "sent"]
             if done:

@@ -53,7 +53,18 @@ def _file_name(row: OutboxRow) -> str:
 def verp_address(return_path: str, secret: bytes, row: OutboxRow) -> str:
     """The envelope sender of one outbox row: `return_path` with the row's signed bounce
     token, "bounces+TOKEN@domain" (tokens.bounce_token)."""
-    return plus_address(return_path, bounce_token(secret, row.id, row.subscriber_id))
+    return _verp(return_path, secret, row.id, row.subscriber_id)
+
+
+def return_path_header(return_path: str, secret: bytes, digest_id: int,
+                       subscriber_id: int) -> bytes:
+    """The Return-Path header line (CRLF-ended) a final delivery adds to the message of
+    outbox row `digest_id` (RFC 5321 4.4): its VERP address (verp_address)."""
+    return f"Return-Path: <{_verp(return_path, secret, digest_id, subscriber_id)}>\r\n".encode()
+
+
+def _verp(return_path: str, secret: bytes, digest_id: int, subscriber_id: int) -> str:
+    return plus_address(return_path, bounce_token(secret, digest_id, subscriber_id))
 
 
 def write_outbox(store: BaseStore, outbox_dir: str | Path, *, rows: list[OutboxRow] | None = None,
@@ -83,7 +94,7 @@ def write_outbox(store: BaseStore, outbox_dir: str | Path, *, rows: list[OutboxR
         tmp = path.with_suffix(".tmp")
         head = b""
         if return_path:
-            head = f"Return-Path: <{verp_address(return_path, secret, row)}>\r\n".encode()
+            head = return_path_header(return_path, secret, row.id, row.subscriber_id)
         tmp.write_bytes(head + row.message)
         os.replace(tmp, path)
         store.mark_sent(row.id)

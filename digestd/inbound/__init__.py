@@ -275,17 +275,18 @@ def _bounce(found: _Found, store: Store, config: Config) -> Handled:
     if token is not None:
         if store.digest_subscriber(token.digest_id or 0) != token.subscriber_id:
             return Handled("bounce", detail=f"{status} message_gone")
-        counted, bouncing = store.record_mailed_bounce(subscriber_id, digest_id, error,
-                                                       threshold=threshold)
+        counted, bouncing, _ = store.record_mailed_bounce(subscriber_id, digest_id, error,
+                                                          threshold=threshold)
         return Handled("bounce", subscriber_id, digest_id, counted,
                        f"{status}" + (" now_bouncing" if bouncing else ""))
     # the message the bounce returns (its Message-ID) when it is theirs, else their newest
     returned = (store.digest_by_message_id(found.returned_message_id)
                 if found.returned_message_id else None)
     digest_id = returned[0] if returned and returned[1] == subscriber_id else None
-    counted, bouncing = store.record_mailed_bounce(subscriber_id, digest_id, error,
-                                                   threshold=threshold)
-    return Handled("bounce", subscriber_id, None, counted,
+    # the log names the message the bounce was put on: that one, or their newest delivered
+    counted, bouncing, digest_id = store.record_mailed_bounce(subscriber_id, digest_id, error,
+                                                              threshold=threshold)
+    return Handled("bounce", subscriber_id, digest_id, counted,
                    f"{status} by_address" + (" now_bouncing" if bouncing else ""))
 
 

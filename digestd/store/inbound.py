@@ -75,7 +75,8 @@ class InboundStore:
     # -- what it changes -------------------------------------------------------------------------
 
     def record_mailed_bounce(self, subscriber_id: int, digest_id: int | None, error: str, *,
-                             threshold: int, now: str | None = None) -> tuple[bool, bool]:
+                             threshold: int, now: str | None = None
+                             ) -> tuple[bool, bool, int | None]:
         """A permanent failure reported by mail (a DSN) for one message we sent: the row is
         marked bounced and counts as a hard bounce, like a 5xx at SMTP time. `digest_id`
         None (a bounce found by its address, which does not say which message): the
@@ -87,7 +88,8 @@ class InboundStore:
         often arrives after the next went out (which reset the count). A message bounced
         once counts once: another DSN for it changes nothing.
 
-        Returns (counted, now_bouncing)."""
+        Returns (counted, now_bouncing, the digest id the bounce was put on; None when
+        nothing was delivered to the subscriber)."""
         now = now or utcnow()
         with self.transaction() as db:
             if digest_id is None:
@@ -95,14 +97,14 @@ class InboundStore:
                                  f"{_DELIVERED} ORDER BY id DESC LIMIT 1",
                                  (subscriber_id,)).fetchone()
                 if row is None:  # nothing was delivered to them: nothing to count
-                    return False, False
+                    return False, False, None
                 digest_id = row[0]
             changed = db.execute(
                 "UPDATE digests SET bounced_at = ?, last_error = ? WHERE id = ? AND "
                 "subscriber_id = ? AND bounced_at IS NULL AND message_id != ''",
                 (now, error[:500], digest_id, subscriber_id)).rowcount
             if not changed:
-                return False, False
+                return False, False, digest_id
             marks = [bool(b) for (b,) in db.execute(
                 f"SELECT bounced_at IS NOT NULL FROM digests WHERE subscriber_id = ? AND "
                 f"{_DELIVERED} AND id <= ? ORDER BY id DESC", (subscriber_id, digest_id))]
@@ -115,7 +117,7 @@ class InboundStore:
             now_bouncing = db.execute(
                 "UPDATE subscribers SET status = 'bouncing' WHERE id = ? AND status = 'active' "
                 "AND bounces >= ?", (subscriber_id, threshold)).rowcount == 1
-        return True, now_bouncing
+        return True, now_bouncing, digest_id
 
     def unsubscribe_by_mail(self, subscriber_id: int) -> str | None:
         """Unsubscribe a subscriber who asked by mail or complained; returns the status they

@@ -48,8 +48,12 @@ class DigestPages:
         url = self.site.links.digest(sub.id, digest.period, sub.link_gen)
         pages = [PaperPage.of(d, url, n) for n, d in enumerate(papers, 1)]
         # the rule matches, then the papers recommended beyond the rules, then the matches
-        # min_score left out of the email (digestd/ranking.py), each in its own section
+        # min_score left out of the email (digestd/ranking.py), each in its own section;
+        # each with the feedback links the email has ("/r/TOKEN/N/more"), those the email
+        # left out too: a paper's number is its place in the stored digest
         return self.site.page("digest", digest=digest, label=period_label(digest.period),
+                              feedback_url=self.site.links.feedback(sub.id, sub.link_gen,
+                                                                    digest.period),
                               papers=[p for p in pages if p.kind == 0],
                               recommended=[p for p in pages if p.kind == 1],
                               left_out=[p for p in pages if p.kind == 2])
