@@ -155,7 +155,7 @@ def rank_day(papers: Sequence[Paper], profiles: Mapping[Hashable, ProfileSeeds],
         return scores if (a, b) == (1.0, 0.0) else scores * np.float32(a) + np.float32(b)
 
     out: dict[Hashable, Ranking] = {}
-    title_keys = _TitleKeys()  # profiles share seeds, and the day's papers come back
+    title_keys = _TitleKeys(papers)  # profiles share seeds, and the day's papers come back
 
     def one(key: Hashable, row: np.ndarray | None) -> None:
         try:
@@ -189,16 +189,30 @@ def combined(similarity: float, m: PaperMatch) -> float:
 
 class _TitleKeys(dict):
     """Title -> identity.title_key(title), each title worked out once (a dict's
-    __missing__): a day's rankings ask for the same seeds and papers many times."""
+    __missing__): a day's rankings ask for the same seeds and papers many times. Also
+    which of the day's `papers` have a given key (papers_with)."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        super().__init__()
+        self.papers = papers
+        self._by_key: dict[str, list[int]] | None = None
 
     def __missing__(self, title: str) -> str:
         key = self[title] = title_key(title)
         return key
 
+    def papers_with(self, key: str) -> list[int]:
+        """The indexes in the day's papers of those whose title has `key`."""
+        if self._by_key is None:
+            self._by_key = {}
+            for j, p in enumerate(self.papers):
+                self._by_key.setdefault(self[p.title], []).append(j)
+        return self._by_key.get(key, [])
+
 
 def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, int],
               scaled: Callable[[np.ndarray], np.ndarray], row: np.ndarray | None,
-              title_keys: Mapping[str, str]) -> Ranking:
+              title_keys: _TitleKeys) -> Ranking:
     """One profile's Ranking, from its whole `row` of (scaled) scores, or (None: no
     recommendations wanted) from the scores of its matches alone. `title_keys`: the
     _TitleKeys the day's rankings share."""
@@ -221,12 +235,15 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
             kept.append((m, s))
     # sorted() is stable: equal scores keep today's order
     kept.sort(key=lambda ms: -combined(ms[1], ms[0]))
+    own = _own_seeds(day, key, title_keys)  # the title keys of the profile's positives
     recs: list[tuple[PaperMatch, float]] = []
     if want.recommend > 0 and kept:  # recommendations ride along with rule matches only
         window = row[want.start:].astype(np.float32, copy=True)
         skip = {m.paper.id for m in want.items} | set(want.sent)
-        for pid in skip:
-            j = index.get(pid)
+        # nor the reader's own seeds (or papers they liked) come back as new papers
+        places = [index.get(pid) for pid in skip] + [
+            j for k in own for j in title_keys.papers_with(k)]
+        for j in places:
             if j is not None and j >= want.start:
                 window[j - want.start] = -np.inf
         window[~np.isfinite(window)] = -np.inf
@@ -243,7 +260,6 @@ def _rank_one(day: DayScores, key: Hashable, want: Wanted, index: Mapping[str, i
     # the best seed of each paper said "similar to", computed for those that need it only
     similar = _similar_to(day, key, [m.paper.id for m, s in kept if s >= SIMILAR_FLOOR]
                           + [m.paper.id for m, _ in recs], index, nearest)
-    own = _own_seeds(day, key, title_keys)  # the title keys of the profile's positives
     whys = []
     for m, s in kept:
         why = why_text(m)

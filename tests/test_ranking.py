@@ -133,10 +133,18 @@ async def test_less_like_this_on_the_top_paper_changes_the_next_order(day):
 
 # -- recommendations -----------------------------------------------------------------------------
 
+def earlier(p: Paper) -> StoredSeed:
+    """A seed like `p` but not it: an earlier version, under another title."""
+    return StoredSeed(paper_id=f"title:earlier-{p.id}", title=f"Earlier: {p.title}",
+                      abstract=p.abstract)
+
+
 async def test_recommendations_only_when_asked_never_a_rule_match_and_linked_by_number(day):
     matched = todays(NARROW)
-    beyond = [p for p in day_of_papers() if p not in matched][:3]
-    seeds = [*beyond, matched[-1]]  # one seed is a rule match: it must stay a match only
+    *beyond, own = [p for p in day_of_papers() if p not in matched][:4]
+    # one seed is a rule match: it must stay a match only; one is a paper of the day,
+    # which is never recommended back to the reader whose seed it is
+    seeds = [*map(earlier, beyond), own, matched[-1]]
     subscriber(day, "asks@example.org", rules=(NARROW,), seeds=seeds, recommend=3)
     subscriber(day, "not@example.org", rules=(NARROW,), seeds=seeds)
     day.send()
@@ -153,14 +161,14 @@ async def test_recommendations_only_when_asked_never_a_rule_match_and_linked_by_
     rule_matches = [t for t, _, k in stored if k == 0]
     recs = [(t, pos) for t, pos, k in stored if k == RECOMMENDED]
     assert len(rule_matches) == len(matched) and len(recs) == 3
-    assert {t for t, _ in recs} == {p.title for p in beyond}  # the copies of the seeds
+    assert {t for t, _ in recs} == {p.title for p in beyond}  # like the seeds, not one
     assert not {t for t, _ in recs} & set(rule_matches)
     assert [pos for _, pos in recs] == list(range(len(matched), len(matched) + 3))
     # each labelled with the seed it is like, in both parts
     lines = labelled(text, "recommended")
     assert len(lines) == 3
     for (title, _), line in zip(recs, lines):  # each is like its own copy among the seeds
-        assert line.startswith("similar to ") and title.startswith(
+        assert line.startswith("similar to ") and f"Earlier: {title}".startswith(
             line.removeprefix("similar to ").rstrip("…"))
     assert html.count("recommended: similar to ") == 3
     # the subject counts what the email brings: the matches shown and the recommendations
@@ -483,3 +491,18 @@ def test_a_stop_while_the_readers_are_built_apart_kills_that_process(
                 for a in ("plain@example.org", "seeded@example.org")}
     assert archived == {"plain@example.org": 1, "seeded@example.org": 0}
     day.store.close()
+
+
+def test_a_readers_own_seed_among_the_days_papers_is_never_recommended_back():
+    """A seed (or a paper liked) that is one of the day's papers is what the reader knows
+    already: recommendations go beyond it, though it is the most like their seeds."""
+    papers = day_of_papers()
+    matches = Matcher({1: (NARROW,)}).match(papers)[1]
+    own, *others = [p for p in papers if p.id not in {m.paper.id for m in matches}][:4]
+    profiles = {1: ProfileSeeds((seed(own), *map(earlier, others)))}
+    ranked = rank_day(papers, profiles, {1: Wanted(items=matches, recommend=3)})[1]
+    recommended = [m.paper.id for m in ranked.recommended]
+    assert sorted(recommended) == sorted(p.id for p in others)  # like the seeds, not one
+    # asked for everything: still never that one
+    ranked = rank_day(papers, profiles, {1: Wanted(items=matches, recommend=len(papers))})[1]
+    assert ranked.recommended and own.id not in [m.paper.id for m in ranked.recommended]
