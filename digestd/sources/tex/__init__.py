@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ...text import collapse
 from .convert import _convert
+from .defined import expand_definitions
 from .macros import _GONE
 from .spans import _TEX_HINT, _literal_braces, _tex_spans
 from .typography import _ABOUT, _GONE_AROUND, _GONE_RUN, _TIE, _URL, _protect_money, _typography
@@ -38,7 +39,8 @@ def tex_to_text(text: str) -> str:
     text = _typography(text)
     if not _TEX_HINT.search(text):
         return text.replace("\x03", "~") if tilde else text
-    prepared = _literal_braces(_protect_money(text))
+    # macros the text defines for itself, expanded first (their uses may be in any span)
+    prepared = _literal_braces(_protect_money(expand_definitions(text)))
     out, last = [], 0
     for start, end in _tex_spans(prepared):
         out.append(prepared[last:start])
