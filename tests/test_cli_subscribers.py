@@ -28,6 +28,24 @@ def test_config_after_the_subcommand(site, capsys):
     assert out.count("a@example.org") == 2 and "1 subscriber\n" in out
 
 
+def test_the_list_names_each_subscriber_by_the_id_logs_use(site, capsys):
+    """Logs and `digestd inbound` say subscriber=N, never the address: the list says who."""
+    config, _ = site
+    assert main(["-c", str(config), "subscribers", "add", "long.name@example.org",
+                 "--rule", "x"]) == 0
+    capsys.readouterr()
+    assert main(["-c", str(config), "subscribers", "list"]) == 0
+    head, first, second, *_ = capsys.readouterr().out.splitlines()
+    assert head.split()[:4] == ["ID", "EMAIL", "STATUS", "SCHEDULE"]
+    assert first.split()[:2] == ["1", "a@example.org"]
+    assert second.split()[:2] == ["2", "long.name@example.org"]
+    assert first.index("active") == second.index("active") == head.index("STATUS")
+    assert main(["-c", str(config), "subscribers", "list", "--json"]) == 0
+    import json
+
+    assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [1, 2]
+
+
 def test_set_changes_only_what_is_given(site, capsys):
     config, db = site
     assert main(["subscribers", "set", "a@example.org", "--frequency", "weekly", "--weekday",

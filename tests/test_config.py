@@ -53,6 +53,20 @@ def test_unknown_key_is_an_error_with_its_line(write_config):
             """)
 
 
+def test_an_smtp_password_in_clear_text_to_another_host_is_refused(write_config):
+    """As for IMAP: a login over an unencrypted connection only to this machine."""
+    with pytest.raises(ConfigError, match=r':4: smtp.security "none" with smtp.username sends '
+                                          r'the password in clear text.*"mail.example.org"'):
+        write_config("""\
+            [smtp]
+            host = "mail.example.org"
+            username = "me"
+            security = "none"
+            """)
+    for allowed in ('host = "127.0.0.1"\nusername = "me"', 'host = "mail.example.org"'):
+        write_config(f'[smtp]\n{allowed}\nsecurity = "none"\n')  # local, or no login
+
+
 def test_unknown_section(write_config):
     with pytest.raises(ConfigError, match=r":1: unknown section \[smpt\]"):
         write_config("[smpt]\nhost = 'x'\n")

@@ -262,6 +262,10 @@ def test_cli_outbox_show_starts_with_the_verp_return_path_it_goes_out_from(
     assert main(["-c", cfg, "send"]) == 0
     (got,) = smtp_sink.received
     assert head == f"Return-Path: <{got.mail_from}>".encode()  # the envelope sender, VERP
+    # sent: the envelope it went out with is not kept (the config may change), so none
+    capfdbinary.readouterr()
+    assert main(["-c", cfg, "outbox", "show", str(digest_id)]) == 0
+    assert capfdbinary.readouterr().out == stored
 
 
 def test_cli_outbox_show_prints_the_message_as_it_goes_out(tmp_path, smtp_sink, capfdbinary):
@@ -367,6 +371,13 @@ async def test_550_is_a_hard_bounce_and_n_of_them_make_a_subscriber_bouncing(sto
     report = await send_smtp(store, cfg, "digest@example.org", bounce_threshold=2)
     assert (report.failed, report.bounced) == (1, 1)
     assert status_of(store, first)[0] == "failed" and "550" in status_of(store, first)[2]
+    sub = store.get_subscriber("gone@example.org")
+    assert (sub.status, sub.bounces) == ("active", 1)
+    # the same message retried (`outbox retry --failed`) and refused again: still one bounce
+    for _ in range(3):
+        assert store.retry_outbox([first], failed=True) == 1
+        report = await send_smtp(store, cfg, "digest@example.org", bounce_threshold=2)
+        assert report.failed == 1 and status_of(store, first)[0] == "failed"
     sub = store.get_subscriber("gone@example.org")
     assert (sub.status, sub.bounces) == ("active", 1)
     queue(store, ["gone@example.org"], period="2026-11-22")

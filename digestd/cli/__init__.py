@@ -292,9 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-send", action="store_true",
                    help="only make them due; the service sends them at its next round")
     p = add("show", cmd_outbox_show, "print one digest's message as it is sent (RFC 5322; "
-            "e.g. `| less`, or `> d.eml` to open it in a mail client); with "
-            "delivery.return_path it starts with the Return-Path a mailbox would show, the "
-            "VERP address it goes out from", outbox)
+            "e.g. `| less`, or `> d.eml` to open it in a mail client); one still waiting "
+            "starts, with delivery.return_path, with the Return-Path a mailbox would show: the "
+            "VERP address it will go out from", outbox)
     p.add_argument("id", type=int, help="the digest's id (from `outbox`, or `outbox --sent` "
                    "for one already sent)")
     p = add("prune", cmd_outbox_prune, "drop the stored message of digests sent long ago "

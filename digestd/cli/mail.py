@@ -110,12 +110,14 @@ def cmd_outbox_show(args: argparse.Namespace) -> int:
     config = _config(args)
     with _store(config, read_only=True) as store:
         message = store.stored_message(args.id)
-        subscriber_id = store.digest_subscriber(args.id) if message else None
+        waiting = message and store.digest_statuses([args.id]).get(args.id) == "queued"
+        subscriber_id = store.digest_subscriber(args.id) if waiting else None
     if message is not None and subscriber_id is not None and config.delivery.return_path:
         from ..config import web_secret
         from ..deliver.outbox import return_path_header
 
-        # as a final delivery adds it: the VERP address the message goes out from
+        # as a final delivery adds it: the VERP address the message will go out from (the
+        # envelope of one sent already is not kept: the config may have changed since)
         message = return_path_header(config.delivery.return_path, web_secret(config),
                                      args.id, subscriber_id) + message
     if message is None:

@@ -79,13 +79,14 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     with _store(config, read_only=True) as store:
         subs = store.subscribers(args.status)
     if args.json:
-        _print_json([{"email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
+        _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status, "rules": list(s.rules),
                       "timezone": s.timezone, "send_at": s.send_at, "frequency": s.frequency,
                       "weekday": WEEKDAYS[s.weekday], "send_empty": s.send_empty,
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces,
                       "feed_only": s.feed_only, "recommend": s.recommend,
                       "min_score": s.min_score} for s in subs])
         return 0
+    rows = []
     for s in subs:
         # a bouncing subscriber gets no digests until they subscribe again on the web, or
         # `subscribers resume` (the mailbox works again)
@@ -95,8 +96,14 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         status += " (feed only)" if s.feed_only else ""
         when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
         when += " +empty" if s.send_empty else ""
-        print(f"{s.email:<30} {status:<12} {when} {s.send_at} {s.timezone}  "
-              + " | ".join(s.rules))
+        # the id is how logs and `digestd inbound` name a subscriber (never by address)
+        rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}",
+                     " | ".join(s.rules)))
+    if rows:
+        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "RULES")
+        widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
+        for r in (head, *rows):
+            print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[4])
     print(_count(len(subs), "subscriber"))
     bouncing = sum(1 for s in subs if s.status == "bouncing")
     if bouncing:

@@ -49,6 +49,13 @@ def check_together(config: Config, data: dict, note: Note, skip: typing.Containe
             note(f'inbound.imap_security "none" sends the password in clear text: it is '
                  f'allowed only for a server on this machine (127.0.0.1, ::1, localhost), not '
                  f'"{inbound.imap_host}"; use "tls" or "starttls"', "inbound", "imap_security")
+    smtp = config.smtp
+    if "smtp" not in skip and smtp is not None and smtp.username and \
+            smtp.security == "none" and not is_loopback(smtp.host):
+        note(f'smtp.security "none" with smtp.username sends the password in clear text: it '
+             f'is allowed only for a server on this machine (127.0.0.1, ::1, localhost), not '
+             f'"{smtp.host}"; use "starttls" or "tls" (or no username, for a relay that '
+             f'needs no login)', "smtp", "security")
     mailto = config.delivery.unsubscribe_mailto
     if "delivery" not in skip and config.delivery.return_path and mailto:
         try:

@@ -140,7 +140,9 @@ class SmtpConfig:
                         "IP address.", check=check_host)
     port: int = setting(587, "The SMTP port: 587 for starttls, 465 for tls, 25 for none; at "
                         "most 65535.", minimum=1, maximum=65535)
-    security: str = setting("starttls", '"starttls", "tls" (implicit TLS) or "none".',
+    security: str = setting("starttls", '"starttls", "tls" (implicit TLS) or "none" (with a '
+                            'username, only for a server on this machine: the password would '
+                            'cross the network in clear text).',
                             choices=("starttls", "tls", "none"))
     username: str = setting("", "Login name; empty means no AUTH.")
     password_file: str = setting("", "File holding the SMTP password. Alternatives: the "

@@ -397,14 +397,17 @@ class DigestStore:
     def record_bounce(self, digest_id: int, error: str, *, threshold: int) -> bool:
         """A hard bounce (5xx for the recipient): the message failed, the subscriber's count
         of bounces in a row goes up, and at `threshold` an active subscriber becomes
-        bouncing and gets no more digests. True when this bounce made them bouncing."""
+        bouncing and gets no more digests. True when this bounce made them bouncing. A
+        message counts once: the same digest refused again (`outbox retry --failed`) fails
+        again without another bounce counted."""
         with self.transaction() as db:
-            row = db.execute("SELECT subscriber_id FROM digests WHERE id = ?",
+            row = db.execute("SELECT subscriber_id, bounced_at FROM digests WHERE id = ?",
                              (digest_id,)).fetchone()
             db.execute("UPDATE digests SET status = 'failed', attempts = attempts + 1, "
                        "last_error = ?, claimed_by = NULL, claimed_until = NULL, "
-                       "bounced_at = ? WHERE id = ?", (error, utcnow(), digest_id))
-            if row is None:
+                       "bounced_at = coalesce(bounced_at, ?) WHERE id = ?",
+                       (error, utcnow(), digest_id))
+            if row is None or row[1] is not None:
                 return False
             db.execute("UPDATE subscribers SET bounces = bounces + 1 WHERE id = ?", (row[0],))
             return db.execute("UPDATE subscribers SET status = 'bouncing' WHERE id = ? AND "
