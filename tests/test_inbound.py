@@ -218,6 +218,11 @@ def test_a_dsn_counts_a_hard_bounce_for_the_digest_its_token_names(site, name, a
         assert store.inbound_counts() == {"bounce": 1}
     assert len(rows) == 1 and rows[0][0] == sub.id
     assert rows[0][2].startswith("bounced after delivery: 5.")
+    # the outbox says so of that sent digest
+    listed = subprocess.run([sys.executable, "-m", "digestd.cli", "-c", site.cfg, "outbox",
+                             "--sent"], capture_output=True, text=True, timeout=60)
+    (line,) = [x for x in listed.stdout.splitlines() if address in x]
+    assert "sent, then bounced after delivery: 5." in line
     # nobody else changed
     assert [r for r in state(site)[0] if r[0] != sub.id] == \
         [r for r in before[0] if r[0] != sub.id]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from digestd.cli import main
 
 from .conftest import init_offline
@@ -114,3 +116,22 @@ def test_rules_test_says_a_rule_matches_nearly_everything(tmp_path, capsys):
     assert "of the papers match: a digest of nearly everything" in capsys.readouterr().err
     assert main([*cfg, "rules", "test", "diffusion"]) == 0
     assert "nearly everything" not in capsys.readouterr().err
+
+
+def test_a_rule_read_as_an_option_is_told_how_to_write_it(capsys):
+    for argv, hint in ((["rules", "test", "-video"], "`digestd rules test -- -survey`"),
+                       (["rules", "add", "a@example.org", "-video"],
+                        "`digestd rules add EMAIL -- -survey`"),
+                       (["subscribers", "add", "a@example.org", "--rule", "-video"],
+                        "write --rule=-survey")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and hint in capsys.readouterr().err
+
+
+def test_a_command_left_out_prints_the_help_of_its_level(capsys):
+    for argv, listed in (([], "subscribers"), (["subscribers"], "unsubscribe")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and listed in err and "arguments are required" in err

@@ -8,8 +8,10 @@ this one builds the parser and runs the command.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
+from typing import NoReturn
 from collections.abc import Callable
 
 from .. import __version__
@@ -69,8 +71,28 @@ def non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
     return n
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's, with its errors made helpful: a command or subcommand left out prints
+    that level's help (exit 2, as a usage error), and a rule that starts with "-" (read as
+    an option) is told how to write it."""
+
+    def error(self, message: str) -> NoReturn:
+        if re.search(r"required: (COMMAND|SUBCOMMAND)$", message):
+            self.print_help(sys.stderr)
+            self.exit(2, f"\n{self.prog}: error: {message}\n")
+        if "required: RULE" in message:
+            before = [a.metavar or a.dest.upper() for a in self._actions
+                      if not a.option_strings and (a.metavar or a.dest) != "RULE"]
+            example = " ".join([self.prog, *before, "--", "-survey"])
+            message += (" (a rule that starts with -, such as -survey, needs -- before it: "
+                        f"`{example}`)")
+        elif "--rule: expected one argument" in message:
+            message += " (a rule that starts with -, such as -survey: write --rule=-survey)"
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="digestd",
         description="An email digest daemon for research papers: polls paper sources, matches "
                     "each subscriber's keyword rules, and sends one digest email per period.",

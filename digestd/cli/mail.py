@@ -57,6 +57,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     now = utcnow()
 
     def state(r) -> str:
+        if r.status == "sent" and (r.last_error or "").startswith("bounced after delivery"):
+            return f"sent, then {r.last_error}"  # a DSN came back for it (digestd inbound)
         if r.status in ("failed", "sent"):
             return r.status
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
@@ -103,7 +105,7 @@ def _what(row) -> str:
     found = _WEB_MAIL.fullmatch(row.period) if not row.papers else None
     if found:
         return f"{_WEB_MAIL_NAMES.get(found[1], found[1] + ' email'):<23}"
-    return f"{row.period:<12} {row.papers:>3} papers"
+    return f"{row.period:<12} {row.papers:>3} {'paper ' if row.papers == 1 else 'papers'}"
 
 
 def cmd_outbox_show(args: argparse.Namespace) -> int:

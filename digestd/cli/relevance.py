@@ -39,7 +39,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
     else:
         with _store(config, read_only=True) as store:
             papers = store.papers_since(_days_ago(args.days))
-        where = f"papers stored in the last {args.days} days"
+        where = "papers stored in the last " + ("day" if args.days == 1 else f"{args.days} days")
     result = similar(seeds, papers, liked=liked, disliked=disliked, top=args.top,
                      method=args.method)
     for problem in result.problems:
