@@ -209,3 +209,11 @@ def test_outbox_lists_web_mail_by_what_it_is(tmp_path, capsys):
                             message=b"Subject: bye\r\n\r\nx\r\n", now=1796098877.0)
     assert main(["-c", str(cfg), "outbox"]) == 0
     assert "unsubscribe notice" in capsys.readouterr().out
+
+
+def test_web_listen_flag_mistakes_name_the_flag(site, capsys):
+    config, _ = site
+    assert main(["-c", str(config), "web", "--listen", "8090"]) == 2
+    err = capsys.readouterr().err
+    assert '--listen must be "HOST:PORT", "[IPv6]:PORT", ":PORT" or "unix:PATH"' in err
+    assert 'got "8090"' in err

@@ -106,8 +106,10 @@ async def test_get_changes_nothing_post_records_and_undo_takes_back(day):
     async with day.client() as client:
         page = await client.get(less)
         assert page.status_code == 200 and "Less like this?" in page.text
-        # the script sends the form on load; the GET itself recorded nothing
+        # the script sends the form on load; the GET itself recorded nothing, and without
+        # scripts the page says what saves it
         assert "data-auto-submit" in page.text and counts(day) == (0, 0)
+        assert "Press the button to save your choice." in page.text
         assert page.headers["x-robots-tag"] == "noindex, nofollow"
         fields = form_of(page.text, "/less")
         assert fields["do"] == "record"

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from ..errors import UsageError
 from .common import _config, _store
 
 log = logging.getLogger("digestd.web")
@@ -25,6 +26,15 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     config = _config(args)
     listen = args.listen or config.web.listen
+    if args.listen:  # said of the flag, as config check says it of web.listen
+        from ..config.checks import check_listen
+
+        try:
+            check_listen(args.listen)
+        except ValueError as e:
+            raise UsageError(f'--listen {e.args[0]}' + (f" ({e.args[1]})" if len(e.args) > 1
+                                                       else "") + f', got "{args.listen}"'
+                             ) from None
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -85,6 +85,8 @@
     auto.dataset.sent = "1";
     var button = auto.querySelector("button");
     if (button) button.disabled = true;
+    var note = document.querySelector("[data-saving]");  // without scripts: "Press the button"
+    if (note) note.textContent = "Saving your choice\u2026";
     auto.submit();
   }
 })();
