@@ -573,7 +573,11 @@ def test_unsubscribe_mailto_must_take_a_token_only_with_a_return_path(tmp_path):
 
 def test_config_check_names_the_return_path(site, capsys):
     assert main(["-c", site.cfg, "config", "check"]) == 0
-    assert "bounces   return path bounces+TOKEN@example.org" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bounces   return path bounces+TOKEN@example.org" in out
+    # and the List-Unsubscribe mailto, which goes to `digestd inbound` too
+    assert "unsubscribe mailto unsubscribe+TOKEN@example.org: pipe it to `digestd inbound`" \
+        in out
 
 
 def test_a_bug_of_ours_exits_75_without_quoting_the_message(site, monkeypatch, capsys):

@@ -11,6 +11,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+from email.utils import parseaddr
 from pathlib import Path
 
 from ..config import (
@@ -230,6 +231,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     if config.delivery.return_path:
         local, _, domain = config.delivery.return_path.rpartition("@")
         print(f"  bounces   return path {local}+TOKEN@{domain}: pipe it to `digestd inbound`")
+        # the List-Unsubscribe mailto: as render.Renderer makes it with a return path
+        mailto = parseaddr(config.delivery.unsubscribe_mailto)[1] or \
+            "unsubscribe@" + parseaddr(config.delivery.from_)[1].rpartition("@")[2]
+        local, _, domain = mailto.rpartition("@")
+        print(f"  unsubscribe mailto {local}+TOKEN@{domain}: pipe it to `digestd inbound` too")
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
           + ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})"
