@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list the digests sent last too, newest first (at most --limit; their "
                         "ids are for `outbox show`)")
     p.add_argument("--limit", type=non_negative, default=200, metavar="N",
-                   help="show at most N rows (default 200; 0: all)")
+                   help="show at most N rows (default 200; 0: all); --json prints every "
+                        "waiting and failed row, and N of the sent ones")
     p.add_argument("--json", action="store_true",
                    help="print JSON (waiting and failed; sent ones too with --sent)")
     outbox = p.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND")
