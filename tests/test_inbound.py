@@ -220,7 +220,7 @@ def test_a_dsn_counts_a_hard_bounce_for_the_digest_its_token_names(site, name, a
     assert rows[0][2].startswith("bounced after delivery: 5.")
     # the outbox says so of that sent digest
     listed = subprocess.run([sys.executable, "-m", "digestd.cli", "-c", site.cfg, "outbox",
-                             "--sent"], capture_output=True, text=True, timeout=60)
+                             "--sent"], capture_output=True, text=True, timeout=60, check=True)
     (line,) = [x for x in listed.stdout.splitlines() if address in x]
     assert "sent, then bounced after delivery: 5." in line
     # nobody else changed

@@ -22,7 +22,6 @@ from digestd.store.feedback import LESS
 
 from .test_archive import BROAD, Day, day_of_papers, papers_on_page
 from .test_feedback import feedback_links, form_of, shown_titles
-from .test_feedback import form_of
 from .test_web import path_of
 
 NARROW = "title:model*"  # 37 of the day's 120 papers

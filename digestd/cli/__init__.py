@@ -11,8 +11,8 @@ import argparse
 import re
 import signal
 import sys
-from typing import NoReturn
 from collections.abc import Callable
+from typing import NoReturn
 
 from .. import __version__
 from ..config import LogConfig, find_config, load_config
@@ -70,6 +70,7 @@ def non_negative(text: str) -> int:
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
     return n
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse's, with its errors made helpful: a command or subcommand left out prints

@@ -29,6 +29,6 @@ from .session import Session, TransactionFailed
 
 __all__ = ["BATCH_PER_CONNECTION", "DeliveryReport", "FOLLOW_POLL_S", "GROUP_COMMIT_S",
            "LEASE_S", "MARKS_EVERY_S", "MARKS_PER_WRITE", "Outcome", "Probe", "RateLimit",
-           "SentJournal", "SentMarks", "Session", "SmtpSender", "StoreThread", "TransactionFailed",
-           "backoff", "classify", "connect", "new_owner", "owner_alive", "probe",
-           "retry_hint", "send_smtp", "smtp_client", "verp_address", "write_outbox"]
+           "SentJournal", "SentMarks", "Session", "SmtpSender", "StoreThread",
+           "TransactionFailed", "backoff", "classify", "connect", "new_owner", "owner_alive",
+           "probe", "retry_hint", "send_smtp", "smtp_client", "verp_address", "write_outbox"]

@@ -59,11 +59,10 @@ def _definitions(text: str) -> tuple[str, dict[str, tuple[int, str | None, str]]
         if m["def"]:
             params = _PARAMS.match(text, at)
             nargs, at = params[0].count("#"), params.end()
-        elif m["cmd"]:
-            if args := _ARGS.match(text, at):
-                nargs, at = int(args[1]), args.end()
-                if default_m := _DEFAULT.match(text, at):
-                    default, at = default_m[1], default_m.end()
+        elif m["cmd"] and (args := _ARGS.match(text, at)):
+            nargs, at = int(args[1]), args.end()
+            if default_m := _DEFAULT.match(text, at):
+                default, at = default_m[1], default_m.end()
         while at < len(text) and text[at].isspace():
             at += 1
         end = _group(text, at)
