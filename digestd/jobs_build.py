@@ -66,7 +66,9 @@ class BuildReport:
     digests: int = 0  # messages queued, "nothing matched" notes included
     feed_only: int = 0  # digests recorded for feed-only subscribers: no message, no email
     papers_checked: int = 0
-    matches: dict[str, int] = field(default_factory=dict)  # email -> papers in their digest
+    # email -> papers their email brings, as its subject counts them: the rule matches kept
+    # and the recommendations (not those min_score left out, which only its page lists)
+    matches: dict[str, int] = field(default_factory=dict)
     empty: int = 0  # "nothing matched" notes (subscribers with send_empty)
     failed: int = 0  # digests that could not be built (see Store.record_build_failure)
     quiet: int = 0  # due, nothing matched, no note wanted: no email
@@ -385,7 +387,7 @@ def _build_batches(config: Config, store: Store, report: BuildReport, day: _Day,
                     continue
                 report.digests += 1
                 if kept:
-                    report.matches[sub.email] = len(kept)
+                    report.matches[sub.email] = len(kept) + len(recs)
                 else:
                     report.empty += 1
                 continue
@@ -476,7 +478,7 @@ def _queue(store: Store, writes: list[tuple[int, Slot | None, tuple | None]],
                 else:
                     report.digests += 1
                 if matches:
-                    report.matches[sub.email] = matches
+                    report.matches[sub.email] = matches + kinds.count(RECOMMENDED)
                 elif message_id:
                     report.empty += 1
                 log.debug("event=digest_queued digest=%d subscriber=%d period=%s papers=%d",

@@ -11,6 +11,7 @@ import re
 import pytest
 from markupsafe import escape
 
+from digestd.cli import main as cli
 from digestd.match import Matcher
 from digestd.models import Paper
 from digestd.ranking import LEFT_OUT, RECOMMENDED, Wanted, rank_day
@@ -189,7 +190,8 @@ async def test_recommendations_only_when_asked_never_a_rule_match_and_linked_by_
 
 # -- min_score -----------------------------------------------------------------------------------
 
-async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_again(day):
+async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_again(
+        day, capsys):
     seeds = todays(BROAD)[40:43]
     sid = subscriber(day, "strict@example.org", seeds=seeds, min_score=0.05)
     day.send()
@@ -214,6 +216,11 @@ async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_a
     assert papers_on_page(listed) == [str(escape(t)) for t in dropped]
     assert papers_on_page(page[:page.index('id="left-out"')]) == [
         str(escape(t)) for t in kept]
+    # the outbox counts what the email brought, as its subject does, and what was left out
+    capsys.readouterr()
+    assert cli(["-c", str(day.cfg), "outbox", "--sent"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if "strict@example.org" in x]
+    assert f" {len(kept)} papers ({len(dropped)} left out)  sent" in line
     # the feed has what was delivered: not what was left out
     assert all(str(escape(t)) not in feed for t in dropped[:10])
     # the page's feedback links reach the papers the email left out too: "more like this"
@@ -239,7 +246,8 @@ async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_a
     assert second and not set(second) & (set(dropped) | set(kept))
 
 
-async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records_them(day):
+async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records_them(
+        day, capsys):
     seeds = [StoredSeed("title:x", "Protein folding kinetics of yeast prions",
                         "Yeast prion proteins fold through amyloid intermediates.")]
     subscriber(day, "picky@example.org", rules=(NARROW,), seeds=seeds, min_score=0.3)
@@ -257,6 +265,15 @@ async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records
     assert "No paper kept for " in text and "37 matched your rules but looked unlike your seeds" \
         in " ".join(text.split())
     assert "No paper kept" in html and "Nothing matched" not in text
+    # the outbox says the picky reader's digest was recorded, not mailed, and counts as the
+    # emails do: no paper brought, 37 left out
+    capsys.readouterr()
+    assert cli(["-c", str(day.cfg), "outbox", "--sent"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (picky,) = [x for x in lines if "picky@example.org" in x]
+    assert "0 papers (37 left out)" in picky and picky.endswith("recorded, no email")
+    (noted,) = [x for x in lines if "noted@example.org" in x]
+    assert "0 papers (37 left out)" in noted and noted.endswith("sent")
 
 
 # -- no profile, broken profiles ----------------------------------------------------------------

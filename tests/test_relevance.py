@@ -258,11 +258,13 @@ def test_subscribers_seed_add_list_remove(tmp_path, capsys):
     capsys.readouterr()
     # 2505.18291 is a stored paper (its text comes from the store); 2401.01234 is not;
     # 2112.10752 is given bare and in the file: once
+    # and 2401.01234, unknown, in three spellings: unknown once, given twice twice
     assert main([*cfg, "subscribers", "seed", "a@example.org", "2505.18291", "2401.01234",
-                 "arXiv:2112.10752", "--file", str(SEEDS / "scholar.bib")]) == 0
+                 "arXiv:2112.10752", "arxiv:2401.01234", "https://arxiv.org/abs/2401.01234v3",
+                 "--file", str(SEEDS / "scholar.bib")]) == 0
     out, err = capsys.readouterr()
-    assert out == ("kept 6 of 9 seeds for a@example.org (6 new); 1 unknown id: "
-                   "arxiv:2401.01234; 1 given twice; 1 not read (above)\n")
+    assert out == ("kept 6 of 11 seeds for a@example.org (6 new); 1 unknown id: "
+                   "arxiv:2401.01234; 3 given twice; 1 not read (above)\n")
     assert "scholar.bib:34: not parsed" in err
     with Store(tmp_path / "digestd.sqlite3") as store:
         seeds = {s.paper_id: s for s in store.seeds(store.get_subscriber("a@example.org").id)}
@@ -271,6 +273,12 @@ def test_subscribers_seed_add_list_remove(tmp_path, capsys):
     assert seeds["arxiv:2112.10752"].origin == "scholar.bib"
     assert "title:deep residual learning for image recognition" in seeds
 
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1] == "6 seeds for a@example.org"
+    ids = [x.strip() for x in lines[1:-1:2]]  # each title, then its id indented
+    assert "arxiv:2505.18291" in ids and all(i.split(":")[0] in ("arxiv", "doi", "title")
+                                             for i in ids)
     assert main([*cfg, "subscribers", "seed", "a@example.org", "--list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert len(listed) == 6 and {"id", "title", "origin", "added_at"} <= set(listed[0])
@@ -501,3 +509,15 @@ def test_a_seed_file_nothing_of_which_reads_is_said_so_briefly(tmp_path, capsys)
     assert err.count("not an arXiv id, DOI or URL") == 20 and "... and 40 more not read" in err
     assert "kept 0 of 60 seeds" in out and "nothing in it could be read" in out
     assert "BibTeX, RIS" in out
+    # the same file for `similar`: the same 20 lines, not 60 on one line
+    assert main([*cfg, "similar", "--seeds", str(page)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("not an arXiv id, DOI or URL") == 20 and "... and 40 more not read" in err
+    assert max(map(len, err.splitlines())) < 300
+    # an empty export is no success either
+    for empty in ("empty.bib", "empty.json", "empty.txt"):
+        (tmp_path / empty).write_text("[]" if empty.endswith(".json") else "")
+        assert main([*cfg, "subscribers", "seed", "a@example.org", "--file",
+                     str(tmp_path / empty)]) == 1
+        assert "the file holds no paper (an empty export, or the wrong file?)" in \
+            capsys.readouterr().out

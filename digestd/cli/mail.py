@@ -54,11 +54,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         sent = store.outbox(status="sent", limit=args.limit or None,
                             newest_first=True) if args.sent else []
         counts = store.digest_counts()
+        kinds = store.digest_kinds([r.id for r in waiting + failed + sent if r.papers])
     now = utcnow()
 
     def state(r) -> str:
         if r.status == "sent" and (r.last_error or "").startswith("bounced after delivery"):
             return f"sent, then {r.last_error}"  # a DSN came back for it (digestd inbound)
+        if r.status == "sent" and not r.message_id:
+            # a feed-only subscriber's, or every match left out by min_score and no note
+            # wanted: recorded for the page and the feed, never mailed
+            return "recorded, no email"
         if r.status in ("failed", "sent"):
             return r.status
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
@@ -72,13 +77,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     rows = waiting + failed + sent
     if args.json:
         _print_json([{"id": r.id, "recipient": r.recipient, "period": r.period,
-                      "papers": r.papers, "status": r.status, "state": state(r),
+                      "papers": r.papers, "matched": kinds.get(r.id, {}).get(0, 0),
+                      "recommended": kinds.get(r.id, {}).get(1, 0),
+                      "left_out": kinds.get(r.id, {}).get(2, 0),
+                      "status": r.status, "state": state(r),
                       "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
                       "last_error": r.last_error, "message_id": r.message_id,
                       "bytes": len(r.message)} for r in rows])
         return 0
     for r in rows[: args.limit] if args.limit else rows:
-        print(f"{r.id:>6} {r.recipient:<30} {_what(r)}  {state(r)}"
+        print(f"{r.id:>6} {r.recipient:<30} {_what(r, kinds.get(r.id))}  {state(r)}"
               + (f"  last error: {r.last_error}" if r.last_error and r.status != "sent"
                  else ""))
     shown = min(len(rows), args.limit) if args.limit else len(rows)
@@ -99,13 +107,19 @@ _WEB_MAIL_NAMES = {"confirm": "confirm email", "manage": "preferences link",
                    "unsubscribed": "unsubscribe notice"}
 
 
-def _what(row) -> str:
+def _what(row, kinds: dict[int, int] | None = None) -> str:
     """A row's period and papers, or what web mail it is ("confirm email") for the rows of
-    queue_message (confirmations, unsubscribe notices), which carry no papers."""
+    queue_message (confirmations, unsubscribe notices), which carry no papers. The papers
+    are those its email brings, as its subject counts them (the rule matches kept and the
+    recommendations, `kinds` from store.digest_kinds), and those min_score left out (on
+    its page only)."""
     found = _WEB_MAIL.fullmatch(row.period) if not row.papers else None
     if found:
         return f"{_WEB_MAIL_NAMES.get(found[1], found[1] + ' email'):<23}"
-    return f"{row.period:<12} {row.papers:>3} {'paper ' if row.papers == 1 else 'papers'}"
+    kinds = kinds if kinds is not None else {0: row.papers}  # a digest from before kinds
+    brings = kinds.get(0, 0) + kinds.get(1, 0)
+    left = f" ({kinds[2]} left out)" if kinds.get(2) else ""
+    return f"{row.period:<12} {brings:>3} {'paper ' if brings == 1 else 'papers'}{left}"
 
 
 def cmd_outbox_show(args: argparse.Namespace) -> int:

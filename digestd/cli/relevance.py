@@ -13,6 +13,7 @@ from .subscribers import _papers_from_file
 
 def cmd_similar(args: argparse.Namespace) -> int:
     from ..relevance.seedfile import Seed, SeedFile, read_seeds
+    from ..relevance.seeding import problem_lines
     from ..relevance.similar import as_json, as_text, seeds_summary, similar
     from ..store.feedback import LESS, MORE
 
@@ -42,7 +43,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
         where = "papers stored in the last " + ("day" if args.days == 1 else f"{args.days} days")
     result = similar(seeds, papers, liked=liked, disliked=disliked, top=args.top,
                      method=args.method)
-    for problem in result.problems:
+    for problem in problem_lines(result.problems):
         print(problem, file=sys.stderr)
     summary = seeds_summary(result, len(seeds.seeds) + len(seeds.problems))
     if args.json:
@@ -70,7 +71,9 @@ def cmd_subscribers_seed(args: argparse.Namespace) -> int:
                               "added_at": s.added_at} for s in seeds])
                 return 0
             for s in seeds:
-                print(f"{s.paper_id:<32} {s.title}" + (f"  ({s.origin})" if s.origin else ""))
+                # the id on a line of its own: a seed read by title has a long one, and
+                # --remove takes it as written
+                print(s.title + (f"  ({s.origin})" if s.origin else "") + f"\n    {s.paper_id}")
             print(f"{len(seeds)} seeds for {sub.email}")
             return 0
         if args.remove:
@@ -97,4 +100,4 @@ def cmd_subscribers_seed(args: argparse.Namespace) -> int:
     if more:
         print(f"... and {more} more not read", file=sys.stderr)
     print(choice.summary(new, who=sub.email, where_problems="above"))
-    return 0 if choice.rows or not choice.total else 1
+    return 0 if choice.rows else 1  # nothing kept of a file: say so in the exit status too

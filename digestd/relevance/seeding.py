@@ -16,6 +16,13 @@ MAX_SEEDS = 200  # a subscriber's seeds: the daily cost grows with distinct seed
 PROBLEMS_SHOWN = 20  # the lines of entries not read that are shown (CLI, web page)
 
 
+def problem_lines(problems: Sequence[str]) -> list[str]:
+    """The first PROBLEMS_SHOWN lines of entries not read, then "... and N more not read"
+    for the rest (a file in no seed format has a problem on every line)."""
+    more = len(problems) - PROBLEMS_SHOWN
+    return [*problems[:PROBLEMS_SHOWN], *([f"... and {more} more not read"] if more > 0 else [])]
+
+
 def typed_seeds(text: str, name: str = "pasted") -> SeedFile:
     """Seeds typed or pasted into a box, or given as arguments: arXiv ids or URLs and DOIs,
     one a line or several separated by spaces; pasted BibTeX, RIS or JSON is read as such."""
@@ -76,6 +83,8 @@ class SeedChoice:
             if not self.rows and len(self.problems) == self.total:
                 text += (": nothing in it could be read; give BibTeX, RIS, a JSON array of "
                          "papers, or one arXiv id, DOI or URL per line")
+        if not self.total:  # an empty export, or the wrong file
+            text += ": the file holds no paper (an empty export, or the wrong file?)"
         return text
 
     def problems_shown(self) -> tuple[tuple[str, ...], int]:
@@ -105,7 +114,10 @@ def choose(parts: Sequence[tuple[SeedFile, str]], known: Mapping[str, object], *
             twice += 1
             continue
         if not s.title and paper is None:
-            unknown.append(s.id)
+            if s.id in unknown:  # one id given in several spellings: unknown once
+                twice += 1
+            else:
+                unknown.append(s.id)
             continue
         if key not in have:
             if room <= 0:

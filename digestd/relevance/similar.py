@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import DigestdError
 from .rank import Ranked, rank
+from .seeding import problem_lines
 from .seedfile import Seed, SeedFile, id_of, resolve, unknown_ids
 
 
@@ -43,7 +44,7 @@ def similar(seeds: SeedFile, papers: Sequence, *, liked: Sequence = (),
     liked = tuple(p for p in liked if not seed_ids.intersection(p.ids))  # a seed counts once
     if not usable and not liked:
         raise DigestdError("no usable seed paper: "
-                           + ("; ".join(seeds.problems) or "the file names none")
+                           + ("\n".join(problem_lines(seeds.problems)) or "the file names none")
                            + (f"; {unknown_ids([s.id for s in unknown])}" if unknown else ""))
     profile_ids = seed_ids.union(*(p.ids for p in (*liked, *disliked)))
     candidates = [p for p in papers

@@ -326,6 +326,19 @@ class DigestStore:
     def digest_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
 
+    def digest_kinds(self, ids: Sequence[int]) -> dict[int, dict[int, int]]:
+        """Digest id -> {kind: papers} of its stored papers (sent.kind: 0 a rule match, 1
+        recommended, 2 left out by min_score), for those of `ids` that have any."""
+        out: dict[int, dict[int, int]] = {}
+        ids = [int(i) for i in ids]
+        for start in range(0, len(ids), 500):  # bound variables stay few
+            chunk = ids[start:start + 500]
+            for did, kind, n in self.db.execute(
+                    f"SELECT digest_id, kind, count(*) FROM sent WHERE digest_id IN "
+                    f"({','.join('?' * len(chunk))}) GROUP BY digest_id, kind", chunk):
+                out.setdefault(did, {})[kind] = n
+        return out
+
     # -- the outbox: claims, bounces and retries (used by deliver/) ---------------------------
 
     def claim_outbox(self, owner: str, *, limit: int, lease_s: float,
