@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ..errors import DigestdError
 from .rank import Ranked, rank
-from .seeding import problem_lines
 from .seedfile import Seed, SeedFile, id_of, resolve, unknown_ids
+from .seeding import problem_lines
 
 
 @dataclass(frozen=True)
