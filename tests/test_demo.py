@@ -101,8 +101,9 @@ def test_cli_flow_with_a_config(tmp_path, capsys):
                                                                     "0"]
     assert main(["-c", cfg, "papers", "--json", "--limit", "2"]) == 0
     papers = json.loads(capsys.readouterr().out)
-    assert len(papers) == 2 and {"id", "ids", "title", "source", "published", "url"} <= set(
-        papers[0])
+    assert len(papers) == 2 and {"id", "ids", "title", "abstract", "source", "published",
+                                 "url"} <= set(papers[0])
+    assert papers[0]["abstract"]  # what `digestd similar --papers` ranks by
     assert main(["-c", cfg, "send", "--now", "--dry-run"]) == 0
     assert "nothing queued" in capsys.readouterr().out
     assert main(["-c", cfg, "send", "--now"]) == 0

@@ -514,6 +514,10 @@ def test_a_seed_file_nothing_of_which_reads_is_said_so_briefly(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("not an arXiv id, DOI or URL") == 20 and "... and 40 more not read" in err
     assert max(map(len, err.splitlines())) < 300
+    # a file that is not there: a usage error
+    assert main([*cfg, "subscribers", "seed", "a@example.org", "--file",
+                 str(tmp_path / "missing.bib")]) == 2
+    assert "cannot read" in capsys.readouterr().err
     # an empty export is no success either
     for empty in ("empty.bib", "empty.json", "empty.txt"):
         (tmp_path / empty).write_text("[]" if empty.endswith(".json") else "")

@@ -415,3 +415,18 @@ def test_feedback_id_sender_id_is_5_to_15_characters(domain, expected):
     from digestd.mime import sender_id
 
     assert sender_id(domain) == expected and 5 <= len(expected) <= 15
+
+
+def test_the_left_out_line_follows_the_matches_not_the_recommendations():
+    """"N more matched your rules but looked unlike your seeds" is about the matches: it
+    stands under them, before "Also recommended", in both parts."""
+    import dataclasses
+
+    d = sample_digest()
+    rec = dataclasses.replace(d.items[0].paper, id="arxiv:2401.09999", title="A Neighbour")
+    d = dataclasses.replace(d, recommended=(PaperMatch(rec, ()),),
+                            recommended_whys=("similar to X",), left_out=4)
+    text, html = renderer().render(d)
+    for part in (text, html):
+        assert part.index("more matched your rules but looked unlike your seeds") < \
+            part.index("Also recommended")

@@ -77,7 +77,9 @@ def cmd_papers(args: argparse.Namespace) -> int:
         papers = store.papers_since(since, with_aliases=True, limit=args.limit,
                                     newest_first=True)
     if args.json:
-        _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title, "source": p.source,
+        # the abstract too: `digestd similar --papers` reads this back
+        _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title,
+                      "abstract": p.abstract, "source": p.source,
                       "published": p.published, "url": p.url, "authors": list(p.authors),
                       "categories": list(p.categories), "upvotes": p.upvotes} for p in papers])
         return 0

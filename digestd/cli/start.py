@@ -78,8 +78,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     found = path.resolve() == Path("digestd.toml").resolve() and not os.environ.get(
         "DIGESTD_CONFIG")
     flag = "" if found else f" --config {shlex.quote(str(path))}"
-    print("next (digests go to ./outbox as .eml files until you add [smtp] and your own "
-          "delivery.from):")
+    # the config's relative outbox_dir is resolved against its folder (config.finish)
+    print(f"next (digests go to {config.delivery.outbox_dir} as .eml files until you add "
+          "[smtp] and your own delivery.from):")
     for step in ("config check", "subscribers add you@example.org --rule 'diffusion'",
                  "poll", "send --now"):
         print(f"  {invocation()}{flag} {step}")

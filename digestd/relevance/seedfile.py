@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DigestdError
+from ..errors import DigestdError, UsageError
 from ..sources.clean import clean_abstract, clean_title
 from ..sources.ids import arxiv_id, canonical, doi_id, url_id
 
@@ -65,8 +65,8 @@ def read_seeds(path: str | Path, fmt: str | None = None) -> SeedFile:
     file cannot be read or is not of its format at all (e.g. JSON that is not an array)."""
     try:
         data = Path(path).read_bytes()
-    except OSError as e:
-        raise DigestdError(f"cannot read {path}: {e.strerror}") from None
+    except OSError as e:  # the file named is not there: a usage error (exit status 2)
+        raise UsageError(f"cannot read {path}: {e.strerror}") from None
     return seeds_from_bytes(data, str(path), fmt)
 
 
