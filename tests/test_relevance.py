@@ -199,6 +199,24 @@ def test_semantic_extra_never_touches_the_network(monkeypatch, papers):
         semantic._model.cache_clear()
 
 
+def test_similar_scores_semantic_papers_on_min_scores_scale(papers):
+    """`digestd similar --method semantic` prints what min_score compares: the semantic
+    cosine mapped onto the TF-IDF scale (ranking.SCALE), as the build does."""
+    pytest.importorskip("wordllama", reason="the [semantic] extra is not installed")
+    from digestd.ranking import SCALE
+    from digestd.relevance.seedfile import SeedFile
+    from digestd.relevance.similar import similar
+
+    seeds = [p for p in papers if "diffusion" in p.title.lower()][:4]
+    rest = [p for p in papers if p not in seeds]
+    raw = rank(seeds, rest, method="semantic", top=5)
+    got = similar(SeedFile(tuple(seeds)), rest, method="semantic", top=5).ranked
+    a, b = SCALE["semantic"]
+    assert [r.paper.id for r in got] == [r.paper.id for r in raw]
+    assert all(abs(g.score - (a * r.score + b)) < 1e-6 for g, r in zip(got, raw))
+    assert all(g.score < 0.3 for g in got)  # where min_score's choices are, not ~0.6
+
+
 @pytest.fixture(scope="module")
 def papers_file(tmp_path_factory, papers) -> Path:
     path = tmp_path_factory.mktemp("similar") / "papers.json"

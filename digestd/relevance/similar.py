@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import DigestdError
 from .rank import Ranked, rank
@@ -50,12 +50,18 @@ def similar(seeds: SeedFile, papers: Sequence, *, liked: Sequence = (),
     candidates = [p for p in papers
                   if not profile_ids.intersection((*p.ids, *filter(None, map(id_of, p.ids))))]
     ranked = rank([*usable, *liked], candidates, tuple(disliked), method=method, top=top)
+    from ..ranking import SCALE
+
+    a, b = SCALE.get(method, (1.0, 0.0))
+    if (a, b) != (1.0, 0.0):  # on the scale min_score and the build use (ranking.SCALE)
+        ranked = [replace(r, score=a * r.score + b) for r in ranked]
     return Similar(ranked, usable, unknown, seeds.problems, liked, tuple(disliked))
 
 
 def as_json(result: Similar) -> list[dict]:
     """The ranked papers as `digestd similar --json` prints them, best first: id, title,
-    score (cosine, rounded to 4 places), why, shares, similar_to, url."""
+    score (rounded to 4 places, on min_score's scale: the TF-IDF cosine, or the semantic
+    cosine mapped by ranking.SCALE), why, shares, similar_to, url."""
     return [{"id": r.paper.id, "title": r.paper.title, "score": round(r.score, 4),
              "why": r.why, "shares": list(r.shares), "similar_to": r.similar_to,
              "url": getattr(r.paper, "url", "")} for r in result.ranked]
