@@ -609,6 +609,11 @@ def test_every_mistake_of_one_source_table_in_one_check(check):
     # a key that is there with a mistake of its own is not also said to be missing
     code, err, _ = check('[[sources]]\nname = "a"\nkind = "feed"\nurl = 7\n')
     assert code == 2 and "sources.url is required" not in err and "mistakes" not in err
+    # a bad url is said with the table's other mistakes, not once they are fixed
+    code, err, _ = check('[[sources]]\nname = "bad name!"\nkind = "feed"\nevery = 30\n'
+                         'url = "htp://x"\n')
+    assert code == 2 and "(3 mistakes in the config)" in err
+    assert 'digestd.toml:5: sources.url of "bad name!" must be an http(s) URL' in err
 
 
 def test_a_section_written_as_a_key_is_named_with_its_line(check):

@@ -338,9 +338,12 @@ def _source_problems(src: SourceConfig | None, table: dict, i: int, fail
     for needs, key in (("arxiv-rss", "categories"), ("arxiv-api", "query"), ("feed", "url")):
         if kind == needs and not given(key):
             note(f'sources.{key} is required for kind "{kind}"', "sources", None, i)
-    problem = source_url_problem(src.url) if src is not None and src.url else None
+    # checked also when another key of the table had a mistake: every mistake at once
+    url = src.url if src is not None else table.get("url")
+    name = src.name if src is not None else table.get("name")
+    problem = source_url_problem(url) if isinstance(url, str) and url else None
     if problem:
-        note(f'sources.url of "{src.name}" {problem}', "sources", "url", i)
+        note(f'sources.url of "{name}" {problem}', "sources", "url", i)
     return errors
 
 
