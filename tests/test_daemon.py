@@ -722,6 +722,7 @@ def test_a_second_run_on_one_sqlite_store_is_refused_while_the_first_lives(tmp_p
         assert second.returncode == 2, second.stderr
         assert (f"is in use by another `digestd run` (pid {first.pid} on this host)"
                 in second.stderr)
+        assert "event=stopped" not in second.stderr  # it never started
         _stop(first, notify)
     finally:
         if first.poll() is None:

@@ -97,6 +97,7 @@ class Daemon:
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.stop_requested = asyncio.Event()
         self.stopping = False
+        self.started = False  # the scheduler ran: a refused start logs no "stopped"
         self.running: dict[asyncio.Task, str] = {}  # in-flight job tasks -> job id
         self.first_polls: set[str] = set()  # sources polled at start, not finished yet
         self.last_progress = time.monotonic()  # the digest job's last sign of life
@@ -159,6 +160,7 @@ class Daemon:
                     next_run_time=first + timedelta(minutes=10))
             self._schedule_inbound()
             self.scheduler.start()
+            self.started = True
             if isinstance(self.leadership, Leadership):
                 self.leading = asyncio.create_task(self.leadership.keep(self._lead_changed),
                                                    name="leader-lease")
@@ -265,7 +267,8 @@ class Daemon:
             if self.leadership is not None:
                 self.leadership.give_up()
             self.store.close()
-        log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
+        if self.started:  # a run refused at its start (the store in use) never ran
+            log.info("event=stopped took_ms=%d", (time.monotonic() - began) * 1000)
         self.notifier.close()
 
     def _refuse_a_second_run(self) -> None:
