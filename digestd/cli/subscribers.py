@@ -81,7 +81,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status,
                       "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
-                      "frequency": s.frequency, "weekday": WEEKDAYS[s.weekday], "send_empty": s.send_empty,
+                      "frequency": s.frequency, "weekday": WEEKDAYS[s.weekday],
+                      "send_empty": s.send_empty,
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces,
                       "feed_only": s.feed_only, "recommend": s.recommend,
                       "min_score": s.min_score} for s in subs])
