@@ -213,6 +213,10 @@ async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_a
         feed = (await client.get(day.feed_path("strict@example.org"))).text
     listed = page[page.index('id="left-out"'):]
     assert f"{len(dropped)} papers matched your rules but looked unlike" in listed
+    # the page's count (every match) against the email's: said in its first lines
+    assert (f"<strong>{len(kept) + len(dropped)} papers</strong> matched your rules" in page
+            and f"the email brought {len(kept)}, and the {len(dropped)} unlike your seeds "
+                "are at the end" in page)
     assert papers_on_page(listed) == [str(escape(t)) for t in dropped]
     assert papers_on_page(page[:page.index('id="left-out"')]) == [
         str(escape(t)) for t in kept]
