@@ -26,7 +26,8 @@ class PollReport:
     new: int = 0
     skipped: int = 0
     not_modified: bool = False
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # the poll's own time: fetching, parsing, storing
+    waited_s: float = 0.0  # its waits for a turn at a host other sources poll too
     error: str | None = None
     reason: str | None = None
 
@@ -84,27 +85,32 @@ async def poll_source(config: SourceConfig, store: Store, http: Http) -> PollRep
     except Exception as e:  # a parser bug must not stop the other sources
         error, reason = f"{config.name}: {type(e).__name__}: {e}", "internal"
         log.debug("source=%s traceback", config.name, exc_info=True)
-    took = time.monotonic() - started
+    # the waits for a turn at a host shared with other sources are not this source's time
+    waited = http.waited.pop(config.name, 0.0)
+    took = time.monotonic() - started - waited
     if result is None:
         assert error is not None
         store.record_poll(config.name, ok=False, error=error)
-        log.warning("source=%s reason=%s error=%s took_ms=%d", config.name, reason,
-                    _quoted(error), took * 1000)
-        return PollReport(config.name, duration_s=took, error=error, reason=reason)
+        log.warning("source=%s reason=%s error=%s took_ms=%d waited_ms=%d", config.name,
+                    reason, _quoted(error), took * 1000, waited * 1000)
+        return PollReport(config.name, duration_s=took, waited_s=waited, error=error,
+                          reason=reason)
     new = store.add_papers(result.papers) if result.papers else []
     # Validators and cursor are saved only now, after the papers: a crash in between
     # repeats the poll rather than skipping papers.
     store.record_poll(config.name, ok=True, new=len(new), etag=result.etag,
                       last_modified=result.last_modified, cursor=result.cursor)
-    took = time.monotonic() - started
+    took = time.monotonic() - started - waited
     if result.not_modified:
-        log.info("source=%s not_modified=true took_ms=%d", config.name, took * 1000)
+        log.info("source=%s not_modified=true took_ms=%d waited_ms=%d", config.name,
+                 took * 1000, waited * 1000)
     else:
-        log.info("source=%s fetched=%d new=%d skipped=%d took_ms=%d", config.name,
-                 result.fetched, len(new), result.skipped, took * 1000)
+        log.info("source=%s fetched=%d new=%d skipped=%d took_ms=%d waited_ms=%d",
+                 config.name, result.fetched, len(new), result.skipped, took * 1000,
+                 waited * 1000)
     return PollReport(config.name, fetched=result.fetched, new=len(new),
                       skipped=result.skipped, not_modified=result.not_modified,
-                      duration_s=took)
+                      duration_s=took, waited_s=waited)
 
 
 async def poll_sources(sources: Sequence[SourceConfig], store: Store, *, http: Http | None = None,

@@ -94,7 +94,8 @@ def test_cli_flow_with_a_config(tmp_path, capsys):
     assert main(["-c", cfg, "poll"]) == 0
     out = capsys.readouterr().out.splitlines()
     table = out[next(i for i, line in enumerate(out) if line.startswith("source ")):]
-    assert table[0].split() == ["source", "fetched", "new", "seen", "skipped", "took", "status"]
+    assert table[0].split() == ["source", "fetched", "new", "seen", "skipped", "took", "waited",
+                                "status"]
     assert table[1].split()[:5] == ["sample", "300", "300", "0", "0"]
     assert main(["-c", cfg, "poll"]) == 0  # met again: every paper seen before
     assert capsys.readouterr().out.splitlines()[1].split()[:5] == ["sample", "300", "0", "300",

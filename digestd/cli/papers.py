@@ -18,8 +18,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
         reports = asyncio.run(poll_sources(config.sources, store, names=names))
     # fetched = new + seen (already in the store) + skipped (dropped on purpose: an
     # announce type left out, no title, an older version, over max_results)
-    print(f"{'source':<20} {'fetched':>7} {'new':>5} {'seen':>5} {'skipped':>7} {'took':>7}  "
-          "status")
+    # took: the source's own time; waited: for its turn at a host other sources share
+    print(f"{'source':<20} {'fetched':>7} {'new':>5} {'seen':>5} {'skipped':>7} {'took':>7} "
+          f"{'waited':>7}  status")
     for r in reports:
         error = r.error or ""
         if error.startswith(f"{r.source}: "):  # the row names the source already
@@ -27,7 +28,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         status = f"error ({r.reason}): {error}" if r.error else (
             "not modified" if r.not_modified else "ok")
         print(f"{r.source:<20} {r.fetched:>7} {r.new:>5} {r.seen:>5} {r.skipped:>7} "
-              f"{r.duration_s:>6.1f}s  {status}")
+              f"{r.duration_s:>6.1f}s {r.waited_s:>6.1f}s  {status}")
     failed = sum(1 for r in reports if r.error)
     print(f"{_count(len(reports), 'source')} polled, "
           f"{_count(sum(r.new for r in reports), 'new paper')}, {failed} failed")

@@ -155,6 +155,7 @@ class _Deadline:
         self.ends = self.loop.time() + seconds
         self.paused_at = 0.0
         self.pauses = 0  # nesting depth; the clock runs again when it is back at 0
+        self.waited = 0.0  # seconds paused out in all: the poll's waits for its turn
         self.host = ""  # where the poll was waiting when time ran out, for the message
 
     def remaining(self) -> float:
@@ -168,7 +169,9 @@ class _Deadline:
     def resume(self) -> None:
         self.pauses -= 1
         if not self.pauses:
-            self.ends += self.loop.time() - self.paused_at
+            paused = self.loop.time() - self.paused_at
+            self.ends += paused
+            self.waited += paused
 
 
 # The deadline of the poll running in this task (Http.within sets it; every Http.get in it
@@ -290,6 +293,9 @@ class Http:
         self.resolve = resolve
         self._locks: dict[str, asyncio.Lock] = {}
         self._last: dict[str, float] = {}  # host -> when its last request started
+        # source -> seconds its last poll (within) waited for its turns at a host: not
+        # the source's own time, which `digestd poll` and the logs say apart from it
+        self.waited: dict[str, float] = {}
         self._not_before: dict[str, float] = {}  # host -> Retry-After deadline
 
     async def aclose(self) -> None:
@@ -337,6 +343,8 @@ class Http:
             task.cancel()
             await asyncio.wait({task})
             raise
+        finally:
+            self.waited[source] = deadline.waited
         return task.result()
 
     # -- politeness ----------------------------------------------------------------------------
