@@ -59,7 +59,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 
 def cmd_subscribers_seed(args: argparse.Namespace) -> int:
     from ..relevance.seedfile import id_of, read_seeds
-    from ..relevance.seeding import all_ids, choose, typed_seeds
+    from ..relevance.seeding import all_ids, choose, problem_lines, typed_seeds
 
     config = _config(args)
     with _store(config) as store:
@@ -94,10 +94,7 @@ def cmd_subscribers_seed(args: argparse.Namespace) -> int:
         known = store.papers_by_alias(all_ids(parts))
         choice = choose(parts, known, have={s.paper_id for s in store.seeds(sub.id)})
         new = store.add_seeds(sub.id, list(choice.rows))
-    shown, more = choice.problems_shown()
-    for problem in shown:
+    for problem in problem_lines(choice.problems):
         print(problem, file=sys.stderr)
-    if more:
-        print(f"... and {more} more not read", file=sys.stderr)
     print(choice.summary(new, who=sub.email, where_problems="above"))
     return 0 if choice.rows else 1  # nothing kept of a file: say so in the exit status too

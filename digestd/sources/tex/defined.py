@@ -15,6 +15,8 @@ _NAME = re.compile(r"\{\s*(\\(?:[A-Za-z@]+|.))\s*\}|(\\(?:[A-Za-z@]+|.))")
 _ARGS = re.compile(r"\s*\[\s*(\d)\s*\]")
 _DEFAULT = re.compile(r"\s*\[([^\]]*)\]")
 _PARAMS = re.compile(r"(?:#\d)*")
+_CONTROL = re.compile(r"\\(?:[A-Za-z@]+|.)")  # a control word or a control symbol
+_CONTROL_WORD = re.compile(r"\\[A-Za-z@]+")
 HINT = re.compile(r"\\(?:(?:re)?newcommand|providecommand|DeclareRobustCommand|"
                   r"DeclareMathOperator|[egx]?def)(?![A-Za-z])")
 # an expansion may not make the text more than this much longer (a definition that uses
@@ -78,6 +80,12 @@ def _definitions(text: str) -> tuple[str, dict[str, tuple[int, str | None, str]]
     return "".join(out), found
 
 
+def _used(name: str) -> str:
+    """The pattern of a use of macro `name`: a control word (\\method) ends where its
+    letters do, a control symbol (\\,) is its one character."""
+    return re.escape(name) + ("(?![A-Za-z@])" if _CONTROL_WORD.fullmatch(name) else "")
+
+
 def _argument(text: str, at: int) -> tuple[str, int] | None:
     """(one macro argument: a {group}'s content or one token, the index after it)."""
     while at < len(text) and text[at].isspace():
@@ -88,7 +96,7 @@ def _argument(text: str, at: int) -> tuple[str, int] | None:
         end = _group(text, at)
         return (text[at + 1:end - 1], end) if end is not None else None
     if text[at] == "\\":
-        m = re.compile(r"\\(?:[A-Za-z]+|.)").match(text, at)
+        m = _CONTROL.match(text, at)
         return (m[0], m.end()) if m else None
     return text[at], at + 1
 
@@ -135,13 +143,11 @@ def expand_definitions(text: str) -> str:
     try:
         stripped, macros = _definitions(text)
         # one that uses itself (\def\a{\a\a}) never ends in TeX either: left as written
-        macros = {name: m for name, m in macros.items()
-                  if not re.search(re.escape(name) + "(?![A-Za-z@])", m[2])}
+        macros = {name: m for name, m in macros.items() if not re.search(_used(name), m[2])}
         if not macros:
             return stripped
         names = sorted(macros, key=len, reverse=True)
-        use = re.compile("|".join(re.escape(n) + ("(?![A-Za-z@])" if n[1:].isalpha() else "")
-                                  for n in names))
+        use = re.compile("|".join(map(_used, names)))
         limit = MAX_GROWTH * len(text) + 1000
         for _ in range(PASSES):
             expanded = _expand_once(stripped, macros, use)
