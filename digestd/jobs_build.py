@@ -52,7 +52,8 @@ FIRST_LOOKBACK = timedelta(days=1)
 BUILD_BATCH = 50
 # digests committed together. A commit writes every page it changed, whole, to the WAL
 # (and a checkpoint copies it to the store file), and a batch's sent marks and reasons land
-# all over their indexes (sent_paper: a paper's marks sit together, a digest's papers do
+# all over their indexes (the marks' key: a subscriber's marks sit together; and, before
+# schema step sent_by_digest, sent_paper: a paper's marks sit together, a digest's papers do
 # not), so the pages written per commit hardly grow with the batch: at 20,000 subscribers
 # x 1,000 papers, building wrote 29 KB per digest with 50 a commit, 15 KB with 500 (9 KB
 # of it the packed message, twice); at 100,000 x 3,000 (17 papers a digest), 56 KB with

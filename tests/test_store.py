@@ -90,6 +90,53 @@ def test_one_digest_per_subscriber_and_period(store):
     assert store.db.execute("SELECT count(*) FROM digests").fetchone()[0] == 1
 
 
+def test_sent_among_gives_the_marks_of_the_papers_asked_for_only(store):
+    """Marks are read from the smallest key asked for up: a mark of a paper between the
+    keys asked for, or of an older one, is not among them."""
+    store.add_papers([Paper(id=f"arxiv:{i}", title=f"T {i}") for i in range(5)])
+    pks = [store.paper_pks([f"arxiv:{i}"])[f"arxiv:{i}"] for i in range(5)]
+    a, b, c = (store.add_subscriber(f"{n}@example.org", ["t"]) for n in "abc")
+    for sub, got in ((a, pks), (b, [pks[0], pks[2]]), (c, [pks[3]])):
+        store.queue_digest(sub.id, "2026-11-23", recipient=sub.email,
+                           message_id=f"<{sub.id}@x>", message=b"m", paper_pks=got)
+    assert store.sent_among([pks[1], pks[4]]) == {a.id: {pks[1], pks[4]}}
+    assert store.sent_among([pks[2], pks[4]]) == {a.id: {pks[2], pks[4]}, b.id: {pks[2]}}
+    assert store.sent_among([]) == {}
+    assert store.sent_among([pks[2]], (b.id % 2, 2)) == {
+        s.id: {pks[2]} for s in (a, b) if s.id % 2 == b.id % 2}
+
+
+def test_a_parents_delete_finds_the_rows_that_cascade_by_an_index(store):
+    """Deleting a row that others reference with ON DELETE CASCADE looks its children up by
+    the referencing column: without an index on it, every delete reads the whole child
+    table (a deleted subscriber's digests each read every sent mark there is). Papers are
+    never deleted, so the marks' reference to them needs none."""
+    never_deleted = {("sent", "paper_pk")}
+    if store.target.startswith("postgresql"):
+        rows = store.db.execute(
+            "SELECT c.conrelid::regclass::text, a.attname FROM pg_constraint c JOIN "
+            "pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "WHERE c.contype = 'f' AND c.confdeltype = 'c' AND NOT EXISTS (SELECT 1 FROM "
+            "pg_index i WHERE i.indrelid = c.conrelid AND i.indkey[0] = c.conkey[1])"
+        ).fetchall()
+        unindexed = {(t, col) for t, col in rows}
+    else:
+        unindexed = set()
+        tables = [r[0] for r in store.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            first = [[c[2] for c in store.db.execute(f"PRAGMA index_info('{i[1]}')")][:1]
+                     for i in store.db.execute(f"PRAGMA index_list('{table}')")]
+            key = sorted((r[5], r[1]) for r in store.db.execute(f"PRAGMA table_info('{table}')")
+                         if r[5])
+            if key:
+                first.append([key[0][1]])
+            for fk in store.db.execute(f"PRAGMA foreign_key_list('{table}')"):
+                if fk[6] == "CASCADE" and [fk[3]] not in first:
+                    unindexed.add((table, fk[3]))
+    assert unindexed <= never_deleted, unindexed
+
+
 def test_a_digest_for_a_subscriber_gone_is_refused_and_the_batch_goes_on(store):
     """A subscriber deleted while their digest was built: no digest (None), no marks, and
     the other digests of the same transaction commit."""

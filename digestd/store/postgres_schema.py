@@ -362,6 +362,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("bodies_in_their_rows", """
         ALTER TABLE digest_bodies SET (toast_tuple_target = 8160);
     """),
+    # deleting a digest (a deleted subscriber's, by cascade) looks for its sent marks by
+    # digest_id: without an index that was a scan of the whole table for every digest, as
+    # were the outbox's counts by kind. (SQLite has the same index in place of sent_paper;
+    # here sent_paper stays: PostgreSQL's store.sent_among reads the newest papers' marks
+    # off it.)
+    ("sent_by_digest", """
+        CREATE INDEX sent_digest ON sent(digest_id);
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

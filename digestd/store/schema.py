@@ -352,6 +352,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (key, started)
         ) WITHOUT ROWID;
     """),
+    # a digest's sent marks are found by the digest (the outbox's counts by kind, a digest's
+    # page, and ON DELETE CASCADE from digests, which without an index read the whole
+    # table for every digest of a deleted subscriber: 0.18 s a digest at 1.6 million
+    # marks); by paper they are not needed (store.sent_among reads a subscriber's marks of
+    # the newest papers off the primary key, and papers are never deleted). The build
+    # appends to this index, where sent_paper took 17 inserts a digest all over it: half
+    # the CPU of writing the marks (0.18 -> 0.08 ms a digest, 17 marks, 1.6 million kept)
+    ("sent_by_digest", """
+        DROP INDEX sent_paper;
+        CREATE INDEX sent_digest ON sent(digest_id);
+    """),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
