@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import replace
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -430,3 +431,73 @@ def test_the_left_out_line_follows_the_matches_not_the_recommendations():
     for part in (text, html):
         assert part.index("more matched your rules but looked unlike your seeds") < \
             part.index("Also recommended")
+
+
+def _fixed_tokens(monkeypatch):
+    """Message-IDs and MIME boundaries from a counter, so two builds of a digest compare."""
+    import itertools
+
+    import digestd.mime
+    import digestd.render
+
+    counter = itertools.count()
+    fixed = lambda n=16: f"{next(counter):0{2 * n}x}"  # noqa: E731
+    monkeypatch.setattr(digestd.render.secrets, "token_hex", fixed)
+    monkeypatch.setattr(digestd.mime.secrets, "token_hex", fixed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(titles=st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1,
+                                max_size=60)
+                        | st.sampled_from(["Noisy\r\nlabels", "x" * 1200, "Über €", "a\rb"]),
+                        min_size=1, max_size=6),
+       why=st.sampled_from(["", '"noisy labels" in title', "é\r\nx", "y" * 400]),
+       max_papers=st.integers(1, 6), left_out=st.integers(0, 2), recommended=st.integers(0, 2),
+       eight_bit=st.booleans(),
+       base=st.sampled_from(["https://digest.example.org", "https://digest.example.org/p&q's"]))
+def test_a_message_put_together_from_bytes_is_the_message_rendered_whole(
+        titles, why, max_papers, left_out, recommended, eight_bit, base):
+    """Renderer.message puts the papers' bytes in the frames' output (_wire_bodies): the
+    same bytes as the frames rendered with the papers' text, for any title and why (CRs,
+    long lines, non-ASCII), with and without 8bit, past max_papers, with recommendations."""
+    with pytest.MonkeyPatch.context() as mp:
+        papers = [Paper(id=f"arxiv:{i}", title=t, abstract=f"{t} abstract", url=f"https://a/{i}")
+                  for i, t in enumerate(titles)]
+        items = tuple(PaperMatch(p, (RuleMatch(0, "x", (Hit("title", "x"),)),)) for p in papers)
+        recs = tuple(PaperMatch(p, ()) for p in papers[:recommended])
+        digest = Digest(subscriber=Subscriber(id=3, email="a@example.org", rules=("x",)),
+                        period="2026-11-23", items=items, papers_checked=9, ordered=True,
+                        whys=(why,) * len(items), recommended=recs,
+                        recommended_whys=("similar to y",) * len(recs), left_out=left_out)
+        r = Renderer(links=Links(base, b"k" * 32),
+                     from_addr="Paper digest <digest@example.org>", max_papers=max_papers)
+        r.eight_bit = eight_bit
+        assert r._splice
+        built = []
+        for splice in (True, False):
+            r._splice = splice
+            _fixed_tokens(mp)
+            built.append(r.message(digest, now=datetime(2026, 11, 23, 7, tzinfo=timezone.utc)))
+        assert built[0] == built[1]
+
+
+@pytest.mark.parametrize("frame", [
+    "{{ items | upper }}",
+    "{% filter upper %}{{ items }}{% endfilter %}",
+    "{% set shown = items %}{{ shown }}",
+    "{% if items %}{{ items }}{% endif %}",
+    "{% include 'email/digest.txt' %}",
+])
+def test_a_frame_that_does_more_with_its_papers_than_print_them_is_rendered_whole(
+        tmp_path, frame):
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.txt").write_text(frame.replace("digest.txt", "plain.txt"))
+    (tmp_path / "email" / "plain.txt").write_text("{{ items }}")
+    r = Renderer(links=Links("https://digest.example.org", b"k" * 32),
+                 from_addr="Paper digest <digest@example.org>", templates_dir=str(tmp_path))
+    assert not r._splice
+    text, _ = r.render(sample_digest())
+    _, raw = r.message(sample_digest())
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    assert ("PRUNING AT SCALE" in text) == ("upper" in frame)
