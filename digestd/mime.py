@@ -49,7 +49,7 @@ class DkimSigner:
                                  signature_algorithm=self.algorithm,
                                  include_headers=[h.encode() for h in DKIM_HEADERS])
         if not crlf_only(header):  # build_alternative's promise (dkimpy writes CRLF)
-            header = _LINE_END.sub(b"\r\n", header)
+            header = LINE_END.sub(b"\r\n", header)
         return header + message
 
 
@@ -173,7 +173,7 @@ def encode_lines(data: bytes, *, eight_bit: bool = False) -> tuple[bytes, bytes]
         # no line end to copy (a one-line body): b2a_qp soft-breaks with a bare LF
         body = body.replace(b"\n", b"\r\n")
     if not crlf_only(body + b"\r\n"):  # b2a_qp's line ends, made sure of (a rare path)
-        body = _LINE_END.sub(b"\r\n", body)
+        body = LINE_END.sub(b"\r\n", body)
     return b"quoted-printable", body
 
 
@@ -190,7 +190,7 @@ def longest_line(data: bytes) -> int:
     return max(int(ends[0]), inner, len(data) - int(ends[-1]) - 1)
 
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
+LINE_END = re.compile(rb"\r\n|\r|\n")  # any line end, to make it CRLF
 _UNFOLDED = re.compile(r"\r\n(?![ \t])")  # a line end in a header value that starts a header
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from .identity import title_key
 from .models import Paper, PaperMatch
 from .render import by_relevance, shorten, why_text
+from .store.records import LEFT_OUT, MATCH, RECOMMENDED  # noqa: F401 (the sent marks' kinds)
 
 if TYPE_CHECKING:  # imported where used: scikit-learn and SciPy take ~1 s of CPU to import,
     # which every build process would pay even when nobody has a profile
@@ -51,7 +52,6 @@ METHOD = "tfidf"  # the build's text space (relevance/text.py): no download, det
 # profiles, percentiles 50 to 99.5; each mapped percentile within 0.006 of TF-IDF's).
 SCALE = {"tfidf": (1.0, 0.0), "semantic": (0.3386, -0.1133)}
 
-MATCH, RECOMMENDED, LEFT_OUT = 0, 1, 2  # the kinds of a digest's papers (the sent marks)
 
 _WORD = re.compile(r"\w\w")
 

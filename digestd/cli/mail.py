@@ -7,6 +7,7 @@ import re
 import sys
 
 from ..errors import NotFound
+from ..store.records import LEFT_OUT, MATCH, RECOMMENDED
 from .common import Progress, _config, _count, _days_ago, _delivery_summary, _print_json, _store
 
 
@@ -77,9 +78,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     rows = waiting + failed + sent
     if args.json:
         _print_json([{"id": r.id, "recipient": r.recipient, "period": r.period,
-                      "papers": r.papers, "matched": kinds.get(r.id, {}).get(0, 0),
-                      "recommended": kinds.get(r.id, {}).get(1, 0),
-                      "left_out": kinds.get(r.id, {}).get(2, 0),
+                      "papers": r.papers, "matched": kinds.get(r.id, {}).get(MATCH, 0),
+                      "recommended": kinds.get(r.id, {}).get(RECOMMENDED, 0),
+                      "left_out": kinds.get(r.id, {}).get(LEFT_OUT, 0),
                       "status": r.status, "state": state(r),
                       "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
                       "last_error": r.last_error, "message_id": r.message_id,
@@ -116,9 +117,9 @@ def _what(row, kinds: dict[int, int] | None = None) -> str:
     found = _WEB_MAIL.fullmatch(row.period) if not row.papers else None
     if found:
         return f"{_WEB_MAIL_NAMES.get(found[1], found[1] + ' email'):<23}"
-    kinds = kinds if kinds is not None else {0: row.papers}  # a digest from before kinds
-    brings = kinds.get(0, 0) + kinds.get(1, 0)
-    left = f" ({kinds[2]} left out)" if kinds.get(2) else ""
+    kinds = kinds if kinds is not None else {MATCH: row.papers}  # a digest from before kinds
+    brings = kinds.get(MATCH, 0) + kinds.get(RECOMMENDED, 0)
+    left = f" ({kinds[LEFT_OUT]} left out)" if kinds.get(LEFT_OUT) else ""
     return f"{row.period:<12} {brings:>3} {'paper ' if brings == 1 else 'papers'}{left}"
 
 

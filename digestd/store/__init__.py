@@ -19,6 +19,9 @@ import re
 from .bodies import PackedMessage, pack_message, unpack_message
 from .files import SECRET_NAME, WHERE_THE_STORE_GOES, refuse_to_start_over
 from .records import (
+    LEFT_OUT,
+    MATCH,
+    RECOMMENDED,
     ArchivedDigest,
     DeliveredPaper,
     OutboxRow,
@@ -32,7 +35,8 @@ from .schema import MIGRATIONS, SCHEMA_VERSION
 from .base import BaseStore
 from .sqlite import Store
 
-__all__ = ["ArchivedDigest", "BaseStore", "DeliveredPaper", "MIGRATIONS", "OutboxRow",
+__all__ = ["LEFT_OUT", "MATCH", "RECOMMENDED",
+           "ArchivedDigest", "BaseStore", "DeliveredPaper", "MIGRATIONS", "OutboxRow",
            "PackedMessage", "QueuedDigest", "SCHEMA_VERSION", "SECRET_NAME", "ScheduleMark",
            "SourceState", "Store", "StoredSeed", "WHERE_THE_STORE_GOES", "is_postgres_url", "open_store",
            "pack_message", "refuse_to_start_over", "unpack_message", "utcnow", "without_password"]

@@ -9,6 +9,10 @@ from datetime import datetime, timezone
 
 from ..models import Paper
 
+# the kinds of a digest's papers (sent.kind): a rule match, recommended beyond the rules,
+# a rule match min_score left out of the email (its page lists it)
+MATCH, RECOMMENDED, LEFT_OUT = 0, 1, 2
+
 # a paper's columns, in the order PaperStore._paper reads them
 PAPER_COLUMNS = ("p.pk, p.id, p.title, p.abstract, p.authors, p.categories, p.source, "
                  "p.url, p.pdf_url, p.published, p.upvotes, p.version")

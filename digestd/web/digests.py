@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..render import period_label, short_authors
-from ..store import DeliveredPaper
+from ..store import LEFT_OUT, MATCH, RECOMMENDED, DeliveredPaper
 from ..tokens import parse_digest_value
 from .links import Tokens
 from .site import Site
@@ -54,9 +54,9 @@ class DigestPages:
         return self.site.page("digest", digest=digest, label=period_label(digest.period),
                               feedback_url=self.site.links.feedback(sub.id, sub.link_gen,
                                                                     digest.period),
-                              papers=[p for p in pages if p.kind == 0],
-                              recommended=[p for p in pages if p.kind == 1],
-                              left_out=[p for p in pages if p.kind == 2])
+                              papers=[p for p in pages if p.kind == MATCH],
+                              recommended=[p for p in pages if p.kind == RECOMMENDED],
+                              left_out=[p for p in pages if p.kind == LEFT_OUT])
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class PaperPage:
     period: str
     number: int  # 1-based place in its digest
     page_url: str  # its place on the digest's page
-    kind: int = 0  # 0 a rule match, 1 recommended beyond the rules, 2 left out by min_score
+    kind: int = MATCH  # or RECOMMENDED beyond the rules, or LEFT_OUT by min_score
 
     @classmethod
     def of(cls, d: DeliveredPaper, digest_url: str, number: int = 0) -> PaperPage:
