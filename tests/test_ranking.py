@@ -224,7 +224,7 @@ async def test_min_score_counts_and_lists_what_it_left_out_and_never_offers_it_a
     capsys.readouterr()
     assert cli(["-c", str(day.cfg), "outbox", "--sent"]) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if "strict@example.org" in x]
-    assert f" {len(kept)} papers ({len(dropped)} left out)  sent" in line
+    assert f" {len(kept)} papers ({len(dropped)} left out)  sent 20" in line
     # the feed has what was delivered: not what was left out
     assert all(str(escape(t)) not in feed for t in dropped[:10])
     # the page's feedback links reach the papers the email left out too: "more like this"
@@ -275,9 +275,10 @@ async def test_every_match_left_out_and_no_note_wanted_sends_nothing_but_records
     assert cli(["-c", str(day.cfg), "outbox", "--sent"]) == 0
     lines = capsys.readouterr().out.splitlines()
     (picky,) = [x for x in lines if "picky@example.org" in x]
-    assert "0 papers (37 left out)" in picky and picky.endswith("recorded, no email")
+    assert "0 papers (37 left out)" in picky and "  recorded 20" in picky \
+        and picky.endswith(", no email")
     (noted,) = [x for x in lines if "noted@example.org" in x]
-    assert "0 papers (37 left out)" in noted and noted.endswith("sent")
+    assert "0 papers (37 left out)" in noted and re.search(r"  sent \S+$", noted)
 
 
 # -- no profile, broken profiles ----------------------------------------------------------------

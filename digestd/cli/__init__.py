@@ -301,8 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
             "prune them")
     p.add_argument("--failed", action="store_true", help="list failed ones too")
     p.add_argument("--sent", action="store_true",
-                   help="list the digests sent last too, newest first (at most --limit; their "
-                        "ids are for `outbox show`)")
+                   help="list the digests sent last too, newest first, each with the time "
+                        "its 250 came (at most --limit; their ids are for `outbox show`)")
     p.add_argument("--limit", type=non_negative, default=200, metavar="N",
                    help="show at most N rows (default 200; 0: all); --json prints every "
                         "waiting and failed row, and N of the sent ones")

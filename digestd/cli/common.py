@@ -139,7 +139,7 @@ def _delivery_summary(config: Config, report, waiting: int = 0) -> str:
     threshold = config.delivery.bounce_threshold
     details = [f"{n} {what}" for n, what in (
         (report.bounced, f"bounced: the address refused, counted toward "
-                         f"delivery.bounce_threshold = {threshold}"),
+                         f"delivery.bounce_threshold = {threshold}, once a digest"),
         (report.failed - report.bounced, "not about the address, no bounce counted"),
         (report.cancelled, "cancelled: subscriber no longer active")) if n > 0]
     if details:

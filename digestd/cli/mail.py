@@ -59,13 +59,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     now = utcnow()
 
     def state(r) -> str:
+        at = f" {r.sent_at}" if r.sent_at else ""
         if r.status == "sent" and (r.last_error or "").startswith("bounced after delivery"):
-            return f"sent, then {r.last_error}"  # a DSN came back for it (digestd inbound)
+            return f"sent{at}, then {r.last_error}"  # a DSN came back (digestd inbound)
         if r.status == "sent" and not r.message_id:
             # a feed-only subscriber's, or every match left out by min_score and no note
             # wanted: recorded for the page and the feed, never mailed
-            return "recorded, no email"
-        if r.status in ("failed", "sent"):
+            return f"recorded{at}, no email"
+        if r.status == "sent":
+            return f"sent{at}"
+        if r.status == "failed":
             return r.status
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
             alive = owner_alive(r.claimed_by)
@@ -83,6 +86,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                       "left_out": kinds.get(r.id, {}).get(LEFT_OUT, 0),
                       "status": r.status, "state": state(r),
                       "attempts": r.attempts, "next_attempt_at": r.next_attempt_at,
+                      "sent_at": r.sent_at,
                       "last_error": r.last_error, "message_id": r.message_id,
                       "bytes": len(r.message)} for r in rows])
         return 0

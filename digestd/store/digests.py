@@ -246,7 +246,7 @@ class DigestStore:
     _OUTBOX_COLUMNS = ("d.id, d.subscriber_id, d.period, d.recipient, d.message_id, "
                        "coalesce(b.message, d.message), coalesce(b.packing, 0), d.status, "
                        "d.attempts, d.next_attempt_at, d.last_error, d.papers, d.claimed_by, "
-                       "d.claimed_until FROM digests d LEFT JOIN digest_bodies b "
+                       "d.claimed_until, d.sent_at FROM digests d LEFT JOIN digest_bodies b "
                        "ON b.digest_id = d.id")
 
     @staticmethod

@@ -76,6 +76,7 @@ class OutboxRow:
     papers: int
     claimed_by: str | None = None
     claimed_until: str | None = None
+    sent_at: str | None = None  # when its 250 came (ISO time); None until it is sent
     # every line of `message` ends in CRLF, as its builder vouched (store.bodies.CRLF): the
     # sender need not check its line ends
     crlf: bool = False
