@@ -85,7 +85,6 @@ def notice_message(*, from_addr: str, to: str, subject: str, text: str, html: st
 
 
 @functools.lru_cache(maxsize=64)  # a build stamps all its digests with the same time
-@functools.lru_cache(maxsize=16)  # a build dates all its digests with its own `now`
 def date_header(when: datetime) -> str:
     """The Date header of `when` (RFC 5322 3.3), e.g. "Mon, 30 Nov 2026 07:00:00 +0000"."""
     return format_datetime(when)
