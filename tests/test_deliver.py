@@ -814,9 +814,11 @@ async def test_a_failing_worker_lets_the_others_finish_the_message_in_flight(
               "later2@example.org"]
     queue(store, emails)
     real_data, real_finish, failed = Handler.handle_DATA, S.SmtpSender._finish, []
+    slow_in_flight = threading.Event()  # set on the sink's thread
 
     async def slow_for_one(self, server, session, envelope):
         if envelope.rcpt_tos == ["slow@example.org"]:
+            slow_in_flight.set()
             await asyncio.sleep(1.0)  # still awaited when the other worker fails
         return await real_data(self, server, session, envelope)
 
@@ -824,6 +826,9 @@ async def test_a_failing_worker_lets_the_others_finish_the_message_in_flight(
         done = await real_finish(self, row, outcome)
         if not failed:
             failed.append(row.recipient)
+            # the failure comes while the other connection's message is in flight (on a
+            # busy machine that connection may still be greeting the server otherwise)
+            assert await asyncio.to_thread(slow_in_flight.wait, 30)
             raise OSError("the store went away")
         return done
 
