@@ -21,9 +21,6 @@ from .match import Matcher
 from .mime import DkimSigner
 from .models import Digest, Paper, PaperMatch, Subscriber
 from .ranking import (
-    LEFT_OUT,
-    MATCH,
-    RECOMMENDED,
     Ranking,
     Wanted,
     profiles_of,
@@ -41,7 +38,17 @@ from .schedule import (
     next_slot,
     parse_iso,
 )
-from .store import QueuedDigest, ScheduleMark, Store, StoredSeed, open_store, pack_message
+from .store import (
+    LEFT_OUT,
+    MATCH,
+    RECOMMENDED,
+    QueuedDigest,
+    ScheduleMark,
+    Store,
+    StoredSeed,
+    open_store,
+    pack_message,
+)
 
 log = logging.getLogger("digestd.jobs")
 

@@ -23,7 +23,6 @@ import numpy as np
 from .identity import title_key
 from .models import Paper, PaperMatch
 from .render import by_relevance, shorten, why_text
-from .store.records import LEFT_OUT, MATCH, RECOMMENDED  # noqa: F401 (the sent marks' kinds)
 
 if TYPE_CHECKING:  # imported where used: scikit-learn and SciPy take ~1 s of CPU to import,
     # which every build process would pay even when nobody has a profile

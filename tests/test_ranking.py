@@ -14,11 +14,11 @@ from markupsafe import escape
 from digestd.cli import main as cli
 from digestd.match import Matcher
 from digestd.models import Paper
-from digestd.ranking import LEFT_OUT, RECOMMENDED, Wanted, rank_day
+from digestd.ranking import Wanted, rank_day
 from digestd.relevance.day import ProfileSeeds
 from digestd.render import by_relevance
 from digestd.sources.sample import sample_papers
-from digestd.store import StoredSeed
+from digestd.store import LEFT_OUT, RECOMMENDED, StoredSeed
 from digestd.store.feedback import LESS
 
 from .test_archive import BROAD, Day, day_of_papers, papers_on_page

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from ..errors import NotFound, StoreError
 from .bodies import PackedMessage, has_crlf, pack_message, unpack_message
-from .records import (PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow, QueuedDigest,
-                      lease_end, shard_args, utcnow)
+from .records import (LEFT_OUT, PAPER_COLUMNS, ArchivedDigest, DeliveredPaper, OutboxRow,
+                      QueuedDigest, lease_end, shard_args, utcnow)
 
 log = logging.getLogger("digestd.store")
 
@@ -165,11 +165,11 @@ class DigestStore:
                      ) -> list[DeliveredPaper]:
         """The papers of the subscriber's digests delivered (status sent) at or after `since`
         (ISO time), newest digest first and each digest in its order; at most `limit`. Papers
-        min_score left out of a digest (kind 2) are not delivered, and not here."""
+        min_score left out of a digest (LEFT_OUT) are not delivered, and not here."""
         return [self._delivered(r) for r in self.db.execute(
-            self._delivered_sql() + "AND d.status = 'sent' AND d.sent_at >= ? AND s.kind != 2 "
-            "ORDER BY d.sent_at "
-            "DESC, d.id DESC, s.position IS NULL, s.position, p.pk LIMIT ?",
+            self._delivered_sql() + "AND d.status = 'sent' AND d.sent_at >= ? "
+            f"AND s.kind != {LEFT_OUT} ORDER BY d.sent_at DESC, d.id DESC, "
+            "s.position IS NULL, s.position, p.pk LIMIT ?",
             (subscriber_id, since, int(limit)))]
 
     def feed_validators(self, subscriber_id: int) -> tuple[int, int, str | None] | None:
