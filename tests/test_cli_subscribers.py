@@ -46,6 +46,48 @@ def test_the_list_names_each_subscriber_by_the_id_logs_use(site, capsys):
     assert [s["id"] for s in json.loads(capsys.readouterr().out)] == [1, 2]
 
 
+def test_the_list_shows_relevance_settings_seeds_and_feedback(site, capsys):
+    """recommend and min_score as `subscribers set` leaves them, and how many seeds and "more
+    like this" / "less like this" marks each subscriber has, in the table and in --json."""
+    import json
+
+    from digestd.models import Paper
+    from digestd.store import StoredSeed
+    from digestd.store.feedback import LESS, MORE
+
+    config, db = site
+    assert main(["-c", str(config), "subscribers", "add", "b@example.org", "--rule", "x"]) == 0
+    assert main(["-c", str(config), "subscribers", "set", "a@example.org", "--recommend", "3",
+                 "--min-score", "0.05"]) == 0
+    with open_store(db) as store:
+        a = store.get_subscriber("a@example.org")
+        store.add_papers([Paper(id=f"arxiv:{i}", title=f"T{i}") for i in range(3)])
+        pks = [store.paper_pks([f"arxiv:{i}"])[f"arxiv:{i}"] for i in range(3)]
+        store.add_seeds(a.id, [StoredSeed(f"arxiv:{i}", f"Seed {i}", "x") for i in (7, 8, 9)])
+        for pk, value in zip(pks, (MORE, MORE, LESS)):
+            store.record_feedback(a.id, pk, value)
+    capsys.readouterr()
+    assert main(["-c", str(config), "subscribers", "list"]) == 0
+    head, first, second, *_ = capsys.readouterr().out.splitlines()
+    assert head.split() == ["ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS",
+                            "RECOMMEND", "MIN_SCORE", "RULES"]
+    columns = ("SEEDS", "MORE", "LESS", "RECOMMEND", "MIN_SCORE", "RULES")
+
+    def cells(line: str) -> list[str]:
+        return [line[head.index(c):].split()[0] for c in columns]
+
+    assert cells(first) == ["3", "2", "1", "3", "0.05", "graphs"]
+    assert cells(second) == ["0", "0", "0", "0", "off", "x"]  # the defaults, said
+    assert main(["-c", str(config), "subscribers", "list", "--json"]) == 0
+    listed = [{k: s[k] for k in ("recommend", "min_score", "seeds", "more_like_this",
+                                 "less_like_this")} for s in json.loads(capsys.readouterr().out)]
+    assert listed == [
+        {"recommend": 3, "min_score": 0.05, "seeds": 3, "more_like_this": 2,
+         "less_like_this": 1},
+        {"recommend": 0, "min_score": None, "seeds": 0, "more_like_this": 0,
+         "less_like_this": 0}]
+
+
 def test_set_changes_only_what_is_given(site, capsys):
     config, db = site
     assert main(["subscribers", "set", "a@example.org", "--frequency", "weekly", "--weekday",

@@ -67,6 +67,27 @@ def test_subscribers_and_rules(store):
     assert store.db.execute("SELECT count(*) FROM rules").fetchone()[0] == 0
 
 
+def test_seed_and_feedback_counts_of_every_subscriber_at_once(store):
+    """What `subscribers list` shows: one read for all subscribers, only those with any."""
+    from digestd.store import StoredSeed
+    from digestd.store.feedback import LESS, MORE
+
+    store.add_papers([Paper(id=f"arxiv:{i}", title=f"T{i}") for i in range(3)])
+    pks = [store.paper_pks([f"arxiv:{i}"])[f"arxiv:{i}"] for i in range(3)]
+    a, b, c, gone = (store.add_subscriber(f"{n}@example.org", ["t"]) for n in "abcg")
+    store.add_seeds(a.id, [StoredSeed("arxiv:8", "S", "x"), StoredSeed("arxiv:9", "S", "y")])
+    store.add_seeds(c.id, [StoredSeed("arxiv:8", "S", "x")])  # a shared text counts for each
+    for sub, pk, value in ((a, pks[0], MORE), (a, pks[1], MORE), (a, pks[2], LESS),
+                           (b, pks[0], MORE), (b, pks[0], LESS),  # changed: one mark
+                           (gone, pks[0], MORE)):
+        store.record_feedback(sub.id, pk, value)
+    store.add_seeds(gone.id, [StoredSeed("arxiv:8", "S", "x")])
+    store.remove_subscriber(gone.email)
+    assert store.seed_counts() == {a.id: 2, c.id: 1}
+    assert store.all_feedback_counts() == {a.id: (2, 1), b.id: (0, 1)}
+    assert store.all_feedback_counts()[a.id] == store.feedback_counts(a.id)
+
+
 def test_one_digest_per_subscriber_and_period(store):
     store.add_papers([Paper(id="arxiv:1", title="T")])
     sub = store.add_subscriber("a@example.org", ["t"])

@@ -78,6 +78,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     config = _config(args)
     with _store(config, read_only=True) as store:
         subs = store.subscribers(args.status)
+        # one read each for all subscribers, however many there are
+        seeds, feedback = store.seed_counts(), store.all_feedback_counts()
     if args.json:
         _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status,
                       "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
@@ -85,7 +87,9 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "send_empty": s.send_empty,
                       "last_digest_at": s.last_digest_at, "bounces": s.bounces,
                       "feed_only": s.feed_only, "recommend": s.recommend,
-                      "min_score": s.min_score} for s in subs])
+                      "min_score": s.min_score, "seeds": seeds.get(s.id, 0),
+                      "more_like_this": feedback.get(s.id, (0, 0))[0],
+                      "less_like_this": feedback.get(s.id, (0, 0))[1]} for s in subs])
         return 0
     rows = []
     for s in subs:
@@ -97,14 +101,20 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         status += " (feed only)" if s.feed_only else ""
         when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
         when += " +empty" if s.send_empty else ""
+        more, less = feedback.get(s.id, (0, 0))
         # the id is how logs and `digestd inbound` name a subscriber (never by address)
         rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}",
+                     str(seeds.get(s.id, 0)), str(more), str(less), str(s.recommend),
+                     "off" if s.min_score is None else f"{s.min_score:g}",
                      " | ".join(s.rules)))
     if rows:
-        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "RULES")
-        widths = [max(len(r[i]) for r in (head, *rows)) for i in range(4)]
+        # MORE and LESS: the "more like this" and "less like this" marks; RECOMMEND and
+        # MIN_SCORE: the settings of `subscribers set`
+        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS", "RECOMMEND",
+                "MIN_SCORE", "RULES")
+        widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head) - 1)]
         for r in (head, *rows):
-            print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[4])
+            print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[-1])
     print(_count(len(subs), "subscriber"))
     bouncing = sum(1 for s in subs if s.status == "bouncing")
     if bouncing:

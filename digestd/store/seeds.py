@@ -62,6 +62,12 @@ class SeedStore:
             "SELECT subscriber_id FROM feedback WHERE value > 0 AND subscriber_id % ? = ?",
             (n, k, n, k))}
 
+    def seed_counts(self) -> dict[int, int]:
+        """Subscriber id -> how many seeds they have, for every subscriber with any: one
+        read for a list of all subscribers (`digestd subscribers list`)."""
+        return dict(self.db.execute(
+            "SELECT subscriber_id, count(*) FROM seeds GROUP BY subscriber_id"))
+
     def seeds(self, subscriber_id: int) -> list[StoredSeed]:
         """A subscriber's seeds, in the order they were added."""
         return self.seeds_of([subscriber_id]).get(subscriber_id, [])
