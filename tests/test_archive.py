@@ -218,6 +218,37 @@ async def test_the_archive_lists_past_digests_newest_first_paged(day):
         assert (await client.get(f"{prefs}?page=x")).status_code == 200
 
 
+async def test_the_archive_counts_the_papers_each_email_brought(day):
+    """As the subject does: the rule matches kept and the recommendations; the matches
+    min_score left out (on the digest's page only) are said apart."""
+    from digestd.store import LEFT_OUT, MATCH, RECOMMENDED
+
+    sub = day.store.add_subscriber("ada@example.org", ["model*"])
+    pks = list(day.store.paper_pks(p.id for p in day_of_papers()).values())
+    for n, (period, kinds) in enumerate((
+            ("2026-11-01", [MATCH, MATCH, RECOMMENDED, LEFT_OUT, LEFT_OUT]),
+            ("2026-11-02", [LEFT_OUT] * 3),  # every match unlike the seeds: no paper kept
+            ("2026-11-03", [MATCH]), ("2026-11-04", []))):
+        day.store.queue_digest(sub.id, period, recipient=sub.email, message_id=f"<{n}@x>",
+                               message=b"m", paper_pks=pks[10 * n:10 * n + len(kinds)],
+                               whys=["title model"] * len(kinds), kinds=kinds, checked=100,
+                               now=f"{period}T07:00:00+00:00")
+    digests, _ = day.store.digest_archive(sub.id)
+    assert [(d.papers, d.left_out, d.brought) for d in digests] == [
+        (0, 0, 0), (1, 0, 1), (3, 3, 0), (5, 2, 3)]
+    async with day.client() as client:
+        prefs = (await client.get(day.prefs_path("ada@example.org"))).text
+        listed = dict(re.findall(r'<li><a href="http://testserver/d/[\w.-]+">([\w-]+)</a> '
+                                 r'<span class="meta">(.*?)</span></li>', prefs))
+        assert listed == {"2026-11-04": "nothing matched · not sent yet",
+                          "2026-11-03": "1 paper · not sent yet",
+                          "2026-11-02": "no paper kept (3 unlike your seeds) · not sent yet",
+                          "2026-11-01": "3 papers · 2 left out · not sent yet"}
+        # the digest's own page lists all five, the two left out in their own section
+        page = (await client.get(path_of(day.web.links.digest(sub.id, "2026-11-01")))).text
+        assert len(papers_on_page(page)) == 5 and 'id="left-out"' in page
+
+
 async def test_the_nothing_matched_note_has_a_page_too(day):
     # not forced: the note goes out when the digest is due, so make it due a minute ago
     now = datetime.now(timezone.utc)

@@ -117,7 +117,11 @@ class DigestStore:
 
     # -- the archive: each digest's page, the list of past digests, the feed -----------------
 
-    _ARCHIVED = "id, subscriber_id, period, created_at, papers, status, sent_at, checked"
+    # the left-out papers are counted off the digest's marks (index sent_digest): `papers`
+    # counts them with the others
+    _ARCHIVED = ("id, subscriber_id, period, created_at, papers, status, sent_at, checked, "
+                 "(SELECT count(*) FROM sent s WHERE s.digest_id = digests.id "
+                 f"AND s.kind = {LEFT_OUT})")
 
     def _web_mail(self, prefix: str = "") -> str:
         """True for the rows of queue_message (confirmation emails ...), which are not

@@ -94,6 +94,13 @@ class ArchivedDigest:
     status: str  # queued, sent or failed (see the outbox)
     sent_at: str | None
     checked: int | None  # papers it checked; None for digests built before digest pages
+    left_out: int = 0  # of `papers`, the rule matches min_score left out of the email
+
+    @property
+    def brought(self) -> int:
+        """The papers its email brought (the rule matches kept and the recommendations), as
+        its subject counts them: what the list of past digests says."""
+        return self.papers - self.left_out
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,8 @@ class PreferencePages:
         links = self.site.links
         archive = [{"label": period_label(d.period),
                     "url": links.digest(sub.id, d.period, sub.link_gen),
-                    "built": d.created_at[:10], "papers": d.papers, "checked": d.checked,
+                    "built": d.created_at[:10], "papers": d.brought, "left_out": d.left_out,
+                    "checked": d.checked,
                     "status": d.status} for d in digests]
         pages = max(1, -(-total // ARCHIVE_PAGE))
         next_digest = self.next_digest(sub) if notice in ("welcome", "resumed", "saved") else ""
