@@ -257,6 +257,18 @@ def test_8bit_bodies_round_trip_and_keep_lines_under_998_octets(text):
         assert msg.get_content().replace("\r\n", "\n") == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 1300), max_size=40), st.integers(1, 1100))
+def test_lines_fit_says_what_the_longest_line_says(lengths, limit):
+    """mime.lines_fit (a LF looked for in each cell of a grid) against measuring every line,
+    for lines just under, at and over the limit, anywhere in the body."""
+    from digestd.mime import lines_fit, longest_line
+
+    data = b"\n".join(b"x" * n for n in lengths)
+    assert lines_fit(data, limit) == (longest_line(data) <= limit)
+    assert lines_fit(data, limit) == all(n <= limit for n in (lengths or [0]))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=2000)
        | st.builds(lambda a, b: a * 1200 + b, st.sampled_from(["x", "é", "\r", "\r\n", "\n."]),
