@@ -458,6 +458,17 @@ def test_nearest_positives_without_the_kept_cosines_is_the_same(papers):
         got = P.row_cosines(seeds, pos, paper_vectors, cols)
         want = (seeds[pos] @ paper_vectors[cols].T).toarray()
         assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+    # a paper asked for twice, and rows with a term twice (not canonical: they add up)
+    twice = P.row_cosines(seeds, [0, 1, 2], paper_vectors, [4, 9, 4])
+    assert np.allclose(twice, (seeds[[0, 1, 2]] @ paper_vectors[[4, 9, 4]].T).toarray(),
+                       atol=1e-6)
+    two = paper_vectors[[4, 9]]
+    halves = sparse.csr_matrix(  # each entry twice, at half its value, in the same row
+        (np.repeat(two.data / 2, 2), np.repeat(two.indices, 2), two.indptr * 2),
+        shape=two.shape)
+    assert not halves.has_canonical_format
+    assert np.allclose(P.row_cosines(seeds, [0, 1, 2], halves, [0, 1]), twice[:, :2],
+                       atol=1e-6)
     # dense vectors (the semantic extra's) take scipy's and numpy's own product
     dense = P.row_cosines(seeds.toarray(), [0, 2], paper_vectors.toarray(), [1, 3, 5])
     assert np.allclose(dense, (seeds[[0, 2]] @ paper_vectors[[1, 3, 5]].T).toarray(), atol=1e-6)
