@@ -383,13 +383,18 @@ def _paper_fields(p: Paper) -> tuple:
             ", ".join(p.categories), (p.published or "")[:10], p.upvotes, shorten(p.abstract))
 
 
+_FEEDBACK_LABEL = "More or less like this:"
+# what goes before the URL in _feedback_lines, as a message's bytes (Renderer._fill_into)
+_FEEDBACK_ONE = _FEEDBACK_LABEL.encode("ascii") + b" "
+_FEEDBACK_TWO = _FEEDBACK_LABEL.encode("ascii") + b"\n   "
+
+
 def _feedback_lines(url: str) -> str:
     """The text part's "   More or less like this: URL" line (the URL on a line of its own
     when both do not fit in TEXT_WIDTH), as it follows the indent."""
-    label = "More or less like this:"
-    if len(label) + 4 + len(url) <= TEXT_WIDTH:
-        return f"{label} {url}"
-    return f"{label}\n   {url}"
+    if len(_FEEDBACK_LABEL) + 4 + len(url) <= TEXT_WIDTH:
+        return f"{_FEEDBACK_LABEL} {url}"
+    return f"{_FEEDBACK_LABEL}\n   {url}"
 
 
 def period_label(period: str) -> str:
@@ -535,20 +540,22 @@ class Renderer:
         False (and what was appended is to be dropped) where a value has a CR, which only
         the whole text's line ends can be made right for."""
         label_b = label.encode("ascii")
-        fb_b, fb_html_b = lf_bytes(fb), ascii_html(fb_html).encode("ascii")
+        fb_b, fb_html_b = lf_bytes(fb) + b"/", ascii_html(fb_html).encode("ascii") + b"/"
+        # _feedback_lines of the paper's link, put together as bytes: on one line while the
+        # link (fb, "/", the number) fits
+        room = TEXT_WIDTH - len(_FEEDBACK_LABEL) - 4 - len(fb) - 1
         for number, item, why in numbered:
             text, html = self.paper(item)
             wire = _why_wire(why, label)
             if wire is None:
                 return False
-            n = str(number)
-            link = f"{fb}/{n}"
-            nb = n.encode("ascii")
-            text.fill_into({"number": nb, "label": label_b, "why": wire[0],
-                            "fb": b"%s/%s" % (fb_b, nb),
-                            "feedback": lf_bytes(_feedback_lines(link))}, texts)
+            nb = b"%d" % number
+            link = fb_b + nb
+            text.fill_into({"number": nb, "label": label_b, "why": wire[0], "fb": link,
+                            "feedback": (_FEEDBACK_ONE if len(nb) <= room else _FEEDBACK_TWO)
+                            + link}, texts)
             html.fill_into({"number": nb, "label": label_b, "why": wire[1],
-                            "fb": b"%s/%s" % (fb_html_b, nb), "feedback": b""}, htmls)
+                            "fb": fb_html_b + nb, "feedback": b""}, htmls)
         return True
 
     def paper(self, item: PaperMatch) -> tuple[Block, Block]:
