@@ -606,8 +606,8 @@ class Renderer:
         context = template.new_context({**self._globals, **ctx, **values}, shared=True)
         try:
             return template.environment.concat(template.root_render_func(context))
-        except Exception:  # noqa: BLE001 (what Template.render does: the template's own
-            # traceback, with its file and line, raised again)
+        except Exception:  # as Template.render: the template's own traceback, with its
+            # file and line, raised again
             template.environment.handle_exception()
             raise  # pragma: no cover - handle_exception always raises
 
