@@ -384,17 +384,23 @@ def _paper_fields(p: Paper) -> tuple:
 
 
 _FEEDBACK_LABEL = "More or less like this:"
-# what goes before the URL in _feedback_lines, as a message's bytes (Renderer._fill_into)
-_FEEDBACK_ONE = _FEEDBACK_LABEL.encode("ascii") + b" "
-_FEEDBACK_TWO = _FEEDBACK_LABEL.encode("ascii") + b"\n   "
+# what goes before the URL of a feedback line: the label and a space, or the label, a line
+# end and the indent (the URL on a line of its own); and the same as a message's bytes
+_FEEDBACK_HEADS = (f"{_FEEDBACK_LABEL} ", f"{_FEEDBACK_LABEL}\n   ")
+_FEEDBACK_HEADS_WIRE = tuple(head.encode("ascii") for head in _FEEDBACK_HEADS)
+
+
+def _feedback_wraps(url_chars: int) -> int:
+    """1 when a feedback URL of `url_chars` characters does not fit after the label and the
+    indent in TEXT_WIDTH (it goes on a line of its own), else 0: an index of
+    _FEEDBACK_HEADS."""
+    return int(len(_FEEDBACK_LABEL) + 4 + url_chars > TEXT_WIDTH)
 
 
 def _feedback_lines(url: str) -> str:
     """The text part's "   More or less like this: URL" line (the URL on a line of its own
     when both do not fit in TEXT_WIDTH), as it follows the indent."""
-    if len(_FEEDBACK_LABEL) + 4 + len(url) <= TEXT_WIDTH:
-        return f"{_FEEDBACK_LABEL} {url}"
-    return f"{_FEEDBACK_LABEL}\n   {url}"
+    return _FEEDBACK_HEADS[_feedback_wraps(len(url))] + url
 
 
 def period_label(period: str) -> str:
@@ -541,9 +547,6 @@ class Renderer:
         the whole text's line ends can be made right for."""
         label_b = label.encode("ascii")
         fb_b, fb_html_b = lf_bytes(fb) + b"/", ascii_html(fb_html).encode("ascii") + b"/"
-        # _feedback_lines of the paper's link, put together as bytes: on one line while the
-        # link (fb, "/", the number) fits
-        room = TEXT_WIDTH - len(_FEEDBACK_LABEL) - 4 - len(fb) - 1
         for number, item, why in numbered:
             text, html = self.paper(item)
             wire = _why_wire(why, label)
@@ -552,8 +555,9 @@ class Renderer:
             nb = b"%d" % number
             link = fb_b + nb
             text.fill_into({"number": nb, "label": label_b, "why": wire[0], "fb": link,
-                            "feedback": (_FEEDBACK_ONE if len(nb) <= room else _FEEDBACK_TWO)
-                            + link}, texts)
+                            # _feedback_lines of the link (fb, "/", the number) as bytes
+                            "feedback": _FEEDBACK_HEADS_WIRE[
+                                _feedback_wraps(len(fb) + 1 + len(nb))] + link}, texts)
             html.fill_into({"number": nb, "label": label_b, "why": wire[1],
                             "fb": fb_html_b + nb, "feedback": b""}, htmls)
         return True
