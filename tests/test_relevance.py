@@ -491,6 +491,9 @@ def test_scores_at_a_few_papers_are_the_rows_of_blocks_there(papers):
                 for k in range(30)}
     profiles[30] = ProfileSeeds((pool[0], pool[1], pool[0]), (pool[1],))
     day = DayScores.build(day_papers, profiles)
+    # TfidfVectorizer leaves a row's terms unsorted; sorted, SciPy calls the rows canonical
+    # and row_cosines lays the papers out by assignment, not np.add.at
+    assert day.paper_vectors.has_canonical_format and day.seed_vectors.has_canonical_format
     rows = {k: b for keys, block in day.blocks(chunk=7) for k, b in zip(keys, block)}
     wanted = {k: sorted(rng.choice(len(day_papers), 1 + k % 17, replace=False).tolist())
               for k in profiles}

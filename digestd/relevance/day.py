@@ -39,6 +39,12 @@ class DayScores:
     def __init__(self, papers: Sequence[HasText], keys: list[Hashable], space, paper_vectors,
                  seed_vectors, seed_titles: list[str], positives: list[list[int]],
                  negatives: list[list[int]]) -> None:
+        for m in (paper_vectors, seed_vectors):
+            if P._is_csr(m):
+                # sorted (in place): TF-IDF rows hold a term once, and SciPy calls such rows
+                # canonical only when sorted, which row_cosines needs to lay papers out by
+                # assignment rather than np.add.at
+                m.sort_indices()
         self.papers = papers
         self.keys = keys
         self.space = space
