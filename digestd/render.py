@@ -17,8 +17,10 @@ from urllib.parse import quote
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 from markupsafe import Markup, escape
 
+from .errors import ConfigError
 from .mime import (
     DkimSigner,
     address_domain,
@@ -59,6 +61,79 @@ def bundled_templates() -> Path:
     except ModuleNotFoundError:
         pass
     return Path(__file__).resolve().parent.parent / "templates"
+
+
+# the templates a digest is rendered with (Renderer); the web app's are those of web/
+EMAIL_TEMPLATES = ("email/digest.txt", "email/digest.html", "email/empty.txt",
+                   "email/empty.html", "email/paper.txt", "email/paper.html")
+_TEMPLATE_SUFFIXES = (".txt", ".html", ".htm", ".xml")
+
+
+def template_error(e: jinja2.TemplateSyntaxError) -> ConfigError:
+    """A template that does not compile, as a config mistake: `FILE:LINE: message`, the
+    file being the template (one of digest.templates_dir: the bundled ones compile)."""
+    return ConfigError(f"{e.message} (a template of digest.templates_dir: fix it, or remove "
+                       "the file to use the bundled one)", path=e.filename or e.name,
+                       line=e.lineno, key="templates_dir")
+
+
+def check_templates(templates_dir: str, *, web: bool = True) -> None:
+    """Compile every template of `templates_dir` that digests (and with `web`, the web
+    app's pages and mails) are rendered with, and those they include, import or extend.
+
+    Raises ConfigError `FILE:LINE: message` for a syntax error (all of them, one a line),
+    or for a template that names one found nowhere. The bundled templates are not
+    compiled (their tests do): without a templates_dir this costs nothing."""
+    if not templates_dir:
+        return
+    env = environment(templates_dir)
+    bundled = bundled_templates()
+    names = list(EMAIL_TEMPLATES)
+    if web:
+        names += sorted(str(p.relative_to(bundled)) for p in (bundled / "web").iterdir()
+                        if p.suffix in _TEMPLATE_SUFFIXES)
+    own = str(Path(templates_dir).resolve())
+    errors: list[ConfigError] = []
+    seen: set[str] = set()
+    while names:
+        name = names.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            continue  # named by one of templates_dir (said where it is named, below)
+        if not str(Path(filename).resolve()).startswith(own + "/"):
+            continue
+        try:
+            env.compile(source, name, filename)
+        except jinja2.TemplateSyntaxError as e:
+            errors.append(template_error(e))
+            continue
+        lines = source.splitlines()
+        for found in jinja2.meta.find_referenced_templates(env.parse(source, name, filename)):
+            if found is None:  # a name made at render time
+                continue
+            try:
+                env.loader.get_source(env, found)
+            except jinja2.TemplateNotFound:
+                line = next((n for n, text in enumerate(lines, 1) if found in text), None)
+                errors.append(ConfigError(
+                    f'names the template "{found}", which is neither in '
+                    f"digest.templates_dir ({own}) nor bundled with digestd",
+                    path=filename, line=line, key="templates_dir"))
+                continue
+            names.append(found)
+    if len(errors) > 1:
+        first = errors[0]
+        combined = ConfigError(first.message, path=first.path, line=first.line,
+                               key=first.key)
+        combined.args = ("\n".join(str(e) for e in errors)
+                         + f"\n({len(errors)} mistakes in the templates)",)
+        raise combined
+    if errors:
+        raise errors[0]
 
 
 def environment(templates_dir: str = "") -> jinja2.Environment:
@@ -419,7 +494,8 @@ class Renderer:
                  dkim: DkimSigner | None = None) -> None:
         """`return_path` set (mail that comes back is read, see digestd.inbound): the
         mailto: of List-Unsubscribe is `LOCAL+TOKEN@DOMAIN` of `unsubscribe_mailto` (empty:
-        unsubscribe@ the From domain), TOKEN naming the subscriber."""
+        unsubscribe@ the From domain), TOKEN naming the subscriber. Raises ConfigError
+        (template_error) when a template of `templates_dir` does not compile."""
         # The text part goes out as UTF-8 8bit (RFC 6152), which costs nothing to encode;
         # deliver/ converts it for the rare server without 8BITMIME. A signed message
         # must not change on the way, so with DKIM it is quoted-printable from the start.
@@ -428,13 +504,14 @@ class Renderer:
         source, _, _ = self.env.loader.get_source(self.env, "email/digest.css")
         self.css = inline_styles(source)
         self.env.inline_css.update(self.css)  # type: ignore[attr-defined]
-        self.text_template = self.env.get_template("email/digest.txt")
-        self.html_template = self.env.get_template("email/digest.html")
-        # a due digest without papers, for subscribers who want to hear about empty days
-        self.empty_text = self.env.get_template("email/empty.txt")
-        self.empty_html = self.env.get_template("email/empty.html")
-        self.paper_text = self.env.get_template("email/paper.txt")
-        self.paper_html = self.env.get_template("email/paper.html")
+        try:
+            # a due digest without papers gets empty.*, for subscribers who want to hear
+            # about empty days
+            (self.text_template, self.html_template, self.empty_text, self.empty_html,
+             self.paper_text, self.paper_html) = map(self.env.get_template, EMAIL_TEMPLATES)
+        except jinja2.TemplateSyntaxError as e:
+            # no digest could be built: said as `config check` says it, not a traceback
+            raise template_error(e) from None
         # the frames' globals (the environment's: loaded templates add none), copied once
         # for _render
         self._globals = dict(self.text_template.globals)

@@ -13,8 +13,10 @@ from .common import Progress, _config, _count, _days_ago, _delivery_summary, _pr
 
 def cmd_send(args: argparse.Namespace) -> int:
     from ..jobs import build_and_send, build_digests
+    from ..render import check_templates
 
     config = _config(args)
+    check_templates(config.digest.templates_dir, web=False)  # before anything is built
     with _store(config) as store:
         if args.dry_run:
             built = build_digests(config, store, force=args.now, dry_run=True)

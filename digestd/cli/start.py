@@ -185,6 +185,7 @@ def _credentials_hidden() -> bool:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     from ..config import check_dkim_key
+    from ..render import check_templates
 
     path = find_config(args.config)
     if path is None:
@@ -206,6 +207,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     else:
         config = load_config(path)
         check_dkim_key(config, path)  # signs a test message, as `send` does before its first
+    # compiled as `send` and `run` compile them before their first digest
+    check_templates(config.digest.templates_dir)
     if args.quiet:
         for warning in config.warnings:
             print(f"digestd: warning: {warning}", file=sys.stderr)
