@@ -184,7 +184,7 @@ def _credentials_hidden() -> bool:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from ..config import check_dkim_key
+    from ..config import check_dkim_key, check_store_folder
     from ..render import check_templates
 
     path = find_config(args.config)
@@ -209,6 +209,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         check_dkim_key(config, path)  # signs a test message, as `send` does before its first
     # compiled as `send` and `run` compile them before their first digest
     check_templates(config.digest.templates_dir)
+    check_store_folder(config, path)  # a store the commands that open it would refuse
     if args.quiet:
         for warning in config.warnings:
             print(f"digestd: warning: {warning}", file=sys.stderr)
