@@ -478,6 +478,19 @@ def _feedback_lines(url: str) -> str:
     return _FEEDBACK_HEADS[_feedback_wraps(len(url))] + url
 
 
+def _title_width(number: int) -> int:
+    """Where the text part wraps the title of paper `number`: "N. " or "NN. " and 74
+    columns; 1 column less for each digit more, so the first line and its continuation
+    lines, indented under the title's first character, stay within TEXT_WIDTH."""
+    return TEXT_WIDTH - 2 - max(2, len(str(number)))
+
+
+# the continuation indent of a title after a number of N digits (as wide as "N. "), by N:
+# the paper's text block has a hole there, filled per digest
+_TITLE_INDENTS = tuple(" " * (digits + 2) for digits in range(21))
+_TITLE_INDENTS_WIRE = tuple(indent.encode("ascii") for indent in _TITLE_INDENTS)
+
+
 def period_label(period: str) -> str:
     """'2026-11-23', 'week 2026-W48', or the date of a forced digest's timestamp."""
     if re.fullmatch(r"\d{4}-W\d{2}", period):
@@ -518,8 +531,11 @@ class Renderer:
         # paper -> its (text, html) blocks: in a run a paper is in many subscribers' digests,
         # so it is rendered once with placeholders that each digest fills in
         self.blocks: dict[str, tuple[Block, Block]] = {}
+        # (paper, digits past 2) -> its text block for numbers of 3 digits and more, whose
+        # titles wrap shorter (_title_width)
+        self.long_numbered: dict[tuple[str, int], Block] = {}
         tag = secrets.token_hex(6)
-        slots = ("number", "label", "why", "fb", "feedback")
+        slots = ("number", "label", "why", "fb", "feedback", "indent")
         self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in slots}
         self._mark_rx = re.compile(f"\x00{tag}:({'|'.join(slots)})\x00")
         # where the frames print the lists of papers (_wire_bodies)
@@ -607,14 +623,15 @@ class Renderer:
         """The text and HTML blocks of (number, paper, why) with this digest's values."""
         texts, htmls = [], []
         for number, item, why in numbered:
-            text, html = self.paper(item)
+            text, html = self.paper(item, number)
             why_line, why_html = _why_both(why, label)
             n = str(number)
             link = f"{fb}/{n}"
             texts.append(text.fill({"number": n, "label": label, "why": why_line, "fb": link,
-                                    "feedback": _feedback_lines(link)}))
+                                    "feedback": _feedback_lines(link),
+                                    "indent": _TITLE_INDENTS[len(n)]}))
             htmls.append(html.fill({"number": n, "label": label, "why": why_html,
-                                    "fb": f"{fb_html}/{n}", "feedback": ""}))
+                                    "fb": f"{fb_html}/{n}", "feedback": "", "indent": ""}))
         return texts, htmls
 
     def _fill_into(self, numbered: list[tuple[int, PaperMatch, str]], label: str, fb: str,
@@ -625,7 +642,7 @@ class Renderer:
         label_b = label.encode("ascii")
         fb_b, fb_html_b = lf_bytes(fb) + b"/", ascii_html(fb_html).encode("ascii") + b"/"
         for number, item, why in numbered:
-            text, html = self.paper(item)
+            text, html = self.paper(item, number)
             wire = _why_wire(why, label)
             if wire is None:
                 return False
@@ -634,24 +651,38 @@ class Renderer:
             text.fill_into({"number": nb, "label": label_b, "why": wire[0], "fb": link,
                             # _feedback_lines of the link (fb, "/", the number) as bytes
                             "feedback": _FEEDBACK_HEADS_WIRE[
-                                _feedback_wraps(len(fb) + 1 + len(nb))] + link}, texts)
+                                _feedback_wraps(len(fb) + 1 + len(nb))] + link,
+                            "indent": _TITLE_INDENTS_WIRE[len(nb)]}, texts)
             html.fill_into({"number": nb, "label": label_b, "why": wire[1],
-                            "fb": fb_html_b + nb, "feedback": b""}, htmls)
+                            "fb": fb_html_b + nb, "feedback": b"", "indent": b""}, htmls)
         return True
 
-    def paper(self, item: PaperMatch) -> tuple[Block, Block]:
-        """The text and HTML blocks of one paper, rendered once per run and paper."""
-        cached = self.blocks.get(item.paper.id)
+    def paper(self, item: PaperMatch, number: int = 1) -> tuple[Block, Block]:
+        """The text and HTML blocks of one paper, rendered once per run and paper; the text
+        once more for the numbers of each width from 3 digits on (_title_width), which a
+        recommendation after hundreds of matches has."""
+        pid = item.paper.id
+        cached = self.blocks.get(pid)
         if cached is None:
             if len(self.blocks) >= 50_000:  # a long-lived renderer must not grow forever
                 self.blocks.clear()
+                self.long_numbered.clear()
             view = PaperView(*_paper_fields(item.paper))
-            cached = self.blocks[item.paper.id] = (
-                Block(self.paper_text.render(p=view, css=self.css, **self._marks),
-                      self._mark_rx),
+            cached = self.blocks[pid] = (
+                Block(self.paper_text.render(p=view, css=self.css, title_width=_title_width(1),
+                                             **self._marks), self._mark_rx),
                 Block(ascii_html(self.paper_html.render(p=view, css=self.css, **self._marks)),
                       self._mark_rx))
-        return cached
+        if number < 100:
+            return cached
+        key = (pid, len(str(number)) - 2)
+        text = self.long_numbered.get(key)
+        if text is None:
+            view = PaperView(*_paper_fields(item.paper))
+            text = self.long_numbered[key] = Block(self.paper_text.render(
+                p=view, css=self.css, title_width=_title_width(number), **self._marks),
+                self._mark_rx)
+        return text, cached[1]
 
     def subject(self, digest: Digest) -> str:
         # the papers this email brings: its rule matches and its recommendations
