@@ -17,8 +17,10 @@ from urllib.parse import quote
 
 import jinja2
 import jinja2.ext
+import jinja2.meta
 from markupsafe import Markup, escape
 
+from .errors import ConfigError
 from .mime import (
     DkimSigner,
     address_domain,
@@ -59,6 +61,79 @@ def bundled_templates() -> Path:
     except ModuleNotFoundError:
         pass
     return Path(__file__).resolve().parent.parent / "templates"
+
+
+# the templates a digest is rendered with (Renderer); the web app's are those of web/
+EMAIL_TEMPLATES = ("email/digest.txt", "email/digest.html", "email/empty.txt",
+                   "email/empty.html", "email/paper.txt", "email/paper.html")
+_TEMPLATE_SUFFIXES = (".txt", ".html", ".htm", ".xml")
+
+
+def template_error(e: jinja2.TemplateSyntaxError) -> ConfigError:
+    """A template that does not compile, as a config mistake: `FILE:LINE: message`, the
+    file being the template (one of digest.templates_dir: the bundled ones compile)."""
+    return ConfigError(f"{e.message} (a template of digest.templates_dir: fix it, or remove "
+                       "the file to use the bundled one)", path=e.filename or e.name,
+                       line=e.lineno, key="templates_dir")
+
+
+def check_templates(templates_dir: str, *, web: bool = True) -> None:
+    """Compile every template of `templates_dir` that digests (and with `web`, the web
+    app's pages and mails) are rendered with, and those they include, import or extend.
+
+    Raises ConfigError `FILE:LINE: message` for a syntax error (all of them, one a line),
+    or for a template that names one found nowhere. The bundled templates are not
+    compiled (their tests do): without a templates_dir this costs nothing."""
+    if not templates_dir:
+        return
+    env = environment(templates_dir)
+    bundled = bundled_templates()
+    names = list(EMAIL_TEMPLATES)
+    if web:
+        names += sorted(str(p.relative_to(bundled)) for p in (bundled / "web").iterdir()
+                        if p.suffix in _TEMPLATE_SUFFIXES)
+    own = str(Path(templates_dir).resolve())
+    errors: list[ConfigError] = []
+    seen: set[str] = set()
+    while names:
+        name = names.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            source, filename, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            continue  # named by one of templates_dir (said where it is named, below)
+        if not str(Path(filename).resolve()).startswith(own + "/"):
+            continue
+        try:
+            env.compile(source, name, filename)
+        except jinja2.TemplateSyntaxError as e:
+            errors.append(template_error(e))
+            continue
+        lines = source.splitlines()
+        for found in jinja2.meta.find_referenced_templates(env.parse(source, name, filename)):
+            if found is None:  # a name made at render time
+                continue
+            try:
+                env.loader.get_source(env, found)
+            except jinja2.TemplateNotFound:
+                line = next((n for n, text in enumerate(lines, 1) if found in text), None)
+                errors.append(ConfigError(
+                    f'names the template "{found}", which is neither in '
+                    f"digest.templates_dir ({own}) nor bundled with digestd",
+                    path=filename, line=line, key="templates_dir"))
+                continue
+            names.append(found)
+    if len(errors) > 1:
+        first = errors[0]
+        combined = ConfigError(first.message, path=first.path, line=first.line,
+                               key=first.key)
+        combined.args = ("\n".join(str(e) for e in errors)
+                         + f"\n({len(errors)} mistakes in the templates)",)
+        raise combined
+    if errors:
+        raise errors[0]
 
 
 def environment(templates_dir: str = "") -> jinja2.Environment:
@@ -403,6 +478,19 @@ def _feedback_lines(url: str) -> str:
     return _FEEDBACK_HEADS[_feedback_wraps(len(url))] + url
 
 
+def _title_width(number: int) -> int:
+    """Where the text part wraps the title of paper `number`: "N. " or "NN. " and 74
+    columns; 1 column less for each digit more, so the first line and its continuation
+    lines, indented under the title's first character, stay within TEXT_WIDTH."""
+    return TEXT_WIDTH - 2 - max(2, len(str(number)))
+
+
+# the continuation indent of a title after a number of N digits (as wide as "N. "), by N:
+# the paper's text block has a hole there, filled per digest
+_TITLE_INDENTS = tuple(" " * (digits + 2) for digits in range(21))
+_TITLE_INDENTS_WIRE = tuple(indent.encode("ascii") for indent in _TITLE_INDENTS)
+
+
 def period_label(period: str) -> str:
     """'2026-11-23', 'week 2026-W48', or the date of a forced digest's timestamp."""
     if re.fullmatch(r"\d{4}-W\d{2}", period):
@@ -419,7 +507,8 @@ class Renderer:
                  dkim: DkimSigner | None = None) -> None:
         """`return_path` set (mail that comes back is read, see digestd.inbound): the
         mailto: of List-Unsubscribe is `LOCAL+TOKEN@DOMAIN` of `unsubscribe_mailto` (empty:
-        unsubscribe@ the From domain), TOKEN naming the subscriber."""
+        unsubscribe@ the From domain), TOKEN naming the subscriber. Raises ConfigError
+        (template_error) when a template of `templates_dir` does not compile."""
         # The text part goes out as UTF-8 8bit (RFC 6152), which costs nothing to encode;
         # deliver/ converts it for the rare server without 8BITMIME. A signed message
         # must not change on the way, so with DKIM it is quoted-printable from the start.
@@ -428,21 +517,25 @@ class Renderer:
         source, _, _ = self.env.loader.get_source(self.env, "email/digest.css")
         self.css = inline_styles(source)
         self.env.inline_css.update(self.css)  # type: ignore[attr-defined]
-        self.text_template = self.env.get_template("email/digest.txt")
-        self.html_template = self.env.get_template("email/digest.html")
-        # a due digest without papers, for subscribers who want to hear about empty days
-        self.empty_text = self.env.get_template("email/empty.txt")
-        self.empty_html = self.env.get_template("email/empty.html")
-        self.paper_text = self.env.get_template("email/paper.txt")
-        self.paper_html = self.env.get_template("email/paper.html")
+        try:
+            # a due digest without papers gets empty.*, for subscribers who want to hear
+            # about empty days
+            (self.text_template, self.html_template, self.empty_text, self.empty_html,
+             self.paper_text, self.paper_html) = map(self.env.get_template, EMAIL_TEMPLATES)
+        except jinja2.TemplateSyntaxError as e:
+            # no digest could be built: said as `config check` says it, not a traceback
+            raise template_error(e) from None
         # the frames' globals (the environment's: loaded templates add none), copied once
         # for _render
         self._globals = dict(self.text_template.globals)
         # paper -> its (text, html) blocks: in a run a paper is in many subscribers' digests,
         # so it is rendered once with placeholders that each digest fills in
         self.blocks: dict[str, tuple[Block, Block]] = {}
+        # (paper, digits past 2) -> its text block for numbers of 3 digits and more, whose
+        # titles wrap shorter (_title_width)
+        self.long_numbered: dict[tuple[str, int], Block] = {}
         tag = secrets.token_hex(6)
-        slots = ("number", "label", "why", "fb", "feedback")
+        slots = ("number", "label", "why", "fb", "feedback", "indent")
         self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in slots}
         self._mark_rx = re.compile(f"\x00{tag}:({'|'.join(slots)})\x00")
         # where the frames print the lists of papers (_wire_bodies)
@@ -530,14 +623,15 @@ class Renderer:
         """The text and HTML blocks of (number, paper, why) with this digest's values."""
         texts, htmls = [], []
         for number, item, why in numbered:
-            text, html = self.paper(item)
+            text, html = self.paper(item, number)
             why_line, why_html = _why_both(why, label)
             n = str(number)
             link = f"{fb}/{n}"
             texts.append(text.fill({"number": n, "label": label, "why": why_line, "fb": link,
-                                    "feedback": _feedback_lines(link)}))
+                                    "feedback": _feedback_lines(link),
+                                    "indent": _TITLE_INDENTS[len(n)]}))
             htmls.append(html.fill({"number": n, "label": label, "why": why_html,
-                                    "fb": f"{fb_html}/{n}", "feedback": ""}))
+                                    "fb": f"{fb_html}/{n}", "feedback": "", "indent": ""}))
         return texts, htmls
 
     def _fill_into(self, numbered: list[tuple[int, PaperMatch, str]], label: str, fb: str,
@@ -548,7 +642,7 @@ class Renderer:
         label_b = label.encode("ascii")
         fb_b, fb_html_b = lf_bytes(fb) + b"/", ascii_html(fb_html).encode("ascii") + b"/"
         for number, item, why in numbered:
-            text, html = self.paper(item)
+            text, html = self.paper(item, number)
             wire = _why_wire(why, label)
             if wire is None:
                 return False
@@ -557,24 +651,38 @@ class Renderer:
             text.fill_into({"number": nb, "label": label_b, "why": wire[0], "fb": link,
                             # _feedback_lines of the link (fb, "/", the number) as bytes
                             "feedback": _FEEDBACK_HEADS_WIRE[
-                                _feedback_wraps(len(fb) + 1 + len(nb))] + link}, texts)
+                                _feedback_wraps(len(fb) + 1 + len(nb))] + link,
+                            "indent": _TITLE_INDENTS_WIRE[len(nb)]}, texts)
             html.fill_into({"number": nb, "label": label_b, "why": wire[1],
-                            "fb": fb_html_b + nb, "feedback": b""}, htmls)
+                            "fb": fb_html_b + nb, "feedback": b"", "indent": b""}, htmls)
         return True
 
-    def paper(self, item: PaperMatch) -> tuple[Block, Block]:
-        """The text and HTML blocks of one paper, rendered once per run and paper."""
-        cached = self.blocks.get(item.paper.id)
+    def paper(self, item: PaperMatch, number: int = 1) -> tuple[Block, Block]:
+        """The text and HTML blocks of one paper, rendered once per run and paper; the text
+        once more for the numbers of each width from 3 digits on (_title_width), which a
+        recommendation after hundreds of matches has."""
+        pid = item.paper.id
+        cached = self.blocks.get(pid)
         if cached is None:
             if len(self.blocks) >= 50_000:  # a long-lived renderer must not grow forever
                 self.blocks.clear()
+                self.long_numbered.clear()
             view = PaperView(*_paper_fields(item.paper))
-            cached = self.blocks[item.paper.id] = (
-                Block(self.paper_text.render(p=view, css=self.css, **self._marks),
-                      self._mark_rx),
+            cached = self.blocks[pid] = (
+                Block(self.paper_text.render(p=view, css=self.css, title_width=_title_width(1),
+                                             **self._marks), self._mark_rx),
                 Block(ascii_html(self.paper_html.render(p=view, css=self.css, **self._marks)),
                       self._mark_rx))
-        return cached
+        if number < 100:
+            return cached
+        key = (pid, len(str(number)) - 2)
+        text = self.long_numbered.get(key)
+        if text is None:
+            view = PaperView(*_paper_fields(item.paper))
+            text = self.long_numbered[key] = Block(self.paper_text.render(
+                p=view, css=self.css, title_width=_title_width(number), **self._marks),
+                self._mark_rx)
+        return text, cached[1]
 
     def subject(self, digest: Digest) -> str:
         # the papers this email brings: its rule matches and its recommendations

@@ -121,6 +121,41 @@ def test_cli_flow_with_a_config(tmp_path, capsys):
     assert main(["-c", cfg, "subscribers", "remove", "me@example.org"]) == 1
 
 
+def test_init_writes_the_config_that_config_names(tmp_path, capsys, monkeypatch):
+    """`digestd -c my.toml init` writes my.toml (not ./digestd.toml), which `-c my.toml`
+    commands then read; its next steps say `--config my.toml`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DIGESTD_CONFIG", raising=False)
+    assert main(["-c", "my.toml", "init"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("wrote my.toml\n")
+    assert "  digestd --config my.toml config check\n" in out
+    assert (tmp_path / "my.toml").is_file() and not (tmp_path / "digestd.toml").exists()
+    assert (tmp_path / "digestd.sqlite3").is_file()  # the starter's store, beside it
+    assert main(["-c", "my.toml", "config", "check", "--quiet"]) == 0
+    # after the command name, and into a folder made for it
+    assert main(["init", "--config", "lab/lab.toml"]) == 0
+    assert capsys.readouterr().out.startswith("wrote lab/lab.toml\n")
+    assert (tmp_path / "lab" / "lab.toml").is_file()
+    assert (tmp_path / "lab" / "digestd.sqlite3").is_file()
+    assert main(["-c", "lab/lab.toml", "config", "check", "--quiet"]) == 0
+    # --dir and -c naming one folder agree; two folders are refused, nothing written
+    assert main(["-c", "lab/lab.toml", "init", "--dir", "lab"]) == 0
+    assert "lab/lab.toml exists already; not overwritten." in capsys.readouterr().err
+    assert main(["-c", "x.toml", "init", "--dir", "elsewhere"]) == 2
+    assert capsys.readouterr().err == ("digestd: error: init: --config x.toml names the file to "
+                                       "write, and --dir elsewhere another folder: give one of "
+                                       "them\n")
+    assert not (tmp_path / "x.toml").exists() and not (tmp_path / "elsewhere").exists()
+    # a second config into a folder whose store is there already: it says they share it
+    assert main(["-c", "lab/other.toml", "init"]) == 0
+    assert (f"note: {tmp_path / 'lab' / 'digestd.sqlite3'} was there already: lab/other.toml "
+            "uses that store") in capsys.readouterr().err
+    # without -c, ./digestd.toml as before
+    assert main(["init"]) == 0
+    assert capsys.readouterr().out.startswith("wrote digestd.toml\n")
+
+
 def test_outbox_prune_never_reads_0_as_drop_everything(tmp_path, capsys):
     """store.keep_sent_days = 0 keeps sent messages forever; `outbox prune` on that config
     drops nothing, and `--days 0` is refused rather than dropping every message."""

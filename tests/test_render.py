@@ -367,6 +367,53 @@ def test_text_part_wraps_at_78_columns_with_a_hanging_indent():
     assert lines.count("-- ") == 1 and "--" not in lines
 
 
+def _title_lines(text: str) -> dict[int, list[str]]:
+    """Paper number -> the lines of its title in a text part: "N. title", then the
+    continuation lines up to the authors' line (which follows every title here)."""
+    lines = text.split("\n")
+    out = {}
+    for i, line in enumerate(lines):
+        m = re.match(r"(\d+)\. ", line)
+        if m:
+            j = i + 1
+            while "Author0" not in lines[j]:
+                j += 1
+            out[int(m[1])] = lines[i:j]
+    return out
+
+
+@pytest.mark.parametrize("matches", [12, 150])
+def test_a_titles_continuation_lines_start_under_its_first_character(monkeypatch, matches):
+    """From paper 10 on ("10. "), and for the recommendations numbered after hundreds of
+    matches ("151. "), a wrapped title goes on under its first character, within 78
+    columns; the message put together from bytes says the same as the whole rendering."""
+    long = " and a Long Subtitle About Learning Representations" * 2
+    digest = corpus_digest(12)
+    items = tuple(PaperMatch(replace(m.paper, id=f"{m.paper.id}.{k}", title=m.paper.title + long),
+                             m.rules) for k in range(-(-matches // 12)) for m in digest.items)
+    digest = Digest(subscriber=digest.subscriber, period=digest.period, papers_checked=3000,
+                    items=items[:matches], ordered=True, whys=("x",) * matches,
+                    recommended=items[:2], recommended_whys=("similar to y",) * 2)
+    r = renderer()
+    text, _ = r.render(digest)
+    titles = _title_lines(text)
+    numbers = [*range(1, min(matches, 25) + 1), matches + 1, matches + 2]
+    assert sorted(titles) == numbers
+    for number, lines in titles.items():
+        head = f"{number}. "
+        assert len(lines) > 1 and lines[0].startswith(head)
+        for line in lines:
+            assert len(line) <= 78, line
+        for line in lines[1:]:
+            assert line.startswith(" " * len(head)) and line[len(head)] != " ", (number, line)
+        title = " ".join([lines[0][len(head):]] + [x.strip() for x in lines[1:]])
+        assert title.endswith(long.strip())
+    _fixed_tokens(monkeypatch)
+    _, raw = r.message(digest)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+
+
 def test_ties_put_newer_papers_first():
     def p(pid: str, date: str) -> Paper:
         return Paper(id=pid, title=pid, published=date)

@@ -76,6 +76,67 @@ def test_a_second_store_beside_the_first_is_told_whose_secret_it_found(tmp_path)
         Store(second)
 
 
+def test_a_second_store_beside_several_is_told_it_cannot_tell_whose_secret(tmp_path):
+    """With two stores beside the secret, the refusal names both (a file named *.sqlite3
+    that is no SQLite database is none of them), not whichever the folder lists first."""
+    for name in ("digestd.sqlite3", "lab.sqlite3"):
+        with Store(tmp_path / name) as store:
+            store.add_subscriber("x@example.org", ["t"])
+    (tmp_path / "notes.sqlite3").write_text("not a database")
+    (tmp_path / "digestd.secret").write_text("s" * 40)
+    with pytest.raises(StoreMissing) as refused:
+        Store(tmp_path / "lab3.sqlite3")
+    assert str(refused.value) == (
+        f"the store {tmp_path / 'lab3.sqlite3'} is missing, and the link secret "
+        f"{tmp_path / 'digestd.secret'} beside it belongs to one of the stores "
+        f"{tmp_path / 'digestd.sqlite3'}, {tmp_path / 'lab.sqlite3'} (digestd cannot tell "
+        "which) in the same folder: give each store a folder of its own (or, if "
+        f"{tmp_path / 'lab3.sqlite3'} was lost, restore it from a backup)")
+
+
+def test_config_check_refuses_a_second_store_in_the_folder_as_poll_does(tmp_path, capsys):
+    """lab.toml's store made the folder's digestd.secret; lab3.toml, a store in the same
+    folder, passes no `config check` that its `poll` would fail, and both name lab's store;
+    once two stores share the secret, `config check` warns."""
+    config = ('[store]\npath = "{}"\n[delivery]\noutbox_dir = "outbox"\n'
+              '[[sources]]\nname = "sample"\nkind = "sample"\n')
+    lab, lab3 = tmp_path / "lab.toml", tmp_path / "lab3.toml"
+    lab.write_text(config.format("lab.sqlite3"), encoding="utf-8")
+    lab3.write_text(config.format("lab3.sqlite3"), encoding="utf-8")
+    assert main(["-c", str(lab), "subscribers", "add", "me@example.org", "--rule", "x"]) == 0
+    assert main(["-c", str(lab), "poll"]) == 0
+    assert main(["-c", str(lab), "send", "--now"]) == 0
+    assert (tmp_path / "digestd.secret").exists()
+    assert main(["-c", str(lab), "config", "check", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    why = (f"store.path: the store {tmp_path / 'lab3.sqlite3'} is missing, and the link secret "
+           f"{tmp_path / 'digestd.secret'} beside it belongs to the store "
+           f"{tmp_path / 'lab.sqlite3'} in the same folder: give each store a folder of its own")
+    assert main(["-c", str(lab3), "config", "check"]) == 2
+    assert capsys.readouterr().err.startswith(f"digestd: error: {lab3}:2: {why}")
+    assert main(["-c", str(lab3), "poll"]) == 2
+    assert why.removeprefix("store.path: ") in capsys.readouterr().err
+    assert not (tmp_path / "lab3.sqlite3").exists()
+    # a store moved in beside lab's all the same: they share a secret
+    (tmp_path / "elsewhere").mkdir()
+    with Store(tmp_path / "elsewhere" / "other.sqlite3") as store:
+        store.add_subscriber("you@example.org", ["y"])
+    shutil.move(tmp_path / "elsewhere" / "other.sqlite3", tmp_path / "other.sqlite3")
+    assert main(["-c", str(lab), "config", "check", "--quiet"]) == 0
+    assert capsys.readouterr().err == (
+        f"digestd: warning: {lab}:2: store.path: the folder of {tmp_path / 'lab.sqlite3'} holds "
+        f"the store {tmp_path / 'other.sqlite3'} too, and each signs links with the one link "
+        f"secret {tmp_path / 'digestd.secret'}: a link in one's digests is good for the other's "
+        "subscriber of the same id. Give each store a folder of its own (or each config its "
+        "own web.secret_file)\n")
+    # a secret of its own: no warning
+    lab.write_text(lab.read_text(encoding="utf-8") + '[web]\nsecret_file = "lab.secret"\n',
+                   encoding="utf-8")
+    (tmp_path / "lab.secret").write_text("t" * 40)
+    assert main(["-c", str(lab), "config", "check", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_a_lost_store_with_its_write_ahead_log_left_is_refused(tmp_path):
     path = tmp_path / "digestd.sqlite3"
     (tmp_path / "digestd.sqlite3-wal").write_bytes(b"\0" * 32)

@@ -122,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("init", cmd_init, "write a starter digestd.toml and create the store")
-    p.add_argument("--dir", default=".", help="where to write digestd.toml (default: here)")
+    p = add("init", cmd_init, "write a starter digestd.toml (or the file --config names) and "
+            "create the store")
+    p.add_argument("--dir", help="where to write digestd.toml (default: here; with --config "
+                                 "PATH, the config is written at PATH)")
     p = add("demo", cmd_demo, "run the whole pipeline offline on bundled sample papers")
     p.add_argument("--dir", default="digestd-demo",
                    help="folder for the demo store and outbox (default: ./digestd-demo); "

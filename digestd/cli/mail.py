@@ -13,8 +13,10 @@ from .common import Progress, _config, _count, _days_ago, _delivery_summary, _pr
 
 def cmd_send(args: argparse.Namespace) -> int:
     from ..jobs import build_and_send, build_digests
+    from ..render import check_templates
 
     config = _config(args)
+    check_templates(config.digest.templates_dir, web=False)  # before anything is built
     with _store(config) as store:
         if args.dry_run:
             built = build_digests(config, store, force=args.now, dry_run=True)
@@ -68,6 +70,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             return f"recorded{at}, no email"
         if r.status == "sent":
             return f"sent{at}"
+        if r.status == "failed" and not r.message_id:
+            return "could not be built"  # record_build_failure: no message, nothing to retry
         if r.status == "failed":
             return r.status
         if r.claimed_by and r.claimed_until and r.claimed_until >= now:
@@ -101,10 +105,21 @@ def cmd_outbox(args: argparse.Namespace) -> int:
           + ("" if args.failed else " (--failed lists them)")
           + f", {counts.get('sent', 0)} sent in all"
           + ("" if args.sent else " (--sent lists the last)"))
-    if counts.get("failed"):
+    unbuilt = counts.get("build_failed", 0)
+    if counts.get("failed", 0) > unbuilt:
         print("a failed digest's papers are not offered again: once the cause is fixed, "
               "`digestd outbox retry --failed` sends them (or `retry --failed ID ...`)")
+    if unbuilt:
+        print(_UNBUILT_HINT.format(n=unbuilt, digests="digest" if unbuilt == 1 else "digests"))
     return 0
+
+
+# what resolves a build failure (store.record_build_failure): no message was made, so there is
+# nothing to retry; its papers were not marked sent and wait for the subscriber's next digest
+_UNBUILT_HINT = ("{n} {digests} could not be built (no message: `outbox retry` has nothing to "
+                 "send): their papers wait for the next digest. Fix what the last error "
+                 "names (a template of digest.templates_dir, an address), then `digestd send "
+                 "--now` builds it; a failure a later digest superseded is no longer counted")
 
 
 _WEB_MAIL = re.compile(r"([a-z][a-z_]*)-\d+")  # queue_message's periods: "confirm-1700000000"
@@ -188,8 +203,15 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
             if failed and not args.failed:
                 print(f"failed, left as they are (add --failed to try again): "
                       f"{', '.join(failed)}")
+        # a digest that could not be built has no message to make due again
+        unbuilt = [r for r in store.outbox(status="failed") if not r.message_id
+                   and (not args.id or r.id in args.id)] if args.failed else []
         n = store.retry_outbox(args.id or (), failed=args.failed)
         print(f"{n} message{'s' if n != 1 else ''} due now", flush=True)
+        if unbuilt:
+            print(_UNBUILT_HINT.format(n=len(unbuilt), digests="digest" if len(unbuilt) == 1
+                                       else "digests")
+                  + f" (ids {', '.join(str(r.id) for r in unbuilt)})")
         if args.no_send or not n:
             return 0
         progress = Progress()

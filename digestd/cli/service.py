@@ -15,8 +15,10 @@ log = logging.getLogger("digestd.web")
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..daemon import run
+    from ..render import check_templates
 
     config = _config(args)
+    check_templates(config.digest.templates_dir)  # its digests and its web app's pages
     return run(config)
 
 

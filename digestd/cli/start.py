@@ -24,6 +24,7 @@ from ..config import (
     find_config,
     load_config,
 )
+from ..errors import UsageError
 from ..store import open_store
 from .common import _store, invocation
 
@@ -63,17 +64,35 @@ categories = ["cs.LG", "stat.ML"]
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    folder = Path(args.dir)
+    explicit = args.config
+    if explicit:
+        # the file every later `-c PATH` command reads (relative to here, as for them)
+        path = Path(explicit)
+        folder = path.parent
+        if args.dir is not None and folder.resolve() != Path(args.dir).resolve():
+            raise UsageError(f"init: --config {explicit} names the file to write, and --dir "
+                             f"{args.dir} another folder: give one of them")
+    else:
+        folder = Path(args.dir if args.dir is not None else ".")
+        path = folder / "digestd.toml"
+    if path.is_dir():
+        raise UsageError(f"init: {path} is a folder: name the config file to write "
+                         "(or give the folder with --dir)")
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "digestd.toml"
+    shared = False  # a new config whose store (the starter's path) is another config's
     if path.exists():
         print(f"{path} exists already; not overwritten.", file=sys.stderr)
     else:
+        shared = (folder / "digestd.sqlite3").exists()
         path.write_text(STARTER_CONFIG, encoding="utf-8")
         print(f"wrote {path}")
     config = load_config(path)
     with _store(config) as store:
         print(f"store ready: {store.path} (schema version {store.schema_version()})")
+    if shared:
+        print(f"note: {store.path} was there already: {path} uses that store, its papers and "
+              "subscribers. For a setup of its own, init in a folder of its own (each store "
+              "needs one: see docs/operations.md)", file=sys.stderr)
     # ./digestd.toml is found without --config (unless $DIGESTD_CONFIG names another)
     found = path.resolve() == Path("digestd.toml").resolve() and not os.environ.get(
         "DIGESTD_CONFIG")
@@ -184,7 +203,8 @@ def _credentials_hidden() -> bool:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from ..config import check_dkim_key
+    from ..config import check_dkim_key, check_store_folder
+    from ..render import check_templates
 
     path = find_config(args.config)
     if path is None:
@@ -206,6 +226,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     else:
         config = load_config(path)
         check_dkim_key(config, path)  # signs a test message, as `send` does before its first
+    # compiled as `send` and `run` compile them before their first digest
+    check_templates(config.digest.templates_dir)
+    check_store_folder(config, path)  # a store the commands that open it would refuse
     if args.quiet:
         for warning in config.warnings:
             print(f"digestd: warning: {warning}", file=sys.stderr)

@@ -58,12 +58,14 @@ from .example import (  # noqa: F401
 )
 from .load import (  # noqa: F401
     check_dkim_key,
+    check_store_folder,
     config_places,
     default_source,
     example_sender_warning,
     find_config,
     load_config,
     parse_config,
+    shared_secret_warning,
     unsubscribe_warning,
 )
 from .schema import (  # noqa: F401

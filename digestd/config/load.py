@@ -30,6 +30,7 @@ from .checks import (
     source_url_problem,
     unknown_arxiv_category,
 )
+from .credentials import read_secret
 from .finish import all_of, check_together, finish
 from .schema import (
     SECTIONS,
@@ -172,7 +173,7 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
     config = finish(config, path, env, locate, note, failed)
     if errors:
         raise all_of(errors)
-    return dataclasses.replace(config, warnings=_warnings(config, path, locate))
+    return dataclasses.replace(config, warnings=_warnings(config, path, locate, env))
 
 
 def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> None:
@@ -196,6 +197,51 @@ def check_dkim_key(config: Config, path: str | os.PathLike | None = None) -> Non
         raise ConfigError(f"dkim.private_key_file: the key cannot sign: {e}",
                           path=str(path or config.path or "") or None, line=line,
                           key="private_key_file") from None
+
+
+def check_store_folder(config: Config, path: str | os.PathLike | None = None) -> None:
+    """Raise ConfigError (naming store.path's line in `path`, the config file as the user
+    named it) when the SQLite store would be refused as lost: missing or empty beside a link
+    secret or write-ahead log, which may have been made for another store of its folder.
+    Not part of loading: opening the store says it too (StoreMissing), for the commands
+    that open it; `config check` says it before any does."""
+    if config.store.url or config.store.path == ":memory:":
+        return
+    from ..store.files import start_over_problem
+
+    try:
+        problem = start_over_problem(Path(config.store.path))
+    except OSError:  # a folder this user may not look into: the store's owner can
+        return
+    if problem is None:
+        return
+    line = None
+    if config.path:
+        line = _Locator(config.path.read_text(encoding="utf-8"))("store", None, "path")
+    raise ConfigError(f"store.path: {problem}", path=str(path or config.path or "") or None,
+                      line=line, key="path")
+
+
+def shared_secret_warning(config: Config, env: typing.Mapping[str, str]) -> str | None:
+    """Why the link secret made beside the SQLite store (none is set: web.secret_file,
+    DIGESTD_SECRET, the credential "secret") is not this store's alone, if it is not: other
+    stores in its folder sign their links with it too."""
+    if config.store.url or config.store.path == ":memory:" or config.web.secret_file:
+        return None
+    from ..store.files import SECRET_NAME, stores_beside
+
+    store = Path(config.store.path)
+    if read_secret("secret", "", "DIGESTD_SECRET", env) or not os.path.exists(store):
+        return None  # (a store that is not there: check_store_folder)
+    others = stores_beside(store)
+    if not others:
+        return None
+    return (f"store.path: the folder of {store} holds the store"
+            + ("s " if len(others) > 1 else " ") + ", ".join(map(str, others))
+            + f" too, and each signs links with the one link secret "
+            f"{store.with_name(SECRET_NAME)}: "
+            "a link in one's digests is good for the other's subscriber of the same id. Give "
+            "each store a folder of its own (or each config its own web.secret_file)")
 
 
 def unsubscribe_warning(config: Config) -> str | None:
@@ -234,7 +280,8 @@ def example_sender_warning(config: Config) -> str | None:
 _DOMAIN = re.compile(r"^(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?:/|$)")
 
 
-def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]:
+def _warnings(config: Config, path: Path, locate: "_Locator",
+              env: typing.Mapping[str, str]) -> tuple[str, ...]:
     """What `config check` warns about: allowed, but probably not what was meant."""
     def where(section: str, key: str) -> str:
         line = locate(section, None, key)
@@ -261,6 +308,9 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
         out.append(where("store", "path") + f"store.path: the folder {store_folder} does not "
                    "exist (yet): the first command that writes makes it, commands that only "
                    "read say there is no store; check it for a typo")
+    shared = shared_secret_warning(config, env)
+    if shared:
+        out.append(where("store", "path") + shared)
     sender_id = config.delivery.feedback_id
     if sender_id and not 5 <= len(sender_id) <= 15:
         out.append(where("delivery", "feedback_id") + f'delivery.feedback_id "{sender_id}" has '

@@ -50,6 +50,7 @@ from ..inbound.imap import fetch_and_handle
 from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
 from ..jobs_cluster import Leadership, Presence, build_shards_and_send, open_round
 from ..logs import quiet_daemon_libraries
+from ..render import check_templates
 from ..schedule import ARXIV_POLL_HOURS
 from ..sdnotify import Notifier
 from ..sources import Http, make_source
@@ -516,8 +517,13 @@ class Daemon:
                     self.config, self.store, now=self.clock(), stop=self.stop_requested,
                     progress=self._delivered, heartbeat=self._progress)
         except Exception as e:
-            # logged, retried next tick; what is queued already (confirmations) still goes
-            log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
+            # logged, retried next tick; what is queued already (confirmations) still goes.
+            # A DigestdError says what to do (a template that no longer compiles: its
+            # file and line): no traceback
+            if isinstance(e, DigestdError):
+                log.error("event=build_failed error=%r", str(e))
+            else:
+                log.exception("event=build_failed error=%r", f"{type(e).__name__}: {e}")
             if self.stop_requested.is_set():
                 return DeliveryReport()
             return await send_outbox(self.config, self.store, stop=self.stop_requested,
@@ -600,6 +606,7 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(path)
+            check_templates(new.digest.templates_dir)  # as `config check` and `run` do
         except DigestdError as e:
             log.error("event=reload_failed error=%r note=keeping_old_config", str(e))
             self.notifier.ready(self.status_text())

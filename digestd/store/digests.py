@@ -128,6 +128,16 @@ class DigestStore:
         digests; `prefix` names the digests table ("d.")."""
         return f"({prefix}papers = 0 AND {prefix}{self.sql.web_mail_period})"
 
+    def _superseded(self, d: str = "d.") -> str:
+        """True for a row of record_build_failure (failed, no message) after which a digest
+        of the same subscriber was built: that digest carried the papers the failed one
+        would have had, so the failure is history, no longer outstanding (not counted, not
+        listed as failed). `d` names the digests table ("d.")."""
+        return (f"({d}status = 'failed' AND {d}message_id = '' AND EXISTS (SELECT 1 FROM "
+                f"digests later WHERE later.subscriber_id = {d}subscriber_id AND later.id > "
+                f"{d}id AND (later.message_id != '' OR later.status = 'sent') AND NOT "
+                f"{self._web_mail('later.')}))")
+
     def digest_of(self, subscriber_id: int, period: str) -> ArchivedDigest | None:
         """The digest of `subscriber_id` for `period`, whatever its status; None if there is
         none (never built, or its subscriber was deleted)."""
@@ -220,6 +230,9 @@ class DigestStore:
         unchecked, so the next digest that builds carries them; with `slot_at` the slot is
         marked handled, so a broken digest is not tried again every minute.
 
+        Once a later digest of the subscriber is built (it carries those papers), the row
+        is history: digest_counts, outbox_stats and outbox(status="failed") leave it out.
+
         Returns the row id, or None when the subscriber has a digest for this period.
         """
         now = now or utcnow()
@@ -270,9 +283,12 @@ class DigestStore:
         or of another `status` ("failed", "sent"), oldest first unless `newest_first`, each
         with its message unpacked. A row whose stored message does not unpack (a damaged
         body, or one dropped by `outbox prune`) comes with an empty message and the reason
-        as its last_error."""
+        as its last_error. "failed" leaves out the build failures a later digest
+        superseded (see record_build_failure)."""
         sql = f"SELECT {self._OUTBOX_COLUMNS} WHERE d.status = ?"
         args: list = [status]
+        if status == "failed":
+            sql += f" AND NOT {self._superseded()}"
         if due_before:
             sql += " AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= ?)"
             args.append(due_before)
@@ -335,7 +351,19 @@ class DigestStore:
                 return dropped
 
     def digest_counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT status, count(*) FROM digests GROUP BY status"))
+        """Outbox rows by status (queued, sent, failed: those there are), and build_failed
+        when some of the failed could not be built (no message: `outbox retry` has nothing
+        to send). Build failures a later digest superseded are not counted."""
+        counts = dict(self.db.execute(
+            f"SELECT d.status, count(*) FROM digests d WHERE NOT {self._superseded()} "
+            "GROUP BY d.status"))
+        if counts.get("failed"):
+            unbuilt = self.db.execute(
+                f"SELECT count(*) FROM digests d WHERE d.status = 'failed' AND "
+                f"d.message_id = '' AND NOT {self._superseded()}").fetchone()[0]
+            if unbuilt:
+                counts["build_failed"] = unbuilt
+        return counts
 
     def digest_kinds(self, ids: Sequence[int]) -> dict[int, dict[int, int]]:
         """Digest id -> {kind: papers} of its stored papers (sent.kind: 0 a rule match, 1

@@ -22,24 +22,50 @@ def refuse_to_start_over(path: Path) -> None:
     """A StoreMissing when the store at `path` is missing or empty (truncated, say) but the
     link secret made next to it, or its write-ahead log, is still there; a brand new setup
     has neither."""
+    problem = start_over_problem(path)
+    if problem:
+        raise StoreMissing(problem)
+
+
+def start_over_problem(path: Path) -> str | None:
+    """Why refuse_to_start_over refuses the store at `path`, or None. When the link secret
+    beside it was made for another store of the same folder, it names that store, or all of
+    them when there are several (the secret does not say which one it was made for)."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         size = None
     if size:
-        return
+        return None
     for left in (path.with_name(SECRET_NAME), path.with_name(path.name + "-wal")):
         if left.exists():
             state = "empty" if size == 0 else "missing"
-            others = [p for p in path.parent.glob("*.sqlite3") if p != path and p.stat().st_size]
+            others = stores_beside(path)
             if left.name == SECRET_NAME and others:
-                raise StoreMissing(f"the store {path} is {state}, and the link secret {left} "
-                                   f"beside it belongs to the store {others[0]} in the same "
-                                   "folder: give each store a folder of its own (or, if "
-                                   f"{path} was lost, restore it from a backup)")
-            raise StoreMissing(f"the store {path} is {state} but {left} exists: refusing to "
-                               f"start over (restore the store from a backup, or remove "
-                               f"{left} to start afresh)")
+                owner = (f"the store {others[0]}" if len(others) == 1 else
+                         "one of the stores " + ", ".join(map(str, others))
+                         + " (digestd cannot tell which)")
+                return (f"the store {path} is {state}, and the link secret {left} beside it "
+                        f"belongs to {owner} in the same folder: give each store a folder of "
+                        f"its own (or, if {path} was lost, restore it from a backup)")
+            return (f"the store {path} is {state} but {left} exists: refusing to start over "
+                    f"(restore the store from a backup, or remove {left} to start afresh)")
+    return None
+
+
+def stores_beside(path: Path) -> list[Path]:
+    """The other SQLite stores in the folder of `path` (files named *.sqlite3 that begin as
+    a SQLite database does), by name: they share the link secret made beside a store."""
+    found = []
+    try:
+        for other in sorted(path.parent.glob("*.sqlite3")):
+            if other.name != path.name and other.is_file():
+                with open(other, "rb") as f:
+                    if f.read(16) == b"SQLite format 3\0":
+                        found.append(other)
+    except OSError:  # a folder or file we may not read: nothing known about it
+        pass
+    return found
 
 
 def _read_only_folder(folder: Path) -> Path | None:

@@ -180,7 +180,8 @@ class WebStore:
     def outbox_stats(self, *, now: str | None = None) -> dict[str, dict[str, int]]:
         """Outbox rows by kind ("digest", or the kind of queue_message) and state: queued
         (first attempt pending), deferred (retrying), due (either, due now), sent, failed
-        (delivery gave up), build_failed (the digest could not be built)."""
+        (delivery gave up), build_failed (the digest could not be built, and no later
+        digest of the subscriber was: see record_build_failure)."""
         now = now or utcnow()
         out: dict[str, dict[str, int]] = {}
         for kind, queued, deferred, due, sent, failed, unbuilt in self.db.execute(
@@ -191,8 +192,8 @@ class WebStore:
                 f"{_COUNT}status = 'queued' AND (next_attempt_at IS NULL OR "
                 f"next_attempt_at <= ?)), {_COUNT}status = 'sent'), "
                 f"{_COUNT}status = 'failed' AND message_id != ''), "
-                f"{_COUNT}status = 'failed' AND message_id = '') FROM digests GROUP BY 1",
-                (now,)):
+                f"{_COUNT}status = 'failed' AND message_id = '' AND NOT {self._superseded()}) "
+                "FROM digests d GROUP BY 1", (now,)):
             out[kind] = {"queued": queued, "deferred": deferred, "due": due, "sent": sent,
                          "failed": failed, "build_failed": unbuilt}
         return out

@@ -117,7 +117,8 @@ class StoreCollector(Collector):
             "digestd_digests",
             "Digests in the outbox by state: queued (first try pending), deferred "
             "(retrying after a temporary error), sent, failed (delivery gave up), "
-            "build_failed (could not be built: see `digestd outbox --failed`).",
+            "build_failed (could not be built, and no later digest of the subscriber was: see "
+            "`digestd outbox --failed`).",
             labels=["state"])
         for k in ("queued", "deferred", "sent", "failed", "build_failed"):
             gauge.add_metric([k], digests.get(k, 0) or 0)
