@@ -28,6 +28,7 @@ from .jobs_build import (  # noqa: F401  (re-exported: units of work)
     build_digests,
     make_dkim,
     make_renderer,
+    next_digests,
     return_path,
 )
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)

@@ -69,8 +69,8 @@ def test_the_list_shows_relevance_settings_seeds_and_feedback(site, capsys):
     capsys.readouterr()
     assert main(["-c", str(config), "subscribers", "list"]) == 0
     head, first, second, *_ = capsys.readouterr().out.splitlines()
-    assert head.split() == ["ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS",
-                            "RECOMMEND", "MIN_SCORE", "RULES"]
+    assert head.split() == ["ID", "EMAIL", "STATUS", "SCHEDULE", "NEXT_DIGEST", "SEEDS", "MORE",
+                            "LESS", "RECOMMEND", "MIN_SCORE", "RULES"]
     columns = ("SEEDS", "MORE", "LESS", "RECOMMEND", "MIN_SCORE", "RULES")
 
     def cells(line: str) -> list[str]:

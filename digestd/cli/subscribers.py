@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import DigestdError, RuleError, StoreError, UsageError
-from .common import _config, _count, _days_ago, _print_json, _store
+from .common import _config, _count, _days_ago, _moment, _print_json, _store
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
@@ -75,11 +75,19 @@ def _weekday_applies(weekday: str | None, frequency: str) -> None:
 
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..jobs import next_digests
+    from ..schedule import iso
+
     config = _config(args)
+    now = datetime.now(timezone.utc)
     with _store(config, read_only=True) as store:
         subs = store.subscribers(args.status)
         # one read each for all subscribers, however many there are
         seeds, feedback = store.seed_counts(), store.all_feedback_counts()
+        # as the daemon's next build decides it (a slot due now is built at its next check)
+        nexts = next_digests(config, store, subs, now)
     if args.json:
         _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status,
                       "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
@@ -89,7 +97,13 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "feed_only": s.feed_only, "recommend": s.recommend,
                       "min_score": s.min_score, "seeds": seeds.get(s.id, 0),
                       "more_like_this": feedback.get(s.id, (0, 0))[0],
-                      "less_like_this": feedback.get(s.id, (0, 0))[1]} for s in subs])
+                      "less_like_this": feedback.get(s.id, (0, 0))[1],
+                      # UTC, as the store keeps times; _local: in the subscriber's zone
+                      "next_digest_at": iso(nexts[s.id].at) if s.id in nexts else None,
+                      "next_digest_local": nexts[s.id].local.isoformat(timespec="minutes")
+                      if s.id in nexts else None,
+                      "next_digest_due_now": s.id in nexts and nexts[s.id].at <= now}
+                     for s in subs])
         return 0
     rows = []
     for s in subs:
@@ -102,16 +116,23 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
         when += " +empty" if s.send_empty else ""
         more, less = feedback.get(s.id, (0, 0))
+        slot = nexts.get(s.id)
+        if slot is None:  # not active, no rules, or a schedule the daemon cannot read
+            upcoming = "- (no rules)" if s.status == "active" and not s.rules else "-"
+        else:
+            upcoming = _moment(slot.at, s.timezone)
+            upcoming = f"due now ({upcoming})" if slot.at <= now else upcoming
         # the id is how logs and `digestd inbound` name a subscriber (never by address)
-        rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}",
+        rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}", upcoming,
                      str(seeds.get(s.id, 0)), str(more), str(less), str(s.recommend),
                      "off" if s.min_score is None else f"{s.min_score:g}",
                      " | ".join(s.rules)))
     if rows:
-        # MORE and LESS: the "more like this" and "less like this" marks; RECOMMEND and
-        # MIN_SCORE: the settings of `subscribers set`
-        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS", "RECOMMEND",
-                "MIN_SCORE", "RULES")
+        # NEXT_DIGEST: in the subscriber's zone and in UTC; MORE and LESS: the "more like
+        # this" and "less like this" marks; RECOMMEND and MIN_SCORE: the settings of
+        # `subscribers set`
+        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "NEXT_DIGEST", "SEEDS", "MORE", "LESS",
+                "RECOMMEND", "MIN_SCORE", "RULES")
         widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head) - 1)]
         for r in (head, *rows):
             print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[-1])
