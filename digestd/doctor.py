@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from .config import Config
+from .config import Config, unsubscribe_mail_warning
 from .validators import is_example_domain
 
 DNS_TIMEOUT = 3.0  # seconds for all the DNS lookups of one check
@@ -78,6 +78,9 @@ def config_checks(config: Config) -> list[Check]:
         out.append(Check("warn", "unsubscribe", f"web.base_url is {config.web.base_url}: Gmail "
                                                 "and Yahoo honour one-click unsubscribe (RFC "
                                                 "8058) only over https"))
+    by_mail = unsubscribe_mail_warning(config)
+    if by_mail:
+        out.append(Check("warn", "unsubscribe by mail", by_mail))
     if config.dkim.selector:
         try:
             make_signer(config)

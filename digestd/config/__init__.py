@@ -64,6 +64,7 @@ from .load import (  # noqa: F401
     find_config,
     load_config,
     parse_config,
+    unsubscribe_mail_warning,
     unsubscribe_warning,
 )
 from .schema import (  # noqa: F401

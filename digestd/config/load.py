@@ -219,6 +219,28 @@ def unsubscribe_warning(config: Config) -> str | None:
             "one-click unsubscribe, RFC 8058, only over https)")
 
 
+def unsubscribe_mail_warning(config: Config) -> str | None:
+    """Why unsubscribe requests sent by mail (the mailto: of List-Unsubscribe, which many
+    mail clients use) are lost, if they are: without delivery.return_path or
+    delivery.unsubscribe_mailto they go to the From address, which digestd does not read
+    (unless [inbound] reads that very mailbox). `config check` and `doctor` show it, `send`
+    logs it once."""
+    delivery = config.delivery
+    if config.smtp is None or delivery.return_path or delivery.unsubscribe_mailto:
+        return None
+    sender = parseaddr(delivery.from_)[1]
+    if config.inbound.enabled and config.inbound.username.lower() == sender.lower():
+        return None  # the From mailbox is the one [inbound] reads: the mail is handled
+    domain = sender.rpartition("@")[2] or "example.org"
+    return (f"delivery.return_path is not set: the mailto: of List-Unsubscribe goes to the "
+            f"From address ({sender}), which digestd does not read, so a subscriber who "
+            "unsubscribes by mail stays subscribed (the one-click https link still works). "
+            f'Set delivery.return_path (e.g. "bounces@{domain}") and have the mail server '
+            f'deliver it and unsubscribe@{domain}, each with any "+TOKEN", to `digestd '
+            "inbound` (docs/inbound.md); or set delivery.unsubscribe_mailto to an address "
+            "that reaches `digestd inbound` or the [inbound] mailbox")
+
+
 def example_sender_warning(config: Config) -> str | None:
     """Why mail sent by SMTP from delivery.from will be refused, if its domain is one RFC
     2606 reserves for examples: `config check` shows it and `send` logs it once."""
@@ -268,6 +290,9 @@ def _warnings(config: Config, path: Path, locate: "_Locator") -> tuple[str, ...]
     unsubscribe = unsubscribe_warning(config)
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)
+    by_mail = unsubscribe_mail_warning(config)
+    if by_mail:
+        out.append(where("delivery", "return_path") + by_mail)
     for i, src in enumerate(config.sources):
         unknown = [u for u in map(unknown_arxiv_category, src.categories) if u]
         if src.kind == "arxiv-rss" and unknown:
