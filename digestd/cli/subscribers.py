@@ -12,6 +12,7 @@ from .common import _config, _count, _days_ago, _moment, _print_json, _store
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    from ..models import quote_rule
     from ..rules import validate
     from ..validators import EmailNotValidError, email_address
 
@@ -25,7 +26,7 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
         try:
             validate(rule)
         except RuleError as e:  # say which one: there may be several --rule
-            raise RuleError(f'rule {n} "{rule}": {e}', e.column) from None
+            raise RuleError(f"rule {n} {quote_rule(rule)}: {e}", e.column) from None
     schedule = _schedule_args(args, config)
     with _store(config) as store:
         try:

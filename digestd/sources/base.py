@@ -623,6 +623,16 @@ class Source:
         raise NotImplementedError
 
 
+def xml_error(exc: BaseException | None) -> str:
+    """A parser's complaint as an operator reads it: SAX (feedparser's parser) puts
+    "<unknown>:" where a file name would be ("<unknown>:2:0: not well-formed (invalid
+    token)"); written here as ElementTree writes its own ("not well-formed (invalid token):
+    line 2, column 0")."""
+    text = str(exc) if exc is not None else ""
+    m = re.fullmatch(r"<unknown>:(\d+):(\d+):\s*(.*)", text, re.DOTALL)
+    return f"{m[3]}: line {m[1]}, column {m[2]}" if m else text
+
+
 def _network_detail(e: BaseException) -> str:
     """What a transport error says to an operator: "connection refused (nothing listens
     on that port)" and the like, read from the OSError under httpx's words ("All connection
