@@ -30,7 +30,7 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
     schedule = _schedule_args(args, config)
     with _store(config) as store:
         try:
-            sub = store.add_subscriber(email, args.rule, name=args.name or "",
+            sub = store.add_subscriber(email, args.rule, name=_display_name(args.name),
                                        feed_only=args.feed_only, **schedule)
         except StoreError as e:
             if "exists already" not in str(e):
@@ -66,6 +66,14 @@ def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
     return {"timezone": tz, "send_at": send_at,
             "frequency": args.frequency or config.digest.frequency,
             "weekday": WEEKDAYS.index(args.weekday or "mon"), "send_empty": args.send_empty}
+
+
+def _display_name(name: str | None) -> str:
+    """--name: one line (it goes into the To: header), without the spaces around it."""
+    name = (name or "").strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UsageError(f"--name must be one line without control characters, got {name!r}")
+    return name
 
 
 def _weekday_applies(weekday: str | None, frequency: str) -> None:
@@ -146,8 +154,10 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_set(args: argparse.Namespace) -> int:
-    """Change a subscriber's schedule; what is not given stays as it is."""
+    """Change a subscriber's schedule, name, feed-only and relevance settings; what is not
+    given stays as it is."""
     config = _config(args)
+    name = None if args.name is None else _display_name(args.name)
     with _store(config) as store:
         sub = store.get_subscriber(args.email)
         _weekday_applies(args.weekday, args.frequency or sub.frequency)
@@ -157,14 +167,18 @@ def cmd_subscribers_set(args: argparse.Namespace) -> int:
             weekday=args.weekday or WEEKDAYS[sub.weekday],
             send_empty=sub.send_empty if args.send_empty is None else args.send_empty)
         schedule = _schedule_args(merged, config)
-        store.update_preferences(sub.id, sub.rules, **schedule)
+        store.update_preferences(sub.id, sub.rules, feed_only=args.feed_only, **schedule)
+        if name is not None:
+            store.set_name(sub.id, name)
         min_score = _min_score(args.min_score)
         store.set_relevance(sub.id, recommend=args.recommend,
                             min_score=None if min_score == "off" else min_score,
                             clear_min_score=min_score == "off")
         sub = store.get_subscriber(sub.id)
     day = f" on {WEEKDAYS_LONG[schedule['weekday']]}" if schedule["frequency"] == "weekly" else ""
-    print(f"{sub.email}: {schedule['frequency']}{day} at {schedule['send_at']} "
+    who = f"{sub.name} <{sub.email}>" if sub.name else sub.email
+    print(f"{who}: {'feed only (no email), ' if sub.feed_only else ''}"
+          f"{schedule['frequency']}{day} at {schedule['send_at']} "
           f"{schedule['timezone']}, "
           f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches; "
           f"{sub.recommend or 'no'} recommendation{'s' if sub.recommend != 1 else ''} beyond "
