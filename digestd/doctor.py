@@ -73,7 +73,10 @@ def config_checks(config: Config) -> list[Check]:
     else:
         out.append(Check("ok", "from", config.delivery.from_))
     if config.web.base_url.startswith("https://"):
-        out.append(Check("ok", "unsubscribe", f"one-click links go to {config.web.base_url}/u/..."))
+        from .render import Links  # the links' own joining: no "//u/" after a base URL's "/"
+
+        where = Links(config.web.base_url, b"").url("/u/...")
+        out.append(Check("ok", "unsubscribe", f"one-click links go to {where}"))
     else:
         out.append(Check("warn", "unsubscribe", f"web.base_url is {config.web.base_url}: Gmail "
                                                 "and Yahoo honour one-click unsubscribe (RFC "

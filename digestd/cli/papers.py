@@ -96,6 +96,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
+    from ..render import shorten
+
     config = _config(args)
     since = "0000"
     if args.since:
@@ -107,14 +109,18 @@ def cmd_papers(args: argparse.Namespace) -> int:
         papers = store.papers_since(since, with_aliases=True, limit=args.limit,
                                     newest_first=True)
     if args.json:
-        # the abstract too: `digestd similar --papers` reads this back
+        # the abstract too: `digestd similar --papers` reads this back. `published` as the
+        # source gave it (a date, or a date and time with its offset: the store keeps it so);
+        # `published_date` its date alone, one format for every source
         _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title,
                       "abstract": p.abstract, "source": p.source,
-                      "published": p.published, "url": p.url, "authors": list(p.authors),
+                      "published": p.published, "published_date": p.published[:10] or None,
+                      "url": p.url, "authors": list(p.authors),
                       "categories": list(p.categories), "upvotes": p.upvotes} for p in papers])
         return 0
     # columns as wide as their longest entry (an id of a feed's item is a whole URL)
-    rows = [(p.id, p.published[:10] or "-", p.source, p.title[:80]) for p in papers]
+    # a long title cut at a word, with "…": 80 columns at most
+    rows = [(p.id, p.published[:10] or "-", p.source, shorten(p.title, 79)) for p in papers]
     if rows:
         widths = [max(len(h), *(len(r[i]) for r in rows))
                   for i, h in enumerate(("id", "published", "source"))]
