@@ -18,8 +18,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     names = set(args.source) if args.source else None
     with _store(config) as store:
         reports = asyncio.run(poll_sources(config.sources, store, names=names))
-    # fetched = new + seen (already in the store) + skipped (dropped on purpose: an
-    # announce type left out, no title, an older version, over max_results)
+    # fetched = new + seen (already in the store, or earlier in this poll: PollResult.
+    # repeated) + skipped (dropped on purpose: an announce type left out, no title, an older
+    # version, over max_results)
     # took: the source's own time; waited: for its turn at a host other sources share
     print(f"{'source':<20} {'fetched':>7} {'new':>5} {'seen':>5} {'skipped':>7} {'took':>7} "
           f"{'waited':>7}  status")

@@ -52,6 +52,9 @@ class PollResult:
 
     papers: list[Paper] = field(default_factory=list)
     skipped: int = 0  # entries dropped on purpose (replacements, older versions, unusable)
+    # entries that repeat a paper this poll already has (listed on two days, or again on
+    # the next page): seen, as a paper the store has is, not skipped
+    repeated: int = 0
     not_modified: bool = False  # the server answered 304
     etag: str | None = None
     last_modified: str | None = None
@@ -60,7 +63,7 @@ class PollResult:
     @property
     def fetched(self) -> int:
         """Entries the source returned, kept or not."""
-        return len(self.papers) + self.skipped
+        return len(self.papers) + self.skipped + self.repeated
 
 
 @dataclass(frozen=True)
