@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from email.utils import parseaddr
 
-from .config import Config
+from .config import Config, unsubscribe_mail_warning
 from .validators import is_example_domain
 
 DNS_TIMEOUT = 3.0  # seconds for all the DNS lookups of one check
@@ -73,11 +73,17 @@ def config_checks(config: Config) -> list[Check]:
     else:
         out.append(Check("ok", "from", config.delivery.from_))
     if config.web.base_url.startswith("https://"):
-        out.append(Check("ok", "unsubscribe", f"one-click links go to {config.web.base_url}/u/..."))
+        from .render import Links  # the links' own joining: no "//u/" after a base URL's "/"
+
+        where = Links(config.web.base_url, b"").url("/u/...")
+        out.append(Check("ok", "unsubscribe", f"one-click links go to {where}"))
     else:
         out.append(Check("warn", "unsubscribe", f"web.base_url is {config.web.base_url}: Gmail "
                                                 "and Yahoo honour one-click unsubscribe (RFC "
                                                 "8058) only over https"))
+    by_mail = unsubscribe_mail_warning(config)
+    if by_mail:
+        out.append(Check("warn", "unsubscribe by mail", by_mail))
     if config.dkim.selector:
         try:
             make_signer(config)

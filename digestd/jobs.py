@@ -21,13 +21,19 @@ from datetime import datetime, timezone
 from typing import BinaryIO
 
 from . import forked
-from .config import Config, example_sender_warning, unsubscribe_warning
+from .config import (
+    Config,
+    example_sender_warning,
+    unsubscribe_mail_warning,
+    unsubscribe_warning,
+)
 from .deliver import DeliveryReport, send_smtp, write_outbox
 from .jobs_build import (  # noqa: F401  (re-exported: units of work)
     BuildReport,
     build_digests,
     make_dkim,
     make_renderer,
+    next_digests,
     return_path,
 )
 from .jobs_poll import PollReport, poll_sources  # noqa: F401  (re-exported: units of work)
@@ -61,7 +67,8 @@ def _warn_once(config: Config) -> None:
     """Log each of the config's warnings about mail (`config check` says them too) once a
     process, with the setting it is about."""
     for about, warning in ((f"base_url={config.web.base_url}", unsubscribe_warning(config)),
-                           ("key=delivery.from", example_sender_warning(config))):
+                           ("key=delivery.from", example_sender_warning(config)),
+                           ("key=delivery.return_path", unsubscribe_mail_warning(config))):
         if warning and warning not in _warned:
             _warned.add(warning)
             log.warning("event=config_warning %s warning=%r", about, warning)

@@ -208,6 +208,22 @@ def due_slots(config: Config, store: Store, subs: dict[int, Subscriber], now: da
     return due
 
 
+def next_digests(config: Config, store: Store, subs: Iterable[Subscriber],
+                 now: datetime) -> dict[int, Slot]:
+    """Subscriber id -> their next digest's slot, as the daemon's build decides it: the one
+    due now (at or before `now`: built by the next check) or the first after `now`. Only
+    active subscribers with rules get one; a bad schedule (logged) none. Writes nothing."""
+    subs = {s.id: s for s in subs if s.status == "active" and s.rules}
+    out: dict[int, Slot] = dict(due_slots(config, store, subs, now, dry_run=True))
+    for sid, sub in subs.items():
+        if sid not in out:
+            try:
+                out[sid] = next_slot(Schedule.of(sub), now)
+            except (ValueError, KeyError):  # a bad schedule: due_slots has logged it
+                continue
+    return out
+
+
 def _next_due(subs: Iterable[Subscriber], now: datetime) -> str | None:
     """The earliest slot after `now` among these subscribers' schedules (each distinct
     schedule looked at once), as an ISO time; None for nobody."""

@@ -77,12 +77,17 @@ class RuleMatch:
 
     def explain(self) -> str:
         found = ", ".join(str(h) for h in self.hits)
-        # a rule that is one quoted phrase shows its own quotes, as in RULES.md
-        one_phrase = (len(self.rule) > 1 and self.rule[0] == self.rule[-1] == '"'
-                      and '"' not in self.rule[1:-1])
-        shown = self.rule if one_phrase else f'"{self.rule}"'
-        text = f"rule {self.index + 1} {shown}"
+        text = f"rule {self.index + 1} {quote_rule(self.rule)}"
         return f"{text}: {found}" if found else text
+
+
+def quote_rule(rule: str) -> str:
+    """A rule as messages show it: in double quotes, but a rule that is one quoted phrase
+    with its own (as in RULES.md), and one with quotes inside in single quotes, so that no
+    quotes are doubled ('rule 1 ""language model""')."""
+    if len(rule) > 1 and rule[0] == rule[-1] == '"' and '"' not in rule[1:-1]:
+        return rule
+    return f"'{rule}'" if '"' in rule else f'"{rule}"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from .mime import (
     safe_token,
     sender_id,
 )
-from .models import Digest, Paper, PaperMatch
+from .models import Digest, Paper, PaperMatch, quote_rule
 from .text import words
 from .tokens import (
     digest_value,
@@ -357,7 +357,7 @@ def _why_rules(rules: tuple) -> str:
     parts: list[str] = []
     for r in rules:
         if not r.hits:
-            parts.append(f'rule "{r.rule}"')
+            parts.append(f"rule {quote_rule(r.rule)}")
             continue
         fields: dict[str, list[str]] = {}
         for h in r.hits:

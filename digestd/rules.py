@@ -338,7 +338,8 @@ def _term(tok: _Token, ctx: str | None) -> Node:
         stem = raw[:-1]
         parts = words(stem)
         if sum(map(len, parts)) < MIN_PREFIX:
-            raise RuleError(f'prefix "{raw}" is too short at column {col}', col)
+            raise RuleError(f'prefix "{raw}" is too short: at least {MIN_PREFIX} letters or '
+                            f'digits before the "*" at column {col}', col)
         if ctx in VALUE_FIELDS:  # a category prefix like "cs.*" may end in a separator
             return Value(ctx, _normalize_value(stem), True, col)
         # "multi-*" would silently mean "multi*".

@@ -69,8 +69,8 @@ def test_the_list_shows_relevance_settings_seeds_and_feedback(site, capsys):
     capsys.readouterr()
     assert main(["-c", str(config), "subscribers", "list"]) == 0
     head, first, second, *_ = capsys.readouterr().out.splitlines()
-    assert head.split() == ["ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS",
-                            "RECOMMEND", "MIN_SCORE", "RULES"]
+    assert head.split() == ["ID", "EMAIL", "STATUS", "SCHEDULE", "NEXT_DIGEST", "SEEDS", "MORE",
+                            "LESS", "RECOMMEND", "MIN_SCORE", "RULES"]
     columns = ("SEEDS", "MORE", "LESS", "RECOMMEND", "MIN_SCORE", "RULES")
 
     def cells(line: str) -> list[str]:
@@ -259,3 +259,46 @@ def test_web_listen_flag_mistakes_name_the_flag(site, capsys):
     err = capsys.readouterr().err
     assert '--listen must be "HOST:PORT", "[IPv6]:PORT", ":PORT" or "unix:PATH"' in err
     assert 'got "8090"' in err
+
+
+def test_set_changes_the_name_and_feed_only_as_add_takes_them(site, capsys):
+    """`subscribers add` takes --name and --feed-only; `subscribers set` changes them."""
+    import json
+
+    config, db = site
+    assert main(["-c", str(config), "subscribers", "set", "a@example.org", "--name",
+                 " Ada Lovelace ", "--feed-only"]) == 0
+    assert capsys.readouterr().out.startswith("Ada Lovelace <a@example.org>: feed only (no "
+                                              "email), daily at 07:00 UTC")
+    assert main(["-c", str(config), "subscribers", "list", "--json"]) == 0
+    (a,) = json.loads(capsys.readouterr().out)
+    assert (a["name"], a["feed_only"], a["rules"]) == ("Ada Lovelace", True, ["graphs"])
+    # what is not given stays: a schedule change keeps the name and feed-only
+    assert main(["-c", str(config), "subscribers", "set", "a@example.org", "--send-at",
+                 "08:00"]) == 0
+    with open_store(db) as store:
+        sub = store.get_subscriber("a@example.org")
+    assert (sub.name, sub.feed_only, sub.send_at) == ("Ada Lovelace", True, "08:00")
+    capsys.readouterr()
+    assert main(["-c", str(config), "subscribers", "set", "a@example.org", "--name", "",
+                 "--no-feed-only"]) == 0
+    assert capsys.readouterr().out.startswith("a@example.org: daily at 08:00 UTC")
+    with open_store(db) as store:
+        sub = store.get_subscriber("a@example.org")
+    assert (sub.name, sub.feed_only) == ("", False)
+    assert main(["-c", str(config), "subscribers", "set", "a@example.org", "--name",
+                 "Ada\nBcc: x@example.org"]) == 2
+    assert "--name must be one line" in capsys.readouterr().err
+
+
+def test_set_help_explains_recommend_in_user_terms(capsys):
+    from digestd import ranking
+    from digestd.cli import RECOMMEND_AT_LEAST
+
+    with pytest.raises(SystemExit):
+        main(["subscribers", "set", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "RECOMMEND_FLOOR" not in out and "ranking." not in out
+    assert "a similarity of at least 0.08 on the 0-to-1 scale of --min-score" in out
+    assert RECOMMEND_AT_LEAST == ranking.RECOMMEND_FLOOR  # the help says the real floor
+    assert "--name" in out and "--feed-only" in out and "--no-feed-only" in out

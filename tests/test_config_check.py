@@ -395,12 +395,15 @@ def test_a_dkim_key_that_cannot_sign(check, tmp_path):
 
 
 # a From address of one's own (an example domain's draws a warning of its own, below)
-OWN_FROM = '[delivery]\nfrom = "Lab digest <digest@lab.uni-example.edu>"\n'
+# (and a return path: without one mailed unsubscribes are lost, a warning of its own too)
+OWN_FROM = ('[delivery]\nfrom = "Lab digest <digest@lab.uni-example.edu>"\n'
+            'return_path = "bounces@lab.uni-example.edu"\n')
 
 
 def test_example_from_address_and_a_missing_store_folder_are_warnings(check, tmp_path):
     text = ('[smtp]\nhost = "mail.example.org"\n[web]\nbase_url = "https://digest.example.org"'
-            '\n[store]\npath = "{}"\n[delivery]\nfrom = "{}"\n')
+            '\n[store]\npath = "{}"\n[delivery]\nfrom = "{}"\n'
+            'return_path = "bounces@lab.uni-example.edu"\n')
     _, _, path = check(text.format("d.sqlite3", "Digest <digest@example.org>"))
     assert accepted(check, text.format("d.sqlite3", "Digest <digest@example.org>")) == (
         f"digestd: warning: {path}:8: delivery.from is still an example address (Digest "
@@ -478,6 +481,7 @@ async def test_send_logs_the_unsubscribe_warning_once(write_config, tmp_path, sm
     config = write_config(f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_sink.port}\n'
                           'security = "none"\n[web]\nbase_url = "http://digest.example.org"\n'
                           '[delivery]\nfrom = "Digest <digest@lab.univ.edu>"\n'
+                          'return_path = "bounces@lab.univ.edu"\n'
                           f'[store]\npath = "{tmp_path / "d.sqlite3"}"\n')
     with Store(config.store.path) as store, caplog.at_level(logging.WARNING, "digestd.jobs"):
         await jobs.send_outbox(config, store)
@@ -501,6 +505,14 @@ async def test_send_logs_the_unsubscribe_warning_once(write_config, tmp_path, sm
     with Store(config.store.path) as store, caplog.at_level(logging.WARNING, "digestd.jobs"):
         await jobs.send_outbox(https, store)
     assert not [r for r in caplog.records if "event=config_warning" in r.getMessage()]
+    # without a return path, unsubscribe mails go to the From address: said once too
+    lost = dataclasses.replace(https, delivery=dataclasses.replace(
+        config.delivery, return_path=""))
+    with Store(config.store.path) as store, caplog.at_level(logging.WARNING, "digestd.jobs"):
+        await jobs.send_outbox(lost, store)
+        await jobs.send_outbox(lost, store)
+    logged = [r.getMessage() for r in caplog.records if "event=config_warning" in r.getMessage()]
+    assert len(logged) == 1 and "key=delivery.return_path" in logged[0]
 
 
 # -- the CLI's addresses -----------------------------------------------------------------------

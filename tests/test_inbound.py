@@ -576,8 +576,11 @@ def test_config_check_names_the_return_path(site, capsys):
     out = capsys.readouterr().out
     assert "bounces   return path bounces+TOKEN@example.org" in out
     # and the List-Unsubscribe mailto, which goes to `digestd inbound` too
-    assert "unsubscribe mailto unsubscribe+TOKEN@example.org: pipe it to `digestd inbound`" \
-        in out
+    assert ("  mailto    unsubscribe mails to unsubscribe+TOKEN@example.org: pipe it to "
+            "`digestd inbound`") in out
+    # in the summary's column, as every label's value
+    summary = [line for line in out.splitlines() if line.startswith("  ") and line[2] != " "]
+    assert len(summary) >= 6 and all(line[10] == " " and line[12] != " " for line in summary)
 
 
 def test_a_bug_of_ours_exits_75_without_quoting_the_message(site, monkeypatch, capsys):

@@ -74,16 +74,18 @@ def test_anomaly_minus_video_needs_anomaly() -> None:
 # --- errors: message and column ------------------------------------------------------------
 
 FIELDS_HINT = "(fields: title, abstract, author, category, source)"
+# the minimum length said (rules.MIN_PREFIX)
+TOO_SHORT = 'is too short: at least 2 letters or digits before the "*"'
 
 ERRORS = [
     ("title:(graph OR gnn*", 'unbalanced "(" at column 7', 7),
     ("a (b (c)", 'unbalanced "(" at column 3', 3),
     ("titel:x", f'unknown field "titel" at column 1 {FIELDS_HINT}', 1),
     ("gnn title:a titel:b", f'unknown field "titel" at column 13 {FIELDS_HINT}', 13),
-    ("gnn a*", 'prefix "a*" is too short at column 5', 5),
-    ("ab a*", 'prefix "a*" is too short at column 4', 4),
-    ("*", 'prefix "*" is too short at column 1', 1),
-    ("x title:é*", 'prefix "é*" is too short at column 9', 9),
+    ("gnn a*", f'prefix "a*" {TOO_SHORT} at column 5', 5),
+    ("ab a*", f'prefix "a*" {TOO_SHORT} at column 4', 4),
+    ("*", f'prefix "*" {TOO_SHORT} at column 1', 1),
+    ("x title:é*", f'prefix "é*" {TOO_SHORT} at column 9', 9),
     ("", "empty rule", None),
     ("   \t", "empty rule", None),
     ("a b)", 'unbalanced ")" at column 4', 4),

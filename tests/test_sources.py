@@ -327,6 +327,23 @@ async def test_arxiv_api_pages_with_start_at_most_one_request_every_3s(server):
     assert fake.sleeps == [pytest.approx(3.0)]  # arXiv's rule, even on a mirror
 
 
+async def test_arxiv_api_a_page_that_repeats_the_last_counts_them_as_seen(server):
+    """New submissions push results down while paging: the next page starts with the end of
+    the one before. Those entries are seen (`digestd poll`'s count), not skipped."""
+    page2 = re.sub(rb"<entry>.*?</entry>\s*", b"", fixture_bytes(API_QUERY), count=3,
+                   flags=re.DOTALL)  # the last 2 entries of page 1 again
+
+    def by_start(req):
+        body = fixture_bytes(API_QUERY) if req.query["start"] == "0" else page2
+        return Reply(200, body, {"Content-Type": ATOM_TYPE})
+    server.route("/api/query", by_start)
+    fake = FakeTime()
+    async with fast_http(sleep=fake.sleep, clock=fake.clock, delay_scale=1.0) as http:
+        result = await poll(api_cfg(server, max_results=7), http)
+    assert [r.query["max_results"] for r in server.requests] == ["7", "2"]
+    assert (len(result.papers), result.repeated, result.skipped) == (5, 2, 0)
+
+
 async def test_arxiv_api_error_entry(server, http):
     body = b"""<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom">
@@ -389,7 +406,25 @@ async def test_hf_daily_looks_back_days_and_dedups(server, http):
     server.file("/api/daily_papers", HF, JSON_TYPE)
     result = await hf_source(server, http, days=2).poll(SourceState("hf"))
     assert [r.query["date"] for r in server.requests] == ["2026-07-31", "2026-07-30"]
-    assert len(result.papers) == 5 and result.skipped == 5  # the same list twice
+    # the same list twice: the second day's entries repeat papers this poll has, so they
+    # are seen (as `digestd poll` counts them), not skipped (announce type, no title, an
+    # older version, over max_results)
+    assert len(result.papers) == 5 and result.skipped == 0 and result.repeated == 5
+    assert result.fetched == 10
+
+
+def test_poll_counts_a_paper_listed_on_two_days_as_seen(server, tmp_path, capsys):
+    """Through `digestd poll`: hf-daily's second day lists the same papers again."""
+    from digestd.cli import main
+
+    server.file("/api/daily_papers", HF, JSON_TYPE)
+    cfg_path = tmp_path / "digestd.toml"
+    cfg_path.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[[sources]]\nname = "hf"\n'
+                        f'kind = "hf-daily"\nurl = "{server.url("/api/daily_papers")}"\n'
+                        "days = 2\n", encoding="utf-8")
+    assert main(["-c", str(cfg_path), "poll"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:5] == ["hf", "10", "5", "5", "0"]  # fetched new seen skipped
 
 
 async def test_hf_daily_tolerates_schema_drift(server, http):

@@ -51,6 +51,10 @@ from .subscribers import (
 
 __all__ = ["CREDENTIALS", "DEMO_SUBSCRIBERS", "Progress", "build_parser", "main"]
 
+# ranking.RECOMMEND_FLOOR, as `subscribers set --recommend` explains it (ranking imports numpy:
+# not for drawing the help; a test keeps the two equal)
+RECOMMEND_AT_LEAST = 0.08
+
 
 def positive(text: str) -> int:
     """An argparse type: a whole number, 1 or more (--days: a window of 0 days holds nothing,
@@ -197,14 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frequency", choices=("daily", "weekdays", "weekly"),
                    help="how often a digest goes out")
     p.add_argument("--weekday", choices=WEEKDAYS, help="the day of a weekly digest")
+    p.add_argument("--name", help='display name (in the To: of their emails; "" for none)')
+    p.add_argument("--feed-only", action=argparse.BooleanOptionalAction, default=None,
+                   help="send no email: matches go into the subscriber's Atom feed and list of "
+                        "past digests only (--no-feed-only: email again)")
     p.add_argument("--send-empty", action=argparse.BooleanOptionalAction, default=None,
                    help='send a short "nothing matched" note on days without matches '
                         "(--no-send-empty: no email on such days)")
     p.add_argument("--recommend", type=int, choices=range(11), metavar="N",
                    help='add up to N (0 to 10) "also recommended" papers to each digest: '
                         "papers no rule matched that are most like the subscriber's seed "
-                        "papers and \"more like this\" choices, and only those clearly like "
-                        "them (ranking.RECOMMEND_FLOOR), so a day may bring fewer (default "
+                        "papers and \"more like this\" choices. Only papers clearly like them "
+                        f"are recommended (a similarity of at least {RECOMMEND_AT_LEAST:g} on "
+                        "the 0-to-1 scale of --min-score), so a day may bring fewer (default "
                         "0: none)")
     p.add_argument("--min-score", metavar="S",
                    help="leave out rule matches whose similarity to the seeds and liked papers "

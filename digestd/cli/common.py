@@ -67,6 +67,36 @@ def _days_ago(days: int) -> str:
     return (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="seconds")
 
 
+def _moment(at: datetime, zone: str = "UTC") -> str:
+    """A time to come as a person reads it: in `zone` with its abbreviation, and in UTC
+    beside it ("2026-12-02 07:00 CET (06:00 UTC)"; the date too when UTC's differs)."""
+    from zoneinfo import ZoneInfo
+
+    utc = at.astimezone(timezone.utc)
+    try:
+        local = at.astimezone(ZoneInfo(zone))
+    except (ValueError, KeyError):
+        local = utc
+    text = f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
+    if local.utcoffset() or local.tzname() != "UTC":
+        text += f" ({utc:%H:%M} UTC)" if utc.date() == local.date() else \
+            f" ({utc:%Y-%m-%d %H:%M} UTC)"
+    return text
+
+
+def _in(at: datetime, now: datetime) -> str:
+    """'in 2 min', 'in 3 h 5 min', 'in 2 days', or 'now' for a time not after `now`."""
+    minutes = int((at - now).total_seconds() + 59) // 60
+    if minutes <= 0:
+        return "now"
+    if minutes < 60:
+        return f"in {minutes} min"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"in {hours} h" + (f" {rest} min" if rest else "")
+    return f"in {minutes // (24 * 60)} days"
+
+
 def _print_json(data) -> None:
     json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")

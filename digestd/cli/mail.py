@@ -5,10 +5,22 @@ import argparse
 import asyncio
 import re
 import sys
+from datetime import datetime, timezone
 
 from ..errors import NotFound
+from ..schedule import parse_iso
 from ..store.records import LEFT_OUT, MATCH, RECOMMENDED
-from .common import Progress, _config, _count, _days_ago, _delivery_summary, _print_json, _store
+from .common import (
+    Progress,
+    _config,
+    _count,
+    _days_ago,
+    _delivery_summary,
+    _in,
+    _moment,
+    _print_json,
+    _store,
+)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -19,7 +31,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     check_templates(config.digest.templates_dir, web=False)  # before anything is built
     with _store(config) as store:
         if args.dry_run:
-            built = build_digests(config, store, force=args.now, dry_run=True)
+            now = datetime.now(timezone.utc)
+            built = build_digests(config, store, force=args.now, dry_run=True, now=now)
             for email, n in built.matches.items():
                 print(f"would send {email}: {_count(n, 'paper')}")
             waiting = store.digest_counts().get("queued", 0)
@@ -27,6 +40,14 @@ def cmd_send(args: argparse.Namespace) -> int:
                   f"({_count(built.papers_checked, 'paper')} checked)"
                   + (f"; {waiting} already waiting in the outbox would be sent when due "
                      "(`digestd outbox`)" if waiting else "") + "; nothing queued or sent")
+            if built.quiet:  # due, and no email: not a fault
+                print(f"{_count(built.quiet, 'digest')} due now without new matches: no email "
+                      "(`digestd subscribers set EMAIL --send-empty` sends a short note then)")
+            if not built.digests and built.next_due:  # none to send now: say when one is
+                at = parse_iso(built.next_due)
+                print(f"{'no other' if built.quiet or built.feed_only else 'none'} is due now: "
+                      f"the next digest is due at {_moment(at)} ({_in(at, now)}; "
+                      "`digestd subscribers list` shows each subscriber's)")
             return 0
         # building and sending overlap: the first digests go out while the rest render
         progress = Progress()

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import date
+from datetime import date, datetime, timezone
 
+from ..config import duration_text
 from ..errors import UsageError
-from .common import _config, _count, _print_json, _store
+from ..schedule import parse_iso
+from .common import _config, _count, _moment, _print_json, _store
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -16,8 +18,9 @@ def cmd_poll(args: argparse.Namespace) -> int:
     names = set(args.source) if args.source else None
     with _store(config) as store:
         reports = asyncio.run(poll_sources(config.sources, store, names=names))
-    # fetched = new + seen (already in the store) + skipped (dropped on purpose: an
-    # announce type left out, no title, an older version, over max_results)
+    # fetched = new + seen (already in the store, or earlier in this poll: PollResult.
+    # repeated) + skipped (dropped on purpose: an announce type left out, no title, an older
+    # version, over max_results)
     # took: the source's own time; waited: for its turn at a host other sources share
     print(f"{'source':<20} {'fetched':>7} {'new':>5} {'seen':>5} {'skipped':>7} {'took':>7} "
           f"{'waited':>7}  status")
@@ -36,13 +39,30 @@ def cmd_poll(args: argparse.Namespace) -> int:
 
 
 def cmd_sources(args: argparse.Namespace) -> int:
+    from ..daemon.parts import next_poll, poll_jitter_of, poll_trigger
+    from ..schedule import iso
+    from ..sources import poll_every
+
     config = _config(args)
+    now = datetime.now(timezone.utc)
     with _store(config, read_only=True) as store:
         states = {s.name: s for s in store.source_states()}
     rows = []
     for src in config.sources:
         st = states.get(src.name)
+        upcoming, jitter = None, 0.0
+        if src.enabled:
+            try:
+                every = poll_every(src)
+            except NotImplementedError:  # a kind not in this build: `run` logs it, polls none
+                every = 0.0
+            if every:
+                # as the daemon schedules it: the jitter may add up to `jitter` seconds
+                upcoming = next_poll(src, every, st.last_poll if st else None, now)
+                jitter = poll_jitter_of(poll_trigger(src, every), every)
         rows.append({"name": src.name, "kind": src.kind, "enabled": src.enabled,
+                     "next_poll_at": iso(upcoming) if upcoming else None,
+                     "next_poll_jitter_s": jitter,
                      "last_success": st.last_success if st else None,
                      "last_error": st.last_error if st else None,
                      "last_error_at": st.last_error_at if st else None,
@@ -61,12 +81,24 @@ def cmd_sources(args: argparse.Namespace) -> int:
             if r["consecutive_errors"] else "ok")
         if not r["enabled"]:
             health = f"disabled (enabled = false), {health}"
+        upcoming = "-"
+        if r["next_poll_at"]:
+            at = parse_iso(r["next_poll_at"])
+            upcoming = "now (due)" if at <= now else _moment(at)
         print(f"{r['name']:<20} {r['kind']:<10} last success {r['last_success'] or '-':<26} "
-              f"papers {r['papers_seen']:>6}  {health}")
+              f"next poll {upcoming:<20} papers {r['papers_seen']:>6}  {health}")
+    if any(r["next_poll_at"] for r in rows):
+        # the daemon adds a little random delay, so that many daemons do not knock at once
+        longest = max(r["next_poll_jitter_s"] for r in rows)
+        print(f"next poll: the earliest `digestd run` polls, up to "
+              f"{duration_text(longest)} later by its random jitter; \"now (due)\": at once "
+              "when it runs")
     return 0
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
+    from ..render import shorten
+
     config = _config(args)
     since = "0000"
     if args.since:
@@ -78,14 +110,18 @@ def cmd_papers(args: argparse.Namespace) -> int:
         papers = store.papers_since(since, with_aliases=True, limit=args.limit,
                                     newest_first=True)
     if args.json:
-        # the abstract too: `digestd similar --papers` reads this back
+        # the abstract too: `digestd similar --papers` reads this back. `published` as the
+        # source gave it (a date, or a date and time with its offset: the store keeps it so);
+        # `published_date` its date alone, one format for every source
         _print_json([{"id": p.id, "ids": list(p.ids), "title": p.title,
                       "abstract": p.abstract, "source": p.source,
-                      "published": p.published, "url": p.url, "authors": list(p.authors),
+                      "published": p.published, "published_date": p.published[:10] or None,
+                      "url": p.url, "authors": list(p.authors),
                       "categories": list(p.categories), "upvotes": p.upvotes} for p in papers])
         return 0
     # columns as wide as their longest entry (an id of a feed's item is a whole URL)
-    rows = [(p.id, p.published[:10] or "-", p.source, p.title[:80]) for p in papers]
+    # a long title cut at a word, with "…": 80 columns at most
+    rows = [(p.id, p.published[:10] or "-", p.source, shorten(p.title, 79)) for p in papers]
     if rows:
         widths = [max(len(h), *(len(r[i]) for r in rows))
                   for i, h in enumerate(("id", "published", "source"))]

@@ -259,7 +259,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         mailto = parseaddr(config.delivery.unsubscribe_mailto)[1] or \
             "unsubscribe@" + parseaddr(config.delivery.from_)[1].rpartition("@")[2]
         local, _, domain = mailto.rpartition("@")
-        print(f"  unsubscribe mailto {local}+TOKEN@{domain}: pipe it to `digestd inbound` too")
+        # (a label as wide as the others: "unsubscribe mailto" broke the column)
+        print(f"  mailto    unsubscribe mails to {local}+TOKEN@{domain}: pipe it to "
+              "`digestd inbound` too")
     print(f"  web       {config.web.listen} (links use {config.web.base_url})")
     print(f"  sources   {len(config.sources)}: "
           + ", ".join(f"{s.name} ({s.kind}{'' if s.enabled else ', disabled'})"

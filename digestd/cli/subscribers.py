@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import DigestdError, RuleError, StoreError, UsageError
-from .common import _config, _count, _days_ago, _print_json, _store
+from .common import _config, _count, _days_ago, _moment, _print_json, _store
 
 
 def cmd_subscribers_add(args: argparse.Namespace) -> int:
+    from ..models import quote_rule
     from ..rules import validate
     from ..validators import EmailNotValidError, email_address
 
@@ -25,11 +26,11 @@ def cmd_subscribers_add(args: argparse.Namespace) -> int:
         try:
             validate(rule)
         except RuleError as e:  # say which one: there may be several --rule
-            raise RuleError(f'rule {n} "{rule}": {e}', e.column) from None
+            raise RuleError(f"rule {n} {quote_rule(rule)}: {e}", e.column) from None
     schedule = _schedule_args(args, config)
     with _store(config) as store:
         try:
-            sub = store.add_subscriber(email, args.rule, name=args.name or "",
+            sub = store.add_subscriber(email, args.rule, name=_display_name(args.name),
                                        feed_only=args.feed_only, **schedule)
         except StoreError as e:
             if "exists already" not in str(e):
@@ -67,6 +68,14 @@ def _schedule_args(args: argparse.Namespace, config: Config) -> dict:
             "weekday": WEEKDAYS.index(args.weekday or "mon"), "send_empty": args.send_empty}
 
 
+def _display_name(name: str | None) -> str:
+    """--name: one line (it goes into the To: header), without the spaces around it."""
+    name = (name or "").strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise UsageError(f"--name must be one line without control characters, got {name!r}")
+    return name
+
+
 def _weekday_applies(weekday: str | None, frequency: str) -> None:
     """--weekday is for a weekly digest: given for another, it would be kept and do nothing."""
     if weekday and frequency != "weekly":
@@ -75,11 +84,19 @@ def _weekday_applies(weekday: str | None, frequency: str) -> None:
 
 
 def cmd_subscribers_list(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from ..jobs import next_digests
+    from ..schedule import iso
+
     config = _config(args)
+    now = datetime.now(timezone.utc)
     with _store(config, read_only=True) as store:
         subs = store.subscribers(args.status)
         # one read each for all subscribers, however many there are
         seeds, feedback = store.seed_counts(), store.all_feedback_counts()
+        # as the daemon's next build decides it (a slot due now is built at its next check)
+        nexts = next_digests(config, store, subs, now)
     if args.json:
         _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status,
                       "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
@@ -89,7 +106,13 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
                       "feed_only": s.feed_only, "recommend": s.recommend,
                       "min_score": s.min_score, "seeds": seeds.get(s.id, 0),
                       "more_like_this": feedback.get(s.id, (0, 0))[0],
-                      "less_like_this": feedback.get(s.id, (0, 0))[1]} for s in subs])
+                      "less_like_this": feedback.get(s.id, (0, 0))[1],
+                      # UTC, as the store keeps times; _local: in the subscriber's zone
+                      "next_digest_at": iso(nexts[s.id].at) if s.id in nexts else None,
+                      "next_digest_local": nexts[s.id].local.isoformat(timespec="minutes")
+                      if s.id in nexts else None,
+                      "next_digest_due_now": s.id in nexts and nexts[s.id].at <= now}
+                     for s in subs])
         return 0
     rows = []
     for s in subs:
@@ -102,16 +125,23 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         when = f"{s.frequency}{' ' + WEEKDAYS[s.weekday] if s.frequency == 'weekly' else ''}"
         when += " +empty" if s.send_empty else ""
         more, less = feedback.get(s.id, (0, 0))
+        slot = nexts.get(s.id)
+        if slot is None:  # not active, no rules, or a schedule the daemon cannot read
+            upcoming = "- (no rules)" if s.status == "active" and not s.rules else "-"
+        else:
+            upcoming = _moment(slot.at, s.timezone)
+            upcoming = f"due now ({upcoming})" if slot.at <= now else upcoming
         # the id is how logs and `digestd inbound` name a subscriber (never by address)
-        rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}",
+        rows.append((str(s.id), s.email, status, f"{when} {s.send_at} {s.timezone}", upcoming,
                      str(seeds.get(s.id, 0)), str(more), str(less), str(s.recommend),
                      "off" if s.min_score is None else f"{s.min_score:g}",
                      " | ".join(s.rules)))
     if rows:
-        # MORE and LESS: the "more like this" and "less like this" marks; RECOMMEND and
-        # MIN_SCORE: the settings of `subscribers set`
-        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "SEEDS", "MORE", "LESS", "RECOMMEND",
-                "MIN_SCORE", "RULES")
+        # NEXT_DIGEST: in the subscriber's zone and in UTC; MORE and LESS: the "more like
+        # this" and "less like this" marks; RECOMMEND and MIN_SCORE: the settings of
+        # `subscribers set`
+        head = ("ID", "EMAIL", "STATUS", "SCHEDULE", "NEXT_DIGEST", "SEEDS", "MORE", "LESS",
+                "RECOMMEND", "MIN_SCORE", "RULES")
         widths = [max(len(r[i]) for r in (head, *rows)) for i in range(len(head) - 1)]
         for r in (head, *rows):
             print("  ".join(f"{v:<{w}}" for v, w in zip(r, widths)) + "  " + r[-1])
@@ -124,8 +154,10 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_set(args: argparse.Namespace) -> int:
-    """Change a subscriber's schedule; what is not given stays as it is."""
+    """Change a subscriber's schedule, name, feed-only and relevance settings; what is not
+    given stays as it is."""
     config = _config(args)
+    name = None if args.name is None else _display_name(args.name)
     with _store(config) as store:
         sub = store.get_subscriber(args.email)
         _weekday_applies(args.weekday, args.frequency or sub.frequency)
@@ -135,14 +167,18 @@ def cmd_subscribers_set(args: argparse.Namespace) -> int:
             weekday=args.weekday or WEEKDAYS[sub.weekday],
             send_empty=sub.send_empty if args.send_empty is None else args.send_empty)
         schedule = _schedule_args(merged, config)
-        store.update_preferences(sub.id, sub.rules, **schedule)
+        store.update_preferences(sub.id, sub.rules, feed_only=args.feed_only, **schedule)
+        if name is not None:
+            store.set_name(sub.id, name)
         min_score = _min_score(args.min_score)
         store.set_relevance(sub.id, recommend=args.recommend,
                             min_score=None if min_score == "off" else min_score,
                             clear_min_score=min_score == "off")
         sub = store.get_subscriber(sub.id)
     day = f" on {WEEKDAYS_LONG[schedule['weekday']]}" if schedule["frequency"] == "weekly" else ""
-    print(f"{sub.email}: {schedule['frequency']}{day} at {schedule['send_at']} "
+    who = f"{sub.name} <{sub.email}>" if sub.name else sub.email
+    print(f"{who}: {'feed only (no email), ' if sub.feed_only else ''}"
+          f"{schedule['frequency']}{day} at {schedule['send_at']} "
           f"{schedule['timezone']}, "
           f"{'a note' if schedule['send_empty'] else 'no email'} on days without matches; "
           f"{sub.recommend or 'no'} recommendation{'s' if sub.recommend != 1 else ''} beyond "

@@ -66,6 +66,7 @@ from .load import (  # noqa: F401
     load_config,
     parse_config,
     shared_secret_warning,
+    unsubscribe_mail_warning,
     unsubscribe_warning,
 )
 from .schema import (  # noqa: F401

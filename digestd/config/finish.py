@@ -119,6 +119,10 @@ def finish(config: Config, path: Path | None, env: typing.Mapping[str, str], loc
         if problem:
             note(f'delivery.outbox_dir "{config.delivery.outbox_dir}" {problem}: the outbox '
                  "method writes its .eml files there", "delivery", "outbox_dir")
+    store_path = config.store.path
+    if not config.store.url and store_path != ":memory:" and os.path.isdir(store_path):
+        note(f'store.path must be the store\'s file, got "{store_path}": it is a folder '
+             f'(e.g. "{os.path.join(store_path, "digestd.sqlite3")}")', "store", "path")
     templates = config.digest.templates_dir
     if templates and not os.path.isdir(templates):
         note(f'digest.templates_dir must be a folder, got "{templates}": '

@@ -2,6 +2,7 @@
 (file, line and key); what `config check` warns about. What the keys need together and the
 files they name are checked in finish.py."""
 
+import ast
 import dataclasses
 import difflib
 import ipaddress
@@ -80,9 +81,37 @@ def load_config(path: str | os.PathLike | None = None, *, env: typing.Mapping[st
     except FileNotFoundError:
         raise ConfigError("config file not found (create one with `digestd init`)",
                           path=str(path)) from None
+    except IsADirectoryError:
+        inside = path / "digestd.toml"
+        raise ConfigError("is a folder, not a config file"
+                          + (f": did you mean {inside}?" if inside.is_file() else
+                             " (give the .toml file itself)"), path=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read config file: {e}", path=str(path)) from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "not UTF-8 text"
+        raise ConfigError(f"cannot read config file: {why}", path=str(path)) from None
     return parse_config(text, path, env=env)
+
+
+def _given_twice(msg: str, shown: str, before: list[str]) -> str | None:
+    """tomllib's "Cannot declare ('smtp',) twice" and "Cannot overwrite a value" as a user
+    reads them ("[smtp] appears twice (first at line 1) ..."), given the line it stopped at
+    (`shown`) and the lines before it; None for any other TOML error."""
+    declared = re.fullmatch(r"Cannot declare \((.*)\) twice", msg)
+    if declared:
+        try:
+            parts = ast.literal_eval(f"({declared[1]})")
+        except (ValueError, SyntaxError):
+            return None
+        table = ".".join(map(str, parts))
+        first = next((n for n, text in enumerate(before, 1)
+                      if (h := _Locator._HEADER.match(text)) and h[2].strip() == table), None)
+        return (f"[{table}] appears twice" + (f" (first at line {first})" if first else "")
+                + f": write each table once, with all its keys under one [{table}]"
+                + (" (or [[sources]] for each source)" if table == "sources" else ""))
+    key = re.match(r"\s*([\w.\-\"']+)\s*=", shown)
+    if msg == "Cannot overwrite a value" and key:
+        return f"{key[1]} is given twice: a key is set once in its table"
+    return None
 
 
 def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None = None) -> Config:
@@ -94,12 +123,14 @@ def parse_config(text: str, path: Path, *, env: typing.Mapping[str, str] | None 
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
         msg = re.sub(r"\s*\(at line.*\)", "", str(e))
         lines = text.splitlines()
-        shown = lines[int(m[1]) - 1].strip() if m and 0 < int(m[1]) <= len(lines) else ""
-        if "overwrite" in msg.lower():  # tomllib's word for a key or table given twice
-            msg += " (a key or table given twice?)"
+        line = int(m[1]) if m else None
+        shown = lines[line - 1].strip() if line and 0 < line <= len(lines) else ""
+        twice = _given_twice(msg, shown, lines[:line - 1] if line else [])
+        if twice:
+            raise ConfigError(twice, path=str(path), line=line) from None
         raise ConfigError(f"invalid TOML: {msg}" + (f" (column {m[2]})" if m else "")
                           + (f": {shown[:120]}" if shown else ""),
-                          path=str(path), line=int(m[1]) if m else None) from None
+                          path=str(path), line=line) from None
 
     def fail(message: str, section: str, key: str | None = None, index: int | None = None):
         line = locate(section, index, key)
@@ -265,6 +296,28 @@ def unsubscribe_warning(config: Config) -> str | None:
             "one-click unsubscribe, RFC 8058, only over https)")
 
 
+def unsubscribe_mail_warning(config: Config) -> str | None:
+    """Why unsubscribe requests sent by mail (the mailto: of List-Unsubscribe, which many
+    mail clients use) are lost, if they are: without delivery.return_path or
+    delivery.unsubscribe_mailto they go to the From address, which digestd does not read
+    (unless [inbound] reads that very mailbox). `config check` and `doctor` show it, `send`
+    logs it once."""
+    delivery = config.delivery
+    if config.smtp is None or delivery.return_path or delivery.unsubscribe_mailto:
+        return None
+    sender = parseaddr(delivery.from_)[1]
+    if config.inbound.enabled and config.inbound.username.lower() == sender.lower():
+        return None  # the From mailbox is the one [inbound] reads: the mail is handled
+    domain = sender.rpartition("@")[2] or "example.org"
+    return (f"delivery.return_path is not set: the mailto: of List-Unsubscribe goes to the "
+            f"From address ({sender}), which digestd does not read, so a subscriber who "
+            "unsubscribes by mail stays subscribed (the one-click https link still works). "
+            f'Set delivery.return_path (e.g. "bounces@{domain}") and have the mail server '
+            f'deliver it and unsubscribe@{domain}, each with any "+TOKEN", to `digestd '
+            "inbound` (docs/inbound.md); or set delivery.unsubscribe_mailto to an address "
+            "that reaches `digestd inbound` or the [inbound] mailbox")
+
+
 def example_sender_warning(config: Config) -> str | None:
     """Why mail sent by SMTP from delivery.from will be refused, if its domain is one RFC
     2606 reserves for examples: `config check` shows it and `send` logs it once."""
@@ -318,6 +371,9 @@ def _warnings(config: Config, path: Path, locate: "_Locator",
     unsubscribe = unsubscribe_warning(config)
     if unsubscribe:
         out.append(where("web", "base_url") + unsubscribe)
+    by_mail = unsubscribe_mail_warning(config)
+    if by_mail:
+        out.append(where("delivery", "return_path") + by_mail)
     for i, src in enumerate(config.sources):
         unknown = [u for u in map(unknown_arxiv_category, src.categories) if u]
         if src.kind == "arxiv-rss" and unknown:
@@ -374,9 +430,13 @@ def _source_problems(src: SourceConfig | None, table: dict, i: int, fail
     def given(key: str) -> bool:
         return bool(getattr(src, key)) if src is not None else key in table
 
+    name = src.name if src is not None else table.get("name")
+    # which source: its name, or (without one) where it is among the [[sources]] tables
+    which = f'source "{name}"' if isinstance(name, str) and name else \
+        f"[[sources]] table {i + 1}, counted from the top"
     for key in ("name", "kind"):
         if not given(key):
-            note(f"sources.{key} is required", "sources", None, i)
+            note(f"sources.{key} is required ({which})", "sources", None, i)
     kind = src.kind if src is not None else table.get("kind")
     if kind not in SOURCE_KINDS:
         return errors
@@ -387,10 +447,9 @@ def _source_problems(src: SourceConfig | None, table: dict, i: int, fail
                  f"(only to {', '.join(kinds)})", "sources", toml_key(f), i)
     for needs, key in (("arxiv-rss", "categories"), ("arxiv-api", "query"), ("feed", "url")):
         if kind == needs and not given(key):
-            note(f'sources.{key} is required for kind "{kind}"', "sources", None, i)
+            note(f'sources.{key} is required for kind "{kind}" ({which})', "sources", None, i)
     # checked also when another key of the table had a mistake: every mistake at once
     url = src.url if src is not None else table.get("url")
-    name = src.name if src is not None else table.get("name")
     problem = source_url_problem(url) if isinstance(url, str) and url else None
     if problem:
         note(f'sources.url of "{name}" {problem}', "sources", "url", i)
@@ -463,6 +522,8 @@ def _coerce(raw: Any, typ: Any, f: dataclasses.Field, name: str, fail) -> Any:
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         shown = ", ".join(f'"{c}"' for c in choices if c)
+        if "" in choices:  # allowed too: the setting's default, as its help says
+            shown += ', or "" (empty: the default)'
         fail(f"{name} must be one of {shown}, {got()}")
     minimum, maximum = f.metadata.get("minimum"), f.metadata.get("maximum")
     if minimum is not None and value < minimum:

@@ -51,7 +51,6 @@ from ..jobs import build_and_send, build_workers, poll_sources, send_outbox
 from ..jobs_cluster import Leadership, Presence, build_shards_and_send, open_round
 from ..logs import quiet_daemon_libraries
 from ..render import check_templates
-from ..schedule import ARXIV_POLL_HOURS
 from ..sdnotify import Notifier
 from ..sources import Http, make_source
 from ..store import BaseStore, open_store
@@ -61,6 +60,7 @@ from .parts import (  # noqa: F401  (inbound_handler, poll_trigger: what tests i
     WebServer,
     first_poll,
     inbound_handler,
+    poll_interval,
     poll_trigger,
     web_parts,
 )
@@ -109,6 +109,7 @@ class Daemon:
         self.scheduler: AsyncIOScheduler | None = None
         self.web: WebServer | None = None
         self.send_again = False  # the web app queued mail while the digest job was running
+        self.next_due_logged: str | None = None  # the next digest's time, as last logged
         # several instances on one store: this one's name in leases and claims, and whether
         # it leads (polls, reads [inbound], prunes, opens build rounds); alone, it always does
         self.instance = new_owner()
@@ -356,8 +357,7 @@ class Daemon:
                 log.error("event=source_unavailable source=%s error=%r", cfg.name, str(e))
                 continue
             trigger = poll_trigger(cfg, every)
-            if isinstance(trigger, CronTrigger):
-                every = 24 * 3600 / len(ARXIV_POLL_HOURS)
+            every = poll_interval(trigger, every)
             state = states.get(cfg.name)
             first = first_poll(trigger, state.last_poll if state else None, every, now)
             if startup and first <= now:
@@ -365,7 +365,7 @@ class Daemon:
             self.scheduler.add_job(self._job, trigger, id=job_id, name=job_id,
                                    args=(job_id, functools.partial(self._poll, cfg.name)),
                                    next_run_time=first, replace_existing=True)
-            log.debug("event=poll_scheduled source=%s first=%s every_s=%g", cfg.name,
+            log.info("event=poll_scheduled source=%s first=%s every_s=%g", cfg.name,
                       first.isoformat(timespec="seconds"), every)
 
     async def _poll(self, name: str) -> None:
@@ -535,6 +535,11 @@ class Daemon:
                      built.feed_only, built.empty, built.quiet, built.caught_up, built.merged,
                      built.failed, built.papers_checked, built.took_s * 1000,
                      " stopped=shutdown" if built.stopped else "")
+        if built.next_due and built.next_due != self.next_due_logged:
+            # once each time it moves: between ticks that build nothing the log says when
+            # something will happen (the digest job itself runs every check_every, quietly)
+            self.next_due_logged = built.next_due
+            log.info("event=next_digest at=%s", built.next_due)
         return report
 
     def _delivered(self, _report: DeliveryReport) -> None:

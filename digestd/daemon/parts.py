@@ -44,14 +44,40 @@ def inbound_handler(config: Config, store: BaseStore) -> InboundHandle:
     return handle
 
 
-def poll_trigger(cfg: SourceConfig, every: float) -> BaseTrigger:
+def poll_trigger(cfg: SourceConfig, every: float, *, jitter: bool = True) -> BaseTrigger:
     """When a source is polled: its `every` with jitter, or for arXiv kinds without one,
-    a little after each announcement (arXiv publishes on a US Eastern schedule)."""
+    a little after each announcement (arXiv publishes on a US Eastern schedule). Without
+    `jitter`: the earliest each poll can be (the jitter only ever adds to it)."""
     if not cfg.every and cfg.kind in ARXIV_KINDS:
         return CronTrigger(hour=",".join(str(h) for h in ARXIV_POLL_HOURS),
                            minute=ARXIV_POLL_MINUTE, timezone=ZoneInfo(ARXIV_POLL_ZONE),
-                           jitter=ARXIV_POLL_JITTER)
-    return IntervalTrigger(seconds=every, jitter=poll_jitter(every), timezone=timezone.utc)
+                           jitter=ARXIV_POLL_JITTER if jitter else None)
+    return IntervalTrigger(seconds=every, jitter=poll_jitter(every) if jitter else None,
+                           timezone=timezone.utc)
+
+
+def poll_interval(trigger: BaseTrigger, every: float) -> float:
+    """Seconds between two polls by `trigger`: `every`, or for arXiv's fixed times their
+    mean spacing (what a restart waits for since the last poll: see first_poll)."""
+    return 24 * 3600 / len(ARXIV_POLL_HOURS) if isinstance(trigger, CronTrigger) else every
+
+
+def poll_jitter_of(trigger: BaseTrigger, every: float) -> float:
+    """The most seconds the daemon's jitter adds to a poll of `trigger` (see poll_trigger)."""
+    return ARXIV_POLL_JITTER if isinstance(trigger, CronTrigger) else poll_jitter(every)
+
+
+def next_poll(cfg: SourceConfig, every: float, last_poll: str | None,
+              now: datetime) -> datetime:
+    """The earliest a running daemon polls this source next (jitter may add up to
+    poll_jitter_of): `now` when it is overdue, as first_poll says (the daemon polls it at
+    once when it starts), else its next turn: arXiv's next fixed time, or `every` since
+    the last poll."""
+    trigger = poll_trigger(cfg, every, jitter=False)
+    due = poll_first_run(last_poll, poll_interval(trigger, every), now)
+    if due > now and isinstance(trigger, CronTrigger):
+        return trigger.get_next_fire_time(None, now) or due
+    return due
 
 
 def first_poll(trigger: BaseTrigger, last_poll: str | None, every: float,

@@ -9,7 +9,7 @@ from typing import Generic
 
 from .. import rules as R
 from ..errors import RuleError
-from ..models import Hit, Paper, PaperMatch, RuleMatch
+from ..models import Hit, Paper, PaperMatch, RuleMatch, quote_rule
 from .index import _FieldIndex, _Found, _ValueIndex
 from .plan import (
     _PHRASE,
@@ -71,7 +71,7 @@ class Matcher(Generic[K]):
             try:
                 node = R.parse(text)
             except RuleError as exc:
-                raise RuleError(f'rule "{text}": {exc}', exc.column) from None
+                raise RuleError(f"rule {quote_rule(text)}: {exc}", exc.column) from None
             tree = _tree(node, intern)
             rid = canon_ids.get(tree)
             if rid is None:

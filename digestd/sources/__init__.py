@@ -24,6 +24,11 @@ def make_source(config: SourceConfig, http: Http) -> Source:
     return cls(config, http)
 
 
+def poll_every(config: SourceConfig) -> float:
+    """Seconds between two polls of a source, as its Source.every says (no Http needed)."""
+    return make_source(config, None).every  # type: ignore[arg-type]  (every reads no Http)
+
+
 __all__ = [
     "SOURCE_CLASSES",
     "USER_AGENT",
@@ -32,4 +37,5 @@ __all__ = [
     "PollResult",
     "Source",
     "make_source",
+    "poll_every",
 ]

@@ -121,12 +121,13 @@ class ArxivApiSource(Source):
         wanted = self.config.max_results
         papers: list[Paper] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = repeated = 0
         start = 0
         etag = last_modified = None
-        while len(papers) + skipped < wanted:
+        while len(papers) + skipped + repeated < wanted:
             params = {"search_query": self.config.query, "start": start,
-                      "max_results": min(self.page_size, wanted - len(papers) - skipped),
+                      "max_results": min(self.page_size,
+                                         wanted - len(papers) - skipped - repeated),
                       "sortBy": "submittedDate", "sortOrder": "descending"}
             # Validators belong to the first page only: later pages are other URLs.
             got = await self.fetch(self.endpoint, state if start == 0 else None, params=params,
@@ -140,8 +141,8 @@ class ArxivApiSource(Source):
             for entry in page.entries:
                 # New submissions push results down while we page, so a page may
                 # repeat the end of the previous one.
-                if entry.paper.id in seen:
-                    skipped += 1
+                if entry.paper.id in seen:  # seen (on the page before), not skipped
+                    repeated += 1
                 else:
                     seen.add(entry.paper.id)
                     papers.append(entry.paper)
@@ -150,4 +151,5 @@ class ArxivApiSource(Source):
             start += got_here
             if got_here == 0 or (page.total is not None and start >= page.total):
                 break
-        return PollResult(papers=papers, skipped=skipped, etag=etag, last_modified=last_modified)
+        return PollResult(papers=papers, skipped=skipped, repeated=repeated, etag=etag,
+                          last_modified=last_modified)

@@ -14,7 +14,7 @@ import feedparser
 from ..errors import SourceError
 from ..models import Paper
 from ..store import SourceState
-from .base import PollResult, Source, parse_off_loop
+from .base import PollResult, Source, parse_off_loop, xml_error
 from .clean import clean_abstract, clean_title, entry_date, split_authors
 from .ids import arxiv_urls, parse_arxiv
 
@@ -177,12 +177,13 @@ def check_feed(parsed: feedparser.FeedParserDict, source: str, *, strict: bool) 
     """
     exc = parsed.get("bozo_exception")
     if not parsed.get("version"):
-        detail = f" ({exc})" if exc else ""
+        detail = f" ({xml_error(exc)})" if exc else ""
         raise SourceError(f"{source}: the answer is not an RSS or Atom feed{detail}",
                           reason="bad-xml")
     if strict and parsed.get("bozo") and not isinstance(
             exc, (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)):
-        raise SourceError(f"{source}: the feed is not well-formed XML: {exc}", reason="bad-xml")
+        raise SourceError(f"{source}: the feed is not well-formed XML: {xml_error(exc)}",
+                          reason="bad-xml")
 
 
 # The pre-2024 RSS 1.0 feeds (export.arxiv.org/rss/...) put the id, the primary category and

@@ -52,6 +52,9 @@ class PollResult:
 
     papers: list[Paper] = field(default_factory=list)
     skipped: int = 0  # entries dropped on purpose (replacements, older versions, unusable)
+    # entries that repeat a paper this poll already has (listed on two days, or again on
+    # the next page): seen, as a paper the store has is, not skipped
+    repeated: int = 0
     not_modified: bool = False  # the server answered 304
     etag: str | None = None
     last_modified: str | None = None
@@ -60,7 +63,7 @@ class PollResult:
     @property
     def fetched(self) -> int:
         """Entries the source returned, kept or not."""
-        return len(self.papers) + self.skipped
+        return len(self.papers) + self.skipped + self.repeated
 
 
 @dataclass(frozen=True)
@@ -621,6 +624,16 @@ class Source:
     async def poll(self, state: SourceState) -> PollResult:
         """Fetch and parse; raise SourceError (with a short `reason`) on any failure."""
         raise NotImplementedError
+
+
+def xml_error(exc: BaseException | None) -> str:
+    """A parser's complaint as an operator reads it: SAX (feedparser's parser) puts
+    "<unknown>:" where a file name would be ("<unknown>:2:0: not well-formed (invalid
+    token)"); written here as ElementTree writes its own ("not well-formed (invalid token):
+    line 2, column 0")."""
+    text = str(exc) if exc is not None else ""
+    m = re.fullmatch(r"<unknown>:(\d+):(\d+):\s*(.*)", text, re.DOTALL)
+    return f"{m[3]}: line {m[1]}, column {m[2]}" if m else text
 
 
 def _network_detail(e: BaseException) -> str:

@@ -15,7 +15,7 @@ from ..models import Paper
 from ..store import SourceState
 from ..text import collapse, words
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
-from .base import PollResult, Source, parse_off_loop
+from .base import PollResult, Source, parse_off_loop, xml_error
 from .clean import (
     NAME_PARTICLES,
     absolute_link,
@@ -286,7 +286,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     well_formed = not parsed.get("bozo")
     if one_by_one:
         log.warning("source=%s not_well_formed=%r items=%d read_one_by_one=true unreadable=%d",
-                    source, str(parsed.get("bozo_exception")), one_by_one, unreadable)
+                    source, xml_error(parsed.get("bozo_exception")), one_by_one, unreadable)
     entries = parsed.entries
     atom = str(parsed.get("version") or "").startswith("atom")
     if atom:

@@ -110,7 +110,7 @@ class HfDailySource(Source):
         today = self.today()
         papers: list[Paper] = []
         seen: set[str] = set()
-        skipped = 0
+        skipped = repeated = 0
         etag = last_modified = None
         for back in range(self.config.days):
             if len(papers) >= self.config.max_results:
@@ -128,9 +128,13 @@ class HfDailySource(Source):
             found, dropped = await parse_off_loop(parse_hf_daily, got.content, source=self.name)
             skipped += dropped
             for paper in found:
-                if paper.id in seen or len(papers) >= self.config.max_results:
+                if paper.id in seen:  # on an earlier day's list too: seen, not skipped
+                    repeated += 1
+                    continue
+                if len(papers) >= self.config.max_results:
                     skipped += 1
                     continue
                 seen.add(paper.id)
                 papers.append(paper)
-        return PollResult(papers=papers, skipped=skipped, etag=etag, last_modified=last_modified)
+        return PollResult(papers=papers, skipped=skipped, repeated=repeated, etag=etag,
+                          last_modified=last_modified)

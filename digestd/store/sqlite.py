@@ -34,6 +34,9 @@ class Store(BaseStore):
         self._between_calls = threading.Lock()  # the checkpoint thread's (fork_safe)
         self.side_files = self.path
         if self.path != ":memory:":
+            if os.path.isdir(self.path):  # SQLite says only "unable to open database file"
+                raise StoreError(f"cannot open store {self.path}: it is a folder, not the "
+                                 f"store's file (e.g. {Path(self.path) / 'digestd.sqlite3'})")
             refuse_to_start_over(Path(self.path))
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)

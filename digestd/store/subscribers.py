@@ -110,6 +110,13 @@ class SubscriberStore:
                                            subscriber_id)).rowcount == 0:
                 raise NotFound(f"no subscriber {subscriber_id}")
 
+    def set_name(self, subscriber_id: int, name: str) -> None:
+        """A subscriber's display name ("" for none)."""
+        with self.transaction() as db:
+            if db.execute("UPDATE subscribers SET name = ? WHERE id = ?",
+                          (name, subscriber_id)).rowcount == 0:
+                raise NotFound(f"no subscriber {subscriber_id}")
+
     def set_status(self, subscriber_id: int, status: str) -> None:
         with self.transaction() as db:
             db.execute("UPDATE subscribers SET status = ? WHERE id = ?", (status, subscriber_id))
