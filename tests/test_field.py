@@ -175,6 +175,22 @@ async def test_tex_authors_and_titles(server, store, http, kind):
     assert paper.abstract.startswith("We invent priors")  # the announce preamble is gone
 
 
+
+async def test_author_strings_keep_the_names_only(server, store, http):
+    """Addresses ("Ann Roe <ann@...>", RSS 2.0's "ann@... (Ann Roe)"), ORCID iDs, a "By"
+    before the list and middle dots between names: a clean list of people, whom an
+    `author:` rule finds by their names and never by a mail domain."""
+    papers = await poll_files(server, store, http,
+                              {"/letters.xml": "feed-authors-with-addresses.xml"})
+    assert len(papers) == 6
+    by_title = {p.title: p.authors for p in papers}
+    assert by_title.pop("Names set apart by middle dots") == ("Ann Roe", "Bo Sample", "Cy Test")
+    assert set(by_title.values()) == {("Ann Roe", "Bo Sample")}, by_title
+    assert len(matching("author:roe", papers)) == 6
+    assert matching("author:example", papers) == matching("author:orcid", papers) == []
+    assert matching("author:by", papers) == []
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -188,6 +188,38 @@ def _without_marks(value: object) -> object:
     return value
 
 
+# What an author string carries beside the names, which no reader wants in one (and no
+# `author:` rule should find): an address, the RSS 2.0 way ("jane@example.org (Jane Doe)",
+# the name in the parentheses) or another ("Jane Doe <jane@example.org>", "mailto:..."), an
+# ORCID iD ("ORCID: 0000-0002-1825-0097", "https://orcid.org/..."), a label before the list
+# ("By Jane Doe and Bob Roe", "Authors: ...")
+_EMAIL = r"(?:mailto:)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_NAMED_EMAIL = re.compile(rf"<?{_EMAIL}>?\s*\(([^()@]+)\)")
+_CONTACT = re.compile(rf"<\s*{_EMAIL}\s*>|{_EMAIL}|(?:\bORCID(?:\s+iD)?\s*:?\s*)?(?:https?://"
+                      r"(?:www\.)?orcid\.org/)?\b\d{4}-\d{4}-\d{4}-\d{3}[\dX]\b", re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:(?:written\s+)?by|authors?\s*:|authored\s+by)\s*:?\s*(?=[^\W\d_])",
+                    re.IGNORECASE)
+# names set apart by a middle dot, a bullet or a bar ("Ann Roe · Bo Sample | Cy Test")
+_BULLETS = re.compile(r"\s+[·•|]\s+")
+_BEFORE_COMMA = re.compile(r"\s+(?=[,;])")
+
+
+def _without_contacts(text: str) -> str:
+    """An author string without the addresses, ORCID iDs and label it carries beside the
+    names (_CONTACT), its bullets made separators."""
+    if "@" in text:
+        text = _NAMED_EMAIL.sub(r" \1 ", text)
+    if "@" in text or "-" in text:
+        text, n = _CONTACT.subn(" ", text)
+        if n:
+            text = _BEFORE_COMMA.sub("", text)  # "Jane Doe <jane@example.org>, Bob Roe"
+    if text[:12].lstrip()[:1] in ("b", "B", "a", "A", "w", "W"):
+        text = _LABEL.sub("", text, count=1)
+    if "·" in text or "•" in text or "|" in text:
+        text = _BULLETS.sub("; ", text)
+    return text
+
+
 def _has_entities(value: object) -> bool:
     """Whether a name field carries HTML entities, so it is read as HTML (decoded once)."""
     return isinstance(value, str) and "&" in value and bool(_ENTITY.search(value))
@@ -281,6 +313,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
+    text = _without_contacts(text)
     if not text.isascii() and ("、" in text or "，" in text or "；" in text):  # CJK lists
         text = text.replace("、", ",").replace("，", ",").replace("；", ";")
     cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
@@ -333,8 +366,8 @@ def clean_name(value: object, *, html: bool = False, tex: bool = False,
     """One person's name (a feed that gives each author apart): affiliations in
     parentheses and affiliation marks dropped, entities decoded (`plain` as clean_text's)."""
     html = html or _has_entities(value)
-    text = clean_text(_without_marks(value), html=html, tex=tex, plain=plain,
-                      limit=MAX_AUTHOR * 2)
+    text = _without_contacts(clean_text(_without_marks(value), html=html, tex=tex, plain=plain,
+                                        limit=MAX_AUTHOR * 2))
     while True:
         text, n = _PARENS.subn(" ", text)
         if not n:

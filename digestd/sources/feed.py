@@ -58,6 +58,12 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
         # Many feeds put all authors in one dc:creator / <author>: "A, B and C", sometimes as
         # HTML links.
         name = people[0]["name"]
+        raw = entry.get("author")
+        if people[0].get("email") and isinstance(raw, str) and people[0]["email"] in raw:
+            # feedparser took the first address out of the string, and its parentheses with
+            # it ("a@x.org (Ann Roe), b@x.org (Bo Sample)" gave "Ann Roe), b@x.org (Bo
+            # Sample"): the string as the feed wrote it, whose addresses split_authors drops
+            name = raw
         return split_authors(name, html="<" in name, tex=tex)
     # one name each, as a rule; but a list in one of them ("A, B and C" beside a feed-wide
     # <author>) is split too, and "et al." in one of its own is no author
