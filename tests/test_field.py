@@ -191,6 +191,31 @@ async def test_author_strings_keep_the_names_only(server, store, http):
     assert matching("author:by", papers) == []
 
 
+
+async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server, store, http):
+    """A '"', "<", "{" or "|" in an item's link is percent-encoded and a "\\" is a "/" (the
+    WHATWG URL standard), so the digest's text part shows each link whole, as a mail client
+    links it; a user name before the host ("https://arxiv.org:abs@...") goes."""
+    from digestd.models import Digest, PaperMatch, Subscriber
+    from digestd.render import Links, Renderer
+    papers = await poll_files(server, store, http,
+                              {"/rep/feed.xml": "feed-links-with-unsafe-characters.xml"})
+    urls = {p.title: p.url for p in papers}
+    assert urls == {
+        "A query in quotes": "https://reports.example.net/search?q=%22invented%20optics%22",
+        "Angle brackets and braces in the path":
+            "https://reports.example.net/a/%3C42%3E/%7Bv2%7D%7Cfull",
+        "A relative link with a backslash and a caret": server.url("/rep/article/7%5Eb"),
+        "A link whose user name looks like another host": "https://reports.example.net/a/8"}
+    digest = Digest(subscriber=Subscriber(id=1, email="a@example.org"), period="2026-11-27",
+                    items=tuple(PaperMatch(p, ()) for p in papers))
+    text, html = Renderer(links=Links("https://digest.example.org", b"k" * 32),
+                          from_addr="d@example.org").render(digest)
+    lines = {line.strip() for line in text.splitlines()}
+    assert set(urls.values()) <= lines
+    assert "arxiv.org" not in text and "arxiv.org" not in html
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -8,7 +8,7 @@ import html
 import re
 from datetime import date, datetime, timedelta, timezone
 from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC 5322 4.3
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from ..text import collapse
 from .markup import has_markup, html_to_text, inline_markup_to_text
@@ -401,7 +401,42 @@ def absolute_link(link: object, base: str = "") -> str:
         return ""
     if any(c.isspace() for c in parts.netloc):
         return ""
-    return link.replace(" ", "%20") if " " in link else link
+    if not _URL_CHARS.fullmatch(link) or "@" in parts.netloc:
+        link = _as_a_browser_reads(parts)
+    return link
+
+
+# what a URL holds as written (RFC 3986's characters, and any beyond ASCII, which mail
+# clients link as they are); anything else is read as a browser reads it (_as_a_browser_reads)
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%\u0080-\U0010ffff]*")
+_HOST_CHARS = re.compile(r"[A-Za-z0-9\-.\[\]:\u0080-\U0010ffff]*")
+_UNSAFE = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]')
+
+
+def _as_a_browser_reads(parts: SplitResult) -> str:
+    """An http(s) URL the way a browser reads and shows it (WHATWG URL standard): "\\" in
+    the path is "/", the characters that may not stand in a URL (space, '"', "<", ">", "{",
+    "|", ...) are percent-encoded, so that a mail client links the whole of it; no user name
+    or password, which only make a link look like another host's ("https://arxiv.org@x.example/"),
+    and no default port."""
+    host = parts.hostname or ""
+    if not _HOST_CHARS.fullmatch(host):
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+
+    def encode(text: str) -> str:
+        return _UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}", text)
+
+    return urlunsplit((scheme, host, encode(parts.path.replace("\\", "/")) or "/",
+                       encode(parts.query), encode(parts.fragment)))
 
 
 # -- dates ---------------------------------------------------------------------------------------
