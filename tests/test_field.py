@@ -216,6 +216,22 @@ async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server,
     assert "arxiv.org" not in text and "arxiv.org" not in html
 
 
+
+async def test_html_author_lists_split_where_the_markup_does(server, store, http):
+    """Names a line, a list item, a paragraph or an element each: as many people, not one
+    name run together ("Ann Roe Bo Lee Cy Poe", "Ann RoeBo Lee")."""
+    papers = await poll_files(server, store, http, {"/proc.xml": "feed-html-author-lists.xml"})
+    assert {p.title: p.authors for p in papers} == {
+        "One name a line": ("Ann Roe", "Bo Lee", "Cy Poe"),
+        "One name a list item": ("Ann Roe", "Bo Lee", "Cy Poe"),
+        "One name a span, one link each": ("Ann Roe", "Bo Lee", "Cy Poe", "Di Wu"),
+        "Surname first, one a paragraph, marks": ("Roe, Ann", "Lee, Bo"),
+        "Given names and surnames in spans of their own": ("Ann Roe", "Bo Lee")}
+    assert matching('author:"roe bo"', papers) == []
+    assert len(matching('author:"bo lee"', papers)) == 4 and len(matching("author:lee",
+                                                                           papers)) == 5
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -220,6 +220,15 @@ def _without_contacts(text: str) -> str:
     return text
 
 
+# markup between two names in an HTML list of names: a line break or rule, the end of a
+# block (a list item, a paragraph, a division, a table cell), two links or spans with nothing
+# between them (a span each for given names and surname, "<span>Ann</span> <span>Roe</span>",
+# has a space between)
+_BETWEEN_NAMES = re.compile(r"<(?:br|hr)\b[^<>]*>|</(?:li|p|div|td|th|tr|dd|dt)\s*>"
+                            r"|</a\s*>\s*(?=<a\b)|</(?:a|span)\s*>(?=<(?:a|span)\b)",
+                            re.IGNORECASE)
+
+
 def _has_entities(value: object) -> bool:
     """Whether a name field carries HTML entities, so it is read as HTML (decoded once)."""
     return isinstance(value, str) and "&" in value and bool(_ENTITY.search(value))
@@ -304,6 +313,15 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     decoded either way; `tex`: TeX accents are converted.
     """
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
+    if html and isinstance(value, str) and "<" in value and _BETWEEN_NAMES.search(value):
+        # names a line or an element each ("Ann Roe<br/>Bo Lee", "<li>Ann Roe</li><li>...",
+        # "<a>Ann Roe</a> <a>Bo Lee</a>"): markup that separates them as a comma would, which
+        # the text, without it, no longer shows ("Ann Roe Bo Lee"); each part is a list
+        parts = _BETWEEN_NAMES.split(value[:MAX_AUTHORS_TEXT])
+        if len(parts) > 1:
+            return tuple(dict.fromkeys(name for part in parts if part.strip()
+                                       for name in split_authors(part, html=True, tex=tex,
+                                                                 sep=sep)))
     if isinstance(value, str) and "\n" in value and "," not in value and ";" not in value \
             and not html and "\n" in value.strip():
         lines = [line.strip() for line in value.splitlines() if line.strip()]
