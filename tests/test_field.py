@@ -232,6 +232,20 @@ async def test_html_author_lists_split_where_the_markup_does(server, store, http
                                                                            papers)) == 5
 
 
+
+async def test_comparisons_that_look_like_tags_are_text(server, store, http):
+    """"k<p and p>q" beside real markup, in an HTML abstract or a title that holds markup:
+    a "<" before an element's name and words that are no attributes opens no element, so
+    the comparison stays as written while the <i>, <b>, <em> and <p> around it go."""
+    papers = await poll_files(server, store, http,
+                              {"/comb.xml": "feed-comparisons-that-look-like-tags.xml"})
+    assert [(p.title, p.abstract) for p in papers] == [
+        ("Bounds for k<p and p>q in invented posets",
+         "We show that for k<p and p>q the bound holds; if n<i or i>0, it is sharp."),
+        ("Invented chains when u<b and b>c", "For u<b and b>c, every chain is short.")]
+    assert len(matching('abstract:"p and p"', papers)) == 1
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:
