@@ -246,6 +246,39 @@ async def test_comparisons_that_look_like_tags_are_text(server, store, http):
     assert len(matching('abstract:"p and p"', papers)) == 1
 
 
+
+async def test_an_item_listed_again_under_its_guid_is_one_paper(server, store, http):
+    """One guid and one link on two items whose titles agree (a typo fixed, listed again as
+    the feed updated it): one paper, as a feed reader keys items by their guid, with the
+    first (newest) listing's title; met alone the next day, it is not new."""
+    papers = await poll_files(server, store, http,
+                              {"/iol.xml": "feed-item-listed-again-updated.xml"})
+    assert sorted(p.title for p in papers) == ["Another invented paper on waveguides",
+                                               "Invented optics for tunable lasers"]
+    assert matching("lazers", papers) == []
+    body = (FIELD / "feed-item-listed-again-updated.xml").read_text()
+    first_alone = body[:body.index("<item>", body.index("</item>"))] + "</channel></rss>"
+    server.payload("/iol.xml", first_alone.encode(), "application/rss+xml")
+    (report,) = await poll_sources([SourceConfig(name="s0", kind="feed",
+                                                 url=server.url("/iol.xml"))], store, http=http)
+    assert report.error is None and report.new == 0
+    assert len(store.papers_since("")) == 2
+
+
+@pytest.mark.parametrize("titles, papers", [
+    # a guid the feed gives every item (its own name): titles that do not agree are papers
+    (["Invented optics for lasers", "A different invented paper on worms"], 2),
+    # ... and generic titles say nothing
+    (["Editorial: invented issue one", "Editorial: invented issue two"], 2),
+    (["Invented results, part I", "Invented results, part II"], 2),
+])
+def test_items_sharing_a_guid_stay_apart_unless_their_titles_agree(titles, papers):
+    found = parse(rss("".join(f'<item><title>{t}</title><guid isPermaLink="false">J</guid>'
+                              f"<link>https://j.example.org/a/{i}</link></item>"
+                              for i, t in enumerate(titles))))
+    assert len(found) == papers
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
-from ..identity import conflicting
+from ..identity import conflicting, title_key, titles_agree
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse, words
@@ -228,37 +228,59 @@ def _pdf_link(entry: dict, base: str, url: str) -> str:
     return ""
 
 
+_RELISTINGS = 3  # listings of one item under one guid that _relisted looks at
+
+
+def _strong(paper: Paper) -> list[str]:
+    return [i for i in paper.ids if i.startswith(("doi:", "arxiv:"))]
+
+
 def _same_listing(first: Paper, second: Paper) -> bool:
     """Whether two items of one feed document with one link and one title are one listing
     of one article (a journal lists it under "Research" and "Most read"): nothing a reader
     could tell them apart by. Two abstracts or two author lists that differ, or two DOIs or
     arXiv ids, make two items (a recurring column at one address, "What is your
     diagnosis?", with this week's case and last week's)."""
-    def strong(paper: Paper) -> list[str]:
-        return [i for i in paper.ids if i.startswith(("doi:", "arxiv:"))]
-
     return (not (first.abstract and second.abstract and first.abstract != second.abstract)
             and not (first.authors and second.authors and first.authors != second.authors)
-            and conflicting(strong(first), strong(second)) is None)
+            and conflicting(_strong(first), _strong(second)) is None)
 
 
-def _relisted(papers: list[Paper], link_ids: list[str | None], source: str) -> list[Paper]:
-    """`papers` with each article listed twice in the feed once (_same_listing), in the first
-    listing's place, known by every id of either: its guids, so that either one alone is
-    met again later."""
+def _same_item(first: Paper, second: Paper) -> bool:
+    """Whether two items of one feed document under one guid are one item listed again as
+    it was updated (a typo in its title fixed, its abstract added): titles that agree
+    (identity.titles_agree) and are a paper's (a feed that gives every item one guid, its
+    own name, lists "Editorial" and "Editorial"), no two DOIs or arXiv ids."""
+    return (title_key(first.title) is not None and title_key(second.title) is not None
+            and titles_agree(first.title, second.title)
+            and conflicting(_strong(first), _strong(second)) is None)
+
+
+def _relisted(papers: list[Paper], link_ids: list[str | None], guids: list[str | None],
+              source: str) -> list[Paper]:
+    """`papers` with each article listed twice in the feed once (_same_listing at a shared
+    link, _same_item under a shared guid), in the first listing's place, known by every id
+    of either: its guids, so that either one alone is met again later."""
     kept: list[Paper] = []
     first: dict[tuple, int] = {}
-    for paper, link_id in zip(papers, link_ids):
+    under: dict[str, list[int]] = {}  # a shared guid's papers kept so far
+    for paper, link_id, guid in zip(papers, link_ids, guids):
         key = (link_id, tuple(words(paper.title))) if link_id else None
         at = first.get(key) if key else None
-        if at is not None and _same_listing(kept[at], paper):
+        if at is not None and not _same_listing(kept[at], paper):
+            at = None
+        if at is None and guid:
+            at = next((k for k in under.get(guid, ()) if _same_item(kept[k], paper)), None)
+        if at is not None:
             held = kept[at]
             kept[at] = replace(held, aliases=tuple(dict.fromkeys(
                 i for i in (*held.aliases, *paper.ids) if i != held.id)))
             log.debug("source=%s relisted=%s as=%s", source, paper.id, held.id)
             continue
-        if key and at is None:
+        if key and key not in first:
             first[key] = len(kept)
+        if guid:
+            under.setdefault(guid, []).append(len(kept))
         kept.append(paper)
     return kept
 
@@ -344,7 +366,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     identifiers = dc_identifiers(content, len(parsed.entries)) if not atom or len(
         entries) == len(parsed.entries) else None
     papers: list[Paper] = []
-    paper_links: list[str | None] = []  # each paper's link_id, for _relisted
+    paper_links: list[str | None] = []  # each paper's shared link_id, for _relisted
+    paper_guids: list[str | None] = []  # ... and its shared guid
     skipped = unreadable
     for k, (entry, link, link_id, guid) in enumerate(zip(entries, links, link_ids, guids)):
         if arxiv:
@@ -356,6 +379,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     continue
                 papers.append(got[0])
                 paper_links.append(None)
+                paper_guids.append(None)
                 continue
         title = clean_title(entry.get("title"), html=_markup(entry.get("title"),
                                                              entry.get("title_detail")), tex=tex)
@@ -423,8 +447,11 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             aliases=ids[1],
         ))
         paper_links.append(link_id if shared else None)
-    if any(paper_links):
-        papers = _relisted(papers, paper_links, source)
+        # a guid a few items share: one item listed again as it was updated; one that many
+        # share names the feed, not an item (and comparing all their titles would cost)
+        paper_guids.append(guid if shared_guid and guid_count[guid] <= _RELISTINGS else None)
+    if any(paper_links) or any(paper_guids):
+        papers = _relisted(papers, paper_links, paper_guids, source)
     return papers, skipped, well_formed
 
 
