@@ -279,6 +279,20 @@ def test_items_sharing_a_guid_stay_apart_unless_their_titles_agree(titles, paper
     assert len(found) == papers
 
 
+
+@pytest.mark.parametrize("base", ["", ' xml:base="https://b.example.org/x/"'])
+def test_an_atom_alternate_link_written_as_its_iana_uri(base):
+    """RFC 4287 4.2.7.2: rel="http://www.iana.org/assignments/relation/alternate" is the
+    entry's alternate link, resolved as any other; feedparser gave the entry its id."""
+    rel = "http://www.iana.org/assignments/relation/alternate"
+    (paper,) = parse(f'<feed xmlns="http://www.w3.org/2005/Atom"{base}><title>J</title><entry>'
+                     f'<id>tag:j,2026:7</id><title>An invented entry</title><link rel="related" '
+                     f'href="https://other.example.org/x"/><link rel="{rel}" href="a/7"/>'
+                     "</entry></feed>".encode())
+    at = "https://b.example.org/x/a/7" if base else "https://j.example.org/toc/a/7"
+    assert (paper.url, paper.id) == (at, f"url:{at}")
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

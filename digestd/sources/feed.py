@@ -209,6 +209,20 @@ def _item_base(entry: dict, base_url: str) -> str:
     return base_url
 
 
+# RFC 4287 4.2.7.2: a relation written as its IANA URI is the registered one of that name
+_IANA_ALTERNATE = "http://www.iana.org/assignments/relation/alternate"
+
+
+def _iana_alternate(entry: dict) -> str:
+    """The href of an Atom link whose rel is "alternate" written as its IANA URI, which
+    feedparser does not take for the entry's link; '' when there is none."""
+    for link in entry.get("links") or ():
+        if isinstance(link, dict) and isinstance(link.get("href"), str) and str(
+                link.get("rel") or "").strip().lower() == _IANA_ALTERNATE:
+            return link["href"]
+    return ""
+
+
 def _pdf_link(entry: dict, base: str, url: str) -> str:
     """The item's PDF: an RSS <enclosure> or an Atom link of type application/pdf (or an
     enclosure whose path ends in .pdf), resolved against `base`; '' when there is none, or
@@ -340,11 +354,14 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         guid = (entry.get("id") or "").strip()
         link = entry.get("link") or ""
         base = _item_base(based[i] if based is not None else entry, base_url)
-        if entry.get("guidislink") and link == guid and not absolute_link(guid):
+        alternate = _iana_alternate(entry) if not link or entry.get("guidislink") else ""
+        if alternate:
+            link = alternate  # (feedparser gave the entry its id for a link)
+        elif entry.get("guidislink") and link == guid and not absolute_link(guid):
             # a permalink guid that is no URL ("IJ-2026-0101") is not a link; a path
             # ("article/6") is one, relative to the feed
             link = guid if "/" in guid and " " not in guid else ""
-        if based is not None and link:
+        if based is not None and link and not alternate:
             link = based[i].get("link") or link
         if not link.strip() and absolute_link(guid):
             link = guid  # <link/> left empty beside a guid that is a URL
