@@ -293,6 +293,28 @@ def test_an_atom_alternate_link_written_as_its_iana_uri(base):
     assert (paper.url, paper.id) == (at, f"url:{at}")
 
 
+
+async def test_arxiv_api_answer_read_as_feed(server, store, http):
+    """A query of arXiv's export API configured as a plain `feed`: read as arXiv writes it
+    (TeX in titles, abstracts and names; plain text, so "<i>tags</i>" is a paper's text),
+    as the arxiv-api source reads it."""
+    papers = await poll_files(server, store, http,
+                              {"/api/query": "arxiv-api-read-as-feed.atom"})
+    by_id = {p.id: p for p in papers}
+    first, second = by_id["arxiv:2611.90201"], by_id["arxiv:2611.90202"]
+    assert first.title == "Invented α-stable priors with O(n²) cost for ödd networks"
+    assert first.abstract == ("We invent 1/2-scaled updates; 50% of runs keep p<0.05 and the "
+                              "name a_b.")
+    assert first.authors == ("Jörg Beispiel", "Ana Muñoz", "Przemysław Madeup")
+    assert (first.url, first.version, first.categories) == (
+        "https://arxiv.org/abs/2611.90201", 2, ("cs.LG", "stat.ML"))
+    assert second.title == "Closing <i>tags</i> in invented parsers"
+    assert second.abstract == "Models write <b>x</b> and we parse <br/> tokens."
+    assert second.authors == ("Zoë Sample",)
+    assert matching("author:munoz", papers) == matching("title:odd", papers) == [first.title]
+    assert matching("author:przemyslaw", papers) == [first.title]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -10,10 +10,12 @@ from collections.abc import Collection
 from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
+from ..errors import SourceError
 from ..identity import conflicting, title_key, titles_agree
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse, words
+from .arxiv_api import parse_api_feed
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
 from .base import PollResult, Source, parse_off_loop
 from .clean import (
@@ -33,6 +35,8 @@ from .markup import html_to_text, is_html
 
 log = logging.getLogger("digestd.sources")
 
+# The id of an answer of arXiv's export API ("http://arxiv.org/api/VQIAl76...")
+_ARXIV_API = re.compile(r"^https?://(?:export\.)?arxiv\.org/api/", re.IGNORECASE)
 # Where journals put the DOI: dc:identifier ("doi:10...." or a doi.org URL), prism:doi.
 _DOI_KEYS = ("prism_doi", "dc_identifier", "doi")
 
@@ -314,7 +318,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     http(s) then are dropped, and tracking tags leave them. Titles and abstracts lose
     markup only where the feed says they are HTML. An arXiv feed read here is read as
     arXiv writes it (TeX, the old RSS 1.0 title suffix); `announce_types` filters its
-    items (default: keep all).
+    items (default: keep all); an answer of arXiv's export API, as the arxiv-api source
+    reads it.
     Other feeds' text is converted from TeX only with `tex` (the source's setting).
 
     Real journal feeds are often slightly broken (an undefined entity, a stray &), so
@@ -331,6 +336,16 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     source, str(parsed.get("bozo_exception")), one_by_one, unreadable)
     entries = parsed.entries
     atom = str(parsed.get("version") or "").startswith("atom")
+    if atom and _ARXIV_API.match(str(parsed.feed.get("id") or "")):
+        # arXiv's export API read as a feed (a query's URL): its entries as the arxiv-api
+        # source reads them, TeX and plain text, versions and DOIs
+        try:
+            page = parse_api_feed(content, source=source)
+        except SourceError as e:
+            if e.reason != "bad-xml":
+                raise
+        else:
+            return [found.paper for found in page.entries], page.skipped, well_formed
     if atom:
         entries = latest_of_each_id(entries)
     arxiv = is_arxiv_feed(parsed)
