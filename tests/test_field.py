@@ -195,7 +195,8 @@ async def test_author_strings_keep_the_names_only(server, store, http):
 async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server, store, http):
     """A '"', "<", "{" or "|" in an item's link is percent-encoded and a "\\" is a "/" (the
     WHATWG URL standard), so the digest's text part shows each link whole, as a mail client
-    links it; a user name before the host ("https://arxiv.org:abs@...") goes."""
+    links it; a user name before the host ("https://arxiv.org:abs@...") goes, and a link
+    wrapped in the XML is one link."""
     from digestd.models import Digest, PaperMatch, Subscriber
     from digestd.render import Links, Renderer
     papers = await poll_files(server, store, http,
@@ -206,7 +207,9 @@ async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server,
         "Angle brackets and braces in the path":
             "https://reports.example.net/a/%3C42%3E/%7Bv2%7D%7Cfull",
         "A relative link with a backslash and a caret": server.url("/rep/article/7%5Eb"),
-        "A link whose user name looks like another host": "https://reports.example.net/a/8"}
+        "A link whose user name looks like another host": "https://reports.example.net/a/8",
+        # a line break and the indentation after it are the XML's layout, not the link's
+        "A link wrapped over two lines": "https://reports.example.net/volume/12/issue/3/article/9"}
     digest = Digest(subscriber=Subscriber(id=1, email="a@example.org"), period="2026-11-27",
                     items=tuple(PaperMatch(p, ()) for p in papers))
     text, html = Renderer(links=Links("https://digest.example.org", b"k" * 32),

@@ -395,6 +395,9 @@ def clean_name(value: object, *, html: bool = False, tex: bool = False,
 
 # -- links ---------------------------------------------------------------------------------------
 
+_WRAPPED = re.compile(r"[\r\n][\r\n ]*")
+
+
 def absolute_link(link: object, base: str = "") -> str:
     """`link` resolved against `base` (xml:base or the URL the feed came from); '' unless
     the result is an http(s) URL with a host (no `javascript:`, `data:` or relative link
@@ -402,8 +405,11 @@ def absolute_link(link: object, base: str = "") -> str:
     if not isinstance(link, str):
         return ""
     # as a browser reads a URL (WHATWG URL standard, basic URL parser): tabs and line
-    # breaks inside are dropped, spaces in the path are percent-encoded
-    link = _CONTROL.sub("", link).strip().replace("\t", "").replace("\r", "").replace("\n", "")
+    # breaks inside are dropped, spaces in the path are percent-encoded; but the spaces
+    # after a line break are the indentation of a link wrapped in the feed's XML
+    link = _CONTROL.sub("", link).strip().replace("\t", "")
+    if "\n" in link or "\r" in link:
+        link = _WRAPPED.sub("", link)
     if not link:
         return ""
     if base and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", link):
