@@ -318,6 +318,20 @@ async def test_arxiv_api_answer_read_as_feed(server, store, http):
     assert matching("author:przemyslaw", papers) == [first.title]
 
 
+
+async def test_an_atom_id_every_entry_shares_names_none_of_them(server, store, http):
+    """A generator that gives every entry the feed's own id: entries under one id whose
+    titles do not agree are three papers, known by their links (RFC 4287's "the same
+    entry" is one entry's versions), not the latest of them alone."""
+    papers = await poll_files(server, store, http,
+                              {"/glacier.atom": "atom-one-id-for-every-entry.atom"})
+    assert sorted((p.title, p.id) for p in papers) == [
+        ("A third fictional firn density model", "url:https://glacier.example.net/a/103"),
+        ("Invented snow crystals under shear", "url:https://glacier.example.net/a/101"),
+        ("Pruning made-up ice cores", "url:https://glacier.example.net/a/102")]
+    assert matching("prun*", papers) == ["Pruning made-up ice cores"]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:
