@@ -332,6 +332,19 @@ async def test_an_atom_id_every_entry_shares_names_none_of_them(server, store, h
     assert matching("prun*", papers) == ["Pruning made-up ice cores"]
 
 
+
+async def test_feedburner_links_are_the_articles(server, store, http):
+    """A feed served through FeedBurner: the link is the proxy's redirect, the article's
+    address is feedburner:origLink (relative ones resolved as any link); a reader gets the
+    article, and the article's link is its identity."""
+    papers = await poll_files(server, store, http,
+                              {"/ecol/feed.xml": "feed-feedburner-origlink.xml"})
+    assert sorted((p.title, p.url) for p in papers) == [
+        ("Invented beetles on made-up islands", "https://ecol.example.net/a/501"),
+        ("Pruning made-up food webs", server.url("/ecol/a/502"))]
+    assert not any("feedproxy" in i for p in papers for i in p.ids)
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

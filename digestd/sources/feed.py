@@ -370,7 +370,12 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         link = entry.get("link") or ""
         base = _item_base(based[i] if based is not None else entry, base_url)
         alternate = _iana_alternate(entry) if not link or entry.get("guidislink") else ""
-        if alternate:
+        origin = entry.get("feedburner_origlink")
+        if isinstance(origin, str) and absolute_link(origin, base):
+            # FeedBurner put its own redirect (feedproxy.google.com, gone since 2022) in the
+            # link and the article's address in feedburner:origLink
+            link = alternate = origin
+        elif alternate:
             link = alternate  # (feedparser gave the entry its id for a link)
         elif entry.get("guidislink") and link == guid and not absolute_link(guid):
             # a permalink guid that is no URL ("IJ-2026-0101") is not a link; a path
