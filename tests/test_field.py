@@ -345,6 +345,23 @@ async def test_feedburner_links_are_the_articles(server, store, http):
     assert not any("feedproxy" in i for p in papers for i in p.ids)
 
 
+
+@pytest.mark.parametrize("kind", ["feed", "arxiv-rss"])
+async def test_tex_authors_written_surname_and_initials(server, store, http, kind):
+    """An author list written "Surname, I., Surname, I. and ..." in TeX: each surname with
+    its initials, never the initials as authors of their own ("H.", "J.")."""
+    report, papers = await poll_body(
+        server, store, http, (FIELD / "tex-authors-surname-initials.xml").read_bytes(),
+        path="/rss/math.PR", kind=kind,
+        **({"url": server.url("/rss"), "categories": ("math.PR",)} if kind == "arxiv-rss"
+           else {}))
+    assert report.error is None
+    (paper,) = papers
+    assert paper.authors == ("Müller, H.", "Koči, J.", "Roe, A. B.")
+    assert matching("author:muller", papers) == matching("author:koci", papers) == [
+        paper.title]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

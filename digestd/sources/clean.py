@@ -355,10 +355,11 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
             # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
             if not tex and _one_surname_first(part):
                 pieces = [part]
-            elif not tex:
+            else:
+                # "Li, M., Wang, Q.": initials alone are no person, whatever the source
                 paired = _surname_initials(pieces)
-                pieces = paired if paired is not pieces else _surname_given(pieces,
-                                                                            surname_first)
+                pieces = paired if paired is not pieces or tex else _surname_given(
+                    pieces, surname_first)
         else:
             pieces = [p for chunk in part.split(sep)
                       for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)
