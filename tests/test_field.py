@@ -362,6 +362,26 @@ async def test_tex_authors_written_surname_and_initials(server, store, http, kin
         paper.title]
 
 
+
+async def test_03_generic_titles_and_fragment_guids_at_a_shared_link(server, store, http):
+    """At a shared "upcoming" page: two errata and two corrigenda under guids of their own
+    are four items (a generic title is no evidence that two listings are one article), and
+    a guid that is the page with a fragment ("upcoming/#IJ-2026-0203") names its item; the
+    page without the fragment names none of them."""
+    papers = await poll_files(server, store, http,
+                              {"/upcoming.xml": "03-feed-shared-link-generic-titles.xml"})
+    assert sorted(p.title for p in papers) == ["Corrigendum", "Corrigendum", "Erratum",
+                                               "Erratum", "Pruning made-up networks, again"]
+    assert not any(p.id == "url:https://journal.example.org/upcoming/" for p in papers)
+    assert "guid:s0|https://journal.example.org/upcoming/#IJ-2026-0203" in {p.id for p in papers}
+    server.payload("/upcoming.xml", (FIELD / "03-feed-shared-link-generic-titles.xml")
+                   .read_bytes(), "application/rss+xml", validators=False)  # read again
+    (report,) = await poll_sources([SourceConfig(name="s0", kind="feed",
+                                                 url=server.url("/upcoming.xml"))], store,
+                                   http=http)
+    assert report.error is None and report.new == 0
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

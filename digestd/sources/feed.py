@@ -185,8 +185,8 @@ def guid_ids(guid: str, source: str) -> tuple[str, ...]:
     scoped = f"guid:{source}|{guid.strip()}"
     if absolute_link(guid) == guid.strip():
         found = url_id(guid)
-        if found:
-            return (found, scoped)
+        if found and not (found.startswith("url:") and urlsplit(guid).fragment):
+            return (found, scoped)  # (a fragment's page, "toc#art2", is no item's address)
     return (scoped,)
 
 
@@ -258,8 +258,10 @@ def _same_listing(first: Paper, second: Paper) -> bool:
     of one article (a journal lists it under "Research" and "Most read"): nothing a reader
     could tell them apart by. Two abstracts or two author lists that differ, or two DOIs or
     arXiv ids, make two items (a recurring column at one address, "What is your
-    diagnosis?", with this week's case and last week's)."""
-    return (not (first.abstract and second.abstract and first.abstract != second.abstract)
+    diagnosis?", with this week's case and last week's), and so does a generic title
+    (identity.title_key: "Erratum", "Editorial"), which many items share."""
+    return (title_key(first.title) is not None  # "Erratum" and "Erratum": say nothing
+            and not (first.abstract and second.abstract and first.abstract != second.abstract)
             and not (first.authors and second.authors and first.authors != second.authors)
             and conflicting(_strong(first), _strong(second)) is None)
 
@@ -434,7 +436,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         # in its path: "/latest", "/upcoming"), says no more than the link: the item behind
         # such a page changes, and titles must agree for it to be the same paper
         page = bool(link_id) and absolute_link(guid) == guid and url_id(guid) == link_id \
-            and not any(c.isdigit() for c in urlsplit(link).path)
+            and not any(c.isdigit() for c in urlsplit(link).path) \
+            and urlsplit(guid).fragment == urlsplit(link).fragment  # ("upcoming/#2": an item's)
         held = guid_ids(guid, source) if guid and not shared_guid and not page else ()
         ids = canonical(_doi(entry, identifiers[k] if identifiers else ()),
                         link_id if link_id and not shared else None, *held)
