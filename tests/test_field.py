@@ -382,6 +382,31 @@ async def test_03_generic_titles_and_fragment_guids_at_a_shared_link(server, sto
     assert report.error is None and report.new == 0
 
 
+
+async def test_tex_arxiv_items_without_announce_type_elements(server, store, http):
+    """rss.arxiv.org's items copied without their arxiv: elements, on a channel that is not
+    arXiv's: still arXiv's text (the oai:arXiv.org guid, the "Announce Type:" preamble), so
+    TeX is converted, the preamble goes and the announce type comes from it."""
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "tex-arxiv-items-without-announce-type.xml"})
+    by_id = {p.id: p for p in papers}
+    paper, replaced = by_id["arxiv:2611.90021"], by_id["arxiv:2610.90022"]
+    assert paper.authors == ("Björn Inventsson", "Ján Fiktivček", "Ana Muñoz")
+    assert paper.title == "Invented ΛCDM-free priors for tt̅ tagging at √(s) = 13 TeV"
+    assert paper.abstract.startswith("We invent priors using 1/2-scaled O(n²) updates")
+    assert "p<0.05" in paper.abstract and "a_b" in paper.abstract
+    assert (replaced.title, replaced.version) == ("A replaced invented paper on ℓ₁ pruning", 3)
+    assert matching("author:munoz", papers) == [paper.title]
+    assert matching("author:institute", papers) == []
+
+
+async def test_tex_arxiv_items_without_announce_type_elements_filtered(server, store, http):
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "tex-arxiv-items-without-announce-type.xml"},
+                              announce_types=("new", "cross"))
+    assert [p.id for p in papers] == ["arxiv:2611.90021"]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:
