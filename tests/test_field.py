@@ -407,6 +407,23 @@ async def test_tex_arxiv_items_without_announce_type_elements_filtered(server, s
     assert [p.id for p in papers] == ["arxiv:2611.90021"]
 
 
+
+async def test_18_old_arxiv_rss10_served_by_a_mirror(server, store, http):
+    """The old format on a channel that is not arXiv's: every item carries the old title
+    suffix on an arxiv.org link, so it is read as arXiv wrote it (the suffix read and gone,
+    TeX in names converted, categories and versions)."""
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "18-old-arxiv-rss10-rdf-mirrored.xml"})
+    by_id = {p.id: p for p in papers}
+    assert set(by_id) == {"arxiv:2312.00101", "arxiv:2311.00109"}
+    first = by_id["arxiv:2312.00101"]
+    assert first.title == "Invented Pruning of Tiny Networks"
+    assert first.authors == ("Jörg Example", "Bo Sample")
+    assert (first.categories, first.version) == (("cs.LG",), 1)
+    assert by_id["arxiv:2311.00109"].title == "An Older Invented Result"
+    assert matching("author:jorg", papers) == [first.title]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

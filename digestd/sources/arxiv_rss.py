@@ -202,16 +202,22 @@ def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
     reads it: its channel links to arxiv.org and its items are arXiv announcements (the
     announce_type element, or the old format's "(arXiv:ID [cat])" title suffix on an
     arxiv.org item link, or rdf:about where the item has no link); or, wherever it is
-    served from, its items are written as only rss.arxiv.org writes them (_announced). A
-    blog post titled "... (arXiv:2401.01234)" is not one."""
-    if any(_announced(e) for e in parsed.entries[:5]):
+    served from, its items are written as only arXiv writes them (_announced; the old
+    format's suffix on every item). A blog post titled "... (arXiv:2401.01234)" is not
+    one."""
+    entries = parsed.entries[:5]
+    if entries and (any(_announced(e) for e in entries) or all(map(_old_announced, entries))):
         return True
     if not _ARXIV_HOST.match(parsed.feed.get("link", "") or ""):
         return False
-    return any(e.get("arxiv_announce_type")
-               or (_OLD_SUFFIX.search(e.get("title", "") or "")
-                   and _ARXIV_HOST.match(e.get("link") or e.get("id") or ""))
-               for e in parsed.entries[:5])
+    return any(e.get("arxiv_announce_type") or _old_announced(e) for e in entries)
+
+
+def _old_announced(entry: dict) -> bool:
+    """An item of the old format: the "(arXiv:ID [cat])" title suffix on an arxiv.org item
+    link (or rdf:about where the item has no link)."""
+    return bool(_OLD_SUFFIX.search(entry.get("title", "") or "")
+                and _ARXIV_HOST.match(entry.get("link") or entry.get("id") or ""))
 
 
 def _announced(entry: dict) -> bool:
