@@ -191,6 +191,18 @@ async def test_author_strings_keep_the_names_only(server, store, http):
     assert matching("author:by", papers) == []
 
 
+@pytest.mark.parametrize("raw, expect", [
+    # names that only start like a label or hold what looks like contact details stay
+    ("Byron Smith, Byung-Hak Kim and Bye Lee", ("Byron Smith", "Byung-Hak Kim", "Bye Lee")),
+    ("Authorson Lee, Ann Roe-Smith", ("Authorson Lee", "Ann Roe-Smith")),
+    # an address after a name is no name in parentheses ("Invented University" is no one)
+    ("Ann Roe ann@x.example.net (Invented University), Bo Lee", ("Ann Roe", "Bo Lee")),
+])
+def test_author_strings_that_only_look_like_labels_or_contacts(raw, expect):
+    from digestd.sources.clean import split_authors
+    assert split_authors(raw) == expect
+
+
 
 async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server, store, http):
     """A '"', "<", "{" or "|" in an item's link is percent-encoded and a "\\" is a "/" (the

@@ -194,10 +194,10 @@ def _without_marks(value: object) -> object:
 # ORCID iD ("ORCID: 0000-0002-1825-0097", "https://orcid.org/..."), a label before the list
 # ("By Jane Doe and Bob Roe", "Authors: ...")
 _EMAIL = r"(?:mailto:)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-_NAMED_EMAIL = re.compile(rf"<?{_EMAIL}>?\s*\(([^()@]+)\)")
+_NAMED_EMAIL = re.compile(rf"(?:^|(?<=[,;]))\s*<?{_EMAIL}>?\s*\(([^()@]+)\)")
 _CONTACT = re.compile(rf"<\s*{_EMAIL}\s*>|{_EMAIL}|(?:\bORCID(?:\s+iD)?\s*:?\s*)?(?:https?://"
                       r"(?:www\.)?orcid\.org/)?\b\d{4}-\d{4}-\d{4}-\d{3}[\dX]\b", re.IGNORECASE)
-_LABEL = re.compile(r"^\s*(?:(?:written\s+)?by|authors?\s*:|authored\s+by)\s*:?\s*(?=[^\W\d_])",
+_LABEL = re.compile(r"^\s*(?:(?:(?:written|authored)\s+)?by\b\s*:?|authors?\s*:)\s*(?=[^\W\d_])",
                     re.IGNORECASE)
 # names set apart by a middle dot, a bullet or a bar ("Ann Roe · Bo Sample | Cy Test")
 _BULLETS = re.compile(r"\s+[·•|]\s+")
@@ -207,12 +207,13 @@ _BEFORE_COMMA = re.compile(r"\s+(?=[,;])")
 def _without_contacts(text: str) -> str:
     """An author string without the addresses, ORCID iDs and label it carries beside the
     names (_CONTACT), its bullets made separators."""
+    named = contacts = 0
     if "@" in text:
-        text = _NAMED_EMAIL.sub(r" \1 ", text)
+        text, named = _NAMED_EMAIL.subn(r" \1 ", text)
     if "@" in text or "-" in text:
-        text, n = _CONTACT.subn(" ", text)
-        if n:
-            text = _BEFORE_COMMA.sub("", text)  # "Jane Doe <jane@example.org>, Bob Roe"
+        text, contacts = _CONTACT.subn(" ", text)
+    if named or contacts:
+        text = _BEFORE_COMMA.sub("", text)  # "Jane Doe <jane@example.org>, Bob Roe"
     if text[:12].lstrip()[:1] in ("b", "B", "a", "A", "w", "W"):
         text = _LABEL.sub("", text, count=1)
     if "·" in text or "•" in text or "|" in text:
