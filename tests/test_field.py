@@ -261,6 +261,17 @@ async def test_comparisons_that_look_like_tags_are_text(server, store, http):
     assert len(matching('abstract:"p and p"', papers)) == 1
 
 
+@pytest.mark.parametrize("raw, expect", [
+    # attributes HTML writes without a value keep a tag markup
+    (('<p>A <a download href="f.pdf">file</a>, <table border><tr><td nowrap>t</td></tr>'
+      "</table></p>"), "A file, t"),
+    ("<p>Shown<br clear>and <details open>kept</details></p>", "Shown and kept"),
+])
+def test_tags_with_attributes_written_without_values(raw, expect):
+    from digestd.sources.clean import clean_abstract
+    assert clean_abstract(raw, html=True) == expect
+
+
 
 async def test_an_item_listed_again_under_its_guid_is_one_paper(server, store, http):
     """One guid and one link on two items whose titles agree (a typo fixed, listed again as
@@ -342,6 +353,15 @@ async def test_an_atom_id_every_entry_shares_names_none_of_them(server, store, h
         ("Invented snow crystals under shear", "url:https://glacier.example.net/a/101"),
         ("Pruning made-up ice cores", "url:https://glacier.example.net/a/102")]
     assert matching("prun*", papers) == ["Pruning made-up ice cores"]
+
+
+def test_an_atom_entry_titled_untitled_then_its_title_is_one_entry():
+    """An entry's versions under one id, a placeholder title ("Untitled") before the real
+    one: one entry, in its latest version."""
+    entries = "".join(f'<entry><id>tag:j,2026:e1</id><title>{t}</title><link href="https://j.'
+                      f'example.org/a/1"/><updated>2026-11-2{d}T00:00:00Z</updated></entry>'
+                      for t, d in (("Untitled", 0), ("Invented optics for tunable lasers", 1)))
+    assert [p.title for p in parse(atom(entries))] == ["Invented optics for tunable lasers"]
 
 
 

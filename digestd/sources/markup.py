@@ -64,9 +64,10 @@ _QUOTED_ATTRIBUTE = re.compile(r"""\s[A-Za-z_:][\w:.-]*\s*=\s*["']""")
 # presentational ones, "<br clear>"): other words after an element's name, none with a
 # value, are text around a "<" and a ">" ("for k<p and p>q", "if n<i or i>0")
 _BARE_ATTRIBUTE_NAMES = """
-allowfullscreen async autofocus autoplay checked clear compact controls declare default defer
-disabled formnovalidate hidden inert ismap itemscope loop multiple muted nohref noresize
-noshade novalidate nowrap open playsinline readonly required reversed selected
+allowfullscreen async autofocus autoplay border checked clear compact contenteditable controls
+declare default defer disabled download formnovalidate hidden inert ismap itemscope loop
+multiple muted nohref nomodule noresize noshade novalidate nowrap open playsinline readonly
+required reversed selected
 """
 _BARE_ATTRIBUTES = frozenset(_BARE_ATTRIBUTE_NAMES.split())
 
