@@ -435,7 +435,7 @@ def absolute_link(link: object, base: str = "") -> str:
 # what a URL holds as written (RFC 3986's characters, and any beyond ASCII, which mail
 # clients link as they are); anything else is read as a browser reads it (_as_a_browser_reads)
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%\u0080-\U0010ffff]*")
-_HOST_CHARS = re.compile(r"[A-Za-z0-9\-.\[\]:\u0080-\U0010ffff]*")
+_HOST_CHARS = re.compile(r"[A-Za-z0-9_\-.\[\]:\u0080-\U0010ffff]*")
 _UNSAFE = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]')
 
 
