@@ -456,6 +456,23 @@ async def test_18_old_arxiv_rss10_served_by_a_mirror(server, store, http):
     assert matching("author:jorg", papers) == [first.title]
 
 
+
+async def test_tex_authors_signing_for_a_collaboration(server, store, http):
+    """arXiv's author lists with a collaboration: "..., for the Invented Collaboration" and
+    "The Invented Collaboration: A, B" list the collaboration as it is named, beside its
+    members; "(on behalf of ...)" after a name is an affiliation."""
+    papers = await poll_files(server, store, http,
+                              {"/rss/hep-ex": "tex-authors-collaborations.xml"})
+    assert {p.title: p.authors for p in papers} == {
+        "Search for invented bosons at √(s) = 13.6 TeV":
+            ("Ana Muñoz", "Bo Lee", "Invented Collaboration"),
+        "Measurement of made-up cross sections":
+            ("The Invented Collaboration", "Ana Muñoz", "Zoë Sample"),
+        "Invented detector calibration": ("Bo Lee",)}
+    assert len(matching("author:collaboration", papers)) == 2
+    assert matching('author:"for the"', papers) == []
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

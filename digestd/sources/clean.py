@@ -302,6 +302,23 @@ def _name(piece: str) -> str:
     return name
 
 
+# a collaboration that signs with its members, as arXiv lists them: "..., for the ATLAS
+# Collaboration", "on behalf of the X Consortium", "The ATLAS Collaboration: A. Roe, B. Lee"
+_ON_BEHALF = re.compile(r"^(?:and\s+)?(?:for|on\s+behalf\s+of)\s+(?:the\s+)?(?=\S)",
+                        re.IGNORECASE)
+_GROUP_HEAD = re.compile(r"^(.{2,100}?\b(?:Collaborations?|Consortium|Group|Team|Network|"
+                         r"Investigators|Collaborators))\s*:\s*(?=\S)", re.IGNORECASE)
+
+
+def _group_name(name: str, names: list[str]) -> str:
+    """A name piece without the "for the" before a collaboration's name; a collaboration
+    heading the list ("The ATLAS Collaboration: A. Roe") goes into `names` on its own."""
+    if ":" in name and (head := _GROUP_HEAD.match(name)):
+        names.append(head[1])
+        name = name[head.end():]
+    return _ON_BEHALF.sub("", name, count=1)
+
+
 def split_authors(value: object, *, html: bool = False, tex: bool = False,
                   sep: str | None = None) -> tuple[str, ...]:
     """Names from one author string, as people write lists of names.
@@ -367,6 +384,8 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
                                 else (chunk,))]
         for piece in pieces:
             name = _name(piece) if piece else ""
+            if name and (name[0] in "fFoOaA" or ":" in name):
+                name = _group_name(name, names)
             if not name:
                 continue
             if len(name) <= 40 and (_NOT_AUTHOR.match(name)
@@ -392,7 +411,8 @@ def clean_name(value: object, *, html: bool = False, tex: bool = False,
         text, n = _PARENS.subn(" ", text)
         if not n:
             break
-    return cap(collapse(_name(text.replace("(", " ").replace(")", " "))), MAX_AUTHOR)
+    name = collapse(_name(text.replace("(", " ").replace(")", " ")))
+    return cap(_ON_BEHALF.sub("", name, count=1) if name[:1] in "fFoO" else name, MAX_AUTHOR)
 
 
 # -- links ---------------------------------------------------------------------------------------
