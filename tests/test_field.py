@@ -473,6 +473,21 @@ async def test_tex_authors_signing_for_a_collaboration(server, store, http):
     assert matching('author:"for the"', papers) == []
 
 
+
+async def test_one_article_listed_twice_with_its_abstract_cut_short(server, store, http):
+    """One article under "Most read" (its abstract cut short, "[...]") and "Research", at
+    one link under one title: one paper, with the whole abstract; a column's two weeks at
+    one address, whose abstracts only begin alike, stay two."""
+    papers = await poll_files(server, store, http,
+                              {"/chem.xml": "feed-one-article-listed-twice-cut-short.xml"})
+    whole = ("We invent a catalyst that splits made-up water at room temperature and measure "
+             "its made-up yield over ten invented days.")
+    fever = "An invented patient presents with a made-up fever and an invented cough."
+    assert sorted((p.title, p.abstract) for p in papers) == [
+        ("An invented catalyst for made-up water", whole), ("What is your diagnosis?", fever),
+        ("What is your diagnosis?", "An invented patient presents with a made-up rash…")]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -261,9 +261,24 @@ def _same_listing(first: Paper, second: Paper) -> bool:
     diagnosis?", with this week's case and last week's), and so does a generic title
     (identity.title_key: "Erratum", "Editorial"), which many items share."""
     return (title_key(first.title) is not None  # "Erratum" and "Erratum": say nothing
-            and not (first.abstract and second.abstract and first.abstract != second.abstract)
+            and _same_text(first.abstract, second.abstract)
             and not (first.authors and second.authors and first.authors != second.authors)
             and conflicting(_strong(first), _strong(second)) is None)
+
+
+# how a listing cuts an abstract short: "…", "...", "[...]", "[…]"
+_CUT_SHORT = re.compile(r"\s*(?:\[\s*(?:…|\.\.\.)\s*\]|…|\.\.\.)\s*$")
+_MIN_CUT = 40  # characters of an abstract cut short that still tell it
+
+
+def _same_text(one: str, other: str) -> bool:
+    """Whether two listings' abstracts can be one article's: the same, either missing, or
+    one the other's beginning cut short ("We invent a catalyst that …" in "Most read")."""
+    if not one or not other or one == other:
+        return True
+    short, long = sorted((one, other), key=len)
+    cut = _CUT_SHORT.sub("", short)
+    return cut != short and len(cut) >= _MIN_CUT and long.startswith(cut)
 
 
 def _same_item(first: Paper, second: Paper) -> bool:
@@ -294,7 +309,8 @@ def _relisted(papers: list[Paper], link_ids: list[str | None], guids: list[str |
         if at is not None:
             held = kept[at]
             kept[at] = replace(held, aliases=tuple(dict.fromkeys(
-                i for i in (*held.aliases, *paper.ids) if i != held.id)))
+                i for i in (*held.aliases, *paper.ids) if i != held.id)),
+                abstract=max(held.abstract, paper.abstract, key=len))  # (not one cut short)
             log.debug("source=%s relisted=%s as=%s", source, paper.id, held.id)
             continue
         if key and key not in first:
