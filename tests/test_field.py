@@ -175,6 +175,319 @@ async def test_tex_authors_and_titles(server, store, http, kind):
     assert paper.abstract.startswith("We invent priors")  # the announce preamble is gone
 
 
+
+async def test_author_strings_keep_the_names_only(server, store, http):
+    """Addresses ("Ann Roe <ann@...>", RSS 2.0's "ann@... (Ann Roe)"), ORCID iDs, a "By"
+    before the list and middle dots between names: a clean list of people, whom an
+    `author:` rule finds by their names and never by a mail domain."""
+    papers = await poll_files(server, store, http,
+                              {"/letters.xml": "feed-authors-with-addresses.xml"})
+    assert len(papers) == 6
+    by_title = {p.title: p.authors for p in papers}
+    assert by_title.pop("Names set apart by middle dots") == ("Ann Roe", "Bo Sample", "Cy Test")
+    assert set(by_title.values()) == {("Ann Roe", "Bo Sample")}, by_title
+    assert len(matching("author:roe", papers)) == 6
+    assert matching("author:example", papers) == matching("author:orcid", papers) == []
+    assert matching("author:by", papers) == []
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # names that only start like a label or hold what looks like contact details stay
+    ("Byron Smith, Byung-Hak Kim and Bye Lee", ("Byron Smith", "Byung-Hak Kim", "Bye Lee")),
+    ("Authorson Lee, Ann Roe-Smith", ("Authorson Lee", "Ann Roe-Smith")),
+    # an address after a name is no name in parentheses ("Invented University" is no one)
+    ("Ann Roe ann@x.example.net (Invented University), Bo Lee", ("Ann Roe", "Bo Lee")),
+])
+def test_author_strings_that_only_look_like_labels_or_contacts(raw, expect):
+    from digestd.sources.clean import split_authors
+    assert split_authors(raw) == expect
+
+
+
+async def test_links_with_unsafe_characters_read_as_a_browser_reads_them(server, store, http):
+    """A '"', "<", "{" or "|" in an item's link is percent-encoded and a "\\" is a "/" (the
+    WHATWG URL standard), so the digest's text part shows each link whole, as a mail client
+    links it; a user name before the host ("https://arxiv.org:abs@...") goes, and a link
+    wrapped in the XML is one link."""
+    from digestd.models import Digest, PaperMatch, Subscriber
+    from digestd.render import Links, Renderer
+    papers = await poll_files(server, store, http,
+                              {"/rep/feed.xml": "feed-links-with-unsafe-characters.xml"})
+    urls = {p.title: p.url for p in papers}
+    assert urls == {
+        "A query in quotes": "https://reports.example.net/search?q=%22invented%20optics%22",
+        "Angle brackets and braces in the path":
+            "https://reports.example.net/a/%3C42%3E/%7Bv2%7D%7Cfull",
+        "A relative link with a backslash and a caret": server.url("/rep/article/7%5Eb"),
+        "A link whose user name looks like another host": "https://reports.example.net/a/8",
+        # a line break and the indentation after it are the XML's layout, not the link's
+        "A link wrapped over two lines": "https://reports.example.net/volume/12/issue/3/article/9"}
+    digest = Digest(subscriber=Subscriber(id=1, email="a@example.org"), period="2026-11-27",
+                    items=tuple(PaperMatch(p, ()) for p in papers))
+    text, html = Renderer(links=Links("https://digest.example.org", b"k" * 32),
+                          from_addr="d@example.org").render(digest)
+    lines = {line.strip() for line in text.splitlines()}
+    assert set(urls.values()) <= lines
+    assert "arxiv.org" not in text and "arxiv.org" not in html
+
+
+
+async def test_html_author_lists_split_where_the_markup_does(server, store, http):
+    """Names a line, a list item, a paragraph or an element each: as many people, not one
+    name run together ("Ann Roe Bo Lee Cy Poe", "Ann RoeBo Lee")."""
+    papers = await poll_files(server, store, http, {"/proc.xml": "feed-html-author-lists.xml"})
+    assert {p.title: p.authors for p in papers} == {
+        "One name a line": ("Ann Roe", "Bo Lee", "Cy Poe"),
+        "One name a list item": ("Ann Roe", "Bo Lee", "Cy Poe"),
+        "One name a span, one link each": ("Ann Roe", "Bo Lee", "Cy Poe", "Di Wu"),
+        "Surname first, one a paragraph, marks": ("Roe, Ann", "Lee, Bo"),
+        "Given names and surnames in spans of their own": ("Ann Roe", "Bo Lee")}
+    assert matching('author:"roe bo"', papers) == []
+    assert len(matching('author:"bo lee"', papers)) == 4 and len(matching("author:lee",
+                                                                           papers)) == 5
+
+
+
+async def test_comparisons_that_look_like_tags_are_text(server, store, http):
+    """"k<p and p>q" beside real markup, in an HTML abstract or a title that holds markup:
+    a "<" before an element's name and words that are no attributes opens no element, so
+    the comparison stays as written while the <i>, <b>, <em> and <p> around it go."""
+    papers = await poll_files(server, store, http,
+                              {"/comb.xml": "feed-comparisons-that-look-like-tags.xml"})
+    assert [(p.title, p.abstract) for p in papers] == [
+        ("Bounds for k<p and p>q in invented posets",
+         "We show that for k<p and p>q the bound holds; if n<i or i>0, it is sharp."),
+        ("Invented chains when u<b and b>c", "For u<b and b>c, every chain is short.")]
+    assert len(matching('abstract:"p and p"', papers)) == 1
+
+
+@pytest.mark.parametrize("raw, expect", [
+    # attributes HTML writes without a value keep a tag markup
+    (('<p>A <a download href="f.pdf">file</a>, <table border><tr><td nowrap>t</td></tr>'
+      "</table></p>"), "A file, t"),
+    ("<p>Shown<br clear>and <details open>kept</details></p>", "Shown and kept"),
+])
+def test_tags_with_attributes_written_without_values(raw, expect):
+    from digestd.sources.clean import clean_abstract
+    assert clean_abstract(raw, html=True) == expect
+
+
+
+async def test_an_item_listed_again_under_its_guid_is_one_paper(server, store, http):
+    """One guid and one link on two items whose titles agree (a typo fixed, listed again as
+    the feed updated it): one paper, as a feed reader keys items by their guid, with the
+    first (newest) listing's title; met alone the next day, it is not new."""
+    papers = await poll_files(server, store, http,
+                              {"/iol.xml": "feed-item-listed-again-updated.xml"})
+    assert sorted(p.title for p in papers) == ["Another invented paper on waveguides",
+                                               "Invented optics for tunable lasers"]
+    assert matching("lazers", papers) == []
+    body = (FIELD / "feed-item-listed-again-updated.xml").read_text()
+    first_alone = body[:body.index("<item>", body.index("</item>"))] + "</channel></rss>"
+    server.payload("/iol.xml", first_alone.encode(), "application/rss+xml")
+    (report,) = await poll_sources([SourceConfig(name="s0", kind="feed",
+                                                 url=server.url("/iol.xml"))], store, http=http)
+    assert report.error is None and report.new == 0
+    assert len(store.papers_since("")) == 2
+
+
+@pytest.mark.parametrize("titles, papers", [
+    # a guid the feed gives every item (its own name): titles that do not agree are papers
+    (["Invented optics for lasers", "A different invented paper on worms"], 2),
+    # ... and generic titles say nothing
+    (["Editorial: invented issue one", "Editorial: invented issue two"], 2),
+    (["Invented results, part I", "Invented results, part II"], 2),
+])
+def test_items_sharing_a_guid_stay_apart_unless_their_titles_agree(titles, papers):
+    found = parse(rss("".join(f'<item><title>{t}</title><guid isPermaLink="false">J</guid>'
+                              f"<link>https://j.example.org/a/{i}</link></item>"
+                              for i, t in enumerate(titles))))
+    assert len(found) == papers
+
+
+
+@pytest.mark.parametrize("base", ["", ' xml:base="https://b.example.org/x/"'])
+def test_an_atom_alternate_link_written_as_its_iana_uri(base):
+    """RFC 4287 4.2.7.2: rel="http://www.iana.org/assignments/relation/alternate" is the
+    entry's alternate link, resolved as any other; feedparser gave the entry its id."""
+    rel = "http://www.iana.org/assignments/relation/alternate"
+    (paper,) = parse(f'<feed xmlns="http://www.w3.org/2005/Atom"{base}><title>J</title><entry>'
+                     f'<id>tag:j,2026:7</id><title>An invented entry</title><link rel="related" '
+                     f'href="https://other.example.org/x"/><link rel="{rel}" href="a/7"/>'
+                     "</entry></feed>".encode())
+    at = "https://b.example.org/x/a/7" if base else "https://j.example.org/toc/a/7"
+    assert (paper.url, paper.id) == (at, f"url:{at}")
+
+
+
+async def test_arxiv_api_answer_read_as_feed(server, store, http):
+    """A query of arXiv's export API configured as a plain `feed`: read as arXiv writes it
+    (TeX in titles, abstracts and names; plain text, so "<i>tags</i>" is a paper's text),
+    as the arxiv-api source reads it."""
+    papers = await poll_files(server, store, http,
+                              {"/api/query": "arxiv-api-read-as-feed.atom"})
+    by_id = {p.id: p for p in papers}
+    first, second = by_id["arxiv:2611.90201"], by_id["arxiv:2611.90202"]
+    assert first.title == "Invented α-stable priors with O(n²) cost for ödd networks"
+    assert first.abstract == ("We invent 1/2-scaled updates; 50% of runs keep p<0.05 and the "
+                              "name a_b.")
+    assert first.authors == ("Jörg Beispiel", "Ana Muñoz", "Przemysław Madeup")
+    assert (first.url, first.version, first.categories) == (
+        "https://arxiv.org/abs/2611.90201", 2, ("cs.LG", "stat.ML"))
+    assert second.title == "Closing <i>tags</i> in invented parsers"
+    assert second.abstract == "Models write <b>x</b> and we parse <br/> tokens."
+    assert second.authors == ("Zoë Sample",)
+    assert matching("author:munoz", papers) == matching("title:odd", papers) == [first.title]
+    assert matching("author:przemyslaw", papers) == [first.title]
+
+
+
+async def test_an_atom_id_every_entry_shares_names_none_of_them(server, store, http):
+    """A generator that gives every entry the feed's own id: entries under one id whose
+    titles do not agree are three papers, known by their links (RFC 4287's "the same
+    entry" is one entry's versions), not the latest of them alone."""
+    papers = await poll_files(server, store, http,
+                              {"/glacier.atom": "atom-one-id-for-every-entry.atom"})
+    assert sorted((p.title, p.id) for p in papers) == [
+        ("A third fictional firn density model", "url:https://glacier.example.net/a/103"),
+        ("Invented snow crystals under shear", "url:https://glacier.example.net/a/101"),
+        ("Pruning made-up ice cores", "url:https://glacier.example.net/a/102")]
+    assert matching("prun*", papers) == ["Pruning made-up ice cores"]
+
+
+def test_an_atom_entry_titled_untitled_then_its_title_is_one_entry():
+    """An entry's versions under one id, a placeholder title ("Untitled") before the real
+    one: one entry, in its latest version."""
+    entries = "".join(f'<entry><id>tag:j,2026:e1</id><title>{t}</title><link href="https://j.'
+                      f'example.org/a/1"/><updated>2026-11-2{d}T00:00:00Z</updated></entry>'
+                      for t, d in (("Untitled", 0), ("Invented optics for tunable lasers", 1)))
+    assert [p.title for p in parse(atom(entries))] == ["Invented optics for tunable lasers"]
+
+
+
+async def test_feedburner_links_are_the_articles(server, store, http):
+    """A feed served through FeedBurner: the link is the proxy's redirect, the article's
+    address is feedburner:origLink (relative ones resolved as any link); a reader gets the
+    article, and the article's link is its identity."""
+    papers = await poll_files(server, store, http,
+                              {"/ecol/feed.xml": "feed-feedburner-origlink.xml"})
+    assert sorted((p.title, p.url) for p in papers) == [
+        ("Invented beetles on made-up islands", "https://ecol.example.net/a/501"),
+        ("Pruning made-up food webs", server.url("/ecol/a/502"))]
+    assert not any("feedproxy" in i for p in papers for i in p.ids)
+
+
+
+@pytest.mark.parametrize("kind", ["feed", "arxiv-rss"])
+async def test_tex_authors_written_surname_and_initials(server, store, http, kind):
+    """An author list written "Surname, I., Surname, I. and ..." in TeX: each surname with
+    its initials, never the initials as authors of their own ("H.", "J.")."""
+    report, papers = await poll_body(
+        server, store, http, (FIELD / "tex-authors-surname-initials.xml").read_bytes(),
+        path="/rss/math.PR", kind=kind,
+        **({"url": server.url("/rss"), "categories": ("math.PR",)} if kind == "arxiv-rss"
+           else {}))
+    assert report.error is None
+    (paper,) = papers
+    assert paper.authors == ("Müller, H.", "Koči, J.", "Roe, A. B.")
+    assert matching("author:muller", papers) == matching("author:koci", papers) == [
+        paper.title]
+
+
+
+async def test_03_generic_titles_and_fragment_guids_at_a_shared_link(server, store, http):
+    """At a shared "upcoming" page: two errata and two corrigenda under guids of their own
+    are four items (a generic title is no evidence that two listings are one article), and
+    a guid that is the page with a fragment ("upcoming/#IJ-2026-0203") names its item; the
+    page without the fragment names none of them."""
+    papers = await poll_files(server, store, http,
+                              {"/upcoming.xml": "03-feed-shared-link-generic-titles.xml"})
+    assert sorted(p.title for p in papers) == ["Corrigendum", "Corrigendum", "Erratum",
+                                               "Erratum", "Pruning made-up networks, again"]
+    assert not any(p.id == "url:https://journal.example.org/upcoming/" for p in papers)
+    assert "guid:s0|https://journal.example.org/upcoming/#IJ-2026-0203" in {p.id for p in papers}
+    server.payload("/upcoming.xml", (FIELD / "03-feed-shared-link-generic-titles.xml")
+                   .read_bytes(), "application/rss+xml", validators=False)  # read again
+    (report,) = await poll_sources([SourceConfig(name="s0", kind="feed",
+                                                 url=server.url("/upcoming.xml"))], store,
+                                   http=http)
+    assert report.error is None and report.new == 0
+
+
+
+async def test_tex_arxiv_items_without_announce_type_elements(server, store, http):
+    """rss.arxiv.org's items copied without their arxiv: elements, on a channel that is not
+    arXiv's: still arXiv's text (the oai:arXiv.org guid, the "Announce Type:" preamble), so
+    TeX is converted, the preamble goes and the announce type comes from it."""
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "tex-arxiv-items-without-announce-type.xml"})
+    by_id = {p.id: p for p in papers}
+    paper, replaced = by_id["arxiv:2611.90021"], by_id["arxiv:2610.90022"]
+    assert paper.authors == ("Björn Inventsson", "Ján Fiktivček", "Ana Muñoz")
+    assert paper.title == "Invented ΛCDM-free priors for tt̅ tagging at √(s) = 13 TeV"
+    assert paper.abstract.startswith("We invent priors using 1/2-scaled O(n²) updates")
+    assert "p<0.05" in paper.abstract and "a_b" in paper.abstract
+    assert (replaced.title, replaced.version) == ("A replaced invented paper on ℓ₁ pruning", 3)
+    assert matching("author:munoz", papers) == [paper.title]
+    assert matching("author:institute", papers) == []
+
+
+async def test_tex_arxiv_items_without_announce_type_elements_filtered(server, store, http):
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "tex-arxiv-items-without-announce-type.xml"},
+                              announce_types=("new", "cross"))
+    assert [p.id for p in papers] == ["arxiv:2611.90021"]
+
+
+
+async def test_18_old_arxiv_rss10_served_by_a_mirror(server, store, http):
+    """The old format on a channel that is not arXiv's: every item carries the old title
+    suffix on an arxiv.org link, so it is read as arXiv wrote it (the suffix read and gone,
+    TeX in names converted, categories and versions)."""
+    papers = await poll_files(server, store, http,
+                              {"/mirror/cs.LG": "18-old-arxiv-rss10-rdf-mirrored.xml"})
+    by_id = {p.id: p for p in papers}
+    assert set(by_id) == {"arxiv:2312.00101", "arxiv:2311.00109"}
+    first = by_id["arxiv:2312.00101"]
+    assert first.title == "Invented Pruning of Tiny Networks"
+    assert first.authors == ("Jörg Example", "Bo Sample")
+    assert (first.categories, first.version) == (("cs.LG",), 1)
+    assert by_id["arxiv:2311.00109"].title == "An Older Invented Result"
+    assert matching("author:jorg", papers) == [first.title]
+
+
+
+async def test_tex_authors_signing_for_a_collaboration(server, store, http):
+    """arXiv's author lists with a collaboration: "..., for the Invented Collaboration" and
+    "The Invented Collaboration: A, B" list the collaboration as it is named, beside its
+    members; "(on behalf of ...)" after a name is an affiliation."""
+    papers = await poll_files(server, store, http,
+                              {"/rss/hep-ex": "tex-authors-collaborations.xml"})
+    assert {p.title: p.authors for p in papers} == {
+        "Search for invented bosons at √(s) = 13.6 TeV":
+            ("Ana Muñoz", "Bo Lee", "Invented Collaboration"),
+        "Measurement of made-up cross sections":
+            ("The Invented Collaboration", "Ana Muñoz", "Zoë Sample"),
+        "Invented detector calibration": ("Bo Lee",)}
+    assert len(matching("author:collaboration", papers)) == 2
+    assert matching('author:"for the"', papers) == []
+
+
+
+async def test_one_article_listed_twice_with_its_abstract_cut_short(server, store, http):
+    """One article under "Most read" (its abstract cut short, "[...]") and "Research", at
+    one link under one title: one paper, with the whole abstract; a column's two weeks at
+    one address, whose abstracts only begin alike, stay two."""
+    papers = await poll_files(server, store, http,
+                              {"/chem.xml": "feed-one-article-listed-twice-cut-short.xml"})
+    whole = ("We invent a catalyst that splits made-up water at room temperature and measure "
+             "its made-up yield over ten invented days.")
+    fever = "An invented patient presents with a made-up fever and an invented cough."
+    assert sorted((p.title, p.abstract) for p in papers) == [
+        ("An invented catalyst for made-up water", whole), ("What is your diagnosis?", fever),
+        ("What is your diagnosis?", "An invented patient presents with a made-up rash…")]
+
+
 # -- the same kinds of fault, on inputs of our own ---------------------------------------------
 
 def rss(items: str, channel: str = "") -> bytes:

@@ -20,7 +20,8 @@ from .ids import arxiv_urls, parse_arxiv
 
 ANNOUNCE_TYPES = ("new", "cross", "replace", "replace-cross")
 # "arXiv:2604.22002v1 Announce Type: new \nAbstract: ..." in front of every description.
-_PREAMBLE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*\S+\s*(?:Abstract:\s*)?", re.IGNORECASE)
+_PREAMBLE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*(\S+)\s*(?:Abstract:\s*)?",
+                       re.IGNORECASE)
 _ERROR_TITLE = "feed error for query"
 
 log = logging.getLogger("digestd.sources")
@@ -201,14 +202,31 @@ def is_arxiv_feed(parsed: feedparser.FeedParserDict) -> bool:
     """True for a feed that arXiv itself publishes (either format), whatever source kind
     reads it: its channel links to arxiv.org and its items are arXiv announcements (the
     announce_type element, or the old format's "(arXiv:ID [cat])" title suffix on an
-    arxiv.org item link, or rdf:about where the item has no link). A blog post titled
-    "... (arXiv:2401.01234)" is not one."""
+    arxiv.org item link, or rdf:about where the item has no link); or, wherever it is
+    served from, its items are written as only arXiv writes them (_announced; the old
+    format's suffix on every item). A blog post titled "... (arXiv:2401.01234)" is not
+    one."""
+    entries = parsed.entries[:5]
+    if entries and (any(_announced(e) for e in entries) or all(map(_old_announced, entries))):
+        return True
     if not _ARXIV_HOST.match(parsed.feed.get("link", "") or ""):
         return False
-    return any(e.get("arxiv_announce_type")
-               or (_OLD_SUFFIX.search(e.get("title", "") or "")
-                   and _ARXIV_HOST.match(e.get("link") or e.get("id") or ""))
-               for e in parsed.entries[:5])
+    return any(e.get("arxiv_announce_type") or _old_announced(e) for e in entries)
+
+
+def _old_announced(entry: dict) -> bool:
+    """An item of the old format: the "(arXiv:ID [cat])" title suffix on an arxiv.org item
+    link (or rdf:about where the item has no link)."""
+    return bool(_OLD_SUFFIX.search(entry.get("title", "") or "")
+                and _ARXIV_HOST.match(entry.get("link") or entry.get("id") or ""))
+
+
+def _announced(entry: dict) -> bool:
+    """Whether an item is written as only rss.arxiv.org writes one, whatever the channel
+    around it says and whether it has its announce_type element: the guid
+    "oai:arXiv.org:ID" and a description that opens "arXiv:ID Announce Type: ..."."""
+    return str(entry.get("id") or "").lower().startswith("oai:arxiv.org:") and bool(
+        _PREAMBLE.match(str(entry.get("summary") or "")))
 
 
 def _old_kind(words: str) -> str:
@@ -262,6 +280,8 @@ def arxiv_entry(entry: dict, *, source: str, old_format: bool) -> tuple[Paper, s
     if version is None and suffix:
         in_suffix = parse_arxiv(suffix["id"])
         version = in_suffix[1] if in_suffix else None
+    if not kind and (announced := _PREAMBLE.match(description)):
+        kind = announced[1].lower()  # "Announce Type: replace-cross", without the element
     url, pdf_url = arxiv_urls(bare)
     paper = Paper(
         id=f"arxiv:{bare}",

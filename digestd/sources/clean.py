@@ -8,7 +8,7 @@ import html
 import re
 from datetime import date, datetime, timedelta, timezone
 from email._parseaddr import _timezones as _RFC5322_ZONES  # EST -> -500, as RFC 5322 4.3
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 from ..text import collapse
 from .markup import has_markup, html_to_text, inline_markup_to_text
@@ -188,6 +188,48 @@ def _without_marks(value: object) -> object:
     return value
 
 
+# What an author string carries beside the names, which no reader wants in one (and no
+# `author:` rule should find): an address, the RSS 2.0 way ("jane@example.org (Jane Doe)",
+# the name in the parentheses) or another ("Jane Doe <jane@example.org>", "mailto:..."), an
+# ORCID iD ("ORCID: 0000-0002-1825-0097", "https://orcid.org/..."), a label before the list
+# ("By Jane Doe and Bob Roe", "Authors: ...")
+_EMAIL = r"(?:mailto:)?[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+_NAMED_EMAIL = re.compile(rf"(?:^|(?<=[,;]))\s*<?{_EMAIL}>?\s*\(([^()@]+)\)")
+_CONTACT = re.compile(rf"<\s*{_EMAIL}\s*>|{_EMAIL}|(?:\bORCID(?:\s+iD)?\s*:?\s*)?(?:https?://"
+                      r"(?:www\.)?orcid\.org/)?\b\d{4}-\d{4}-\d{4}-\d{3}[\dX]\b", re.IGNORECASE)
+_LABEL = re.compile(r"^\s*(?:(?:(?:written|authored)\s+)?by\b\s*:?|authors?\s*:)\s*(?=[^\W\d_])",
+                    re.IGNORECASE)
+# names set apart by a middle dot, a bullet or a bar ("Ann Roe · Bo Sample | Cy Test")
+_BULLETS = re.compile(r"\s+[·•|]\s+")
+_BEFORE_COMMA = re.compile(r"\s+(?=[,;])")
+
+
+def _without_contacts(text: str) -> str:
+    """An author string without the addresses, ORCID iDs and label it carries beside the
+    names (_CONTACT), its bullets made separators."""
+    named = contacts = 0
+    if "@" in text:
+        text, named = _NAMED_EMAIL.subn(r" \1 ", text)
+    if "@" in text or "-" in text:
+        text, contacts = _CONTACT.subn(" ", text)
+    if named or contacts:
+        text = _BEFORE_COMMA.sub("", text)  # "Jane Doe <jane@example.org>, Bob Roe"
+    if text[:12].lstrip()[:1] in ("b", "B", "a", "A", "w", "W"):
+        text = _LABEL.sub("", text, count=1)
+    if "·" in text or "•" in text or "|" in text:
+        text = _BULLETS.sub("; ", text)
+    return text
+
+
+# markup between two names in an HTML list of names: a line break or rule, the end of a
+# block (a list item, a paragraph, a division, a table cell), two links or spans with nothing
+# between them (a span each for given names and surname, "<span>Ann</span> <span>Roe</span>",
+# has a space between)
+_BETWEEN_NAMES = re.compile(r"<(?:br|hr)\b[^<>]*>|</(?:li|p|div|td|th|tr|dd|dt)\s*>"
+                            r"|</a\s*>\s*(?=<a\b)|</(?:a|span)\s*>(?=<(?:a|span)\b)",
+                            re.IGNORECASE)
+
+
 def _has_entities(value: object) -> bool:
     """Whether a name field carries HTML entities, so it is read as HTML (decoded once)."""
     return isinstance(value, str) and "&" in value and bool(_ENTITY.search(value))
@@ -260,6 +302,23 @@ def _name(piece: str) -> str:
     return name
 
 
+# a collaboration that signs with its members, as arXiv lists them: "..., for the ATLAS
+# Collaboration", "on behalf of the X Consortium", "The ATLAS Collaboration: A. Roe, B. Lee"
+_ON_BEHALF = re.compile(r"^(?:and\s+)?(?:for|on\s+behalf\s+of)\s+(?:the\s+)?(?=\S)",
+                        re.IGNORECASE)
+_GROUP_HEAD = re.compile(r"^(.{2,100}?\b(?:Collaborations?|Consortium|Group|Team|Network|"
+                         r"Investigators|Collaborators))\s*:\s*(?=\S)", re.IGNORECASE)
+
+
+def _group_name(name: str, names: list[str]) -> str:
+    """A name piece without the "for the" before a collaboration's name; a collaboration
+    heading the list ("The ATLAS Collaboration: A. Roe") goes into `names` on its own."""
+    if ":" in name and (head := _GROUP_HEAD.match(name)):
+        names.append(head[1])
+        name = name[head.end():]
+    return _ON_BEHALF.sub("", name, count=1)
+
+
 def split_authors(value: object, *, html: bool = False, tex: bool = False,
                   sep: str | None = None) -> tuple[str, ...]:
     """Names from one author string, as people write lists of names.
@@ -272,6 +331,15 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     decoded either way; `tex`: TeX accents are converted.
     """
     html = html or _has_entities(value)  # "M&#252;ller": its ";" must not split the list
+    if html and isinstance(value, str) and "<" in value and _BETWEEN_NAMES.search(value):
+        # names a line or an element each ("Ann Roe<br/>Bo Lee", "<li>Ann Roe</li><li>...",
+        # "<a>Ann Roe</a> <a>Bo Lee</a>"): markup that separates them as a comma would, which
+        # the text, without it, no longer shows ("Ann Roe Bo Lee"); each part is a list
+        parts = _BETWEEN_NAMES.split(value[:MAX_AUTHORS_TEXT])
+        if len(parts) > 1:
+            return tuple(dict.fromkeys(name for part in parts if part.strip()
+                                       for name in split_authors(part, html=True, tex=tex,
+                                                                 sep=sep)))
     if isinstance(value, str) and "\n" in value and "," not in value and ";" not in value \
             and not html and "\n" in value.strip():
         lines = [line.strip() for line in value.splitlines() if line.strip()]
@@ -281,6 +349,7 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
     text = clean_text(_without_marks(value), html=html, tex=tex, limit=MAX_AUTHORS_TEXT)
     if not text:
         return ()
+    text = _without_contacts(text)
     if not text.isascii() and ("、" in text or "，" in text or "；" in text):  # CJK lists
         text = text.replace("、", ",").replace("，", ",").replace("；", ";")
     cut = len(text) >= MAX_AUTHORS_TEXT - 1 and text.endswith(ELLIPSIS)
@@ -304,16 +373,19 @@ def split_authors(value: object, *, html: bool = False, tex: bool = False,
             # "Doe, Jane": one person, surname first (arXiv, which writes TeX, never does)
             if not tex and _one_surname_first(part):
                 pieces = [part]
-            elif not tex:
+            else:
+                # "Li, M., Wang, Q.": initials alone are no person, whatever the source
                 paired = _surname_initials(pieces)
-                pieces = paired if paired is not pieces else _surname_given(pieces,
-                                                                            surname_first)
+                pieces = paired if paired is not pieces or tex else _surname_given(
+                    pieces, surname_first)
         else:
             pieces = [p for chunk in part.split(sep)
                       for p in (_AND.split(chunk) if ("and" in chunk or "&" in chunk)
                                 else (chunk,))]
         for piece in pieces:
             name = _name(piece) if piece else ""
+            if name and (name[0] in "fFoOaA" or ":" in name):
+                name = _group_name(name, names)
             if not name:
                 continue
             if len(name) <= 40 and (_NOT_AUTHOR.match(name)
@@ -333,16 +405,20 @@ def clean_name(value: object, *, html: bool = False, tex: bool = False,
     """One person's name (a feed that gives each author apart): affiliations in
     parentheses and affiliation marks dropped, entities decoded (`plain` as clean_text's)."""
     html = html or _has_entities(value)
-    text = clean_text(_without_marks(value), html=html, tex=tex, plain=plain,
-                      limit=MAX_AUTHOR * 2)
+    text = _without_contacts(clean_text(_without_marks(value), html=html, tex=tex, plain=plain,
+                                        limit=MAX_AUTHOR * 2))
     while True:
         text, n = _PARENS.subn(" ", text)
         if not n:
             break
-    return cap(collapse(_name(text.replace("(", " ").replace(")", " "))), MAX_AUTHOR)
+    name = collapse(_name(text.replace("(", " ").replace(")", " ")))
+    return cap(_ON_BEHALF.sub("", name, count=1) if name[:1] in "fFoO" else name, MAX_AUTHOR)
 
 
 # -- links ---------------------------------------------------------------------------------------
+
+_WRAPPED = re.compile(r"[\r\n][\r\n ]*")
+
 
 def absolute_link(link: object, base: str = "") -> str:
     """`link` resolved against `base` (xml:base or the URL the feed came from); '' unless
@@ -351,8 +427,11 @@ def absolute_link(link: object, base: str = "") -> str:
     if not isinstance(link, str):
         return ""
     # as a browser reads a URL (WHATWG URL standard, basic URL parser): tabs and line
-    # breaks inside are dropped, spaces in the path are percent-encoded
-    link = _CONTROL.sub("", link).strip().replace("\t", "").replace("\r", "").replace("\n", "")
+    # breaks inside are dropped, spaces in the path are percent-encoded; but the spaces
+    # after a line break are the indentation of a link wrapped in the feed's XML
+    link = _CONTROL.sub("", link).strip().replace("\t", "")
+    if "\n" in link or "\r" in link:
+        link = _WRAPPED.sub("", link)
     if not link:
         return ""
     if base and not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", link):
@@ -368,7 +447,42 @@ def absolute_link(link: object, base: str = "") -> str:
         return ""
     if any(c.isspace() for c in parts.netloc):
         return ""
-    return link.replace(" ", "%20") if " " in link else link
+    if not _URL_CHARS.fullmatch(link) or "@" in parts.netloc:
+        link = _as_a_browser_reads(parts)
+    return link
+
+
+# what a URL holds as written (RFC 3986's characters, and any beyond ASCII, which mail
+# clients link as they are); anything else is read as a browser reads it (_as_a_browser_reads)
+_URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%\u0080-\U0010ffff]*")
+_HOST_CHARS = re.compile(r"[A-Za-z0-9_\-.\[\]:\u0080-\U0010ffff]*")
+_UNSAFE = re.compile(r'[\x00-\x20"<>\\^`{|}\x7f]')
+
+
+def _as_a_browser_reads(parts: SplitResult) -> str:
+    """An http(s) URL the way a browser reads and shows it (WHATWG URL standard): "\\" in
+    the path is "/", the characters that may not stand in a URL (space, '"', "<", ">", "{",
+    "|", ...) are percent-encoded, so that a mail client links the whole of it; no user name
+    or password, which only make a link look like another host's ("https://arxiv.org@x.example/"),
+    and no default port."""
+    host = parts.hostname or ""
+    if not _HOST_CHARS.fullmatch(host):
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme = parts.scheme.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != (443 if scheme == "https" else 80):
+        host = f"{host}:{port}"
+
+    def encode(text: str) -> str:
+        return _UNSAFE.sub(lambda m: f"%{ord(m[0]):02X}", text)
+
+    return urlunsplit((scheme, host, encode(parts.path.replace("\\", "/")) or "/",
+                       encode(parts.query), encode(parts.fragment)))
 
 
 # -- dates ---------------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ from collections.abc import Collection
 from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
-from ..identity import conflicting
+from ..errors import SourceError
+from ..identity import conflicting, title_key, titles_agree
 from ..models import Paper
 from ..store import SourceState
 from ..text import collapse, words
+from .arxiv_api import parse_api_feed
 from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
 from .base import PollResult, Source, parse_off_loop, xml_error
 from .clean import (
@@ -33,6 +35,8 @@ from .markup import html_to_text, is_html
 
 log = logging.getLogger("digestd.sources")
 
+# The id of an answer of arXiv's export API ("http://arxiv.org/api/VQIAl76...")
+_ARXIV_API = re.compile(r"^https?://(?:export\.)?arxiv\.org/api/", re.IGNORECASE)
 # Where journals put the DOI: dc:identifier ("doi:10...." or a doi.org URL), prism:doi.
 _DOI_KEYS = ("prism_doi", "dc_identifier", "doi")
 
@@ -58,6 +62,12 @@ def _authors(entry: dict, tex: bool) -> tuple[str, ...]:
         # Many feeds put all authors in one dc:creator / <author>: "A, B and C", sometimes as
         # HTML links.
         name = people[0]["name"]
+        raw = entry.get("author")
+        if people[0].get("email") and isinstance(raw, str) and people[0]["email"] in raw:
+            # feedparser took the first address out of the string, and its parentheses with
+            # it ("a@x.org (Ann Roe), b@x.org (Bo Sample)" gave "Ann Roe), b@x.org (Bo
+            # Sample"): the string as the feed wrote it, whose addresses split_authors drops
+            name = raw
         return split_authors(name, html="<" in name, tex=tex)
     # one name each, as a rule; but a list in one of them ("A, B and C" beside a feed-wide
     # <author>) is split too, and "et al." in one of its own is no author
@@ -175,8 +185,8 @@ def guid_ids(guid: str, source: str) -> tuple[str, ...]:
     scoped = f"guid:{source}|{guid.strip()}"
     if absolute_link(guid) == guid.strip():
         found = url_id(guid)
-        if found:
-            return (found, scoped)
+        if found and not (found.startswith("url:") and urlsplit(guid).fragment):
+            return (found, scoped)  # (a fragment's page, "toc#art2", is no item's address)
     return (scoped,)
 
 
@@ -203,6 +213,20 @@ def _item_base(entry: dict, base_url: str) -> str:
     return base_url
 
 
+# RFC 4287 4.2.7.2: a relation written as its IANA URI is the registered one of that name
+_IANA_ALTERNATE = "http://www.iana.org/assignments/relation/alternate"
+
+
+def _iana_alternate(entry: dict) -> str:
+    """The href of an Atom link whose rel is "alternate" written as its IANA URI, which
+    feedparser does not take for the entry's link; '' when there is none."""
+    for link in entry.get("links") or ():
+        if isinstance(link, dict) and isinstance(link.get("href"), str) and str(
+                link.get("rel") or "").strip().lower() == _IANA_ALTERNATE:
+            return link["href"]
+    return ""
+
+
 def _pdf_link(entry: dict, base: str, url: str) -> str:
     """The item's PDF: an RSS <enclosure> or an Atom link of type application/pdf (or an
     enclosure whose path ends in .pdf), resolved against `base`; '' when there is none, or
@@ -222,37 +246,77 @@ def _pdf_link(entry: dict, base: str, url: str) -> str:
     return ""
 
 
+_RELISTINGS = 3  # listings of one item under one guid that _relisted looks at
+
+
+def _strong(paper: Paper) -> list[str]:
+    return [i for i in paper.ids if i.startswith(("doi:", "arxiv:"))]
+
+
 def _same_listing(first: Paper, second: Paper) -> bool:
     """Whether two items of one feed document with one link and one title are one listing
     of one article (a journal lists it under "Research" and "Most read"): nothing a reader
     could tell them apart by. Two abstracts or two author lists that differ, or two DOIs or
     arXiv ids, make two items (a recurring column at one address, "What is your
-    diagnosis?", with this week's case and last week's)."""
-    def strong(paper: Paper) -> list[str]:
-        return [i for i in paper.ids if i.startswith(("doi:", "arxiv:"))]
-
-    return (not (first.abstract and second.abstract and first.abstract != second.abstract)
+    diagnosis?", with this week's case and last week's), and so does a generic title
+    (identity.title_key: "Erratum", "Editorial"), which many items share."""
+    return (title_key(first.title) is not None  # "Erratum" and "Erratum": say nothing
+            and _same_text(first.abstract, second.abstract)
             and not (first.authors and second.authors and first.authors != second.authors)
-            and conflicting(strong(first), strong(second)) is None)
+            and conflicting(_strong(first), _strong(second)) is None)
 
 
-def _relisted(papers: list[Paper], link_ids: list[str | None], source: str) -> list[Paper]:
-    """`papers` with each article listed twice in the feed once (_same_listing), in the first
-    listing's place, known by every id of either: its guids, so that either one alone is
-    met again later."""
+# how a listing cuts an abstract short: "…", "...", "[...]", "[…]"
+_CUT_SHORT = re.compile(r"\s*(?:\[\s*(?:…|\.\.\.)\s*\]|…|\.\.\.)\s*$")
+_MIN_CUT = 40  # characters of an abstract cut short that still tell it
+
+
+def _same_text(one: str, other: str) -> bool:
+    """Whether two listings' abstracts can be one article's: the same, either missing, or
+    one the other's beginning cut short ("We invent a catalyst that …" in "Most read")."""
+    if not one or not other or one == other:
+        return True
+    short, long = sorted((one, other), key=len)
+    cut = _CUT_SHORT.sub("", short)
+    return cut != short and len(cut) >= _MIN_CUT and long.startswith(cut)
+
+
+def _same_item(first: Paper, second: Paper) -> bool:
+    """Whether two items of one feed document under one guid are one item listed again as
+    it was updated (a typo in its title fixed, its abstract added): titles that agree
+    (identity.titles_agree) and are a paper's (a feed that gives every item one guid, its
+    own name, lists "Editorial" and "Editorial"), no two DOIs or arXiv ids."""
+    return (title_key(first.title) is not None and title_key(second.title) is not None
+            and titles_agree(first.title, second.title)
+            and conflicting(_strong(first), _strong(second)) is None)
+
+
+def _relisted(papers: list[Paper], link_ids: list[str | None], guids: list[str | None],
+              source: str) -> list[Paper]:
+    """`papers` with each article listed twice in the feed once (_same_listing at a shared
+    link, _same_item under a shared guid), in the first listing's place, known by every id
+    of either: its guids, so that either one alone is met again later."""
     kept: list[Paper] = []
     first: dict[tuple, int] = {}
-    for paper, link_id in zip(papers, link_ids):
+    under: dict[str, list[int]] = {}  # a shared guid's papers kept so far
+    for paper, link_id, guid in zip(papers, link_ids, guids):
         key = (link_id, tuple(words(paper.title))) if link_id else None
         at = first.get(key) if key else None
-        if at is not None and _same_listing(kept[at], paper):
+        if at is not None and not _same_listing(kept[at], paper):
+            at = None
+        if at is None and guid:
+            at = next((k for k in under.get(guid, ()) if _same_item(kept[k], paper)), None)
+        if at is not None:
             held = kept[at]
             kept[at] = replace(held, aliases=tuple(dict.fromkeys(
-                i for i in (*held.aliases, *paper.ids) if i != held.id)))
+                i for i in (*held.aliases, *paper.ids) if i != held.id)),
+                abstract=max(held.abstract, paper.abstract, key=len))  # (not one cut short)
             log.debug("source=%s relisted=%s as=%s", source, paper.id, held.id)
             continue
-        if key and at is None:
+        if key and key not in first:
             first[key] = len(kept)
+        if guid:
+            under.setdefault(guid, []).append(len(kept))
         kept.append(paper)
     return kept
 
@@ -272,7 +336,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     http(s) then are dropped, and tracking tags leave them. Titles and abstracts lose
     markup only where the feed says they are HTML. An arXiv feed read here is read as
     arXiv writes it (TeX, the old RSS 1.0 title suffix); `announce_types` filters its
-    items (default: keep all).
+    items (default: keep all); an answer of arXiv's export API, as the arxiv-api source
+    reads it.
     Other feeds' text is converted from TeX only with `tex` (the source's setting).
 
     Real journal feeds are often slightly broken (an undefined entity, a stray &), so
@@ -289,6 +354,16 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     source, xml_error(parsed.get("bozo_exception")), one_by_one, unreadable)
     entries = parsed.entries
     atom = str(parsed.get("version") or "").startswith("atom")
+    if atom and _ARXIV_API.match(str(parsed.feed.get("id") or "")):
+        # arXiv's export API read as a feed (a query's URL): its entries as the arxiv-api
+        # source reads them, TeX and plain text, versions and DOIs
+        try:
+            page = parse_api_feed(content, source=source)
+        except SourceError as e:
+            if e.reason != "bad-xml":
+                raise
+        else:
+            return [found.paper for found in page.entries], page.skipped, well_formed
     if atom:
         entries = latest_of_each_id(entries)
     arxiv = is_arxiv_feed(parsed)
@@ -312,11 +387,19 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         guid = (entry.get("id") or "").strip()
         link = entry.get("link") or ""
         base = _item_base(based[i] if based is not None else entry, base_url)
-        if entry.get("guidislink") and link == guid and not absolute_link(guid):
+        alternate = _iana_alternate(entry) if not link or entry.get("guidislink") else ""
+        origin = entry.get("feedburner_origlink")
+        if isinstance(origin, str) and absolute_link(origin, base):
+            # FeedBurner put its own redirect (feedproxy.google.com, gone since 2022) in the
+            # link and the article's address in feedburner:origLink
+            link = alternate = origin
+        elif alternate:
+            link = alternate  # (feedparser gave the entry its id for a link)
+        elif entry.get("guidislink") and link == guid and not absolute_link(guid):
             # a permalink guid that is no URL ("IJ-2026-0101") is not a link; a path
             # ("article/6") is one, relative to the feed
             link = guid if "/" in guid and " " not in guid else ""
-        if based is not None and link:
+        if based is not None and link and not alternate:
             link = based[i].get("link") or link
         if not link.strip() and absolute_link(guid):
             link = guid  # <link/> left empty beside a guid that is a URL
@@ -338,7 +421,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     identifiers = dc_identifiers(content, len(parsed.entries)) if not atom or len(
         entries) == len(parsed.entries) else None
     papers: list[Paper] = []
-    paper_links: list[str | None] = []  # each paper's link_id, for _relisted
+    paper_links: list[str | None] = []  # each paper's shared link_id, for _relisted
+    paper_guids: list[str | None] = []  # ... and its shared guid
     skipped = unreadable
     for k, (entry, link, link_id, guid) in enumerate(zip(entries, links, link_ids, guids)):
         if arxiv:
@@ -350,6 +434,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
                     continue
                 papers.append(got[0])
                 paper_links.append(None)
+                paper_guids.append(None)
                 continue
         title = clean_title(entry.get("title"), html=_markup(entry.get("title"),
                                                              entry.get("title_detail")), tex=tex)
@@ -367,7 +452,8 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
         # in its path: "/latest", "/upcoming"), says no more than the link: the item behind
         # such a page changes, and titles must agree for it to be the same paper
         page = bool(link_id) and absolute_link(guid) == guid and url_id(guid) == link_id \
-            and not any(c.isdigit() for c in urlsplit(link).path)
+            and not any(c.isdigit() for c in urlsplit(link).path) \
+            and urlsplit(guid).fragment == urlsplit(link).fragment  # ("upcoming/#2": an item's)
         held = guid_ids(guid, source) if guid and not shared_guid and not page else ()
         ids = canonical(_doi(entry, identifiers[k] if identifiers else ()),
                         link_id if link_id and not shared else None, *held)
@@ -417,8 +503,11 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
             aliases=ids[1],
         ))
         paper_links.append(link_id if shared else None)
-    if any(paper_links):
-        papers = _relisted(papers, paper_links, source)
+        # a guid a few items share: one item listed again as it was updated; one that many
+        # share names the feed, not an item (and comparing all their titles would cost)
+        paper_guids.append(guid if shared_guid and guid_count[guid] <= _RELISTINGS else None)
+    if any(paper_links) or any(paper_guids):
+        papers = _relisted(papers, paper_links, paper_guids, source)
     return papers, skipped, well_formed
 
 

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import feedparser
 
+from ..identity import title_key, titles_agree
 from .arxiv_rss import parse_feed_bytes, xml_repaired
 from .markup import is_element_name
 
@@ -37,11 +38,20 @@ def dc_identifiers(content: bytes, entries: int) -> list[list[str]] | None:
     return found if len(found) == entries else None
 
 
+def _versions(title: str, other: str) -> bool:
+    """Whether two entries under one atom:id can be one entry's versions: titles that agree,
+    or a title that is no paper's ("Untitled" until the real one came)."""
+    return (title_key(title) is None or title_key(other) is None
+            or titles_agree(title, other))
+
+
 def latest_of_each_id(entries: list) -> list:
     """An Atom feed's entries, one per atom:id: "If multiple atom:entry elements with the
     same atom:id value appear in an Atom Feed Document, they represent the same entry"
     (RFC 4287 4.1.1), kept in the version with the latest atom:updated (the first of
-    equals), where the first of them stood."""
+    equals), where the first of them stood. But entries under one id whose titles are
+    papers' and do not agree (_versions) are other entries: a feed that gives all its
+    entries one id (its own) lists as many papers, which that id then names none of."""
     best: dict[str, int] = {}
     order: list[str | int] = []  # an id where it first stood, or the index of one without
     for k, entry in enumerate(entries):
@@ -51,6 +61,9 @@ def latest_of_each_id(entries: list) -> list:
         elif key not in best:
             best[key] = k
             order.append(key)
+        elif not _versions(str(entry.get("title") or ""),
+                           str(entries[best[key]].get("title") or "")):
+            order.append(k)
         elif (entry.get("updated_parsed") or ()) > (entries[best[key]].get("updated_parsed")
                                                      or ()):
             best[key] = k

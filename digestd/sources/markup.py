@@ -60,6 +60,24 @@ caption colgroup dd dt li optgroup option p rp rt tbody td tfoot th thead tr
 _ALWAYS = frozenset(_ALWAYS_NAMES.split())
 # an attribute with a quoted value: `<foo bar="1">` is markup whatever its name
 _QUOTED_ATTRIBUTE = re.compile(r"""\s[A-Za-z_:][\w:.-]*\s*=\s*["']""")
+# The attributes written without a value (HTML 5's boolean attributes, the obsolete
+# presentational ones, "<br clear>"): other words after an element's name, none with a
+# value, are text around a "<" and a ">" ("for k<p and p>q", "if n<i or i>0")
+_BARE_ATTRIBUTE_NAMES = """
+allowfullscreen async autofocus autoplay border checked clear compact contenteditable controls
+declare default defer disabled download formnovalidate hidden inert ismap itemscope loop
+multiple muted nohref nomodule noresize noshade novalidate nowrap open playsinline readonly
+required reversed selected
+"""
+_BARE_ATTRIBUTES = frozenset(_BARE_ATTRIBUTE_NAMES.split())
+
+
+def _words_not_attributes(attributes: str) -> bool:
+    """Whether what follows an element's name in a `<...>` is words rather than attributes:
+    no value anywhere (no "=") and a word that is no attribute written without one."""
+    words = attributes.strip().rstrip("/").split()
+    return bool(words) and "=" not in attributes and not all(
+        w.lower() in _BARE_ATTRIBUTES for w in words)
 
 
 def _is_tag(m: re.Match, ends: set[str], starts: set[str]) -> bool:
@@ -78,7 +96,11 @@ def _is_tag(m: re.Match, ends: set[str], starts: set[str]) -> bool:
     known = name in _ELEMENTS
     if m[1]:  # an end tag
         return known or name in starts
-    if m[3].endswith("/") or name in _ALWAYS:
+    if m[3].endswith("/"):
+        return True
+    if _words_not_attributes(m[3]):
+        return False  # "for k<p and p>q": whatever closes later, no element opens here
+    if name in _ALWAYS:
         return True
     rest = m[3].strip()
     if known and (not rest or "=" in rest):
@@ -181,10 +203,10 @@ _ENCLOSED = r"(?:[^<]|<(?![A-Za-z/!?]))"
 # <i>BRCA1</i>, <scp>CD4</scp>, <jats:italic>TP53</jats:italic>, <a href="...">a link</a>
 _INLINE = re.compile(
     r"<((?:[A-Za-z][\w.-]*:)?)(i|b|u|a|em|strong|small|span|font|tt|code|sc|scp|italic|bold|"
-    r"underline|monospace|named-content|inline-formula)\b[^<>]*>(" + _ENCLOSED + r"{0,300}?)"
-    r"</\1\2\s*>", re.IGNORECASE)
+    r"underline|monospace|named-content|inline-formula)\b([^<>]*)>(" + _ENCLOSED
+    + r"{0,300}?)</\1\2\s*>", re.IGNORECASE)
 # ... and a paragraph or a division around it (a title wrapped in <p>), of any length
-_PARAGRAPH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(p|div)\b[^<>]*>(" + _ENCLOSED
+_PARAGRAPH = re.compile(r"<((?:[A-Za-z][\w.-]*:)?)(p|div)\b([^<>]*)>(" + _ENCLOSED
                         + r"*?)</\1\2\s*>", re.IGNORECASE)
 _INNER_TAG = re.compile(r"</?(?:[A-Za-z][\w.-]*:)?(?:i|b|em|strong|span|italic|bold)\b[^<>]*>",
                         re.IGNORECASE)
@@ -213,6 +235,16 @@ def _void_out(m: re.Match) -> str:
     return " " if m[1].lower() in ("br", "hr") else ""
 
 
+def _enclosed(m: re.Match) -> str:
+    """An inline element's text (_INLINE), a paragraph's between spaces (_PARAGRAPH)."""
+    return m[4] if m[2].lower() not in ("p", "div") else f" {m[4]} "
+
+
+# a "<" before a name and words that are no attributes ("k<p and p>q"), which
+# inline_markup_to_text keeps apart as text (a NUL, which no cleaned text holds, for its "<")
+_WORDS_TAG = re.compile(r"<(?=[A-Za-z][\w:-]*(\s[^<>]*)>)")
+
+
 def inline_markup_to_text(text: str) -> str:
     """Text that holds inline markup all the same, without it: each element that encloses
     text (clean._INLINE's: <i>, <b>, <em>, <a>, <sup>, <scp>, JATS and MathML) gives its
@@ -221,11 +253,16 @@ def inline_markup_to_text(text: str) -> str:
     written ("n<k", "List<String>", "</b> and <em> tags", "Using <br> tags", a <script>
     mentioned)."""
     text = _formulas(text, escape=False)
+    kept = "\x00" not in text and " " in text
+    if kept:
+        text = _WORDS_TAG.sub(lambda m: "\x00" if _words_not_attributes(m[1]) else "<", text)
     for _ in range(5):  # nested elements, innermost first
-        text, n = _INLINE.subn(r"\3", text)
-        text, k = _PARAGRAPH.subn(r" \3 ", text)
+        text, n = _INLINE.subn(_enclosed, text)
+        text, k = _PARAGRAPH.subn(_enclosed, text)
         if not n and not k:
             break
+    if kept and "\x00" in text:
+        text = text.replace("\x00", "<")
     return _VOID.sub(_void_out, text) if _VOID.search(text) else text
 
 
