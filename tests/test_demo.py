@@ -40,6 +40,40 @@ def test_demo_writes_one_parsable_digest_per_subscriber(tmp_path, monkeypatch, c
     assert len(list((tmp_path / "demo" / "outbox").glob("*.eml"))) == 2
 
 
+def test_the_demo_s_links_open_where_its_summary_says(tmp_path, monkeypatch, capsys):
+    """The summary says how to open the digests' links: `digestd web` in the demo's folder,
+    whose embedded defaults find the demo's store and link secret (the real app, by ASGI)."""
+    import asyncio
+    import types
+
+    import httpx
+
+    from digestd.cli.common import _config
+    from digestd.store import Store
+    from digestd.web import create_app
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--dir", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert f"`cd {tmp_path / 'demo'} && digestd web` runs" in out
+    monkeypatch.chdir(tmp_path / "demo")
+    config = _config(types.SimpleNamespace(config=None))
+    first = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))[0]
+    msg = email.message_from_bytes(first.read_bytes(), policy=email.policy.default)
+    page = msg["Archived-At"].strip("<>")
+    assert page.startswith(config.web.base_url + "/d/")
+    with Store(config.store.path) as store:
+        app = create_app(config, store)
+
+        async def ask():
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url=config.web.base_url) as client:
+                return await client.get(page.removeprefix(config.web.base_url))
+
+        got = asyncio.run(ask())
+    assert got.status_code == 200 and msg["Subject"].split(":")[0] in got.text
+
+
 def test_demo_never_empties_a_setup_of_someone_s_own(tmp_path, capsys):
     """`digestd demo --dir DIR` starts over only in a folder the demo made: DIR with a config,
     a store with other subscribers, or an outbox with other files is left as it is."""
