@@ -58,7 +58,7 @@ def test_the_demo_s_links_open_where_its_summary_says(tmp_path, monkeypatch, cap
     assert f"`cd {tmp_path / 'demo'} && digestd web` runs" in out
     monkeypatch.chdir(tmp_path / "demo")
     config = _config(types.SimpleNamespace(config=None))
-    first = sorted((tmp_path / "demo" / "outbox").glob("*.eml"))[0]
+    first = min((tmp_path / "demo" / "outbox").glob("*.eml"))
     msg = email.message_from_bytes(first.read_bytes(), policy=email.policy.default)
     page = msg["Archived-At"].strip("<>")
     assert page.startswith(config.web.base_url + "/d/")
