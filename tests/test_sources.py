@@ -247,6 +247,20 @@ async def test_arxiv_rss_error_feed_names_the_category(server, http):
     assert "Bad archive" in str(err.value)
 
 
+async def test_arxiv_s_error_feed_read_as_a_plain_feed_is_an_error_not_an_empty_day(server,
+                                                                                 http):
+    """A `feed` source pointed at an arXiv listing with a mistyped archive gets the same
+    well-formed, empty error feed: said as arxiv-rss says it, not "ok, 0 new"."""
+    server.file("/rss/astroph", RSS_ERROR, RSS_TYPE)
+    with pytest.raises(SourceError) as err:
+        await poll(cfg("astro", "feed", url=server.url("/rss/astroph")), http)
+    assert err.value.reason == "arxiv-error"
+    assert str(err.value).startswith("astro: arXiv rejected the query http://rss.arxiv.org/")
+    assert "Bad archive 'astroph'" in str(err.value)
+    server.file("/rss/test", RSS_EMPTY, RSS_TYPE)  # an empty day stays an empty day
+    assert (await poll(cfg("t", "feed", url=server.url("/rss/test")), http)).papers == []
+
+
 @pytest.mark.parametrize("body", [
     b"<html><head><title>503</title></head><body><h1>Service unavailable</h1></body></html>",
     fixture_bytes(RSS)[:3000],  # truncated mid-item: its first item must not be accepted

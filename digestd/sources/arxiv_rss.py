@@ -195,6 +195,21 @@ _OLD_SUFFIX = re.compile(r"\.?\s*\(arXiv:(?P<id>[^\s()\[\]]+)\s*\[(?P<cat>[^\]]*
 DEFAULT_ANNOUNCE_TYPES = ("new", "cross")
 
 
+def check_error_feed(parsed: feedparser.FeedParserDict, source: str,
+                     categories: Collection[str] = ()) -> None:
+    """Raise SourceError arxiv-error for the feed arXiv sends instead of a day's
+    announcements when it rejects the query (a bad archive or category): well-formed, no
+    items, titled "Feed error for query: URL", the reason in its description. Whatever
+    source kind reads it, that is no empty day."""
+    channel = parsed.feed
+    title = channel.get("title", "") or ""
+    if title.lower().startswith(_ERROR_TITLE):
+        asked = (f"the categories {'+'.join(categories)}" if categories else
+                 f"the query {title.partition(':')[2].strip()}")
+        why = clean_abstract(channel.get("description", "")) or title
+        raise SourceError(f"{source}: arXiv rejected {asked}: {why}", reason="arxiv-error")
+
+
 _ARXIV_HOST = re.compile(r"^https?://([a-z]+\.)*arxiv\.org(/|$)", re.IGNORECASE)
 
 
@@ -311,13 +326,7 @@ def parse_arxiv_rss(content: bytes, *, source: str,
     """
     parsed = parse_feed_bytes(content)
     check_feed(parsed, source, strict=True)
-    channel = parsed.feed
-    title = channel.get("title", "")
-    if title.lower().startswith(_ERROR_TITLE):
-        asked = "+".join(categories) or title.partition(":")[2].strip()
-        why = clean_abstract(channel.get("description", "")) or title
-        raise SourceError(f"{source}: arXiv rejected the categories {asked}: {why}",
-                          reason="arxiv-error")
+    check_error_feed(parsed, source, categories)
     keep = set(announce_types or DEFAULT_ANNOUNCE_TYPES)
     old_format = parsed.get("version") == "rss10"
     papers: list[Paper] = []

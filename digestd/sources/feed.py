@@ -16,7 +16,7 @@ from ..models import Paper
 from ..store import SourceState
 from ..text import collapse, words
 from .arxiv_api import parse_api_feed
-from .arxiv_rss import arxiv_entry, check_feed, is_arxiv_feed
+from .arxiv_rss import arxiv_entry, check_error_feed, check_feed, is_arxiv_feed
 from .base import PollResult, Source, parse_off_loop, xml_error
 from .clean import (
     NAME_PARTICLES,
@@ -348,6 +348,7 @@ def parse_feed(content: bytes, *, source: str, base_url: str = "",
     """
     parsed, one_by_one, unreadable = read_feed(content)
     check_feed(parsed, source, strict=False)
+    check_error_feed(parsed, source)  # arXiv's answer to a bad query is no empty day
     well_formed = not parsed.get("bozo")
     if one_by_one:
         log.warning("source=%s not_well_formed=%r items=%d read_one_by_one=true unreadable=%d",
