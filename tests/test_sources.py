@@ -324,17 +324,22 @@ async def test_arxiv_api_new_format_query(server, http):
                          "sortOrder": "descending"}
 
 
-async def test_arxiv_api_pages_with_start_at_most_one_request_every_3s(server):
-    page2 = fixture_bytes(API_QUERY).replace(b"2606.135", b"2606.999")  # 2 other ids
-    page2 = re.sub(rb"<entry>.*?</entry>\s*", b"", page2, count=3, flags=re.DOTALL)
-
+async def _two_pages(server, page2: bytes) -> tuple:
+    """(PollResult, FakeTime) of arxiv-api asked for 7 results: the fixture's 5 on the first
+    page, `page2` after."""
     def by_start(req):
         body = fixture_bytes(API_QUERY) if req.query["start"] == "0" else page2
         return Reply(200, body, {"Content-Type": ATOM_TYPE})
     server.route("/api/query", by_start)
     fake = FakeTime()
     async with fast_http(sleep=fake.sleep, clock=fake.clock, delay_scale=1.0) as http:
-        result = await poll(api_cfg(server, max_results=7), http)
+        return await poll(api_cfg(server, max_results=7), http), fake
+
+
+async def test_arxiv_api_pages_with_start_at_most_one_request_every_3s(server):
+    page2 = fixture_bytes(API_QUERY).replace(b"2606.135", b"2606.999")  # 2 other ids
+    page2 = re.sub(rb"<entry>.*?</entry>\s*", b"", page2, count=3, flags=re.DOTALL)
+    result, fake = await _two_pages(server, page2)
     assert [r.query["start"] for r in server.requests] == ["0", "5"]
     assert [r.query["max_results"] for r in server.requests] == ["7", "2"]
     assert len(result.papers) == 7 and result.papers[-1].id == "arxiv:2606.99901"
@@ -346,14 +351,7 @@ async def test_arxiv_api_a_page_that_repeats_the_last_counts_them_as_seen(server
     the one before. Those entries are seen (`digestd poll`'s count), not skipped."""
     page2 = re.sub(rb"<entry>.*?</entry>\s*", b"", fixture_bytes(API_QUERY), count=3,
                    flags=re.DOTALL)  # the last 2 entries of page 1 again
-
-    def by_start(req):
-        body = fixture_bytes(API_QUERY) if req.query["start"] == "0" else page2
-        return Reply(200, body, {"Content-Type": ATOM_TYPE})
-    server.route("/api/query", by_start)
-    fake = FakeTime()
-    async with fast_http(sleep=fake.sleep, clock=fake.clock, delay_scale=1.0) as http:
-        result = await poll(api_cfg(server, max_results=7), http)
+    result, _ = await _two_pages(server, page2)
     assert [r.query["max_results"] for r in server.requests] == ["7", "2"]
     assert (len(result.papers), result.repeated, result.skipped) == (5, 2, 0)
 
