@@ -150,7 +150,10 @@ async def subscribed(site: Site, client: httpx.AsyncClient, email: str = "ada@ex
     """Subscribe and confirm; returns the preferences path."""
     r = await client.post("/", data=form(email, rules))
     assert r.status_code == 200
-    r = await client.get(path_of(link_in(site.mails(email)[-1], "/confirm")))
+    confirm = path_of(link_in(site.mails(email)[-1], "/confirm"))
+    r = await client.get(confirm)  # a button: opening the link confirms nothing
+    assert r.status_code == 200 and site.status(email) == "pending"
+    r = await client.post(confirm)
     assert r.status_code == 200 and site.status(email) == "active"
     return path_of(site.app.state.web.links.preferences(site.store.get_subscriber(email).id))
 
@@ -178,7 +181,7 @@ async def test_subscribe_confirm_digest_one_click_unsubscribe(site, capsys):
         assert cli("-c", str(site.cfg), "send", "--now") == 0
         assert len(site.mails("ada@example.org")) == 1
 
-        r = await client.get(path_of(confirm_url))
+        r = await client.post(path_of(confirm_url))
         assert r.status_code == 200 and "You are subscribed" in r.text
         assert site.status("ada@example.org") == "active"
 
@@ -250,6 +253,7 @@ async def test_forged_mangled_and_misused_tokens_change_nothing(site):
             assert r.status_code == 400
             r = await client.get(f"/confirm/{token}")
             assert r.status_code == 400
+            assert (await client.post(f"/confirm/{token}")).status_code == 400
         gone = sign(site.secret, "unsub", 99999)
         r = await client.post(f"/u/{gone}", data={"List-Unsubscribe": "One-Click"})
         assert r.status_code == 404 and "No such subscription" in r.text
@@ -270,24 +274,26 @@ async def test_replayed_confirmation_link(site):
     async with site.client() as client:
         await client.post("/", data=form())
         path = path_of(link_in(site.mails("ada@example.org")[0], "/confirm"))
-        assert (await client.get(path)).status_code == 200
+        assert (await client.post(path)).status_code == 200
         # a second click (or a link scanner after the click) just shows the preferences
-        r = await client.get(path)
-        assert r.status_code == 200 and "confirmed already" in r.text
+        for again in (client.get, client.post):
+            r = await again(path)
+            assert r.status_code == 200 and "confirmed already" in r.text
         sub = site.store.get_subscriber("ada@example.org")
         r = await client.post(f"/u/{sign(site.secret, 'unsub', sub.id)}",
                               data={"List-Unsubscribe": "One-Click"})
         assert site.status("ada@example.org") == "unsubscribed"
         # replaying the old confirmation must not subscribe them again
-        r = await client.get(path)
-        assert r.status_code == 410 and site.status("ada@example.org") == "unsubscribed"
+        for again in (client.get, client.post):
+            r = await again(path)
+            assert r.status_code == 410 and site.status("ada@example.org") == "unsubscribed"
         # asking again gives a new link; the old one stays dead
         site.clock.advance(11 * 60)
         await client.post("/", data=form())
         assert site.status("ada@example.org") == "pending"
-        assert (await client.get(path)).status_code == 410
+        assert (await client.post(path)).status_code == 410
         new = path_of(link_in(site.mails("ada@example.org")[-1], "/confirm"))
-        assert new != path and (await client.get(new)).status_code == 200
+        assert new != path and (await client.post(new)).status_code == 200
         assert site.status("ada@example.org") == "active"
 
 
@@ -620,7 +626,7 @@ async def test_an_unsubscribed_address_can_come_back_with_a_confirmation(site):
     async with site.client() as client:
         await client.post("/", data=form(rules=("segmentation",)))
         assert site.status("ada@example.org") == "pending"
-        await client.get(path_of(link_in(site.mails("ada@example.org")[0], "/confirm")))
+        await client.post(path_of(link_in(site.mails("ada@example.org")[0], "/confirm")))
     sub = site.store.get_subscriber("ada@example.org")
     assert sub.status == "active" and sub.rules == ("segmentation",)
 
@@ -732,6 +738,9 @@ async def test_behind_a_proxy_at_a_path(tmp_path, smtp_sink):
             url = link_in(site.mails("ada@example.org")[0], "/confirm")
             assert url.startswith("https://digest.example.org/papers/confirm/")
             r = await client.get(path_of(url))
+            assert r.status_code == 200 and f'action="{path_of(url)}"' in r.text
+            assert path_of(url).startswith("/papers/confirm/")
+            r = await client.post(path_of(url))
             assert r.status_code == 200 and 'action="/papers/p/' in r.text
             assert "secure" in r.headers["set-cookie"].lower()
     finally:
@@ -848,10 +857,30 @@ async def test_the_confirmation_link_is_whole_in_the_raw_message(site):
     assert link.encode() in received.data  # the bytes sent: no soft line break, no =3D
 
 
+async def test_opening_the_confirmation_link_asks_and_only_the_button_confirms(site):
+    """Link scanners and previews open every link of a mail: the confirmation link shows a
+    button (a POST confirms), as unsubscribing does; once used, the link opens the
+    preferences, and a link a newer request replaced is gone (410)."""
+    async with site.client() as client:
+        await client.post("/", data=form())
+        confirm = path_of(link_in(site.mails("ada@example.org")[-1], "/confirm"))
+        for _ in range(2):
+            r = await client.get(confirm)
+            assert r.status_code == 200 and site.status("ada@example.org") == "pending"
+            assert "<h1>Confirm your subscription</h1>" in r.text
+            assert f'<form method="post" action="{confirm}">' in r.text
+        r = await client.post(confirm)
+        assert r.status_code == 200 and site.status("ada@example.org") == "active"
+        r = await client.get(confirm)  # used: the reader's preferences, no button
+        assert r.status_code == 200 and "Confirm your subscription" not in r.text
+        assert (await client.post(confirm)).status_code == 200
+    assert site.app.state.web.events["confirmed"] == 1
+
+
 async def test_after_confirming_the_page_says_when_the_first_digest_comes(site):
     async with site.client() as client:
         r = await client.post("/", data=form())  # weekdays at 07:30 Europe/Berlin
-        r = await client.get(path_of(link_in(site.mails("ada@example.org")[-1], "/confirm")))
+        r = await client.post(path_of(link_in(site.mails("ada@example.org")[-1], "/confirm")))
     assert r.status_code == 200
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', r.text, re.S)[1]
     assert "You are subscribed." in notice and "Your next digest comes" in notice

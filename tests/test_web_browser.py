@@ -164,6 +164,9 @@ def test_subscribe_confirm_edit_and_unsubscribe_in_a_browser(server, browser):
     text = confirmation.get_body(("plain",)).get_content()
     confirm_url = re.search(rf"{re.escape(base)}/confirm/\S+", text)[0]
     page.goto(confirm_url)
+    assert page.inner_text("h1") == "Confirm your subscription"  # a scanner confirms nothing
+    page.click("button.primary")
+    page.wait_for_load_state()
     assert "You are subscribed" in page.inner_text(".notice")
     assert page.input_value("#rule-0") == "diffusion"
     assert page.input_value("#rule-1") == '"language models" reasoning'

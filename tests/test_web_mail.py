@@ -54,7 +54,7 @@ async def test_confirmation_and_preferences_mails_are_built_like_digests(tmp_pat
                 assert got.data.startswith(b"DKIM-Signature: ")
                 assert dkim.verify(got.data, dnsfunc=dns_for(record))
             # an address that asks again after confirming gets its preferences link
-            await client.get("/confirm/" + link.rpartition("/confirm/")[2])
+            await client.post("/confirm/" + link.rpartition("/confirm/")[2])
             site.clock.advance(3600)
             await client.post("/", data=form())
             manage = [r for r in smtp_sink.received if r.rcpt_tos == ["ada@example.org"]][-1]

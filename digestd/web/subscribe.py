@@ -151,11 +151,25 @@ class SubscribePages:
                                        for i in range(len(rules))]})
 
     # -- confirm ---------------------------------------------------------------------------------
+    async def confirm_page(self, request: Request) -> Response:
+        """GET /confirm/TOKEN: a button that confirms (POST). Link scanners and previews
+        open the links of a mail, and a subscription must be confirmed by its reader, as
+        unsubscribe needs its POST; a link used before answers as confirm does."""
+        token = request.path_params["token"]
+        value = self.tokens.value("confirm", token)
+        sid, _, nonce = value.partition(".")
+        sub = self.tokens.subscriber(sid)
+        if sub.status == "pending" and self.site.store.confirm_nonce(sub.id) == nonce:
+            return self.site.page("confirm", sub=sub, token=token)
+        return await self.confirm(request)
+
     async def confirm(self, request: Request) -> Response:
+        """POST /confirm/TOKEN: the subscription confirmed (double opt-in), then the
+        preferences page; a link used before or replaced: 410."""
         value = self.tokens.value("confirm", request.path_params["token"])
         sid, _, nonce = value.partition(".")
         sub = self.tokens.subscriber(sid)
-        if self.site.store.confirm_subscriber(sub.id, nonce, now=self.site.now_iso()):
+        if request.method == "POST" and self.site.store.confirm_subscriber(sub.id, nonce, now=self.site.now_iso()):
             self.site.count("confirmed")
             log.info("event=confirmed subscriber=%d", sub.id)
             return self.prefs.preferences_page(request, self.site.store.get_subscriber(sub.id),
