@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from digestd.cli import main
 from digestd.config import load_config
 from digestd.daemon import Daemon
@@ -109,14 +111,17 @@ def test_send_refuses_a_broken_template_and_a_build_that_meets_one_loses_nothing
     assert len(smtp_sink.received) == 1
 
 
-def test_run_refuses_to_start_on_a_broken_template(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["run", "web"])
+def test_run_refuses_to_start_on_a_broken_template(tmp_path, capsys, command):
+    """`run`, and `digestd web` alone (its pages, its confirmation mails)."""
     config = _setup(tmp_path, capsys)
     digest_html = tmp_path / "tpl" / "email" / "digest.html"
     digest_html.write_text("<p>\n{% if x %}\n</p>\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DIGESTD_", "NOTIFY_", "WATCHDOG_", "CREDENTIALS_"))}
     env.update(PYTHONPATH=str(ROOT))
-    run = subprocess.run([sys.executable, "-m", "digestd.cli", "--config", str(config), "run"],
+    run = subprocess.run([sys.executable, "-m", "digestd.cli", "--config", str(config),
+                          command, *(["--listen", "127.0.0.1:0"] if command == "web" else [])],
                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
                          check=False)
     assert run.returncode == 2, run.stderr

@@ -24,9 +24,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_web(args: argparse.Namespace) -> int:
     """Serve the web app alone (subscribe, preferences, unsubscribe, /healthz, /metrics)."""
+    from ..render import check_templates
     from ..web import create_app, serve_web
 
     config = _config(args)
+    check_templates(config.digest.templates_dir)  # its pages and confirmation mails
     listen = args.listen or config.web.listen
     if args.listen:  # said of the flag, as config check says it of web.listen
         from ..config.checks import check_listen
