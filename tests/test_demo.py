@@ -220,3 +220,17 @@ def test_invalid_rule_is_refused(tmp_path, capsys):
     assert main(["-c", str(tmp_path / "digestd.toml"), "subscribers", "add", "x@example.org",
                  "--rule", "title:(a"]) != 0
     assert "column" in capsys.readouterr().err
+
+
+def test_how_to_type_digestd_again_after_a_cd(tmp_path, monkeypatch):
+    """After the quick start digestd is `.venv/bin/digestd`, relative to the folder it was
+    typed in: a command to run after `cd DIR` (the demo's `digestd web`) names it whole."""
+    from digestd.cli import common
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(common.sys, "argv", [".venv/bin/digestd", "demo"])
+    monkeypatch.setattr(common.shutil, "which", lambda name: None)
+    assert common.invocation() == ".venv/bin/digestd"
+    assert common.invocation(elsewhere=True) == str(tmp_path / ".venv" / "bin" / "digestd")
+    monkeypatch.setattr(common.sys, "argv", ["/usr/bin/python3", "-m", "digestd"])
+    assert common.invocation(elsewhere=True) == "digestd"

@@ -25,14 +25,18 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def invocation() -> str:
+def invocation(*, elsewhere: bool = False) -> str:
     """How to type digestd again in this shell: "digestd" when that is on PATH and is this
-    program, else the path it was started by (".venv/bin/digestd" after the quick start)."""
+    program, else the path it was started by (".venv/bin/digestd" after the quick start).
+    `elsewhere`: for a command run in another folder (after a `cd`), that path made
+    absolute."""
     started = sys.argv[0] if sys.argv and sys.argv[0] else "digestd"
     found = shutil.which("digestd")
     if os.path.basename(started) != "digestd" or (
             found and os.path.realpath(found) == os.path.realpath(started)):
         return "digestd"
+    if elsewhere:
+        started = os.path.abspath(started)
     return shlex.quote(started)  # as it was typed: right in this shell and folder
 
 

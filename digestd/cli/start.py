@@ -186,7 +186,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"    {path}")
     print(f"\nLook at them: open an .eml file in a mail client, or `less {outbox}/*.eml`.")
     print(f"Their links (the digest's web page, preferences, unsubscribe) open while "
-          f"`cd {shlex.quote(str(folder))} && {invocation()} web` runs.")
+          f"`cd {shlex.quote(str(folder))} && {invocation(elsewhere=True)} web` runs.")
     print(f"The store is {folder / 'digestd.sqlite3'}. Start your own setup with "
           f"`{invocation()} init`.")
     return 0
