@@ -485,10 +485,10 @@ def _title_width(number: int) -> int:
     return TEXT_WIDTH - 2 - max(2, len(str(number)))
 
 
-# the continuation indent of a title after a number of N digits (as wide as "N. "), by N:
-# the paper's text block has a hole there, filled per digest
-_TITLE_INDENTS = tuple(" " * (digits + 2) for digits in range(21))
-_TITLE_INDENTS_WIRE = tuple(indent.encode("ascii") for indent in _TITLE_INDENTS)
+def _title_indent(digits: int) -> str:
+    """The continuation indent of a title after a number of `digits` digits: as wide as
+    "N. ", so its lines start under the title's first character."""
+    return " " * (digits + 2)
 
 
 def period_label(period: str) -> str:
@@ -531,11 +531,12 @@ class Renderer:
         # paper -> its (text, html) blocks: in a run a paper is in many subscribers' digests,
         # so it is rendered once with placeholders that each digest fills in
         self.blocks: dict[str, tuple[Block, Block]] = {}
-        # (paper, digits past 2) -> its text block for numbers of 3 digits and more, whose
-        # titles wrap shorter (_title_width)
-        self.long_numbered: dict[tuple[str, int], Block] = {}
+        # (paper, digits) -> its text block for numbers of 2 digits and more: a title's
+        # continuation lines are indented as wide as "NN. " (_title_indent), and from 3
+        # digits on it wraps shorter (_title_width)
+        self.numbered: dict[tuple[str, int], Block] = {}
         tag = secrets.token_hex(6)
-        slots = ("number", "label", "why", "fb", "feedback", "indent")
+        slots = ("number", "label", "why", "fb", "feedback")
         self._marks = {slot: f"\x00{tag}:{slot}\x00" for slot in slots}
         self._mark_rx = re.compile(f"\x00{tag}:({'|'.join(slots)})\x00")
         # where the frames print the lists of papers (_wire_bodies)
@@ -628,10 +629,9 @@ class Renderer:
             n = str(number)
             link = f"{fb}/{n}"
             texts.append(text.fill({"number": n, "label": label, "why": why_line, "fb": link,
-                                    "feedback": _feedback_lines(link),
-                                    "indent": _TITLE_INDENTS[len(n)]}))
+                                    "feedback": _feedback_lines(link)}))
             htmls.append(html.fill({"number": n, "label": label, "why": why_html,
-                                    "fb": f"{fb_html}/{n}", "feedback": "", "indent": ""}))
+                                    "fb": f"{fb_html}/{n}", "feedback": ""}))
         return texts, htmls
 
     def _fill_into(self, numbered: list[tuple[int, PaperMatch, str]], label: str, fb: str,
@@ -651,38 +651,41 @@ class Renderer:
             text.fill_into({"number": nb, "label": label_b, "why": wire[0], "fb": link,
                             # _feedback_lines of the link (fb, "/", the number) as bytes
                             "feedback": _FEEDBACK_HEADS_WIRE[
-                                _feedback_wraps(len(fb) + 1 + len(nb))] + link,
-                            "indent": _TITLE_INDENTS_WIRE[len(nb)]}, texts)
+                                _feedback_wraps(len(fb) + 1 + len(nb))] + link}, texts)
             html.fill_into({"number": nb, "label": label_b, "why": wire[1],
-                            "fb": fb_html_b + nb, "feedback": b"", "indent": b""}, htmls)
+                            "fb": fb_html_b + nb, "feedback": b""}, htmls)
         return True
 
     def paper(self, item: PaperMatch, number: int = 1) -> tuple[Block, Block]:
         """The text and HTML blocks of one paper, rendered once per run and paper; the text
-        once more for the numbers of each width from 3 digits on (_title_width), which a
-        recommendation after hundreds of matches has."""
+        once more for the numbers of each width from 2 digits on (its title's continuation
+        lines go under its first character: _title_indent, _title_width), so a digest fills
+        no hole for them."""
         pid = item.paper.id
         cached = self.blocks.get(pid)
         if cached is None:
             if len(self.blocks) >= 50_000:  # a long-lived renderer must not grow forever
                 self.blocks.clear()
-                self.long_numbered.clear()
-            view = PaperView(*_paper_fields(item.paper))
+                self.numbered.clear()
             cached = self.blocks[pid] = (
-                Block(self.paper_text.render(p=view, css=self.css, title_width=_title_width(1),
-                                             **self._marks), self._mark_rx),
-                Block(ascii_html(self.paper_html.render(p=view, css=self.css, **self._marks)),
-                      self._mark_rx))
-        if number < 100:
+                self._paper_text(item, 1),
+                Block(ascii_html(self.paper_html.render(
+                    p=PaperView(*_paper_fields(item.paper)), css=self.css, **self._marks)),
+                    self._mark_rx))
+        if number < 10:
             return cached
-        key = (pid, len(str(number)) - 2)
-        text = self.long_numbered.get(key)
+        key = (pid, len(str(number)))
+        text = self.numbered.get(key)
         if text is None:
-            view = PaperView(*_paper_fields(item.paper))
-            text = self.long_numbered[key] = Block(self.paper_text.render(
-                p=view, css=self.css, title_width=_title_width(number), **self._marks),
-                self._mark_rx)
+            text = self.numbered[key] = self._paper_text(item, number)
         return text, cached[1]
+
+    def _paper_text(self, item: PaperMatch, number: int) -> Block:
+        """paper.txt's block of `item` for a number as wide as `number`."""
+        return Block(self.paper_text.render(
+            p=PaperView(*_paper_fields(item.paper)), css=self.css,
+            title_width=_title_width(number), indent=_title_indent(len(str(number))),
+            **self._marks), self._mark_rx)
 
     def subject(self, digest: Digest) -> str:
         # the papers this email brings: its rule matches and its recommendations
