@@ -131,13 +131,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         print("a failed digest's papers are not offered again: once the cause is fixed, "
               "`digestd outbox retry --failed` sends them (or `retry --failed ID ...`)")
     if unbuilt:
-        print(_UNBUILT_HINT.format(n=unbuilt, digests="digest" if unbuilt == 1 else "digests"))
+        print(_UNBUILT_HINT.format(digests=_count(unbuilt, "digest")))
     return 0
 
 
 # what resolves a build failure (store.record_build_failure): no message was made, so there is
 # nothing to retry; its papers were not marked sent and wait for the subscriber's next digest
-_UNBUILT_HINT = ("{n} {digests} could not be built (no message: `outbox retry` has nothing to "
+_UNBUILT_HINT = ("{digests} could not be built (no message: `outbox retry` has nothing to "
                  "send): their papers wait for the next digest. Fix what the last error "
                  "names (a template of digest.templates_dir, an address), then `digestd send "
                  "--now` builds it; a failure a later digest superseded is no longer counted")
@@ -230,8 +230,7 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
         n = store.retry_outbox(args.id or (), failed=args.failed)
         print(f"{n} message{'s' if n != 1 else ''} due now", flush=True)
         if unbuilt:
-            print(_UNBUILT_HINT.format(n=len(unbuilt), digests="digest" if len(unbuilt) == 1
-                                       else "digests")
+            print(_UNBUILT_HINT.format(digests=_count(len(unbuilt), "digest"))
                   + f" (ids {', '.join(str(r.id) for r in unbuilt)})")
         if args.no_send or not n:
             return 0

@@ -76,6 +76,26 @@ def _display_name(name: str | None) -> str:
     return name
 
 
+def _subscriber_json(s, seeds: int, feedback: tuple[int, int], slot, now) -> dict:
+    """One subscriber as `subscribers list --json` prints them: `seeds` their seed count,
+    `feedback` their ("more like this", "less like this") marks, `slot` their next digest
+    (jobs.next_digests; None: none comes)."""
+    from ..schedule import iso
+
+    return {"id": s.id, "email": s.email, "name": s.name, "status": s.status,
+            "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
+            "frequency": s.frequency, "weekday": WEEKDAYS[s.weekday],
+            "send_empty": s.send_empty, "last_digest_at": s.last_digest_at,
+            "bounces": s.bounces, "feed_only": s.feed_only, "recommend": s.recommend,
+            "min_score": s.min_score, "seeds": seeds, "more_like_this": feedback[0],
+            "less_like_this": feedback[1],
+            # UTC, as the store keeps times; _local: in the subscriber's zone
+            "next_digest_at": iso(slot.at) if slot is not None else None,
+            "next_digest_local": (slot.local.isoformat(timespec="minutes")
+                                  if slot is not None else None),
+            "next_digest_due_now": slot is not None and slot.at <= now}
+
+
 def _weekday_applies(weekday: str | None, frequency: str) -> None:
     """--weekday is for a weekly digest: given for another, it would be kept and do nothing."""
     if weekday and frequency != "weekly":
@@ -87,7 +107,6 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
     from datetime import datetime, timezone
 
     from ..jobs import next_digests
-    from ..schedule import iso
 
     config = _config(args)
     now = datetime.now(timezone.utc)
@@ -98,21 +117,8 @@ def cmd_subscribers_list(args: argparse.Namespace) -> int:
         # as the daemon's next build decides it (a slot due now is built at its next check)
         nexts = next_digests(config, store, subs, now)
     if args.json:
-        _print_json([{"id": s.id, "email": s.email, "name": s.name, "status": s.status,
-                      "rules": list(s.rules), "timezone": s.timezone, "send_at": s.send_at,
-                      "frequency": s.frequency, "weekday": WEEKDAYS[s.weekday],
-                      "send_empty": s.send_empty,
-                      "last_digest_at": s.last_digest_at, "bounces": s.bounces,
-                      "feed_only": s.feed_only, "recommend": s.recommend,
-                      "min_score": s.min_score, "seeds": seeds.get(s.id, 0),
-                      "more_like_this": feedback.get(s.id, (0, 0))[0],
-                      "less_like_this": feedback.get(s.id, (0, 0))[1],
-                      # UTC, as the store keeps times; _local: in the subscriber's zone
-                      "next_digest_at": iso(nexts[s.id].at) if s.id in nexts else None,
-                      "next_digest_local": nexts[s.id].local.isoformat(timespec="minutes")
-                      if s.id in nexts else None,
-                      "next_digest_due_now": s.id in nexts and nexts[s.id].at <= now}
-                     for s in subs])
+        _print_json([_subscriber_json(s, seeds.get(s.id, 0), feedback.get(s.id, (0, 0)),
+                                      nexts.get(s.id), now) for s in subs])
         return 0
     rows = []
     for s in subs:
